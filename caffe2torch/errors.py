@@ -1,0 +1,63 @@
+"""Typed errors. Every error a user can cause names the file and, when known, the line and
+column (1-based) and what to do about it, so the CLI can print it without a stack trace."""
+
+from __future__ import annotations
+
+
+class CaffeError(Exception):
+    """Base class of every error caffe2torch raises on purpose.
+
+    ``path``, ``line`` and ``col`` locate the problem (any may be None); ``hint`` says how to
+    fix it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        col: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+        self.col = col
+        self.hint = hint
+
+    def location(self) -> str:
+        parts = [p for p in (self.path, self.line, self.col) if p is not None]
+        return ":".join(str(p) for p in parts)
+
+    def __str__(self) -> str:
+        loc = self.location()
+        text = f"{loc}: {self.message}" if loc else self.message
+        if self.hint:
+            text += f"\n  help: {self.hint}"
+        return text
+
+
+class ParseError(CaffeError):
+    """A text or binary file could not be read as the Caffe message it should hold."""
+
+
+class UpgradeError(CaffeError):
+    """Caffe's upgrade refuses the file (e.g. ``layer`` mixed with ``layers``)."""
+
+
+class BuildError(CaffeError):
+    """The network cannot be built: unknown layer type, bad bottom, wrong arity, shapes."""
+
+
+class WeightsError(CaffeError):
+    """A weights file does not fit the net (shape mismatch, corrupt blob)."""
+
+
+class SolverError(CaffeError):
+    """A solver file asks for something that cannot run."""
+
+
+class DataError(CaffeError):
+    """A data source (list file, image, LMDB, HDF5) is missing or malformed."""

@@ -1,0 +1,229 @@
+"""Which Caffe fork each non-BVLC part of proto/caffe.proto comes from.
+
+Hand-written from the ``// fork:`` comments of proto/caffe.proto (tests check
+the two agree with the compiled descriptor). The linter uses it to tell users
+that a field or layer type is not BVLC Caffe and which fork defines it.
+"""
+
+from __future__ import annotations
+
+SSD = "weiliu89/caffe (SSD)"
+FAST_RCNN = "rbgirshick/caffe-fast-rcnn (Fast/Faster R-CNN)"
+RFCN = "daijifeng001/caffe-rfcn (R-FCN)"
+PSPNET = "hszhao/PSPNet (also DeepLab-v2)"
+SHUFFLENET = "farmingyard/ShuffleNet"
+CTC = "BVLC/caffe PR #6354 (warp-ctc / CRNN)"
+YOLO = "BVLC/caffe PR #5906 (YOLO v2)"
+CRFASRNN = "BVLC/caffe PR #5630 (CRF-as-RNN, torrvision/crfasrnn)"
+DETECTNET = "NVIDIA/caffe (DetectNet, BVLC/caffe PR #4780)"
+TRIPLET = "BVLC/caffe PR #5019 / #2603 (TripletLoss)"
+TRIPLET_OLD = "BVLC/caffe PR #2603 (TripletLoss, older spelling)"
+CENTER_LOSS = "ydwen/caffe-face (CenterLoss)"
+SPHEREFACE = "wy1iu/sphereface (A-Softmax)"
+HAPPYNEAR = "happynear/caffe-windows (NormFace / AM-Softmax)"
+ARCFACE = "xialuxi/arcface-caffe"
+CEIL_MODE = "BVLC/caffe PR #3057 (ceil_mode; DenseNet/DPN/ResNeXt ports)"
+SENET = "hujie-frank/SENet"
+HED = "s9xie/hed"
+
+# Fields that forks added to messages BVLC Caffe also defines.
+FORK_FIELDS: dict[str, dict[str, str]] = {
+    "LayerParameter": {
+        "annotated_data_param": SSD,
+        "multibox_loss_param": SSD,
+        "permute_param": SSD,
+        "prior_box_param": SSD,
+        "detection_output_param": SSD,
+        "detection_evaluate_param": SSD,
+        "norm_param": SSD,
+        "video_data_param": SSD,
+        "roi_pooling_param": FAST_RCNN,
+        "smooth_l1_loss_param": FAST_RCNN,
+        "box_annotator_ohem_param": RFCN,
+        "psroi_pooling_param": RFCN,
+        "bn_param": PSPNET,
+        "interp_param": PSPNET,
+        "shuffle_channel_param": SHUFFLENET,
+        "ctc_loss_param": CTC,
+        "continuation_indicator_param": CTC,
+        "labelsequence_accuracy_param": CTC,
+        "reorg_param": YOLO,
+        "yolo_detection_output_param": YOLO,
+        "multi_stage_meanfield_param": CRFASRNN,
+        "detectnet_groundtruth_param": DETECTNET,
+        "detectnet_augmentation_param": DETECTNET,
+        "triplet_loss_param": TRIPLET,
+        "center_loss_param": CENTER_LOSS,
+        "margin_inner_product_param": SPHEREFACE,
+        "inner_distance_param": HAPPYNEAR,
+        "normalize_param": HAPPYNEAR,
+        "general_contrastive_loss_param": HAPPYNEAR,
+        "general_triplet_loss_param": HAPPYNEAR,
+        "label_specific_rescale_param": HAPPYNEAR,
+        "label_specific_add_param": HAPPYNEAR,
+        "flip_param": HAPPYNEAR,
+        "cosin_add_m_param": ARCFACE,
+        "adacos_add_m_scale_param": ARCFACE,
+        "focal_loss_param": ARCFACE,
+    },
+    "TransformationParameter": {
+        "crop_h": SSD,
+        "crop_w": SSD,
+        "resize_param": SSD,
+        "noise_param": SSD,
+        "emit_constraint": SSD,
+        "distort_param": SSD,
+        "expand_param": SSD,
+    },
+    "LossParameter": {"pre_fixed_normalizer": RFCN},
+    "AccuracyParameter": {"min_is_better": HAPPYNEAR},
+    "DropoutParameter": {"scale_train": FAST_RCNN},
+    "InnerProductParameter": {"normalize": HAPPYNEAR},
+    "ParameterParameter": {"blob_filler": HAPPYNEAR},
+    "PoolingParameter": {"ceil_mode": CEIL_MODE},
+    "SoftmaxParameter": {"hard_ratio": HAPPYNEAR, "normalize_type": HAPPYNEAR},
+    "SolverParameter": {
+        "eval_type": SSD,
+        "ap_version": SSD,
+        "plateau_winsize": SSD,
+        "show_per_class_result": SSD,
+    },
+    "SolverState": {"minimum_loss": SSD, "iter_last_event": SSD},
+    # Fields a second fork added to a fork-only message.
+    "CenterLossParameter": {"distance_type": HAPPYNEAR},
+    "TripletLossParameter": {"num_triplets": TRIPLET_OLD},
+}
+
+# Enum values that forks added to BVLC enums: {"Message.Enum": {value: fork}}.
+FORK_ENUM_VALUES: dict[str, dict[str, str]] = {
+    "LossParameter.NormalizationMode": {"PRE_FIXED": RFCN},
+}
+
+# Messages that only forks define (nested messages are named "Outer.Inner").
+FORK_MESSAGES: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "LabelMapItem", "LabelMap", "Sampler", "SampleConstraint", "BatchSampler",
+            "EmitConstraint", "NormalizedBBox", "Annotation", "AnnotationGroup",
+            "AnnotatedDatum", "AnnotatedDataParameter", "ResizeParameter",
+            "SaltPepperParameter", "NoiseParameter", "DistortionParameter",
+            "ExpansionParameter", "NonMaximumSuppressionParameter", "SaveOutputParameter",
+            "MultiBoxLossParameter", "PermuteParameter", "PriorBoxParameter",
+            "DetectionOutputParameter", "DetectionEvaluateParameter", "NormalizeParameter",
+            "VideoDataParameter",
+        ],
+        SSD,
+    ),
+    "ROIPoolingParameter": FAST_RCNN,
+    "SmoothL1LossParameter": FAST_RCNN,
+    "PSROIPoolingParameter": RFCN,
+    "BoxAnnotatorOHEMParameter": RFCN,
+    "BNParameter": PSPNET,
+    "InterpParameter": PSPNET,
+    "ShuffleChannelParameter": SHUFFLENET,
+    "CtcLossParameter": CTC,
+    "ContinuationIndicatorParameter": CTC,
+    "LabelsequenceAccuracyParameter": CTC,
+    "ReorgParameter": YOLO,
+    "YoloDetectionOutputParameter": YOLO,
+    "MultiStageMeanfieldParameter": CRFASRNN,
+    "DetectNetGroundTruthParameter": DETECTNET,
+    "DetectNetGroundTruthParameter.ClassMapping": DETECTNET,
+    "DetectNetAugmentationParameter": DETECTNET,
+    "TripletLossParameter": TRIPLET,
+    "CenterLossParameter": CENTER_LOSS,
+    "MarginInnerProductParameter": SPHEREFACE,
+    **dict.fromkeys(
+        [
+            "InnerDistanceParameter", "FeatureNormalizeParameter",
+            "GeneralContrastiveParameter", "GeneralTripletParameter",
+            "LabelSpecificRescaleParameter", "LabelSpecificAddParameter", "FlipParameter",
+        ],
+        HAPPYNEAR,
+    ),
+    "CosinAddmParameter": ARCFACE,
+    "AdaCosAddmScaleParameter": ARCFACE,
+    "FocalLossParameter": ARCFACE,
+}
+
+# Fields whose number here differs from the fork that defined them, because
+# that number belongs to BVLC (or to a more used fork):
+# {message: {field: (the fork's own number, why it moved)}}. A binary file
+# written by that fork stores the setting under the old number.
+RELOCATED_FIELDS: dict[str, dict[str, tuple[int, str]]] = {
+    "LayerParameter": {
+        "interp_param": (143, "BVLC input_param"),
+        "yolo_detection_output_param": (204, "SSD detection_output_param"),
+        "triplet_loss_param": (147, "BVLC swish_param (PR #2603 used 139, BVLC batch_norm_param)"),
+        "center_loss_param": (147, "BVLC swish_param"),
+        "margin_inner_product_param": (147, "BVLC swish_param"),
+        "adacos_add_m_scale_param": (211, "center_loss_param here"),
+    },
+    "PoolingParameter": {"ceil_mode": (13, "BVLC round_mode, with inverted values")},
+    "SolverParameter": {
+        "eval_type": (41, "BVLC layer_wise_reduce"),
+        "ap_version": (42, "BVLC weights"),
+    },
+    "TripletLossParameter": {"num_triplets": (3, "num_negatives here")},
+}
+
+# Layer types that BVLC Caffe does not have, with the fork that defines them.
+# "Normalize" exists in two forks: SSD's (norm_param) and NormFace's
+# (normalize_param); the param that is set tells them apart.
+FORK_LAYER_TYPES: dict[str, str] = {
+    "AnnotatedData": SSD,
+    "MultiBoxLoss": SSD,
+    "Permute": SSD,
+    "PriorBox": SSD,
+    "DetectionOutput": SSD,
+    "DetectionEvaluate": SSD,
+    "Normalize": f"{SSD} or {HAPPYNEAR}",
+    "VideoData": SSD,
+    "ROIPooling": FAST_RCNN,
+    "SmoothL1Loss": FAST_RCNN,
+    "PSROIPooling": RFCN,
+    "BoxAnnotatorOHEM": RFCN,
+    "BN": PSPNET,
+    "Interp": PSPNET,
+    "ShuffleChannel": SHUFFLENET,
+    "ConvolutionDepthwise": CTC,
+    "CtcLoss": CTC,
+    "ContinuationIndicator": CTC,
+    "LabelsequenceAccuracy": CTC,
+    "Reorg": YOLO,
+    "YoloDetectionOutput": YOLO,
+    "MultiStageMeanfield": CRFASRNN,
+    "DetectNetTransformation": DETECTNET,
+    "L1Loss": DETECTNET,
+    "TripletLoss": TRIPLET,
+    "CenterLoss": CENTER_LOSS,
+    "MarginInnerProduct": SPHEREFACE,
+    "InnerDistance": HAPPYNEAR,
+    "GeneralContrastiveLoss": HAPPYNEAR,
+    "GeneralTripletLoss": HAPPYNEAR,
+    "LabelSpecificRescale": HAPPYNEAR,
+    "LabelSpecificAdd": HAPPYNEAR,
+    "Flip": HAPPYNEAR,
+    "CosinAddm": ARCFACE,
+    "AdaCosAddmScale": ARCFACE,
+    "FocalLoss": ARCFACE,
+    "Axpy": SENET,
+    "ImageLabelmapData": HED,
+}
+
+
+def fork_of_field(message: str, field: str) -> str | None:
+    """The fork that defines ``message.field``, or None for BVLC fields.
+
+    ``message`` is the descriptor's name relative to the package, e.g.
+    "LayerParameter" or "DetectNetGroundTruthParameter.ClassMapping".
+    """
+    added = FORK_FIELDS.get(message, {}).get(field)
+    if added is not None:
+        return added
+    return FORK_MESSAGES.get(message)
+
+
+def fork_of_layer_type(layer_type: str) -> str | None:
+    """The fork that defines layer type ``layer_type``, or None for BVLC types."""
+    return FORK_LAYER_TYPES.get(layer_type)
