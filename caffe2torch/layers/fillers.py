@@ -1,0 +1,177 @@
+"""Caffe's weight fillers (include/caffe/filler.hpp) as functions returning float32 tensors.
+
+``constant`` and ``bilinear`` are exact; the random fillers draw from torch's generator with
+Caffe's distribution and scale (Caffe's own RNG stream is not reproduced).
+
+Fan rules are Caffe's: ``fan_in = count / shape[0]`` and ``fan_out = count / shape[1]``
+(``count`` for a 1-axis blob), in integer arithmetic. ``variance_norm`` picks fan_in
+(default), fan_out, or their average for ``xavier`` (U(-a, a), a = sqrt(3 / n)) and ``msra``
+(N(0, sqrt(2 / n))).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from caffe2torch.errors import BuildError
+
+FILLER_TYPES = (
+    "constant",
+    "uniform",
+    "gaussian",
+    "positive_unitball",
+    "xavier",
+    "msra",
+    "bilinear",
+)
+
+# FillerParameter.VarianceNorm
+_FAN_IN, _FAN_OUT, _AVERAGE = 0, 1, 2
+
+
+class _Defaults:
+    """FillerParameter's defaults (a missing filler message is ``constant 0``)."""
+
+    type = "constant"
+    value = 0.0
+    min = 0.0
+    max = 1.0
+    mean = 0.0
+    std = 1.0
+    sparse = -1
+    variance_norm = _FAN_IN
+
+
+def fans(shape: Sequence[int]) -> tuple[int, int]:
+    """Caffe's (fan_in, fan_out): count / shape[0] and count / shape[1] (count when 1-D)."""
+    count = math.prod(shape)
+    fan_in = count // shape[0] if shape and shape[0] else count
+    fan_out = count // shape[1] if len(shape) > 1 and shape[1] else count
+    return fan_in, fan_out
+
+
+def _variance_n(filler: Any, shape: Sequence[int]) -> float:
+    fan_in, fan_out = fans(shape)
+    norm = filler.variance_norm
+    if norm == _AVERAGE:
+        return (fan_in + fan_out) / 2.0
+    if norm == _FAN_OUT:
+        return float(fan_out)
+    return float(fan_in)
+
+
+def _empty(shape: tuple[int, ...], device: torch.device | str | None) -> torch.Tensor:
+    return torch.empty(shape, dtype=torch.float32, device=device)
+
+
+def _no_sparse(filler: Any) -> None:
+    # Caffe: every filler but gaussian CHECKs sparse == -1.
+    if filler.sparse != -1:
+        raise BuildError(
+            f'the "{filler.type}" filler does not support sparse ({filler.sparse})',
+            hint="only the gaussian filler takes `sparse`",
+        )
+
+
+def make_filled(
+    shape: Sequence[int],
+    filler_param: Any = None,
+    generator: torch.Generator | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """A new float32 tensor of ``shape`` filled as Caffe's ``filler_param`` (a
+    FillerParameter; None means Caffe's default, constant 0)."""
+    filler = _Defaults() if filler_param is None else filler_param
+    shape = tuple(int(d) for d in shape)
+    kind = filler.type
+    if kind == "gaussian":
+        return _gaussian(filler, shape, generator, device)
+    if kind not in FILLER_TYPES:
+        raise BuildError(
+            f'unknown filler type "{kind}"',
+            hint="Caffe's fillers are: " + ", ".join(FILLER_TYPES),
+        )
+    _no_sparse(filler)
+    if kind == "constant":
+        return torch.full(shape, float(filler.value), dtype=torch.float32, device=device)
+    if kind == "uniform":
+        if filler.min > filler.max:
+            raise BuildError(f"uniform filler: min ({filler.min}) > max ({filler.max})")
+        return _empty(shape, device).uniform_(
+            float(filler.min), float(filler.max), generator=generator
+        )
+    if kind == "positive_unitball":
+        return _positive_unitball(shape, generator, device)
+    if kind == "xavier":
+        scale = math.sqrt(3.0 / _variance_n(filler, shape))
+        return _empty(shape, device).uniform_(-scale, scale, generator=generator)
+    if kind == "msra":
+        std = math.sqrt(2.0 / _variance_n(filler, shape))
+        return _empty(shape, device).normal_(0.0, std, generator=generator)
+    return _bilinear(shape, device)
+
+
+def fill(
+    filler: Any,
+    shape: Sequence[int],
+    *,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """:func:`make_filled` with the filler first (kept for existing callers)."""
+    return make_filled(shape, filler, generator, device=device)
+
+
+def _gaussian(
+    filler: Any,
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    device: torch.device | str | None,
+) -> torch.Tensor:
+    out = _empty(shape, device).normal_(float(filler.mean), float(filler.std), generator=generator)
+    sparse = int(filler.sparse)
+    if sparse < -1:
+        raise BuildError(f"gaussian filler: sparse must be >= -1, got {sparse}")
+    if sparse >= 0:
+        if not shape:
+            raise BuildError("gaussian filler: sparse needs a blob with at least one axis")
+        # Caffe keeps each weight with probability sparse / shape[0] (a Bernoulli mask).
+        keep = sparse / shape[0]
+        if keep > 1.0:
+            raise BuildError(
+                f"gaussian filler: sparse ({sparse}) exceeds the number of outputs ({shape[0]})"
+            )
+        mask = torch.empty_like(out).bernoulli_(keep, generator=generator)
+        out.mul_(mask)
+    return out
+
+
+def _positive_unitball(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None
+) -> torch.Tensor:
+    # U(0, 1), then every row (shape[0] rows of count / shape[0]) divided by its sum.
+    out = _empty(shape, device).uniform_(0.0, 1.0, generator=generator)
+    if not shape or out.numel() == 0:
+        return out
+    rows = out.reshape(shape[0], -1)
+    return (rows / rows.sum(dim=1, keepdim=True)).reshape(shape)
+
+
+def _bilinear(shape: tuple[int, ...], device: torch.device | str | None) -> torch.Tensor:
+    # Caffe's BilinearFiller: 4-D, square kernel; the same upsampling kernel in every (n, c):
+    # f = ceil(K / 2), c = (K - 1) / (2 f), w(x, y) = (1 - |x / f - c|) (1 - |y / f - c|).
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise BuildError(f"the bilinear filler needs a 4-D blob with a square kernel, got {shape}")
+    k = shape[3]
+    f = math.ceil(k / 2.0)
+    # Caffe computes in float32 (Dtype); so does this.
+    c = torch.tensor((k - 1) / (2.0 * f), dtype=torch.float32, device=device)
+    pos = torch.arange(k, dtype=torch.float32, device=device)
+    line = 1 - torch.abs(pos / f - c)
+    kernel = line[:, None] * line[None, :]
+    return kernel.expand(shape).contiguous()

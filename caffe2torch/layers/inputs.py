@@ -1,0 +1,477 @@
+"""Layers that start a net: Input and the data layers (tops fed from outside), DummyData and
+Parameter (tops computed here), HDF5Output (a sink) and Python (user code, opt-in).
+
+Data layers (``data=True``: Input, Data, ImageData, HDF5Data, MemoryData, WindowData) do not
+read anything here: caffe2torch.data produces their batches and the net feeds them in as
+graph inputs. Their modules only tell the top shapes Caffe would set up (``infer_shapes``)
+and pass fed tensors through. A shape that Caffe takes from the data itself (a Data layer's
+channels, an HDF5 dataset's dims, an un-resized image) can be given by the build option
+``input_shapes`` ({top name: shape}, the CLI's --input-shape); without it the build stops
+with a BuildError that says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from caffe2torch.errors import BuildError
+from caffe2torch.layers.fillers import fill
+from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+
+# --- data layers: tops fed from outside ---------------------------------------------------
+
+
+class DataInput(nn.Module):
+    """A data layer's module: knows the tops' shapes, passes fed tensors through."""
+
+    def __init__(
+        self, layer_type: str, layer_name: str, shapes: list[Shape] | None, why: str
+    ) -> None:
+        super().__init__()
+        self.layer_type = layer_type
+        self.layer_name = layer_name
+        self.shapes = shapes
+        self.why = why  # why the shapes are unknown (when they are)
+
+    def infer_shapes(self, bottom_shapes: list[Shape]) -> list[Shape]:
+        if self.shapes is None:
+            raise BuildError(
+                f"layer '{self.layer_name}' ({self.layer_type}): the top shapes cannot be "
+                f"computed from the prototxt: {self.why}",
+                hint="build with the data source reachable, or give the shapes with "
+                "--input-shape (build option input_shapes={top: shape})",
+            )
+        return list(self.shapes)
+
+    def forward(self, *fed: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        return fed[0] if len(fed) == 1 else tuple(fed)
+
+    def extra_repr(self) -> str:
+        return f"type={self.layer_type}, shapes={self.shapes}"
+
+
+def _given_shapes(ctx: BuildContext) -> list[Shape] | None:
+    """Shapes for every top from the ``input_shapes`` build option, when all are given."""
+    given = ctx.options.get("input_shapes") or {}
+    tops = list(ctx.layer.top)
+    if tops and all(t in given for t in tops):
+        return [tuple(int(d) for d in given[t]) for t in tops]
+    return None
+
+
+def _data_module(ctx: BuildContext, shapes: list[Shape] | None, why: str = "") -> DataInput:
+    override = _given_shapes(ctx)
+    if override is not None:
+        shapes = override
+    elif shapes is not None:
+        shapes = shapes[: ctx.num_tops]
+    return DataInput(ctx.type, ctx.name, shapes, why)
+
+
+def _check_batch(ctx: BuildContext, batch_size: int) -> None:
+    if batch_size <= 0:
+        raise ctx.error(f"batch_size must be positive, got {batch_size}")
+
+
+@register_layer("Input", param="input_param", bottoms=0, tops=(1, None), data=True)
+def build_input(ctx: BuildContext) -> nn.Module:
+    shapes = [tuple(int(d) for d in s.dim) for s in ctx.param.shape]
+    n = ctx.num_tops
+    if len(shapes) == 1:
+        shapes = shapes * n
+    elif shapes and len(shapes) != n:
+        raise ctx.error(
+            f"{len(shapes)} input_param shapes for {n} tops: give one shape for all or one per top"
+        )
+    if not shapes:
+        return _data_module(ctx, None, "input_param has no shape")
+    return _data_module(ctx, shapes)
+
+
+def _crop_size(ctx: BuildContext) -> int:
+    return int(ctx.layer.transform_param.crop_size) if ctx.layer.HasField("transform_param") else 0
+
+
+@register_layer(
+    "Data", param="data_param", bottoms=0, tops=(1, 2), data=True, aliases=("DATA", "data")
+)
+def build_data(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    _check_batch(ctx, p.batch_size)
+    return _data_module(
+        ctx, None, f"a Data layer takes its channels and size from the records of {p.source!r}"
+    )
+
+
+@register_layer(
+    "ImageData",
+    param="image_data_param",
+    bottoms=0,
+    tops=(1, 2),
+    data=True,
+    aliases=("IMAGE_DATA", "images"),
+)
+def build_image_data(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    _check_batch(ctx, p.batch_size)
+    if (p.new_height > 0) != (p.new_width > 0):
+        raise ctx.error("new_height and new_width must be set together (or neither)")
+    channels = 3 if p.is_color else 1
+    crop = _crop_size(ctx)
+    if crop > 0:
+        hw: tuple[int, int] | None = (crop, crop)
+    elif p.new_height > 0:
+        hw = (int(p.new_height), int(p.new_width))
+    else:
+        hw = None
+    if hw is None:
+        return _data_module(
+            ctx,
+            None,
+            f"without new_height/new_width or crop_size the image size comes from "
+            f"the first image listed in {p.source!r}",
+        )
+    return _data_module(ctx, [(p.batch_size, channels, *hw), (p.batch_size,)])
+
+
+@register_layer(
+    "HDF5Data",
+    param="hdf5_data_param",
+    bottoms=0,
+    tops=(1, None),
+    data=True,
+    aliases=("HDF5_DATA", "hdf5_data"),
+)
+def build_hdf5_data(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    _check_batch(ctx, p.batch_size)
+    return _data_module(
+        ctx,
+        None,
+        f"HDF5Data takes its shapes from the datasets in the files listed in {p.source!r}",
+    )
+
+
+@register_layer(
+    "MemoryData", param="memory_data_param", bottoms=0, tops=2, data=True, aliases=("MEMORY_DATA",)
+)
+def build_memory_data(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    dims = (p.batch_size, p.channels, p.height, p.width)
+    if min(dims) <= 0:
+        raise ctx.error(f"batch_size, channels, height and width must all be positive, got {dims}")
+    # Caffe's Forward reshapes the label to (batch, 1, 1, 1)
+    module = _data_module(ctx, [tuple(int(d) for d in dims), (int(p.batch_size), 1, 1, 1)])
+    return MemoryDataInput(module.layer_type, module.layer_name, module.shapes, module.why)
+
+
+class MemoryDataInput(DataInput):
+    """MemoryData: the label is fed as a vector (pycaffe's set_input_arrays) and comes out
+    as (batch, 1, 1, 1), as Caffe's Forward reshapes it."""
+
+    def forward(self, *fed: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if len(fed) == 2:
+            return fed[0], fed[1].reshape(fed[1].shape[0], 1, 1, 1)
+        return super().forward(*fed)
+
+
+@register_layer(
+    "WindowData",
+    param="window_data_param",
+    bottoms=0,
+    tops=2,
+    data=True,
+    aliases=("WINDOW_DATA", "window_data"),
+)
+def build_window_data(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    _check_batch(ctx, p.batch_size)
+    crop = _crop_size(ctx) or int(p.crop_size)
+    if crop <= 0:
+        raise ctx.error("WindowData needs transform_param.crop_size > 0")
+    return _data_module(
+        ctx, None, f"WindowData takes its channels from the window file {p.source!r}"
+    )
+
+
+# --- DummyData / Parameter ----------------------------------------------------------------
+
+
+class CaffeDummyData(nn.Module):
+    """Tops filled by Caffe fillers: constant fillers once, the others at every forward."""
+
+    def __init__(self, shapes: list[Shape], fillers: list[Any]) -> None:
+        super().__init__()
+        self.shapes = shapes
+        self.fillers = fillers
+        # follows .to(device) so the tops are made where the net lives
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+    def forward(self) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        device = self._anchor.device
+        tops = tuple(fill(f, s, device=device) for f, s in zip(self.fillers, self.shapes))
+        return tops[0] if len(tops) == 1 else tops
+
+    def extra_repr(self) -> str:
+        return f"shapes={self.shapes}, fillers={[f.type for f in self.fillers]}"
+
+
+def _per_top(ctx: BuildContext, name: str, values: Sequence[Any], n: int) -> list[Any]:
+    if len(values) == 1:
+        return list(values) * n
+    if len(values) != n:
+        raise ctx.error(f"give '{name}' once or once per top ({n}); got {len(values)}")
+    return list(values)
+
+
+@register_layer(
+    "DummyData", param="dummy_data_param", bottoms=0, tops=(1, None), aliases=("DUMMY_DATA",)
+)
+def build_dummy_data(ctx: BuildContext) -> nn.Module:
+    from caffe2torch.proto import caffe_pb2
+
+    p = ctx.param
+    n = ctx.num_tops
+    if len(p.data_filler) == 0:
+        fillers = [caffe_pb2.FillerParameter(type="constant", value=0.0)] * n
+    else:
+        fillers = _per_top(ctx, "data_filler", p.data_filler, n)
+    legacy = p.num or p.channels or p.height or p.width
+    if legacy:
+        if p.shape:
+            raise ctx.error("give either shape or the legacy num/channels/height/width, not both")
+        cols = [_per_top(ctx, f, getattr(p, f), n) for f in ("num", "channels", "height", "width")]
+        shapes = [tuple(int(c[i]) for c in cols) for i in range(n)]
+    else:
+        if not p.shape:
+            raise ctx.error("dummy_data_param needs a shape (or num/channels/height/width)")
+        shapes = [tuple(int(d) for d in s.dim) for s in _per_top(ctx, "shape", p.shape, n)]
+    for f in fillers:
+        if f.type not in (
+            "constant",
+            "uniform",
+            "gaussian",
+            "positive_unitball",
+            "xavier",
+            "msra",
+            "bilinear",
+        ):
+            raise ctx.error(f'unknown filler type "{f.type}"')
+    return CaffeDummyData(shapes, fillers)
+
+
+class CaffeParameter(nn.Module):
+    """One learnable blob, given as the top (its gradient is the blob's)."""
+
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        self.blobs = nn.ParameterList([nn.Parameter(torch.zeros(shape))])
+
+    def forward(self) -> torch.Tensor:
+        return self.blobs[0]
+
+
+@register_layer("Parameter", param="parameter_param", bottoms=0, tops=1, blobs=("value",))
+def build_parameter(ctx: BuildContext) -> nn.Module:
+    return CaffeParameter(tuple(int(d) for d in ctx.param.shape.dim))
+
+
+# --- HDF5Output ---------------------------------------------------------------------------
+
+
+class CaffeHDF5Output(nn.Module):
+    """Caffe writes its two bottoms (data, label) to ``file_name`` at every forward. Here the
+    forward computes nothing and writes nothing: the training/test runner, which knows when
+    a batch is final, writes the file. ``file_name`` is kept for it."""
+
+    def __init__(self, file_name: str) -> None:
+        super().__init__()
+        self.file_name = file_name
+
+    def forward(self, data: torch.Tensor, label: torch.Tensor) -> tuple[()]:
+        return ()
+
+    def extra_repr(self) -> str:
+        return f"file_name={self.file_name!r}"
+
+
+@register_layer(
+    "HDF5Output",
+    param="hdf5_output_param",
+    bottoms=2,
+    tops=0,
+    aliases=("HDF5_OUTPUT", "hdf5_output"),
+)
+def build_hdf5_output(ctx: BuildContext) -> nn.Module:
+    return CaffeHDF5Output(ctx.param.file_name)
+
+
+# --- Python -------------------------------------------------------------------------------
+
+
+class PyBlob:
+    """The part of pycaffe's Blob a Python layer uses: ``data``/``diff`` numpy arrays,
+    ``reshape(*shape)``, ``shape``, ``count`` and the legacy num/channels/height/width."""
+
+    def __init__(self, data: np.ndarray | None = None, shape: Sequence[int] = ()) -> None:
+        self.data = (
+            np.ascontiguousarray(data, dtype=np.float32)
+            if data is not None
+            else np.zeros(tuple(shape), dtype=np.float32)
+        )
+        self.diff = np.zeros_like(self.data)
+
+    def reshape(self, *shape: int) -> None:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        shape = tuple(int(d) for d in shape)
+        if shape != self.data.shape:
+            self.data = np.zeros(shape, dtype=np.float32)
+            self.diff = np.zeros(shape, dtype=np.float32)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def count(self) -> int:
+        return int(self.data.size)
+
+    def _legacy(self, i: int) -> int:
+        return int(self.data.shape[i]) if i < self.data.ndim else 1
+
+    @property
+    def num(self) -> int:
+        return self._legacy(0)
+
+    @property
+    def channels(self) -> int:
+        return self._legacy(1)
+
+    @property
+    def height(self) -> int:
+        return self._legacy(2)
+
+    @property
+    def width(self) -> int:
+        return self._legacy(3)
+
+
+class _LayerBase:
+    """Stand-in for ``caffe.Layer`` when pycaffe is not installed."""
+
+    param_str: str = ""
+    phase: int = 1
+    blobs: list[PyBlob]
+
+    def setup(self, bottom: list[PyBlob], top: list[PyBlob]) -> None:
+        pass
+
+    def reshape(self, bottom: list[PyBlob], top: list[PyBlob]) -> None:
+        pass
+
+    def forward(self, bottom: list[PyBlob], top: list[PyBlob]) -> None:
+        pass
+
+    def backward(self, top: list[PyBlob], propagate_down: list[bool], bottom: list[PyBlob]) -> None:
+        pass
+
+
+def _ensure_caffe_module() -> None:
+    """Python layers subclass ``caffe.Layer``: provide a minimal ``caffe`` module (Layer,
+    TRAIN, TEST) when the real pycaffe is not importable."""
+    if "caffe" in sys.modules:
+        return
+    try:
+        importlib.import_module("caffe")
+        return
+    except ImportError:
+        pass
+    shim = types.ModuleType("caffe")
+    shim.Layer = _LayerBase  # type: ignore[attr-defined]
+    shim.TRAIN, shim.TEST = 0, 1  # type: ignore[attr-defined]
+    shim.__doc__ = "caffe2torch stand-in for pycaffe, only for Python layers"
+    sys.modules["caffe"] = shim
+
+
+class CaffePythonLayer(nn.Module):
+    """Runs a pycaffe Python layer: setup once, then reshape + forward on numpy blobs at
+    every call, pycaffe's order. Forward only: the tops carry no gradient."""
+
+    def __init__(self, layer: Any, num_tops: int, bottom_shapes: list[Shape]) -> None:
+        super().__init__()
+        self.layer = layer
+        self.num_tops = num_tops
+        bottoms = [PyBlob(shape=s) for s in bottom_shapes]
+        self.top_blobs = [PyBlob() for _ in range(num_tops)]
+        layer.setup(bottoms, self.top_blobs)
+        layer.reshape(bottoms, self.top_blobs)
+        self.setup_shapes = [b.shape for b in self.top_blobs]
+
+    def infer_shapes(self, bottom_shapes: list[Shape]) -> list[Shape]:
+        bottoms = [PyBlob(shape=s) for s in bottom_shapes]
+        self.layer.reshape(bottoms, self.top_blobs)
+        return [b.shape for b in self.top_blobs]
+
+    def forward(self, *bottoms: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        blobs = [PyBlob(b.detach().cpu().numpy()) for b in bottoms]
+        self.layer.phase = 0 if self.training else 1
+        self.layer.reshape(blobs, self.top_blobs)
+        self.layer.forward(blobs, self.top_blobs)
+        device = bottoms[0].device if bottoms else torch.device("cpu")
+        tops = tuple(
+            torch.from_numpy(np.array(t.data, dtype=np.float32)).to(device) for t in self.top_blobs
+        )
+        if not tops:
+            return ()
+        return tops[0] if len(tops) == 1 else tops
+
+    def extra_repr(self) -> str:
+        cls = type(self.layer)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@register_layer("Python", param="python_param", bottoms=(0, None), tops=(0, None))
+def build_python(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    where = f"module {p.module!r}, class {p.layer!r}"
+    if not ctx.options.get("allow_python_layers"):
+        raise ctx.error(
+            f"Python layers are refused by default: building it would import and run "
+            f"arbitrary code from {where}",
+            hint="if you trust that code, allow it with --allow-python-layers "
+            "(build option allow_python_layers=True) and put its module on PYTHONPATH",
+        )
+    if not p.module or not p.layer:
+        raise ctx.error("python_param needs both module and layer")
+    _ensure_caffe_module()
+    try:
+        module = importlib.import_module(p.module)
+    except Exception as exc:  # the user's module may fail in any way on import
+        raise ctx.error(
+            f"cannot import {p.module!r}: {type(exc).__name__}: {exc}",
+            hint="put the module's folder on PYTHONPATH (pycaffe imports it the same way)",
+        ) from None
+    cls = getattr(module, p.layer, None)
+    if cls is None:
+        raise ctx.error(f"module {p.module!r} has no class {p.layer!r}")
+    try:
+        layer = cls()
+    except TypeError:
+        layer = cls.__new__(cls)  # pycaffe passes the LayerParameter to the C++ base only
+    layer.param_str = p.param_str
+    layer.phase = 0 if ctx.phase == "TRAIN" else 1
+    if not hasattr(layer, "blobs"):
+        layer.blobs = []
+    try:
+        return CaffePythonLayer(layer, ctx.num_tops, list(ctx.bottom_shapes))
+    except Exception as exc:  # errors raised by the user's setup/reshape
+        raise ctx.error(f"{where}: setup failed: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,639 @@
+"""Caffe's loss layers and Accuracy, with Caffe's forward and backward numerics.
+
+Every loss top is a 0-d tensor. The loss weight is not applied here: the net multiplies each
+top by its ``loss_weight`` (Caffe's LossLayer gives top 0 a weight of 1 by default). Labels,
+targets and infogain matrices never receive gradients (Caffe LOG(FATAL)s when asked to).
+Where Caffe's hand-written gradient differs from the derivative of its forward (clamped logs,
+ignored entries, ContrastiveLoss's ``dist + 1e-4``) a custom ``autograd.Function`` computes
+Caffe's gradient; EuclideanLoss and HingeLoss use autograd, whose gradient equals Caffe's.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.proto import caffe_pb2
+
+# Caffe clamps log() arguments: SoftmaxWithLoss at FLT_MIN, the others at kLOG_THRESHOLD.
+FLT_MIN = float(np.finfo(np.float32).tiny)
+LOG_THRESHOLD = 1e-20
+
+FULL = caffe_pb2.LossParameter.FULL
+VALID = caffe_pb2.LossParameter.VALID
+BATCH_SIZE = caffe_pb2.LossParameter.BATCH_SIZE
+NONE = caffe_pb2.LossParameter.NONE
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def normalization_mode(loss_param: Any, default: int = VALID) -> int:
+    """Caffe's choice of NormalizationMode: ``normalization`` when given, else the deprecated
+    ``normalize`` (true -> VALID, false -> BATCH_SIZE), else the layer's default (VALID for
+    SoftmaxWithLoss and InfogainLoss, BATCH_SIZE for SigmoidCrossEntropyLoss)."""
+    if loss_param.HasField("normalization"):
+        return int(loss_param.normalization)
+    if loss_param.HasField("normalize"):
+        return VALID if loss_param.normalize else BATCH_SIZE
+    return default
+
+
+def loss_normalizer(
+    mode: int, outer: int, inner: int, valid_count: torch.Tensor | None = None
+) -> torch.Tensor | float:
+    """Caffe's ``get_normalizer``: the divisor of the summed loss, never below 1.
+
+    ``valid_count`` (a tensor, the number of non-ignored entries) is used by VALID; without it
+    VALID counts every entry, as Caffe does when no ignore_label is set.
+    """
+    if mode == FULL:
+        return float(max(1, outer * inner))
+    if mode == VALID:
+        if valid_count is None:
+            return float(max(1, outer * inner))
+        return torch.clamp(valid_count.to(torch.float32), min=1.0)
+    if mode == BATCH_SIZE:
+        return float(max(1, outer))
+    if mode == NONE:
+        return 1.0
+    raise ValueError(f"unknown normalization mode {mode}")
+
+
+def canonical_axis(axis: int, num_axes: int) -> int:
+    """Caffe's CanonicalAxisIndex: negative axes count from the end."""
+    return axis + num_axes if axis < 0 else axis
+
+
+def _label_index(labels: torch.Tensor) -> torch.Tensor:
+    # Caffe reads labels with static_cast<int>: truncation toward zero.
+    return labels.detach().to(torch.int64)
+
+
+def _valid_mask(labels: torch.Tensor, ignore_label: int | None) -> torch.Tensor:
+    if ignore_label is None:
+        return torch.ones_like(labels, dtype=torch.bool)
+    return labels != ignore_label
+
+
+def _split_axis(shape: Shape, axis: int) -> tuple[int, int, int]:
+    """(outer, channels, inner) counts around ``axis``."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+
+
+def _loss_param(ctx: BuildContext) -> Any:
+    return ctx.layer.loss_param
+
+
+def _ignore_label(loss_param: Any) -> int | None:
+    return int(loss_param.ignore_label) if loss_param.HasField("ignore_label") else None
+
+
+def _check_first_dims(ctx: BuildContext) -> None:
+    # LossLayer::Reshape: data and label share their first dimension.
+    shapes = ctx.bottom_shapes
+    if len(shapes) >= 2 and shapes[0] and shapes[1] and shapes[0][0] != shapes[1][0]:
+        raise ctx.error(
+            f"bottoms '{ctx.layer.bottom[0]}' {list(shapes[0])} and '{ctx.layer.bottom[1]}' "
+            f"{list(shapes[1])} must have the same first dimension"
+        )
+
+
+def _check_label_count(ctx: BuildContext, axis: int, what: str) -> None:
+    shape = ctx.bottom_shapes[0]
+    outer, _, inner = _split_axis(shape, axis)
+    count = math.prod(ctx.bottom_shapes[1])
+    if outer * inner != count:
+        raise ctx.error(
+            f"{count} labels for {outer * inner} predictions (shape {list(shape)}, {what} "
+            f"axis {axis})",
+            hint=f"the label count must be the product of the prediction dims except the "
+            f"{what} axis",
+        )
+
+
+def _axis_of(ctx: BuildContext, axis: int) -> int:
+    num_axes = len(ctx.bottom_shapes[0])
+    canonical = canonical_axis(axis, num_axes)
+    if not 0 <= canonical < num_axes:
+        raise ctx.error(f"axis {axis} is out of range for a {num_axes}-axis bottom")
+    return canonical
+
+
+# --------------------------------------------------------------------------- SoftmaxWithLoss
+
+
+class _SoftmaxLossFunction(torch.autograd.Function):
+    """Softmax over ``axis``, then -log(max(p[label], clamp)) (or the infogain-weighted sum)
+    over non-ignored entries / normalizer. Returns (loss, prob). Gradient w.r.t. the logits:
+    Caffe's hand-written (p - 1[label]) (infogain: p * rowsum(H)[label] - H[label]) on
+    non-ignored entries only, even where p was clamped; the prob output gets no gradient."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor | None,
+        axis: int,
+        ignore_label: int | None,
+        mode: int,
+        clamp: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        prob = torch.softmax(logits, dim=axis)
+        outer, channels, inner = _split_axis(tuple(prob.shape), axis)
+        p = prob.reshape(outer, channels, inner)
+        lab = _label_index(labels).reshape(outer, inner)
+        valid = _valid_mask(lab, ignore_label)
+        safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
+        if weights is None:
+            # SoftmaxWithLoss: -log p[label]
+            terms = -torch.log(torch.clamp(p.gather(1, safe).squeeze(1), min=clamp))
+        else:
+            # InfogainLoss: -sum_l H[label, l] log p[l]
+            rows = weights[safe.squeeze(1)].permute(0, 2, 1)  # (outer, C, inner)
+            terms = -(rows * torch.log(torch.clamp(p, min=clamp))).sum(dim=1)
+        terms = torch.where(valid, terms, torch.zeros_like(terms))
+        norm = loss_normalizer(mode, outer, inner, valid.sum())
+        ctx.save_for_backward(p, safe, valid, weights)
+        ctx.norm = norm
+        ctx.shape = prob.shape
+        ctx.mark_non_differentiable(prob)
+        return terms.sum() / norm, prob
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad: torch.Tensor, _grad_prob: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        p, safe, valid, weights = ctx.saved_tensors
+        if weights is None:
+            diff = p.clone()
+            diff.scatter_add_(1, safe, -torch.ones_like(safe, dtype=p.dtype))
+        else:
+            # Caffe: p[l] * sum_k H[label, k] - H[label, l]
+            row_sums = weights.sum(dim=1)[safe]  # (outer, 1, inner)
+            rows = weights[safe.squeeze(1)].permute(0, 2, 1)
+            diff = p * row_sums - rows
+        diff = diff * valid.unsqueeze(1).to(p.dtype)
+        diff = diff * (grad / ctx.norm)
+        return diff.reshape(ctx.shape), None, None, None, None, None, None
+
+
+class CaffeSoftmaxWithLoss(nn.Module):
+    """SoftmaxWithLoss: softmax over ``axis`` then multinomial logistic loss; optional second
+    top ``prob`` (Caffe's backward ignores its diff)."""
+
+    def __init__(self, axis: int, ignore_label: int | None, mode: int, num_tops: int) -> None:
+        super().__init__()
+        self.axis = axis
+        self.ignore_label = ignore_label
+        self.normalization = mode
+        self.num_tops = num_tops
+
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        loss, prob = _SoftmaxLossFunction.apply(
+            logits, labels, None, self.axis, self.ignore_label, self.normalization, FLT_MIN
+        )
+        if self.num_tops == 1:
+            return loss
+        return loss, prob
+
+
+@register_layer(
+    "SoftmaxWithLoss",
+    param="softmax_param",
+    bottoms=2,
+    tops=(1, 2),
+    aliases=("SOFTMAX_LOSS", "softmax_loss"),
+    loss=True,
+)
+def build_softmax_with_loss(ctx: BuildContext) -> nn.Module:
+    _check_first_dims(ctx)
+    axis = _axis_of(ctx, ctx.layer.softmax_param.axis)
+    _check_label_count(ctx, axis, "softmax")
+    lp = _loss_param(ctx)
+    return CaffeSoftmaxWithLoss(axis, _ignore_label(lp), normalization_mode(lp), ctx.num_tops)
+
+
+# --------------------------------------------------------------------------- InfogainLoss
+
+
+def read_infogain_matrix(path: str, ctx: BuildContext) -> torch.Tensor:
+    """The infogain matrix H of a ``.binaryproto`` BlobProto (shape or legacy 4-D dims)."""
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ctx.error(
+            f"cannot read infogain_loss_param source '{path}': {exc.strerror}",
+            hint="the path is relative to the working directory, as in Caffe",
+        ) from exc
+    blob = caffe_pb2.BlobProto()
+    try:
+        blob.ParseFromString(data)
+    except Exception as exc:  # protobuf's DecodeError
+        raise ctx.error(f"'{path}' is not a BlobProto (.binaryproto)") from exc
+    values = np.asarray(blob.double_data if len(blob.double_data) else blob.data, np.float32)
+    return torch.from_numpy(values.copy())
+
+
+class CaffeInfogainLoss(nn.Module):
+    """InfogainLoss: softmax over ``axis`` of bottom 0 (it takes logits), then
+    -sum_l H[label, l] log max(p_l, 1e-20); H from a third bottom or from ``source``."""
+
+    infogain: torch.Tensor
+
+    def __init__(
+        self,
+        axis: int,
+        ignore_label: int | None,
+        mode: int,
+        num_tops: int,
+        infogain: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        self.axis = axis
+        self.ignore_label = ignore_label
+        self.normalization = mode
+        self.num_tops = num_tops
+        # Not a Caffe param blob (Caffe never saves it): a buffer that follows the device.
+        self.register_buffer(
+            "infogain", infogain if infogain is not None else torch.empty(0), persistent=False
+        )
+        self.from_source = infogain is not None
+
+    def forward(
+        self, logits: torch.Tensor, labels: torch.Tensor, *extra: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        channels = logits.shape[self.axis]
+        h = extra[0] if extra else self.infogain
+        h = h.detach().to(logits.dtype).reshape(channels, channels)
+        loss, prob = _SoftmaxLossFunction.apply(
+            logits, labels, h, self.axis, self.ignore_label, self.normalization, LOG_THRESHOLD
+        )
+        if self.num_tops == 1:
+            return loss
+        return loss, prob
+
+
+@register_layer(
+    "InfogainLoss",
+    param="infogain_loss_param",
+    bottoms=(2, 3),
+    tops=(1, 2),
+    aliases=("INFOGAIN_LOSS", "infogain_loss"),
+    loss=True,
+)
+def build_infogain_loss(ctx: BuildContext) -> nn.Module:
+    _check_first_dims(ctx)
+    param = ctx.layer.infogain_loss_param
+    lp = _loss_param(ctx)
+    if lp.HasField("normalize"):
+        # InfogainLossLayer::LayerSetUp CHECKs this.
+        raise ctx.error(
+            "loss_param.normalize is not accepted by InfogainLoss",
+            hint="use loss_param { normalization: VALID } (or FULL, BATCH_SIZE, NONE)",
+        )
+    axis = _axis_of(ctx, param.axis)
+    _check_label_count(ctx, axis, "infogain")
+    channels = ctx.bottom_shapes[0][axis]
+    infogain = None
+    if len(ctx.bottom_shapes) < 3:
+        if not param.source:
+            raise ctx.error(
+                "no infogain matrix: give a third bottom H or infogain_loss_param.source",
+            )
+        infogain = read_infogain_matrix(param.source, ctx)
+        count = infogain.numel()
+    else:
+        count = math.prod(ctx.bottom_shapes[2])
+    if count != channels * channels:
+        raise ctx.error(
+            f"the infogain matrix has {count} values; {channels} labels need {channels}x{channels}"
+        )
+    return CaffeInfogainLoss(
+        axis, _ignore_label(lp), normalization_mode(lp), ctx.num_tops, infogain
+    )
+
+
+# ------------------------------------------------------------------ SigmoidCrossEntropyLoss
+
+
+def _caffe_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    # SigmoidLayer: 0.5 * tanh(0.5 x) + 0.5
+    return 0.5 * torch.tanh(0.5 * x) + 0.5
+
+
+class _SigmoidCrossEntropyFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        ignore_label: int | None,
+        mode: int,
+    ) -> torch.Tensor:
+        t = target.detach().reshape(x.shape).to(x.dtype)
+        valid = _valid_mask(_label_index(t), ignore_label)
+        pos = (x >= 0).to(x.dtype)
+        # Caffe's stable form: x (t - [x >= 0]) - log(1 + exp(x - 2 x [x >= 0]))
+        terms = x * (t - pos) - torch.log(1 + torch.exp(x - 2 * x * pos))
+        terms = torch.where(valid, terms, torch.zeros_like(terms))
+        outer = x.shape[0] if x.dim() else 1
+        norm = loss_normalizer(mode, outer, x.numel() // max(outer, 1), valid.sum())
+        ctx.save_for_backward(x, t, valid)
+        ctx.norm = norm
+        return -terms.sum() / norm
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, t, valid = ctx.saved_tensors
+        diff = (_caffe_sigmoid(x) - t) * valid.to(x.dtype)
+        return diff * (grad / ctx.norm), None, None, None
+
+
+class CaffeSigmoidCrossEntropyLoss(nn.Module):
+    """SigmoidCrossEntropyLoss: default normalization BATCH_SIZE; entries whose
+    int(target) == ignore_label are skipped."""
+
+    def __init__(self, ignore_label: int | None, mode: int) -> None:
+        super().__init__()
+        self.ignore_label = ignore_label
+        self.normalization = mode
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _SigmoidCrossEntropyFunction.apply(
+            logits, target, self.ignore_label, self.normalization
+        )
+
+
+@register_layer(
+    "SigmoidCrossEntropyLoss",
+    param="loss_param",
+    bottoms=2,
+    aliases=("SIGMOID_CROSS_ENTROPY_LOSS",),
+    loss=True,
+)
+def build_sigmoid_cross_entropy_loss(ctx: BuildContext) -> nn.Module:
+    _check_first_dims(ctx)
+    a, b = (math.prod(s) for s in ctx.bottom_shapes)
+    if a != b:
+        raise ctx.error(f"inputs must have the same count ({a} vs {b})")
+    lp = _loss_param(ctx)
+    return CaffeSigmoidCrossEntropyLoss(_ignore_label(lp), normalization_mode(lp, BATCH_SIZE))
+
+
+# --------------------------------------------------------------------------- EuclideanLoss
+
+
+class CaffeEuclideanLoss(nn.Module):
+    """EuclideanLoss: sum((a - b)^2) / N / 2; both bottoms get gradients (autograd equals
+    Caffe's +-diff / N)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        diff = a - b.reshape(a.shape)
+        return (diff * diff).sum() / a.shape[0] / 2
+
+
+@register_layer(
+    "EuclideanLoss",
+    param="loss_param",
+    bottoms=2,
+    aliases=("EUCLIDEAN_LOSS", "euclidean_loss"),
+    loss=True,
+)
+def build_euclidean_loss(ctx: BuildContext) -> nn.Module:
+    _check_first_dims(ctx)
+    a, b = (math.prod(s[1:]) for s in ctx.bottom_shapes)
+    if a != b:
+        raise ctx.error(f"inputs must have the same dimension ({a} vs {b} per item)")
+    return CaffeEuclideanLoss()
+
+
+# --------------------------------------------------------------------------- HingeLoss
+
+
+class CaffeHingeLoss(nn.Module):
+    """HingeLoss: t_k = max(0, 1 + s_k x_k) with s = -1 at the label, +1 elsewhere (per item of
+    dim = count / N); L1 sums t, L2 sums t^2; divided by N. Autograd's gradient equals Caffe's
+    (0 where t == 0)."""
+
+    def __init__(self, squared: bool) -> None:
+        super().__init__()
+        self.squared = squared
+
+    def forward(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        num = scores.shape[0]
+        x = scores.reshape(num, -1)
+        lab = _label_index(labels).reshape(num, 1)
+        sign = torch.ones_like(x).scatter(1, lab, -1.0)
+        margin = torch.relu(1 + sign * x)
+        total = (margin * margin).sum() if self.squared else margin.sum()
+        return total / num
+
+
+@register_layer(
+    "HingeLoss",
+    param="hinge_loss_param",
+    bottoms=2,
+    aliases=("HINGE_LOSS",),
+    loss=True,
+)
+def build_hinge_loss(ctx: BuildContext) -> nn.Module:
+    _check_first_dims(ctx)
+    return CaffeHingeLoss(ctx.param.norm == caffe_pb2.HingeLossParameter.L2)
+
+
+# ------------------------------------------------------------------ MultinomialLogisticLoss
+
+
+class _MultinomialLogisticFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, prob: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        num = prob.shape[0]
+        p = prob.reshape(num, -1)
+        lab = _label_index(labels).reshape(num, 1)
+        picked = torch.clamp(p.gather(1, lab), min=LOG_THRESHOLD)
+        ctx.save_for_backward(picked, lab)
+        ctx.shape = prob.shape
+        return -torch.log(picked).sum() / num
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        picked, lab = ctx.saved_tensors
+        num = ctx.shape[0]
+        # Caffe: -loss_weight / N / max(p[label], 1e-20) at the label, 0 elsewhere.
+        diff = torch.zeros(
+            (num, math.prod(ctx.shape) // num), dtype=picked.dtype, device=picked.device
+        )
+        diff.scatter_(1, lab, (-grad / num) / picked)
+        return diff.reshape(ctx.shape), None
+
+
+class CaffeMultinomialLogisticLoss(nn.Module):
+    """MultinomialLogisticLoss: -log(max(p[label], 1e-20)) / N over probabilities."""
+
+    def forward(self, prob: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return _MultinomialLogisticFunction.apply(prob, labels)
+
+
+@register_layer(
+    "MultinomialLogisticLoss",
+    param="loss_param",
+    bottoms=2,
+    aliases=("MULTINOMIAL_LOGISTIC_LOSS", "multinomial_logistic_loss"),
+    loss=True,
+)
+def build_multinomial_logistic_loss(ctx: BuildContext) -> nn.Module:
+    _check_first_dims(ctx)
+    label_shape = ctx.bottom_shapes[1]
+    if math.prod(label_shape[1:]) != 1:
+        raise ctx.error(f"the label bottom must hold one value per item, got {list(label_shape)}")
+    return CaffeMultinomialLogisticLoss()
+
+
+# --------------------------------------------------------------------------- ContrastiveLoss
+
+
+class _ContrastiveFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        sim: torch.Tensor,
+        margin: float,
+        legacy: bool,
+    ) -> torch.Tensor:
+        num = a.shape[0]
+        diff = a.reshape(num, -1) - b.reshape(num, -1)
+        dist_sq = (diff * diff).sum(dim=1)
+        similar = _label_index(sim).reshape(num) != 0
+        if legacy:
+            dissimilar = torch.clamp(margin - dist_sq, min=0.0)
+        else:
+            dissimilar = torch.clamp(margin - torch.sqrt(dist_sq), min=0.0) ** 2
+        loss = torch.where(similar, dist_sq, dissimilar).sum() / num / 2
+        ctx.save_for_backward(diff, dist_sq, similar)
+        ctx.margin, ctx.legacy, ctx.shapes = margin, legacy, (a.shape, b.shape)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        diff, dist_sq, similar = ctx.saved_tensors
+        alpha = grad / diff.shape[0]
+        if ctx.legacy:
+            mdist = ctx.margin - dist_sq
+            beta = -alpha * torch.ones_like(dist_sq)
+        else:
+            # Caffe divides by dist + 1e-4, not dist.
+            dist = torch.sqrt(dist_sq)
+            mdist = ctx.margin - dist
+            beta = -alpha * mdist / (dist + 1e-4)
+        coef = torch.where(
+            similar, alpha.expand_as(dist_sq), torch.where(mdist > 0, beta, torch.zeros_like(beta))
+        )
+        grad_a = coef.unsqueeze(1) * diff
+        a_shape, b_shape = ctx.shapes
+        a_grad = grad_a.reshape(a_shape) if ctx.needs_input_grad[0] else None
+        b_grad = (-grad_a).reshape(b_shape) if ctx.needs_input_grad[1] else None
+        return a_grad, b_grad, None, None, None
+
+
+class CaffeContrastiveLoss(nn.Module):
+    """ContrastiveLoss: 1/(2N) sum[y d^2 + (1-y) max(margin - d, 0)^2] (legacy_version:
+    max(margin - d^2, 0)), with Caffe's gradient (dissimilar pairs scaled by
+    (margin - d) / (d + 1e-4), zero once margin - d <= 0)."""
+
+    def __init__(self, margin: float, legacy: bool) -> None:
+        super().__init__()
+        self.margin = margin
+        self.legacy = legacy
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor, sim: torch.Tensor) -> torch.Tensor:
+        return _ContrastiveFunction.apply(a, b, sim, self.margin, self.legacy)
+
+
+@register_layer(
+    "ContrastiveLoss",
+    param="contrastive_loss_param",
+    bottoms=3,
+    aliases=("CONTRASTIVE_LOSS",),
+    loss=True,
+)
+def build_contrastive_loss(ctx: BuildContext) -> nn.Module:
+    a, b, sim = ctx.bottom_shapes
+    # ContrastiveLossLayer::LayerSetUp: (N, C, 1, 1) features and one label per pair.
+    if tuple(a) != tuple(b) or math.prod(a[2:]) != 1:
+        raise ctx.error(
+            f"the two feature bottoms must both be (N, C[, 1, 1]), got {list(a)} and {list(b)}"
+        )
+    if not sim or sim[0] != a[0] or math.prod(sim[1:]) != 1:
+        raise ctx.error(f"the similarity bottom must hold one value per pair, got {list(sim)}")
+    return CaffeContrastiveLoss(float(ctx.param.margin), bool(ctx.param.legacy_version))
+
+
+# --------------------------------------------------------------------------- Accuracy
+
+
+class CaffeAccuracy(nn.Module):
+    """Accuracy: a sample is right when fewer than ``top_k`` other classes score >= the true
+    class (ties count against it); optional second top = per-class accuracy. No gradient."""
+
+    def __init__(self, top_k: int, axis: int, ignore_label: int | None, num_tops: int) -> None:
+        super().__init__()
+        self.top_k = top_k
+        self.axis = axis
+        self.ignore_label = ignore_label
+        self.num_tops = num_tops
+
+    def forward(
+        self, scores: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            outer, channels, inner = _split_axis(tuple(scores.shape), self.axis)
+            s = scores.detach().reshape(outer, channels, inner)
+            lab = _label_index(labels).reshape(outer, inner)
+            valid = _valid_mask(lab, self.ignore_label)
+            safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
+            true_score = s.gather(1, safe)
+            better = (s >= true_score).sum(dim=1) - 1  # the true class counts itself
+            correct = (better < self.top_k) & valid
+            count = valid.sum().to(scores.dtype)
+            hits = correct.sum().to(scores.dtype)
+            accuracy = torch.where(count > 0, hits / torch.clamp(count, min=1), 0.0)
+            if self.num_tops == 1:
+                return accuracy
+            zeros = torch.zeros(channels, dtype=scores.dtype, device=scores.device)
+            flat = safe.reshape(-1)
+            per_total = zeros.index_add(0, flat, valid.reshape(-1).to(scores.dtype))
+            per_hits = zeros.index_add(0, flat, correct.reshape(-1).to(scores.dtype))
+            per_class = torch.where(per_total > 0, per_hits / torch.clamp(per_total, min=1), 0.0)
+            return accuracy, per_class
+
+
+@register_layer(
+    "Accuracy",
+    param="accuracy_param",
+    bottoms=2,
+    tops=(1, 2),
+    aliases=("ACCURACY", "accuracy"),
+)
+def build_accuracy(ctx: BuildContext) -> nn.Module:
+    param = ctx.param
+    axis = _axis_of(ctx, param.axis)
+    _check_label_count(ctx, axis, "label")
+    shape = ctx.bottom_shapes[0]
+    classes = math.prod(shape) // max(1, math.prod(ctx.bottom_shapes[1]))
+    if param.top_k > classes:
+        raise ctx.error(f"top_k {param.top_k} is larger than the number of classes ({classes})")
+    ignore = int(param.ignore_label) if param.HasField("ignore_label") else None
+    return CaffeAccuracy(int(param.top_k), axis, ignore, ctx.num_tops)

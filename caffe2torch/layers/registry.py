@@ -1,0 +1,246 @@
+"""The layer registry: one entry per Caffe layer type.
+
+Adding a layer type is one decorated builder plus one test file::
+
+    @register_layer("ReLU", param="relu_param", aliases=("RELU", "relu"))
+    def build_relu(ctx: BuildContext) -> nn.Module:
+        return CaffeReLU(ctx.param.negative_slope)
+
+A builder receives a :class:`BuildContext` (the layer's protobuf message, its bottom shapes,
+the phase) and returns an ``nn.Module`` that follows the module contract:
+
+* ``forward(*bottoms)`` takes the bottom tensors in prototxt order and returns one tensor
+  when the layer has exactly one top, else a tuple with one tensor per top.
+* Caffe's parameter blobs live in ``module.blobs`` (an ``nn.ParameterList``) in caffemodel
+  order. Blobs Caffe never learns (BatchNorm's statistics) are Parameters with
+  ``requires_grad=False``. Weight sharing replaces entries of this list.
+* Optionally ``infer_shapes(bottom_shapes) -> list[tuple[int, ...]]`` for layers whose top
+  shapes depend on bottom *values*; otherwise top shapes come from running the module on
+  meta tensors.
+* Train/test differences follow ``module.training`` (the net sets it from its phase).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from caffe2torch.errors import BuildError
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Arity:
+    """How many bottoms or tops a layer accepts: ``low <= n <= high`` (high None: no limit)."""
+
+    low: int
+    high: int | None
+
+    def accepts(self, n: int) -> bool:
+        return n >= self.low and (self.high is None or n <= self.high)
+
+    def describe(self) -> str:
+        if self.high == self.low:
+            return f"exactly {self.low}"
+        if self.high is None:
+            return f"at least {self.low}"
+        return f"{self.low} to {self.high}"
+
+
+def _arity(value: int | tuple[int, int | None] | Arity) -> Arity:
+    if isinstance(value, Arity):
+        return value
+    if isinstance(value, int):
+        return Arity(value, value)
+    return Arity(value[0], value[1])
+
+
+@dataclass
+class BuildContext:
+    """What a builder knows about the layer it builds."""
+
+    layer: Any  # caffe_pb2.LayerParameter (upgraded to V2)
+    bottom_shapes: list[Shape]
+    num_tops: int
+    phase: str = "TEST"  # "TRAIN" or "TEST"
+    spec: LayerSpec | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # build options (allow_python, ...)
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+    @property
+    def type(self) -> str:
+        return self.layer.type
+
+    @property
+    def param(self) -> Any:
+        """The layer's ``*_param`` message named by the spec (defaults when absent)."""
+        if self.spec is None or self.spec.param is None:
+            raise BuildError(f"layer '{self.name}' of type {self.type} has no parameter message")
+        return getattr(self.layer, self.spec.param)
+
+    def error(self, message: str, hint: str | None = None) -> BuildError:
+        """A BuildError that names this layer (the builder adds file and line)."""
+        return BuildError(f"layer '{self.name}' ({self.type}): {message}", hint=hint)
+
+
+Builder = Callable[[BuildContext], nn.Module]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Registry entry for one Caffe layer type."""
+
+    type: str
+    builder: Builder
+    param: str | None
+    bottoms: Arity
+    tops: Arity
+    blobs: tuple[str, ...]
+    aliases: tuple[str, ...]
+    loss: bool
+    data: bool
+
+
+_REGISTRY: dict[str, LayerSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_layer(
+    type_name: str,
+    *,
+    param: str | None = None,
+    bottoms: int | tuple[int, int | None] = 1,
+    tops: int | tuple[int, int | None] = 1,
+    blobs: Sequence[str] = (),
+    aliases: Sequence[str] = (),
+    loss: bool = False,
+    data: bool = False,
+    replace: bool = False,
+) -> Callable[[Builder], Builder]:
+    """Register ``builder`` for the Caffe type ``type_name``.
+
+    ``param``: the LayerParameter field holding this type's options (``"convolution_param"``).
+    ``bottoms``/``tops``: an exact count or ``(low, high)`` with ``high=None`` for no limit.
+    ``blobs``: names of the caffemodel blobs in order (``("weight", "bias")``).
+    ``aliases``: V1 enum names and V0 type strings that mean this type.
+    ``loss``: Caffe's LossLayer: top 0 gets loss_weight 1 unless the prototxt says otherwise.
+    ``data``: the layer's tops are fed from outside the graph (Input, Data, ImageData,
+    HDF5Data, MemoryData, WindowData): they become graph inputs. DummyData and Parameter
+    compute their tops and are not data layers in this sense.
+    """
+
+    def decorate(builder: Builder) -> Builder:
+        if type_name in _REGISTRY and not replace:
+            raise ValueError(f"layer type {type_name!r} is already registered")
+        spec = LayerSpec(
+            type=type_name,
+            builder=builder,
+            param=param,
+            bottoms=_arity(bottoms),
+            tops=_arity(tops),
+            blobs=tuple(blobs),
+            aliases=tuple(aliases),
+            loss=loss,
+            data=data,
+        )
+        _REGISTRY[type_name] = spec
+        for alias in spec.aliases:
+            _ALIASES[alias] = type_name
+        return builder
+
+    return decorate
+
+
+def registered_types() -> list[str]:
+    _load_builtin_layers()
+    return sorted(_REGISTRY)
+
+
+def find_layer_spec(type_name: str) -> LayerSpec | None:
+    """The spec for a V2 type name or one of its aliases; None when unknown."""
+    _load_builtin_layers()
+    if type_name in _REGISTRY:
+        return _REGISTRY[type_name]
+    canonical = _ALIASES.get(type_name)
+    return _REGISTRY.get(canonical) if canonical else None
+
+
+def suggest_types(type_name: str, limit: int = 3) -> list[str]:
+    """Up to ``limit`` registered names or aliases close to ``type_name`` (did you mean)."""
+    _load_builtin_layers()
+    names = list(_REGISTRY) + list(_ALIASES)
+    by_lower = {n.lower(): n for n in names}
+    matches = difflib.get_close_matches(type_name.lower(), list(by_lower), n=limit * 2, cutoff=0.6)
+    out: list[str] = []
+    for m in matches:
+        canonical = _ALIASES.get(by_lower[m], by_lower[m])
+        if canonical not in out:
+            out.append(canonical)
+    return out[:limit]
+
+
+def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
+    """The spec for ``type_name`` or a BuildError with "did you mean"."""
+    spec = find_layer_spec(type_name)
+    if spec is not None:
+        return spec
+    suggestions = suggest_types(type_name)
+    hint = "did you mean " + ", ".join(f'"{s}"' for s in suggestions) + "?" if suggestions else (
+        "register it with caffe2torch.register_layer (see README, 'Custom layers')"
+    )
+    raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"", hint=hint)
+
+
+def build_layer(ctx: BuildContext) -> nn.Module:
+    """Check arity and run the registered builder for ``ctx.layer``."""
+    spec = get_layer_spec(ctx.layer.type, ctx.layer.name)
+    ctx.spec = spec
+    n_bottom = len(ctx.bottom_shapes)
+    if not spec.bottoms.accepts(n_bottom):
+        raise ctx.error(
+            f"takes {spec.bottoms.describe()} bottom(s), got {n_bottom}",
+        )
+    if not spec.tops.accepts(ctx.num_tops):
+        raise ctx.error(f"takes {spec.tops.describe()} top(s), got {ctx.num_tops}")
+    module = spec.builder(ctx)
+    if not hasattr(module, "blobs"):
+        module.blobs = nn.ParameterList()
+    return module
+
+
+def infer_top_shapes(module: nn.Module, bottom_shapes: Sequence[Shape]) -> list[Shape]:
+    """Top shapes of ``module`` for bottoms of ``bottom_shapes``, without computing anything:
+    the module's own ``infer_shapes`` when it has one, else a forward on meta tensors."""
+    custom = getattr(module, "infer_shapes", None)
+    if custom is not None:
+        return [tuple(int(d) for d in s) for s in custom(list(bottom_shapes))]
+    state = {
+        name: torch.empty_like(t, device="meta")
+        for name, t in [*module.named_parameters(), *module.named_buffers()]
+    }
+    inputs = tuple(torch.empty(s, device="meta") for s in bottom_shapes)
+    with torch.no_grad():
+        out = torch.func.functional_call(module, state, inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    return [tuple(int(d) for d in t.shape) for t in outs]
+
+
+_loaded = False
+
+
+def _load_builtin_layers() -> None:
+    """Import the modules that register Caffe's layer types (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import caffe2torch.layers.catalog  # noqa: F401  (registers every built-in type)

@@ -1,0 +1,815 @@
+"""Caffe's vision layers: Convolution, Deconvolution, Im2col, Pooling, SPP, LRN,
+InnerProduct and Embed, with Caffe's forward and backward numerics.
+
+Native torch ops do the work (conv*, conv_transpose*, unfold, max/avg pooling); the Caffe
+rules they do not share are applied around them:
+
+* Pooling sizes round UP by default (``round_mode: FLOOR`` rounds down); with padding the
+  last window is dropped when it would start inside the padding, else clipped to the input.
+  MAX ignores the padding; the AVE divisor counts the padding but not what lies beyond it.
+  Where torch's own pooling has the same windows (same output size, pad <= kernel / 2) it
+  is called directly; otherwise the input is padded explicitly and the AVE divisor built
+  from Caffe's formula.
+* STOCHASTIC pooling exists only in Caffe's CUDA kernels (pooling_layer.cu): TRAIN samples
+  one position per window with probability x / sum(window) (first position whose running
+  sum reaches u * sum, u ~ U[0, 1)) and passes the gradient to it; TEST gives the weighted
+  average sum(x^2) / sum(x) (0 when sum(x) <= 0). Caffe's TEST backward reads the sampling
+  indices of a TRAIN pass that never ran (undefined), so TEST uses the derivative of the
+  weighted average instead.
+* LRN ACROSS_CHANNELS: x * (k + alpha / size * sum over ``size`` channels of x^2)^-beta with
+  zero padding; WITHIN_CHANNEL: x * (1 + alpha * AVE-pool(x^2, size, pad (size - 1) / 2))^-beta
+  (alpha divided by size^2; ``k`` is not used, as in Caffe).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caffe2torch.errors import BuildError
+from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.registry import BuildContext, register_layer
+from caffe2torch.proto import caffe_pb2
+
+Pair = tuple[int, int]
+
+MAX = caffe_pb2.PoolingParameter.MAX
+AVE = caffe_pb2.PoolingParameter.AVE
+STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
+_POOL_NAMES = {MAX: "MAX", AVE: "AVE", STOCHASTIC: "STOCHASTIC"}
+
+
+def _f32(value: float) -> float:
+    """``value`` rounded to float32, as Caffe stores every Dtype parameter."""
+    return float(torch.tensor(value, dtype=torch.float32))
+
+
+def canonical_axis(ctx: BuildContext, axis: int, num_axes: int, what: str = "axis") -> int:
+    """Caffe's Blob::CanonicalAxisIndex: -num_axes <= axis < num_axes, negatives from the end."""
+    if not -num_axes <= axis < num_axes:
+        raise ctx.error(
+            f"{what} {axis} is out of range for a bottom with {num_axes} axes",
+            hint=f"use a value in [{-num_axes}, {num_axes - 1}]",
+        )
+    return axis + num_axes if axis < 0 else axis
+
+
+def _generator(ctx: BuildContext) -> torch.Generator | None:
+    return ctx.options.get("generator")
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Kernel, stride, pad and dilation per spatial axis (Caffe's BaseConvolutionLayer)."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pad: tuple[int, ...]
+    dilation: tuple[int, ...]
+
+    def output_size(self, sizes: Sequence[int]) -> tuple[int, ...]:
+        """Convolution output size: (in + 2 pad - (dilation (kernel - 1) + 1)) / stride + 1."""
+        return tuple(
+            (n + 2 * p - (d * (k - 1) + 1)) // s + 1
+            for n, k, s, p, d in zip(sizes, self.kernel, self.stride, self.pad, self.dilation)
+        )
+
+    def deconv_output_size(self, sizes: Sequence[int]) -> tuple[int, ...]:
+        """Deconvolution output size: stride (in - 1) + dilation (kernel - 1) + 1 - 2 pad."""
+        return tuple(
+            s * (n - 1) + d * (k - 1) + 1 - 2 * p
+            for n, k, s, p, d in zip(sizes, self.kernel, self.stride, self.pad, self.dilation)
+        )
+
+
+def _per_axis(
+    ctx: BuildContext,
+    p: Any,
+    name: str,
+    n: int,
+    default: int | None,
+) -> tuple[int, ...]:
+    """``name`` (repeated) once or once per spatial axis, or ``name_h``/``name_w`` for 2-D."""
+    repeated = "kernel_size" if name == "kernel" else name
+    values = list(getattr(p, repeated))
+    if p.HasField(f"{name}_h") or p.HasField(f"{name}_w"):
+        if n != 2:
+            raise ctx.error(f"{name}_h & {name}_w can only be used for 2-D convolution")
+        if values:
+            raise ctx.error(f"either {repeated} or {name}_h/{name}_w should be given, not both")
+        return int(getattr(p, f"{name}_h")), int(getattr(p, f"{name}_w"))
+    allowed = (1, n) if default is None else (0, 1, n)
+    if len(values) not in allowed:
+        raise ctx.error(
+            f"{repeated} must be given once or once per spatial dimension "
+            f"({len(values)} given, {n} spatial dims)"
+        )
+    if not values:
+        assert default is not None
+        return (default,) * n
+    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n))
+
+
+def conv_geometry(ctx: BuildContext, p: Any, n: int) -> ConvGeometry:
+    """Read a ConvolutionParameter for ``n`` spatial axes, with Caffe's checks."""
+    if n == 0:
+        if len(p.kernel_size) > 1:
+            raise ctx.error("kernel_size must be given once for 0 spatial dimensions")
+        return ConvGeometry((), (), (), ())
+    geom = ConvGeometry(
+        kernel=_per_axis(ctx, p, "kernel", n, None),
+        stride=_per_axis(ctx, p, "stride", n, 1),
+        pad=_per_axis(ctx, p, "pad", n, 0),
+        dilation=_dilation(ctx, p, n),
+    )
+    if any(k <= 0 for k in geom.kernel):
+        raise ctx.error(f"kernel dimensions must be > 0, got {geom.kernel}")
+    if any(s <= 0 for s in geom.stride):
+        raise ctx.error(f"stride dimensions must be > 0, got {geom.stride}")
+    if any(d <= 0 for d in geom.dilation):
+        raise ctx.error(f"dilation must be > 0, got {geom.dilation}")
+    return geom
+
+
+def _dilation(ctx: BuildContext, p: Any, n: int) -> tuple[int, ...]:
+    values = list(p.dilation)
+    if len(values) not in (0, 1, n):
+        raise ctx.error(
+            f"dilation must be given once or once per spatial dimension "
+            f"({len(values)} given, {n} spatial dims)"
+        )
+    if not values:
+        return (1,) * n
+    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n))
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+class CaffeConvolution(nn.Module):
+    """Caffe's Convolution / Deconvolution over the axes after ``axis`` (N-D, groups,
+    dilation). Axes before ``axis`` are batch-like; one weight serves every bottom."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        geometry: ConvGeometry,
+        group: int,
+        axis: int,
+        transposed: bool,
+    ) -> None:
+        super().__init__()
+        blobs = [nn.Parameter(weight)]
+        if bias is not None:
+            blobs.append(nn.Parameter(bias))
+        self.blobs = nn.ParameterList(blobs)
+        self.geometry = geometry
+        self.group = group
+        self.axis = axis
+        self.transposed = transposed
+
+    def forward(self, *bottoms: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        tops = tuple(self._one(x) for x in bottoms)
+        return tops[0] if len(tops) == 1 else tops
+
+    def _one(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.geometry
+        lead = x.shape[: self.axis]
+        if self.axis != 1:
+            x = x.reshape((-1, *x.shape[self.axis :]))
+        weight = self.blobs[0]
+        bias = self.blobs[1] if len(self.blobs) > 1 else None
+        kernel, stride, pad, dilation = g.kernel, g.stride, g.pad, g.dilation
+        if not kernel:  # 0 spatial axes: a 1x1 convolution over a length-1 axis
+            x, weight = x.unsqueeze(-1), weight.unsqueeze(-1)
+            stride, pad, dilation = (1,), (0,), (1,)
+        if self.transposed:
+            y = _DECONV[x.dim() - 2](x, weight, bias, stride, pad, 0, self.group, dilation)
+        else:
+            y = _CONV[x.dim() - 2](x, weight, bias, stride, pad, dilation, self.group)
+        if not kernel:
+            y = y.squeeze(-1)
+        if self.axis != 1:
+            y = y.reshape((*lead, *y.shape[1:]))
+        return y
+
+    def extra_repr(self) -> str:
+        g = self.geometry
+        kind = "deconvolution" if self.transposed else "convolution"
+        return (
+            f"{kind}, weight={tuple(self.blobs[0].shape)}, kernel={g.kernel}, stride={g.stride}, "
+            f"pad={g.pad}, dilation={g.dilation}, group={self.group}, axis={self.axis}, "
+            f"bias={len(self.blobs) > 1}"
+        )
+
+
+def _build_conv(ctx: BuildContext, transposed: bool) -> nn.Module:
+    p = ctx.param
+    if ctx.num_tops != len(ctx.bottom_shapes):
+        raise ctx.error(
+            f"needs one top per bottom, got {len(ctx.bottom_shapes)} bottoms "
+            f"and {ctx.num_tops} tops"
+        )
+    shape = ctx.bottom_shapes[0]
+    for other in ctx.bottom_shapes[1:]:
+        if tuple(other) != tuple(shape):
+            raise ctx.error(f"all bottoms must have the same shape: {shape} vs {other}")
+    axis = canonical_axis(ctx, p.axis, len(shape))
+    n = len(shape) - axis - 1
+    if n > 3:
+        raise ctx.error(
+            f"{n} spatial axes: only 1-, 2- and 3-D convolutions are supported",
+            hint="check `axis` and the bottom shape",
+        )
+    geom = conv_geometry(ctx, p, n)
+    channels = shape[axis]
+    if p.num_output <= 0:
+        raise ctx.error("num_output must be > 0", hint="set convolution_param { num_output: N }")
+    if p.group <= 0 or channels % p.group:
+        raise ctx.error(f"group ({p.group}) must divide the input channels ({channels})")
+    if p.num_output % p.group:
+        raise ctx.error(f"num_output ({p.num_output}) must be a multiple of group ({p.group})")
+    sizes = shape[axis + 1 :]
+    out = geom.deconv_output_size(sizes) if transposed else geom.output_size(sizes)
+    if any(o <= 0 for o in out):
+        raise ctx.error(
+            f"output spatial size {out} is empty for input {tuple(sizes)} "
+            f"(kernel {geom.kernel}, stride {geom.stride}, pad {geom.pad})"
+        )
+    # Caffe: Convolution weight (out, in / group, k...), Deconvolution (in, out / group, k...).
+    if transposed:
+        weight_shape = (channels, p.num_output // p.group, *geom.kernel)
+    else:
+        weight_shape = (p.num_output, channels // p.group, *geom.kernel)
+    gen = _generator(ctx)
+    weight = make_filled(weight_shape, p.weight_filler, gen)
+    bias = make_filled((p.num_output,), p.bias_filler, gen) if p.bias_term else None
+    return CaffeConvolution(weight, bias, geom, p.group, axis, transposed)
+
+
+@register_layer(
+    "Convolution",
+    param="convolution_param",
+    bottoms=(1, None),
+    tops=(1, None),
+    blobs=("weight", "bias"),
+    aliases=("CONVOLUTION", "conv"),
+)
+def build_convolution(ctx: BuildContext) -> nn.Module:
+    return _build_conv(ctx, transposed=False)
+
+
+@register_layer(
+    "Deconvolution",
+    param="convolution_param",
+    bottoms=(1, None),
+    tops=(1, None),
+    blobs=("weight", "bias"),
+    aliases=("DECONVOLUTION",),
+)
+def build_deconvolution(ctx: BuildContext) -> nn.Module:
+    return _build_conv(ctx, transposed=True)
+
+
+# --------------------------------------------------------------------------- im2col
+
+
+class CaffeIm2col(nn.Module):
+    """Caffe's Im2col: (..., C, *spatial) -> (..., C * prod(kernel), *output), rows ordered
+    channel-major then kernel offsets (row-major), as F.unfold orders them."""
+
+    def __init__(self, geometry: ConvGeometry, axis: int) -> None:
+        super().__init__()
+        self.geometry = geometry
+        self.axis = axis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.geometry
+        lead = x.shape[: self.axis]
+        x = x.reshape((-1, *x.shape[self.axis :]))
+        out = g.output_size(x.shape[2:])
+        if len(g.kernel) == 2:
+            cols = F.unfold(x, g.kernel, g.dilation, g.pad, g.stride)
+        else:
+            cols = _unfold_nd(x, g)
+        cols = cols.reshape(x.shape[0], -1, *out)
+        return cols.reshape((*lead, *cols.shape[1:]))
+
+    def extra_repr(self) -> str:
+        g = self.geometry
+        return f"kernel={g.kernel}, stride={g.stride}, pad={g.pad}, dilation={g.dilation}"
+
+
+def _unfold_nd(x: torch.Tensor, g: ConvGeometry) -> torch.Tensor:
+    """N-D im2col of (B, C, *spatial): (B, C * prod(kernel), prod(output))."""
+    n = len(g.kernel)
+    pads: list[int] = []
+    for p in reversed(g.pad):
+        pads += [p, p]
+    x = F.pad(x, pads)
+    for i, (k, s, d) in enumerate(zip(g.kernel, g.stride, g.dilation)):
+        x = x.unfold(2 + i, d * (k - 1) + 1, s)[..., ::d]
+    # (B, C, *out, *kernel) -> (B, C, *kernel, *out)
+    perm = [0, 1, *range(2 + n, 2 + 2 * n), *range(2, 2 + n)]
+    x = x.permute(perm)
+    return x.reshape(x.shape[0], -1, math.prod(x.shape[2 + n :]))
+
+
+@register_layer("Im2col", param="convolution_param", aliases=("IM2COL", "im2col"))
+def build_im2col(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    shape = ctx.bottom_shapes[0]
+    axis = canonical_axis(ctx, p.axis, len(shape))
+    n = len(shape) - axis - 1
+    if n < 1:
+        raise ctx.error("Im2col needs at least one spatial axis after the channel axis")
+    geom = conv_geometry(ctx, p, n)
+    if any(o <= 0 for o in geom.output_size(shape[axis + 1 :])):
+        raise ctx.error(f"output spatial size is empty for input {tuple(shape[axis + 1 :])}")
+    return CaffeIm2col(geom, axis)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool = True) -> int:
+    """Caffe's pooled output size along one axis (PoolingLayer::Reshape).
+
+    ceil (or floor) of (size + 2 pad - kernel) / stride, plus 1; with padding, one window
+    less when the last would start inside the padding (at or after size + pad)."""
+    ratio = (size + 2 * pad - kernel) / stride
+    out = (math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _torch_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    # torch's pooling_output_shape: the drop rule applies in ceil mode even without padding.
+    out = (size + 2 * pad - kernel + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """One pooling's windows over an H x W input: Caffe's output size and whether torch's
+    own pooling (and in which ceil mode) has exactly the same windows."""
+
+    size: Pair
+    kernel: Pair
+    stride: Pair
+    pad: Pair
+    out: Pair
+    torch_ceil_mode: bool | None  # None: torch cannot do it directly (pad explicitly)
+
+    @staticmethod
+    def make(size: Pair, kernel: Pair, stride: Pair, pad: Pair, ceil_mode: bool) -> PoolGeometry:
+        for name, pair in (("kernel", kernel), ("stride", stride)):
+            if min(pair) <= 0:
+                raise BuildError(f"pooling {name} must be > 0, got {pair}")
+        if pad[0] >= kernel[0] or pad[1] >= kernel[1] or min(pad) < 0:
+            raise BuildError(f"pooling pad {pad} must be >= 0 and smaller than kernel {kernel}")
+        out = (
+            pooled_size(size[0], kernel[0], stride[0], pad[0], ceil_mode),
+            pooled_size(size[1], kernel[1], stride[1], pad[1], ceil_mode),
+        )
+        if min(out) <= 0:
+            raise BuildError(
+                f"pooling kernel {kernel} (pad {pad}) is larger than the input {size}: "
+                f"the output would be {out}"
+            )
+        for i in range(2):
+            if pad[i] and (out[i] - 1) * stride[i] >= size[i] + pad[i]:
+                raise BuildError(
+                    f"pooling geometry: the last window along axis {i + 2} starts in the "
+                    f"padding (input {size}, kernel {kernel}, stride {stride}, pad {pad})"
+                )
+        mode: bool | None = None
+        if 2 * pad[0] <= kernel[0] and 2 * pad[1] <= kernel[1]:
+            for candidate in (ceil_mode, not ceil_mode):
+                torch_out = tuple(
+                    _torch_pooled_size(size[i], kernel[i], stride[i], pad[i], candidate)
+                    for i in range(2)
+                )
+                if torch_out == out:
+                    mode = candidate
+                    break
+        return PoolGeometry(size, kernel, stride, pad, out, mode)
+
+    def starts(self, axis: int, device: torch.device) -> torch.Tensor:
+        return torch.arange(self.out[axis], device=device) * self.stride[axis] - self.pad[axis]
+
+    def padded(self, x: torch.Tensor, value: float) -> torch.Tensor:
+        """``x`` padded (or cropped) so that unpadded floor-mode pooling sees Caffe's windows."""
+        right = [
+            (self.out[i] - 1) * self.stride[i] + self.kernel[i] - self.size[i] - self.pad[i]
+            for i in range(2)
+        ]
+        return F.pad(x, (self.pad[1], right[1], self.pad[0], right[0]), value=value)
+
+    def has_empty_windows(self) -> bool:
+        # Only without padding and with kernel < stride can a window start past the input.
+        return any((self.out[i] - 1) * self.stride[i] - self.pad[i] >= self.size[i] for i in (0, 1))
+
+
+def max_pool(x: torch.Tensor, geom: PoolGeometry, with_mask: bool) -> tuple[torch.Tensor, ...]:
+    """Caffe's MAX pooling: (top,) or (top, argmax h * W + w as float)."""
+    if geom.torch_ceil_mode is not None:
+        if not with_mask:
+            return (F.max_pool2d(x, geom.kernel, geom.stride, geom.pad, 1, geom.torch_ceil_mode),)
+        top, idx = F.max_pool2d(
+            x, geom.kernel, geom.stride, geom.pad, 1, geom.torch_ceil_mode, return_indices=True
+        )
+        return top, idx.to(x.dtype)
+    xp = geom.padded(x, float("-inf"))
+    top, idx = F.max_pool2d(xp, geom.kernel, geom.stride, return_indices=True)
+    if geom.has_empty_windows():
+        # Caffe leaves a window with no input at -FLT_MAX with mask -1.
+        empty = _empty_windows(geom, x.device)
+        top = torch.where(empty, torch.finfo(x.dtype).min, top)
+        idx = torch.where(empty, -1, idx)
+    if not with_mask:
+        return (top,)
+    width = xp.shape[-1]
+    h = torch.div(idx, width, rounding_mode="floor") - geom.pad[0]
+    w = torch.remainder(idx, width) - geom.pad[1]
+    mask = torch.where(idx < 0, -1, h * geom.size[1] + w)
+    return top, mask.to(x.dtype)
+
+
+def _empty_windows(geom: PoolGeometry, device: torch.device) -> torch.Tensor:
+    eh = geom.starts(0, device) >= geom.size[0]
+    ew = geom.starts(1, device) >= geom.size[1]
+    return eh[:, None] | ew[None, :]
+
+
+def ave_divisor(geom: PoolGeometry, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Caffe's AVE divisor per output position: the window clipped to the padded input
+    (min(start + kernel, size + pad) - start per axis, start = o * stride - pad)."""
+    extents = []
+    for axis in (0, 1):
+        start = geom.starts(axis, device)
+        end = torch.clamp(start + geom.kernel[axis], max=geom.size[axis] + geom.pad[axis])
+        extents.append((end - start).to(dtype))
+    return extents[0][:, None] * extents[1][None, :]
+
+
+def ave_pool(x: torch.Tensor, geom: PoolGeometry) -> torch.Tensor:
+    """Caffe's AVE pooling (sum of the window inside the input / Caffe's divisor)."""
+    if geom.torch_ceil_mode is not None:
+        # torch's count_include_pad divisor is Caffe's: the window clipped to size + pad.
+        return F.avg_pool2d(x, geom.kernel, geom.stride, geom.pad, geom.torch_ceil_mode, True)
+    summed = F.avg_pool2d(geom.padded(x, 0.0), geom.kernel, geom.stride, divisor_override=1)
+    return summed / ave_divisor(geom, x.device, x.dtype)
+
+
+def stochastic_pool(x: torch.Tensor, geom: PoolGeometry, train: bool) -> torch.Tensor:
+    """Caffe's STOCHASTIC pooling (CUDA kernels StoPoolForwardTrain / StoPoolForwardTest)."""
+    xp = geom.padded(x, 0.0)  # no padding on the left; zeros on the right add nothing
+    if not train:
+        total = F.avg_pool2d(xp, geom.kernel, geom.stride, divisor_override=1)
+        squares = F.avg_pool2d(xp * xp, geom.kernel, geom.stride, divisor_override=1)
+        positive = total > 0
+        return torch.where(positive, squares / torch.where(positive, total, 1.0), 0.0)
+    n, c = x.shape[:2]
+    cols = F.unfold(xp, geom.kernel, stride=geom.stride)
+    cols = cols.reshape(n, c, geom.kernel[0] * geom.kernel[1], -1)
+    running = cols.detach().cumsum(dim=2)
+    threshold = torch.rand_like(running[:, :, -1:]) * running[:, :, -1:]
+    # The first window position whose running sum reaches the threshold (padding positions
+    # come after a real one with the same running sum, so they are never the first).
+    pick = (running >= threshold).to(x.dtype).argmax(dim=2, keepdim=True)
+    return cols.gather(2, pick).reshape(n, c, *geom.out)
+
+
+def caffe_pool(
+    x: torch.Tensor,
+    method: int,
+    kernel: Pair,
+    stride: Pair,
+    pad: Pair,
+    ceil_mode: bool = True,
+    with_mask: bool = False,
+    train: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """Pool a (N, C, H, W) tensor as Caffe's PoolingLayer; returns (top,) or (top, mask)."""
+    if x.dim() != 4:
+        raise BuildError(
+            f"Pooling needs a 4-D (num, channels, height, width) input, got {x.dim()}-D"
+        )
+    geom = PoolGeometry.make((x.shape[2], x.shape[3]), kernel, stride, pad, ceil_mode)
+    if method == MAX:
+        return max_pool(x, geom, with_mask)
+    if method == AVE:
+        return (ave_pool(x, geom),)
+    if pad != (0, 0):
+        raise BuildError("STOCHASTIC pooling takes no padding (Caffe pads only AVE and MAX)")
+    return (stochastic_pool(x, geom, train),)
+
+
+class CaffePooling(nn.Module):
+    """Caffe's Pooling layer (MAX, AVE, STOCHASTIC; optional MAX argmax top)."""
+
+    def __init__(
+        self,
+        method: int,
+        kernel: Pair | None,
+        stride: Pair,
+        pad: Pair,
+        ceil_mode: bool,
+        with_mask: bool,
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.kernel = kernel  # None: global pooling, the kernel is the input's H x W
+        self.stride = stride
+        self.pad = pad
+        self.ceil_mode = ceil_mode
+        self.with_mask = with_mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        kernel = self.kernel if self.kernel is not None else (x.shape[-2], x.shape[-1])
+        tops = caffe_pool(
+            x,
+            self.method,
+            kernel,
+            self.stride,
+            self.pad,
+            self.ceil_mode,
+            self.with_mask,
+            self.training,
+        )
+        return tops if self.with_mask else tops[0]
+
+    def extra_repr(self) -> str:
+        kernel = "global" if self.kernel is None else self.kernel
+        mode = "ceil" if self.ceil_mode else "floor"
+        return (
+            f"{_POOL_NAMES.get(self.method, self.method)}, kernel={kernel}, stride={self.stride}, "
+            f"pad={self.pad}, round={mode}"
+        )
+
+
+def _pool_pair(ctx: BuildContext, p: Any, name: str, default: int | None) -> Pair | None:
+    repeated = "kernel_size" if name == "kernel" else name
+    has_hw = p.HasField(f"{name}_h") or p.HasField(f"{name}_w")
+    if p.HasField(repeated):
+        if has_hw:
+            raise ctx.error(f"{repeated} OR {name}_h and {name}_w may be given, not both")
+        v = int(getattr(p, repeated))
+        return v, v
+    if has_hw:
+        if not (p.HasField(f"{name}_h") and p.HasField(f"{name}_w")):
+            raise ctx.error(f"{name}_h and {name}_w must be given together")
+        return int(getattr(p, f"{name}_h")), int(getattr(p, f"{name}_w"))
+    if default is None:
+        return None
+    return default, default
+
+
+def _ceil_mode(p: Any) -> bool:
+    # round_mode (BVLC); forks spell it `ceil_mode: false` (same meaning as FLOOR).
+    fields = p.DESCRIPTOR.fields_by_name
+    if "ceil_mode" in fields and p.HasField("ceil_mode"):
+        return bool(p.ceil_mode)
+    return p.round_mode != caffe_pb2.PoolingParameter.FLOOR
+
+
+@register_layer("Pooling", param="pooling_param", tops=(1, 2), aliases=("POOLING", "pool"))
+def build_pooling(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got shape {shape}")
+    if p.pool not in _POOL_NAMES:
+        raise ctx.error(f"unknown pooling method {p.pool}")
+    if ctx.num_tops == 2 and p.pool != MAX:
+        raise ctx.error("only MAX pooling has a second (argmax mask) top")
+    kernel = _pool_pair(ctx, p, "kernel", None)
+    pad = _pool_pair(ctx, p, "pad", 0)
+    stride = _pool_pair(ctx, p, "stride", 1)
+    assert pad is not None and stride is not None
+    if p.global_pooling:
+        if kernel is not None:
+            raise ctx.error("with global_pooling: true the kernel size cannot be given")
+        if pad != (0, 0) or stride != (1, 1):
+            raise ctx.error("with global_pooling: true only pad = 0 and stride = 1 are allowed")
+    elif kernel is None:
+        raise ctx.error("needs kernel_size (or kernel_h and kernel_w), or global_pooling: true")
+    if p.pool == STOCHASTIC and pad != (0, 0):
+        raise ctx.error("STOCHASTIC pooling takes no padding (Caffe pads only AVE and MAX)")
+    module = CaffePooling(p.pool, kernel, stride, pad, _ceil_mode(p), ctx.num_tops == 2)
+    try:  # Caffe checks the geometry at setup
+        PoolGeometry.make(
+            (shape[2], shape[3]), kernel or (shape[2], shape[3]), stride, pad, module.ceil_mode
+        )
+    except BuildError as err:
+        raise ctx.error(err.message) from None
+    return module
+
+
+# --------------------------------------------------------------------------- SPP
+
+
+def spp_level_geometry(size: Pair, level: int) -> tuple[Pair, Pair]:
+    """Kernel (= stride) and pad of pyramid level ``level`` (SPPLayer::GetPoolingParam):
+    2^level bins per axis, kernel ceil(size / bins), pad (kernel * bins - size + 1) / 2."""
+    bins = 2**level
+    kernel = tuple(math.ceil(s / bins) for s in size)
+    pad = tuple((k * bins - s + 1) // 2 for k, s in zip(kernel, size))
+    return (kernel[0], kernel[1]), (pad[0], pad[1])
+
+
+class CaffeSPP(nn.Module):
+    """Spatial pyramid pooling: each level pooled, flattened and concatenated (N, C * sum
+    4^l); a one-level pyramid is a plain (N, C, 1, 1) pooling, as in Caffe."""
+
+    def __init__(self, pyramid_height: int, method: int) -> None:
+        super().__init__()
+        self.pyramid_height = pyramid_height
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise BuildError(
+                f"SPP needs a 4-D (num, channels, height, width) input, got {x.dim()}-D"
+            )
+        size = (x.shape[2], x.shape[3])
+        levels = []
+        for level in range(self.pyramid_height):
+            kernel, pad = spp_level_geometry(size, level)
+            top = caffe_pool(x, self.method, kernel, kernel, pad, train=self.training)[0]
+            if self.pyramid_height == 1:
+                return top
+            levels.append(top.flatten(1))
+        return torch.cat(levels, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"pyramid_height={self.pyramid_height}, pool={_POOL_NAMES.get(self.method)}"
+
+
+@register_layer("SPP", param="spp_param")
+def build_spp(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got shape {shape}")
+    if p.pyramid_height < 1:
+        raise ctx.error("pyramid_height must be >= 1")
+    # SPPParameter.PoolMethod has PoolingParameter's values (MAX 0, AVE 1, STOCHASTIC 2).
+    module = CaffeSPP(int(p.pyramid_height), int(p.pool))
+    try:
+        infer = torch.empty(shape, device="meta")
+        with torch.no_grad():
+            module(infer)
+    except BuildError as err:
+        raise ctx.error(err.message) from None
+    return module
+
+
+# --------------------------------------------------------------------------- LRN
+
+
+class CaffeLRN(nn.Module):
+    """Local response normalisation, ACROSS_CHANNELS or WITHIN_CHANNEL (see module doc)."""
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float, within: bool) -> None:
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+        self.within = within
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise BuildError(
+                f"LRN needs a 4-D (num, channels, height, width) input, got {x.dim()}-D"
+            )
+        pre_pad = (self.size - 1) // 2
+        squares = x * x
+        if self.within:
+            # Caffe's sub-net: Power(2) -> AVE Pooling(size, pad) -> Power(-beta, alpha, 1).
+            pooled = caffe_pool(squares, AVE, (self.size, self.size), (1, 1), (pre_pad, pre_pad))[0]
+            scale = 1.0 + self.alpha * pooled
+        else:
+            # Mean over `size` channels of the zero-padded squares: sum / size.
+            padded = F.pad(squares, (0, 0, 0, 0, pre_pad, self.size - 1 - pre_pad))
+            window = F.avg_pool3d(padded.unsqueeze(1), (self.size, 1, 1), 1).squeeze(1)
+            scale = self.k + self.alpha * window
+        return x * torch.pow(scale, -self.beta)
+
+    def extra_repr(self) -> str:
+        region = "WITHIN_CHANNEL" if self.within else "ACROSS_CHANNELS"
+        return f"{region}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+@register_layer("LRN", param="lrn_param", aliases=("LRN", "lrn"))
+def build_lrn(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got shape {shape}")
+    if p.local_size % 2 != 1:
+        raise ctx.error(f"local_size must be odd, got {p.local_size}")
+    within = p.norm_region == caffe_pb2.LRNParameter.WITHIN_CHANNEL
+    return CaffeLRN(int(p.local_size), _f32(p.alpha), _f32(p.beta), _f32(p.k), within)
+
+
+# --------------------------------------------------------------------------- InnerProduct
+
+
+class CaffeInnerProduct(nn.Module):
+    """y = x W^T + b with x flattened from ``axis``; ``transpose`` stores W as (K, N)."""
+
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, axis: int, transpose: bool
+    ) -> None:
+        super().__init__()
+        blobs = [nn.Parameter(weight)]
+        if bias is not None:
+            blobs.append(nn.Parameter(bias))
+        self.blobs = nn.ParameterList(blobs)
+        self.axis = axis
+        self.transpose = transpose
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape((*x.shape[: self.axis], -1))
+        weight = self.blobs[0].t() if self.transpose else self.blobs[0]
+        bias = self.blobs[1] if len(self.blobs) > 1 else None
+        return F.linear(x, weight, bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"weight={tuple(self.blobs[0].shape)}, axis={self.axis}, "
+            f"transpose={self.transpose}, bias={len(self.blobs) > 1}"
+        )
+
+
+@register_layer(
+    "InnerProduct",
+    param="inner_product_param",
+    blobs=("weight", "bias"),
+    aliases=("INNER_PRODUCT", "innerproduct"),
+)
+def build_inner_product(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    shape = ctx.bottom_shapes[0]
+    axis = canonical_axis(ctx, p.axis, len(shape))
+    if p.num_output <= 0:
+        raise ctx.error("num_output must be > 0", hint="set inner_product_param { num_output: N }")
+    k = math.prod(shape[axis:])
+    n = int(p.num_output)
+    gen = _generator(ctx)
+    weight = make_filled((k, n) if p.transpose else (n, k), p.weight_filler, gen)
+    bias = make_filled((n,), p.bias_filler, gen) if p.bias_term else None
+    return CaffeInnerProduct(weight, bias, axis, bool(p.transpose))
+
+
+# --------------------------------------------------------------------------- Embed
+
+
+class CaffeEmbed(nn.Module):
+    """Rows of W (input_dim, num_output) picked by the bottom's values (as int), plus bias.
+    Caffe has no gradient for the indices; W gets the scattered sum of the top diff."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        blobs = [nn.Parameter(weight)]
+        if bias is not None:
+            blobs.append(nn.Parameter(bias))
+        self.blobs = nn.ParameterList(blobs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # static_cast<int>: truncation toward zero, as Tensor.long().
+        y = F.embedding(x.detach().long(), self.blobs[0])
+        return y + self.blobs[1] if len(self.blobs) > 1 else y
+
+    def extra_repr(self) -> str:
+        return f"weight={tuple(self.blobs[0].shape)}, bias={len(self.blobs) > 1}"
+
+
+@register_layer("Embed", param="embed_param", blobs=("weight", "bias"))
+def build_embed(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    if p.num_output <= 0:
+        raise ctx.error("num_output must be > 0", hint="set embed_param { num_output: N }")
+    if p.input_dim <= 0:
+        raise ctx.error("input_dim must be > 0", hint="set embed_param { input_dim: V }")
+    gen = _generator(ctx)
+    weight = make_filled((int(p.input_dim), int(p.num_output)), p.weight_filler, gen)
+    bias = make_filled((int(p.num_output),), p.bias_filler, gen) if p.bias_term else None
+    return CaffeEmbed(weight, bias)
