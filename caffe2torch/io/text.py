@@ -1,0 +1,418 @@
+"""Reading Caffe text files (net and solver prototxt) the way Caffe users need.
+
+Lenient where Caffe's own reader is: any newline style, ``layer: {``, single-quoted strings,
+a non-repeated field given twice (the last one wins, as in C++ TextFormat), and bytes that
+are not UTF-8 (old files have latin-1 comments): each such byte becomes one character, so
+line and column numbers stay right. Strict where Caffe is: unknown fields and enum values
+fail, with a :class:`~caffe2torch.errors.ParseError` that names the file, the 1-based line and
+column, and what to write instead.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import math
+import os
+import re
+import struct
+
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import text_encoding, text_format
+from google.protobuf.message import Message
+
+from caffe2torch.errors import CaffeError, ParseError, UpgradeError
+from caffe2torch.io import upgrade as _up
+from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
+from caffe2torch.proto import caffe_pb2
+
+# ----------------------------------------------------------------------------- bytes -> text
+
+
+def _bytes_as_latin1(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    bad = err.object[err.start:err.end]
+    return bytes(bad).decode("latin-1"), err.end
+
+
+codecs.register_error("caffe2torch-latin1", _bytes_as_latin1)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 text of ``data`` (a UTF-8 BOM dropped); a byte that is not part of valid UTF-8
+    becomes the latin-1 character of the same value, one character per byte."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    return data.decode("utf-8", errors="caffe2torch-latin1")
+
+
+def normalize_newlines(text: str) -> str:
+    """CRLF and lone CR -> LF (protobuf's Python tokenizer only splits lines on LF)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The decoded, newline-normalised text of a file; I/O problems -> ParseError."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ParseError(
+            f"cannot read the file: {e.strerror or e}", path=os.fspath(path)
+        ) from None
+    return normalize_newlines(decode(data))
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def parse_text(text: str, message: Message, *, path: str | None = None) -> Message:
+    """Merge ``text`` into ``message`` (cleared first) with protobuf's text format, as Caffe's
+    ReadProtoFromTextFile does; errors -> ParseError with a readable message."""
+    text = normalize_newlines(text)
+    message.Clear()
+    try:
+        text_format.Merge(text, message)
+    except text_format.ParseError as e:
+        raise _explain(e, text, message.DESCRIPTOR, path) from None
+    return message
+
+
+_LOC_RE = re.compile(r"^\d+(?::\d+)? : ")
+_NO_FIELD_RE = re.compile(r'^Message type "([\w.]+)" has no field named "(.*)"\.$')
+_NO_ENUM_RE = re.compile(r'^Enum type "([\w.]+)" has no value named "?([^"]*?)"?\.$')
+_EXPECTED_STRING_RE = re.compile(r"^Expected string but found: '(.*)'$")
+
+# V1-only fields of a layer and how V2 writes them.
+_V1_FIELD_FIX = {
+    "blobs_lr": "write one `param { lr_mult: X }` per blob instead of `blobs_lr: X`",
+    "weight_decay": "write `param { decay_mult: X }` (one per blob) instead of `weight_decay: X`",
+    "blob_share_mode": "write `param { share_mode: STRICT }` (one per blob) instead of "
+    "`blob_share_mode`",
+    "layer": "a V0 `layer { ... }` belongs inside `layers { ... }`; or run "
+    "`caffe2torch upgrade FILE`",
+}
+
+
+def _short(full_name: str) -> str:
+    return full_name.removeprefix("caffe.")
+
+
+def _resolve(root: _descriptor.Descriptor, names: list[str]) -> _descriptor.Descriptor | None:
+    """The message type of the block at the end of ``names`` (field names from the root)."""
+    d: _descriptor.Descriptor | None = root
+    for name in names:
+        if d is None:
+            return None
+        fd = d.fields_by_name.get(name)
+        d = fd.message_type if fd is not None else None
+    return d
+
+
+def _field_before(text: str, line: int, col: int) -> str | None:
+    """The name of the field whose value is at (or just before) ``line:col``."""
+    toks = [t for t in tokenize(text.split("\n")[line - 1]) if t[3] <= col]
+    for k in range(len(toks) - 1, -1, -1):
+        if toks[k][0] == "ident" and k + 1 < len(toks) and toks[k + 1][1] == ":":
+            return toks[k][1]
+    return None
+
+
+def _explain(
+    e: text_format.ParseError, text: str, root: _descriptor.Descriptor, path: str | None
+) -> ParseError:
+    """Re-phrase one of protobuf's text-format errors for a Caffe user."""
+    line, col = e.GetLine(), e.GetColumn()
+    raw = _LOC_RE.sub("", str(e), count=1)
+    lines = text.split("\n")
+    if line is not None and 1 <= line <= len(lines):
+        prefix = f"'{lines[line - 1]}': "
+        if raw.startswith(prefix):
+            raw = raw[len(prefix):]
+    message, hint = raw.rstrip("."), None
+    ctx = enclosing_fields(text, line, col) if line and col else []
+    in_layer = ctx[:1] == ["layer"] and root.name == "NetParameter"
+
+    layer_fields = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+    solver_fields = caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name
+    net_fields = caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name
+    m = _NO_FIELD_RE.match(raw)
+    m_enum = _NO_ENUM_RE.match(raw)
+    m_str = _EXPECTED_STRING_RE.match(raw)
+    if m:
+        mtype, fname = _short(m.group(1)), m.group(2)
+        message = f'{mtype} has no field named "{fname}"'
+        owner = _resolve(root, ctx)
+        if fname in ("layer", "layers") and ctx[:1] in (["layer"], ["layers"]):
+            outer = next((b for b in scan(text).blocks
+                          if b.start_line <= line <= b.end_line), None)
+            opened = f" opened at line {outer.start_line}" if outer is not None else ""
+            return ParseError(
+                f"a `{fname} {{` block starts inside the `{ctx[0]}` block{opened}",
+                path=path, line=line, col=col,
+                hint=f"is a `}}` missing before line {line}?",
+            )
+        if mtype == "LayerParameter" and fname in _V1_FIELD_FIX:
+            message = (
+                f'"{fname}" is a V1 field: `layer {{ }}` (V2, LayerParameter) has no field '
+                f'named "{fname}"'
+            )
+            hint = _V1_FIELD_FIX[fname]
+        elif mtype == "V1LayerParameter" and fname in layer_fields:
+            message = (
+                f'"{fname}" exists only in V2 `layer {{ }}` blocks; `layers {{ }}` (V1) has no '
+                f'field named "{fname}"'
+            )
+            hint = "upgrade the file to V2 (`caffe2torch upgrade FILE`), then use it there"
+        elif mtype == "NetParameter" and fname in layer_fields:
+            hint = (
+                f'"{fname}" belongs in a `layer {{ }}` block: was the block before line {line} '
+                "closed too early (one `}` too many)?"
+            )
+        elif mtype == "NetParameter" and fname in solver_fields:
+            hint = "this looks like a solver file: read it as a solver (-solver / read_solver)"
+        elif mtype == "SolverParameter" and fname in net_fields:
+            hint = "this looks like a net file: read it as a net (-model / read_net)"
+        else:
+            names = list(owner.fields_by_name) if owner is not None else []
+            close = difflib.get_close_matches(fname, names, n=3, cutoff=0.75)
+            if close:
+                hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "?"
+            else:
+                hint = (
+                    f'"{fname}" is not in BVLC Caffe\'s {mtype}; if it comes from a Caffe fork, '
+                    "the net needs that fork's layers"
+                )
+    elif m_enum:
+        etype, value = m_enum.group(1), m_enum.group(2)
+        message = f'"{value}" is not a value of {_short(etype)}'
+        if etype == "caffe.V1LayerParameter.LayerType":
+            v1_names = {v: k for k, v in _up.V1_TYPES.items()}
+            if value in v1_names:
+                hint = (
+                    f"`layers {{ }}` (V1) blocks take enum types (`type: {v1_names[value]}`); "
+                    f'`type: "{value}"` is the V2 spelling, for `layer {{ }}` blocks'
+                )
+        if hint is None:
+            desc = _enum_by_name(root, etype)
+            if desc is not None:
+                close = difflib.get_close_matches(value, list(desc.values_by_name), n=3,
+                                                  cutoff=0.6)
+                hint = ("did you mean " + ", ".join(close) + "?") if close else (
+                    "expected one of " + ", ".join(desc.values_by_name))
+    elif m_str:
+        value = m_str.group(1)
+        fname = _field_before(text, line, col) if line and col else None
+        message = f"expected a quoted string, found {value}"
+        if in_layer and len(ctx) == 1 and fname == "type" and value in _up.V1_TYPES:
+            message = f"`type: {value}` is a V1 enum type, but this is a V2 `layer {{ }}` block"
+            hint = (f'write `type: "{_up.V1_TYPES[value]}"`, or make the block a V1 `layers {{ }}` '
+                    "and run `caffe2torch upgrade FILE`")
+        else:
+            hint = f'write "{value}"'
+    elif raw.startswith('Expected "{"'):
+        fname = _field_before(text, line, col) if line and col else None
+        if in_layer and len(ctx) == 1 and fname == "param":
+            message = '`param: "NAME"` is the V1 form; in a V2 `layer { }` param is a block'
+            hint = 'write `param { name: "NAME" }`'
+        elif fname is not None:
+            message = f'"{fname}" is a message: it takes a block, not a value'
+            hint = f"write `{fname} {{ ... }}`"
+    elif raw.startswith('Expected "}"') or raw.startswith('Expected ">"'):
+        src = scan(text)
+        open_blocks = [b for b in src.blocks if not b.closed]
+        if open_blocks:
+            b = open_blocks[0]
+            what = f" ({b.name!r})" if b.name else ""
+            return ParseError(
+                f"the `{b.kind} {{` block{what} opened here is never closed",
+                path=path, line=b.start_line, col=b.start_col,
+                hint=f"add the missing `}}` (the file ends at line {line})",
+            )
+        message = "a block is not closed: `}` expected"
+    elif raw.startswith("Expected identifier or number, got }"):
+        message = "unexpected `}`: no block is open here"
+        hint = "remove it (one `}` too many?)"
+    elif raw.startswith("Couldn't parse integer") or raw.startswith("Value out of range"):
+        fname = _field_before(text, line, col) if line and col else None
+        if fname is not None:
+            owner = _resolve(root, ctx)
+            fd = owner.fields_by_name.get(fname) if owner is not None else None
+            kind = _TYPE_NAMES.get(fd.type, "integer") if fd is not None else "integer"
+            value = message.rsplit(": ", 1)[-1]
+            message = f'"{fname}" takes a {kind}, not {value}'
+    return ParseError(message, path=path, line=line, col=col, hint=hint)
+
+
+_FD = _descriptor.FieldDescriptor
+_TYPE_NAMES = {
+    _FD.TYPE_INT32: "32-bit integer", _FD.TYPE_INT64: "64-bit integer",
+    _FD.TYPE_UINT32: "non-negative 32-bit integer", _FD.TYPE_UINT64: "non-negative integer",
+    _FD.TYPE_FLOAT: "number", _FD.TYPE_DOUBLE: "number", _FD.TYPE_BOOL: "true/false",
+}
+
+
+def _enum_by_name(root: _descriptor.Descriptor, full_name: str):
+    try:
+        return root.file.pool.FindEnumTypeByName(full_name)
+    except KeyError:
+        return None
+
+
+# ----------------------------------------------------------------------------- nets
+
+
+def _net_from_text(
+    text: str, path: str | None
+) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
+    text = normalize_newlines(text)
+    source = scan(text, path)
+    if {"layer", "layers"} <= source.kinds():
+        raise _up.mixed_error(source, path)
+    net = parse_text(text, caffe_pb2.NetParameter(), path=path)
+    report = _up.upgrade_net_report(net, source=source, path=path)
+    return net, source, report
+
+
+def read_net_text(text: str, path: str | None = None) -> caffe_pb2.NetParameter:
+    """A net prototxt's text -> NetParameter, upgraded to V2."""
+    return _net_from_text(text, path)[2].net
+
+
+def read_net(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
+    """A net prototxt file -> NetParameter, upgraded to V2 (ReadNetParamsFromTextFileOrDie)."""
+    p = os.fspath(path)
+    return read_net_text(read_text(p), p)
+
+
+def read_net_with_positions(
+    path: str | os.PathLike[str],
+) -> tuple[caffe_pb2.NetParameter, SourceMap]:
+    """The upgraded net and a SourceMap whose ``layer(i)`` is where upgraded layer ``i`` is
+    written (an Input layer made from ``input:`` fields points at the first ``input:``)."""
+    p = os.fspath(path)
+    _, source, report = _net_from_text(read_text(p), p)
+    return report.net, source.remap(report.origin)
+
+
+# ----------------------------------------------------------------------------- solvers
+
+
+def read_solver_text(text: str, path: str | None = None) -> caffe_pb2.SolverParameter:
+    """A solver prototxt's text -> SolverParameter, upgraded (``solver_type`` -> ``type``;
+    inline V0/V1 nets upgraded too, which Caffe itself does not do)."""
+    text = normalize_newlines(text)
+    solver = parse_text(text, caffe_pb2.SolverParameter(), path=path)
+    source = scan(text, path) if solver.HasField("solver_type") else None
+    return _up.upgrade_solver(solver, path=path, source=source)
+
+
+def read_solver(path: str | os.PathLike[str]) -> caffe_pb2.SolverParameter:
+    """A solver prototxt file -> SolverParameter, upgraded (see :func:`read_solver_text`).
+    ``snapshot_prefix`` is left as written; :func:`caffe2torch.io.upgrade.snapshot_prefix`
+    applies Caffe's default."""
+    p = os.fspath(path)
+    return read_solver_text(read_text(p), p)
+
+
+# ----------------------------------------------------------------------------- text out
+
+_SOLVER_ONLY = frozenset(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name) - frozenset(
+    caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name
+)
+
+
+def is_solver_text(text: str) -> bool:
+    """Whether ``text`` is a solver (it has a top-level field only SolverParameter has)."""
+    return any(name in _SOLVER_ONLY for name in scan(text).top_fields)
+
+
+def net_to_text(msg: Message) -> str:
+    """Protobuf text format exactly as Caffe's WriteProtoToTextFile (C++ TextFormat::Print)
+    writes it: 2-space indent, fields in field-number order, floats as C++ SimpleFtoa prints
+    them (``1``, ``0.0001``, ``1e-05``), strings C-escaped (octal for non-ASCII bytes)."""
+    out: list[str] = []
+    _print_message(msg, "", out)
+    return "".join(out)
+
+
+def _ftoa(v: float) -> str:
+    """C++ SimpleFtoa: %.6g if it reads back as the same float32, else %.9g."""
+    if math.isnan(v) or math.isinf(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    s = f"{v:.6g}"
+    return s if _f32(float(s)) == _f32(v) else f"{v:.9g}"
+
+
+def _dtoa(v: float) -> str:
+    """C++ SimpleDtoa: %.15g if it reads back as the same double, else %.17g."""
+    if math.isnan(v) or math.isinf(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    s = f"{v:.15g}"
+    return s if float(s) == v else f"{v:.17g}"
+
+
+def _f32(v: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
+def _scalar(fd: _descriptor.FieldDescriptor, v: object) -> str:
+    t = fd.type
+    if t == _FD.TYPE_STRING:
+        return '"' + text_encoding.CEscape(str(v).encode("utf-8"), False) + '"'
+    if t == _FD.TYPE_BYTES:
+        return '"' + text_encoding.CEscape(bytes(v), False) + '"'  # type: ignore[arg-type]
+    if t == _FD.TYPE_FLOAT:
+        return _ftoa(v)  # type: ignore[arg-type]
+    if t == _FD.TYPE_DOUBLE:
+        return _dtoa(v)  # type: ignore[arg-type]
+    if t == _FD.TYPE_BOOL:
+        return "true" if v else "false"
+    if t == _FD.TYPE_ENUM:
+        ev = fd.enum_type.values_by_number.get(v)  # type: ignore[arg-type]
+        return ev.name if ev is not None else str(v)
+    return str(v)
+
+
+def _print_message(msg: Message, indent: str, out: list[str]) -> None:
+    for fd, value in msg.ListFields():
+        name = f"[{fd.full_name}]" if fd.is_extension else fd.name
+        values = value if fd.is_repeated else [value]
+        for v in values:
+            if fd.type in (_FD.TYPE_MESSAGE, _FD.TYPE_GROUP):
+                out.append(f"{indent}{name} {{\n")
+                _print_message(v, indent + "  ", out)
+                out.append(f"{indent}}}\n")
+            else:
+                out.append(f"{indent}{name}: {_scalar(fd, v)}\n")
+
+
+def upgrade_text(text: str, path: str | None = None) -> str:
+    """V0/V1 net or old solver text -> current text (what upgrade_net_proto_text /
+    upgrade_solver_proto_text write). Text already current comes back re-printed."""
+    text = normalize_newlines(text)
+    if is_solver_text(text):
+        return net_to_text(read_solver_text(text, path))
+    return net_to_text(read_net_text(text, path))
+
+
+__all__ = [
+    "CaffeError",
+    "ParseError",
+    "UpgradeError",
+    "decode",
+    "is_solver_text",
+    "net_to_text",
+    "normalize_newlines",
+    "parse_text",
+    "read_net",
+    "read_net_text",
+    "read_net_with_positions",
+    "read_solver",
+    "read_solver_text",
+    "read_text",
+    "upgrade_text",
+]
