@@ -61,3 +61,7 @@ class SolverError(CaffeError):
 
 class DataError(CaffeError):
     """A data source (list file, image, LMDB, HDF5) is missing or malformed."""
+
+
+class WriteError(CaffeError):
+    """A file could not be written (missing folder, no permission, disk full)."""

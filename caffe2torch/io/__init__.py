@@ -36,3 +36,39 @@ __all__ = [
     "upgrade_solver",
     "upgrade_text",
 ]
+
+from caffe2torch.io.binary import (
+    array_to_blob,
+    blob_shape,
+    blob_to_array,
+    is_legacy_4d,
+    read_binaryproto,
+    read_caffemodel,
+    read_caffemodel_arrays,
+    read_caffemodel_layers,
+    read_solverstate,
+    read_solverstate_arrays,
+    upgrade_caffemodel,
+    write_binaryproto,
+    write_caffemodel,
+    write_caffemodel_arrays,
+    write_solverstate,
+)
+
+__all__ += [
+    "array_to_blob",
+    "blob_shape",
+    "blob_to_array",
+    "is_legacy_4d",
+    "read_binaryproto",
+    "read_caffemodel",
+    "read_caffemodel_arrays",
+    "read_caffemodel_layers",
+    "read_solverstate",
+    "read_solverstate_arrays",
+    "upgrade_caffemodel",
+    "write_binaryproto",
+    "write_caffemodel",
+    "write_caffemodel_arrays",
+    "write_solverstate",
+]

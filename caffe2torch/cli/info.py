@@ -1,0 +1,162 @@
+"""``caffe2torch info FILE [--phase TRAIN|TEST] [--level N] [--stage S] [--weights W]``:
+the layers of a net, per phase (Caffe's NetStateRule filtering), with type, bottoms, tops
+and, for a caffemodel (or with ``--weights``), the shapes of the learned blobs.
+
+The table is a list of :class:`Column` s over :class:`LayerRow` s: a new column (output
+shapes, parameter counts, FLOPs) is one more ``Column`` appended to ``columns`` by whoever
+can compute it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from caffe2torch.cli import common
+from caffe2torch.errors import UpgradeError
+from caffe2torch.io.binary import blob_shape, looks_binary, read_caffemodel_arrays
+from caffe2torch.io.text import is_solver_text, read_net, read_text
+from caffe2torch.ir.netstate import NetState, declared_phases, filter_layers
+from caffe2torch.proto import caffe_pb2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info",
+        help="list a net's layers per phase (prototxt or caffemodel)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE", help="net prototxt (any version) or caffemodel")
+    p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"],
+                   help="only this phase (default: the phases the net declares)")
+    p.add_argument("--level", type=int, default=0, help="NetState level (default 0)")
+    p.add_argument("--stage", action="append", default=[], help="NetState stage (repeatable)")
+    p.add_argument("--weights", "--model-weights", dest="weights", metavar="W",
+                   help="a caffemodel whose blob shapes to show beside a prototxt")
+    p.set_defaults(run=run)
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass
+class LayerRow:
+    """One layer as the table sees it: ``index`` in the upgraded net, the layer message,
+    and the shapes of its learned blobs when known."""
+
+    index: int
+    layer: Any
+    blob_shapes: list[tuple[int, ...]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Column:
+    header: str
+    cell: Callable[[LayerRow], str]
+    align: str = "<"
+
+
+def _names(values: Sequence[str]) -> str:
+    return ", ".join(values) if values else "-"
+
+
+def _shapes(row: LayerRow) -> str:
+    if row.blob_shapes is None:
+        return ""
+    if not row.blob_shapes:
+        return "-"
+    return ", ".join("x".join(str(d) for d in s) if s else "scalar" for s in row.blob_shapes)
+
+
+BASE_COLUMNS: list[Column] = [
+    Column("#", lambda r: str(r.index), ">"),
+    Column("name", lambda r: r.layer.name),
+    Column("type", lambda r: r.layer.type),
+    Column("bottoms", lambda r: _names(r.layer.bottom)),
+    Column("tops", lambda r: _names(r.layer.top)),
+]
+BLOBS_COLUMN = Column("blobs", _shapes)
+
+
+def render_table(rows: Sequence[LayerRow], columns: Sequence[Column]) -> list[str]:
+    cells = [[c.header for c in columns]] + [[c.cell(r) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    out = []
+    for line in cells:
+        parts = [f"{text:{c.align}{w}}" for text, c, w in zip(line, columns, widths)]
+        out.append("  ".join(parts).rstrip())
+    return out
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass
+class NetInfo:
+    """A net and, per layer name, the shapes of its learned blobs (when weights are known)."""
+
+    path: str
+    net: caffe_pb2.NetParameter
+    blob_shapes: dict[str, list[tuple[int, ...]]] | None = None
+    kind: str = "prototxt"
+
+
+def load(path: str, weights: str | None = None) -> NetInfo:
+    if looks_binary(path):
+        net, _ = read_caffemodel_arrays(path)
+        shapes = {layer.name: [blob_shape(b) for b in layer.blobs] for layer in net.layer}
+        return NetInfo(path, net, shapes, "caffemodel")
+    if is_solver_text(read_text(path)):
+        raise UpgradeError(
+            "this is a solver prototxt; `info` lists the layers of a net",
+            path=path, hint="run `caffe2torch info` on the net file named by its `net:` field",
+        )
+    info = NetInfo(path, read_net(path))
+    if weights is not None:
+        wnet, _ = read_caffemodel_arrays(weights)
+        info.blob_shapes = {ly.name: [blob_shape(b) for b in ly.blobs] for ly in wnet.layer}
+    return info
+
+
+def rows_for(info: NetInfo, state: NetState) -> list[LayerRow]:
+    rows = []
+    for i in filter_layers(info.net.layer, state):
+        layer = info.net.layer[i]
+        shapes = None
+        if info.blob_shapes is not None:
+            shapes = info.blob_shapes.get(layer.name, [])
+        rows.append(LayerRow(i, layer, shapes))
+    return rows
+
+
+def columns_for(info: NetInfo) -> list[Column]:
+    return BASE_COLUMNS + ([BLOBS_COLUMN] if info.blob_shapes is not None else [])
+
+
+def print_info(info: NetInfo, states: Sequence[NetState], stream: TextIO) -> None:
+    name = info.net.name or "(unnamed)"
+    print(f"{info.path}: net {name!r}, {len(info.net.layer)} layers ({info.kind})", file=stream)
+    columns = columns_for(info)
+    for state in states:
+        rows = rows_for(info, state)
+        label = f"phase {state.phase}"
+        if state.level:
+            label += f", level {state.level}"
+        if state.stages:
+            label += f", stages {', '.join(state.stages)}"
+        print(f"\n{label}: {len(rows)} layers", file=stream)
+        for line in render_table(rows, columns):
+            print(f"  {line}", file=stream)
+
+
+def run(args: argparse.Namespace) -> int:
+    info = load(args.file, args.weights)
+    phases = [args.phase] if args.phase else declared_phases(info.net.layer)
+    states = [NetState.of(ph, args.level, args.stage) for ph in phases]
+    print_info(info, states, sys.stdout)
+    return common.OK

@@ -1,0 +1,110 @@
+"""``caffe2torch lint FILE... [--format concise|full|json|sarif] [--select/--ignore CODES]
+[--fix] [--check-data] [--weights W] [--explain CODE]``: diagnostics for net and solver
+prototxt files.
+
+Exit codes: 0 no findings (info notes do not count), 1 findings, 2 usage or I/O error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from caffe2torch.cli import common
+from caffe2torch.errors import CaffeError
+from caffe2torch.io.text import read_text
+from caffe2torch.lint.codes import CODES, explain
+from caffe2torch.lint.context import Options
+from caffe2torch.lint.diagnostic import Diagnostic
+from caffe2torch.lint.engine import lint_text
+from caffe2torch.lint.fix import apply_edits, fix_edits
+from caffe2torch.lint.render import FORMATS, render
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lint",
+        help="explain what is wrong with a net or solver prototxt, where, and how to fix it",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="net or solver prototxt files")
+    p.add_argument("--format", choices=FORMATS, default="full", help="output format")
+    p.add_argument("--select", action="append", default=[], metavar="CODES",
+                   help="only these codes, prefixes (C2T2) or families (graph); comma list")
+    p.add_argument("--ignore", action="append", default=[], metavar="CODES",
+                   help="skip these codes, prefixes or families; comma list")
+    p.add_argument("--fix", action="store_true",
+                   help="rewrite what can be fixed safely (V1 -> V2, quoting types, renames)")
+    p.add_argument("--check-data", action="store_true",
+                   help="also open the data list files (pair lists of Siamese nets)")
+    p.add_argument("--weights", metavar="CAFFEMODEL", help="check the net against these weights")
+    p.add_argument("--explain", metavar="CODE", help="print what a code means and exit")
+    p.set_defaults(run=run)
+
+
+def _codes(values: list[str]) -> list[str]:
+    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.explain:
+        text = explain(args.explain)
+        if text is None:
+            print(f"caffe2torch lint: error: unknown code {args.explain!r} (codes: "
+                  f"{CODES and min(CODES)}..{max(CODES)})", file=sys.stderr)
+            return common.USAGE
+        print(text, end="")
+        return common.OK
+    if not args.files:
+        print("caffe2torch lint: error: give at least one FILE", file=sys.stderr)
+        return common.USAGE
+    opts = Options(select=_codes(args.select), ignore=_codes(args.ignore),
+                   check_data=args.check_data, weights=args.weights)
+    found: list[Diagnostic] = []
+    sources: dict[str | None, str] = {}
+    io_error = False
+    for path in args.files:
+        try:
+            text = read_text(path)
+        except CaffeError as e:
+            common.report(e)
+            io_error = True
+            continue
+        diags = lint_text(text, path, opts)
+        if args.fix:
+            text, diags = _fix(path, text, diags, opts)
+        sources[path] = text
+        found.extend(diags)
+    sys.stdout.write(render(args.format, found, sources))
+    if args.format in ("concise", "full"):
+        counted = [d for d in found if d.severity != "info"]
+        if counted:
+            n_err = sum(d.severity == "error" for d in counted)
+            common.note(f"{len(counted)} finding(s): {n_err} error(s), "
+                        f"{len(counted) - n_err} warning(s)")
+    if io_error:
+        return common.USAGE
+    return common.FAILED if any(d.severity != "info" for d in found) else common.OK
+
+
+def _fix(path: str, text: str, diags: list[Diagnostic], opts: Options,
+         ) -> tuple[str, list[Diagnostic]]:
+    """Apply the fixes; keep the result only if it leaves fewer errors than before."""
+    edits = fix_edits(diags)
+    if not edits:
+        return text, diags
+    new, n = apply_edits(text, edits)
+    after = lint_text(new, path, opts)
+    errors = lambda ds: sum(d.severity == "error" for d in ds)  # noqa: E731
+    if errors(after) > errors(diags):
+        common.note(f"{path}: fixes not applied (they would leave more errors)")
+        return text, diags
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(new)
+    except OSError as e:
+        common.note(f"{path}: cannot write the fixed file: {e.strerror or e}")
+        return text, diags
+    common.note(f"{path}: applied {n} edit(s)")
+    return new, after

@@ -1,0 +1,53 @@
+"""``caffe2torch VERB ...``: the dispatcher. Each verb module gives ``add_parser`` (its
+arguments) and ``run`` (returns the exit code); a new verb is one module and one line in
+``VERBS``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from caffe2torch import __version__
+from caffe2torch.cli import common, info, lint, upgrade
+from caffe2torch.errors import CaffeError
+
+VERBS: list[ModuleType] = [upgrade, info, lint]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="caffe2torch",
+        description="Caffe nets, weights and solvers in PyTorch. Caffe's one-dash long "
+        "flags (-solver, -model, -weights) work too.",
+    )
+    parser.add_argument("--version", action="version", version=f"caffe2torch {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for verb in VERBS:
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failed run, 2 usage or I/O error)."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(common.normalize_argv(args_in))
+    except SystemExit as e:  # --help, --version, usage errors
+        return e.code if isinstance(e.code, int) else common.USAGE
+    try:
+        return int(args.run(args))
+    except CaffeError as e:
+        return common.report(e)
+    except BrokenPipeError:  # `caffe2torch info x | head`: the reader left, not an error
+        common.silence_stdout()
+        return common.OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

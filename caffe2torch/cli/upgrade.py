@@ -1,0 +1,104 @@
+"""``caffe2torch upgrade IN [OUT] [-o OUT]``: Caffe's upgrade_net_proto_text,
+upgrade_solver_proto_text and upgrade_net_proto_binary in one verb, chosen by what the file
+holds (a binary caffemodel, a solver prototxt or a net prototxt).
+
+Text goes to OUT, or to stdout without one; a caffemodel needs OUT. Exit codes as Caffe's
+tools: 0 written; 1 written but the upgrade reported problems, or refused (nothing
+written); 2 the file cannot be read or parsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from caffe2torch.cli import common
+from caffe2torch.errors import CaffeError
+from caffe2torch.io.binary import atomic_write, looks_binary, upgrade_caffemodel
+from caffe2torch.io.positions import scan
+from caffe2torch.io.text import (
+    is_solver_text,
+    net_to_text,
+    parse_text,
+    read_solver_text,
+    read_text,
+)
+from caffe2torch.io.upgrade import mixed_error, solver_needs_upgrade, upgrade_net_report
+from caffe2torch.proto import caffe_pb2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "upgrade",
+        help="rewrite an old (V0/V1) net, solver or caffemodel in the current format",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", metavar="IN", help="net or solver prototxt, or a caffemodel")
+    p.add_argument("output_pos", nargs="?", metavar="OUT",
+                   help="where to write (Caffe's tools take it as a second argument)")
+    p.add_argument("-o", "--output", metavar="OUT", help="where to write (same as OUT)")
+    p.set_defaults(run=run)
+
+
+def _output(args: argparse.Namespace) -> str | None:
+    if args.output and args.output_pos and args.output != args.output_pos:
+        raise _Usage("give the output once: either OUT or -o OUT")
+    return args.output or args.output_pos
+
+
+class _Usage(Exception):
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        out = _output(args)
+    except _Usage as e:
+        print(f"caffe2torch upgrade: error: {e}", file=sys.stderr)
+        return common.USAGE
+    src = args.input
+    if looks_binary(src):
+        if out is None:
+            print("caffe2torch upgrade: error: a caffemodel is binary: give the output file "
+                  "(caffe2torch upgrade IN.caffemodel OUT.caffemodel)", file=sys.stderr)
+            return common.USAGE
+        report = upgrade_caffemodel(src, out)
+        _say(src, report.steps)
+        return _warn(src, report.warnings)
+    text = read_text(src)
+    if is_solver_text(text):
+        old = parse_text(text, caffe_pb2.SolverParameter(), path=src)
+        solver = read_solver_text(text, src)
+        _say(src, ["solver_type -> type"] if solver_needs_upgrade(old) else [])
+        _emit(net_to_text(solver), out)
+        return common.OK
+    source = scan(text, src)
+    if {"layer", "layers"} <= source.kinds():
+        raise mixed_error(source, src)
+    net = parse_text(text, caffe_pb2.NetParameter(), path=src)
+    report = upgrade_net_report(net, source=source, path=src)
+    _say(src, report.steps)
+    _emit(net_to_text(report.net), out)
+    return _warn(src, report.warnings)
+
+
+def _say(src: str, steps: list[str]) -> None:
+    if steps:
+        common.note(f"{src}: upgraded ({'; '.join(steps)})")
+    else:
+        common.note(f"{src}: already in the latest format")
+
+
+def _warn(src: str, warnings: list[str]) -> int:
+    for w in warnings:
+        print(common.format_error(CaffeError(w, path=src), "warning"), file=sys.stderr)
+    return common.FAILED if warnings else common.OK
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write(out, [text.encode("utf-8")])

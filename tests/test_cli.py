@@ -1,0 +1,203 @@
+"""The ``caffe2torch`` command line: verbs run in-process through ``main([...])`` (which
+returns the exit code), plus one real ``python -m caffe2torch`` run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from caffe2torch.cli.common import normalize_argv
+from caffe2torch.cli.main import main
+from caffe2torch.io.binary import read_caffemodel, write_caffemodel_arrays
+from caffe2torch.proto import caffe_pb2
+from tests.conftest import CORPUS, GOLDEN, REPO, need_shared
+
+UPGRADE = GOLDEN / "upgrade"
+
+V1_NET = """name: "tiny"
+input: "data"
+input_dim: 1
+input_dim: 1
+input_dim: 8
+input_dim: 8
+layers {
+  name: "ip"
+  type: INNER_PRODUCT
+  bottom: "data"
+  top: "ip"
+  blobs_lr: 1
+  blobs_lr: 2
+  inner_product_param { num_output: 3 }
+}
+layers { name: "prob" type: SOFTMAX bottom: "ip" top: "prob" }
+"""
+
+TRAIN_TEST = """name: "tt"
+layer { name: "d" type: "Input" top: "data" input_param { shape { dim: 1 dim: 4 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 2 } }
+layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "data" top: "acc"
+        include { phase: TEST } }
+layer { name: "drop" type: "Dropout" bottom: "ip" top: "ip" include { phase: TRAIN } }
+"""
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_normalize_argv() -> None:
+    assert normalize_argv(["train", "-solver", "s.prototxt", "-weights=w", "-o", "x"]) == [
+        "train", "--solver", "s.prototxt", "--weights=w", "-o", "x"]
+    assert normalize_argv(["info", "--", "-model"]) == ["info", "--", "-model"]
+    assert normalize_argv(["-3", "-x"]) == ["-3", "-x"]
+
+
+def test_help_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "upgrade" in capsys.readouterr().out
+    assert main([]) == 2
+    assert main(["nonsense-verb"]) == 2
+    assert main(["info"]) == 2  # FILE missing
+
+
+# ----------------------------------------------------------------------------- upgrade
+
+
+def test_upgrade_v1_text_to_stdout_and_file(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    src = _write(tmp_path / "old.prototxt", V1_NET)
+    assert main(["upgrade", str(src)]) == 0
+    out = capsys.readouterr()
+    net = text_format.Parse(out.out, caffe_pb2.NetParameter())
+    assert [ly.type for ly in net.layer] == ["Input", "InnerProduct", "Softmax"]
+    assert [p.lr_mult for p in net.layer[1].param] == [1, 2]
+    assert "upgraded" in out.err
+    dst = tmp_path / "new.prototxt"
+    assert main(["upgrade", str(src), "-o", str(dst)]) == 0
+    assert dst.read_text() == out.out
+    dst2 = tmp_path / "new2.prototxt"
+    assert main(["upgrade", str(src), str(dst2)]) == 0  # Caffe's tools: IN OUT
+    assert dst2.read_text() == out.out
+    assert main(["upgrade", str(dst)]) == 0  # already current: re-printed, rc 0
+    again = capsys.readouterr()
+    assert again.out == out.out and "latest" in again.err
+
+
+@pytest.mark.shared
+def test_upgrade_matches_caffe_golden(capsys: pytest.CaptureFixture[str]) -> None:
+    case = need_shared(UPGRADE / "BVLC__caffe@11a4c16__examples__mnist__lenet_train_test.prototxt")
+    assert main(["upgrade", str(case / "in.prototxt")]) == 0
+    assert capsys.readouterr().out == (case / "out.prototxt").read_text()
+
+
+@pytest.mark.shared
+def test_upgrade_solver_enum(capsys: pytest.CaptureFixture[str]) -> None:
+    case = need_shared(UPGRADE / "synthetic__solver_type_ADAM.prototxt")
+    assert main(["upgrade", str(case / "in.prototxt")]) == 0
+    out = capsys.readouterr().out
+    assert out == (case / "out.prototxt").read_text()
+    assert 'type: "Adam"' in out
+    both = UPGRADE / "synthetic__solver_type_and_type_both.prototxt" / "in.prototxt"
+    assert main(["upgrade", str(both)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{both}:") and ": error: " in err and "help:" in err
+
+
+@pytest.mark.shared
+def test_upgrade_refused_mixed_net(capsys: pytest.CaptureFixture[str]) -> None:
+    src = need_shared(UPGRADE / "synthetic__mixed_layer_layers_from_seed.prototxt") / "in.prototxt"
+    assert main(["upgrade", str(src)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    first = captured.err.splitlines()[0]
+    path, line, col, rest = first.split(":", 3)
+    assert path == str(src) and int(line) > 0 and int(col) > 0
+    assert rest.startswith(" error: ")
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.shared
+def test_upgrade_v1_caffemodel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = need_shared(CORPUS / "pl8787__exp_caffe@932c88a/examples/mnist/lenet_iter_10000")
+    dst = tmp_path / "lenet.caffemodel"
+    assert main(["upgrade", str(src)]) == 2  # binary needs an output file
+    assert main(["upgrade", str(src), "-o", str(dst)]) == 0
+    upgraded = read_caffemodel(dst)
+    assert upgraded == read_caffemodel(src)
+    raw = caffe_pb2.NetParameter()
+    raw.ParseFromString(dst.read_bytes())
+    assert len(raw.layers) == 0 and len(raw.layer) == 9  # really written as V2
+    assert "upgraded" in capsys.readouterr().err
+
+
+def test_io_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.prototxt"
+    assert main(["upgrade", str(missing)]) == 2
+    assert main(["info", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{missing}: error: cannot read the file")
+    bad = _write(tmp_path / "bad.prototxt", 'name: "x"\nlayer {\n  nme: "a"\n}\n')
+    assert main(["info", str(bad)]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"{bad}:3:") and ": error: " in first
+    src = _write(tmp_path / "ok.prototxt", V1_NET)
+    assert main(["upgrade", str(src), "-o", str(tmp_path / "no" / "dir" / "x")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- info
+
+
+def test_info_phases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _write(tmp_path / "tt.prototxt", TRAIN_TEST)
+    assert main(["info", str(src)]) == 0
+    out = capsys.readouterr().out
+    train, test = out.split("phase TEST")
+    assert "phase TRAIN: 3 layers" in train and "drop" in train and "acc" not in train
+    assert test.startswith(": 3 layers") and "acc" in test and "drop" not in test
+    assert main(["info", str(src), "-phase", "test"]) == 0  # Caffe's one-dash spelling
+    only = capsys.readouterr().out
+    assert "phase TRAIN" not in only and "Accuracy" in only
+    assert main(["info", str(src), "--phase", "TRIAN"]) == 2
+
+
+def test_info_caffemodel_and_weights(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    net = caffe_pb2.NetParameter(name="tt")
+    text_format.Merge(TRAIN_TEST, net)
+    weights = tmp_path / "tt.caffemodel"
+    write_caffemodel_arrays(weights, net, {"ip": [np.zeros((2, 4), np.float32),
+                                                 np.zeros(2, np.float32)]})
+    assert main(["info", str(weights), "--phase", "TEST"]) == 0
+    out = capsys.readouterr().out
+    assert "(caffemodel)" in out and "blobs" in out
+    ip_line = next(line for line in out.splitlines() if " ip " in line)
+    assert ip_line.rstrip().endswith("2x4, 2")
+    src = _write(tmp_path / "tt.prototxt", TRAIN_TEST)
+    assert main(["info", str(src), "-weights", str(weights), "--phase", "TRAIN"]) == 0
+    assert "2x4, 2" in capsys.readouterr().out
+
+
+@pytest.mark.shared
+def test_info_v1_caffemodel(capsys: pytest.CaptureFixture[str]) -> None:
+    src = need_shared(CORPUS / "pl8787__exp_caffe@932c88a/examples/mnist/lenet_iter_10000")
+    assert main(["info", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert "InnerProduct" in out and "1x1x500x800, 1x1x1x500" in out
+
+
+def test_python_m_help() -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "caffe2torch", "--help"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: caffe2torch" in proc.stdout and "info" in proc.stdout
