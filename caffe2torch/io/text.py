@@ -16,6 +16,7 @@ import math
 import os
 import re
 import struct
+from collections.abc import Callable
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_encoding, text_format
@@ -264,11 +265,25 @@ def _enum_by_name(root: _descriptor.Descriptor, full_name: str):
 
 # ----------------------------------------------------------------------------- nets
 
+TextHook = Callable[[str, str | None], str]
+_TEXT_HOOKS: list[TextHook] = []
+
+
+def add_text_hook(hook: TextHook) -> None:
+    """Run ``hook(text, path) -> text`` on every net prototxt before it is parsed (once per
+    hook). Used by layer plug-ins to take out parameter blocks the schema does not know. A
+    hook must keep every other character where it was (replace what it removes with spaces,
+    keep newlines) so that line and column numbers stay right; it may raise ParseError."""
+    if hook not in _TEXT_HOOKS:
+        _TEXT_HOOKS.append(hook)
+
 
 def _net_from_text(
     text: str, path: str | None
 ) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
     text = normalize_newlines(text)
+    for hook in _TEXT_HOOKS:
+        text = hook(text, path)
     source = scan(text, path)
     if {"layer", "layers"} <= source.kinds():
         raise _up.mixed_error(source, path)

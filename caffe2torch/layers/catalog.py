@@ -2,8 +2,14 @@
 
 from caffe2torch.layers import (  # noqa: F401  (imported for their registrations)
     blob_ops,
+    forks_detection,
+    forks_face,
+    forks_mobile,
+    forks_segmentation,
+    forks_ssd,
     inputs,
     losses,
+    metric_losses,
     neuron,
     normalization,
     recurrent,

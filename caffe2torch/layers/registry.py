@@ -244,3 +244,6 @@ def _load_builtin_layers() -> None:
         return
     _loaded = True
     import caffe2torch.layers.catalog  # noqa: F401  (registers every built-in type)
+    from caffe2torch.layers.plugins import load_entry_points
+
+    load_entry_points()  # plug-ins of the "caffe2torch.layers" entry-point group

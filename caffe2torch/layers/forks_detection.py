@@ -1,0 +1,269 @@
+"""Region layers of the R-CNN family and YOLO's Reorg, with their forks' numerics.
+
+* ROIPooling (rbgirshick/caffe-fast-rcnn): each ROI [batch, x1, y1, x2, y2] is scaled by
+  ``spatial_scale`` and rounded (half away from zero); its (y2 - y1 + 1) x (x2 - x1 + 1)
+  box is cut into pooled_h x pooled_w bins [floor(i * size / n), ceil((i + 1) * size / n))
+  (float arithmetic), clipped to the map; each bin takes its maximum (0 when empty). The
+  gradient goes to the first maximum in row-major order, as the fork's CUDA backward.
+* PSROIPooling (daijifeng001/caffe-rfcn, CUDA only): position-sensitive average pooling;
+  bin (i, j) of output channel d reads input channel (d * k + i) * k + j. ROI corners are
+  rounded, then scaled: start = round(x1) * scale, end = (round(x2) + 1) * scale, sizes at
+  least 0.1; bins floor/ceil(i * size / k + start) clipped to the map; empty bins give 0.
+* Reorg (BVLC/caffe PR #5906, YOLO v2): darknet's reorg_cpu index arithmetic, which reads
+  the bottom's memory as (N, C / s^2, H * s, W * s) and writes it in (N, C, H, W) order;
+  the top is that memory seen as (N, C * s^2, H / s, W / s). ``reverse`` is the inverse.
+  The fork's CPU backward reads an unfilled buffer; the gradient here is the true one
+  (the inverse permutation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from caffe2torch.errors import BuildError
+from caffe2torch.layers.registry import BuildContext, register_layer
+
+f32 = np.float32
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """C's round(): halves away from zero (exact in double for float inputs)."""
+    x = x.astype(np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _rois(rois: torch.Tensor) -> np.ndarray:
+    """(R, 5) float32 [batch, x1, y1, x2, y2] from a (R, 5) or (R, 5, 1, 1) bottom."""
+    flat = rois.detach().to("cpu", torch.float32).reshape(rois.shape[0], -1)
+    if flat.shape[1] < 5:
+        raise BuildError(f"ROIs need 5 values each [batch, x1, y1, x2, y2], got {flat.shape[1]}")
+    return flat[:, :5].numpy()
+
+
+def _batch_index(value: np.float32, batch: int) -> int:
+    index = int(value)  # static_cast<int>: truncation
+    if not 0 <= index < batch:
+        raise BuildError(f"ROI batch index {index} is outside the batch of {batch}")
+    return index
+
+
+def _bin_masks(
+    starts: np.ndarray, ends: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, int]:
+    """(bins, extent) boolean masks of each [start, end) over [lo, hi), and lo: the span
+    from the first start to the last end."""
+    lo = int(starts.min())
+    hi = max(int(ends.max()), lo)
+    pos = np.arange(lo, hi)
+    mask = (pos[None, :] >= starts[:, None]) & (pos[None, :] < ends[:, None])
+    return torch.from_numpy(mask).to(device), lo
+
+
+# --------------------------------------------------------------------------- ROIPooling
+
+
+def roi_pool_bins(
+    roi: np.ndarray, scale: np.float32, pooled: tuple[int, int], size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """hstart, hend (pooled_h,), wstart, wend (pooled_w,) of one ROI, clipped to the map."""
+    start_w, start_h, end_w, end_h = (int(v) for v in round_half_away(roi[1:5] * scale))
+    roi_h = max(end_h - start_h + 1, 1)
+    roi_w = max(end_w - start_w + 1, 1)
+    out = []
+    for n, extent, start, limit in (
+        (pooled[0], roi_h, start_h, size[0]),
+        (pooled[1], roi_w, start_w, size[1]),
+    ):
+        bin_size = f32(extent) / f32(n)
+        idx = np.arange(n, dtype=f32)
+        lo = np.floor(idx * bin_size).astype(np.int64)
+        hi = np.ceil((idx + f32(1)) * bin_size).astype(np.int64)
+        out.append(np.clip(lo + start, 0, limit))
+        out.append(np.clip(hi + start, 0, limit))
+    return out[0], out[1], out[2], out[3]
+
+
+def _masked_max(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Max over ``dim`` of x where mask, keeping torch.max's first-index gradient."""
+    return x.masked_fill(~mask, float("-inf")).max(dim=dim).values
+
+
+class CaffeROIPooling(nn.Module):
+    def __init__(self, pooled_h: int, pooled_w: int, spatial_scale: float) -> None:
+        super().__init__()
+        self.pooled = (pooled_h, pooled_w)
+        self.spatial_scale = spatial_scale
+
+    def infer_shapes(self, bottom_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [(bottom_shapes[1][0], bottom_shapes[0][1], *self.pooled)]
+
+    def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "meta":
+            return x.new_empty(self.infer_shapes([tuple(x.shape), tuple(rois.shape)])[0])
+        size = (int(x.shape[2]), int(x.shape[3]))
+        scale = f32(self.spatial_scale)
+        outs = []
+        for roi in _rois(rois):
+            feature = x[_batch_index(roi[0], x.shape[0])]
+            hs, he, ws, we = roi_pool_bins(roi, scale, self.pooled, size)
+            empty = torch.from_numpy((he[:, None] <= hs[:, None]) | (we[None, :] <= ws[None, :]))
+            mask_w, w0 = _bin_masks(ws, we, x.device)
+            mask_h, h0 = _bin_masks(hs, he, x.device)
+            if mask_w.shape[1] == 0 or mask_h.shape[1] == 0:
+                outs.append(x.new_zeros((x.shape[1], *self.pooled)))
+                continue
+            crop = feature[:, h0 : h0 + mask_h.shape[1], w0 : w0 + mask_w.shape[1]]
+            # Max over each w-bin, then over each h-bin: the first maximum in row-major order.
+            cols = _masked_max(crop.unsqueeze(2), mask_w[None, None], dim=3)  # (C, rh, PW)
+            pooled = _masked_max(cols.unsqueeze(1), mask_h[None, :, :, None], dim=2)
+            pooled = pooled.clamp_min(-_FLT_MAX)  # the fork starts every bin at -FLT_MAX
+            outs.append(torch.where(empty.to(x.device), 0.0, pooled))
+        if not outs:
+            return x.new_zeros((0, x.shape[1], *self.pooled))
+        return torch.stack(outs)
+
+    def extra_repr(self) -> str:
+        return f"pooled={self.pooled}, spatial_scale={self.spatial_scale}"
+
+
+@register_layer("ROIPooling", param="roi_pooling_param", bottoms=2)
+def build_roi_pooling(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    if p.pooled_h <= 0 or p.pooled_w <= 0:
+        raise ctx.error("pooled_h and pooled_w must be > 0")
+    if len(ctx.bottom_shapes[0]) != 4:
+        raise ctx.error(f"needs a 4-D feature map bottom, got {ctx.bottom_shapes[0]}")
+    return CaffeROIPooling(int(p.pooled_h), int(p.pooled_w), float(f32(p.spatial_scale)))
+
+
+# --------------------------------------------------------------------------- PSROIPooling
+
+
+def psroi_bins(
+    roi: np.ndarray, scale: np.float32, group: int, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """hstart, hend, wstart, wend (group,) of one ROI (PSROIPoolingForward), clipped."""
+    corners = round_half_away(roi[1:5]).astype(f32)
+    start_w, start_h = corners[0] * scale, corners[1] * scale
+    end_w = f32(corners[2].astype(np.float64) + 1.0) * scale
+    end_h = f32(corners[3].astype(np.float64) + 1.0) * scale
+    out = []
+    for start, end, limit in ((start_h, end_h, size[0]), (start_w, end_w, size[1])):
+        extent = f32(max(float(end - start), 0.1))  # "force too small ROIs to be 1x1"
+        bin_size = extent / f32(group)
+        idx = np.arange(group, dtype=f32)
+        lo = np.floor(idx * bin_size + start).astype(np.int64)
+        hi = np.ceil((idx + f32(1)) * bin_size + start).astype(np.int64)
+        out += [np.clip(lo, 0, limit), np.clip(hi, 0, limit)]
+    return out[0], out[1], out[2], out[3]
+
+
+class CaffePSROIPooling(nn.Module):
+    def __init__(self, spatial_scale: float, output_dim: int, group_size: int) -> None:
+        super().__init__()
+        self.spatial_scale = spatial_scale
+        self.output_dim = output_dim
+        self.group_size = group_size
+
+    def infer_shapes(self, bottom_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        k = self.group_size
+        return [(bottom_shapes[1][0], self.output_dim, k, k)]
+
+    def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "meta":
+            return x.new_empty(self.infer_shapes([tuple(x.shape), tuple(rois.shape)])[0])
+        k, d = self.group_size, self.output_dim
+        size = (int(x.shape[2]), int(x.shape[3]))
+        scale = f32(self.spatial_scale)
+        outs = []
+        for roi in _rois(rois):
+            feature = x[_batch_index(roi[0], x.shape[0])].reshape(d, k, k, *size)
+            hs, he, ws, we = psroi_bins(roi, scale, k, size)
+            area = torch.from_numpy(
+                ((he - hs)[:, None] * (we - ws)[None, :]).astype(np.float32)
+            ).to(x.device)
+            empty = area <= 0
+            mask_h, h0 = _bin_masks(hs, he, x.device)
+            mask_w, w0 = _bin_masks(ws, we, x.device)
+            crop = feature[..., h0 : h0 + mask_h.shape[1], w0 : w0 + mask_w.shape[1]]
+            sums = torch.einsum("dpqhw,ph,qw->dpq", crop, mask_h.to(x.dtype), mask_w.to(x.dtype))
+            outs.append(torch.where(empty, 0.0, sums / torch.where(empty, 1.0, area)))
+        if not outs:
+            return x.new_zeros((0, d, k, k))
+        return torch.stack(outs)
+
+    def extra_repr(self) -> str:
+        return (
+            f"spatial_scale={self.spatial_scale}, output_dim={self.output_dim}, "
+            f"group_size={self.group_size}"
+        )
+
+
+@register_layer("PSROIPooling", param="psroi_pooling_param", bottoms=2)
+def build_psroi_pooling(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    for name in ("spatial_scale", "output_dim", "group_size"):
+        if not p.HasField(name):
+            raise ctx.error(f"psroi_pooling_param needs {name} (a required field)")
+    if p.output_dim <= 0 or p.group_size <= 0:
+        raise ctx.error("output_dim and group_size must be > 0")
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D feature map bottom, got {shape}")
+    if shape[1] != p.output_dim * p.group_size**2:
+        raise ctx.error(
+            f"input channel number ({shape[1]}) does not match output_dim * group_size^2 "
+            f"({p.output_dim} * {p.group_size}^2)"
+        )
+    return CaffePSROIPooling(float(f32(p.spatial_scale)), int(p.output_dim), int(p.group_size))
+
+
+# --------------------------------------------------------------------------- Reorg
+
+
+class CaffeReorg(nn.Module):
+    """darknet's reorg (see the module doc); ``reverse`` undoes it."""
+
+    def __init__(self, stride: int, reverse: bool) -> None:
+        super().__init__()
+        self.stride = stride
+        self.reverse = reverse
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        s = self.stride
+        if not self.reverse:
+            # bottom memory as (N, C / s^2, H, s, W, s) -> (N, s, s, C / s^2, H, W) in memory.
+            view = x.reshape(n, c // (s * s), h, s, w, s)
+            out = view.permute(0, 3, 5, 1, 2, 4).reshape(n, c * s * s, h // s, w // s)
+            return out
+        # The inverse: bottom memory as (N, s, s, C / s^2, H, W) scattered back.
+        view = x.reshape(n, s, s, c // (s * s), h, w)
+        return view.permute(0, 3, 4, 1, 5, 2).reshape(n, c // (s * s), h * s, w * s)
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, reverse={self.reverse}"
+
+
+@register_layer("Reorg", param="reorg_param")
+def build_reorg(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    if not p.HasField("stride"):
+        raise ctx.error("Reorg needs reorg_param { stride: S }")
+    s = int(p.stride)
+    if s <= 0:
+        raise ctx.error("stride must be > 0")
+    if ctx.layer.top and ctx.layer.bottom and ctx.layer.top[0] == ctx.layer.bottom[0]:
+        raise ctx.error("Reorg does not allow in-place computation")
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D bottom, got shape {shape}")
+    _, c, h, w = shape
+    if c % (s * s):
+        raise ctx.error(f"channels ({c}) must be a multiple of stride^2 ({s * s})")
+    if not p.reverse and (h % s or w % s):
+        raise ctx.error(f"height and width ({h} x {w}) must be multiples of the stride ({s})")
+    return CaffeReorg(s, bool(p.reverse))

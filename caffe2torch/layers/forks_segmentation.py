@@ -1,0 +1,232 @@
+"""Layers of the segmentation forks (hszhao/PSPNet, DeepLab-v2): Interp and BN.
+
+* Interp: crop ``-pad_beg`` rows/columns at the start of both axes and ``-pad_end`` at the
+  end (only non-positive pads), then bilinear resize with aligned corners exactly as
+  caffe_cpu_interp2: ratio r = float(in - 1) / (out - 1) (0 when out == 1), source
+  position float(r * o), its integer part i, weight float(position - i), neighbour i + 1
+  except on the last row/column, result h0 * (w0 * a + w1 * b) + h1 * (w0 * c + w1 * d)
+  in float. The output size comes from, in the fork's order: shrink_factor alone
+  ((in - 1) / shrink + 1), zoom_factor alone (in + (in - 1) (zoom - 1)), height and
+  width, or shrink then zoom.
+* BN (PSPNet's batch norm with its own slope and bias; 4 blobs: slope, bias, mean,
+  variance, each (1, C, 1, 1)): y = slope * (x - mean) / sqrt(var + eps) + bias. TEST
+  phase or ``frozen`` use the stored statistics; TRAIN uses the batch mean and biased
+  variance over (N, H, W) and moves the stored ones: stat = (1 - momentum) * batch +
+  momentum * stat. ``frozen`` also freezes slope and bias (no gradient, as the fork).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.registry import BuildContext, register_layer
+
+f32 = np.float32
+
+# --------------------------------------------------------------------------- Interp
+
+
+@dataclass(frozen=True)
+class InterpRule:
+    """The interp_param fields that are set (None when absent) and the pads."""
+
+    height: int | None
+    width: int | None
+    zoom: int | None
+    shrink: int | None
+    pad_beg: int
+    pad_end: int
+
+    def output_size(self, h_eff: int, w_eff: int) -> tuple[int, int]:
+        """InterpLayer::Reshape's output size for an effective (cropped) input."""
+        if self.shrink is not None and self.zoom is None:
+            return (h_eff - 1) // self.shrink + 1, (w_eff - 1) // self.shrink + 1
+        if self.zoom is not None and self.shrink is None:
+            z = self.zoom - 1
+            return h_eff + (h_eff - 1) * z, w_eff + (w_eff - 1) * z
+        if self.height is not None and self.width is not None:
+            return self.height, self.width
+        assert self.shrink is not None and self.zoom is not None
+        h = (h_eff - 1) // self.shrink + 1
+        w = (w_eff - 1) // self.shrink + 1
+        z = self.zoom - 1
+        return h + (h - 1) * z, w + (w - 1) * z
+
+
+def interp_weights(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output index: source index, neighbour step (0 or 1), weight of the neighbour."""
+    ratio = f32(size_in - 1) / f32(size_out - 1) if size_out > 1 else f32(0)
+    pos = ratio * np.arange(size_out, dtype=f32)
+    index = pos.astype(np.int64)  # positive: truncation is floor
+    step = (index < size_in - 1).astype(np.int64)
+    weight = (pos - index.astype(f32)).astype(f32)
+    return index, step, weight
+
+
+def caffe_interp2(x: torch.Tensor, size_out: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of the last two axes with caffe_cpu_interp2's float arithmetic."""
+    h_in, w_in = int(x.shape[-2]), int(x.shape[-1])
+    if (h_in, w_in) == tuple(size_out):
+        return x.clone()
+    ih, sh, lh = interp_weights(h_in, size_out[0])
+    iw, sw, lw = interp_weights(w_in, size_out[1])
+
+    def idx(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(x.device)
+
+    def lam(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device=x.device, dtype=x.dtype)
+
+    h1, w1 = lam(lh)[:, None], lam(lw)
+    h0, w0 = 1.0 - h1, 1.0 - w1  # Dtype(1.) - lambda
+    top = x.index_select(-2, idx(ih))
+    bottom = x.index_select(-2, idx(ih + sh))
+    left, right = idx(iw), idx(iw + sw)
+    upper = w0 * top.index_select(-1, left) + w1 * top.index_select(-1, right)
+    lower = w0 * bottom.index_select(-1, left) + w1 * bottom.index_select(-1, right)
+    return h0 * upper + h1 * lower
+
+
+class CaffeInterp(nn.Module):
+    def __init__(self, rule: InterpRule) -> None:
+        super().__init__()
+        self.rule = rule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.rule
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        h_eff, w_eff = h + r.pad_beg + r.pad_end, w + r.pad_beg + r.pad_end
+        # caffe_cpu_interp2 is called with x1 = y1 = -pad_beg for both axes.
+        start = -r.pad_beg
+        crop = x[..., start : start + h_eff, start : start + w_eff]
+        return caffe_interp2(crop, r.output_size(h_eff, w_eff))
+
+    def extra_repr(self) -> str:
+        r = self.rule
+        parts = [f"{k}={v}" for k, v in vars(r).items() if v is not None]
+        return ", ".join(parts)
+
+
+@register_layer("Interp", param="interp_param")
+def build_interp(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got {shape}")
+    if p.pad_beg > 0 or p.pad_end > 0:
+        raise ctx.error("only non-positive padding (cropping) is supported")
+
+    def opt(name: str) -> int | None:
+        return int(getattr(p, name)) if p.HasField(name) else None
+
+    rule = InterpRule(
+        height=opt("height"),
+        width=opt("width"),
+        zoom=opt("zoom_factor"),
+        shrink=opt("shrink_factor"),
+        pad_beg=int(p.pad_beg),
+        pad_end=int(p.pad_end),
+    )
+    explicit = rule.height is not None and rule.width is not None
+    if rule.zoom is None and rule.shrink is None and not explicit:
+        raise ctx.error(
+            "no output size",
+            hint="give zoom_factor, shrink_factor, or both height and width",
+        )
+    # The fork checks a factor only in the branch of Reshape that uses it.
+    uses_shrink = rule.shrink is not None and (rule.zoom is None or not explicit)
+    uses_zoom = rule.zoom is not None and (rule.shrink is None or not explicit)
+    for name, value, used in (
+        ("shrink_factor", rule.shrink, uses_shrink),
+        ("zoom_factor", rule.zoom, uses_zoom),
+    ):
+        if used and value is not None and value < 1:
+            raise ctx.error(f"{name} must be positive, got {value}")
+    h_eff = shape[2] + rule.pad_beg + rule.pad_end
+    w_eff = shape[3] + rule.pad_beg + rule.pad_end
+    if h_eff <= 0 or w_eff <= 0:
+        raise ctx.error(f"cropping leaves no input ({h_eff} x {w_eff})")
+    out = rule.output_size(h_eff, w_eff)
+    if out[0] <= 0 or out[1] <= 0:
+        raise ctx.error(f"output size {out} must be positive")
+    return CaffeInterp(rule)
+
+
+# --------------------------------------------------------------------------- BN
+
+
+class CaffeBN(nn.Module):
+    """PSPNet's BN (see the module doc)."""
+
+    def __init__(
+        self,
+        slope: torch.Tensor,
+        bias: torch.Tensor,
+        mean: torch.Tensor,
+        var: torch.Tensor,
+        momentum: float,
+        eps: float,
+        frozen: bool,
+    ) -> None:
+        super().__init__()
+        learn = not frozen
+        self.blobs = nn.ParameterList(
+            [
+                nn.Parameter(slope, requires_grad=learn),
+                nn.Parameter(bias, requires_grad=learn),
+                nn.Parameter(mean, requires_grad=False),
+                nn.Parameter(var, requires_grad=False),
+            ]
+        )
+        self.momentum = momentum
+        self.eps = eps
+        self.frozen = frozen
+
+    @staticmethod
+    def _mean(t: torch.Tensor) -> torch.Tensor:
+        # Mean over H x W, then over N (the fork's two gemv calls).
+        return t.mean(dim=(2, 3)).mean(dim=0).reshape(1, -1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slope, bias, mean, var = self.blobs
+        shape = (1, x.shape[1], 1, 1)
+        if self.frozen or not self.training:
+            centred = x - mean.reshape(shape)
+            stat_var = var.reshape(shape)
+        else:
+            batch_mean = self._mean(x)
+            centred = x - batch_mean
+            stat_var = self._mean(centred * centred)
+            with torch.no_grad():  # moving averages: (1 - m) * batch + m * stored
+                keep = float(f32(1.0) - f32(self.momentum))
+                mean.copy_(
+                    (keep * batch_mean + self.momentum * mean.reshape(shape)).reshape(mean.shape)
+                )
+                var.copy_((keep * stat_var + self.momentum * var.reshape(shape)).reshape(var.shape))
+        inv_std = torch.pow(stat_var + self.eps, -0.5)
+        return centred * inv_std * slope.reshape(shape) + bias.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"momentum={self.momentum}, eps={self.eps}, frozen={self.frozen}"
+
+
+@register_layer("BN", param="bn_param", blobs=("slope", "bias", "mean", "variance"))
+def build_bn(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got {shape}")
+    blob_shape = (1, shape[1], 1, 1)
+    gen = ctx.options.get("generator")
+    slope = make_filled(blob_shape, p.slope_filler, gen)
+    bias = make_filled(blob_shape, p.bias_filler, gen)
+    mean = torch.zeros(blob_shape)
+    var = torch.full(blob_shape, 1.0 if p.frozen else 0.0)
+    return CaffeBN(
+        slope, bias, mean, var, float(f32(p.momentum)), float(f32(p.eps)), bool(p.frozen)
+    )
