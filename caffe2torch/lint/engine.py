@@ -1,0 +1,56 @@
+"""Run every rule family on one file and return its findings, sorted by place."""
+
+from __future__ import annotations
+
+import os
+
+from caffe2torch.io.text import is_solver_text, normalize_newlines, read_text
+from caffe2torch.lint.context import Context, Options
+from caffe2torch.lint.diagnostic import Diagnostic
+from caffe2torch.lint.parse import parse_net, parse_solver
+from caffe2torch.lint.rules_graph import check_graph
+from caffe2torch.lint.rules_layer import check_layers, check_shapes
+from caffe2torch.lint.rules_metric import check_metric
+from caffe2torch.lint.rules_portability import check_portability
+from caffe2torch.lint.rules_solver import check_solver
+from caffe2torch.lint.rules_weights import check_weights
+from caffe2torch.lint.states import net_states
+
+
+def lint_text(text: str, path: str | None = None, options: Options | None = None,
+              ) -> list[Diagnostic]:
+    """Findings for a net or solver prototxt given as text."""
+    ctx = Context(path, normalize_newlines(text), options)
+    if is_solver_text(ctx.src.text):
+        check_solver(ctx, parse_solver(ctx))
+    else:
+        view = parse_net(ctx)
+        states = net_states(view.layers)
+        check_graph(ctx, view, states)
+        check_layers(ctx, view)
+        bottoms = check_shapes(ctx, view, states)
+        check_metric(ctx, view, states)
+        check_portability(ctx, view)
+        check_weights(ctx, view, bottoms)
+    return sorted(ctx.diagnostics, key=Diagnostic.sort_key)
+
+
+def lint_file(path: str | os.PathLike[str], options: Options | None = None,
+              ) -> list[Diagnostic]:
+    """Findings for a prototxt file; a file that cannot be read raises ParseError."""
+    p = os.fspath(path)
+    return lint_text(read_text(p), p, options)
+
+
+def lint(
+    path: str | os.PathLike[str],
+    *,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    check_data: bool = False,
+    weights: str | None = None,
+) -> list[Diagnostic]:
+    """``caffe2torch.lint(path)``: the findings for one net or solver prototxt."""
+    opts = Options(select=list(select or []), ignore=list(ignore or []),
+                   check_data=check_data, weights=weights)
+    return lint_file(path, opts)

@@ -1,0 +1,438 @@
+"""Syntax and schema checks: parse strictly as Caffe does, report each error re-phrased
+with its cause, repair the text (drop or rewrite the offending field or brace) and parse
+again until the file reads; then assemble the upgraded V2 net, mixed V1/V2 files included.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import text_format
+from google.protobuf.message import Message
+
+from caffe2torch.errors import UpgradeError
+from caffe2torch.io import text as _text
+from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, scan
+from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
+from caffe2torch.lint.context import Context
+from caffe2torch.lint.diagnostic import Fix, did_you_mean
+from caffe2torch.lint.fix import Rewriter
+from caffe2torch.lint.source import field_end, field_start, token_at, token_end, tokenize
+from caffe2torch.proto import caffe_pb2, forks
+
+MAX_REPAIRS = 400
+
+_NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "(.*)"')
+_NO_ENUM = re.compile(r'Enum type "([\w.]+)" has no value named "?([^"]*?)"?\.?$')
+_EXPECTED_STRING = re.compile(r"Expected string but found: '(.*)'")
+_MULTIPLE = re.compile(r'Message type "([\w.]+)" should not have multiple "(\w+)" fields')
+_ONEOF = re.compile(r'Field "([\w.]+)" is specified along with field "([\w.]+)"')
+_V1_IN_LAYER = ("blobs_lr", "weight_decay", "blob_share_mode")
+_V2_NAMES = {v: k for k, v in V1_TYPES.items() if v}
+_LAYER_FIELDS = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+
+
+@dataclass
+class NetView:
+    """The net as the rules see it: upgraded to V2, with where each layer is written."""
+
+    net: caffe_pb2.NetParameter
+    positions: list[LayerPos | None]
+    dialect: str  # "V0", "V1", "V2" or "mixed"
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def layers(self) -> list[caffe_pb2.LayerParameter]:
+        return list(self.net.layer)
+
+    def pos(self, i: int, path: str | None = None) -> tuple[int, int] | tuple[None, None]:
+        """line:col of layer ``i`` (or of its field ``path``), in repaired coordinates."""
+        lp = self.positions[i] if 0 <= i < len(self.positions) else None
+        if lp is None:
+            return None, None
+        if path is not None:
+            p = lp.field(path)
+            if p is not None:
+                return p
+        return lp.start
+
+
+class Parser:
+    """The strict-then-lenient parse of one file into ``root`` (NetParameter or
+    SolverParameter)."""
+
+    def __init__(self, ctx: Context, root: type[Message]) -> None:
+        self.ctx = ctx
+        self.root = root
+        self.rewriter = Rewriter(ctx.src)
+        self.block_fixes: list[tuple[int, int]] = []  # blocks that want a V2 rewrite
+
+    def parse(self) -> Message:
+        buf = self.ctx.buf
+        for _ in range(MAX_REPAIRS):
+            msg = self.root()
+            text = buf.text()
+            try:
+                text_format.Parse(text, msg)
+                return msg
+            except text_format.ParseError as e:
+                if not self._repair(e, text, msg.DESCRIPTOR):
+                    break
+        msg = self.root()
+        try:  # what a last, forgiving pass can still read
+            text_format.Merge(buf.text(), msg)
+        except text_format.ParseError:
+            msg = self.root()
+        return msg
+
+    # ------------------------------------------------------------------ one error
+
+    def _repair(self, e: text_format.ParseError, text: str, root: _descriptor.Descriptor) -> bool:
+        line, col = e.GetLine() or 1, e.GetColumn() or 1
+        explained = _text._explain(e, text, root, self.ctx.path)
+        raw = _raw(e, text)
+        toks = tokenize(text)
+        k = token_at(toks, line, col)
+        before = self.ctx.buf.text()
+        handled = (self._no_field(raw, toks, k, line, col, explained)
+                   or self._no_enum(raw, toks, k, line, col, explained)
+                   or self._expected_string(raw, toks, k, line, col, explained)
+                   or self._braces(raw, toks, k, line, col, explained, text)
+                   or self._value(raw, toks, k, line, col, explained))
+        if not handled:
+            self.ctx.report("C2T001", explained.message, line, col, help=explained.hint)
+            self._drop_field(toks, k)
+        self.ctx.repaired_lines.add(self.ctx.buf.orig(line, col)[0])
+        if self.ctx.buf.text() == before:
+            # no field to drop: remove the offending token itself, then the line's rest
+            if k < len(toks):
+                t = toks[k]
+                self.ctx.buf.blank(t[LINE], t[3], *token_end(t))
+            if self.ctx.buf.text() == before and 1 <= line <= len(self.ctx.buf.lines):
+                n = len(self.ctx.buf.lines[line - 1])
+                self.ctx.buf.blank(line, min(col, n + 1), line, n + 1)
+        return self.ctx.buf.text() != before
+
+    def _drop_field(self, toks, k: int) -> None:
+        start = field_start(toks, k)
+        if start is None:
+            return
+        end = field_end(toks, start)
+        a, b = toks[start], toks[end]
+        self.ctx.buf.blank(a[LINE], a[3], *token_end(b))
+
+    def _orig(self, line: int, col: int) -> tuple[int, int]:
+        return self.ctx.buf.orig(line, col)
+
+    def _want_block_fix(self, line: int, col: int) -> Fix | None:
+        ol, oc = self._orig(line, col)
+        k = self.rewriter.block_at(ol, oc)
+        return self.rewriter.v2_block(k) if k is not None else None
+
+    def _no_field(self, raw, toks, k, line, col, explained) -> bool:
+        m = _NO_FIELD.search(raw)
+        if not m:
+            return False
+        mtype, fname = m.group(1).removeprefix("caffe."), m.group(2)
+        ctx = self.ctx
+        if fname in ("layer", "layers") and mtype in ("LayerParameter", "V1LayerParameter"):
+            ctx.report("C2T002", explained.message, line, col, help=explained.hint)
+            ctx.buf.replace(line, col, col, "} ")  # close the open block here
+            return True
+        if mtype == "LayerParameter" and fname in _V1_IN_LAYER:
+            ctx.report("C2T102", explained.message, line, col, help=explained.hint,
+                       fix=self._want_block_fix(line, col))
+        elif mtype == "V1LayerParameter" and fname in _LAYER_FIELDS:
+            ctx.report("C2T107", explained.message, line, col, help=explained.hint)
+        elif mtype == "NetParameter" and fname in _LAYER_FIELDS:
+            ctx.report("C2T003", f'"{fname}" is outside every layer block', line, col,
+                       help=explained.hint)
+        else:
+            self._unknown_field(mtype, fname, line, col, explained)
+        self._drop_field(toks, k)
+        return True
+
+    def _unknown_field(self, mtype: str, fname: str, line: int, col: int, explained) -> None:
+        desc = caffe_pb2.DESCRIPTOR.message_types_by_name.get(mtype.split(".")[0])
+        for part in mtype.split(".")[1:]:
+            desc = desc.nested_types_by_name.get(part) if desc is not None else None
+        names = list(desc.fields_by_name) if desc is not None else []
+        scored = sorted(((difflib.SequenceMatcher(None, fname, n).ratio(), n) for n in names),
+                        reverse=True)
+        close = [n for r, n in scored if r >= 0.7][:3]
+        help_ = did_you_mean(close)
+        fix = None
+        if close and scored[0][0] >= 0.8 and (len(scored) < 2 or scored[1][0] < scored[0][0]):
+            edit = self.rewriter.replace_token(*self._orig(line, col), close[0])
+            fix = Fix(f'rename "{fname}" to "{close[0]}"', (edit,)) if edit else None
+        if not close and desc is not None and mtype in ("LayerParameter", "V1LayerParameter"):
+            homes = [fd.name for fd in desc.fields if fd.message_type is not None
+                     and fname in fd.message_type.fields_by_name]
+            if homes:
+                help_ = (f'"{fname}" belongs inside a parameter block: '
+                         + " or ".join(f"`{h} {{ {fname}: ... }}`" for h in homes[:3]))
+        if help_ is None:
+            help_ = (f'"{fname}" is neither in BVLC Caffe\'s {mtype} nor in the Caffe forks '
+                     "caffe2torch knows")
+        self.ctx.report("C2T101", f'{mtype} has no field named "{fname}"', line, col,
+                        help=help_, fix=fix)
+
+    def _no_enum(self, raw, toks, k, line, col, explained) -> bool:
+        m = _NO_ENUM.search(raw)
+        if not m:
+            return False
+        etype, value = m.group(1), m.group(2)
+        if etype == "caffe.V1LayerParameter.LayerType" and value in _V2_NAMES:
+            enum = _V2_NAMES[value]
+            edit = self.rewriter.replace_token(*self._orig(line, col), enum)
+            self.ctx.report(
+                "C2T103", f'`type: "{value}"` is the V2 spelling, but this is a V1 `layers {{ }}`'
+                " block (it takes enum types)", line, col,
+                help=f"write `type: {enum}`, or upgrade the whole file to V2 (--fix)",
+                fix=Fix(f"write {enum}", (edit,)) if edit else None)
+            if k < len(toks):
+                t = toks[k]
+                self.ctx.buf.replace(t[LINE], t[3], token_end(t)[1], enum)
+            return True
+        short = etype.removeprefix("caffe.")
+        try:
+            desc = caffe_pb2.DESCRIPTOR.pool.FindEnumTypeByName(etype)
+            valid = list(desc.values_by_name)
+        except KeyError:
+            valid = []
+        close = difflib.get_close_matches(value.upper(), valid, n=3, cutoff=0.5)
+        help_ = did_you_mean(close, quote=False) if close else (
+            "valid values: " + ", ".join(valid) if valid else None)
+        self.ctx.report("C2T104", f'"{value}" is not a value of {short} (valid: '
+                        f'{", ".join(valid)})' if valid else explained.message,
+                        line, col, help=help_)
+        self._drop_field(toks, k)
+        return True
+
+    def _expected_string(self, raw, toks, k, line, col, explained) -> bool:
+        m = _EXPECTED_STRING.search(raw)
+        if not m:
+            return False
+        value = m.group(1)
+        if k >= len(toks) or toks[k][KIND] not in ("ident", "num"):
+            self.ctx.report("C2T001", f"a value is missing here (found {value})", line, col,
+                            help="write the field's value, or delete the field")
+            self._drop_field(toks, k)
+            return True
+        t = toks[k]
+        fname = toks[field_start(toks, k)][TEXT] if field_start(toks, k) is not None else None
+        if fname == "type" and value in V1_TYPES and V1_TYPES[value]:
+            new = f'"{V1_TYPES[value]}"'
+            edit = self.rewriter.replace_token(*self._orig(line, col), new)
+            self.ctx.report(
+                "C2T103", f"`type: {value}` is a V1 enum type, but this is a V2 `layer {{ }}` "
+                "block", line, col, help=f"write `type: {new}`",
+                fix=Fix(f"write {new}", (edit,)) if edit else None)
+        else:
+            new = f'"{value}"'
+            edit = self.rewriter.replace_token(*self._orig(line, col), new)
+            self.ctx.report("C2T105", f"{fname or 'the field'} takes a quoted string, not "
+                            f"{value}", line, col, help=f"write {new}",
+                            fix=Fix(f"quote {value}", (edit,)) if edit else None)
+        self.ctx.buf.replace(t[LINE], t[3], token_end(t)[1], new)
+        return True
+
+    def _braces(self, raw, toks, k, line, col, explained, text) -> bool:
+        if raw.startswith('Expected "}"') or raw.startswith('Expected ">"'):
+            open_blocks = [b for b in scan(text).blocks if not b.closed]
+            if open_blocks:
+                b = open_blocks[0]
+                self.ctx.report("C2T002", explained.message, b.start_line, b.start_col,
+                                help=explained.hint)
+            else:
+                self.ctx.report("C2T002", "a block is not closed: `}` expected", line, col,
+                                help="add the missing `}`")
+            self.ctx.buf.append_line("}")
+            return True
+        if raw.startswith("Expected identifier or number, got }"):
+            self.ctx.report("C2T003", explained.message, line, col, help=explained.hint)
+            self.ctx.buf.blank(line, col, line, col + 1)
+            return True
+        if raw.startswith('Expected "{"'):
+            start = field_start(toks, k)
+            fname = toks[start][TEXT] if start is not None else None
+            if fname == "param" and k < len(toks) and toks[k][KIND] == "str":
+                self.ctx.report("C2T102", explained.message, line, col, help=explained.hint,
+                                fix=self._want_block_fix(line, col))
+                t = toks[k]
+                a = toks[start]
+                self.ctx.buf.blank(a[LINE], a[3], *token_end(t))
+                self.ctx.buf.replace(a[LINE], a[3], a[3] + len("param"),
+                                     f"param {{ name: {t[TEXT]} }}")
+                return True
+            self.ctx.report("C2T105", explained.message, line, col, help=explained.hint)
+            self._drop_field(toks, k)
+            return True
+        return False
+
+    def _value(self, raw, toks, k, line, col, explained) -> bool:
+        if raw.startswith('Expected ":"') and 0 < k < len(toks) \
+                and toks[k - 1][KIND] == "ident" and toks[k][KIND] in ("str", "num", "ident"):
+            name = toks[k - 1][TEXT]
+            self.ctx.report("C2T001", f'"{name}" needs a colon before its value', line, col,
+                            help=f"write `{name}: {toks[k][TEXT]}`")
+            self.ctx.buf.replace(line, col, col, ": ")
+            return True
+        m = _MULTIPLE.search(raw)
+        if m:
+            fname = m.group(2)
+            self.ctx.report(
+                "C2T110", f'"{fname}" is given twice in one {m.group(1).removeprefix("caffe.")}'
+                " block; Caffe's parser refuses a non-repeated field given twice", line, col,
+                help="delete one of them")
+            self._drop_field(toks, k)
+            return True
+        if _ONEOF.search(raw):
+            self.ctx.report("C2T110", explained.message, line, col, help="keep one of them")
+            self._drop_field(toks, k)
+            return True
+        if ("Couldn't parse" in raw or "out of range" in raw or "Invalid value" in raw
+                or raw.startswith("Expected integer") or raw.startswith("Expected double")
+                or raw.startswith("Expected identifier")):
+            code = "C2T105" if "parse" in raw or "range" in raw or "Invalid" in raw else "C2T001"
+            self.ctx.report(code, explained.message, line, col, help=explained.hint)
+            self._drop_field(toks, k)
+            return True
+        return False
+
+
+def _raw(e: text_format.ParseError, text: str) -> str:
+    raw = re.sub(r"^\d+(?::\d+)? : ", "", str(e), count=1)
+    line = e.GetLine()
+    lines = text.split("\n")
+    if line is not None and 1 <= line <= len(lines):
+        prefix = f"'{lines[line - 1]}': "
+        if raw.startswith(prefix):
+            raw = raw[len(prefix):]
+    return raw
+
+
+# ---------------------------------------------------------------------------- nets
+
+
+def parse_net(ctx: Context) -> NetView:
+    """Parse (leniently), report syntax/schema problems, and upgrade to V2."""
+    parser = Parser(ctx, caffe_pb2.NetParameter)
+    raw = parser.parse()
+    source = scan(ctx.buf.text(), ctx.path)
+    if {"layer", "layers"} <= source.kinds():
+        return _mixed(ctx, parser, raw, source)
+    try:
+        report = upgrade_net_report(raw, source=source, path=ctx.path)
+    except UpgradeError as e:
+        ctx.report("C2T108", e.message, e.line, e.col, help=e.hint)
+        net = caffe_pb2.NetParameter()
+        net.CopyFrom(raw)
+        net.ClearField("layers")
+        return NetView(net, list(source.blocks) if not raw.layers else [], "V2")
+    for w in report.warnings:
+        ctx.report("C2T109", f"Caffe's upgrade: {w}", None, None)
+    if len(source.blocks) == (len(raw.layers) or len(raw.layer)):
+        positions: list[LayerPos | None] = list(source.remap(report.origin).layers)
+    else:
+        positions = [None] * len(report.net.layer)
+    dialect = "V0" if "V0 -> V1" in report.steps else "V1" if "V1 -> V2" in report.steps else "V2"
+    if dialect != "V2":
+        _legacy(ctx, parser, source, dialect)
+    return NetView(report.net, positions, dialect, report.steps)
+
+
+def _legacy(ctx: Context, parser: Parser, source, dialect: str) -> None:
+    first = source.blocks[0] if source.blocks else None
+    fix = None
+    if dialect == "V1":
+        edits = []
+        for b in source.blocks:
+            k = parser.rewriter.block_at(*ctx.buf.orig(b.start_line, b.start_col))
+            f = parser.rewriter.v2_block(k) if k is not None else None
+            if f is None and k is not None and b.kind == "layers":
+                edits = []
+                break
+            if f is not None:
+                edits.extend(f.edits)
+        fix = Fix("rewrite every `layers` block as a V2 `layer` block",
+                  tuple(edits)) if edits else None
+    how = "--fix rewrites it in place" if fix else "`caffe2torch upgrade FILE` rewrites it"
+    ctx.report("C2T604", f"the net is in the old {dialect} format, which Caffe upgrades "
+               "when it reads it", *(first.start if first else (None, None)),
+               help=how, fix=fix)
+
+
+def _mixed(ctx: Context, parser: Parser, raw, source) -> NetView:
+    err = mixed_error(source, ctx.path)
+    edits = []
+    for b in source.blocks:
+        if b.kind == "layers" or (b.type_token and b.type_token[:1] not in "\"'"):
+            k = parser.rewriter.block_at(*ctx.buf.orig(b.start_line, b.start_col))
+            f = parser.rewriter.v2_block(k) if k is not None else None
+            if f is not None:
+                edits.extend(f.edits)
+    fix = Fix("rewrite the V1 blocks as V2 `layer` blocks", tuple(edits)) if edits else None
+    ctx.report("C2T106", err.message, err.line, err.col,
+               help=err.hint + " (or run `caffe2torch lint --fix FILE`)", fix=fix)
+    # Check on: upgrade the V1 blocks alone, then interleave them with the V2 ones in
+    # file order.
+    v1 = caffe_pb2.NetParameter()
+    v1.layers.extend(raw.layers)
+    try:
+        up = upgrade_net_report(v1)
+    except UpgradeError as e:
+        ctx.report("C2T108", e.message, e.line, e.col, help=e.hint)
+        up = None
+    v1_blocks = [b for b in source.blocks if b.kind == "layers"]
+    v2_blocks = [b for b in source.blocks if b.kind == "layer"]
+    net = caffe_pb2.NetParameter()
+    net.CopyFrom(raw)
+    net.ClearField("layers")
+    net.ClearField("layer")
+    positions: list[LayerPos | None] = []
+    v2_iter = iter(zip(raw.layer, v2_blocks))
+    if up is None or len(v1_blocks) != len(raw.layers) or len(v2_blocks) != len(raw.layer):
+        for lp in (up.net.layer if up is not None else []):
+            net.layer.add().CopyFrom(lp)
+            positions.append(None)
+        for lp in raw.layer:
+            net.layer.add().CopyFrom(lp)
+            positions.append(None)
+    else:
+        by_origin: dict[int, list] = {}
+        for lp, o in zip(up.net.layer, up.origin):
+            by_origin.setdefault(o, []).append(lp)
+        v1_index = {id(b): i for i, b in enumerate(v1_blocks)}
+        for b in source.blocks:
+            if b.kind == "layers":
+                for lp in by_origin.get(v1_index[id(b)], []):
+                    net.layer.add().CopyFrom(lp)
+                    positions.append(b)
+            else:
+                lp, blk = next(v2_iter)
+                net.layer.add().CopyFrom(lp)
+                positions.append(blk)
+    try:
+        report = upgrade_net_report(net, source=None, path=ctx.path)
+    except UpgradeError as e:
+        ctx.report("C2T108", e.message, e.line, e.col, help=e.hint)
+        return NetView(net, positions, "mixed")
+    inp = source.input_block()
+    positions = [inp if o is None else positions[o] for o in report.origin]
+    return NetView(report.net, positions, "mixed", report.steps)
+
+
+def parse_solver(ctx: Context) -> caffe_pb2.SolverParameter:
+    return Parser(ctx, caffe_pb2.SolverParameter).parse()
+
+
+def fork_of_message(desc: _descriptor.Descriptor) -> str:
+    """The name forks.py uses for a message descriptor ("Outer.Inner")."""
+    return desc.full_name.removeprefix("caffe.")
+
+
+__all__ = ["NetView", "Parser", "forks", "parse_net", "parse_solver"]

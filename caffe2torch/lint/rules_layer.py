@@ -1,0 +1,145 @@
+"""Layer rules: known type, bottom/top counts (the registry's arity), required settings,
+parameter blocks the type ignores, and the shape checks (kernel vs input, Concat/Eltwise)."""
+
+from __future__ import annotations
+
+import difflib
+
+from caffe2torch.layers.registry import find_layer_spec, suggest_types
+from caffe2torch.lint import shapes as _shapes
+from caffe2torch.lint.context import Context
+from caffe2torch.lint.diagnostic import did_you_mean
+from caffe2torch.lint.parse import NetView
+from caffe2torch.lint.states import StateView, phases_text
+from caffe2torch.proto import forks
+
+# Parameter blocks a type reads besides the registry's ``param``.
+_ALSO_READS = {
+    "SoftmaxWithLoss": {"softmax_param"},
+    "Accuracy": {"loss_param"},
+    "Scale": {"bias_param"},
+}
+
+
+def check_layers(ctx: Context, view: NetView) -> None:
+    for i, lp in enumerate(view.layers):
+        spec = find_layer_spec(lp.type)
+        if spec is None:
+            if not lp.type:
+                ctx.report("C2T301", f"layer '{lp.name}' has no type", *view.pos(i),
+                           layer=lp.name, help='add `type: "..."`')
+            elif forks.fork_of_layer_type(lp.type) is None:
+                ctx.report("C2T301", f"layer '{lp.name}': unknown layer type \"{lp.type}\"",
+                           *view.pos(i, "type"), layer=lp.name,
+                           help=did_you_mean(_suggest(lp.type)))
+            continue
+        if lp.type == "Python":
+            continue
+        nb, nt = len(lp.bottom), len(lp.top)
+        if not spec.bottoms.accepts(nb):
+            ctx.report("C2T302", f"{lp.type} layer '{lp.name}' takes {spec.bottoms.describe()} "
+                       f"bottom(s), it has {nb}{_bottom_hint(lp.type)}", *view.pos(i),
+                       layer=lp.name)
+        if not spec.tops.accepts(nt) and not (spec.loss and nt < spec.tops.low):
+            # (a loss layer with too few tops gets anonymous ones: LossLayer::AutoTopBlobs)
+            ctx.report("C2T303", f"{lp.type} layer '{lp.name}' produces "
+                       f"{spec.tops.describe()} top(s), it has {nt}", *view.pos(i),
+                       layer=lp.name)
+        elif lp.type in ("Convolution", "Deconvolution") and nt != nb and nb:
+            ctx.report("C2T303", f"{lp.type} layer '{lp.name}' makes one top per bottom: "
+                       f"{nb} bottom(s) but {nt} top(s)", *view.pos(i), layer=lp.name)
+        _required(ctx, view, i, lp)
+        _ignored_params(ctx, view, i, lp, spec)
+
+
+def _suggest(type_: str) -> list[str]:
+    """Registered types and fork types close to ``type_`` (a fork's variant such as
+    SmoothL1LossOHEM finds SmoothL1Loss)."""
+    found = suggest_types(type_)
+    pool = list(forks.FORK_LAYER_TYPES)
+    found += difflib.get_close_matches(type_, pool, n=3, cutoff=0.6)
+    found += [t for t in pool if type_.startswith(t) and t not in found]
+    return found[:3]
+
+
+def _bottom_hint(type_: str) -> str:
+    if type_ == "ContrastiveLoss":
+        return " (the two embeddings and the similarity label)"
+    if type_ in ("SoftmaxWithLoss", "Accuracy"):
+        return " (the scores and the label)"
+    return ""
+
+
+def _required(ctx: Context, view: NetView, i: int, lp) -> None:
+    blk = view.positions[i] if i < len(view.positions) else None
+    if blk is not None and ctx.repaired_within(blk.start_line, blk.end_line):
+        return
+    t = lp.type
+    if t in ("Convolution", "Deconvolution"):
+        p = lp.convolution_param
+        if p.num_output == 0:
+            ctx.report("C2T307", f"{t} layer '{lp.name}' has no num_output", *view.pos(i),
+                       layer=lp.name, help="set convolution_param { num_output: N }")
+        if not p.kernel_size and not (p.HasField("kernel_h") and p.HasField("kernel_w")):
+            ctx.report("C2T307", f"{t} layer '{lp.name}' has no kernel size", *view.pos(i),
+                       layer=lp.name, help="set convolution_param { kernel_size: K } (or "
+                       "kernel_h and kernel_w)")
+    elif t == "InnerProduct" and lp.inner_product_param.num_output == 0 and len(lp.bottom) < 2:
+        ctx.report("C2T307", f"InnerProduct layer '{lp.name}' has no num_output", *view.pos(i),
+                   layer=lp.name, help="set inner_product_param { num_output: N }")
+    elif t == "Pooling":
+        p = lp.pooling_param
+        if not p.global_pooling and not p.HasField("kernel_size") and not (
+                p.HasField("kernel_h") and p.HasField("kernel_w")):
+            ctx.report("C2T307", f"Pooling layer '{lp.name}' has no kernel size", *view.pos(i),
+                       layer=lp.name, help="set pooling_param { kernel_size: K } or "
+                       "global_pooling: true")
+
+
+def _ignored_params(ctx: Context, view: NetView, i: int, lp, spec) -> None:
+    reads = {spec.param} | _ALSO_READS.get(lp.type, set())
+    if spec.data:
+        reads.add("transform_param")
+    if spec.loss:
+        reads.add("loss_param")
+    for fd, _ in lp.ListFields():
+        name = fd.name
+        if not name.endswith("_param") or name in reads or (name == "transform_param" and \
+                lp.type in ("Data", "ImageData", "WindowData", "MemoryData")):
+            continue
+        if forks.fork_of_field("LayerParameter", name) is not None:
+            continue  # a fork's extra block: reported as portability, not here
+        ctx.report("C2T308", f"{lp.type} layer '{lp.name}' has a {name} block, which "
+                   f"{lp.type} ignores", *view.pos(i, name), layer=lp.name,
+                   help=(f"{lp.type} reads `{spec.param} {{ }}`: move the settings there or "
+                         "delete the block") if spec.param else "delete the block")
+
+
+def check_shapes(ctx: Context, view: NetView, states: list[StateView]) -> dict[int, list]:
+    """Shape findings of every state (reported once, naming the phases); returns the
+    bottom shapes of each layer (the TEST state's where a layer is in both)."""
+    layers = view.layers
+    found: dict[tuple[str, int, str], tuple[_shapes.ShapeIssue, list[str]]] = {}
+    bottoms: dict[int, list] = {}
+    for sv in states:
+        res = _shapes.infer(layers, sv.indices)
+        for i, b in res.bottoms.items():
+            if i not in bottoms or sv.state.phase == "TEST":
+                bottoms[i] = b
+        for issue in res.issues:
+            key = (issue.code, issue.layer, issue.message)
+            found.setdefault(key, (issue, []))[1].append(sv.label)
+    for issue, phases in found.values():
+        lp = layers[issue.layer]
+        ctx.report(issue.code, f"{issue.message} in {phases_text(phases)}",
+                   *view.pos(issue.layer, issue.field), layer=lp.name, phases=tuple(phases),
+                   severity=issue.severity, help=_shape_help(issue.code))
+    return bottoms
+
+
+def _shape_help(code: str) -> str | None:
+    return {
+        "C2T304": "reduce the kernel or add padding, or check the input size",
+        "C2T305": "make the bottoms agree on every axis except the concat axis",
+        "C2T306": "make the bottoms the same shape (a Crop or Reshape before the Eltwise?)",
+    }.get(code)

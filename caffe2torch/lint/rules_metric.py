@@ -1,0 +1,208 @@
+"""Metric-learning rules: paired data layers (shuffle, and with --check-data their list
+files), ReLU/Dropout right before a pairwise loss, shared params that disagree, and twin
+branches that share nothing."""
+
+from __future__ import annotations
+
+import os
+
+from caffe2torch.layers.registry import find_layer_spec
+from caffe2torch.lint.context import Context
+from caffe2torch.lint.parse import NetView
+from caffe2torch.lint.states import StateView, phases_text
+
+PAIRWISE = frozenset({"ContrastiveLoss", "TripletLoss", "GeneralContrastiveLoss",
+                      "GeneralTripletLoss"})
+_LIST_DATA = {"ImageData": "image_data_param", "HDF5Data": "hdf5_data_param"}
+_SQUASH = frozenset({"ReLU", "Dropout"})
+
+
+def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
+    layers = view.layers
+    pairwise = any(lp.type in PAIRWISE for lp in layers)
+    shuffled: dict[int, list[str]] = {}
+    squashed: dict[tuple[int, int], list[str]] = {}
+    for sv in states:
+        data = [i for i in sv.indices if layers[i].type in _LIST_DATA]
+        if pairwise and len(data) >= 2:
+            for i in data:
+                if getattr(layers[i], _LIST_DATA[layers[i].type]).shuffle:
+                    shuffled.setdefault(i, []).append(sv.label)
+        if ctx.options.check_data and len(data) >= 2:
+            _check_lists(ctx, view, [i for i in data if layers[i].type == "ImageData"])
+        for i in sv.indices:
+            if layers[i].type == "ContrastiveLoss":
+                for k in _squashing_layers(layers, sv.indices, i):
+                    squashed.setdefault((k, i), []).append(sv.label)
+        _shared_params(ctx, view, sv)
+        if pairwise:
+            _twins(ctx, view, sv)
+    others = [layers[i].name for i in shuffled]
+    for i, phases in shuffled.items():
+        lp = layers[i]
+        pname = _LIST_DATA[lp.type]
+        ctx.report("C2T320", f"data layer '{lp.name}' shuffles its list while the paired data "
+                   f"layers ({', '.join(repr(n) for n in others if n != lp.name) or 'the others'}"
+                   f") read theirs independently in {phases_text(phases)}: pairs would "
+                   "misalign", *view.pos(i, f"{pname}.shuffle"), layer=lp.name,
+                   phases=tuple(phases), help="set shuffle: false and shuffle the pair lists "
+                   "together offline")
+    for (k, i), phases in squashed.items():
+        lp, loss = layers[k], layers[i]
+        what = "clips the embedding to >= 0" if lp.type == "ReLU" else \
+            "zeroes random embedding dimensions, differently in each branch"
+        ctx.report("C2T324", f"{lp.type} '{lp.name}' is applied right before the "
+                   f"ContrastiveLoss '{loss.name}' embedding '{lp.top[0]}': it {what}",
+                   *view.pos(k), layer=lp.name, phases=tuple(phases),
+                   help="feed the loss the output of the last InnerProduct; move the "
+                   f"{lp.type} before it or delete it")
+
+
+def _squashing_layers(layers, indices, loss_i: int) -> list[int]:
+    """ReLU/Dropout layers at the end of the in-place chain that writes each embedding."""
+    out = []
+    before = [i for i in indices if i < loss_i]
+    for blob in list(layers[loss_i].bottom)[:2]:
+        for k in reversed(before):
+            lp = layers[k]
+            if blob not in lp.top:
+                continue
+            in_place = blob in lp.bottom
+            if lp.type in _SQUASH:
+                out.append(k)
+            if not in_place:
+                break
+    return out
+
+
+def _shared_params(ctx: Context, view: NetView, sv: StateView) -> None:
+    layers = view.layers
+    owner: dict[str, tuple[int, int]] = {}
+    for i in sv.indices:
+        for j, ps in enumerate(layers[i].param):
+            if not ps.name:
+                continue
+            if ps.name not in owner:
+                owner[ps.name] = (i, j)
+                continue
+            oi, oj = owner[ps.name]
+            first = layers[oi].param[oj]
+            for f in ("lr_mult", "decay_mult"):
+                if ps.HasField(f) and first.HasField(f) and getattr(ps, f) != getattr(first, f):
+                    lp = layers[i]
+                    ctx.report("C2T325", f"layer '{lp.name}' shares param '{ps.name}' with "
+                               f"layer '{layers[oi].name}' but sets {f} {getattr(ps, f):g} "
+                               f"where it has {getattr(first, f):g}: Caffe stops ('Shared "
+                               f"param '{ps.name}' has mismatched {f}')",
+                               *_param_pos(view, i, j, f), layer=lp.name,
+                               phases=(sv.label,), help=f"give both the same {f}")
+
+
+def _param_pos(view: NetView, i: int, j: int, f: str):
+    lp = view.positions[i] if i < len(view.positions) else None
+    if lp is None:
+        return None, None
+    v1 = {"lr_mult": "blobs_lr", "decay_mult": "weight_decay"}[f]
+    for path in (f"param.{f}", v1, "param"):
+        spots = lp.fields.get(path)
+        if spots:
+            return spots[min(j, len(spots) - 1)]
+    return lp.start
+
+
+def _branch(layers, indices, blob: str, at: int) -> list[int]:
+    """Learnable layers on the way from the data to ``blob`` (as read by layer ``at``)."""
+    out: list[int] = []
+    seen = set()
+    todo = [(blob, at)]
+    order = [i for i in indices]
+    while todo:
+        b, pos = todo.pop()
+        writer = next((k for k in reversed(order) if k < pos and b in layers[k].top), None)
+        if writer is None or (b, writer) in seen:
+            continue
+        seen.add((b, writer))
+        spec = find_layer_spec(layers[writer].type)
+        if spec is not None and spec.blobs and writer not in out:
+            out.append(writer)
+        todo.extend((x, writer) for x in layers[writer].bottom)
+    return sorted(out)
+
+
+def _twins(ctx: Context, view: NetView, sv: StateView) -> None:
+    layers = view.layers
+    for i in sv.indices:
+        lp = layers[i]
+        if lp.type != "ContrastiveLoss" or len(lp.bottom) < 2:
+            continue
+        a = _branch(layers, sv.indices, lp.bottom[0], i)
+        b = _branch(layers, sv.indices, lp.bottom[1], i)
+        if not a or len(a) != len(b) or set(a) & set(b):
+            continue
+        if [layers[k].type for k in a] != [layers[k].type for k in b]:
+            continue
+        shared = any({p.name for p in layers[x].param if p.name}
+                     & {p.name for p in layers[y].param if p.name} for x, y in zip(a, b))
+        if shared:
+            continue
+        pairs = ", ".join(f"{layers[x].name}/{layers[y].name}" for x, y in list(zip(a, b))[:3])
+        ctx.report("C2T326", f"the branches feeding ContrastiveLoss '{lp.name}' ('{lp.bottom[0]}'"
+                   f" and '{lp.bottom[1]}') have {len(a)} learnable layers alike but share no "
+                   f"weights ({pairs}, ...)", *view.pos(i), layer=lp.name, phases=(sv.label,),
+                   help='give each pair the same `param { name: "..." }` (one per blob) so the '
+                   "twins share weights")
+
+
+# ---------------------------------------------------------------------------- --check-data
+
+
+def _resolve(ctx: Context, source: str) -> str | None:
+    candidates = [source]
+    if ctx.path and not os.path.isabs(source):
+        candidates.append(os.path.join(os.path.dirname(ctx.path), source))
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+def _read_list(path: str) -> list[tuple[str, str | None]]:
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            name, _, label = line.rpartition(" ")
+            rows.append((name, label) if name else (label, None))
+    return rows
+
+
+def _check_lists(ctx: Context, view: NetView, data: list[int]) -> None:
+    layers = view.layers
+    lists = []
+    for i in data:
+        src = layers[i].image_data_param.source
+        found = _resolve(ctx, src)
+        pos = view.pos(i, "image_data_param.source")
+        if found is None:
+            ctx.report("C2T323", f"data layer '{layers[i].name}': cannot open list file "
+                       f"'{src}' (relative to the current folder or the net's folder)", *pos,
+                       layer=layers[i].name, help="check the path; Caffe opens it relative "
+                       "to the folder it runs in")
+            continue
+        lists.append((i, src, _read_list(found)))
+    if len(lists) < 2:
+        return
+    i0, src0, rows0 = lists[0]
+    for i, src, rows in lists[1:]:
+        pos = view.pos(i, "image_data_param.source")
+        name = layers[i].name
+        if len(rows) != len(rows0):
+            ctx.report("C2T321", f"list '{src}' of '{name}' has {len(rows)} lines but "
+                       f"'{src0}' of '{layers[i0].name}' has {len(rows0)}: pairs misalign",
+                       *pos, layer=name, help="write both lists from one list of pairs")
+        bad = [n for n, (x, y) in enumerate(zip(rows0, rows), 1) if x[1] != y[1]]
+        if bad:
+            n = bad[0]
+            more = f" (and {len(bad) - 1} more lines)" if len(bad) > 1 else ""
+            ctx.report("C2T322", f"line {n}: '{src0}' gives label {rows0[n - 1][1]} but "
+                       f"'{src}' gives {rows[n - 1][1]}{more}", *pos, layer=name,
+                       help="both lists must carry the pair's label on the same line")
