@@ -1,0 +1,288 @@
+"""Batches for a net's data layers, in Caffe's order: ``DataFeeder(layers, phase)``.
+
+Each data layer (ImageData, Data, HDF5Data) becomes a Source; sources are read in groups
+that share one IndexStream. Several data layers with the same batch size (e.g. ``data`` and
+``data_p`` reading ``train1.txt`` / ``train2.txt`` for a Siamese net) form one aligned
+group by default: they draw the same row order (one shuffle for all), must have the same
+number of rows, and a row that cannot be read in one of them is dropped from all of them.
+(Caffe shuffles each layer on its own, which silently breaks such pairs.)
+
+With ``num_workers > 0`` rows are decoded in torch DataLoader worker processes; the row
+order and every random choice (crop offsets, mirroring) are fixed in the main process first,
+so the batches are the same as with ``num_workers=0``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from caffe2torch.data.order import IndexStream
+from caffe2torch.data.sources import SOURCE_TYPES, BadItemError, Source, make_source
+from caffe2torch.errors import DataError
+
+# (row index, row arrays per source or None, the error of a bad row as plain values)
+RowResult = tuple[int, list[list[np.ndarray]] | None,
+                  tuple[str, str | None, int | None, str | None] | None]
+
+
+def _load_row(sources: Sequence[Source], index: int, seed: int) -> RowResult:
+    rows = []
+    for k, src in enumerate(sources):
+        rng = np.random.default_rng([seed, k]) if src_random(src) else None
+        try:
+            rows.append(src.load(index, rng))
+        except BadItemError as e:
+            return index, None, (e.message, e.path, e.line, e.hint)
+    return index, rows, None
+
+
+def src_random(src: Source) -> bool:
+    transform = getattr(src, "transform", None)
+    return bool(transform is not None and transform.random)
+
+
+class _RowDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Map-style view for DataLoader workers: item ``(index, seed)`` -> RowResult."""
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self.sources = list(sources)
+
+    def __getitem__(self, item: tuple[int, int]) -> RowResult:
+        return _load_row(self.sources, item[0], item[1])
+
+    def __len__(self) -> int:
+        return len(self.sources[0])
+
+
+class _StreamSampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
+    def __init__(self, plan: Iterator[tuple[int, int]]) -> None:
+        self.plan = plan
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return self.plan
+
+
+def _as_list(items: list[RowResult]) -> list[RowResult]:
+    return items
+
+
+class _Group:
+    """Sources read row-aligned from one stream."""
+
+    def __init__(self, sources: list[Source], phase: str, rng: np.random.Generator,
+                 rank: int, world_size: int, num_workers: int) -> None:
+        self.sources = sources
+        first = sources[0]
+        self.batch_size = first.batch_size
+        segments = next((s.segments() for s in sources if len(s.segments()) > 1),
+                        first.segments())
+        shard = phase == "TRAIN" and world_size > 1 and all(s.shardable for s in sources)
+        self.stream = IndexStream(
+            segments,
+            shuffle=any(s.shuffle for s in sources),
+            rng=rng,
+            rand_skip=next((s.rand_skip for s in sources if s.rand_skip), 0),
+            rank=rank if shard else 0,
+            world_size=world_size if shard else 1,
+            what=f"layer '{first.layer}'",
+        )
+        self.rng = rng
+        self.positions = 0  # stream positions handed out
+        self.num_workers = num_workers
+        self._results: Iterator[RowResult] | None = None
+
+    def _plan(self) -> Iterator[tuple[int, int]]:
+        while True:
+            index = next(self.stream)
+            seed = int(self.rng.integers(2**63))
+            self.positions += 1
+            yield index, seed
+
+    def results(self) -> Iterator[RowResult]:
+        if self._results is None:
+            if self.num_workers > 0:
+                loader = torch.utils.data.DataLoader(
+                    _RowDataset(self.sources),
+                    sampler=_StreamSampler(self._plan()),
+                    batch_size=self.batch_size,
+                    collate_fn=_as_list,
+                    num_workers=self.num_workers,
+                    persistent_workers=False,
+                )
+                self._results = (r for chunk in loader for r in chunk)
+            else:
+                self._results = (_load_row(self.sources, i, s) for i, s in self._plan())
+        return self._results
+
+    def close(self) -> None:
+        self._results = None
+        for s in self.sources:
+            s.close()
+
+
+class DataFeeder:
+    """Batches ``{top name: tensor}`` for the data layers of a net.
+
+    ``layers``: the data-layer LayerParameters (V2 types; other layers are refused), for
+    ``phase`` (TRAIN: random crops; both phases: mirroring when asked, as in Caffe).
+    ``cwd``: the folder relative paths start from (default: the working directory).
+    ``seed``: shuffles, rand_skip, crops and mirrors; None draws one (``self.seed``).
+    ``skip_bad``: a row whose image cannot be read is skipped with a warning (counted in
+    ``skipped``) instead of raising DataError.
+    ``aligned``: None reads layers with equal batch sizes as one aligned group, False
+    reads every layer on its own (Caffe's behaviour), True insists on one group.
+    ``rank`` / ``world_size``: TRAIN-phase Data and HDF5Data rows are dealt out to
+    parallel solvers as Caffe's Skip() does.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Any],
+        phase: str = "TRAIN",
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int | None = None,
+        skip_bad: bool = False,
+        aligned: bool | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        phase = str(phase).upper()
+        if phase not in ("TRAIN", "TEST"):
+            raise DataError(f"phase must be TRAIN or TEST, not {phase!r}")
+        self.phase = phase
+        self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()
+        self.seed = int(seed) if seed is not None else int(
+            np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1)
+        self.skip_bad = skip_bad
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.skipped = 0
+        self.skipped_rows: list[str] = []
+        # layer name -> the row indices (list line, record, HDF5 row) of the last batch
+        self.last_indices: dict[str, list[int]] = {}
+        self.sources = [make_source(layer, phase, self.cwd) for layer in layers]
+        if not self.sources:
+            raise DataError("no data layer to read")
+        seen: dict[str, str] = {}
+        for s in self.sources:
+            for top in s.tops:
+                if top in seen:
+                    raise DataError(f"layers '{seen[top]}' and '{s.layer}' both produce "
+                                    f"top '{top}'")
+                seen[top] = s.layer
+        self.tops = [t for s in self.sources for t in s.tops]
+        groups = self._group(aligned)
+        self.groups = [
+            _Group(g, phase, np.random.default_rng([self.seed, k]), rank, world_size,
+                   num_workers)
+            for k, g in enumerate(groups)
+        ]
+
+    @classmethod
+    def from_net(cls, net: Any, phase: str = "TRAIN", **kw: Any) -> DataFeeder:
+        """The data layers of a NetParameter (V2) that exist in ``phase``."""
+        from caffe2torch.ir.netstate import NetState, layer_included
+
+        state = NetState.of(phase)
+        layers = [ly for ly in net.layer if ly.type in SOURCE_TYPES
+                  and layer_included(ly, state)]
+        return cls(layers, phase, **kw)
+
+    def _group(self, aligned: bool | None) -> list[list[Source]]:
+        sources = self.sources
+        if aligned is False or len(sources) == 1:
+            return [[s] for s in sources]
+        sizes = {s.batch_size for s in sources}
+        if len(sizes) > 1:
+            if aligned:
+                raise DataError("aligned data layers need one batch_size, got " + ", ".join(
+                    f"'{s.layer}': {s.batch_size}" for s in sources))
+            return [[s] for s in sources]
+        first = sources[0]
+        for other in sources[1:]:
+            if len(other) != len(first):
+                raise DataError(
+                    f"paired data layers differ in length: '{first.layer}' reads "
+                    f"{len(first)} rows from {first.source!r}, '{other.layer}' reads "
+                    f"{len(other)} rows from {other.source!r}",
+                    hint="row i of each source forms one example, so the sources must "
+                         "have the same number of rows (pass aligned=False to read them "
+                         "independently, as Caffe does)")
+        return [list(sources)]
+
+    # ---------------------------------------------------------------- batches
+
+    def _batch(self, group: _Group) -> dict[str, torch.Tensor]:
+        rows: list[list[list[np.ndarray]]] = []
+        indices: list[int] = []
+        results = group.results()
+        tries = 0
+        limit = max(len(group.sources[0]), group.batch_size)
+        while len(rows) < group.batch_size:
+            index, got, err = next(results)
+            if got is not None:
+                rows.append(got)
+                indices.append(index)
+                tries = 0
+                continue
+            assert err is not None
+            message, path, line, hint = err
+            if not self.skip_bad:
+                raise DataError(message, path=path, line=line, hint=hint)
+            where = f"{path}:{line}" if line is not None else str(path)
+            self.skipped += 1
+            self.skipped_rows.append(f"{where}: {message}")
+            warnings.warn(f"skipped row ({where}): {message}", stacklevel=3)
+            tries += 1
+            if tries > limit:
+                raise DataError("every row of the data failed to load", path=path,
+                                hint="check root_folder and the image paths")
+        out: dict[str, torch.Tensor] = {}
+        for k, src in enumerate(group.sources):
+            self.last_indices[src.layer] = indices
+            for t, top in enumerate(src.tops):
+                parts = [r[k][t] for r in rows]
+                shapes = {p.shape for p in parts}
+                if len(shapes) > 1:
+                    raise DataError(
+                        f"layer '{src.layer}': the images of one batch differ in size "
+                        f"({', '.join('x'.join(map(str, s)) for s in sorted(shapes))})",
+                        path=src.source,
+                        hint="set new_height/new_width (or crop_size), or batch_size: 1")
+                tensor = torch.from_numpy(np.stack(parts).astype(np.float32, copy=False))
+                out[top] = tensor.pin_memory() if self.pin_memory else tensor
+        return out
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """The next batch of every top (one forward of Caffe's data layers)."""
+        batch: dict[str, torch.Tensor] = {}
+        for group in self.groups:
+            batch.update(self._batch(group))
+        return {top: batch[top] for top in self.tops}
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        return self.next_batch()
+
+    def close(self) -> None:
+        for g in self.groups:
+            g.close()
+
+    def __enter__(self) -> DataFeeder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["DataFeeder"]

@@ -1,0 +1,89 @@
+"""``path label`` list files as ImageDataLayer::DataLayerSetUp reads them.
+
+Rules (image_data_layer.cpp): each line is split at its LAST space, so file names may hold
+spaces; the label is ``atoi`` of what follows (``0042`` -> 42, ``7x`` -> 7, ``-3`` -> -3);
+``root_folder`` is prefixed by plain string concatenation (no separator added).
+
+Where Caffe silently reads garbage we stop with a DataError naming the file and line: an
+empty line, a line without a space, or a label with no leading integer (Caffe would take
+the whole line as a file name, or label it 0).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from caffe2torch.errors import DataError
+
+_ATOI = re.compile(r"[ \t\n\v\f\r]*([+-]?\d+)")
+
+
+def atoi(text: str) -> int | None:
+    """C's ``atoi``: leading whitespace, an optional sign, then digits up to the first
+    non-digit; None where atoi finds no digits at all (it would return 0)."""
+    m = _ATOI.match(text)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of a list file."""
+
+    name: str  # the file name as written (before root_folder)
+    label: int
+    line: int  # 1-based line number in the list file
+
+
+def parse_list_text(text: str, path: str = "<list>") -> list[ListEntry]:
+    """Parse the text of a list file (``path`` names it in errors)."""
+    entries: list[ListEntry] = []
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    for number, raw in enumerate(lines, start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line.strip():
+            raise DataError("empty line in the list file", path=path, line=number,
+                            hint="every line must be 'path label'; remove blank lines")
+        pos = line.rfind(" ")
+        if pos < 0:
+            hint = ("the separator must be a space (a tab does not count)" if "\t" in line
+                    else "write 'path label', e.g. 'images/cat.jpg 3'")
+            raise DataError(f"no label on this line: {line!r}", path=path, line=number,
+                            hint=hint)
+        label = atoi(line[pos + 1:])
+        if label is None:
+            raise DataError(
+                f"the text after the last space is not a label: {line[pos + 1:]!r}",
+                path=path, line=number, col=pos + 2,
+                hint="each line must end with an integer label after a space")
+        if pos == 0:
+            raise DataError("no file name before the label", path=path, line=number)
+        entries.append(ListEntry(line[:pos], label, number))
+    if not entries:
+        raise DataError("the list file is empty", path=path,
+                        hint="it should hold one 'path label' line per image")
+    return entries
+
+
+def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None
+                   ) -> list[ListEntry]:
+    """Read and parse a list file; ``shown_as`` is the name used in errors (the source
+    as the prototxt writes it)."""
+    p = os.fspath(path)
+    name = shown_as or p
+    try:
+        with open(p, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataError("list file not found", path=name,
+                        hint="paths in a data layer are relative to the working directory "
+                             "Caffe runs in") from None
+    except OSError as e:
+        raise DataError(f"cannot read the list file: {e.strerror}", path=name) from None
+    return parse_list_text(data.decode("utf-8", "surrogateescape"), name)
+
+
+__all__ = ["ListEntry", "atoi", "parse_list_text", "read_list_file"]

@@ -1,0 +1,370 @@
+"""Caffe's data layers as indexable sources of rows: ``load(i)`` gives row ``i`` of every
+top (no batch axis). Order, batching and workers are caffe2torch.data.feeder's job.
+
+* ImageData (image_data_layer.cpp): a ``path label`` list, OpenCV decode and resize, then
+  the transform;
+* Data (data_layer.cpp): Datum records of an LMDB (or LevelDB) in key order, raw uint8 CHW,
+  float_data, or encoded image bytes;
+* HDF5Data (hdf5_data_layer.cpp): the files named in the source list (whitespace-separated,
+  as ``source_file >> line`` reads them), one dataset per top, converted to float32, rows
+  of the files one after another.
+
+Relative paths are resolved against ``cwd``, as Caffe resolves them against its working
+directory. Sources open files lazily so that they can be sent to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from typing import Any
+
+import numpy as np
+
+from caffe2torch.data.images import decode_image, read_image, to_chw
+from caffe2torch.data.listfile import read_list_file
+from caffe2torch.data.transform import Transformer
+from caffe2torch.errors import DataError
+
+
+class BadItemError(DataError):
+    """One row cannot be read (a missing or undecodable image): skippable on request."""
+
+
+def _join(cwd: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(cwd, path)
+
+
+class Source:
+    """One data layer. Subclasses set ``source`` (as written), ``batch_size``, ``tops``."""
+
+    type = ""
+    shardable = False  # Caffe's Skip(): TRAIN-phase rows are dealt out to the solvers
+
+    def __init__(self, layer: Any, phase: str, cwd: str) -> None:
+        self.layer = layer.name
+        self.tops = list(layer.top)
+        self.phase = phase
+        self.cwd = cwd
+        self.shuffle = False
+        self.rand_skip = 0
+        self.source = ""
+        self.batch_size = 0
+
+    def _check_batch(self, batch_size: int) -> None:
+        if batch_size <= 0:
+            raise DataError(f"layer '{self.layer}': batch_size must be positive, got "
+                            f"{batch_size}")
+        self.batch_size = int(batch_size)
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def segments(self) -> list[int]:
+        """Row counts of the files the rows come from (a shuffle permutes files, then rows
+        inside each file)."""
+        return [len(self)]
+
+    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release open files (they reopen on the next load)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update({k: None for k in getattr(self, "_handles", ())})
+        return state
+
+
+class ImageListSource(Source):
+    """An ImageData layer."""
+
+    type = "ImageData"
+
+    def __init__(self, layer: Any, phase: str, cwd: str) -> None:
+        super().__init__(layer, phase, cwd)
+        p = layer.image_data_param
+        self._check_batch(p.batch_size)
+        self.source = p.source
+        self.new_height, self.new_width = int(p.new_height), int(p.new_width)
+        if (self.new_height > 0) != (self.new_width > 0):
+            raise DataError(f"layer '{self.layer}': new_height and new_width must be set "
+                            "together (or neither)")
+        self.is_color = bool(p.is_color)
+        self.root = p.root_folder
+        self.shuffle = bool(p.shuffle)
+        self.rand_skip = int(p.rand_skip)
+        self.entries = read_list_file(_join(cwd, p.source), shown_as=p.source)
+        self.transform = Transformer(layer.transform_param, phase, cwd, f"layer '{self.layer}'")
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def describe(self, index: int) -> str:
+        e = self.entries[index]
+        return f"{self.source}:{e.line}"
+
+    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        e = self.entries[index]
+        name = self.root + e.name  # plain concatenation, as Caffe does
+        img = read_image(_join(self.cwd, name), self.new_height, self.new_width, self.is_color)
+        if img is None:
+            raise BadItemError(f"could not read image {name!r}", path=self.source,
+                               line=e.line, hint="the file is missing or not an image "
+                               "OpenCV can decode (paths are root_folder + the listed name, "
+                               "relative to the working directory)")
+        data = self.transform(to_chw(img), rng, f"{self.source}:{e.line}")
+        return [data, np.float32(e.label)][: len(self.tops)]
+
+
+class DatumSource(Source):
+    """A Data layer over an LMDB or a LevelDB."""
+
+    type = "Data"
+    shardable = True
+    _handles = ("_env", "_txn", "_db")
+
+    def __init__(self, layer: Any, phase: str, cwd: str) -> None:
+        super().__init__(layer, phase, cwd)
+        from caffe2torch.proto import caffe_pb2
+
+        p = layer.data_param
+        self._check_batch(p.batch_size)
+        self.source = p.source
+        self.path = _join(cwd, p.source)
+        self.backend = "LMDB" if p.backend == caffe_pb2.DataParameter.LMDB else "LEVELDB"
+        self.transform = Transformer(layer.transform_param, phase, cwd, f"layer '{self.layer}'")
+        self.force_color = self.transform.force_color or bool(p.force_encoded_color)
+        self.force_gray = self.transform.force_gray
+        self._env: Any = None
+        self._txn: Any = None
+        self._db: Any = None
+        self._pid = os.getpid()
+        if not os.path.isdir(self.path):
+            raise DataError(f"layer '{self.layer}': the {self.backend} database is not "
+                            "there", path=self.source, hint="paths are relative to the "
+                            "working directory Caffe runs in")
+        has_mdb = os.path.exists(os.path.join(self.path, "data.mdb"))
+        if self.backend == "LEVELDB" and has_mdb:
+            raise DataError(f"layer '{self.layer}': the source is an LMDB but the layer "
+                            "reads a LevelDB (backend defaults to LEVELDB)",
+                            path=self.source, hint="add 'backend: LMDB' to data_param")
+        self.keys = self._read_keys()
+        if not self.keys:
+            raise DataError(f"layer '{self.layer}': the database has no records",
+                            path=self.source)
+
+    # -- database access
+
+    def _open(self) -> None:
+        self._pid = os.getpid()
+        if self.backend == "LMDB":
+            import lmdb
+
+            try:
+                self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False,
+                                      max_readers=512, subdir=True)
+            except lmdb.Error as e:
+                raise DataError(f"layer '{self.layer}': cannot open the LMDB: {e}",
+                                path=self.source) from None
+            self._txn = self._env.begin(buffers=False)
+            return
+        try:
+            import plyvel  # type: ignore[import-not-found]
+        except ImportError:
+            raise DataError(
+                f"layer '{self.layer}': reading a LevelDB needs the 'plyvel' package",
+                path=self.source,
+                hint="pip install plyvel, or convert the database to LMDB (e.g. rebuild it "
+                     "with convert_imageset -backend lmdb) and set 'backend: LMDB'") from None
+        try:
+            self._db = plyvel.DB(self.path, create_if_missing=False)
+        except Exception as e:  # plyvel raises its own error types
+            raise DataError(f"layer '{self.layer}': cannot open the LevelDB: {e}",
+                            path=self.source) from None
+
+    def _read_keys(self) -> list[bytes]:
+        self._open()
+        if self.backend == "LMDB":
+            with self._txn.cursor() as cur:
+                return [bytes(k) for k in cur.iternext(keys=True, values=False)]
+        return [bytes(k) for k, _ in self._db.iterator()]
+
+    def _get(self, key: bytes) -> bytes:
+        if self._pid != os.getpid():
+            # a forked DataLoader worker must not use its parent's LMDB/LevelDB handles
+            self._env = self._txn = self._db = None
+        if self._txn is None and self._db is None:
+            self._open()
+        value = self._txn.get(key) if self.backend == "LMDB" else self._db.get(key)
+        if value is None:
+            raise DataError(f"layer '{self.layer}': record {key!r} vanished from the "
+                            "database", path=self.source)
+        return bytes(value)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+        if self._db is not None:
+            self._db.close()
+        self._env = self._txn = self._db = None
+
+    # -- rows
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def describe(self, index: int) -> str:
+        return f"{self.source}[{self.keys[index].decode('utf-8', 'replace')}]"
+
+    def datum_image(self, index: int) -> tuple[np.ndarray, int]:
+        """Record ``index`` as a C x H x W array (uint8, or float32 from float_data)."""
+        from caffe2torch.proto import caffe_pb2
+
+        key = self.keys[index]
+        datum = caffe_pb2.Datum()
+        try:
+            datum.ParseFromString(self._get(key))
+        except Exception:
+            raise BadItemError(f"record {key!r} is not a Datum", path=self.source) from None
+        if datum.encoded:
+            img = decode_image(datum.data, self.force_color, self.force_gray)
+            if img is None:
+                raise BadItemError(f"could not decode the image of record {key!r}",
+                                   path=self.source)
+            if img.dtype != np.uint8:
+                raise BadItemError(f"record {key!r}: image data type must be unsigned byte, "
+                                   f"got {img.dtype}", path=self.source)
+            return to_chw(img), int(datum.label)
+        shape = (int(datum.channels), int(datum.height), int(datum.width))
+        if datum.data:
+            arr: np.ndarray = np.frombuffer(datum.data, dtype=np.uint8)
+        else:
+            arr = np.asarray(datum.float_data, dtype=np.float32)
+        if arr.size != shape[0] * shape[1] * shape[2] or shape[0] <= 0:
+            raise BadItemError(f"record {key!r}: {arr.size} values do not fill "
+                               f"{'x'.join(map(str, shape))}", path=self.source)
+        return arr.reshape(shape), int(datum.label)
+
+    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        chw, label = self.datum_image(index)
+        data = self.transform(chw, rng, self.describe(index))
+        return [data, np.float32(label)][: len(self.tops)]
+
+
+class HDF5Source(Source):
+    """An HDF5Data layer."""
+
+    type = "HDF5Data"
+    shardable = True
+    _handles = ("_cache",)
+
+    def __init__(self, layer: Any, phase: str, cwd: str) -> None:
+        super().__init__(layer, phase, cwd)
+        p = layer.hdf5_data_param
+        self._check_batch(p.batch_size)
+        if layer.HasField("transform_param"):
+            raise DataError(f"layer '{self.layer}': HDF5Data does not transform data",
+                            hint="remove transform_param; preprocess the arrays in the files")
+        if not self.tops:
+            raise DataError(f"layer '{self.layer}': HDF5Data needs at least one top")
+        self.source = p.source
+        self.shuffle = bool(p.shuffle)
+        listing = _join(cwd, p.source)
+        try:
+            with open(listing) as f:
+                self.files = f.read().split()
+        except OSError:
+            raise DataError("cannot open the HDF5 source list", path=p.source,
+                            hint="paths are relative to the working directory") from None
+        if not self.files:
+            raise DataError("the HDF5 source list names no file", path=p.source)
+        self.lengths: list[int] = []
+        self.row_shapes: list[tuple[int, ...]] | None = None
+        for name in self.files:
+            self.lengths.append(self._inspect(name))
+        self.starts = list(np.cumsum([0, *self.lengths[:-1]]))
+        self._cache: tuple[int, list[np.ndarray]] | None = None
+
+    def _h5(self, name: str) -> Any:
+        import h5py
+
+        try:
+            return h5py.File(_join(self.cwd, name), "r")
+        except OSError as e:
+            raise DataError(f"failed opening HDF5 file {name!r}: {e}", path=self.source
+                            ) from None
+
+    def _inspect(self, name: str) -> int:
+        with self._h5(name) as f:
+            shapes = []
+            for top in self.tops:
+                if top not in f or not hasattr(f[top], "shape"):
+                    raise DataError(f"HDF5 file {name!r} has no dataset {top!r}",
+                                    path=self.source, hint="HDF5Data reads one dataset per "
+                                    "top, named like the top")
+                shape = tuple(int(d) for d in f[top].shape)
+                if len(shape) < 1:
+                    raise DataError(f"dataset {top!r} of {name!r} has no axis",
+                                    path=self.source)
+                shapes.append(shape)
+        num = shapes[0][0]
+        for top, shape in zip(self.tops, shapes):
+            if shape[0] != num:
+                raise DataError(f"in {name!r}, dataset {top!r} has {shape[0]} rows but "
+                                f"{self.tops[0]!r} has {num}", path=self.source)
+        rows = [s[1:] for s in shapes]
+        if self.row_shapes is None:
+            self.row_shapes = rows
+        elif rows != self.row_shapes:
+            raise DataError(f"the datasets of {name!r} have row shapes {rows}, the first "
+                            f"file's have {self.row_shapes}", path=self.source)
+        if num == 0:
+            raise DataError(f"HDF5 file {name!r} has no rows", path=self.source)
+        return num
+
+    def __len__(self) -> int:
+        return int(sum(self.lengths))
+
+    def segments(self) -> list[int]:
+        return list(self.lengths)
+
+    def describe(self, index: int) -> str:
+        k = bisect.bisect_right(self.starts, index) - 1
+        return f"{self.files[k]}[{index - self.starts[k]}]"
+
+    def _arrays(self, k: int) -> list[np.ndarray]:
+        if self._cache is None or self._cache[0] != k:
+            with self._h5(self.files[k]) as f:
+                arrays = [np.asarray(f[top][()], dtype=np.float32) for top in self.tops]
+            self._cache = (k, arrays)
+        return self._cache[1]
+
+    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        k = bisect.bisect_right(self.starts, index) - 1
+        row = index - int(self.starts[k])
+        return [a[row] for a in self._arrays(k)]
+
+    def close(self) -> None:
+        self._cache = None
+
+
+SOURCE_TYPES: dict[str, type[Source]] = {
+    "ImageData": ImageListSource,
+    "Data": DatumSource,
+    "HDF5Data": HDF5Source,
+}
+
+
+def make_source(layer: Any, phase: str, cwd: str = ".") -> Source:
+    """The source for one data-layer LayerParameter (V2 type names)."""
+    kind = SOURCE_TYPES.get(layer.type)
+    if kind is None:
+        raise DataError(f"layer '{layer.name}' of type {layer.type!r} is not a data layer "
+                        f"this reader feeds", hint=f"supported: {', '.join(SOURCE_TYPES)}")
+    return kind(layer, phase, cwd)
+
+
+__all__ = ["SOURCE_TYPES", "BadItemError", "DatumSource", "HDF5Source", "ImageListSource",
+           "Source", "make_source"]
