@@ -1,3 +1,84 @@
 """caffe2torch: Caffe nets, weights and solvers in PyTorch with Caffe's exact numerics."""
 
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from caffe2torch.build import CaffeNet, build_net
+from caffe2torch.errors import (
+    BuildError,
+    CaffeError,
+    DataError,
+    ParseError,
+    SolverError,
+    UpgradeError,
+    WeightsError,
+)
+from caffe2torch.io import read_net, read_net_with_positions, read_solver, upgrade_text
+from caffe2torch.ir import NetState
+from caffe2torch.layers.plugins import layer_fields, register_layer
+from caffe2torch.lint import lint as lint
+
 __version__ = "0.1.0"
+
+
+def load_net(
+    path: str | os.PathLike[str] | Any,
+    weights: str | os.PathLike[str] | Any | None = None,
+    phase: str | int = "TEST",
+    level: int = 0,
+    stages: Sequence[str] = (),
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    share: str | Mapping[str, str] | None = "declared",
+    **options: Any,
+) -> CaffeNet:
+    """Build a Caffe net as an nn.Module.
+
+    ``path``: a net prototxt in any Caffe dialect (or an upgraded NetParameter).
+    ``weights``: a caffemodel (V1/V2 binary or .h5), a NetParameter with blobs, or
+    {layer: [arrays]}, copied by layer name as Caffe's ``caffe.Net(proto, weights, phase)``.
+    ``phase``/``level``/``stages``: the NetState that filters layers.
+    ``input_shapes``: {top: shape} for data tops the prototxt gives no shape for.
+    ``share``: "declared" (Caffe's param sharing), "auto" (also tie identical towers such
+    as conv1/conv1_p), None (untie everything) or {layer: owner layer}.
+    ``options``: build options for layer builders (``allow_python_layers=True``...).
+    """
+    if isinstance(path, (str, os.PathLike)):
+        net_param, source_map = read_net_with_positions(path)
+    else:
+        net_param, source_map = path, None
+    state = NetState.of(phase, level, stages)
+    net = build_net(
+        net_param,
+        state,
+        input_shapes=input_shapes,
+        options=options,
+        share=share,
+        source_map=source_map,
+    )
+    if weights is not None:
+        net.copy_from(weights)
+    return net
+
+
+__all__ = [
+    "BuildError",
+    "CaffeError",
+    "CaffeNet",
+    "DataError",
+    "NetState",
+    "ParseError",
+    "SolverError",
+    "UpgradeError",
+    "WeightsError",
+    "build_net",
+    "layer_fields",
+    "load_net",
+    "read_net",
+    "read_net_with_positions",
+    "read_solver",
+    "register_layer",
+    "upgrade_text",
+]

@@ -1,11 +1,11 @@
-"""Every golden layer case of real BVLC Caffe: forward, backward, param gradients."""
+"""Every golden layer case of real BVLC Caffe through load_net: forward, backward, param
+gradients."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.golden import case_dirs, load_case
-from tests.layer_harness import run_layer_case
+from tests.golden import case_dirs, load_case, run_layer_case
 
 CASES = case_dirs("layers")
 

@@ -1,0 +1,208 @@
+"""NetParameter + NetState -> CaffeNet.
+
+Steps (each a Caffe rule implemented once elsewhere): filter and wire the net (ir.build_ir),
+build every layer's module from the registry with its bottom shapes and infer its top
+shapes (errors name the layer, its type, its bottom shapes and, with a SourceMap, its
+line), resolve param sharing (ir.plan_sharing + ir.resolve_params: declared shares become
+one nn.Parameter), take the params of layers already in ``share_with`` (Caffe's
+ShareTrainedLayersWith between the train and test nets), and assemble the fx graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from caffe2torch.build.names import NameTable
+from caffe2torch.build.net import CaffeLayers, CaffeNet
+from caffe2torch.errors import BuildError, CaffeError
+from caffe2torch.ir.graph import BlobRef, LayerIR, LayerKind, NetIR, build_ir, default_kind
+from caffe2torch.ir.netstate import NetState
+from caffe2torch.ir.params import ParamTable, resolve_params
+from caffe2torch.ir.sharing import ShareOption, plan_sharing
+from caffe2torch.layers.registry import (
+    BuildContext,
+    build_layer,
+    find_layer_spec,
+    infer_top_shapes,
+)
+
+Shape = tuple[int, ...]
+
+
+def registry_kind(type_name: str) -> LayerKind:
+    """Loss/data knowledge of a type from the layer registry."""
+    spec = find_layer_spec(type_name)
+    if spec is None:
+        return default_kind(type_name)
+    return LayerKind(loss=spec.loss, data=spec.data)
+
+
+def _state(state: NetState | str | int) -> NetState:
+    return state if isinstance(state, NetState) else NetState.of(state)
+
+
+def _located(err: CaffeError, layer: LayerIR, source_map: Any) -> CaffeError:
+    """``err`` with the layer's file position when it has none."""
+    if source_map is not None and err.line is None:
+        try:
+            pos = source_map.layer(layer.index)
+        except (IndexError, AttributeError):
+            return err
+        err.path = err.path or getattr(source_map, "path", None)
+        err.line, err.col = pos.start_line, pos.start_col
+    return err
+
+
+def _build_module(
+    layer: LayerIR, bottom_shapes: list[Shape], phase: str, options: dict[str, Any],
+    source_map: Any,
+) -> tuple[nn.Module, list[Shape]]:
+    ctx = BuildContext(
+        layer=layer.proto,
+        bottom_shapes=bottom_shapes,
+        num_tops=len(layer.tops),
+        phase=phase,
+        options=options,
+    )
+    shapes_text = ", ".join("x".join(map(str, s)) or "scalar" for s in bottom_shapes) or "none"
+    try:
+        module = build_layer(ctx)
+        module.train(phase == "TRAIN")
+        top_shapes = infer_top_shapes(module, bottom_shapes)
+    except CaffeError as err:
+        raise _located(err, layer, source_map) from None
+    except Exception as exc:  # a builder or a meta forward failing on these shapes
+        err = BuildError(
+            f"layer '{layer.name}' ({layer.type}) in the {phase} phase: "
+            f"{type(exc).__name__}: {exc} (bottom shapes: {shapes_text})",
+            hint="check the layer's parameters against the shapes of its bottoms",
+        )
+        raise _located(err, layer, source_map) from exc
+    if len(top_shapes) != len(layer.tops):
+        err = BuildError(
+            f"layer '{layer.name}' ({layer.type}): computes {len(top_shapes)} top(s), the "
+            f"prototxt names {len(layer.tops)}"
+        )
+        raise _located(err, layer, source_map)
+    return module, top_shapes
+
+
+def _tie_blob(module: nn.Module, index: int, owner: nn.Parameter) -> None:
+    """Make blob ``index`` of ``module`` the owner's Parameter (a reshaped view of it when
+    PERMISSIVE sharing joins blobs of equal count but other shapes)."""
+    current = module.blobs[index]
+    if tuple(current.shape) == tuple(owner.shape):
+        module.blobs[index] = owner
+        return
+    parametrize.register_parametrization(
+        module.blobs, str(index), _Reshape(tuple(current.shape)), unsafe=True
+    )
+    module.blobs.parametrizations[str(index)].original = owner
+
+
+class _Reshape(nn.Module):
+    """A shared blob seen in this layer's own shape (Caffe's ShareData across shapes)."""
+
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.shape)
+
+
+def _share_trained(
+    ir: NetIR, modules: Sequence[nn.Module], other: CaffeNet
+) -> None:
+    """Net::ShareTrainedLayersWith: a layer whose name exists in ``other`` uses its blobs
+    (equal count and shapes required)."""
+    for layer, module in zip(ir.layers, modules):
+        if layer.name not in other.layer_attrs:
+            continue
+        source = other.module(layer.name)
+        if len(source.blobs) != len(module.blobs):
+            raise BuildError(
+                f"layer '{layer.name}': incompatible number of blobs with the "
+                f"{other.phase} net's layer of that name ({len(module.blobs)} here, "
+                f"{len(source.blobs)} there)"
+            )
+        for j, (mine, theirs) in enumerate(zip(module.blobs, source.blobs)):
+            if tuple(mine.shape) != tuple(theirs.shape):
+                raise BuildError(
+                    f"layer '{layer.name}': cannot share param {j} with the {other.phase} "
+                    f"net: shape {tuple(mine.shape)} here, {tuple(theirs.shape)} there"
+                )
+            module.blobs[j] = theirs
+
+
+def _apply_table(table: ParamTable, modules: Sequence[nn.Module]) -> None:
+    for (pos, i), (opos, oi) in table.shared():
+        _tie_blob(modules[pos], i, modules[opos].blobs[oi])
+    for entry in table.learnable:
+        if entry.lr_mult == 0:  # Caffe computes no diff for lr_mult 0 blobs
+            modules[entry.position].blobs[entry.index].requires_grad_(False)
+
+
+def build_net(
+    net_param: Any,
+    state: NetState | str | int = "TEST",
+    *,
+    share_with: CaffeNet | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    options: Mapping[str, Any] | None = None,
+    share: ShareOption = "declared",
+    source_map: Any = None,
+) -> CaffeNet:
+    """Build ``net_param`` (an upgraded NetParameter) for ``state`` ("TRAIN"/"TEST" or a
+    NetState with level and stages).
+
+    ``share_with``: a net built from the same file for another phase; layers of the same
+    name use its params (the solver's train/test nets). ``input_shapes``: {top: shape} for
+    data tops whose shape the prototxt does not say (or to change a batch size).
+    ``options``: build options handed to the layer builders (``allow_python_layers``...).
+    ``share``: "declared" (Caffe), "auto", None or {layer: owner} (see ir.sharing).
+    """
+    state = _state(state)
+    opts: dict[str, Any] = dict(options or {})
+    if input_shapes:
+        opts["input_shapes"] = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
+    ir = build_ir(net_param, state, kind_of=registry_kind, source_map=source_map)
+    names = NameTable()
+    layers = CaffeLayers()
+    modules: list[nn.Module] = []
+    attrs: list[str] = []
+    shapes: dict[BlobRef, Shape] = {}
+    for pos, layer in enumerate(ir.layers):
+        bottom_shapes = [shapes[b] for b in layer.bottoms]
+        module, top_shapes = _build_module(layer, bottom_shapes, state.phase, opts, source_map)
+        for ref, shape in zip(layer.tops, top_shapes):
+            shapes[ref] = shape
+        attr = names.add(layer.name, key=pos)
+        layers.add_module(attr, module)
+        modules.append(module)
+        attrs.append(attr)
+    blob_shapes = {
+        pos: [tuple(int(d) for d in b.shape) for b in m.blobs]
+        for pos, m in enumerate(modules)
+        if len(m.blobs)
+    }
+    plan = plan_sharing(ir, blob_shapes, share)
+    try:
+        table = resolve_params(ir, blob_shapes, decls=plan.decls)
+    except BuildError as err:
+        if err.path is None and source_map is not None:
+            err.path = getattr(source_map, "path", None)
+        raise
+    _apply_table(table, modules)
+    if share_with is not None:
+        _share_trained(ir, modules, share_with)
+    arg_names = NameTable()
+    input_args = {ref: arg_names.add(ref.name) for ref in ir.inputs}
+    return CaffeNet(
+        ir, layers, attrs, modules, shapes, input_args, table, plan, net_param, source_map
+    )

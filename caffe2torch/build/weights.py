@@ -1,0 +1,148 @@
+"""Weights in and out of a built net, by layer name, as Caffe does.
+
+Loading follows Net::CopyTrainedLayersFrom (net.cpp): a source layer whose name is not in
+the net is ignored (and listed); the first net layer of that name must have as many blobs
+as the source layer; each blob's shape must be equal (Blob::ShapeEquals), where a blob
+saved with the legacy num/channels/height/width also fits a net blob whose shape, padded
+with leading 1s to four axes, equals it (an InnerProduct weight saved as 1x1xMxN).
+
+Saving follows Net::ToProto: one layer message per layer (its settings, phase, and its
+blobs with ``shape``), written by io.binary.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from caffe2torch.errors import WeightsError
+from caffe2torch.io import binary
+from caffe2torch.proto import caffe_pb2
+
+
+@dataclass
+class SourceBlob:
+    array: np.ndarray
+    legacy: bool = False  # shape came from num/channels/height/width
+
+
+@dataclass
+class CopyReport:
+    """What copy_from did: layers copied, file layers ignored, net layers left untouched."""
+
+    copied: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"copied {len(self.copied)} layer(s); ignored (not in the net): "
+            f"{', '.join(self.ignored) or 'none'}; missing from the file: "
+            f"{', '.join(self.missing) or 'none'}"
+        )
+
+
+def blob_array(blob: Any) -> SourceBlob:
+    """A BlobProto's values in its Caffe shape, remembering a legacy 4-D shape."""
+    return SourceBlob(binary.blob_to_array(blob), binary.is_legacy_4d(blob))
+
+
+def _read_h5(path: str) -> list[tuple[str, list[SourceBlob]]]:
+    import h5py
+
+    out = []
+    with h5py.File(path, "r") as f:
+        group = f["data"]
+        for name in group:  # Caffe's HDF5 snapshots keep one group per layer
+            layer = group[name]
+            blobs = [SourceBlob(np.asarray(layer[str(i)], dtype=np.float32))
+                     for i in range(len(layer))]
+            out.append((name, blobs))
+    return out
+
+
+def source_layers(source: Any) -> list[tuple[str, list[SourceBlob]]]:
+    """(layer name, blobs) in file order from a path, a NetParameter or {layer: [arrays]}."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if path.endswith(".h5"):
+            return _read_h5(path)
+        net, arrays = binary.read_caffemodel_layers(path)
+        return [
+            (layer.name, [SourceBlob(a, binary.is_legacy_4d(b)) for a, b in zip(got, layer.blobs)])
+            for layer, got in zip(net.layer, arrays)
+        ]
+    if isinstance(source, caffe_pb2.NetParameter) or hasattr(source, "layer"):
+        layers = list(source.layer) or list(getattr(source, "layers", []))
+        return [(ly.name, [blob_array(b) for b in ly.blobs]) for ly in layers]
+    return [
+        (name, [SourceBlob(np.asarray(a, dtype=np.float32)) for a in arrays])
+        for name, arrays in dict(source).items()
+    ]
+
+
+def _fits(target: tuple[int, ...], blob: SourceBlob) -> bool:
+    got = tuple(blob.array.shape)
+    if got == target:
+        return True
+    if len(got) == 4 and len(target) <= 4:
+        # Blob::ShapeEquals for legacy 4-D blobs: the target padded with leading 1s. Arrays
+        # given without their BlobProto get the same allowance.
+        return (1,) * (4 - len(target)) + target == got
+    return False
+
+
+def copy_weights(net: Any, source: Any) -> CopyReport:
+    report = CopyReport()
+    layers = source_layers(source)
+    seen: set[str] = set()
+    for name, blobs in layers:
+        if name not in net.layer_attrs:
+            report.ignored.append(name)
+            continue
+        module = net.module(name)
+        if len(blobs) != len(module.blobs):
+            raise WeightsError(
+                f"layer '{name}': incompatible number of blobs: the weights have "
+                f"{len(blobs)}, the net's layer has {len(module.blobs)}",
+                hint="rename the layer in the prototxt to learn it from scratch",
+            )
+        for j, blob in enumerate(blobs):
+            target = module.blobs[j]
+            shape = tuple(int(d) for d in target.shape)
+            if not _fits(shape, blob):
+                raise WeightsError(
+                    f"layer '{name}': cannot copy param {j}: shape mismatch: the weights have "
+                    f"{' '.join(map(str, blob.array.shape))}, the net has "
+                    f"{' '.join(map(str, shape))}",
+                    hint="to learn this layer's parameters from scratch rather than copying "
+                    "them, rename the layer",
+                )
+            with torch.no_grad():
+                value = torch.from_numpy(np.ascontiguousarray(blob.array).reshape(shape))
+                target.copy_(value.to(dtype=target.dtype, device=target.device))
+        if blobs:
+            report.copied.append(name)
+        seen.add(name)
+    report.missing = [n for n, p in net.params.items() if n not in seen]
+    return report
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def save_caffemodel(net: Any, path: Any) -> None:
+    phase = caffe_pb2.TRAIN if net.phase == "TRAIN" else caffe_pb2.TEST
+    definition = caffe_pb2.NetParameter(name=net.ir.name)
+    arrays = []
+    for layer, module in zip(net.ir.layers, net._modules_in_order):
+        msg = definition.layer.add()
+        msg.CopyFrom(layer.proto)
+        msg.ClearField("blobs")
+        msg.phase = phase  # Net::Init sets each layer's phase; ToProto writes it
+        arrays.append([b.detach().cpu().float().numpy() for b in module.blobs])
+    binary.write_caffemodel_arrays(os.fspath(path), definition, arrays)

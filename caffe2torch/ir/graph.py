@@ -1,0 +1,327 @@
+"""The net of one NetState as plain values: layers in order and the blob DAG.
+
+Reproduces the wiring rules of Caffe's Net::Init (src/caffe/net.cpp): FilterNet for the
+state, AppendBottom (a bottom must name a blob some earlier layer made), AppendTop (a top
+equal to the bottom of the same index is in-place; any other reuse of a name is refused),
+the loss weights of SetLossWeights / LossLayer::LayerSetUp, and the net outputs (blobs no
+later layer consumes). In-place layers make a new *version* of their blob, so the DAG is
+free of aliasing; Caffe's Split layers are not needed (a fan-out is just several users).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from caffe2torch.errors import BuildError
+from caffe2torch.ir.netstate import NetState, filter_layers, has_include_and_exclude
+
+# Types Caffe derives from LossLayer / that feed tops from outside (used when no registry
+# is given; the builder passes the registry's own knowledge).
+_LOSS_TYPES = frozenset({
+    "ContrastiveLoss", "EuclideanLoss", "HingeLoss", "InfogainLoss",
+    "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss", "SoftmaxWithLoss",
+})
+_DATA_TYPES = frozenset({"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData"})
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What the wiring needs to know about a layer type."""
+
+    loss: bool = False  # Caffe's LossLayer: loss_weight 1 on top 0 unless given
+    data: bool = False  # tops fed from outside the graph
+
+
+KindOf = Callable[[str], LayerKind]
+
+
+def default_kind(type_name: str) -> LayerKind:
+    return LayerKind(loss=type_name in _LOSS_TYPES, data=type_name in _DATA_TYPES)
+
+
+@dataclass(frozen=True, order=True)
+class BlobRef:
+    """One version of a named blob: version 0 is made by a normal top, each in-place layer
+    on the blob makes the next version."""
+
+    name: str
+    version: int = 0
+
+    def __str__(self) -> str:
+        return self.name if self.version == 0 else f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """One ``param { }`` of a layer (Caffe's ParamSpec); None where the field is unset."""
+
+    name: str = ""
+    lr_mult: float | None = None
+    decay_mult: float | None = None
+    share_mode: str = "STRICT"  # or "PERMISSIVE"
+
+
+@dataclass
+class LayerIR:
+    """One layer of the filtered net."""
+
+    index: int  # position in NetParameter.layer (for source positions)
+    name: str
+    type: str
+    bottoms: tuple[BlobRef, ...]
+    tops: tuple[BlobRef, ...]
+    loss_weights: tuple[float, ...]  # one per top
+    params: tuple[ParamDecl, ...]
+    propagate_down: tuple[bool, ...]  # one per bottom
+    kind: LayerKind
+    proto: Any = field(repr=False, compare=False)  # the LayerParameter
+
+    @property
+    def bottom_names(self) -> list[str]:
+        return [b.name for b in self.bottoms]
+
+    @property
+    def top_names(self) -> list[str]:
+        return [t.name for t in self.tops]
+
+    @property
+    def is_data(self) -> bool:
+        return self.kind.data
+
+    def in_place(self, top_index: int) -> bool:
+        return self.tops[top_index].version > 0
+
+
+@dataclass
+class NetIR:
+    """A filtered, wired net for one state."""
+
+    name: str
+    state: NetState
+    layers: list[LayerIR]
+    inputs: list[BlobRef]  # tops of data layers, in net order
+    outputs: list[BlobRef]  # Caffe's net output blobs (sorted by name, as Caffe's std::set)
+    producer: dict[BlobRef, tuple[int, int]]  # blob -> (position in layers, top index)
+    consumers: dict[BlobRef, list[tuple[int, int]]]  # blob -> [(position, bottom index)]
+    force_backward: bool = False
+    _finals: dict[str, BlobRef] | None = field(default=None, repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[LayerIR]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def layer(self, name: str) -> LayerIR:
+        for ly in self.layers:
+            if ly.name == name:
+                return ly
+        raise KeyError(name)
+
+    def final(self, blob: str) -> BlobRef:
+        """The last version of ``blob`` (its value after all in-place layers on it)."""
+        if self._finals is None:
+            finals: dict[str, BlobRef] = {}
+            for ref in self.producer:
+                if ref.name not in finals or ref.version > finals[ref.name].version:
+                    finals[ref.name] = ref
+            self._finals = finals
+        return self._finals[blob]
+
+    def blob_names(self) -> list[str]:
+        """Every blob name, in the order the net first makes it."""
+        seen: dict[str, None] = {}
+        for ly in self.layers:
+            for t in ly.tops:
+                seen.setdefault(t.name, None)
+        return list(seen)
+
+    def loss_weights(self) -> dict[BlobRef, float]:
+        """Blobs with a non-zero loss weight (Net::blob_loss_weights_)."""
+        out: dict[BlobRef, float] = {}
+        for ly in self.layers:
+            for top, w in zip(ly.tops, ly.loss_weights):
+                if w != 0:
+                    out[top] = w
+        return out
+
+    def data_layers(self) -> list[LayerIR]:
+        return [ly for ly in self.layers if ly.is_data]
+
+
+def _param_decls(layer: Any) -> tuple[ParamDecl, ...]:
+    out = []
+    for ps in layer.param:
+        mode = "PERMISSIVE" if ps.share_mode == 1 else "STRICT"
+        out.append(
+            ParamDecl(
+                name=ps.name,
+                lr_mult=float(ps.lr_mult) if ps.HasField("lr_mult") else None,
+                decay_mult=float(ps.decay_mult) if ps.HasField("decay_mult") else None,
+                share_mode=mode,
+            )
+        )
+    return tuple(out)
+
+
+def _where(source_map: Any, index: int, field_name: str | None = None, k: int = 0) -> dict:
+    """path/line/col of layer ``index`` (or of its k-th ``field_name``) when known."""
+    if source_map is None:
+        return {}
+    try:
+        pos = source_map.layer(index)
+    except (IndexError, AttributeError):
+        return {}
+    loc: dict[str, Any] = {"path": getattr(source_map, "path", None)}
+    spots = pos.fields.get(field_name, []) if field_name else []
+    if len(spots) > k:
+        loc.update(line=spots[k][0], col=spots[k][1])
+    else:
+        loc.update(line=pos.start_line, col=pos.start_col)
+    return loc
+
+
+def _unknown_bottom(
+    net: Any, order: list[int], pos: int, blob: str, k: int, known: Sequence[str],
+    state: NetState, source_map: Any,
+) -> BuildError:
+    layer = net.layer[order[pos]]
+    msg = (
+        f"layer '{layer.name}' ({layer.type}) in the {state.phase} phase: unknown bottom blob "
+        f"'{blob}' (bottom {k}): no earlier layer of this phase makes it"
+    )
+    hints = []
+    later = [net.layer[i].name for i in order[pos + 1:] if blob in net.layer[i].top]
+    elsewhere = [ly.name for i, ly in enumerate(net.layer) if blob in ly.top and i not in order]
+    if later:
+        hints.append(f"'{blob}' is made later, by layer '{later[0]}': move that layer up")
+    elif elsewhere:
+        hints.append(
+            f"'{blob}' is made by layer '{elsewhere[0]}', which is not in the {state.phase} "
+            "phase (check its include/exclude rules)"
+        )
+    close = difflib.get_close_matches(blob, list(dict.fromkeys(known)), n=3, cutoff=0.5)
+    if close:
+        hints.append("did you mean " + ", ".join(f"'{c}'" for c in close) + "?")
+    return BuildError(
+        msg, hint="; ".join(hints) or None, **_where(source_map, order[pos], "bottom", k)
+    )
+
+
+def build_ir(
+    net: Any,
+    state: NetState | None = None,
+    *,
+    kind_of: KindOf | None = None,
+    source_map: Any = None,
+) -> NetIR:
+    """Filter ``net`` (an upgraded caffe_pb2.NetParameter) for ``state`` and wire its blobs.
+
+    ``kind_of(type)`` tells loss and data layers apart (the builder passes the layer
+    registry's answer); ``source_map`` (io.SourceMap) puts file positions on errors.
+    """
+    state = state or NetState()
+    kind_of = kind_of or default_kind
+    for i, layer in enumerate(net.layer):
+        if has_include_and_exclude(layer):
+            raise BuildError(
+                f"layer '{layer.name}': specify either include rules or exclude rules, not both",
+                **_where(source_map, i),
+            )
+    order = filter_layers(net.layer, state)
+    current: dict[str, BlobRef] = {}  # blob name -> its latest version
+    available: set[str] = set()  # AppendBottom/AppendTop's available_blobs
+    producer: dict[BlobRef, tuple[int, int]] = {}
+    consumers: dict[BlobRef, list[tuple[int, int]]] = {}
+    layers: list[LayerIR] = []
+    inputs: list[BlobRef] = []
+    for pos, index in enumerate(order):
+        layer = net.layer[index]
+        kind = kind_of(layer.type)
+        if layer.propagate_down and len(layer.propagate_down) != len(layer.bottom):
+            raise BuildError(
+                f"layer '{layer.name}': propagate_down must be given 0 or {len(layer.bottom)} "
+                f"times (once per bottom), not {len(layer.propagate_down)}",
+                **_where(source_map, index, "propagate_down"),
+            )
+        bottoms = []
+        for k, blob in enumerate(layer.bottom):
+            if blob not in current:
+                raise _unknown_bottom(net, order, pos, blob, k, list(current), state, source_map)
+            ref = current[blob]
+            bottoms.append(ref)
+            consumers.setdefault(ref, []).append((pos, k))
+            available.discard(blob)
+        tops = []
+        for k, blob in enumerate(layer.top):
+            if k < len(layer.bottom) and blob == layer.bottom[k]:
+                ref = BlobRef(blob, current[blob].version + 1)  # in-place
+            elif blob in current:
+                made_by = layers[producer[current[blob]][0]].name
+                raise BuildError(
+                    f"layer '{layer.name}' ({layer.type}) in the {state.phase} phase: top blob "
+                    f"'{blob}' is produced by multiple sources (layer '{made_by}' made it "
+                    "already)",
+                    hint=f"give the top another name, or make it bottom {k} of the layer too "
+                    "for an in-place layer (top k == bottom k)",
+                    **_where(source_map, index, "top", k),
+                )
+            else:
+                ref = BlobRef(blob, 0)
+            current[blob] = ref
+            producer[ref] = (pos, k)
+            available.add(blob)
+            tops.append(ref)
+            if kind.data:
+                inputs.append(ref)
+        if kind.loss and not layer.top:
+            # LossLayer::AutoTopBlobs: Net::Init gives it an anonymous top that no other
+            # layer can use and that is not a net output, but whose loss still counts
+            ref = BlobRef(f"({layer.name})", 0)
+            producer[ref] = (pos, 0)
+            tops.append(ref)
+        if layer.loss_weight:
+            if len(layer.loss_weight) != len(tops):
+                raise BuildError(
+                    f"layer '{layer.name}': loss_weight must be unspecified or given once per "
+                    f"top blob ({len(tops)}), not {len(layer.loss_weight)} times",
+                    **_where(source_map, index, "loss_weight"),
+                )
+            weights = tuple(float(w) for w in layer.loss_weight)
+        elif kind.loss:
+            weights = (1.0,) + (0.0,) * (len(tops) - 1)  # LossLayer::LayerSetUp
+        else:
+            weights = (0.0,) * len(tops)
+        propagate = (
+            tuple(bool(p) for p in layer.propagate_down)
+            if layer.propagate_down
+            else (True,) * len(layer.bottom)
+        )
+        layers.append(
+            LayerIR(
+                index=index,
+                name=layer.name,
+                type=layer.type,
+                bottoms=tuple(bottoms),
+                tops=tuple(tops),
+                loss_weights=weights,
+                params=_param_decls(layer),
+                propagate_down=propagate,
+                kind=kind,
+                proto=layer,
+            )
+        )
+    outputs = [current[name] for name in sorted(available)]
+    return NetIR(
+        name=net.name,
+        state=state,
+        layers=layers,
+        inputs=inputs,
+        outputs=outputs,
+        producer=producer,
+        consumers=consumers,
+        force_backward=bool(net.force_backward),
+    )
