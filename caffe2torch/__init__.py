@@ -16,6 +16,7 @@ from caffe2torch.errors import (
     UpgradeError,
     WeightsError,
 )
+from caffe2torch.export.onnx import export_onnx as export_onnx
 from caffe2torch.io import read_net, read_net_with_positions, read_solver, upgrade_text
 from caffe2torch.ir import NetState
 from caffe2torch.layers.plugins import layer_fields, register_layer

@@ -65,3 +65,7 @@ class DataError(CaffeError):
 
 class WriteError(CaffeError):
     """A file could not be written (missing folder, no permission, disk full)."""
+
+
+class ExportError(CaffeError):
+    """A net (or one of its layers) cannot be written in the asked format (ONNX, Python)."""

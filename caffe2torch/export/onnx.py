@@ -1,0 +1,373 @@
+"""ONNX export of a net's deploy view, checked by onnx.checker and, on request, by
+onnxruntime against PyTorch.
+
+The exporter is torch.onnx's TorchScript one (``dynamo=False``): it traces the plain
+module the builder made (layers with custom gradients fall back to plain ops under
+``torch.no_grad()``), keeps the batch axis symbolic, and names every node by its module
+scope, which maps straight back to the Caffe layer. The torch.export-based exporter is
+used with ``exporter="dynamo"`` (it needs the onnxscript package).
+
+Node names: a layer that became one ONNX node gets the layer's Caffe name; a layer that
+became several gets ``<layer>/<OpType>`` (``_2``, ``_3``... when an op repeats). Graph
+inputs and outputs carry the Caffe blob names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from caffe2torch.build import CaffeNet
+from caffe2torch.errors import CaffeError, ExportError, WriteError
+from caffe2torch.export.deploy import DeployView, deploy_view, reset_states
+
+DEFAULT_OPSET = 17
+BATCH_AXIS = "batch"
+
+# Layer types whose result the trace cannot carry into ONNX faithfully: why, per type.
+NOT_EXPRESSIBLE = {
+    "Python": "it runs arbitrary Python code",
+    "Filter": "its output size depends on the values of its selector bottom",
+    "HDF5Output": "it writes a file instead of computing a top",
+    "DetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
+    "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
+}
+
+
+@dataclass
+class ExportReport:
+    """What export_onnx wrote: the path, the graph's inputs and outputs, the layers left
+    out of the deploy view, and (after a check) the largest difference per output."""
+
+    path: str
+    opset: int
+    inputs: list[str]
+    outputs: list[str]
+    dropped: list[str] = field(default_factory=list)
+    max_diff: dict[str, float] | None = None
+    scale: dict[str, float] = field(default_factory=dict)  # max |PyTorch output| per output
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_diff.values(), default=0.0) if self.max_diff else 0.0
+
+
+class _Outputs(nn.Module):
+    """A CaffeNet as a function of positional inputs returning the chosen blobs in order
+    (what a tracer wants)."""
+
+    def __init__(self, net: CaffeNet, outputs: Sequence[str]) -> None:
+        super().__init__()
+        self.net = net
+        self.names = list(outputs)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        extra = [n for n in self.names if n not in self.net.outputs]
+        out = self.net(*inputs, blobs=extra or None)
+        return tuple(out[n] for n in self.names)
+
+
+def _as_net(net: Any, weights: Any, phase: str, input_shapes: Any) -> CaffeNet:
+    if isinstance(net, CaffeNet):
+        if weights is not None:
+            net.copy_from(weights)
+        return net
+    from caffe2torch import load_net
+
+    return load_net(net, weights=weights, phase=phase, input_shapes=input_shapes)
+
+
+def _check_expressible(view: DeployView) -> None:
+    for layer in view.net.ir.layers:
+        why = NOT_EXPRESSIBLE.get(layer.type)
+        if why is not None:
+            raise ExportError(
+                f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX: {why}",
+                hint="export the part before it with --output BLOB (the blob it reads), and "
+                "run this layer outside the ONNX model",
+            )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The TorchScript tracer warns about shapes it records as constants (H and W are
+    fixed in a Caffe net: only the batch axis is left symbolic) and about itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def freeze_spatial_sizes(net: CaffeNet) -> None:
+    """Global pooling takes its kernel from the input's H x W at run time; an exported
+    graph has fixed H and W (only the batch axis is symbolic), so write the kernel in."""
+    from caffe2torch.layers.vision import CaffePooling
+
+    shapes = net._version_shapes
+    for layer, module in zip(net.ir.layers, net._modules_in_order):
+        if isinstance(module, CaffePooling) and module.kernel is None:
+            shape = shapes[layer.bottoms[0]]
+            module.kernel = (int(shape[2]), int(shape[3]))
+
+
+def sample_inputs(net: CaffeNet, batch: int | None = None, seed: int = 0) -> list[torch.Tensor]:
+    """Random inputs of the net's input shapes (batch replaced when given): uniform in
+    [-1, 1), or small non-negative integers for inputs that index (Embed)."""
+    gen = torch.Generator().manual_seed(seed)
+    index_inputs = _index_inputs(net)
+    out = []
+    for name in net.inputs:
+        shape = list(net.blob_shapes[name])
+        if batch is not None and shape:
+            shape[0] = batch
+        if name in index_inputs:
+            out.append(torch.randint(0, index_inputs[name], shape, generator=gen).float())
+        else:
+            out.append(torch.rand(shape, generator=gen) * 2 - 1)
+    return out
+
+
+def _index_inputs(net: CaffeNet) -> dict[str, int]:
+    """Inputs read by an Embed layer, with the vocabulary size."""
+    found = {}
+    for layer in net.ir.layers:
+        if layer.type == "Embed" and layer.bottoms and layer.bottoms[0].name in net.inputs:
+            found[layer.bottoms[0].name] = int(layer.proto.embed_param.input_dim)
+    return found
+
+
+def _torch_export(
+    module: nn.Module, args: tuple[torch.Tensor, ...], target: Any, input_names: list[str],
+    output_names: list[str], opset: int, dynamic: dict[str, dict[int, str]] | None,
+    exporter: str,
+) -> None:
+    with _quiet(), torch.no_grad():
+        if exporter == "dynamo":
+            dims = None
+            if dynamic:
+                batch = torch.export.Dim("batch")
+                dims = tuple({0: batch} if n in dynamic else None for n in input_names)
+            program = torch.onnx.export(
+                module, args, dynamo=True, opset_version=opset, input_names=input_names,
+                output_names=output_names, dynamic_shapes=dims,
+            )
+            assert program is not None
+            program.save(target)
+            return
+        torch.onnx.export(
+            module, args, target, dynamo=False, opset_version=opset,
+            input_names=input_names, output_names=output_names,
+            dynamic_axes=dynamic or None, do_constant_folding=True,
+        )
+
+
+def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeError:
+    """Export each layer alone to name the one ONNX cannot express."""
+    net = view.net
+    shapes = net._version_shapes
+    for pos, layer in enumerate(net.ir.layers):
+        if layer.is_data:
+            continue
+        module = net._modules_in_order[pos]
+        args = tuple(torch.rand(shapes[b]) for b in layer.bottoms)
+        try:
+            _torch_export(module, args, io.BytesIO(), [f"in{i}" for i in range(len(args))],
+                          [], opset, None, "torchscript")
+        except Exception as exc:  # the first layer that fails alone is the one to name
+            return ExportError(
+                f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX (opset "
+                f"{opset}): {_first_line(exc)}",
+                hint="try a newer --opset, or export the part before it with --output BLOB",
+            )
+    scope = re.search(r"scope: [^#\n]*::(\w+)\s*#", str(cause))
+    by_attr = {attr: name for name, attr in net.layer_attrs.items()}
+    if scope and scope.group(1) in by_attr:
+        layer = net.ir.layer(by_attr[scope.group(1)])
+        return ExportError(
+            f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX (opset {opset}): "
+            f"{_first_line(cause)}",
+            hint="try a newer --opset, or export the part before it with --output BLOB",
+        )
+    return ExportError(f"ONNX export failed: {_first_line(cause)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:400]
+
+
+_SCOPE = re.compile(r"^/(?:net/)?(?:layers/)?([^/]+)/")
+
+
+def rename_nodes(model: Any, net: CaffeNet) -> None:
+    """Caffe layer names on the ONNX nodes (see the module doc)."""
+    by_attr = {attr: name for name, attr in net.layer_attrs.items()}
+    groups: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        m = _SCOPE.match(node.name)
+        layer = by_attr.get(m.group(1)) if m else None
+        if layer is not None:
+            groups.setdefault(layer, []).append(node)
+    taken = {n.name for n in model.graph.node}
+    for layer, nodes in groups.items():
+        if len(nodes) == 1:
+            candidates = [layer]
+        else:
+            counts: dict[str, int] = {}
+            candidates = []
+            for node in nodes:
+                counts[node.op_type] = counts.get(node.op_type, 0) + 1
+                k = counts[node.op_type]
+                candidates.append(f"{layer}/{node.op_type}" + (f"_{k}" if k > 1 else ""))
+        for node, name in zip(nodes, candidates):
+            if name not in taken:
+                taken.discard(node.name)
+                node.name = name
+                taken.add(name)
+
+
+def export_onnx(
+    net: CaffeNet | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    weights: Any = None,
+    opset: int = DEFAULT_OPSET,
+    batch: int | str = "dynamic",
+    outputs: Sequence[str] | None = None,
+    branch: Sequence[str] | str | None = None,
+    keep_losses: bool = False,
+    verify: bool = False,
+    phase: str = "TEST",
+    input_shapes: Any = None,
+    exporter: str = "torchscript",
+) -> ExportReport:
+    """Write the deploy view of ``net`` (a CaffeNet or a prototxt path) as ONNX.
+
+    ``batch``: "dynamic" (a symbolic batch axis) or a fixed size. ``outputs``: blob names
+    (default: the deploy outputs). ``branch``: blob name(s) to start from (one tower of a
+    Siamese net). ``keep_losses``: keep loss and Accuracy layers. ``verify``: run
+    onnxruntime on random inputs and record the largest difference per output in the
+    report. Raises ExportError naming the layer ONNX cannot express.
+    """
+    import onnx
+
+    source = _as_net(net, weights, phase, input_shapes)
+    dynamic = batch == "dynamic"
+    if not dynamic:
+        try:
+            fixed = int(batch)
+        except (TypeError, ValueError):
+            raise ExportError(
+                f"batch must be 'dynamic' or a positive integer, not {batch!r}"
+            ) from None
+        if fixed <= 0:
+            raise ExportError(f"batch must be a positive integer, not {fixed}")
+    branches = [branch] if isinstance(branch, str) else list(branch or [])
+    trace_batch = 2 if dynamic else fixed
+    view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
+    _check_expressible(view)
+    deploy = view.net.eval()
+    freeze_spatial_sizes(deploy)
+    reset_states(deploy)
+    module = _Outputs(deploy, view.outputs).eval()
+    args = tuple(sample_inputs(deploy))
+    axes = None
+    if dynamic:
+        axes = {name: {0: BATCH_AXIS} for name in view.inputs}
+        with torch.no_grad():
+            probe = module(*args)
+        for name, value in zip(view.outputs, probe):
+            if value.dim() and value.shape[0] == trace_batch:
+                axes[name] = {0: BATCH_AXIS}
+        reset_states(deploy)
+    buffer = io.BytesIO()
+    try:
+        _torch_export(module, args, buffer, view.inputs, view.outputs, opset, axes, exporter)
+    except CaffeError:
+        raise
+    except Exception as exc:
+        err = _find_culprit(view, opset, exc)
+        if dynamic:  # the tracer can lose static sizes behind a symbolic batch axis
+            err.hint = (err.hint or "") + "; or fix the batch size (--batch 1, batch=1)"
+        raise err from exc
+    model = onnx.load_from_string(buffer.getvalue())
+    rename_nodes(model, deploy)
+    model.graph.name = source.name or "caffe_net"
+    model.doc_string = f"Caffe net '{source.name}' ({source.phase} phase, deploy view)"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"the exported model fails onnx.checker: {_first_line(exc)}") from exc
+    out_path = os.fspath(path)
+    try:
+        onnx.save(model, out_path)
+    except OSError as exc:
+        raise WriteError(f"cannot write {out_path}: {exc.strerror or exc}", path=out_path) from exc
+    report = ExportReport(out_path, opset, list(view.inputs), list(view.outputs), view.dropped)
+    if verify:
+        batches = [trace_batch, trace_batch + 1] if dynamic else [trace_batch]
+        report.max_diff = {}
+        for b in batches:
+            for k, (diff, scale) in compare_onnx(out_path, deploy, view.outputs, b).items():
+                report.max_diff[k] = max(report.max_diff.get(k, 0.0), diff)
+                report.scale[k] = max(report.scale.get(k, 0.0), scale)
+    return report
+
+
+def run_onnx(path: str | os.PathLike[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """The model's outputs for ``feeds`` under onnxruntime (CPU)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(
+        os.fspath(path), opts, providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, feeds)
+
+
+def verify_onnx(
+    path: str | os.PathLike[str], net: CaffeNet, outputs: Sequence[str], batch: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Largest |onnxruntime - PyTorch| per output on random inputs (inf on a shape
+    mismatch; NaN in both places counts as equal)."""
+    return {k: d for k, (d, _) in compare_onnx(path, net, outputs, batch, seed).items()}
+
+
+def compare_onnx(
+    path: str | os.PathLike[str], net: CaffeNet, outputs: Sequence[str], batch: int | None = None,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Per output: (largest |onnxruntime - PyTorch|, largest |PyTorch|) on random inputs."""
+    inputs = sample_inputs(net, batch, seed)
+    reset_states(net)
+    with torch.no_grad():
+        expected = _Outputs(net, outputs).eval()(*inputs)
+    reset_states(net)
+    got = run_onnx(path, {n: t.numpy() for n, t in zip(net.inputs, inputs)})
+    out = {}
+    for name, want, have in zip(outputs, expected, got):
+        want_np = want.detach().float().numpy()
+        have_np = np.asarray(have, dtype=np.float32)
+        finite = np.abs(want_np[np.isfinite(want_np)])
+        scale = float(finite.max()) if finite.size else 0.0
+        if want_np.shape != have_np.shape:
+            out[name] = (float("inf"), scale)
+            continue
+        both_nan = np.isnan(want_np) & np.isnan(have_np)
+        same_inf = np.isinf(want_np) & (want_np == have_np)
+        delta = np.where(both_nan | same_inf, 0.0, np.abs(want_np - have_np))
+        diff = float(np.nan_to_num(delta, nan=np.inf).max()) if delta.size else 0.0
+        out[name] = (diff, scale)
+    return out

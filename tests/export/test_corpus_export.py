@@ -1,0 +1,34 @@
+"""Every BVLC-layer deploy net of the corpus exports to ONNX that onnxruntime reproduces,
+and converts to a standalone module that reproduces it too (tools/corpus_export.py prints
+the table)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _tool():
+    path = REPO / "tools" / "corpus_export.py"
+    spec = importlib.util.spec_from_file_location("corpus_export", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_corpus_deploy_nets_export(corpus_dir: Path, capsys) -> None:
+    tool = _tool()
+    code = tool.main(["--corpus", str(corpus_dir)])
+    out = capsys.readouterr().out
+    summary = out[out.rindex("net files:"):]
+    with capsys.disabled():
+        print("\n" + summary)
+    failures = [line for line in out.splitlines() if line.startswith(("onnx-fail", "convert-fail"))]
+    assert code == 0, "\n".join(failures)
+    assert "BVLC-layer deploy nets: 0" not in summary
