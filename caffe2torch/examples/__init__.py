@@ -1,0 +1,1 @@
+"""Built-in example data and nets."""
