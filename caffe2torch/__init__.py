@@ -21,6 +21,7 @@ from caffe2torch.io import read_net, read_net_with_positions, read_solver, upgra
 from caffe2torch.ir import NetState
 from caffe2torch.layers.plugins import layer_fields, register_layer
 from caffe2torch.lint import lint as lint
+from caffe2torch.solver.solver import Solver, get_solver
 
 __version__ = "0.1.0"
 
@@ -71,10 +72,12 @@ __all__ = [
     "DataError",
     "NetState",
     "ParseError",
+    "Solver",
     "SolverError",
     "UpgradeError",
     "WeightsError",
     "build_net",
+    "get_solver",
     "layer_fields",
     "load_net",
     "read_net",

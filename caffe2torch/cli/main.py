@@ -10,10 +10,25 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from caffe2torch import __version__
-from caffe2torch.cli import common, convert, demo, draw, export, info, lint, upgrade
+from caffe2torch.cli import (
+    common,
+    convert,
+    demo,
+    device_query,
+    draw,
+    export,
+    info,
+    lint,
+    plot,
+    test,
+    time,
+    train,
+    upgrade,
+)
 from caffe2torch.errors import CaffeError
 
 VERBS: list[ModuleType] = [upgrade, info, lint, demo, export, convert, draw]
+VERBS += [train, test, time, device_query, plot]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,8 +68,36 @@ class _StreamSampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
         return self.plan
 
 
-def _as_list(items: list[RowResult]) -> list[RowResult]:
-    return items
+Packed = tuple[list[RowResult], dict[tuple[int, int], torch.Tensor]]
+
+
+def _pack_rows(items: list[RowResult]) -> Packed:
+    """Worker-side collate: the image arrays of the good rows, per (source, top), stacked
+    into one tensor (sent through shared memory, not pickled through a pipe row by row)
+    and taken out of the rows; ``_unpack_rows`` puts them back."""
+    good = [got for _, got, _ in items if got is not None]
+    stacked: dict[tuple[int, int], torch.Tensor] = {}
+    if len(good) > 1:
+        for k in range(len(good[0])):
+            for t in range(len(good[0][k])):
+                parts = [g[k][t] for g in good]
+                if isinstance(parts[0], np.ndarray) and parts[0].ndim and len(
+                        {p.shape for p in parts}) == 1:
+                    stacked[k, t] = torch.from_numpy(np.stack(parts))
+                    for g in good:
+                        g[k][t] = None  # type: ignore[call-overload]
+    return items, stacked
+
+
+def _unpack_rows(packed: Packed) -> Iterator[RowResult]:
+    items, stacked = packed
+    j = 0
+    for index, got, err in items:
+        if got is not None:
+            for (k, t), tensor in stacked.items():
+                got[k][t] = tensor[j].numpy()
+            j += 1
+        yield index, got, err
 
 
 class _Group:
@@ -111,11 +139,11 @@ class _Group:
                     _RowDataset(self.sources),
                     sampler=_StreamSampler(self._plan()),
                     batch_size=self.batch_size,
-                    collate_fn=_as_list,
+                    collate_fn=_pack_rows,
                     num_workers=self.num_workers,
                     persistent_workers=False,
                 )
-                self._results = (r for chunk in loader for r in chunk)
+                self._results = (r for chunk in loader for r in _unpack_rows(chunk))
             else:
                 self._results = (_load_row(self.sources, i, s) for i, s in self._plan())
         return self._results
@@ -267,6 +295,19 @@ class DataFeeder:
         for group in self.groups:
             batch.update(self._batch(group))
         return {top: batch[top] for top in self.tops}
+
+    def skip_batches(self, n: int) -> None:
+        """Move on by ``n`` batches without reading them: the row order and the per-row
+        random choices advance exactly as ``n`` calls of next_batch would (rows that would
+        fail to load aside). Resuming a run uses it to continue where the data stood."""
+        for group in self.groups:
+            if group._results is not None:  # already streaming (workers): read through
+                for _ in range(n):
+                    self._batch(group)
+                continue
+            plan = group._plan()
+            for _ in range(n * group.batch_size):
+                next(plan)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self

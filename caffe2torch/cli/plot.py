@@ -1,0 +1,115 @@
+"""``caffe2torch plot LOG_OR_CSV [-o curves.png]``: loss and accuracy curves from a
+training run: our metrics CSV (``train --log-csv``) or a Caffe training log (the glog lines
+``Iteration N``, ``Train net output #k: name = v``, ``Test net output #k: name = v``, as
+Caffe's tools/extra/parse_log.py reads them).
+
+Left panel: every metric whose name holds "loss" (train and test); right panel: the other
+test and train outputs (accuracy...). Exit codes: 0 written, 1 nothing to plot, 2 I/O error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import defaultdict
+
+from caffe2torch.cli import common
+from caffe2torch.errors import ParseError
+
+Series = dict[str, list[tuple[int, float]]]
+
+_ITER = re.compile(r"Iteration (\d+)")
+_OUTPUT = re.compile(r"(Train|Test) net output #(\d+): (\S+) = ([-+.\deEinfa]+)")
+_TEST_NET = re.compile(r"Testing net \(#(\d+)\)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="loss/accuracy curves from a metrics CSV or a Caffe log",
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="LOG_OR_CSV", help="metrics CSV or Caffe training log")
+    p.add_argument("-o", "--output", default="curves.png", help="image file (default curves.png)")
+    p.set_defaults(run=run)
+
+
+def read_csv_series(path: str) -> Series:
+    from caffe2torch.solver.metrics import read_metrics
+
+    out: Series = defaultdict(list)
+    for row in read_metrics(path):
+        if row["net"] == "train" and row["metric"] in ("lr", "smoothed_loss", "iteration_loss"):
+            continue
+        out[f"{row['net']}/{row['metric']}"].append((row["iteration"], row["value"]))
+    return dict(out)
+
+
+def read_log_series(lines: list[str]) -> Series:
+    out: Series = defaultdict(list)
+    iteration = -1
+    test_net = 0
+    for line in lines:
+        m = _ITER.search(line)
+        if m:
+            iteration = int(m.group(1))
+        t = _TEST_NET.search(line)
+        if t:
+            test_net = int(t.group(1))
+        o = _OUTPUT.search(line)
+        if o is None or iteration < 0:
+            continue
+        try:
+            value = float(o.group(4))
+        except ValueError:
+            continue
+        net = "train" if o.group(1) == "Train" else f"test{test_net}"
+        out[f"{net}/{o.group(3)}"].append((iteration, value))
+    return dict(out)
+
+
+def read_series(path: str) -> Series:
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        raise ParseError(f"cannot read the file: {e.strerror or e}", path=path) from None
+    if text.startswith("iteration,seconds,net,metric,value"):
+        return read_csv_series(path)
+    return read_log_series(text.splitlines())
+
+
+def run(args: argparse.Namespace) -> int:
+    series = read_series(args.source)
+    if not series:
+        print(f"caffe2torch plot: error: {args.source}: no training metrics found "
+              "(expected a metrics CSV or a Caffe log)", file=sys.stderr)
+        return common.FAILED
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = {k: v for k, v in series.items() if "loss" in k.split("/", 1)[1]}
+    others = {k: v for k, v in series.items() if k not in losses}
+    panels = [p for p in (losses, others) if p]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, panel, title in zip(axes[0], panels, ("loss" if losses else "outputs", "outputs")):
+        for name, points in sorted(panel.items()):
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, label=name, marker="o" if len(xs) < 30 else None)
+        ax.set_xlabel("iteration")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    try:
+        fig.savefig(args.output, dpi=100)
+    except OSError as e:
+        from caffe2torch.errors import WriteError
+
+        raise WriteError(f"cannot write the image: {e.strerror or e}", path=args.output
+                         ) from None
+    finally:
+        plt.close(fig)
+    common.note(f"wrote {args.output} ({', '.join(sorted(series))})")
+    return common.OK

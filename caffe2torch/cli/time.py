@@ -1,0 +1,188 @@
+"""``caffe2torch time -model M [-iterations 50] [-phase TRAIN] [-gpu ID]``: Caffe's
+``caffe time``: the average forward and backward time of each layer and of the whole net.
+
+Forward times come from hooks around each layer's module. Backward times are measured
+between the moment the gradient of a layer's output is ready and the moment the gradients
+of its inputs are (autograd runs the layers' backward in reverse order, so on a chain of
+layers this is that layer's backward). The net reads its data layers when their sources
+are reachable; otherwise every input is zeros of the shape the prototxt gives (or
+``--input-shape``). A net without a loss is timed backward from the sum of its outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from caffe2torch.cli import common
+from caffe2torch.cli.netargs import input_shapes
+from caffe2torch.cli.train import device_flag
+from caffe2torch.errors import DataError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("time", help="per-layer forward/backward times (Caffe's `caffe time`)",
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    p.add_argument("--iterations", type=int, default=50, metavar="N",
+                   help="forward-backward passes to average (default 50)")
+    p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
+    p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TRAIN")
+    p.add_argument("--level", type=int, default=0)
+    p.add_argument("--stage", action="append", default=[])
+    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
+                   help="shape of a data top (repeatable)")
+    p.set_defaults(run=run)
+
+
+class LayerTimer:
+    """Forward and backward seconds per layer, accumulated over passes."""
+
+    def __init__(self, net: Any, sync: Callable[[], None]) -> None:
+        self.sync = sync
+        self.names = list(dict.fromkeys(net.layer_names))
+        self.forward = dict.fromkeys(self.names, 0.0)
+        self.backward = dict.fromkeys(self.names, 0.0)
+        self._start: dict[str, float] = {}
+        self._grad_out: dict[str, float] = {}
+        self._grad_in: dict[str, float] = {}
+        for name in self.names:
+            module = net.module(name)
+            module.register_forward_pre_hook(self._pre(name))
+            module.register_forward_hook(self._post(name))
+
+    def _now(self) -> float:
+        self.sync()
+        return time.perf_counter()
+
+    def _pre(self, name: str) -> Callable[..., None]:
+        def hook(module: Any, args: tuple[Any, ...]) -> None:
+            for a in args:
+                if isinstance(a, torch.Tensor) and a.requires_grad:
+                    a.register_hook(self._mark(self._grad_in, name, max))
+            self._start[name] = self._now()
+        return hook
+
+    def _post(self, name: str) -> Callable[..., None]:
+        def hook(module: Any, args: tuple[Any, ...], out: Any) -> None:
+            self.forward[name] += self._now() - self._start[name]
+            outs = out if isinstance(out, (tuple, list)) else [out]
+            for o in outs:
+                if isinstance(o, torch.Tensor) and o.requires_grad:
+                    o.register_hook(self._mark(self._grad_out, name, min))
+        return hook
+
+    def _mark(self, table: dict[str, float], name: str, pick: Callable[..., float]
+              ) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            now = self._now()
+            table[name] = pick(table[name], now) if name in table else now
+        return hook
+
+    def start_backward(self) -> None:
+        self._grad_out.clear()
+        self._grad_in.clear()
+
+    def end_backward(self, started: float, ended: float) -> None:
+        for name in self.names:
+            if name not in self._grad_out:
+                continue
+            begin = self._grad_out[name]
+            end = self._grad_in.get(name, ended)
+            self.backward[name] += max(0.0, end - max(begin, started))
+
+
+def run(args: argparse.Namespace) -> int:
+    from caffe2torch.build import build_net
+    from caffe2torch.io import read_net_with_positions
+    from caffe2torch.ir.netstate import NetState
+    from caffe2torch.proto import caffe_pb2
+    from caffe2torch.solver.glog import GlogWriter, fmt
+    from caffe2torch.solver.netsetup import BatchStream, build_fed_net
+    from caffe2torch.solver.solver import resolve_device
+
+    if args.iterations < 1:
+        print("caffe2torch time: error: -iterations must be >= 1", file=sys.stderr)
+        return common.USAGE
+    log = GlogWriter(sys.stderr)
+    try:
+        requested = device_flag(args.gpu)
+    except ValueError as e:
+        print(f"caffe2torch time: error: {e}", file=sys.stderr)
+        return common.USAGE
+    device = resolve_device(caffe_pb2.SolverParameter(), requested, log)
+    if device.type == "cpu":
+        log.info("Use CPU.", "caffe.cpp:345")
+    stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
+    state = NetState.of(args.phase, args.level, stages)
+    net_param, source_map = read_net_with_positions(args.model)
+    shapes = input_shapes(args.input_shape)
+    try:
+        net = build_fed_net(net_param, state, source_map=source_map, device=device,
+                            input_shapes=shapes)
+    except DataError as e:
+        common.note(f"caffe2torch time: note: the data cannot be read ({e.message}); "
+                    "timing with zero inputs")
+        net = build_net(net_param, state, input_shapes=shapes, source_map=source_map)
+        net.to(device)
+        net.batch_stream = BatchStream(net, None, None, device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def forward_backward(timer: LayerTimer | None) -> tuple[float, float, float]:
+        batch = net.batch_stream()
+        t0 = time.perf_counter()
+        out = net(batch)
+        loss = net.loss(out) if net.loss_weights else sum(
+            (o.float().sum() for o in out.values() if o.is_floating_point()),
+            torch.zeros((), device=device))
+        sync()
+        t1 = time.perf_counter()
+        if timer is not None:
+            timer.start_backward()
+        if isinstance(loss, torch.Tensor) and loss.requires_grad:
+            loss.backward()
+        sync()
+        t2 = time.perf_counter()
+        if timer is not None:
+            timer.end_backward(t1, t2)
+        net.zero_grad(set_to_none=True)
+        return float(loss.detach()), t1 - t0, t2 - t1
+
+    log.info("Performing Forward", "caffe.cpp:366")
+    initial, _, _ = forward_backward(None)
+    log.info(f"Initial loss: {fmt(initial)}", "caffe.cpp:371")
+    log.info("Performing Backward", "caffe.cpp:372")
+    timer = LayerTimer(net, sync)
+    log.info("*** Benchmark begins ***", "caffe.cpp:380")
+    log.info(f"Testing for {args.iterations} iterations.", "caffe.cpp:381")
+    total_fwd = total_bwd = 0.0
+    begin = time.perf_counter()
+    for j in range(args.iterations):
+        _, fwd, bwd = forward_backward(timer)
+        total_fwd += fwd
+        total_bwd += bwd
+        log.info(f"Iteration: {j + 1} forward-backward time: {fmt((fwd + bwd) * 1e3)} ms.",
+                 "caffe.cpp:409")
+    total = time.perf_counter() - begin
+    n = args.iterations
+    log.info("Average time per layer: ", "caffe.cpp:412")
+    for name in timer.names:
+        log.info(f"{name:>10}\tforward: {fmt(timer.forward[name] * 1e3 / n)} ms.",
+                 "caffe.cpp:415")
+        log.info(f"{name:>10}\tbackward: {fmt(timer.backward[name] * 1e3 / n)} ms.",
+                 "caffe.cpp:418")
+    log.info(f"Average Forward pass: {fmt(total_fwd * 1e3 / n)} ms.", "caffe.cpp:423")
+    log.info(f"Average Backward pass: {fmt(total_bwd * 1e3 / n)} ms.", "caffe.cpp:425")
+    log.info(f"Average Forward-Backward: {fmt(total * 1e3 / n)} ms.", "caffe.cpp:427")
+    log.info(f"Total Time: {fmt(total * 1e3)} ms.", "caffe.cpp:429")
+    log.info("*** Benchmark ends ***", "caffe.cpp:430")
+    return common.OK

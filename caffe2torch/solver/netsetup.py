@@ -1,0 +1,104 @@
+"""A net that draws its own batches, as Caffe's Net::Forward does: the data layers of the
+phase read through a DataFeeder (paths relative to ``cwd``), inputs no data layer feeds
+(Input layers) hold zeros as a fresh Caffe blob does, HDF5Output layers write their file.
+
+Data tops whose shape the prototxt does not tell (HDF5Data, Data) take it from the first
+batch, which is kept and handed out first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from caffe2torch.build import CaffeNet, build_net
+from caffe2torch.data import DataFeeder
+from caffe2torch.data.sources import SOURCE_TYPES
+from caffe2torch.ir.netstate import NetState, has_include_and_exclude, layer_included
+from caffe2torch.solver.hdf5_output import attach_hdf5_outputs
+
+
+class BatchStream:
+    """``stream()`` -> {input name: tensor on the net's device} for one forward."""
+
+    def __init__(self, net: CaffeNet, feeder: DataFeeder | None,
+                 first: dict[str, torch.Tensor] | None, device: torch.device) -> None:
+        self.net = net
+        self.feeder = feeder
+        self._first = first or None
+        self.device = device
+        fed = set(feeder.tops) if feeder is not None else set()
+        shapes = net.blob_shapes
+        self.zeros = {name: torch.zeros(shapes[name], device=device)
+                      for name in net.inputs if name not in fed}
+        self.batches = 0  # batches handed out (or skipped)
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        batch: dict[str, torch.Tensor] = dict(self.zeros)
+        if self.feeder is not None:
+            drawn = self._first if self._first is not None else self.feeder.next_batch()
+            self._first = None
+            for k, v in drawn.items():
+                batch[k] = v.to(self.device, non_blocking=True)
+        self.batches += 1
+        return {name: batch[name] for name in self.net.inputs if name in batch}
+
+    def skip(self, n: int) -> None:
+        """Move on by ``n`` batches without reading them."""
+        if n <= 0:
+            return
+        self.batches += n
+        if self.feeder is None:
+            return
+        if self._first is not None:
+            self._first = None
+            n -= 1
+        self.feeder.skip_batches(n)
+
+    def close(self) -> None:
+        if self.feeder is not None:
+            self.feeder.close()
+
+
+def data_layers(net_param: Any, state: NetState) -> list[Any]:
+    """The layers of ``state`` that a DataFeeder reads (ImageData, Data, HDF5Data)."""
+    return [ly for ly in net_param.layer
+            if ly.type in SOURCE_TYPES and not has_include_and_exclude(ly)
+            and layer_included(ly, state)]
+
+
+def build_fed_net(
+    net_param: Any,
+    state: NetState,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    share_with: CaffeNet | None = None,
+    source_map: Any = None,
+    device: torch.device | str = "cpu",
+    input_shapes: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> CaffeNet:
+    """Build ``net_param`` for ``state`` with a BatchStream as ``net.feeder`` (also kept as
+    ``net.batch_stream``), moved to ``device``."""
+    device = torch.device(device)
+    folder = os.fspath(cwd) if cwd is not None else os.getcwd()
+    layers = data_layers(net_param, state)
+    feeder = DataFeeder(layers, state.phase, cwd=folder, seed=seed) if layers else None
+    first = feeder.next_batch() if feeder is not None else None
+    shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
+    shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
+    net = build_net(net_param, state, share_with=share_with, input_shapes=shapes or None,
+                    source_map=source_map, options=options)
+    net.to(device)
+    stream = BatchStream(net, feeder, first, device)
+    net.feeder = stream
+    net.batch_stream = stream
+    net.hdf5_outputs = attach_hdf5_outputs(net, folder)
+    return net
+
+
+__all__ = ["BatchStream", "build_fed_net", "data_layers"]

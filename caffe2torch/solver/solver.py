@@ -1,0 +1,616 @@
+"""The training loop, as Caffe's Solver runs it (src/caffe/solver.cpp, sgd_solver.cpp).
+
+    solver = c2t.get_solver("solver.prototxt")   # paths relative to the working directory
+    solver.step(100); solver.solve(); solver.snapshot(); solver.restore("x.solverstate")
+
+Solver::Init builds the TRAIN net (``net`` / ``net_param`` / ``train_net`` /
+``train_net_param``, NetState TRAIN merged with the net's own state and ``train_state``) and
+the test nets (``test_net`` / ``test_net_param``, then the generic net once per remaining
+``test_iter``, each TEST merged with ``test_state[i]``); the test nets use the train net's
+params for layers of the same name (ShareTrainedLayersWith). Every net with data layers
+draws its own batches.
+
+Solver::Step, per iteration: clear the diffs; test when ``test_interval`` divides the
+iteration (not at 0 unless ``test_initialization``); ``iter_size`` forward/backward passes
+summing the gradients and the loss, loss /= iter_size; the smoothed loss over
+``average_loss``; the display lines; ApplyUpdate (rate of the lr policy, clipping,
+normalisation, regularisation, the update rule); iter += 1; a snapshot when ``snapshot``
+divides the new iteration or a signal asked for one; stop when a signal asked.
+
+Where this differs from Caffe, on purpose: a non-finite loss stops training with a
+SolverError naming the iteration and the first layer whose output is not finite (Caffe
+goes on with NaN weights), and ``restore`` moves each net's data on by the batches the
+interrupted run had read (Caffe's data layers start again at their first row), so a
+resumed run continues exactly as the uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from caffe2torch.build import CaffeNet
+from caffe2torch.errors import CaffeError, SolverError
+from caffe2torch.io import read_net_with_positions, read_solver
+from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
+from caffe2torch.ir.netstate import NetState
+from caffe2torch.proto import caffe_pb2
+from caffe2torch.solver.glog import GlogWriter, fmt
+from caffe2torch.solver.lr_policy import LearningRatePolicy
+from caffe2torch.solver.metrics import MetricsCSV
+from caffe2torch.solver.netsetup import build_fed_net
+from caffe2torch.solver.snapshot import (
+    ensure_folder,
+    history_arrays,
+    resolve_learned_net,
+    snapshot_filename,
+    write_hdf5_caffemodel,
+    write_state,
+)
+from caffe2torch.solver.state import SolverStateData, read_solver_state
+from caffe2torch.solver.updates import CaffeOptimizer, UpdateConfig
+
+_f32 = np.float32
+_DEFAULT = object()
+
+
+def _merged_state(phase: int, net_param: Any, override: Any | None) -> NetState:
+    """Caffe's NetState precedence: the solver's phase, then the net's own ``state``, then
+    ``train_state`` / ``test_state[i]``."""
+    msg = caffe_pb2.NetState()
+    msg.phase = phase
+    msg.MergeFrom(net_param.state)
+    if override is not None:
+        msg.MergeFrom(override)
+    return NetState.from_proto(msg)
+
+
+def resolve_device(param: Any, requested: Any, log: GlogWriter) -> torch.device:
+    """``requested`` (a torch device, "cpu", "cuda:N" or a GPU id) or, as ``caffe train``
+    without -gpu, the solver's explicit ``solver_mode: GPU`` with ``device_id``; CPU
+    otherwise. A GPU asked for without CUDA falls back to the CPU with a note."""
+    want: torch.device
+    if requested is None:
+        gpu = param.HasField("solver_mode") and param.solver_mode == caffe_pb2.SolverParameter.GPU
+        want = torch.device(f"cuda:{param.device_id}") if gpu else torch.device("cpu")
+    elif isinstance(requested, int):
+        want = torch.device(f"cuda:{requested}")
+    else:
+        want = torch.device(requested)
+    if want.type == "cuda":
+        if not torch.cuda.is_available():
+            log.warning("a GPU was asked for but CUDA is not available: running on the CPU")
+            return torch.device("cpu")
+        index = want.index or 0
+        if index >= torch.cuda.device_count():
+            raise SolverError(f"GPU {index} does not exist ({torch.cuda.device_count()} "
+                              "visible)", hint="see `caffe2torch device_query`")
+        log.info(f"Use GPU with device ID {index}", "caffe.cpp:0")
+        return torch.device("cuda", index)
+    return want
+
+
+class Solver:
+    """Caffe's SGDSolver family driven by a SolverParameter; see the module docstring.
+
+    ``path``: the solver file (for messages). ``cwd``: where relative paths in the solver
+    and the nets start (default: the working directory, as Caffe). ``device``: see
+    :func:`resolve_device`. ``log``: a stream for Caffe's log lines (default stderr; None
+    silences them). ``log_csv``: a file for the metrics CSV (solver.metrics). ``weights``:
+    caffemodels copied into every net before training (``caffe train -weights``).
+    """
+
+    def __init__(
+        self,
+        param: Any,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        device: Any = None,
+        log: TextIO | object | None = _DEFAULT,
+        log_csv: str | os.PathLike[str] | None = None,
+        weights: str | Sequence[str] | None = None,
+    ) -> None:
+        self.param = param
+        self.path = os.fspath(path) if path is not None else None
+        self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()
+        self.log = GlogWriter(sys.stderr if log is _DEFAULT else log)  # type: ignore[arg-type]
+        if param.average_loss < 1:
+            raise SolverError(f"average_loss must be >= 1, got {param.average_loss}",
+                              path=self.path)
+        if param.snapshot and not param.snapshot_prefix:
+            raise SolverError("the solver sets snapshot but no snapshot_prefix",
+                              path=self.path, hint="add snapshot_prefix: \"snapshots/net\"")
+        self.config = UpdateConfig.from_proto(param, self.path)
+        self.policy = LearningRatePolicy.from_proto(param, self.path)
+        self.seed = int(param.random_seed) if param.random_seed >= 0 else None
+        if self.seed is not None:  # Caffe::set_random_seed
+            torch.manual_seed(self.seed)
+            np.random.seed(self.seed % 2**32)
+            random.seed(self.seed)
+        self.device = resolve_device(param, device, self.log)
+        self.net = self._init_train_net()
+        self.test_nets = self._init_test_nets()
+        for spec in param.weights:
+            self.copy_weights(spec)
+        if weights:
+            for spec in [weights] if isinstance(weights, str) else list(weights):
+                self.copy_weights(spec)
+        self.optimizer = CaffeOptimizer(
+            [{"params": [lp.param], "lr_mult": lp.lr_mult, "decay_mult": lp.decay_mult,
+              "name": lp.name} for lp in self.net.learnable_params()],
+            self.config,
+        )
+        self.iter = 0
+        self.requested_early_exit = False
+        self.action_function: Callable[[], str | None] | None = None
+        self.metrics = MetricsCSV(log_csv) if log_csv else None
+        self.iteration_loss = float("nan")  # the loss of the last iteration
+        self._last_rate: float | None = None
+        self._losses: list[np.float32] = []
+        self._smoothed = _f32(0)
+        self._iterations_last = 0
+        self._timer = time.monotonic()
+        if param.snapshot_diff:
+            self.log.warning("snapshot_diff is not supported: snapshots hold the weights only")
+        self.log.info("Solver scaffolding done.", "solver.cpp:57")
+
+    # ------------------------------------------------------------------ nets
+
+    def _read(self, name: str) -> tuple[Any, Any]:
+        return read_net_with_positions(os.path.join(self.cwd, name))
+
+    def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
+               share_with: CaffeNet | None) -> CaffeNet:
+        seed = None if self.seed is None else self.seed + k
+        return build_fed_net(net_param, state, cwd=self.cwd, seed=seed, share_with=share_with,
+                             source_map=source_map, device=self.device)
+
+    def _init_train_net(self) -> CaffeNet:
+        p = self.param
+        fields = [f for f in ("net", "net_param", "train_net", "train_net_param")
+                  if p.HasField(f)]
+        if len(fields) != 1:
+            raise SolverError(
+                "the solver must name exactly one train net" if fields else
+                "the solver names no train net",
+                path=self.path,
+                hint="use one of net, net_param, train_net, train_net_param"
+                + (f" (it sets {', '.join(fields)})" if fields else ""))
+        source_map = None
+        if fields[0] in ("net", "train_net"):
+            name = getattr(p, fields[0])
+            self.log.info(f"Creating training net from {fields[0]} file: {name}", "solver.cpp:102")
+            net_param, source_map = self._read(name)
+        else:
+            self.log.info(f"Creating training net specified in {fields[0]}.", "solver.cpp:89")
+            net_param = copy.deepcopy(getattr(p, fields[0]))
+        state = _merged_state(caffe_pb2.TRAIN, net_param,
+                              p.train_state if p.HasField("train_state") else None)
+        return self._build(net_param, state, source_map, 0, None)
+
+    def _init_test_nets(self) -> list[CaffeNet]:
+        p = self.param
+        generic = [f for f in ("net", "net_param") if p.HasField(f)]
+        if len(generic) > 1:
+            raise SolverError("the solver sets both net and net_param", path=self.path)
+        specific = len(p.test_net_param) + len(p.test_net)
+        if (len(p.test_iter) < specific) if generic else (len(p.test_iter) != specific):
+            raise SolverError("test_iter must be specified for each test network",
+                              path=self.path, hint=f"the solver has {specific} test net(s) "
+                              f"and {len(p.test_iter)} test_iter line(s)")
+        count = specific + (len(p.test_iter) - specific if generic else 0)
+        if len(p.test_state) and len(p.test_state) != count:
+            raise SolverError("test_state must be unspecified or specified once per test net",
+                              path=self.path)
+        if count and p.test_interval <= 0:
+            raise SolverError("the solver has test nets but no test_interval > 0",
+                              path=self.path, hint="add test_interval: N")
+        sources: list[tuple[str, Any, Any]] = []
+        for net_param in p.test_net_param:
+            sources.append(("test_net_param", copy.deepcopy(net_param), None))
+        for name in p.test_net:
+            sources.append((f"test_net file: {name}", *self._read(name)))
+        for _ in range(count - len(sources)):
+            if p.HasField("net_param"):
+                sources.append(("net_param", copy.deepcopy(p.net_param), None))
+            else:
+                sources.append((f"net file: {p.net}", *self._read(p.net)))
+        nets = []
+        for i, (what, net_param, source_map) in enumerate(sources):
+            state = _merged_state(caffe_pb2.TEST, net_param,
+                                  p.test_state[i] if len(p.test_state) else None)
+            self.log.info(f"Creating test net (#{i}) specified by {what}", "solver.cpp:185")
+            nets.append(self._build(net_param, state, source_map, 1 + i, self.net))
+        return nets
+
+    def copy_weights(self, spec: str) -> None:
+        """Fine-tune: copy a caffemodel (or a comma-separated list) into every net by layer
+        name (Caffe's LoadNetWeights / CopyLayers)."""
+        for name in (s.strip() for s in spec.split(",")):
+            if not name:
+                continue
+            self.log.info(f"Finetuning from {name}", "solver.cpp:72")
+            path = os.path.join(self.cwd, name)
+            for net in (self.net, *self.test_nets):
+                net.copy_from(path)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def lr(self) -> float:
+        """The rate of the last update (Caffe's logged ``lr``); before the first update,
+        the rate the first will use."""
+        if self._last_rate is not None:
+            return self._last_rate
+        return copy.copy(self.policy).rate(self.iter)
+
+    @property
+    def loss(self) -> float:
+        """The smoothed loss Caffe displays (average over the last ``average_loss``)."""
+        return float(self._smoothed)
+
+    @property
+    def current_step(self) -> int:
+        return self.policy.current_step
+
+    def set_action_function(self, func: Callable[[], str | None] | None) -> None:
+        """Caffe's SetActionFunction: ``func()`` returns "stop", "snapshot" or None."""
+        self.action_function = func
+
+    def _requested_action(self) -> str | None:
+        return self.action_function() if self.action_function is not None else None
+
+    # ------------------------------------------------------------------ training
+
+    def step(self, iters: int = 1) -> None:
+        """Solver::Step(iters)."""
+        p = self.param
+        start_iter = self.iter
+        stop_iter = self.iter + int(iters)
+        self._losses = []
+        self._smoothed = _f32(0)
+        self._timer = time.monotonic()
+        self._iterations_last = self.iter
+        while self.iter < stop_iter:
+            self._clear_diffs()
+            if p.test_interval and self.iter % p.test_interval == 0 and (
+                    self.iter > 0 or p.test_initialization):
+                self.test_all()
+                if self.requested_early_exit:
+                    break
+            display = bool(p.display) and self.iter % p.display == 0
+            loss = _f32(0)
+            outputs: dict[str, torch.Tensor] = {}
+            for _ in range(self.config.iter_size):
+                sub, outputs = self._forward_backward()
+                loss = _f32(loss + sub)
+            loss = _f32(loss / _f32(self.config.iter_size))
+            self.iteration_loss = float(loss)
+            self._update_smoothed(loss, start_iter, p.average_loss)
+            if display:
+                self._display(outputs)
+            rate = self._apply_update(display)
+            if display and self.metrics is not None:
+                self._write_train_metrics(rate, outputs)
+            request = self._requested_action()
+            if (p.snapshot and self.iter % p.snapshot == 0) or request == "snapshot":
+                self.snapshot()
+            if request == "stop":
+                self.requested_early_exit = True
+                break
+
+    def solve(self, resume_file: str | os.PathLike[str] | None = None) -> None:
+        """Solver::Solve: train to ``max_iter``, the final snapshot and test."""
+        p = self.param
+        self.log.info(f"Solving {self.net.name}", "solver.cpp:289")
+        self.log.info(f"Learning Rate Policy: {p.lr_policy}", "solver.cpp:290")
+        self.requested_early_exit = False
+        if resume_file is not None:
+            self.log.info(f"Restoring previous solver status from {os.fspath(resume_file)}",
+                          "solver.cpp:296")
+            self.restore(resume_file)
+        start_iter = self.iter
+        self.step(p.max_iter - self.iter)
+        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+            self.snapshot()
+        if self.requested_early_exit:
+            self.log.info("Optimization stopped early.", "solver.cpp:313")
+            return
+        if p.display and self.iter % p.display == 0:
+            with torch.no_grad():
+                out = self.net(self.net.batch_stream())
+                loss = _f32(float(self.net.loss(out)))
+            self._update_smoothed(loss, start_iter, p.average_loss)
+            self.log.info(f"Iteration {self.iter}, loss = {fmt(self._smoothed)}",
+                          "solver.cpp:328")
+        if p.test_interval and self.iter % p.test_interval == 0:
+            self.test_all()
+        self.log.info("Optimization Done.", "solver.cpp:333")
+
+    def _clear_diffs(self) -> None:
+        for p in self.optimizer.learnable():
+            p.grad = None
+
+    def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
+        batch = self.net.batch_stream()
+        out = self.net(batch)
+        loss = self.net.loss(out)
+        value = _f32(float(loss.detach()))
+        if not math.isfinite(float(value)):
+            raise self._diverged(value, batch)
+        if loss.requires_grad:
+            loss.backward()
+        return value, out
+
+    def _diverged(self, value: Any, batch: dict[str, torch.Tensor]) -> SolverError:
+        where = self._first_nonfinite(batch)
+        snap = (" Training stopped; the last snapshot written before it is kept."
+                if self.param.snapshot else " Training stopped.")
+        return SolverError(
+            f"iteration {self.iter}: the loss is {float(value)}{where}.{snap}",
+            path=self.path,
+            hint="lower base_lr, clip_gradients, or check the data (scale, labels)")
+
+    def _first_nonfinite(self, batch: dict[str, torch.Tensor]) -> str:
+        """`` (first non-finite output: blob 'b' of layer 'l' (Type))`` from one forward
+        of the same batch with every blob kept, or ``""``."""
+        try:
+            with torch.no_grad():
+                blobs = self.net(batch, blobs="all")
+        except (CaffeError, RuntimeError):
+            return ""
+        for name, tensor in batch.items():
+            if not bool(torch.isfinite(tensor).all()):
+                return f" (the input '{name}' holds non-finite values)"
+        for layer in self.net.ir.layers:
+            for top in layer.tops:
+                t = blobs.get(top.name)
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(
+                        torch.isfinite(t).all()):
+                    return (f" (first non-finite output: blob '{top.name}' of layer "
+                            f"'{layer.name}' ({layer.type}))")
+        return ""
+
+    def _update_smoothed(self, loss: np.float32, start_iter: int, average_loss: int) -> None:
+        """Solver::UpdateSmoothedLoss, in float32."""
+        if len(self._losses) < average_loss:
+            self._losses.append(loss)
+            size = len(self._losses)
+            self._smoothed = _f32(_f32(self._smoothed * _f32(size - 1) + loss) / _f32(size))
+        else:
+            idx = (self.iter - start_iter) % average_loss
+            self._smoothed = _f32(self._smoothed + _f32(loss - self._losses[idx])
+                                  / _f32(average_loss))
+            self._losses[idx] = loss
+
+    def _output_values(self, net: CaffeNet, outputs: dict[str, torch.Tensor]
+                       ) -> list[tuple[str, np.ndarray]]:
+        out = []
+        for name in net.outputs:
+            t = outputs.get(name)
+            if isinstance(t, torch.Tensor):
+                out.append((name, t.detach().float().cpu().reshape(-1).numpy()))
+        return out
+
+    def _display(self, outputs: dict[str, torch.Tensor]) -> None:
+        now = time.monotonic()
+        lapse = now - self._timer
+        per_s = (self.iter - self._iterations_last) / (lapse or 1)
+        self.log.info(f"Iteration {self.iter} ({fmt(per_s)} iter/s, {fmt(lapse)}s/"
+                      f"{self.param.display} iters), loss = {fmt(self._smoothed)}",
+                      "solver.cpp:243")
+        self._timer = now
+        self._iterations_last = self.iter
+        index = 0
+        for name, values in self._output_values(self.net, outputs):
+            weight = self.net.loss_weights.get(name, 0.0)
+            for v in values:
+                extra = (f" (* {fmt(weight)} = {fmt(_f32(weight) * _f32(v))} loss)"
+                         if weight else "")
+                self.log.info(f"    Train net output #{index}: {name} = {fmt(v)}{extra}",
+                              "solver.cpp:259")
+                index += 1
+
+    def _write_train_metrics(self, rate: float, outputs: dict[str, torch.Tensor]) -> None:
+        assert self.metrics is not None
+        rows: list[tuple[str, float]] = [("lr", rate), ("iteration_loss", self.iteration_loss),
+                                         ("smoothed_loss", float(self._smoothed))]
+        for name, values in self._output_values(self.net, outputs):
+            rows += [(name if len(values) == 1 else f"{name}[{k}]", float(v))
+                     for k, v in enumerate(values)]
+        self.metrics.write(self.iter - 1, "train", rows)
+
+    def _apply_update(self, display: bool) -> float:
+        """SGDSolver::ApplyUpdate, then ++iter. Returns the rate used."""
+        rate = self.policy.rate(self.iter)
+        if display:
+            self.log.info(f"Iteration {self.iter}, lr = {fmt(rate)}", "sgd_solver.cpp:107")
+        self.optimizer.iter = self.iter
+        self.optimizer.step(rate=rate)
+        scale = self.optimizer.last_clip_scale
+        if scale is not None:
+            clip = float(_f32(self.config.clip_gradients))
+            self.log.info(f"Gradient clipping: scaling down gradients (L2 norm "
+                          f"{fmt(clip / scale)} > {fmt(clip)}) by scale factor {fmt(scale)}",
+                          "sgd_solver.cpp:99")
+        self._last_rate = rate
+        self.iter += 1
+        return rate
+
+    # ------------------------------------------------------------------ testing
+
+    def test_all(self) -> None:
+        """Solver::TestAll."""
+        for i in range(len(self.test_nets)):
+            if self.requested_early_exit:
+                break
+            self.test(i)
+
+    def test(self, test_net_id: int = 0) -> dict[str, float]:
+        """Solver::Test: ``test_iter`` forwards of a test net; logs and returns each
+        output averaged (``name`` or ``name[k]``)."""
+        p = self.param
+        net = self.test_nets[test_net_id]
+        n = int(p.test_iter[test_net_id])
+        self.log.info(f"Iteration {self.iter}, Testing net (#{test_net_id})", "solver.cpp:357")
+        scores: list[np.ndarray] | None = None
+        names: list[str] = []
+        loss = _f32(0)
+        with torch.no_grad():
+            for _ in range(n):
+                request = self._requested_action()
+                while request is not None:
+                    if request == "snapshot":
+                        self.snapshot()
+                    elif request == "stop":
+                        self.requested_early_exit = True
+                    request = self._requested_action()
+                if self.requested_early_exit:
+                    break
+                out = net(net.batch_stream())
+                if p.test_compute_loss:
+                    loss = _f32(loss + _f32(float(net.loss(out))))
+                values = self._output_values(net, out)
+                if scores is None:
+                    names = [nm for nm, v in values for _ in v]
+                    scores = [v.astype(np.float32).copy() for _, v in values]
+                else:
+                    for acc, (_, v) in zip(scores, values):
+                        acc += v
+        if self.requested_early_exit:
+            self.log.info("Test interrupted.", "solver.cpp:385")
+            return {}
+        result: dict[str, float] = {}
+        rows: list[tuple[str, float]] = []
+        if p.test_compute_loss and n:
+            loss = _f32(loss / _f32(n))
+            self.log.info(f"Test loss: {fmt(loss)}", "solver.cpp:389")
+            rows.append(("loss", float(loss)))
+        flat = [float(v) for acc in (scores or []) for v in acc]
+        counts: dict[str, int] = {}
+        for nm in names:
+            counts[nm] = counts.get(nm, 0) + 1
+        seen: dict[str, int] = {}
+        for i, (nm, total) in enumerate(zip(names, flat)):
+            mean = _f32(_f32(total) / _f32(n))
+            weight = net.loss_weights.get(nm, 0.0)
+            extra = f" (* {fmt(weight)} = {fmt(_f32(weight) * mean)} loss)" if weight else ""
+            self.log.info(f"    Test net output #{i}: {nm} = {fmt(mean)}{extra}",
+                          "solver.cpp:402")
+            k = seen.get(nm, 0)
+            seen[nm] = k + 1
+            key = nm if counts[nm] == 1 else f"{nm}[{k}]"
+            result[key] = float(mean)
+            rows.append((key, float(mean)))
+        if self.metrics is not None:
+            self.metrics.write(self.iter, f"test{test_net_id}", rows)
+        return result
+
+    # ------------------------------------------------------------------ snapshots
+
+    @property
+    def snapshot_format(self) -> str:
+        return caffe_pb2.SolverParameter.SnapshotFormat.Name(self.param.snapshot_format)
+
+    def snapshot(self) -> tuple[str, str]:
+        """Solver::Snapshot: the weights and the solver state at the current iteration.
+        Returns (model path, state path)."""
+        prefix = self.param.snapshot_prefix
+        if not prefix:
+            raise SolverError("cannot snapshot: the solver has no snapshot_prefix",
+                              path=self.path, hint='add snapshot_prefix: "snapshots/net"')
+        prefix = os.path.join(self.cwd, prefix) if not os.path.isabs(prefix) else prefix
+        made = ensure_folder(prefix)
+        if made:
+            self.log.info(f"Created the snapshot folder {made}", "solver.cpp:0")
+        shown = self.param.snapshot_prefix  # Caffe writes the prefix as given
+        hdf5 = self.snapshot_format == "HDF5"
+        ext = ".caffemodel.h5" if hdf5 else ".caffemodel"
+        model = snapshot_filename(prefix, self.iter, ext)
+        learned = snapshot_filename(shown, self.iter, ext)
+        if hdf5:
+            self.log.info(f"Snapshotting to HDF5 file {learned}", "solver.cpp:445")
+            write_hdf5_caffemodel(self.net, model)
+        else:
+            self.log.info(f"Snapshotting to binary proto file {learned}", "solver.cpp:436")
+            self.net.save_caffemodel(model)
+        state_ext = ".solverstate.h5" if hdf5 else ".solverstate"
+        state_path = snapshot_filename(prefix, self.iter, state_ext)
+        data = SolverStateData(self.iter, self.policy.current_step, learned,
+                               history_arrays(self.optimizer))
+        kind = "HDF5" if hdf5 else "binary proto"
+        self.log.info(f"Snapshotting solver state to {kind} file "
+                      f"{snapshot_filename(shown, self.iter, state_ext)}", "sgd_solver.cpp:273")
+        write_state(state_path, data, "HDF5" if hdf5 else "BINARYPROTO")
+        return model, state_path
+
+    def restore(self, state_file: str | os.PathLike[str]) -> None:
+        """Solver::Restore from a ``.solverstate`` or ``.solverstate.h5`` (ours or
+        Caffe's): the weights of ``learned_net``, the iteration, ``current_step`` and the
+        update history; then each net's data moves on to where the run had left it."""
+        path = os.fspath(state_file)
+        if not os.path.isabs(path) and not os.path.exists(path):
+            path = os.path.join(self.cwd, path)
+        state = read_solver_state(path)
+        if state.learned_net:
+            learned = state.learned_net
+            if not os.path.isabs(learned):
+                learned = os.path.join(self.cwd, learned)
+            self.net.copy_from(resolve_learned_net(learned, path))
+        self.iter = state.iter
+        self.policy.current_step = state.current_step
+        self.log.info("SGDSolver: restoring history", "sgd_solver.cpp:318")
+        self.optimizer.load_history(state.history, path)
+        self.optimizer.iter = self.iter
+        self._last_rate = None
+        self._skip_data(self.iter)
+
+    def _skip_data(self, iteration: int) -> None:
+        self.net.batch_stream.skip(iteration * self.config.iter_size)
+        p = self.param
+        if not self.test_nets or p.test_interval <= 0:
+            return
+        tests = sum(1 for i in range(0, iteration, p.test_interval)
+                    if i > 0 or p.test_initialization)
+        for k, net in enumerate(self.test_nets):
+            net.batch_stream.skip(tests * int(p.test_iter[k]))
+
+    def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+        for net in (self.net, *self.test_nets):
+            net.batch_stream.close()
+
+
+def get_solver(
+    path: str | os.PathLike[str],
+    *,
+    device: Any = None,
+    log: TextIO | object | None = _DEFAULT,
+    log_csv: str | os.PathLike[str] | None = None,
+    weights: str | Iterable[str] | None = None,
+    max_iter: int | None = None,
+) -> Solver:
+    """pycaffe's ``caffe.get_solver``: a Solver for a solver prototxt (any Caffe version),
+    relative paths from the working directory. Without ``snapshot_prefix``, snapshots go
+    beside the solver file (Caffe's default). ``max_iter`` overrides the file's."""
+    p = os.fspath(path)
+    param = read_solver(p)
+    param.snapshot_prefix = default_snapshot_prefix(param, p)
+    if max_iter is not None:
+        param.max_iter = int(max_iter)
+    w = [weights] if isinstance(weights, str) else list(weights) if weights else None
+    return Solver(param, path=p, device=device, log=log, log_csv=log_csv, weights=w)
+
+
+__all__ = ["Solver", "get_solver", "resolve_device"]
