@@ -1,6 +1,9 @@
-"""``caffe2torch info FILE [--phase TRAIN|TEST] [--level N] [--stage S] [--weights W]``:
-the layers of a net, per phase (Caffe's NetStateRule filtering), with type, bottoms, tops
-and, for a caffemodel (or with ``--weights``), the shapes of the learned blobs.
+"""``caffe2torch info FILE [--phase TRAIN|TEST] [--level N] [--stage S] [--weights W]
+[--input-shape BLOB=N,C,H,W]``: the layers of a net, per phase (Caffe's NetStateRule
+filtering), with type, bottoms, tops, top shapes, parameter counts and FLOPs (from building
+the net; data tops whose shape the prototxt does not give need --input-shape) and, for a
+caffemodel (or with ``--weights``), the shapes of the learned blobs. FLOPs count the
+multiply-adds of convolutions and inner products, 2 per multiply-accumulate.
 
 The table is a list of :class:`Column` s over :class:`LayerRow` s: a new column (output
 shapes, parameter counts, FLOPs) is one more ``Column`` appended to ``columns`` by whoever
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from caffe2torch.cli import common
-from caffe2torch.errors import UpgradeError
+from caffe2torch.errors import CaffeError, UpgradeError
 from caffe2torch.io.binary import blob_shape, looks_binary, read_caffemodel_arrays
 from caffe2torch.io.text import is_solver_text, read_net, read_text
 from caffe2torch.ir.netstate import NetState, declared_phases, filter_layers
@@ -37,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", action="append", default=[], help="NetState stage (repeatable)")
     p.add_argument("--weights", "--model-weights", dest="weights", metavar="W",
                    help="a caffemodel whose blob shapes to show beside a prototxt")
+    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
+                   help="shape of a data top the prototxt does not give (repeatable)")
     p.set_defaults(run=run)
 
 
@@ -81,6 +86,22 @@ BASE_COLUMNS: list[Column] = [
     Column("tops", lambda r: _names(r.layer.top)),
 ]
 BLOBS_COLUMN = Column("blobs", _shapes)
+
+
+def _shape_list(shapes: Sequence[tuple[int, ...]]) -> str:
+    return ", ".join("x".join(str(d) for d in s) if s else "scalar" for s in shapes) or "-"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n else "-"
+
+
+# Columns that need the built net (LayerRow.extra["stats"] is a build.stats.LayerStats).
+BUILT_COLUMNS: list[Column] = [
+    Column("top shapes", lambda r: _shape_list(r.extra["stats"].top_shapes)),
+    Column("params", lambda r: _count(r.extra["stats"].params), ">"),
+    Column("FLOPs", lambda r: _count(r.extra["stats"].flops), ">"),
+]
 
 
 def render_table(rows: Sequence[LayerRow], columns: Sequence[Column]) -> list[str]:
@@ -134,14 +155,40 @@ def rows_for(info: NetInfo, state: NetState) -> list[LayerRow]:
     return rows
 
 
-def columns_for(info: NetInfo) -> list[Column]:
-    return BASE_COLUMNS + ([BLOBS_COLUMN] if info.blob_shapes is not None else [])
+def columns_for(info: NetInfo, built: bool = False) -> list[Column]:
+    return (
+        BASE_COLUMNS
+        + (BUILT_COLUMNS if built else [])
+        + ([BLOBS_COLUMN] if info.blob_shapes is not None else [])
+    )
 
 
-def print_info(info: NetInfo, states: Sequence[NetState], stream: TextIO) -> None:
+def attach_stats(
+    info: NetInfo, state: NetState, rows: list[LayerRow], shapes: dict[str, list[int]] | None
+) -> tuple[int, int] | str:
+    """Build the net for ``state`` and put each layer's statistics on its row; returns the
+    totals (unique params, FLOPs), or why the net could not be built."""
+    from caffe2torch.build import build_net
+    from caffe2torch.build.stats import net_stats, unique_param_count
+
+    try:
+        net = build_net(info.net, state, input_shapes=shapes)
+    except CaffeError as err:
+        return f"{err.message}; {err.hint}" if err.hint else err.message
+    by_index = {s.index: s for s in net_stats(net)}
+    for row in rows:
+        row.extra["stats"] = by_index[row.index]
+    return unique_param_count(net), sum(s.flops for s in by_index.values())
+
+
+def print_info(
+    info: NetInfo,
+    states: Sequence[NetState],
+    stream: TextIO,
+    input_shapes: dict[str, list[int]] | None = None,
+) -> None:
     name = info.net.name or "(unnamed)"
     print(f"{info.path}: net {name!r}, {len(info.net.layer)} layers ({info.kind})", file=stream)
-    columns = columns_for(info)
     for state in states:
         rows = rows_for(info, state)
         label = f"phase {state.phase}"
@@ -149,14 +196,23 @@ def print_info(info: NetInfo, states: Sequence[NetState], stream: TextIO) -> Non
             label += f", level {state.level}"
         if state.stages:
             label += f", stages {', '.join(state.stages)}"
+        totals = attach_stats(info, state, rows, input_shapes)
+        built = not isinstance(totals, str)
         print(f"\n{label}: {len(rows)} layers", file=stream)
-        for line in render_table(rows, columns):
+        for line in render_table(rows, columns_for(info, built)):
             print(f"  {line}", file=stream)
+        if isinstance(totals, str):
+            print(f"  (no shapes, params or FLOPs: {totals})", file=stream)
+        else:
+            params, flops = totals
+            print(f"  total: {params:,} params, {flops:,} FLOPs per forward", file=stream)
 
 
 def run(args: argparse.Namespace) -> int:
+    from caffe2torch.cli.netargs import input_shapes
+
     info = load(args.file, args.weights)
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]
-    print_info(info, states, sys.stdout)
+    print_info(info, states, sys.stdout, input_shapes(args.input_shape))
     return common.OK
