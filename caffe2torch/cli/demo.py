@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  ROC AUC   {result.roc_auc:.3f}")
     print(f"  EER       {result.eer:.3f}")
     print(f"  1-NN digit accuracy of the features: {result.nn_accuracy:.3f}")
+    print(f"Trained weights: {result.weights}")
     if result.roc_png:
         print(f"Plots: {result.roc_png} and {result.features_png}")
     else:

@@ -48,6 +48,7 @@ class DemoResult:
     nn_accuracy: float
     roc_png: Path | None
     features_png: Path | None
+    weights: Path
 
 
 @contextmanager
@@ -141,6 +142,8 @@ def run_demo(work: str | Path, iterations: int | None = None, log=print) -> Demo
         start = time.perf_counter()
         solver.step(total)
         seconds = (time.perf_counter() - start) / max(total, 1)
+        Path("snapshots").mkdir(exist_ok=True)
+        weights, _ = solver.snapshot()
         images, labels = load_digits()
         features = embed(solver.test_nets[0], images)
     ta, tb, tsim = split["train_pairs"]
@@ -165,4 +168,5 @@ def run_demo(work: str | Path, iterations: int | None = None, log=print) -> Demo
         nn_accuracy=nn_acc,
         roc_png=roc_png,
         features_png=features_png,
+        weights=work / weights,
     )
