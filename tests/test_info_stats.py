@@ -11,7 +11,8 @@ from caffe2torch.io import read_net_text
 
 NET = """
 name: "tiny"
-layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
         param { name: "w" } param { name: "b" }
         convolution_param { num_output: 4 kernel_size: 3 group: 1 } }
@@ -27,8 +28,10 @@ layer { name: "relu" type: "ReLU" bottom: "ip" top: "ip" }
 
 DATA_NET = """
 name: "needs_shape"
-layer { name: "data" type: "Data" top: "data" top: "label" data_param { source: "x" batch_size: 4 } }
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 3 } }
+layer { name: "data" type: "Data" top: "data" top: "label"
+        data_param { source: "x" batch_size: 4 } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 3 } }
 """
 
 
