@@ -10,7 +10,9 @@ ShareTrainedLayersWith between the train and test nets), and assemble the fx gra
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import gc
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -30,6 +32,7 @@ from caffe2torch.layers.registry import (
     find_layer_spec,
     infer_top_shapes,
 )
+from caffe2torch.limits import blob_limit, check_layer_count
 
 Shape = tuple[int, ...]
 
@@ -75,6 +78,9 @@ def _build_module(
         module.train(phase == "TRAIN")
         top_shapes = infer_top_shapes(module, bottom_shapes)
     except CaffeError as err:
+        if f"'{layer.name}'" not in err.message:  # e.g. a filler's or a limit's error
+            err.message = f"layer '{layer.name}' ({layer.type}): {err.message}"
+            err.args = (err.message,)
         raise _located(err, layer, source_map) from None
     except Exception as exc:  # a builder or a meta forward failing on these shapes
         err = BuildError(
@@ -148,6 +154,20 @@ def _apply_table(table: ParamTable, modules: Sequence[nn.Module]) -> None:
             modules[entry.position].blobs[entry.index].requires_grad_(False)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: a build allocates tens of thousands of
+    long-lived objects (modules, parameters, fx nodes), and every allocation threshold
+    crossed would rescan all of them, making a build quadratic in the number of layers."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def build_net(
     net_param: Any,
     state: NetState | str | int = "TEST",
@@ -167,8 +187,28 @@ def build_net(
     ``options``: build options handed to the layer builders (``allow_python_layers``...).
     ``share``: "declared" (Caffe), "auto", None or {layer: owner} (see ir.sharing).
     """
+    with gc_paused():
+        return _build_net(net_param, state, share_with, input_shapes, options, share,
+                          source_map)
+
+
+def _build_net(
+    net_param: Any,
+    state: NetState | str | int,
+    share_with: CaffeNet | None,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    options: Mapping[str, Any] | None,
+    share: ShareOption,
+    source_map: Any,
+) -> CaffeNet:
     state = _state(state)
     opts: dict[str, Any] = dict(options or {})
+    limit = opts.pop("max_blob_bytes", None)
+    if limit is not None:
+        with blob_limit(limit):
+            return _build_net(net_param, state, share_with, input_shapes, opts, share,
+                              source_map)
+    check_layer_count(len(net_param.layer) + len(net_param.layers))
     if input_shapes:
         opts["input_shapes"] = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
     ir = build_ir(net_param, state, kind_of=registry_kind, source_map=source_map)

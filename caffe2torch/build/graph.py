@@ -9,6 +9,7 @@ so ``print(gm.code)`` reads like a hand-written straight-line forward.
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Sequence
 
 from torch import fx, nn
@@ -37,8 +38,18 @@ def build_graph(
     env: dict[BlobRef, fx.Node] = {}
     for ref in ir.inputs:
         env[ref] = graph.placeholder(input_args[ref])
+    folded = _foldable_batch_norms(ir, modules, outputs)
+    inplace = _inplace_relus(ir, modules, outputs, folded)
     for pos, layer in enumerate(ir.layers):
         module, attr = modules[pos], attrs[pos]
+        if pos in folded:  # the next layer (its Scale) computes both
+            env[layer.tops[0]] = env[layer.bottoms[0]]
+            continue
+        if pos - 1 in folded:
+            node = graph.create_node("call_module", attr, (env[layer.bottoms[0]],),
+                                     {"folded": True}, name=layer.tops[0].name)
+            env[layer.tops[0]] = node
+            continue
         if layer.is_data:
             if is_passthrough(module):
                 continue
@@ -49,7 +60,8 @@ def build_graph(
                 for b, keep in zip(layer.bottoms, layer.propagate_down)
             )
         name = layer.tops[0].name if len(layer.tops) == 1 else layer.name
-        node = graph.create_node("call_module", attr, args, {}, name=name)
+        kwargs = {"inplace": True} if pos in inplace else {}
+        node = graph.create_node("call_module", attr, args, kwargs, name=name)
         if len(layer.tops) == 1:
             env[layer.tops[0]] = node
         else:
@@ -60,6 +72,78 @@ def build_graph(
     graph.output({key: env[ref] for key, ref in outputs})
     graph.lint()
     return graph
+
+
+def _foldable_batch_norms(
+    ir: NetIR, modules: Sequence[nn.Module], outputs: Sequence[tuple[str, BlobRef]]
+) -> set[int]:
+    """Positions of BatchNorm layers whose only consumer is the next layer, a Scale working
+    in place on the BatchNorm's top (the ResNet pattern): the pair runs as one call, and
+    the normalised intermediate is never visible (only a blob's final version is)."""
+    uses = Counter(b for layer in ir.layers for b in layer.bottoms)
+    uses.update(ref for _, ref in outputs)
+    out = set()
+    for pos in range(len(ir.layers) - 1):
+        bn, sc = ir.layers[pos], ir.layers[pos + 1]
+        if not (hasattr(modules[pos + 1], "can_fold") and modules[pos + 1].can_fold(modules[pos])):
+            continue
+        if (len(bn.bottoms) == 1 and len(bn.tops) == 1 and len(sc.bottoms) == 1
+                and len(sc.tops) == 1 and sc.bottoms[0] == bn.tops[0]
+                and sc.tops[0].name == bn.tops[0].name and uses[bn.tops[0]] == 1
+                and all(bn.propagate_down) and all(sc.propagate_down)
+                and not bn.is_data and not any(bn.loss_weights)):
+            modules[pos + 1].fold(modules[pos])
+            out.add(pos)
+    return out
+
+
+def _fresh_output_types() -> tuple[type, ...]:
+    """Modules whose top is a new tensor that autograd does not keep for their backward,
+    so a following in-place ReLU may overwrite it."""
+    from caffe2torch.layers.normalization import CaffeBatchNorm, CaffeScale
+    from caffe2torch.layers.vision import (
+        CaffeConvolution,
+        CaffeInnerProduct,
+        CaffeLRN,
+        CaffePooling,
+    )
+
+    return (CaffeConvolution, CaffeInnerProduct, CaffeBatchNorm, CaffeScale, CaffeLRN,
+            CaffePooling)
+
+
+def _inplace_relus(
+    ir: NetIR, modules: Sequence[nn.Module], outputs: Sequence[tuple[str, BlobRef]],
+    folded: set[int],
+) -> set[int]:
+    """Positions of in-place (top == bottom) ReLU layers that may overwrite their bottom as
+    Caffe does: the bottom was made by the layer just before (a convolution, an inner
+    product, a normalisation, a pooling: a fresh tensor autograd does not keep) and nothing
+    else reads that version. Saves one activation per ReLU, as nn.ReLU(inplace=True)."""
+    from caffe2torch.layers.blob_ops import SUM as ELTWISE_SUM
+    from caffe2torch.layers.blob_ops import CaffeEltwise
+    from caffe2torch.layers.neuron import CaffeReLU
+
+    fresh = _fresh_output_types()
+    uses = Counter(b for layer in ir.layers for b in layer.bottoms)
+    uses.update(ref for _, ref in outputs)
+    out = set()
+    for pos in range(1, len(ir.layers)):
+        layer, prev = ir.layers[pos], ir.layers[pos - 1]
+        if not (isinstance(modules[pos], CaffeReLU) and modules[pos].negative_slope >= 0):
+            continue
+        if pos - 1 in folded or pos - 1 in out:
+            continue
+        producer = modules[pos - 1]
+        eltwise_sum = isinstance(producer, CaffeEltwise) and producer.operation == ELTWISE_SUM
+        if not (isinstance(producer, fresh) or eltwise_sum) or getattr(
+                producer, "with_mask", False):
+            continue
+        if (len(layer.bottoms) == 1 and len(prev.tops) == 1 and layer.bottoms[0] == prev.tops[0]
+                and layer.tops[0].name == layer.bottoms[0].name and uses[prev.tops[0]] == 1
+                and all(layer.propagate_down) and not prev.is_data):
+            out.add(pos)
+    return out
 
 
 def _detached(graph: fx.Graph, node: fx.Node) -> fx.Node:

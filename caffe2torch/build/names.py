@@ -37,6 +37,7 @@ class NameTable:
     def __init__(self) -> None:
         self.to_ident: dict[str, str] = {}
         self.to_caffe: dict[str, str] = {}
+        self._next: dict[str, int] = {}  # base -> last suffix tried (keeps add() O(1))
 
     def add(self, caffe_name: str, key: object = None) -> str:
         """The identifier of ``caffe_name``; a second call with an equal name but another
@@ -45,10 +46,12 @@ class NameTable:
         if lookup in self.to_ident:
             return self.to_ident[lookup]
         base = identifier(caffe_name)
-        ident, n = base, 1
+        n = self._next.get(base, 1)
+        ident = base if n == 1 else f"{base}_{n}"
         while ident in self.to_caffe:
             n += 1
             ident = f"{base}_{n}"
+        self._next[base] = n
         self.to_ident[lookup] = ident
         self.to_caffe[ident] = caffe_name
         return ident

@@ -97,6 +97,15 @@ def _fits(target: tuple[int, ...], blob: SourceBlob) -> bool:
 
 
 def copy_weights(net: Any, source: Any) -> CopyReport:
+    try:
+        return _copy_weights(net, source)
+    except WeightsError as err:
+        if err.path is None and isinstance(source, (str, os.PathLike)):
+            err.path = os.fspath(source)  # name the weights file the mismatch is in
+        raise
+
+
+def _copy_weights(net: Any, source: Any) -> CopyReport:
     report = CopyReport()
     layers = source_layers(source)
     seen: set[str] = set()

@@ -148,6 +148,9 @@ def looks_binary(path: PathLike) -> bool:
 
 def _wire_error(path: str, e: wire.WireError, kind: str, where: str = "") -> ParseError:
     hint = "the file is truncated or damaged; copy or download it again"
+    if isinstance(e, wire.BlobLimitError):
+        return ParseError(f"{kind}: {e.message} at byte {e.offset}{where}", path=path,
+                          hint="if you trust the file, raise the limit")
     try:
         with open(path, "rb") as f:
             if _looks_like_text(f.read(4096)):
@@ -175,7 +178,7 @@ def _scan_net(path: PathLike, mode: str) -> tuple[str, _Scan]:
         r = wire.Reader(f, size)
         out: list[bytes] = []
         blocks: dict[int, list[list[wire.BlobRecord]]] = {_V2_LAYER: [], _V1_LAYERS: []}
-        last_body = b""
+        head = b""  # the start of the layer being read
         try:
             while r.pos < size:
                 number, wt = r.tag(size)
@@ -185,17 +188,18 @@ def _scan_net(path: PathLike, mode: str) -> tuple[str, _Scan]:
                     continue
                 n = r.varint(size)
                 r.need(n, size, "a layer")
+                head = r.peek(min(n, 512))
                 walk = wire.Walk(mode)
                 body = wire.strip_message(r, r.pos + n, plan, walk)
                 out.append(wire.len_header(number, len(body)) + body)
                 blocks[number].append(walk.blobs)
-                last_body = body
+                head = b""
         except wire.WireError as e:
             where = ""
             n_read = len(blocks[_V2_LAYER]) + len(blocks[_V1_LAYERS])
-            if n_read:
-                name = wire.peek_string(last_body, 1) or wire.peek_string(last_body, 4)
-                where = f" (in the layer after layer {n_read - 1} {name!r})"
+            if head:
+                name = wire.peek_string(head, 1) or wire.peek_string(head, 4)
+                where = f" (in layer {n_read} {name!r})" if name else f" (in layer {n_read})"
             raise _wire_error(p, e, "caffemodel", where) from None
     return p, _Scan(b"".join(out), blocks)
 

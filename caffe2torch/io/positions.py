@@ -170,6 +170,10 @@ class _Frame:
     prefix: str  # dotted path of this frame relative to the layer (or to the file)
 
 
+# Deepest block nesting whose field paths are recorded (Caffe's schema nests ~6 deep).
+MAX_DEPTH = 64
+
+
 def _unquote(tok: str) -> str:
     if len(tok) >= 2 and tok[0] in "\"'" and tok[-1] == tok[0]:
         return tok[1:-1]
@@ -257,7 +261,10 @@ def _field(
             blocks.append(lp)
             stack.append(_Frame(name, close, lp, ""))
         else:
-            stack.append(_Frame(name, close, layer, path))
+            # past MAX_DEPTH levels the dotted path stops growing: no Caffe message nests
+            # that deep, and a path per level would make a deeply nested file quadratic
+            sub = path if len(stack) < MAX_DEPTH else prefix
+            stack.append(_Frame(name, close, layer, sub))
         return j + 1
     if vtext == "[":  # short repeated form: f: [1, 2, 3]
         k = j + 1

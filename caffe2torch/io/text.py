@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 from caffe2torch.errors import CaffeError, ParseError, UpgradeError
 from caffe2torch.io import upgrade as _up
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
+from caffe2torch.limits import check_text
 from caffe2torch.proto import caffe_pb2
 
 # ----------------------------------------------------------------------------- bytes -> text
@@ -282,6 +283,7 @@ def _net_from_text(
     text: str, path: str | None
 ) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
     text = normalize_newlines(text)
+    check_text(text, path)
     for hook in _TEXT_HOOKS:
         text = hook(text, path)
     source = scan(text, path)
@@ -320,6 +322,7 @@ def read_solver_text(text: str, path: str | None = None) -> caffe_pb2.SolverPara
     """A solver prototxt's text -> SolverParameter, upgraded (``solver_type`` -> ``type``;
     inline V0/V1 nets upgraded too, which Caffe itself does not do)."""
     text = normalize_newlines(text)
+    check_text(text, path)
     solver = parse_text(text, caffe_pb2.SolverParameter(), path=path)
     source = scan(text, path) if solver.HasField("solver_type") else None
     return _up.upgrade_solver(solver, path=path, source=source)
@@ -342,6 +345,7 @@ _SOLVER_ONLY = frozenset(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name) - 
 
 def is_solver_text(text: str) -> bool:
     """Whether ``text`` is a solver (it has a top-level field only SolverParameter has)."""
+    check_text(text)  # scanning a million layers would take minutes
     return any(name in _SOLVER_ONLY for name in scan(text).top_fields)
 
 
@@ -409,6 +413,7 @@ def upgrade_text(text: str, path: str | None = None) -> str:
     """V0/V1 net or old solver text -> current text (what upgrade_net_proto_text /
     upgrade_solver_proto_text write). Text already current comes back re-printed."""
     text = normalize_newlines(text)
+    check_text(text, path)
     if is_solver_text(text):
         return net_to_text(read_solver_text(text, path))
     return net_to_text(read_net_text(text, path))

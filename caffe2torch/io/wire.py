@@ -22,6 +22,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from caffe2torch.limits import MAX_BLOB_BYTES_ENV, describe_bytes, human_bytes, max_blob_bytes
+
 VARINT, I64, LEN, SGROUP, EGROUP, I32 = 0, 1, 2, 3, 4, 5
 WIRE_NAMES = {VARINT: "varint", I64: "64-bit", LEN: "length-delimited", I32: "32-bit"}
 
@@ -131,6 +133,12 @@ class Reader:
         self.pos += n
         return arr
 
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` bytes from here, without moving (to name a layer in errors)."""
+        data = self.f.read(n)
+        self.f.seek(-len(data), io.SEEK_CUR)
+        return data
+
     def skip(self, n: int, end: int, what: str) -> None:
         self.need(n, end, what)
         self.f.seek(n, io.SEEK_CUR)
@@ -188,6 +196,18 @@ def _join(chunks: list[Chunk], dtype: str) -> np.ndarray | None:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+class BlobLimitError(WireError):
+    """A blob larger than CAFFE2TORCH_MAX_BLOB_BYTES (the file may well be intact)."""
+
+
+def _check_blob_bytes(n: int, pos: int) -> None:
+    """A blob over CAFFE2TORCH_MAX_BLOB_BYTES is refused before it is read."""
+    limit = max_blob_bytes()
+    if n > limit:
+        raise BlobLimitError(f"a blob of {describe_bytes(n)} is over the limit of "
+                        f"{human_bytes(limit)} (set {MAX_BLOB_BYTES_ENV} to allow it)", pos)
+
+
 def read_blob_fields(r: Reader, end: int, rec: BlobRecord) -> None:
     """Walk one BlobProto up to ``end``: header fields kept as bytes, data payloads into
     arrays (packed or not, in as many pieces as the writer used), diffs skipped."""
@@ -200,6 +220,7 @@ def read_blob_fields(r: Reader, end: int, rec: BlobRecord) -> None:
             what = "blob data" if number == BLOB_DATA else "blob double_data"
             if wt == LEN:
                 n = r.varint(end)
+                _check_blob_bytes(n, r.pos)
                 chunks[number].append(r.read_into(n, end, dtype, what))
                 continue
             if wt == (I32 if number == BLOB_DATA else I64):  # one unpacked value
@@ -258,6 +279,7 @@ def strip_message(r: Reader, end: int, plan: Plan, walk: Walk, where: tuple[int,
         if kind == BLOB:
             rec = BlobRecord(path)
             if walk.mode == "raw":
+                _check_blob_bytes(n, r.pos)
                 rec.raw = r.read(n, sub_end, "a blob")
             else:
                 read_blob_fields(r, sub_end, rec)

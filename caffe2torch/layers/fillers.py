@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from caffe2torch.errors import BuildError
+from caffe2torch.limits import check_blob
 
 FILLER_TYPES = (
     "constant",
@@ -88,6 +89,7 @@ def make_filled(
     FillerParameter; None means Caffe's default, constant 0)."""
     filler = _Defaults() if filler_param is None else filler_param
     shape = tuple(int(d) for d in shape)
+    check_blob(shape)  # before allocating: a prototxt may ask for terabytes
     kind = filler.type
     if kind == "gaussian":
         return _gaussian(filler, shape, generator, device)

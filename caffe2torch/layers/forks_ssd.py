@@ -33,6 +33,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
+from caffe2torch.limits import check_blob
 from caffe2torch.proto import caffe_pb2
 
 f32 = np.float32
@@ -118,6 +119,7 @@ def build_normalize(ctx: BuildContext) -> nn.Module:
     if p.HasField("scale_filler"):
         scale = make_filled(blob_shape, p.scale_filler, ctx.options.get("generator"))
     else:
+        check_blob(blob_shape)
         scale = torch.ones(blob_shape)  # the fork's default: constant 1
     return CaffeNormalize(scale, bool(p.across_spatial), float(f32(p.eps)))
 

@@ -25,6 +25,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import fill
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.limits import check_blob
 
 # --- data layers: tops fed from outside ---------------------------------------------------
 
@@ -281,7 +282,9 @@ class CaffeParameter(nn.Module):
 
 @register_layer("Parameter", param="parameter_param", bottoms=0, tops=1, blobs=("value",))
 def build_parameter(ctx: BuildContext) -> nn.Module:
-    return CaffeParameter(tuple(int(d) for d in ctx.param.shape.dim))
+    shape = tuple(int(d) for d in ctx.param.shape.dim)
+    check_blob(shape)
+    return CaffeParameter(shape)
 
 
 # --- HDF5Output ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from caffe2torch.io.text import is_solver_text, normalize_newlines, read_text
+from caffe2torch.limits import check_text
 from caffe2torch.lint.context import Context, Options
 from caffe2torch.lint.diagnostic import Diagnostic
 from caffe2torch.lint.parse import parse_net, parse_solver
@@ -20,7 +21,9 @@ from caffe2torch.lint.states import net_states
 def lint_text(text: str, path: str | None = None, options: Options | None = None,
               ) -> list[Diagnostic]:
     """Findings for a net or solver prototxt given as text."""
-    ctx = Context(path, normalize_newlines(text), options)
+    text = normalize_newlines(text)
+    check_text(text, path)  # a million layers: refused before the work starts
+    ctx = Context(path, text, options)
     if is_solver_text(ctx.src.text):
         check_solver(ctx, parse_solver(ctx))
     else:

@@ -4,6 +4,8 @@ elsewhere stay as the user wrote them; applying fixes to a text."""
 
 from __future__ import annotations
 
+import bisect
+
 from caffe2torch.io.positions import COL, KIND, LINE, TEXT, Token
 from caffe2torch.io.upgrade import V1_TYPES
 from caffe2torch.lint.diagnostic import Diagnostic, Edit, Fix
@@ -25,6 +27,8 @@ class Rewriter:
     def __init__(self, src: Text) -> None:
         self.src = src
         self.toks: list[Token] = tokenize(src.text)
+        self._top: tuple[list[tuple[int, int]], list[tuple[int, int]], list[int],
+                         int | None] | None = None
 
     def _off(self, tok: Token) -> int:
         return self.src.offset(tok[LINE], tok[COL])
@@ -72,30 +76,46 @@ class Rewriter:
                              for a, b in group)
         return edits
 
+    def _top_blocks(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[int],
+                                   int | None]:
+        """The closed top-level ``layer``/``layers`` blocks in file order (where each starts,
+        where it closes, its name token) and the name token of an unclosed last one; found
+        once per file, so that looking up every block stays linear."""
+        if self._top is None:
+            starts: list[tuple[int, int]] = []
+            closes: list[tuple[int, int]] = []
+            names: list[int] = []
+            depth = 0
+            opened: int | None = None
+            for k, t in enumerate(self.toks):
+                if t[TEXT] in ("{", "<"):
+                    if depth == 0:
+                        name = k - 2 if k >= 2 and self.toks[k - 1][TEXT] == ":" else k - 1
+                        opened = name if name >= 0 and self.toks[name][TEXT] in (
+                            "layer", "layers") else None
+                    depth += 1
+                elif t[TEXT] in ("}", ">") and depth > 0:
+                    depth -= 1
+                    if depth == 0 and opened is not None:
+                        first = self.toks[opened]
+                        starts.append((first[LINE], first[COL]))
+                        closes.append((t[LINE], t[COL]))
+                        names.append(opened)
+            tail = opened if depth > 0 and opened is not None else None
+            self._top = (starts, closes, names, tail)
+        return self._top
+
     def block_at(self, line: int, col: int) -> int | None:
         """Index of the ``layer``/``layers`` name token of the top-level block that
         contains ``line:col`` (its name token included)."""
+        starts, closes, names, tail = self._top_blocks()
         target = (line, col)
-        depth = 0
-        opened: int | None = None
-        for k, t in enumerate(self.toks):
-            if t[TEXT] in ("{", "<"):
-                if depth == 0:
-                    name = k - 2 if k >= 2 and self.toks[k - 1][TEXT] == ":" else k - 1
-                    opened = name if name >= 0 and self.toks[name][TEXT] in (
-                        "layer", "layers") else None
-                depth += 1
-            elif t[TEXT] in ("}", ">") and depth > 0:
-                depth -= 1
-                if depth == 0 and opened is not None:
-                    first = self.toks[opened]
-                    if (first[LINE], first[COL]) <= target <= (t[LINE], t[COL]):
-                        return opened
-                    if (first[LINE], first[COL]) > target:
-                        return None
-        if depth > 0 and opened is not None:
-            return opened
-        return None
+        i = bisect.bisect_right(starts, target) - 1
+        if i >= 0 and target <= closes[i]:
+            return names[i]
+        if i + 1 < len(starts):  # between blocks, or before the first
+            return None
+        return tail
 
     def v2_block(self, name_k: int) -> Fix | None:
         """Edits that turn the block named at ``name_k`` into a V2 ``layer`` block."""

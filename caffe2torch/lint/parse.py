@@ -24,6 +24,10 @@ from caffe2torch.lint.source import field_end, field_start, token_at, token_end,
 from caffe2torch.proto import caffe_pb2, forks
 
 MAX_REPAIRS = 400
+# Each repair re-parses the whole text, so the repairs of one file are bounded by its size
+# too: about this many characters re-read in all (a few seconds), at least MIN_REPAIRS.
+REPAIR_BUDGET_CHARS = 2_000_000
+MIN_REPAIRS = 5
 
 _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "(.*)"')
 _NO_ENUM = re.compile(r'Enum type "([\w.]+)" has no value named "?([^"]*?)"?\.?$')
@@ -72,7 +76,9 @@ class Parser:
 
     def parse(self) -> Message:
         buf = self.ctx.buf
-        for _ in range(MAX_REPAIRS):
+        size = max(1, len(buf.text()))
+        budget = max(MIN_REPAIRS, min(MAX_REPAIRS, REPAIR_BUDGET_CHARS // size))
+        for _ in range(budget):
             msg = self.root()
             text = buf.text()
             try:
@@ -81,6 +87,10 @@ class Parser:
             except text_format.ParseError as e:
                 if not self._repair(e, text, msg.DESCRIPTOR):
                     break
+        else:
+            self.ctx.report("C2T001", f"too many syntax errors: stopped repairing after "
+                            f"{budget}; the findings after them may be incomplete",
+                            help="fix the errors above and run the linter again")
         msg = self.root()
         try:  # what a last, forgiving pass can still read
             text_format.Merge(buf.text(), msg)

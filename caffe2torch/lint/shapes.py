@@ -72,7 +72,7 @@ def _conv(lp, b: Shape, res: ShapeResult, i: int, deconv: bool) -> Shape | None:
     for a in range(n):
         size = b[axis + 1 + a]
         ext = d[a] * (k[a] - 1) + 1
-        if size is None:
+        if size is None or s[a] <= 0:  # stride 0: the builder refuses it
             out.append(None)
         elif deconv:
             out.append(s[a] * (size - 1) + ext - 2 * pd[a])
