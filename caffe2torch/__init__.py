@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from caffe2torch.build import CaffeNet, build_net
+from caffe2torch.build.builder import gc_paused
 from caffe2torch.errors import (
     BuildError,
     CaffeError,
@@ -48,7 +49,8 @@ def load_net(
     ``options``: build options for layer builders (``allow_python_layers=True``...).
     """
     if isinstance(path, (str, os.PathLike)):
-        net_param, source_map = read_net_with_positions(path)
+        with gc_paused():  # parsing makes many long-lived objects too (see gc_paused)
+            net_param, source_map = read_net_with_positions(path)
     else:
         net_param, source_map = path, None
     state = NetState.of(phase, level, stages)

@@ -49,7 +49,7 @@ def test_code_reads_like_pytorch_with_caffe_names():
     code = net.code
     assert "def forward(self, data, label)" in code
     assert "self.inception_3a_1x1(data)" in code
-    assert "self.relu1(conv1)" in code
+    assert "self.relu1(conv1" in code  # (conv1, inplace = True): Caffe's in-place ReLU
     assert "getitem" not in code or "split[1]" in code
     assert "'loss': loss" in code and "'a': a" in code
     assert net.layer_attrs["inception_3a/1x1"] == "inception_3a_1x1"

@@ -46,10 +46,11 @@ def decode_image(data: bytes, force_color: bool = False, force_gray: bool = Fals
 
 
 def to_chw(img: np.ndarray) -> np.ndarray:
-    """An OpenCV HxW[xC] image as CxHxW (same dtype)."""
+    """An OpenCV HxW[xC] image as CxHxW (same dtype): a strided view, not a copy (the
+    Transformer makes the one float32 copy)."""
     if img.ndim == 2:
         return img[None]
-    return np.ascontiguousarray(img.transpose(2, 0, 1))
+    return img.transpose(2, 0, 1)
 
 
 __all__ = ["decode_image", "read_image", "to_chw"]

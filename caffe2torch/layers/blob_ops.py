@@ -41,6 +41,12 @@ class CaffeConcat(nn.Module):
             return bottoms[0]  # Caffe shares the single bottom's data
         return torch.cat(bottoms, dim=self.axis)
 
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        top = list(shapes[0])  # the builder checked every other axis matches
+        if len(shapes) > 1:
+            top[self.axis] = sum(s[self.axis] for s in shapes)
+        return [tuple(top)]
+
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
 
@@ -137,6 +143,9 @@ class CaffeSplit(nn.Module):
         if self.num_tops == 1:
             return x
         return (x,) * self.num_tops
+
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])] * self.num_tops
 
 
 @register_layer("Split", tops=(1, None), aliases=("SPLIT", "split"))
@@ -373,6 +382,9 @@ class CaffeEltwise(nn.Module):
         name = {PROD: "PROD", SUM: "SUM", MAX: "MAX"}[self.operation]
         return f"operation={name}, coeff={list(self.coeffs)}"
 
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+
 
 @register_layer("Eltwise", param="eltwise_param", bottoms=(2, None), aliases=("ELTWISE",))
 def build_eltwise(ctx: BuildContext) -> nn.Module:
@@ -443,6 +455,9 @@ class CaffeSoftmax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # max-subtracted exp / sum; backward (dy - sum(dy * y)) * y: both Caffe's
         return torch.softmax(x, dim=self.axis)
+
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"

@@ -31,11 +31,17 @@ class CaffeReLU(nn.Module):
         super().__init__()
         self.negative_slope = negative_slope
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        if inplace:  # the graph builder checked no one else sees ``x`` (Caffe's in-place)
+            return torch.relu_(x) if self.negative_slope == 0.0 else F.leaky_relu_(
+                x, self.negative_slope)
         if self.negative_slope == 0.0:
             return torch.relu(x)
         # leaky_relu's backward uses the slope for x <= 0, as Caffe does.
         return F.leaky_relu(x, self.negative_slope)
+
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -332,6 +338,9 @@ class CaffeDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"ratio={self.ratio}, scale_train={self.scale_train}"
+
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
 
 
 @register_layer("Dropout", param="dropout_param", aliases=("DROPOUT", "dropout"))

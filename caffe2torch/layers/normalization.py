@@ -25,6 +25,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.limits import check_blob
 from caffe2torch.proto import caffe_pb2
 
 
@@ -78,6 +79,9 @@ class CaffeBatchNorm(nn.Module):
             y = self._batch_stats(x2)
         return y.reshape(x.shape)
 
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+
     def _global_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         mean, var, factor = (b.detach() for b in self.blobs)
         # Caffe: scale_factor = blob2 == 0 ? 0 : 1 / blob2.
@@ -128,6 +132,7 @@ def build_batch_norm(ctx: BuildContext) -> nn.Module:
                 hint="remove the param { } blocks or set lr_mult: 0",
             )
     explicit = p.use_global_stats if p.HasField("use_global_stats") else None
+    check_blob((channels,))
     return CaffeBatchNorm(channels, _f32(p.eps), _f32(p.moving_average_fraction), explicit)
 
 
@@ -186,7 +191,37 @@ class CaffeScale(nn.Module):
         self.bias_term = bias is not None
         self.bias_axis = bias_axis
 
-    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    def can_fold(self, bn: nn.Module) -> bool:
+        """Whether this Scale can run fused with ``bn``, the BatchNorm just before it:
+        per-channel scale (and bias) over axis 1 of a bottom with at least two axes."""
+        if not (isinstance(bn, CaffeBatchNorm) and self.learned_scale and self.axis == 1):
+            return False
+        shapes = [tuple(b.shape) for b in self.blobs]
+        return all(s == (bn.channels,) for s in shapes) and (
+            not self.bias_term or self.bias_axis == 1)
+
+    def fold(self, bn: CaffeBatchNorm) -> None:
+        """Keep a reference to ``bn`` (not a submodule: the root owns it) for ``forward(x,
+        folded=True)``, where ``x`` is the BatchNorm's bottom."""
+        self.__dict__["_folded_bn"] = bn
+
+    def _batch_norm_scale(self, x: torch.Tensor) -> torch.Tensor:
+        bn = self.__dict__["_folded_bn"]
+        use_global = not bn.training if bn.use_global_stats is None else bn.use_global_stats
+        if not use_global or x.dim() < 2:
+            return self.forward(bn(x))  # batch statistics: BatchNorm updates its blobs
+        # With global statistics BatchNorm and Scale are one affine map per channel: one
+        # batch_norm call, which keeps only its input for backward (not the normalised
+        # copy that a separate Scale's product would keep).
+        mean, var = bn._global_stats()
+        bias = self.blobs[-1] if self.bias_term else None
+        return F.batch_norm(x, mean, var, self.blobs[0], bias, False, 0.0, bn.eps)
+
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None, folded: bool = False
+    ) -> torch.Tensor:
+        if folded:
+            return self._batch_norm_scale(x)
         if scale is None:
             scale = self.blobs[0]
         y = x * _spread(scale, x.dim(), self.axis)
@@ -196,6 +231,9 @@ class CaffeScale(nn.Module):
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}, learned_scale={self.learned_scale}, bias={self.bias_term}"
+
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
 
 
 @register_layer("Scale", param="scale_param", bottoms=(1, 2), blobs=("scale", "bias"))

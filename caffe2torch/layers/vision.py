@@ -204,6 +204,16 @@ class CaffeConvolution(nn.Module):
             y = y.reshape((*lead, *y.shape[1:]))
         return y
 
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        # The builder checked the geometry; same arithmetic as Caffe's compute_output_shape.
+        weight = self.blobs[0].shape
+        channels = weight[1] * self.group if self.transposed else weight[0]
+        sizes = shapes[0][self.axis + 1 :]
+        g = self.geometry
+        out = g.deconv_output_size(sizes) if self.transposed else g.output_size(sizes)
+        top = (*shapes[0][: self.axis], int(channels), *out)
+        return [tuple(top)] * len(shapes)
+
     def extra_repr(self) -> str:
         g = self.geometry
         kind = "deconvolution" if self.transposed else "convolution"
@@ -554,6 +564,13 @@ class CaffePooling(nn.Module):
         )
         return tops if self.with_mask else tops[0]
 
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        n, c, h, w = shapes[0]
+        kernel = self.kernel if self.kernel is not None else (h, w)
+        geom = PoolGeometry.make((h, w), kernel, self.stride, self.pad, self.ceil_mode)
+        top = (n, c, *geom.out)
+        return [top, top] if self.with_mask else [top]
+
     def extra_repr(self) -> str:
         kernel = "global" if self.kernel is None else self.kernel
         mode = "ceil" if self.ceil_mode else "floor"
@@ -712,6 +729,9 @@ class CaffeLRN(nn.Module):
             scale = self.k + self.alpha * window
         return x * torch.pow(scale, -self.beta)
 
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+
     def extra_repr(self) -> str:
         region = "WITHIN_CHANNEL" if self.within else "ACROSS_CHANNELS"
         return f"{region}, size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
@@ -751,6 +771,10 @@ class CaffeInnerProduct(nn.Module):
         weight = self.blobs[0].t() if self.transpose else self.blobs[0]
         bias = self.blobs[1] if len(self.blobs) > 1 else None
         return F.linear(x, weight, bias)
+
+    def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        n = self.blobs[0].shape[1] if self.transpose else self.blobs[0].shape[0]
+        return [(*shapes[0][: self.axis], int(n))]
 
     def extra_repr(self) -> str:
         return (
