@@ -1,5 +1,6 @@
 """Arguments shared by the verbs that build a net from MODEL (export, convert, draw):
-the weights, the NetState and input shapes."""
+the weights, the NetState, input shapes and ``--allow-python-layers`` (also on train,
+test and time)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,25 @@ class UsageError(CaffeError):
     """A flag value that cannot be used (exit code 2)."""
 
 
+def add_python_layers_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-python-layers", action="store_true",
+                   help="build Python layers: imports and runs the module their python_param "
+                   "names (trusted code only; put its folder on PYTHONPATH)")
+
+
+def build_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The layer-builder options the flags ask for."""
+    return {"allow_python_layers": True} if getattr(args, "allow_python_layers", False) else {}
+
+
 def add_model_args(p: argparse.ArgumentParser, weights: bool = True) -> None:
+    """MODEL and the NetState flags; ``weights``: also --weights and, as the verb builds
+    the full net, --allow-python-layers."""
     p.add_argument("model", metavar="MODEL", help="net prototxt (any Caffe version)")
     if weights:
         p.add_argument("--weights", "-w", metavar="W",
                        help="caffemodel (V1/V2 binary or .h5); without it the fillers' values")
+        add_python_layers_arg(p)
     p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TEST",
                    help="NetState phase (default TEST)")
     p.add_argument("--level", type=int, default=0, help="NetState level (default 0)")
@@ -52,4 +67,5 @@ def load_model(args: argparse.Namespace) -> Any:
         level=args.level,
         stages=args.stage,
         input_shapes=input_shapes(args.input_shape),
+        **build_options(args),
     )

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import input_shapes
+from caffe2torch.cli.netargs import add_python_layers_arg, build_options, input_shapes
 from caffe2torch.cli.train import device_flag
 from caffe2torch.errors import DataError
 
@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", action="append", default=[])
     p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
                    help="shape of a data top (repeatable)")
+    add_python_layers_arg(p)
     p.set_defaults(run=run)
 
 
@@ -125,11 +126,12 @@ def run(args: argparse.Namespace) -> int:
     shapes = input_shapes(args.input_shape)
     try:
         net = build_fed_net(net_param, state, source_map=source_map, device=device,
-                            input_shapes=shapes)
+                            input_shapes=shapes, options=build_options(args))
     except DataError as e:
         common.note(f"caffe2torch time: note: the data cannot be read ({e.message}); "
                     "timing with zero inputs")
-        net = build_net(net_param, state, input_shapes=shapes, source_map=source_map)
+        net = build_net(net_param, state, input_shapes=shapes, source_map=source_map,
+                        options=build_options(args))
         net.to(device)
         net.batch_stream = BatchStream(net, None, None, device)
 

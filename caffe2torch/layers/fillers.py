@@ -7,6 +7,9 @@ Fan rules are Caffe's: ``fan_in = count / shape[0]`` and ``fan_out = count / sha
 (``count`` for a 1-axis blob), in integer arithmetic. ``variance_norm`` picks fan_in
 (default), fan_out, or their average for ``xavier`` (U(-a, a), a = sqrt(3 / n)) and ``msra``
 (N(0, sqrt(2 / n))).
+
+``gaussian_unitball`` (happynear/caffe-windows, NormFace) draws N(0, 1) and scales each of
+the ``shape[0]`` rows to unit L2 norm: row / sqrt(|row|^2 + 1e-12).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ FILLER_TYPES = (
     "xavier",
     "msra",
     "bilinear",
+    "gaussian_unitball",
 )
 
 # FillerParameter.VarianceNorm
@@ -109,6 +113,8 @@ def make_filled(
         )
     if kind == "positive_unitball":
         return _positive_unitball(shape, generator, device)
+    if kind == "gaussian_unitball":
+        return _gaussian_unitball(shape, generator, device)
     if kind == "xavier":
         scale = math.sqrt(3.0 / _variance_n(filler, shape))
         return _empty(shape, device).uniform_(-scale, scale, generator=generator)
@@ -153,15 +159,29 @@ def _gaussian(
     return out
 
 
+def _per_row(out: torch.Tensor, divisor: Any) -> torch.Tensor:
+    """``out`` with each of its shape[0] rows divided by ``divisor(row block)``."""
+    if not out.shape or out.numel() == 0:
+        return out
+    rows = out.reshape(out.shape[0], -1)
+    return (rows / divisor(rows)).reshape(out.shape)
+
+
 def _positive_unitball(
     shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None
 ) -> torch.Tensor:
     # U(0, 1), then every row (shape[0] rows of count / shape[0]) divided by its sum.
     out = _empty(shape, device).uniform_(0.0, 1.0, generator=generator)
-    if not shape or out.numel() == 0:
-        return out
-    rows = out.reshape(shape[0], -1)
-    return (rows / rows.sum(dim=1, keepdim=True)).reshape(shape)
+    return _per_row(out, lambda rows: rows.sum(dim=1, keepdim=True))
+
+
+def _gaussian_unitball(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None
+) -> torch.Tensor:
+    # NormFace's GaussianUnitBallFiller: N(0, 1), then each row (fan_in = count / shape[0]
+    # values) scaled by 1 / sqrt(sum of squares + 1e-12).
+    out = _empty(shape, device).normal_(0.0, 1.0, generator=generator)
+    return _per_row(out, lambda rows: torch.sqrt((rows * rows).sum(dim=1, keepdim=True) + 1e-12))
 
 
 def _bilinear(shape: tuple[int, ...], device: torch.device | str | None) -> torch.Tensor:

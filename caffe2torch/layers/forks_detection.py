@@ -14,6 +14,15 @@
   the top is that memory seen as (N, C * s^2, H / s, W / s). ``reverse`` is the inverse.
   The fork's CPU backward reads an unfilled buffer; the gradient here is the true one
   (the inverse permutation).
+* YoloDetectionOutput (BVLC/caffe PR #5906, YOLO v2): the bottom's memory is read in
+  (N, H, W, C) order; the ``num_box`` boxes of cell k = j * side + i take ceil(C / num_box)
+  values each: x = (i + sigmoid(t0)) / side, y = (j + sigmoid(t1)) / side, w = exp(t2)
+  biases[2n] / side, h = exp(t3) biases[2n + 1] / side, objectness sigmoid(t4), class =
+  first argmax of the softmax of the next ``num_classes`` values, confidence = objectness *
+  class probability. Boxes with confidence >= confidence_threshold go through the fork's
+  greedy NMS in scan order (a later box goes when its Jaccard overlap with a kept one,
+  corners clipped to [0, 1], is >= nms_threshold). The top is (1, 1, K, 7): rows [image,
+  class, confidence, x, y, w, h] (centre form), every image in turn. No gradient.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.layers.forks_ssd import bbox_size, jaccard_matrix
 from caffe2torch.layers.registry import BuildContext, register_layer
 
 f32 = np.float32
@@ -267,3 +277,127 @@ def build_reorg(ctx: BuildContext) -> nn.Module:
     if not p.reverse and (h % s or w % s):
         raise ctx.error(f"height and width ({h} x {w}) must be multiples of the stride ({s})")
     return CaffeReorg(s, bool(p.reverse))
+
+
+# --------------------------------------------------------------------- YoloDetectionOutput
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (f32(1) / (f32(1) + np.exp(-x))).astype(f32)
+
+
+def yolo_greedy_nms(corners: np.ndarray, threshold: float) -> list[int]:
+    """The fork's ApplyNms: scan order, a box suppresses every later box it overlaps by
+    >= threshold unless it was suppressed itself."""
+    iou = jaccard_matrix(corners, bbox_size(corners))
+    suppressed = np.zeros(len(corners), dtype=bool)
+    for i in range(len(corners)):
+        if suppressed[i]:
+            continue
+        later = np.arange(len(corners)) > i
+        suppressed |= later & (iou[i] >= f32(threshold))
+    return [int(i) for i in np.nonzero(~suppressed)[0]]
+
+
+def yolo_detections(
+    x: np.ndarray, side: int, num_box: int, num_classes: int, biases: np.ndarray,
+    confidence_threshold: float, nms_threshold: float,
+) -> np.ndarray:
+    """(K, 7) rows [image, class, confidence, x, y, w, h] for a (N, C, H, W) float32 map."""
+    n, c, h, w = x.shape
+    stride = (c + num_box - 1) // num_box
+    cells = np.zeros((n, h * w, num_box * stride), dtype=f32)
+    cells[:, :, :c] = x.transpose(0, 2, 3, 1).reshape(n, h * w, c)  # the fork's swap blob
+    rows = []
+    for b in range(n):
+        found = []
+        for j in range(side):
+            for i in range(side):
+                for box in range(num_box):
+                    t = cells[b, j * side + i, box * stride:(box + 1) * stride]
+                    logits = t[5:5 + num_classes]
+                    e = np.exp(logits - logits.max()).astype(f32)
+                    prob = (e / e.sum(dtype=f32)).astype(f32)
+                    cls = int(np.argmax(prob))
+                    conf = f32(_sigmoid(t[4:5])[0] * prob[cls])
+                    if conf < f32(confidence_threshold):
+                        continue
+                    xy = _sigmoid(t[0:2])
+                    wh = (np.exp(t[2:4]) * biases[2 * box:2 * box + 2]).astype(f32)
+                    found.append((cls, conf, f32((i + xy[0]) / f32(side)),
+                                  f32((j + xy[1]) / f32(side)), f32(wh[0] / f32(side)),
+                                  f32(wh[1] / f32(side))))
+        if not found:
+            continue
+        centre = np.array([f[2:] for f in found], dtype=np.float64)
+        corners = np.stack([centre[:, 0] - centre[:, 2] / 2.0, centre[:, 1] - centre[:, 3] / 2.0,
+                            centre[:, 0] + centre[:, 2] / 2.0, centre[:, 1] + centre[:, 3] / 2.0],
+                           axis=1)
+        corners = np.clip(corners.astype(f32), f32(0), f32(1))
+        for k in yolo_greedy_nms(corners, nms_threshold):
+            rows.append([b, *found[k]])
+    return np.array(rows, dtype=f32).reshape(-1, 7)
+
+
+class CaffeYoloDetectionOutput(nn.Module):
+    def __init__(
+        self, side: int, num_box: int, num_classes: int, biases: list[float],
+        confidence_threshold: float, nms_threshold: float,
+    ) -> None:
+        super().__init__()
+        self.side = side
+        self.num_box = num_box
+        self.num_classes = num_classes
+        self.biases = np.array(biases, dtype=f32)
+        self.confidence_threshold = confidence_threshold
+        self.nms_threshold = nms_threshold
+
+    def infer_shapes(self, bottom_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        return [(1, 1, 1, 7)]  # Reshape's placeholder, as the fork
+
+    def forward(self, x: torch.Tensor, *unused: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "meta":
+            return x.new_empty((1, 1, 1, 7))
+        rows = yolo_detections(
+            x.detach().to("cpu", torch.float32).numpy(), self.side, self.num_box,
+            self.num_classes, self.biases, self.confidence_threshold, self.nms_threshold,
+        )
+        return torch.from_numpy(rows.reshape(1, 1, -1, 7)).to(device=x.device, dtype=x.dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"side={self.side}, num_box={self.num_box}, num_classes={self.num_classes}, "
+            f"confidence_threshold={self.confidence_threshold}, "
+            f"nms_threshold={self.nms_threshold}"
+        )
+
+
+@register_layer("YoloDetectionOutput", param="yolo_detection_output_param", bottoms=(1, 2))
+def build_yolo_detection_output(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    if not p.HasField("num_classes"):
+        raise ctx.error("must specify num_classes",
+                        hint="yolo_detection_output_param { num_classes: N }")
+    if p.visualize:
+        raise ctx.error("visualize draws boxes into image files; it is not supported",
+                        hint="remove visualize: true")
+    shape = ctx.bottom_shapes[0]
+    if len(shape) != 4:
+        raise ctx.error(f"needs a 4-D bottom, got {list(shape)}")
+    side, num_box, classes = int(p.side), int(p.num_box), int(p.num_classes)
+    if num_box <= 0 or side <= 0:
+        raise ctx.error("side and num_box must be > 0")
+    if len(p.biases) < 2 * num_box:
+        raise ctx.error(f"needs 2 biases (anchor w, h) per box: {2 * num_box}, got "
+                        f"{len(p.biases)}")
+    stride = (shape[1] + num_box - 1) // num_box
+    if stride < 5 + classes:
+        raise ctx.error(f"{shape[1]} channels give {stride} values per box, fewer than "
+                        f"5 + num_classes ({5 + classes})")
+    if side * side > shape[2] * shape[3]:
+        raise ctx.error(f"side {side} needs {side * side} cells, the bottom has "
+                        f"{shape[2]} x {shape[3]}")
+    return CaffeYoloDetectionOutput(
+        side, num_box, classes, [float(b) for b in p.biases][: 2 * num_box],
+        float(f32(p.confidence_threshold)), float(f32(p.nms_threshold)),
+    )

@@ -1,4 +1,5 @@
-"""Layers of the segmentation forks (hszhao/PSPNet, DeepLab-v2): Interp and BN.
+"""Layers of the segmentation forks (hszhao/PSPNet, DeepLab-v2; SegNet): Interp, BN and
+Upsample.
 
 * Interp: crop ``-pad_beg`` rows/columns at the start of both axes and ``-pad_end`` at the
   end (only non-positive pads), then bilinear resize with aligned corners exactly as
@@ -13,16 +14,24 @@
   phase or ``frozen`` use the stored statistics; TRAIN uses the batch mean and biased
   variance over (N, H, W) and moves the stored ones: stat = (1 - momentum) * batch +
   momentum * stat. ``frozen`` also freezes slope and bias (no gradient, as the fork).
+* Upsample (alexgkendall/caffe-segnet): max-unpooling. Bottom 1 is the mask top of a MAX
+  Pooling layer (flat indices into each output plane); top[n, c].flat[mask] = bottom[n, c],
+  zero elsewhere, a later bottom element winning when two share an index. The output is
+  upsample_h x upsample_w, else H * scale - pad_out_h by W * scale - pad_out_w. The fork's
+  gradient is bottom_diff[i] = top_diff[mask[i]] for every i (also for the losers of a
+  shared index).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
 
@@ -230,3 +239,93 @@ def build_bn(ctx: BuildContext) -> nn.Module:
     return CaffeBN(
         slope, bias, mean, var, float(f32(p.momentum)), float(f32(p.eps)), bool(p.frozen)
     )
+
+
+# --------------------------------------------------------------------------- Upsample
+
+
+class _UnpoolFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
+        n, c = x.shape[:2]
+        plane = size[0] * size[1]
+        idx = mask.detach().to(torch.int64).reshape(n, c, -1)  # static_cast<int>
+        bad = idx[(idx < 0) | (idx >= plane)]
+        if bad.numel():
+            raise BuildError(
+                f"upsample top index {int(bad[0])} out of range for a {size[0]} x {size[1]} top",
+                hint="check scale settings match input pooling layer's downsample setup",
+            )
+        flat = x.reshape(n, c, -1)
+        # The fork writes in order: the last element with a given index wins.
+        order = torch.arange(flat.shape[2], device=x.device).expand_as(idx)
+        winner = torch.full((n, c, plane), -1, dtype=torch.int64, device=x.device)
+        winner.scatter_reduce_(2, idx, order, reduce="amax")
+        hit = winner >= 0
+        values = flat.gather(2, winner.clamp(min=0))
+        out = torch.where(hit, values, torch.zeros_like(values))
+        ctx.save_for_backward(idx)
+        ctx.shape = x.shape
+        return out.reshape(n, c, *size)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        (idx,) = ctx.saved_tensors
+        n, c = ctx.shape[:2]
+        diff = grad.reshape(n, c, -1).gather(2, idx)
+        return diff.reshape(ctx.shape), None, None
+
+
+class CaffeUpsample(nn.Module):
+    def __init__(self, size: tuple[int, int] | None, scale: tuple[int, int],
+                 pad_out: tuple[bool, bool]) -> None:
+        super().__init__()
+        self.size = size
+        self.scale = scale
+        self.pad_out = pad_out
+
+    def out_size(self, h: int, w: int) -> tuple[int, int]:
+        if self.size is not None:
+            return self.size
+        return (h * self.scale[0] - int(self.pad_out[0]), w * self.scale[1] - int(self.pad_out[1]))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        size = self.out_size(int(x.shape[2]), int(x.shape[3]))
+        if x.device.type == "meta":
+            return x.new_empty((x.shape[0], x.shape[1], *size))
+        return _UnpoolFunction.apply(x, mask, size)
+
+    def extra_repr(self) -> str:
+        if self.size is not None:
+            return f"size={self.size}"
+        return f"scale={self.scale}, pad_out={self.pad_out}"
+
+
+@register_layer("Upsample", param="upsample_param", bottoms=2)
+def build_upsample(ctx: BuildContext) -> nn.Module:
+    p = ctx.param
+    has = p.HasField
+    if not ((has("upsample_h") and has("upsample_w"))
+            or (not has("scale") and has("scale_h") and has("scale_w"))
+            or (not has("scale_h") and not has("scale_w"))):
+        raise ctx.error("upsample_h & upsample_w are required, else (deprecated) scale OR "
+                        "scale_h & scale_w")
+    x, mask = ctx.bottom_shapes
+    if len(x) != 4 or len(mask) != 4:
+        raise ctx.error(f"input and mask must have 4 axes, got {list(x)} and {list(mask)}")
+    if tuple(x) != tuple(mask):
+        raise ctx.error(f"input {list(x)} and mask {list(mask)} must have the same shape",
+                        hint="bottom 1 is the second (mask) top of a MAX Pooling layer")
+    if has("upsample_h") and has("upsample_w"):
+        if p.upsample_h <= 1 or p.upsample_w <= 1:
+            raise ctx.error("upsample_h and upsample_w must be > 1")
+        return CaffeUpsample((int(p.upsample_h), int(p.upsample_w)), (1, 1), (False, False))
+    scale = (int(p.scale_h), int(p.scale_w)) if has("scale_h") else (int(p.scale), int(p.scale))
+    if min(scale) <= 1:
+        raise ctx.error(f"the scale must be > 1, got {scale}")
+    for pad, s, axis in ((p.pad_out_h, scale[0], "h"), (p.pad_out_w, scale[1], "w")):
+        if pad and s != 2:
+            raise ctx.error(f"pad_out_{axis} requires scale_{axis} == 2")
+    return CaffeUpsample(None, scale, (bool(p.pad_out_h), bool(p.pad_out_w)))

@@ -13,6 +13,7 @@ with a BuildError that says so.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import types
 from collections.abc import Sequence
@@ -23,9 +24,11 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
-from caffe2torch.layers.fillers import fill
+from caffe2torch.layers.fillers import FILLER_TYPES, fill
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.limits import check_blob
+
+logger = logging.getLogger(__name__)
 
 # --- data layers: tops fed from outside ---------------------------------------------------
 
@@ -256,15 +259,7 @@ def build_dummy_data(ctx: BuildContext) -> nn.Module:
             raise ctx.error("dummy_data_param needs a shape (or num/channels/height/width)")
         shapes = [tuple(int(d) for d in s.dim) for s in _per_top(ctx, "shape", p.shape, n)]
     for f in fillers:
-        if f.type not in (
-            "constant",
-            "uniform",
-            "gaussian",
-            "positive_unitball",
-            "xavier",
-            "msra",
-            "bilinear",
-        ):
+        if f.type not in FILLER_TYPES:
             raise ctx.error(f'unknown filler type "{f.type}"')
     return CaffeDummyData(shapes, fillers)
 
@@ -405,11 +400,78 @@ def _ensure_caffe_module() -> None:
     sys.modules["caffe"] = shim
 
 
+def defines_backward(layer: Any) -> bool:
+    """True when the user's class (not ``caffe.Layer`` or the stand-in) defines backward."""
+    owner = next((c for c in type(layer).__mro__ if "backward" in c.__dict__), None)
+    if owner is None or owner is _LayerBase:
+        return False
+    base = getattr(sys.modules.get("caffe"), "Layer", None)
+    return owner is not base and owner.__module__.split(".")[0] != "caffe"
+
+
+_NOTED: set[type] = set()
+
+
+def _note_forward_only(layer: Any, name: str) -> None:
+    cls = type(layer)
+    if cls in _NOTED:
+        return
+    _NOTED.add(cls)
+    logger.info(
+        "Python layer '%s' (%s.%s) defines no backward: it runs forward only and its tops "
+        "carry no gradient", name, cls.__module__, cls.__qualname__,
+    )
+
+
+def _to_tensors(blobs: Sequence[PyBlob], device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(
+        torch.from_numpy(np.array(b.data, dtype=np.float32)).to(device) for b in blobs
+    )
+
+
+class _PythonLayerFunction(torch.autograd.Function):
+    """forward/backward of a pycaffe layer: tops from ``layer.forward``; the bottoms'
+    gradients from ``layer.backward(top, propagate_down, bottom)`` with the tops' ``diff``
+    set to the incoming gradients (pycaffe's conventions)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, module: CaffePythonLayer, *bottoms: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        blobs = [PyBlob(b.detach().cpu().numpy()) for b in bottoms]
+        tops = module.run_forward(blobs)
+        ctx.module, ctx.bottoms = module, blobs
+        ctx.tops = [PyBlob(np.array(t.data, dtype=np.float32)) for t in tops]
+        ctx.device = bottoms[0].device if bottoms else torch.device("cpu")
+        return _to_tensors(tops, ctx.device)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        for top, grad in zip(ctx.tops, grads):
+            top.diff = (
+                np.zeros_like(top.data) if grad is None
+                else np.ascontiguousarray(grad.detach().cpu().numpy(), dtype=np.float32)
+            )
+        for bottom in ctx.bottoms:
+            bottom.diff = np.zeros_like(bottom.data)
+        propagate = [bool(n) for n in ctx.needs_input_grad[1:]]
+        ctx.module.layer.backward(ctx.tops, propagate, ctx.bottoms)
+        out = [
+            torch.from_numpy(np.array(b.diff, dtype=np.float32).reshape(b.data.shape)).to(
+                ctx.device) if wanted else None
+            for b, wanted in zip(ctx.bottoms, propagate)
+        ]
+        return (None, *out)
+
+
 class CaffePythonLayer(nn.Module):
     """Runs a pycaffe Python layer: setup once, then reshape + forward on numpy blobs at
-    every call, pycaffe's order. Forward only: the tops carry no gradient."""
+    every call, pycaffe's order. When the layer's class defines backward, the tops are
+    differentiable through it; otherwise they carry no gradient."""
 
-    def __init__(self, layer: Any, num_tops: int, bottom_shapes: list[Shape]) -> None:
+    def __init__(
+        self, layer: Any, num_tops: int, bottom_shapes: list[Shape], name: str = "?"
+    ) -> None:
         super().__init__()
         self.layer = layer
         self.num_tops = num_tops
@@ -418,28 +480,37 @@ class CaffePythonLayer(nn.Module):
         layer.setup(bottoms, self.top_blobs)
         layer.reshape(bottoms, self.top_blobs)
         self.setup_shapes = [b.shape for b in self.top_blobs]
+        self.differentiable = defines_backward(layer)
+        if not self.differentiable:
+            _note_forward_only(layer, name)
 
     def infer_shapes(self, bottom_shapes: list[Shape]) -> list[Shape]:
         bottoms = [PyBlob(shape=s) for s in bottom_shapes]
         self.layer.reshape(bottoms, self.top_blobs)
         return [b.shape for b in self.top_blobs]
 
-    def forward(self, *bottoms: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        blobs = [PyBlob(b.detach().cpu().numpy()) for b in bottoms]
+    def run_forward(self, blobs: list[PyBlob]) -> list[PyBlob]:
         self.layer.phase = 0 if self.training else 1
         self.layer.reshape(blobs, self.top_blobs)
         self.layer.forward(blobs, self.top_blobs)
-        device = bottoms[0].device if bottoms else torch.device("cpu")
-        tops = tuple(
-            torch.from_numpy(np.array(t.data, dtype=np.float32)).to(device) for t in self.top_blobs
-        )
+        return self.top_blobs
+
+    def forward(self, *bottoms: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if self.differentiable and torch.is_grad_enabled() and any(
+            b.requires_grad for b in bottoms
+        ):
+            tops = _PythonLayerFunction.apply(self, *bottoms)
+        else:
+            device = bottoms[0].device if bottoms else torch.device("cpu")
+            blobs = [PyBlob(b.detach().cpu().numpy()) for b in bottoms]
+            tops = _to_tensors(self.run_forward(blobs), device)
         if not tops:
             return ()
-        return tops[0] if len(tops) == 1 else tops
+        return tops[0] if len(tops) == 1 else tuple(tops)
 
     def extra_repr(self) -> str:
         cls = type(self.layer)
-        return f"{cls.__module__}.{cls.__qualname__}"
+        return f"{cls.__module__}.{cls.__qualname__}, differentiable={self.differentiable}"
 
 
 @register_layer("Python", param="python_param", bottoms=(0, None), tops=(0, None))
@@ -475,6 +546,6 @@ def build_python(ctx: BuildContext) -> nn.Module:
     if not hasattr(layer, "blobs"):
         layer.blobs = []
     try:
-        return CaffePythonLayer(layer, ctx.num_tops, list(ctx.bottom_shapes))
+        return CaffePythonLayer(layer, ctx.num_tops, list(ctx.bottom_shapes), ctx.name)
     except Exception as exc:  # errors raised by the user's setup/reshape
         raise ctx.error(f"{where}: setup failed: {type(exc).__name__}: {exc}") from None

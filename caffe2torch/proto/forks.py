@@ -25,6 +25,7 @@ ARCFACE = "xialuxi/arcface-caffe"
 CEIL_MODE = "BVLC/caffe PR #3057 (ceil_mode; DenseNet/DPN/ResNeXt ports)"
 SENET = "hujie-frank/SENet"
 HED = "s9xie/hed"
+SEGNET = "alexgkendall/caffe-segnet (SegNet)"
 
 # Fields that forks added to messages BVLC Caffe also defines.
 FORK_FIELDS: dict[str, dict[str, str]] = {
@@ -65,6 +66,7 @@ FORK_FIELDS: dict[str, dict[str, str]] = {
         "cosin_add_m_param": ARCFACE,
         "adacos_add_m_scale_param": ARCFACE,
         "focal_loss_param": ARCFACE,
+        "upsample_param": SEGNET,
     },
     "TransformationParameter": {
         "crop_h": SSD,
@@ -144,6 +146,7 @@ FORK_MESSAGES: dict[str, str] = {
     "CosinAddmParameter": ARCFACE,
     "AdaCosAddmScaleParameter": ARCFACE,
     "FocalLossParameter": ARCFACE,
+    "UpsampleParameter": SEGNET,
 }
 
 # Fields whose number here differs from the fork that defined them, because
@@ -158,6 +161,7 @@ RELOCATED_FIELDS: dict[str, dict[str, tuple[int, str]]] = {
         "center_loss_param": (147, "BVLC swish_param"),
         "margin_inner_product_param": (147, "BVLC swish_param"),
         "adacos_add_m_scale_param": (211, "center_loss_param here"),
+        "upsample_param": (137, "BVLC embed_param"),
     },
     "PoolingParameter": {"ceil_mode": (13, "BVLC round_mode, with inverted values")},
     "SolverParameter": {
@@ -183,6 +187,8 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "SmoothL1Loss": FAST_RCNN,
     "PSROIPooling": RFCN,
     "BoxAnnotatorOHEM": RFCN,
+    "SmoothL1LossOHEM": RFCN,
+    "SoftmaxWithLossOHEM": RFCN,
     "BN": PSPNET,
     "Interp": PSPNET,
     "ShuffleChannel": SHUFFLENET,
@@ -209,6 +215,7 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "FocalLoss": ARCFACE,
     "Axpy": SENET,
     "ImageLabelmapData": HED,
+    "Upsample": SEGNET,
 }
 
 

@@ -133,3 +133,15 @@ def test_builders_use_the_generator_option():
     for x, y in zip(a.blobs, b.blobs):
         torch.testing.assert_close(x, y)
     assert a.blobs[1].detach().abs().sum() > 0
+
+
+def test_gaussian_unitball_is_a_normalised_gaussian_draw():
+    # NormFace's filler: N(0, 1), then each of the shape[0] rows scaled to unit length.
+    shape = (6, 2, 3)
+    got = make_filled(shape, _filler(type="gaussian_unitball"), _gen(3))
+    raw = torch.empty(shape).normal_(0.0, 1.0, generator=_gen(3)).double().numpy()
+    rows = raw.reshape(6, -1)
+    want = rows / np.sqrt((rows * rows).sum(axis=1, keepdims=True) + 1e-12)
+    np.testing.assert_allclose(got.numpy().reshape(6, -1), want, rtol=1e-6)
+    with pytest.raises(BuildError, match="sparse"):
+        make_filled((2, 3), _filler(type="gaussian_unitball", sparse=1))

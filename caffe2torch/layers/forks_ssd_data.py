@@ -1,0 +1,227 @@
+"""SSD's ``AnnotatedData`` layer (weiliu89/caffe): images with boxes from an LMDB of
+AnnotatedDatum records.
+
+The layer is a data layer: its tops are fed from outside the graph. At build time the image
+top is (batch_size, C, H, W) with H x W from ``transform_param.resize_param`` (C and, when
+there is no resize, H x W come from the records: give them with ``input_shapes`` or build
+the net from :class:`AnnotatedDataReader`'s first batch); the label top has the fork's
+set-up shape (1, 1, 1, 8).
+
+:class:`AnnotatedDataReader` reads the records in database order (the fork's DataReader,
+cycling) and implements the fork's non-augmenting path, the one its TEST nets take:
+
+* the image is decoded (DecodeDatumToCVMat), resized with ``resize_param`` (WARP to
+  height x width with the one OpenCV ``interp_mode``, LINEAR when none), then mean and scale
+  as every Caffe data layer;
+* the label top is (1, 1, K, 8): one row [item, group label, instance id, xmin, ymin, xmax,
+  ymax, difficult] per box of the batch, boxes clipped to [0, 1] and dropped when nothing
+  is left of them (ProjectBBox onto the whole image); (1, 1, 1, 8) of -1 when the batch has
+  no box.
+
+The augmenting path of the fork's TRAIN nets (batch samplers that crop, distort_param,
+expand_param, noise_param, crop, mirror, other resize modes, random interpolation) is
+refused with a DataError naming the setting: its random crops cannot be reproduced. A
+batch_sampler whose samplers keep the whole image (scale 1, aspect ratio 1, the defaults;
+MobileNet-SSD's test net has one) changes nothing and is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from caffe2torch.data.sources import DatumSource
+from caffe2torch.errors import DataError
+from caffe2torch.layers.inputs import DataInput
+from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.proto import caffe_pb2
+
+f32 = np.float32
+_INTERP = {
+    caffe_pb2.ResizeParameter.LINEAR: cv2.INTER_LINEAR,
+    caffe_pb2.ResizeParameter.AREA: cv2.INTER_AREA,
+    caffe_pb2.ResizeParameter.NEAREST: cv2.INTER_NEAREST,
+    caffe_pb2.ResizeParameter.CUBIC: cv2.INTER_CUBIC,
+    caffe_pb2.ResizeParameter.LANCZOS4: cv2.INTER_LANCZOS4,
+}
+LABEL_SETUP_SHAPE = (1, 1, 1, 8)
+
+
+def _identity_sampler(bs: Any) -> bool:
+    s = bs.sampler
+    return bool(bs.use_original_image) and (s.min_scale, s.max_scale, s.min_aspect_ratio,
+                                            s.max_aspect_ratio) == (1.0, 1.0, 1.0, 1.0)
+
+
+def augmenting_settings(layer: Any) -> list[str]:
+    """The settings of ``layer`` that need the fork's random augmentation (empty: the
+    non-augmenting path reproduces it)."""
+    t = layer.transform_param
+    found = []
+    for name in ("distort_param", "expand_param", "noise_param", "emit_constraint"):
+        if t.HasField(name):
+            found.append(f"transform_param.{name}")
+    if t.mirror:
+        found.append("transform_param.mirror")
+    if t.crop_size or t.crop_h or t.crop_w:
+        found.append("transform_param crop")
+    if t.HasField("resize_param"):
+        r = t.resize_param
+        if r.resize_mode != caffe_pb2.ResizeParameter.WARP:
+            found.append("resize_param.resize_mode (only WARP)")
+        if r.prob != 1:
+            found.append("resize_param.prob below 1")
+        if len(set(r.interp_mode)) > 1:
+            found.append("resize_param.interp_mode (several: a random choice)")
+    if any(not _identity_sampler(bs) for bs in layer.annotated_data_param.batch_sampler):
+        found.append("annotated_data_param.batch_sampler (random crops)")
+    return found
+
+
+def _resize_size(layer: Any) -> tuple[int, int] | None:
+    t = layer.transform_param
+    if t.HasField("resize_param") and t.resize_param.height and t.resize_param.width:
+        return int(t.resize_param.height), int(t.resize_param.width)
+    return None
+
+
+def clip_boxes(boxes: np.ndarray) -> np.ndarray:
+    """ProjectBBox onto the whole image: boxes entirely outside [0, 1] are dropped, the
+    others clipped; a box of zero size after clipping is dropped too."""
+    if boxes.size == 0:
+        return boxes.reshape(0, 8)
+    x0, y0, x1, y1 = (boxes[:, 3 + k] for k in range(4))
+    inside = ~((x0 >= 1) | (x1 <= 0) | (y0 >= 1) | (y1 <= 0))
+    out = boxes[inside].copy()
+    out[:, 3:7] = np.clip(out[:, 3:7], f32(0), f32(1))
+    w = out[:, 5] - out[:, 3]
+    h = out[:, 6] - out[:, 4]
+    size = np.where((out[:, 5] < out[:, 3]) | (out[:, 6] < out[:, 4]), f32(0), w * h)
+    return out[size > 0]
+
+
+class AnnotatedSource(DatumSource):
+    """An AnnotatedData layer's LMDB: each load gives the transformed image and its boxes
+    as (K, 8) rows with item 0."""
+
+    type = "AnnotatedData"
+
+    def __init__(self, layer: Any, phase: str, cwd: str) -> None:
+        refused = augmenting_settings(layer)
+        if refused:
+            raise DataError(
+                f"layer '{layer.name}' (AnnotatedData): the fork's augmenting path is not "
+                f"reproduced ({', '.join(refused)})",
+                hint="the non-augmenting path (SSD's TEST nets: WARP resize, mean, scale) is; "
+                "remove these settings to read the records without augmentation",
+            )
+        super().__init__(layer, phase, cwd)
+        self.size = _resize_size(layer)
+        r = layer.transform_param.resize_param
+        self.interp = _INTERP[r.interp_mode[0]] if len(r.interp_mode) else cv2.INTER_LINEAR
+        self.anno_type = (int(layer.annotated_data_param.anno_type)
+                          if layer.annotated_data_param.HasField("anno_type") else None)
+        self._boxes: dict[bytes, np.ndarray] = {}
+
+    def _get(self, key: bytes) -> bytes:
+        """The inner Datum's bytes; the record's boxes are kept for :meth:`load`."""
+        anno = caffe_pb2.AnnotatedDatum()
+        try:
+            anno.ParseFromString(super()._get(key))
+        except Exception:
+            raise DataError(f"record {key!r} is not an AnnotatedDatum", path=self.source) from None
+        kind = self.anno_type if self.anno_type is not None else anno.type
+        if kind != caffe_pb2.AnnotatedDatum.BBOX:
+            raise DataError(f"record {key!r}: unknown annotation type {kind}", path=self.source)
+        rows = [
+            [0.0, g.group_label, a.instance_id, a.bbox.xmin, a.bbox.ymin, a.bbox.xmax,
+             a.bbox.ymax, float(a.bbox.difficult)]
+            for g in anno.annotation_group for a in g.annotation
+        ]
+        self._boxes[key] = np.asarray(rows, dtype=f32).reshape(-1, 8)
+        return anno.datum.SerializeToString()
+
+    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        chw, _ = self.datum_image(index)
+        if self.size is not None:
+            hwc = np.ascontiguousarray(chw.transpose(1, 2, 0))
+            resized = cv2.resize(hwc, (self.size[1], self.size[0]), interpolation=self.interp)
+            chw = resized[None] if resized.ndim == 2 else resized.transpose(2, 0, 1)
+        data = self.transform(chw, rng, self.describe(index))
+        return [data, clip_boxes(self._boxes.pop(self.keys[index]))]
+
+
+class AnnotatedDataReader:
+    """Batches of an AnnotatedData layer in the fork's order: ``next_batch()`` gives
+    {data top: (B, C, H, W), label top: (1, 1, K, 8)}. ``net.feeder = reader.next_batch``
+    makes ``net()`` draw them."""
+
+    def __init__(self, layer: Any, phase: str = "TEST", cwd: str | os.PathLike[str] = ".") -> None:
+        self.source = AnnotatedSource(layer, phase, os.fspath(cwd))
+        self.tops = list(layer.top)
+        self.position = 0
+
+    @classmethod
+    def from_net_param(cls, net_param: Any, phase: str = "TEST",
+                       cwd: str | os.PathLike[str] = ".") -> AnnotatedDataReader:
+        """The reader of the (one) AnnotatedData layer of ``phase``."""
+        from caffe2torch.ir import NetState, filter_layers
+
+        kept = [net_param.layer[i] for i in filter_layers(net_param.layer, NetState.of(phase))]
+        layers = [ly for ly in kept if ly.type == "AnnotatedData"]
+        if len(layers) != 1:
+            raise DataError(f"the {phase} net has {len(layers)} AnnotatedData layers, not one")
+        return cls(layers[0], phase, cwd)
+
+    def _next_row(self) -> list[np.ndarray]:
+        row = self.source.load(self.position)
+        self.position = (self.position + 1) % len(self.source)
+        return row
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        images, boxes = [], []
+        for item in range(self.source.batch_size):
+            data, item_boxes = self._next_row()
+            images.append(data)
+            item_boxes[:, 0] = item
+            boxes.append(item_boxes)
+        shapes = {img.shape for img in images}
+        if len(shapes) > 1:
+            raise DataError(f"layer '{self.source.layer}': the images of one batch differ in "
+                            "size", path=self.source.source, hint="set resize_param height "
+                            "and width")
+        label = np.concatenate(boxes) if boxes else np.zeros((0, 8), dtype=f32)
+        if label.shape[0] == 0:
+            label = np.full((1, 8), -1, dtype=f32)
+        out = {self.tops[0]: torch.from_numpy(np.stack(images).astype(f32))}
+        if len(self.tops) > 1:
+            out[self.tops[1]] = torch.from_numpy(label.reshape(1, 1, -1, 8))
+        return out
+
+    def close(self) -> None:
+        self.source.close()
+
+
+@register_layer(
+    "AnnotatedData", param="annotated_data_param", bottoms=0, tops=(1, 2), data=True,
+)
+def build_annotated_data(ctx: BuildContext) -> nn.Module:
+    p = ctx.layer.data_param
+    if p.batch_size <= 0:
+        raise ctx.error(f"data_param.batch_size must be positive, got {p.batch_size}")
+    given = ctx.options.get("input_shapes") or {}
+    tops = list(ctx.layer.top)
+    data: Shape | None = tuple(given[tops[0]]) if tops[0] in given else None
+    why = (f"an AnnotatedData layer takes its channels from the records of {p.source!r}"
+           + ("" if _resize_size(ctx.layer) else " and its size too (no resize_param)"))
+    if data is None:
+        return DataInput(ctx.type, ctx.name, None, why)
+    shapes = [data]
+    if len(tops) > 1:
+        shapes.append(tuple(given.get(tops[1], LABEL_SETUP_SHAPE)))
+    return DataInput(ctx.type, ctx.name, shapes, why)

@@ -1,0 +1,118 @@
+"""SSD's AnnotatedData (weiliu89/caffe): the non-augmenting path over a small LMDB of
+AnnotatedDatum records (encoded and raw images), against OpenCV + NumPy: WARP resize, mean,
+scale, and the (1, 1, K, 8) label rows with clipping; the augmenting settings are refused;
+build-time shapes."""
+
+from __future__ import annotations
+
+import cv2
+import lmdb
+import numpy as np
+import pytest
+import torch
+
+from caffe2torch.errors import BuildError, DataError
+from caffe2torch.layers.forks_ssd_data import AnnotatedDataReader
+from caffe2torch.proto import caffe_pb2
+from tests.layers.helpers_core import build, layer_param, top_shapes
+
+BOXES = [
+    [(1, 0, (0.1, 0.2, 0.5, 0.6), False), (3, 2, (0.4, -0.2, 1.3, 0.9), True)],
+    [],
+    [(2, 1, (1.2, 0.1, 1.5, 0.4), False)],  # entirely outside: dropped
+]
+
+
+def make_lmdb(path, images) -> None:
+    env = lmdb.open(str(path), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for k, (img, boxes) in enumerate(zip(images, BOXES)):
+            anno = caffe_pb2.AnnotatedDatum(type=caffe_pb2.AnnotatedDatum.BBOX)
+            if k == 1:  # a raw (not encoded) datum: C x H x W bytes
+                anno.datum.channels, anno.datum.height, anno.datum.width = 3, *img.shape[:2]
+                anno.datum.data = img.transpose(2, 0, 1).tobytes()
+            else:
+                anno.datum.encoded = True
+                anno.datum.data = cv2.imencode(".png", img)[1].tobytes()
+            groups: dict[int, caffe_pb2.AnnotationGroup] = {}
+            for label, instance, (x0, y0, x1, y1), difficult in boxes:
+                group = groups.setdefault(label, anno.annotation_group.add(group_label=label))
+                a = group.annotation.add(instance_id=instance)
+                a.bbox.xmin, a.bbox.ymin, a.bbox.xmax, a.bbox.ymax = x0, y0, x1, y1
+                a.bbox.difficult = difficult
+            txn.put(f"{k:08d}".encode(), anno.SerializeToString())
+    env.close()
+
+
+def layer_text(source: str, batch: int = 2, extra: str = "") -> str:
+    return f"""name: "data" type: "AnnotatedData" top: "data" top: "label"
+        transform_param {{ scale: 0.007843 mean_value: 127.5 mean_value: 127.5
+          mean_value: 127.5 resize_param {{ prob: 1 resize_mode: WARP height: 12 width: 10
+          interp_mode: LINEAR }} {extra} }}
+        data_param {{ source: "{source}" batch_size: {batch} backend: LMDB }}
+        annotated_data_param {{ batch_sampler {{ }} }}"""
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in
+            ((20, 16), (9, 7), (12, 10))]
+
+
+def expected_image(img: np.ndarray) -> np.ndarray:
+    resized = cv2.resize(img, (10, 12), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return ((resized - np.float32(127.5)) * np.float32(0.007843)).transpose(2, 0, 1)
+
+
+def test_reader_matches_the_fork(tmp_path, images) -> None:
+    make_lmdb(tmp_path / "lmdb", images)
+    reader = AnnotatedDataReader(layer_param(layer_text("lmdb")), "TEST", tmp_path)
+    first = reader.next_batch()
+    assert first["data"].shape == (2, 3, 12, 10)
+    for k in range(2):
+        np.testing.assert_allclose(first["data"][k].numpy(), expected_image(images[k]),
+                                   rtol=1e-6, atol=1e-6)
+    # item 0's two boxes (the second clipped to [0, 1]); item 1 has none
+    want = np.array([[0, 1, 0, 0.1, 0.2, 0.5, 0.6, 0],
+                     [0, 3, 2, 0.4, 0.0, 1.0, 0.9, 1]], dtype=np.float32)
+    np.testing.assert_allclose(first["label"].numpy().reshape(-1, 8), want, rtol=1e-6)
+    assert first["label"].shape == (1, 1, 2, 8)
+    # the next batch: record 2 (its only box is outside: dropped) then record 0 again
+    second = reader.next_batch()
+    np.testing.assert_allclose(second["data"][0].numpy(), expected_image(images[2]),
+                               rtol=1e-6, atol=1e-6)
+    label = second["label"].numpy().reshape(-1, 8)
+    assert label.shape == (2, 8) and (label[:, 0] == 1).all()
+    reader.close()
+
+
+def test_no_box_gives_a_row_of_minus_one(tmp_path, images) -> None:
+    make_lmdb(tmp_path / "lmdb", images)
+    reader = AnnotatedDataReader(layer_param(layer_text("lmdb", batch=1)), "TEST", tmp_path)
+    reader.next_batch()
+    label = reader.next_batch()["label"]  # record 1 has no box
+    torch.testing.assert_close(label, torch.full((1, 1, 1, 8), -1.0))
+
+
+@pytest.mark.parametrize("extra", ["mirror: true", "distort_param { brightness_prob: 0.5 }",
+                                   "crop_size: 8"], ids=["mirror", "distort", "crop"])
+def test_augmenting_settings_are_refused(tmp_path, images, extra: str) -> None:
+    make_lmdb(tmp_path / "lmdb", images)
+    with pytest.raises(DataError, match="augmenting path"):
+        AnnotatedDataReader(layer_param(layer_text("lmdb", extra=extra)), "TRAIN", tmp_path)
+
+
+def test_cropping_batch_sampler_is_refused(tmp_path, images) -> None:
+    make_lmdb(tmp_path / "lmdb", images)
+    text = layer_text("lmdb").replace(
+        "batch_sampler { }", "batch_sampler { sampler { min_scale: 0.3 } max_trials: 50 }")
+    with pytest.raises(DataError, match="batch_sampler"):
+        AnnotatedDataReader(layer_param(text), "TRAIN", tmp_path)
+
+
+def test_build_shapes() -> None:
+    with pytest.raises(BuildError, match="channels from the records"):
+        top_shapes(build(layer_text("x")), [])
+    m = build(layer_text("x"), options={"input_shapes": {"data": (2, 3, 12, 10)}})
+    assert m.infer_shapes([]) == [(2, 3, 12, 10), (1, 1, 1, 8)]
