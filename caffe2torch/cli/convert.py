@@ -1,6 +1,6 @@
 """``caffe2torch convert MODEL [--weights W] -o net.py [--output BLOB ...] [--branch INPUT]
-[--class-name NAME]``: the deploy view of a net as a standalone, readable PyTorch file
-(needs only torch to run) plus its weights beside it: ``net.pt`` (state_dict) and, when
+[--class-name NAME] [--keep-losses]``: the deploy view of a net as a standalone, readable
+PyTorch file (needs only torch to run) plus its weights beside it: ``net.pt`` (state_dict) and, when
 the safetensors package is installed, ``net.safetensors``.
 """
 
@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="blobs to return (default: the deploy outputs)")
     p.add_argument("--branch", action="append", default=[], metavar="INPUT",
                    help="start from this blob: one tower of a Siamese net")
+    p.add_argument("--keep-losses", action="store_true",
+                   help="keep loss and Accuracy layers (their label inputs too)")
     p.add_argument("--class-name", metavar="NAME", help="the module class (default: from the "
                    "net's name)")
     p.set_defaults(run=run)
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     net = load_model(args)
     report = convert_net(
         net, args.out, outputs=args.output or None, branch=args.branch or None,
-        class_name=args.class_name,
+        class_name=args.class_name, keep_losses=args.keep_losses,
     )
     print(f"wrote {report.path} (class {report.class_name}; inputs {', '.join(report.inputs)}; "
           f"outputs {', '.join(report.outputs)})")

@@ -3,7 +3,10 @@
 as ONNX (TEST phase by default; data layers become graph inputs; loss and Accuracy layers
 are left out unless --keep-losses). ``--branch data`` exports the tower that starts at blob
 ``data`` (one branch of a Siamese net, shared weights once). ``--verify`` runs onnxruntime
-on random inputs and prints the largest difference from PyTorch per output.
+on random inputs and prints the largest difference from PyTorch per output. In the file,
+weights are named ``<layer>.<blob>`` (``conv1.weight``, ``bn1.variance``; a shared param
+once, under its owner's name), nodes carry the Caffe layer names, inputs and outputs the
+blob names.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import torch
 from caffe2torch.build import CaffeNet, build_net
 from caffe2torch.errors import BuildError
 from caffe2torch.ir.graph import BlobRef, LayerIR
+from caffe2torch.layers.registry import find_layer_spec
 from caffe2torch.proto import caffe_pb2
 
 # Layers that only score a prediction: Caffe's deploy nets do not have them.
@@ -45,6 +46,14 @@ class DeployView:
 def is_scoring(layer: LayerIR) -> bool:
     """A loss, Accuracy or Silence layer (dropped from a deploy view unless asked)."""
     return layer.kind.loss or layer.type in _SCORING_TYPES
+
+
+def blob_label(layer_type: str, index: int) -> str:
+    """The registry's name of param blob ``index`` of a layer type (``blob<i>`` if none)."""
+    spec = find_layer_spec(layer_type)
+    if spec is not None and index < len(spec.blobs):
+        return spec.blobs[index]
+    return f"blob{index}"
 
 
 def _did_you_mean(name: str, known: Sequence[str]) -> str | None:

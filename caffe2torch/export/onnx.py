@@ -7,9 +7,8 @@ module the builder made (layers with custom gradients fall back to plain ops und
 scope, which maps straight back to the Caffe layer. The torch.export-based exporter is
 used with ``exporter="dynamo"`` (it needs the onnxscript package).
 
-Node names: a layer that became one ONNX node gets the layer's Caffe name; a layer that
-became several gets ``<layer>/<OpType>`` (``_2``, ``_3``... when an op repeats). Graph
-inputs and outputs carry the Caffe blob names.
+Names (see onnx_names): initializers are ``<layer>.<blob>`` (``conv1.weight``), nodes
+carry the Caffe layer names, graph inputs and outputs the Caffe blob names.
 """
 
 from __future__ import annotations
@@ -30,6 +29,8 @@ from torch import nn
 from caffe2torch.build import CaffeNet
 from caffe2torch.errors import CaffeError, ExportError, WriteError
 from caffe2torch.export.deploy import DeployView, deploy_view, reset_states
+from caffe2torch.export.onnx_names import caffe_names
+from caffe2torch.export.static import freeze_static_sizes
 
 DEFAULT_OPSET = 17
 BATCH_AXIS = "batch"
@@ -41,6 +42,13 @@ NOT_EXPRESSIBLE = {
     "HDF5Output": "it writes a file instead of computing a top",
     "DetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
     "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
+    "ROIPooling": "its bins are computed from the ROI values outside the traced graph",
+    "PSROIPooling": "its bins are computed from the ROI values outside the traced graph",
+    "MarginInnerProduct": "its lambda follows an iteration counter that moves every forward",
+    "AdaCosAddmScale": "its scale is updated from the previous forward's logits",
+    "YoloDetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
+    "DetectionEvaluate": "it matches detections with ground truth outside the traced graph",
+    "BoxAnnotatorOHEM": "it picks hard examples by value outside the traced graph",
 }
 
 
@@ -106,18 +114,6 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def freeze_spatial_sizes(net: CaffeNet) -> None:
-    """Global pooling takes its kernel from the input's H x W at run time; an exported
-    graph has fixed H and W (only the batch axis is symbolic), so write the kernel in."""
-    from caffe2torch.layers.vision import CaffePooling
-
-    shapes = net._version_shapes
-    for layer, module in zip(net.ir.layers, net._modules_in_order):
-        if isinstance(module, CaffePooling) and module.kernel is None:
-            shape = shapes[layer.bottoms[0]]
-            module.kernel = (int(shape[2]), int(shape[3]))
 
 
 def sample_inputs(net: CaffeNet, batch: int | None = None, seed: int = 0) -> list[torch.Tensor]:
@@ -206,36 +202,6 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:400]
 
 
-_SCOPE = re.compile(r"^/(?:net/)?(?:layers/)?([^/]+)/")
-
-
-def rename_nodes(model: Any, net: CaffeNet) -> None:
-    """Caffe layer names on the ONNX nodes (see the module doc)."""
-    by_attr = {attr: name for name, attr in net.layer_attrs.items()}
-    groups: dict[str, list[Any]] = {}
-    for node in model.graph.node:
-        m = _SCOPE.match(node.name)
-        layer = by_attr.get(m.group(1)) if m else None
-        if layer is not None:
-            groups.setdefault(layer, []).append(node)
-    taken = {n.name for n in model.graph.node}
-    for layer, nodes in groups.items():
-        if len(nodes) == 1:
-            candidates = [layer]
-        else:
-            counts: dict[str, int] = {}
-            candidates = []
-            for node in nodes:
-                counts[node.op_type] = counts.get(node.op_type, 0) + 1
-                k = counts[node.op_type]
-                candidates.append(f"{layer}/{node.op_type}" + (f"_{k}" if k > 1 else ""))
-        for node, name in zip(nodes, candidates):
-            if name not in taken:
-                taken.discard(node.name)
-                node.name = name
-                taken.add(name)
-
-
 def export_onnx(
     net: CaffeNet | str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -277,19 +243,17 @@ def export_onnx(
     view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
     _check_expressible(view)
     deploy = view.net.eval()
-    freeze_spatial_sizes(deploy)
+    freeze_static_sizes(deploy)
     reset_states(deploy)
     module = _Outputs(deploy, view.outputs).eval()
     args = tuple(sample_inputs(deploy))
     axes = None
     if dynamic:
         axes = {name: {0: BATCH_AXIS} for name in view.inputs}
-        with torch.no_grad():
-            probe = module(*args)
-        for name, value in zip(view.outputs, probe):
-            if value.dim() and value.shape[0] == trace_batch:
+        shapes = deploy.blob_shapes  # built with the traced batch size
+        for name in view.outputs:
+            if shapes[name] and shapes[name][0] == trace_batch:
                 axes[name] = {0: BATCH_AXIS}
-        reset_states(deploy)
     buffer = io.BytesIO()
     try:
         _torch_export(module, args, buffer, view.inputs, view.outputs, opset, axes, exporter)
@@ -301,7 +265,7 @@ def export_onnx(
             err.hint = (err.hint or "") + "; or fix the batch size (--batch 1, batch=1)"
         raise err from exc
     model = onnx.load_from_string(buffer.getvalue())
-    rename_nodes(model, deploy)
+    caffe_names(model, module, deploy)
     model.graph.name = source.name or "caffe_net"
     model.doc_string = f"Caffe net '{source.name}' ({source.phase} phase, deploy view)"
     try:
@@ -313,9 +277,13 @@ def export_onnx(
         onnx.save(model, out_path)
     except OSError as exc:
         raise WriteError(f"cannot write {out_path}: {exc.strerror or exc}", path=out_path) from exc
-    report = ExportReport(out_path, opset, list(view.inputs), list(view.outputs), view.dropped)
+    # an input read only for its shape (PriorBox's image) is not a graph input
+    graph_inputs = [i.name for i in model.graph.input]
+    used = [n for n in view.inputs if n in graph_inputs]
+    report = ExportReport(out_path, opset, used, list(view.outputs), view.dropped)
     if verify:
-        batches = [trace_batch, trace_batch + 1] if dynamic else [trace_batch]
+        # a second batch size checks the symbolic batch axis (1: the cheapest other size)
+        batches = [trace_batch, 1] if dynamic else [trace_batch]
         report.max_diff = {}
         for b in batches:
             for k, (diff, scale) in compare_onnx(out_path, deploy, view.outputs, b).items():
@@ -333,7 +301,9 @@ def run_onnx(path: str | os.PathLike[str], feeds: dict[str, np.ndarray]) -> list
     session = ort.InferenceSession(
         os.fspath(path), opts, providers=["CPUExecutionProvider"]
     )
-    return session.run(None, feeds)
+    # an input the net reads only for its shape (PriorBox's image) is not a graph input
+    wanted = {i.name for i in session.get_inputs()}
+    return session.run(None, {k: v for k, v in feeds.items() if k in wanted})
 
 
 def verify_onnx(

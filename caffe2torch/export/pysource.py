@@ -68,7 +68,7 @@ class Emit:
         if key not in self.out.by_tensor:
             attr = self.out.fresh(f"{self.base}_{what}")
             self.out.by_tensor[key] = attr
-            dims = ", ".join(str(d) for d in blob.shape)
+            dims = ", ".join(str(d) for d in blob.shape) or "()"
             grad = "" if blob.requires_grad else ", requires_grad=False"
             self.out.init.append(f"self.{attr} = nn.Parameter(torch.empty({dims}){grad})")
             self.out.state[attr] = blob.detach().clone()
@@ -76,14 +76,22 @@ class Emit:
 
     def buffer(self, value: torch.Tensor, what: str) -> str:
         attr = self.out.fresh(f"{self.base}_{what}")
-        dims = ", ".join(str(d) for d in value.shape)
+        dims = ", ".join(str(d) for d in value.shape) or "()"
         self.out.init.append(f"self.register_buffer({attr!r}, torch.empty({dims}))")
         self.out.state[attr] = value.detach().clone()
         return f"self.{attr}"
 
-    def submodule(self, helper: str, args: str) -> str:
+    def use(self, helper: str) -> None:
+        """Put the snippet ``helper`` (and the snippets it needs, first) into the file."""
+        from caffe2torch.export.snippets import NEEDS
+
+        for need in NEEDS.get(helper, ()):
+            self.use(need)
         if helper not in self.out.helpers:
             self.out.helpers.append(helper)
+
+    def submodule(self, helper: str, args: str) -> str:
+        self.use(helper)
         attr = self.out.fresh(self.base)
         self.out.init.append(f"self.{attr} = {helper}({args})")
         return f"self.{attr}"
@@ -97,6 +105,13 @@ class Emit:
 
     def assign(self, expr: str) -> list[str]:
         return [f"{self.tops[0]} = {expr}"]
+
+    def assign_leading(self, call: str) -> list[str]:
+        """The tops from ``call``, which returns a tuple (one value per possible top): its
+        first value for a one-top layer, else as many values as the layer has tops."""
+        if len(self.tops) == 1:
+            return self.assign(f"{call}[0]")
+        return [f"{', '.join(self.tops)} = {call}"]
 
 
 Emitter = Callable[[Emit], list[str]]

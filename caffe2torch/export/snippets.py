@@ -70,3 +70,11 @@ class CaffeLRN(nn.Module):
 '''
 
 SNIPPETS = {"CaffePool2d": POOL, "CaffeLRN": LRN}
+# snippets that use another snippet: it goes into the file before them
+NEEDS: dict[str, tuple[str, ...]] = {}
+
+
+def add_snippets(snippets: dict[str, str], needs: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Register more snippets (each family of emitters brings its own)."""
+    SNIPPETS.update(snippets)
+    NEEDS.update(needs or {})

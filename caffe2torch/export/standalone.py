@@ -22,10 +22,15 @@ import torch
 from caffe2torch.build import CaffeNet
 from caffe2torch.build.names import identifier
 from caffe2torch.errors import ExportError, WriteError
-from caffe2torch.export.deploy import DeployView, deploy_view
+from caffe2torch.export import (  # noqa: F401  (each registers its emitters)
+    pysource_forks,
+    pysource_layers,
+    pysource_losses,
+    pysource_metric,
+)
+from caffe2torch.export.deploy import DeployView, blob_label, deploy_view
 from caffe2torch.export.pysource import Emit, ModuleSource, emit_layer
 from caffe2torch.export.snippets import SNIPPETS
-from caffe2torch.layers.registry import find_layer_spec
 
 _TAKEN = ("self", "torch", "F", "nn", "math", "os")
 
@@ -68,13 +73,6 @@ class _Vars:
             self.names[blob] = name
             self.used.add(name)
         return self.names[blob]
-
-
-def _blob_label(layer_type: str, index: int) -> str:
-    spec = find_layer_spec(layer_type)
-    if spec is not None and index < len(spec.blobs):
-        return spec.blobs[index]
-    return f"blob{index}"
 
 
 def generate(view: DeployView, class_name: str, stem: str, source: str) -> tuple[str, ModuleSource]:
@@ -126,7 +124,7 @@ def _label_params(e: Emit) -> None:
     layer_type = e.layer.type
 
     def param(index: int, what: str = "") -> str:
-        return original(index, what or _blob_label(layer_type, index))
+        return original(index, what or blob_label(layer_type, index))
 
     e.param = param  # type: ignore[method-assign]
 
@@ -223,8 +221,10 @@ def convert_net(
     class_name: str | None = None,
     input_shapes: Any = None,
     safetensors: bool = True,
+    keep_losses: bool = False,
 ) -> ConvertReport:
-    """Write ``path`` (a .py file) and its weights beside it (see the module doc)."""
+    """Write ``path`` (a .py file) and its weights beside it (see the module doc).
+    ``keep_losses``: keep loss and Accuracy layers (their tops become outputs)."""
     if isinstance(net, CaffeNet):
         source_net = net
         source = "built in memory"
@@ -236,7 +236,7 @@ def convert_net(
         source_net = load_net(net, weights=weights, phase=phase, input_shapes=input_shapes)
         source = f"from {Path(net).name}"
     branches = [branch] if isinstance(branch, str) else list(branch or [])
-    view = deploy_view(source_net, outputs, branches)
+    view = deploy_view(source_net, outputs, branches, keep_losses)
     view.net.eval()
     target = Path(path)
     stem = target.stem

@@ -5,6 +5,7 @@ the table)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -23,14 +24,6 @@ def _tool():
     return module
 
 
-# Known failures, each with its reason; any other failing net fails the test.
-KNOWN_FAILURES = {
-    # The tracer loses a channel size behind the symbolic batch axis before a BatchNorm;
-    # it exports and verifies with a fixed batch (--batch 1), as the error message says.
-    "soeaver__caffe-model/cls/dpn/deploy_dpn92.prototxt": "dynamic batch axis",
-}
-
-
 @pytest.mark.slow
 def test_corpus_deploy_nets_export(corpus_dir: Path, capsys) -> None:
     tool = _tool()
@@ -40,7 +33,9 @@ def test_corpus_deploy_nets_export(corpus_dir: Path, capsys) -> None:
     with capsys.disabled():
         print("\n" + summary)
     failures = [line for line in out.splitlines() if line.startswith(("onnx-fail", "convert-fail"))]
-    unexpected = [f for f in failures if not any(known in f for known in KNOWN_FAILURES)]
-    assert not unexpected, "\n".join(unexpected)
-    assert code in (0, 1)
-    assert "BVLC-layer deploy nets: 0" not in summary
+    assert not failures, "\n".join(failures)
+    assert code == 0
+    tested = int(re.search(r"BVLC-layer deploy nets: (\d+)", summary).group(1))
+    assert tested > 0
+    assert f"ONNX exported and verified by onnxruntime: {tested}/{tested}" in summary
+    assert f"standalone .py reproduces too:             {tested}/{tested}" in summary
