@@ -6,6 +6,11 @@ as the source layer; each blob's shape must be equal (Blob::ShapeEquals), where 
 saved with the legacy num/channels/height/width also fits a net blob whose shape, padded
 with leading 1s to four axes, equals it (an InnerProduct weight saved as 1x1xMxN).
 
+An HDF5 caffemodel (Net::ToHDF5) has no dataset for a blob the layer shares from another
+layer (only owners are written, so a sharer's group may be empty): as in
+CopyTrainedLayersFromHDF5 such a blob is left to its owner (the sharer holds the owner's
+Parameter, so it takes the owner's values); a missing blob that the layer owns is an error.
+
 Saving follows Net::ToProto: one layer message per layer (its settings, phase, and its
 blobs with ``shape``), written by io.binary.
 """
@@ -51,22 +56,30 @@ def blob_array(blob: Any) -> SourceBlob:
     return SourceBlob(binary.blob_to_array(blob), binary.is_legacy_4d(blob))
 
 
-def _read_h5(path: str) -> list[tuple[str, list[SourceBlob]]]:
+def _read_h5(path: str) -> list[tuple[str, list[SourceBlob | None]]]:
+    """``data/<layer>/<i>``; None stands for a missing ``i`` below the largest present (a
+    blob the writer left to its owner)."""
     import h5py
 
-    out = []
+    out: list[tuple[str, list[SourceBlob | None]]] = []
     with h5py.File(path, "r") as f:
+        if "data" not in f:
+            raise WeightsError("not a Caffe HDF5 caffemodel: it has no 'data' group",
+                               path=path)
         group = f["data"]
         for name in group:  # Caffe's HDF5 snapshots keep one group per layer
             layer = group[name]
-            blobs = [SourceBlob(np.asarray(layer[str(i)], dtype=np.float32))
-                     for i in range(len(layer))]
+            present = {int(k): layer[k] for k in layer if k.isdigit()}
+            size = max(present) + 1 if present else 0
+            blobs = [SourceBlob(np.asarray(present[i], dtype=np.float32)) if i in present
+                     else None for i in range(size)]
             out.append((name, blobs))
     return out
 
 
-def source_layers(source: Any) -> list[tuple[str, list[SourceBlob]]]:
-    """(layer name, blobs) in file order from a path, a NetParameter or {layer: [arrays]}."""
+def source_layers(source: Any) -> list[tuple[str, list[SourceBlob | None]]]:
+    """(layer name, blobs) in file order from a path, a NetParameter or {layer: [arrays]};
+    a None blob is one an HDF5 file leaves to its owner."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if path.endswith(".h5"):
@@ -108,19 +121,31 @@ def copy_weights(net: Any, source: Any) -> CopyReport:
 def _copy_weights(net: Any, source: Any) -> CopyReport:
     report = CopyReport()
     layers = source_layers(source)
+    sparse = isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".h5")
     seen: set[str] = set()
     for name, blobs in layers:
         if name not in net.layer_attrs:
             report.ignored.append(name)
             continue
         module = net.module(name)
+        if sparse and len(blobs) < len(module.blobs):
+            blobs = [*blobs, *[None] * (len(module.blobs) - len(blobs))]
         if len(blobs) != len(module.blobs):
             raise WeightsError(
                 f"layer '{name}': incompatible number of blobs: the weights have "
                 f"{len(blobs)}, the net's layer has {len(module.blobs)}",
                 hint="rename the layer in the prototxt to learn it from scratch",
             )
+        position = net.layer_names.index(name)
         for j, blob in enumerate(blobs):
+            if blob is None:
+                if net.param_table.owner.get((position, j), (position, j)) == (position, j):
+                    raise WeightsError(
+                        f"layer '{name}': incompatible number of blobs: the weights have "
+                        f"no blob {j}, which the net's layer owns (it shares it with no "
+                        "other layer)",
+                        hint="rename the layer in the prototxt to learn it from scratch")
+                continue  # shared: the owner's values (CopyTrainedLayersFromHDF5)
             target = module.blobs[j]
             shape = tuple(int(d) for d in target.shape)
             if not _fits(shape, blob):
@@ -134,7 +159,7 @@ def _copy_weights(net: Any, source: Any) -> CopyReport:
             with torch.no_grad():
                 value = torch.from_numpy(np.ascontiguousarray(blob.array).reshape(shape))
                 target.copy_(value.to(dtype=target.dtype, device=target.device))
-        if blobs:
+        if any(b is not None for b in blobs):
             report.copied.append(name)
         seen.add(name)
     report.missing = [n for n, p in net.params.items() if n not in seen]

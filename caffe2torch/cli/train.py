@@ -1,6 +1,7 @@
-"""``caffe2torch train -solver S [-weights W | -snapshot X] [-gpu ID] [-iterations N]
+"""``caffe2torch train -solver S [-weights W | -snapshot X] [-gpu ID|ID,ID|all] [-iterations N]
 [-sigint_effect stop|snapshot|none] [-sighup_effect ...] [--sigterm-effect ...]
-[--log-csv FILE]``: Caffe's ``caffe train``.
+[--log-csv FILE] [--tensorboard DIR] [--amp] [--no-progress] [--allow-python-layers]
+[--distributed-backend nccl|gloo]``: Caffe's ``caffe train``.
 
 Paths in the solver and its nets are relative to the working directory, as in Caffe.
 ``-weights`` fine-tunes (copies a caffemodel, or a comma-separated list, by layer name);
@@ -9,15 +10,26 @@ take the chosen effect: ``stop`` writes a snapshot and exits, ``snapshot`` write
 goes on. Caffe's log lines go to stderr (its log parsers read them); every displayed metric
 also goes to a CSV (default ``<snapshot_prefix>_metrics.csv``).
 
+Several GPUs (``-gpu 0,1`` or ``-gpu all``) train data-parallel as Caffe does: one process
+per GPU, started under torch.distributed.run; each runs the solver's full batch_size on
+its own shard of the data (effective batch: GPUs x batch_size), the gradients are averaged
+before each update, and the first process alone logs, tests and snapshots. On the CPU:
+``torchrun --nproc_per_node 2 -m caffe2torch train -solver S --distributed-backend gloo``.
+``--amp`` trains in mixed precision (bfloat16 on the CPU, float16 with loss scaling on a
+GPU; losses in float32). A progress bar shows on a terminal (tqdm when installed).
+
 Exit codes: 0 done (or stopped by a signal), 1 training failed, 2 usage or I/O error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
 
 from caffe2torch.cli import common
+from caffe2torch.cli.netargs import add_python_layers_arg, build_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="caffemodel(s) to fine-tune from, comma-separated")
     p.add_argument("--snapshot", metavar="X", help="a .solverstate[.h5] to resume from")
     p.add_argument("--gpu", metavar="ID",
-                   help="GPU id (or 'all': the first); default: the solver's solver_mode")
+                   help="GPU id; several (0,1) or 'all' train data-parallel, one process per "
+                   "GPU; default: the solver's solver_mode")
     p.add_argument("--iterations", type=int, metavar="N", help="override the solver's max_iter")
     p.add_argument("--level", type=int, help="train_state level")
     p.add_argument("--stage", action="append", default=[],
@@ -44,36 +57,74 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-csv", "--log_csv", dest="log_csv", metavar="FILE",
                    help="metrics CSV (default <snapshot_prefix>_metrics.csv)")
     p.add_argument("--quiet", "-q", action="store_true", help="no log lines")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the metrics as TensorBoard scalars to DIR (needs the "
+                   "tensorboard extra)")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: bfloat16 on the CPU, float16 + loss scaling on a GPU")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it shows only when stderr is a terminal)")
+    p.add_argument("--distributed-backend", choices=["nccl", "gloo"],
+                   help="process-group backend under torchrun (default: nccl on GPUs, gloo "
+                   "on the CPU)")
+    add_python_layers_arg(p)
     p.set_defaults(run=run)
 
 
-def device_flag(value: str | None) -> str | None:
-    """``-gpu 0`` / ``-gpu 0,1`` (the first is used) / ``-gpu all`` -> a torch device."""
+def gpu_ids(value: str | None) -> list[int] | None:
+    """``-gpu``: None without it, [] for ``all``, else the ids of ``0`` / ``0,1``."""
     if value is None:
         return None
-    first = value.split(",")[0].strip()
-    if first == "all":
-        return "cuda:0"
-    if not first.isdigit():
+    parts = [v.strip() for v in value.split(",") if v.strip()]
+    if parts == ["all"]:
+        return []
+    if not parts or not all(v.isdigit() for v in parts):
         raise ValueError(f"-gpu {value!r}: expected a device id, a comma list or 'all'")
-    return f"cuda:{first}"
+    return [int(v) for v in parts]
+
+
+def device_flag(value: str | None) -> str | None:
+    """``-gpu 0`` / ``-gpu 0,1`` (the first) / ``-gpu all`` (GPU 0) -> a torch device, for
+    the verbs that use one device."""
+    ids = gpu_ids(value)
+    if ids is None:
+        return None
+    return f"cuda:{ids[0] if ids else 0}"
+
+
+def _usage(message: str) -> int:
+    print(f"caffe2torch train: error: {message}", file=sys.stderr)
+    return common.USAGE
 
 
 def run(args: argparse.Namespace) -> int:
+    from caffe2torch.errors import SolverError
     from caffe2torch.io import read_solver
     from caffe2torch.io.upgrade import snapshot_prefix
+    from caffe2torch.solver import distributed as ddp
+    from caffe2torch.solver.progress import progress_wanted
     from caffe2torch.solver.signals import SignalHandler
     from caffe2torch.solver.solver import Solver
 
     if args.snapshot and args.weights:
-        print("caffe2torch train: error: give a snapshot to resume training or weights to "
-              "fine-tune, not both", file=sys.stderr)
-        return common.USAGE
+        return _usage("give a snapshot to resume training or weights to fine-tune, not both")
     try:
-        device = device_flag(args.gpu)
+        gpus = gpu_ids(args.gpu)
     except ValueError as e:
-        print(f"caffe2torch train: error: {e}", file=sys.stderr)
-        return common.USAGE
+        return _usage(str(e))
+    if args.tensorboard:
+        from caffe2torch.solver.tensorboard import summary_writer_class
+
+        try:
+            summary_writer_class()  # fail before the long part
+        except SolverError as e:
+            print(common.format_error(e), file=sys.stderr)
+            return common.USAGE
+    nproc = ddp.processes_for(gpus)
+    if nproc > 1 and not ddp.launched_by_torchrun():
+        common.note(f"caffe2torch train: {nproc} GPUs: starting one process per GPU under "
+                    "torch.distributed.run")
+        return ddp.relaunch(getattr(args, "argv", sys.argv[1:]), nproc)
     param = read_solver(args.solver)
     param.snapshot_prefix = snapshot_prefix(param, args.solver)
     if args.iterations is not None:
@@ -84,14 +135,44 @@ def run(args: argparse.Namespace) -> int:
         if stage:
             param.train_state.stage.append(stage)
     csv_path = args.log_csv or f"{param.snapshot_prefix}_metrics.csv"
-    solver = Solver(param, path=args.solver, device=device,
-                    log=None if args.quiet else sys.stderr, log_csv=csv_path,
-                    weights=args.weights)
+    device, group = _device_and_group(param, gpus, args.distributed_backend)
     try:
-        with SignalHandler(args.sigint_effect, args.sighup_effect,
-                           args.sigterm_effect) as handler:
-            solver.set_action_function(handler)
-            solver.solve(args.snapshot)
+        solver = Solver(param, path=args.solver, device=device,
+                        log=None if args.quiet else sys.stderr, log_csv=csv_path,
+                        weights=args.weights, build_options=build_options(args),
+                        distributed=group, amp=args.amp, tensorboard=args.tensorboard,
+                        progress=progress_wanted(False if args.no_progress else None))
+        try:
+            with SignalHandler(args.sigint_effect, args.sighup_effect,
+                               args.sigterm_effect) as handler:
+                solver.set_action_function(handler)
+                solver.solve(args.snapshot)
+        finally:
+            solver.close()
     finally:
-        solver.close()
+        if group is not None:
+            group.close()
     return common.OK
+
+
+def _device_and_group(param: Any, gpus: list[int] | None, backend: str | None
+                      ) -> tuple[str | None, Any]:
+    """The device this process asks for and, under torchrun, its process group."""
+    from caffe2torch.proto import caffe_pb2
+    from caffe2torch.solver import distributed as ddp
+    from caffe2torch.solver.glog import GlogWriter
+    from caffe2torch.solver.solver import resolve_device
+
+    if not ddp.launched_by_torchrun():
+        if backend:
+            common.note("caffe2torch train: note: --distributed-backend applies under "
+                        "torchrun only: training in one process")
+        return (f"cuda:{gpus[0] if gpus else 0}" if gpus is not None else None), None
+    wants_gpu = param.HasField("solver_mode") and (
+        param.solver_mode == caffe_pb2.SolverParameter.GPU)
+    if gpus is None and wants_gpu:
+        gpus = []  # the solver's GPU mode: one GPU per process
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    requested = ddp.rank_device_request(gpus, local_rank)
+    device = resolve_device(param, requested, GlogWriter(None))
+    return requested, ddp.init_from_env(backend, device)

@@ -110,17 +110,20 @@ class _Group:
         self.batch_size = first.batch_size
         segments = next((s.segments() for s in sources if len(s.segments()) > 1),
                         first.segments())
-        shard = phase == "TRAIN" and world_size > 1 and all(s.shardable for s in sources)
+        # Every rank walks the whole stream and draws every row's seed, keeping position p
+        # when p % world_size == rank: the ranks' shards are disjoint, stay aligned across
+        # paired sources, and hold exactly the rows (and crops) of one process's batches.
+        shard = phase == "TRAIN" and world_size > 1
+        self.rank, self.world_size = (rank, world_size) if shard else (0, 1)
         self.stream = IndexStream(
             segments,
             shuffle=any(s.shuffle for s in sources),
             rng=rng,
             rand_skip=next((s.rand_skip for s in sources if s.rand_skip), 0),
-            rank=rank if shard else 0,
-            world_size=world_size if shard else 1,
             what=f"layer '{first.layer}'",
         )
         self.rng = rng
+        self.offset = 0  # stream positions passed, all ranks counted
         self.positions = 0  # stream positions handed out
         self.num_workers = num_workers
         self._results: Iterator[RowResult] | None = None
@@ -129,8 +132,11 @@ class _Group:
         while True:
             index = next(self.stream)
             seed = int(self.rng.integers(2**63))
-            self.positions += 1
-            yield index, seed
+            mine = self.offset % self.world_size == self.rank
+            self.offset += 1
+            if mine:
+                self.positions += 1
+                yield index, seed
 
     def results(self) -> Iterator[RowResult]:
         if self._results is None:
@@ -165,8 +171,9 @@ class DataFeeder:
     ``skipped``) instead of raising DataError.
     ``aligned``: None reads layers with equal batch sizes as one aligned group, False
     reads every layer on its own (Caffe's behaviour), True insists on one group.
-    ``rank`` / ``world_size``: TRAIN-phase Data and HDF5Data rows are dealt out to
-    parallel solvers as Caffe's Skip() does.
+    ``rank`` / ``world_size``: TRAIN-phase rows of every data layer are dealt out to
+    parallel solvers as Caffe's Skip() does for Data and HDF5Data: position ``p`` of the
+    one shared order goes to rank ``p % world_size``.
     """
 
     def __init__(

@@ -39,7 +39,6 @@ class Source:
     """One data layer. Subclasses set ``source`` (as written), ``batch_size``, ``tops``."""
 
     type = ""
-    shardable = False  # Caffe's Skip(): TRAIN-phase rows are dealt out to the solvers
 
     def __init__(self, layer: Any, phase: str, cwd: str) -> None:
         self.layer = layer.name
@@ -122,7 +121,6 @@ class DatumSource(Source):
     """A Data layer over an LMDB or a LevelDB."""
 
     type = "Data"
-    shardable = True
     _handles = ("_env", "_txn", "_db")
 
     def __init__(self, layer: Any, phase: str, cwd: str) -> None:
@@ -257,7 +255,6 @@ class HDF5Source(Source):
     """An HDF5Data layer."""
 
     type = "HDF5Data"
-    shardable = True
     _handles = ("_cache",)
 
     def __init__(self, layer: Any, phase: str, cwd: str) -> None:

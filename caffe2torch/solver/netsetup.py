@@ -81,13 +81,17 @@ def build_fed_net(
     device: torch.device | str = "cpu",
     input_shapes: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> CaffeNet:
     """Build ``net_param`` for ``state`` with a BatchStream as ``net.feeder`` (also kept as
-    ``net.batch_stream``), moved to ``device``."""
+    ``net.batch_stream``), moved to ``device``. ``rank`` / ``world_size``: this process's
+    shard of the TRAIN data (see DataFeeder)."""
     device = torch.device(device)
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     layers = data_layers(net_param, state)
-    feeder = DataFeeder(layers, state.phase, cwd=folder, seed=seed) if layers else None
+    feeder = (DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
+                         world_size=world_size) if layers else None)
     first = feeder.next_batch() if feeder is not None else None
     shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
     shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})

@@ -44,10 +44,13 @@ from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.solver.amp import MixedPrecision
+from caffe2torch.solver.distributed import Distributed
 from caffe2torch.solver.glog import GlogWriter, fmt
 from caffe2torch.solver.lr_policy import LearningRatePolicy
 from caffe2torch.solver.metrics import MetricsCSV
 from caffe2torch.solver.netsetup import build_fed_net
+from caffe2torch.solver.progress import ProgressBar
 from caffe2torch.solver.snapshot import (
     ensure_folder,
     history_arrays,
@@ -107,6 +110,12 @@ class Solver:
     :func:`resolve_device`. ``log``: a stream for Caffe's log lines (default stderr; None
     silences them). ``log_csv``: a file for the metrics CSV (solver.metrics). ``weights``:
     caffemodels copied into every net before training (``caffe train -weights``).
+    ``build_options``: layer-builder options (``allow_python_layers=True``).
+    ``distributed``: this process's rank in a data-parallel run (see
+    caffe2torch.solver.distributed): gradients are averaged over the ranks before each
+    update, rank 0 alone logs, tests and snapshots. ``amp``: mixed precision (see
+    caffe2torch.solver.amp). ``tensorboard``: a folder for TensorBoard scalars.
+    ``progress``: a progress bar during solve() (the log lines pass above it).
     """
 
     def __init__(
@@ -119,11 +128,21 @@ class Solver:
         log: TextIO | object | None = _DEFAULT,
         log_csv: str | os.PathLike[str] | None = None,
         weights: str | Sequence[str] | None = None,
+        build_options: dict[str, Any] | None = None,
+        distributed: Distributed | None = None,
+        amp: bool = False,
+        tensorboard: str | os.PathLike[str] | None = None,
+        progress: bool = False,
     ) -> None:
         self.param = param
         self.path = os.fspath(path) if path is not None else None
         self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()
+        self.distributed = distributed
+        self.is_root = distributed is None or distributed.is_root
+        if not self.is_root:
+            log = None
         self.log = GlogWriter(sys.stderr if log is _DEFAULT else log)  # type: ignore[arg-type]
+        self.build_options = dict(build_options or {})
         if param.average_loss < 1:
             raise SolverError(f"average_loss must be >= 1, got {param.average_loss}",
                               path=self.path)
@@ -145,6 +164,15 @@ class Solver:
         if weights:
             for spec in [weights] if isinstance(weights, str) else list(weights):
                 self.copy_weights(spec)
+        if distributed is not None:
+            # the root solver's weights for everyone; then each rank its own random
+            # stream (dropout), as Caffe seeds solver i with random_seed + i
+            distributed.broadcast_tensors([*self.net.parameters(), *self.net.buffers()])
+            if self.seed is not None:
+                torch.manual_seed(self.seed + distributed.rank)
+        self.amp = MixedPrecision(self.device) if amp else None
+        if self.amp is not None:
+            self.amp.prepare(self.net)
         self.optimizer = CaffeOptimizer(
             [{"params": [lp.param], "lr_mult": lp.lr_mult, "decay_mult": lp.decay_mult,
               "name": lp.name} for lp in self.net.learnable_params()],
@@ -153,13 +181,21 @@ class Solver:
         self.iter = 0
         self.requested_early_exit = False
         self.action_function: Callable[[], str | None] | None = None
-        self.metrics = MetricsCSV(log_csv) if log_csv else None
+        self.metrics = MetricsCSV(log_csv) if log_csv and self.is_root else None
+        self.metric_sinks: list[Any] = [self.metrics] if self.metrics is not None else []
+        if tensorboard is not None and self.is_root:
+            from caffe2torch.solver.tensorboard import TensorBoardScalars
+
+            self.metric_sinks.append(TensorBoardScalars(tensorboard))
+        self.progress = progress and self.is_root
         self.iteration_loss = float("nan")  # the loss of the last iteration
         self._last_rate: float | None = None
         self._losses: list[np.float32] = []
         self._smoothed = _f32(0)
         self._iterations_last = 0
         self._timer = time.monotonic()
+        self._bar: ProgressBar | None = None
+        self._bar_log: Any = None
         if param.snapshot_diff:
             self.log.warning("snapshot_diff is not supported: snapshots hold the weights only")
         self.log.info("Solver scaffolding done.", "solver.cpp:57")
@@ -172,8 +208,11 @@ class Solver:
     def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
                share_with: CaffeNet | None) -> CaffeNet:
         seed = None if self.seed is None else self.seed + k
+        d = self.distributed
         return build_fed_net(net_param, state, cwd=self.cwd, seed=seed, share_with=share_with,
-                             source_map=source_map, device=self.device)
+                             source_map=source_map, device=self.device,
+                             options=self.build_options, rank=d.rank if d else 0,
+                             world_size=d.world_size if d else 1)
 
     def _init_train_net(self) -> CaffeNet:
         p = self.param
@@ -225,7 +264,9 @@ class Solver:
                 sources.append(("net_param", copy.deepcopy(p.net_param), None))
             else:
                 sources.append((f"net file: {p.net}", *self._read(p.net)))
-        nets = []
+        nets: list[CaffeNet] = []
+        if not self.is_root:  # only the root solver tests
+            return nets
         for i, (what, net_param, source_map) in enumerate(sources):
             state = _merged_state(caffe_pb2.TEST, net_param,
                                   p.test_state[i] if len(p.test_state) else None)
@@ -286,7 +327,8 @@ class Solver:
             if p.test_interval and self.iter % p.test_interval == 0 and (
                     self.iter > 0 or p.test_initialization):
                 self.test_all()
-                if self.requested_early_exit:
+                if self._agreed_flag(self.requested_early_exit):
+                    self.requested_early_exit = True
                     break
             display = bool(p.display) and self.iter % p.display == 0
             loss = _f32(0)
@@ -295,16 +337,22 @@ class Solver:
                 sub, outputs = self._forward_backward()
                 loss = _f32(loss + sub)
             loss = _f32(loss / _f32(self.config.iter_size))
+            if self.distributed is not None:
+                self.distributed.average_gradients(self.optimizer.learnable())
             self.iteration_loss = float(loss)
             self._update_smoothed(loss, start_iter, p.average_loss)
             if display:
                 self._display(outputs)
             rate = self._apply_update(display)
-            if display and self.metrics is not None:
+            if display and self.metric_sinks:
                 self._write_train_metrics(rate, outputs)
+            if self._bar is not None:
+                self._bar.update(self.iter, self.iteration_loss)
             request = self._requested_action()
+            if self.distributed is not None:
+                request = self.distributed.agree_action(request, self.device)
             if (p.snapshot and self.iter % p.snapshot == 0) or request == "snapshot":
-                self.snapshot()
+                self._root_snapshot()
             if request == "stop":
                 self.requested_early_exit = True
                 break
@@ -320,9 +368,13 @@ class Solver:
                           "solver.cpp:296")
             self.restore(resume_file)
         start_iter = self.iter
-        self.step(p.max_iter - self.iter)
+        self._start_progress()
+        try:
+            self.step(p.max_iter - self.iter)
+        finally:
+            self._stop_progress()
         if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
-            self.snapshot()
+            self._root_snapshot()
         if self.requested_early_exit:
             self.log.info("Optimization stopped early.", "solver.cpp:313")
             return
@@ -337,19 +389,53 @@ class Solver:
             self.test_all()
         self.log.info("Optimization Done.", "solver.cpp:333")
 
+    def _start_progress(self) -> None:
+        if not self.progress or self._bar is not None:
+            return
+        self._bar = ProgressBar(self.param.max_iter, initial=self.iter,
+                                out=self.log.stream or sys.stderr)
+        self._bar_log = self.log.stream
+        if self.log.stream is not None:
+            self.log.stream = self._bar.stream  # type: ignore[assignment]
+
+    def _stop_progress(self) -> None:
+        if self._bar is None:
+            return
+        self._bar.close()
+        if self.log.stream is not None:
+            self.log.stream = self._bar_log
+        self._bar = None
+
+    def _agreed_flag(self, flag: bool) -> bool:
+        """``flag`` as every rank must see it (set on any rank: set on all)."""
+        if self.distributed is None:
+            return flag
+        return bool(self.distributed.agree(int(flag), self.device))
+
+    def _root_snapshot(self) -> None:
+        if self.is_root:
+            self.snapshot()
+
     def _clear_diffs(self) -> None:
         for p in self.optimizer.learnable():
             p.grad = None
 
     def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
         batch = self.net.batch_stream()
-        out = self.net(batch)
-        loss = self.net.loss(out)
+        if self.amp is not None:
+            with self.amp.autocast():
+                out = self.net(batch)
+        else:
+            out = self.net(batch)
+        loss = self.net.loss(out).float()
         value = _f32(float(loss.detach()))
         if not math.isfinite(float(value)):
             raise self._diverged(value, batch)
         if loss.requires_grad:
-            loss.backward()
+            if self.amp is not None:
+                self.amp.backward(loss)
+            else:
+                loss.backward()
         return value, out
 
     def _diverged(self, value: Any, batch: dict[str, torch.Tensor]) -> SolverError:
@@ -421,14 +507,17 @@ class Solver:
                               "solver.cpp:259")
                 index += 1
 
+    def _write_metrics(self, iteration: int, net: str, rows: list[tuple[str, float]]) -> None:
+        for sink in self.metric_sinks:
+            sink.write(iteration, net, rows)
+
     def _write_train_metrics(self, rate: float, outputs: dict[str, torch.Tensor]) -> None:
-        assert self.metrics is not None
         rows: list[tuple[str, float]] = [("lr", rate), ("iteration_loss", self.iteration_loss),
                                          ("smoothed_loss", float(self._smoothed))]
         for name, values in self._output_values(self.net, outputs):
             rows += [(name if len(values) == 1 else f"{name}[{k}]", float(v))
                      for k, v in enumerate(values)]
-        self.metrics.write(self.iter - 1, "train", rows)
+        self._write_metrics(self.iter - 1, "train", rows)
 
     def _apply_update(self, display: bool) -> float:
         """SGDSolver::ApplyUpdate, then ++iter. Returns the rate used."""
@@ -436,7 +525,12 @@ class Solver:
         if display:
             self.log.info(f"Iteration {self.iter}, lr = {fmt(rate)}", "sgd_solver.cpp:107")
         self.optimizer.iter = self.iter
-        self.optimizer.step(rate=rate)
+        if self.amp is not None:
+            if not self.amp.step(self.optimizer, rate):
+                self.log.warning(f"float16 gradients overflowed at iteration {self.iter}: "
+                                 "update skipped, loss scale lowered")
+        else:
+            self.optimizer.step(rate=rate)
         scale = self.optimizer.last_clip_scale
         if scale is not None:
             clip = float(_f32(self.config.clip_gradients))
@@ -512,8 +606,7 @@ class Solver:
             key = nm if counts[nm] == 1 else f"{nm}[{k}]"
             result[key] = float(mean)
             rows.append((key, float(mean)))
-        if self.metrics is not None:
-            self.metrics.write(self.iter, f"test{test_net_id}", rows)
+        self._write_metrics(self.iter, f"test{test_net_id}", rows)
         return result
 
     # ------------------------------------------------------------------ snapshots
@@ -586,8 +679,8 @@ class Solver:
             net.batch_stream.skip(tests * int(p.test_iter[k]))
 
     def close(self) -> None:
-        if self.metrics is not None:
-            self.metrics.close()
+        for sink in self.metric_sinks:
+            sink.close()
         for net in (self.net, *self.test_nets):
             net.batch_stream.close()
 
@@ -600,17 +693,20 @@ def get_solver(
     log_csv: str | os.PathLike[str] | None = None,
     weights: str | Iterable[str] | None = None,
     max_iter: int | None = None,
+    **options: Any,
 ) -> Solver:
     """pycaffe's ``caffe.get_solver``: a Solver for a solver prototxt (any Caffe version),
     relative paths from the working directory. Without ``snapshot_prefix``, snapshots go
-    beside the solver file (Caffe's default). ``max_iter`` overrides the file's."""
+    beside the solver file (Caffe's default). ``max_iter`` overrides the file's.
+    ``options``: Solver's ``build_options``, ``amp``, ``tensorboard``, ``progress``,
+    ``distributed``."""
     p = os.fspath(path)
     param = read_solver(p)
     param.snapshot_prefix = default_snapshot_prefix(param, p)
     if max_iter is not None:
         param.max_iter = int(max_iter)
     w = [weights] if isinstance(weights, str) else list(weights) if weights else None
-    return Solver(param, path=p, device=device, log=log, log_csv=log_csv, weights=w)
+    return Solver(param, path=p, device=device, log=log, log_csv=log_csv, weights=w, **options)
 
 
 __all__ = ["Solver", "get_solver", "resolve_device"]
