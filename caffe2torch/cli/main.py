@@ -19,16 +19,19 @@ from caffe2torch.cli import (
     export,
     info,
     lint,
+    pairs,
     plot,
     test,
     time,
     train,
+    triplets,
     upgrade,
 )
 from caffe2torch.errors import CaffeError
 
 VERBS: list[ModuleType] = [upgrade, info, lint, demo, export, convert, draw]
 VERBS += [train, test, time, device_query, plot]
+VERBS += [pairs, triplets]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(common.normalize_argv(args_in))
     except SystemExit as e:  # --help, --version, usage errors
         return e.code if isinstance(e.code, int) else common.USAGE
+    args.argv = args_in  # as given, for a verb that starts itself again (train -gpu all)
     try:
         return int(args.run(args))
     except CaffeError as e:

@@ -4,17 +4,33 @@
 
 Caffe's log lines go to stderr (``Batch i, name = v`` per batch, ``Loss: x`` and each output
 averaged); the summary also goes to stdout (``Loss: x``, then ``name = value`` per output).
+
+Metric mode, for embedding nets (Siamese, triplet), scores the embeddings of images named
+in list files instead (see caffe2torch.metric.evaluate for the preprocessing):
+
+  caffe2torch test -model deploy.prototxt -weights w.caffemodel --pairs test1.txt test2.txt
+      [--val-pairs val1.txt val2.txt | --val-fraction 0.5] [--roc roc.png]
+  caffe2torch test -model M -weights W --triplets anchor.txt positive.txt negative.txt
+  caffe2torch test -model M -weights W --retrieval query.txt [--gallery gallery.txt]
+      [--ks 1,5,10]
+  common: [--feature BLOB] [--input BLOB] [--preprocess-from TRAIN_TEST.prototxt]
+      [--batch N] [--scatter features.png]
+
+Pair lists are Caffe's Siamese lists (line i of each is pair i, both ending in the pair
+label, 1 similar / 0 dissimilar); triplet, query and gallery lists end in the class.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import numpy as np
 import torch
 
 from caffe2torch.cli import common
+from caffe2torch.cli.netargs import add_python_layers_arg, build_options
 from caffe2torch.cli.train import device_flag
 
 
@@ -31,10 +47,58 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=int, default=0)
     p.add_argument("--stage", action="append", default=[])
     p.add_argument("--quiet", "-q", action="store_true", help="no per-batch log lines")
+    add_python_layers_arg(p)
+    m = p.add_argument_group("metric mode (embedding nets)")
+    m.add_argument("--pairs", nargs=2, metavar=("LIST1", "LIST2"),
+                   help="verify the pairs of two aligned Siamese lists")
+    m.add_argument("--val-pairs", nargs=2, metavar=("LIST1", "LIST2"),
+                   help="pairs that choose the distance threshold (default: a split of "
+                        "--pairs)")
+    m.add_argument("--val-fraction", type=float, default=0.5, metavar="F",
+                   help="share of --pairs that chooses the threshold when there are no "
+                        "--val-pairs (default 0.5)")
+    m.add_argument("--triplets", nargs=3, metavar=("ANCHORS", "POSITIVES", "NEGATIVES"),
+                   help="triplet accuracy over three aligned lists")
+    m.add_argument("--retrieval", metavar="LIST",
+                   help="Recall@K and mAP of a 'path class' list (leave-one-out)")
+    m.add_argument("--gallery", metavar="LIST", help="rank this list for each --retrieval "
+                   "query instead of the other queries")
+    m.add_argument("--ks", default="1,5,10", metavar="K,K,...",
+                   help="the K of Recall@K (default 1,5,10)")
+    m.add_argument("--feature", metavar="BLOB", help="the embedding blob (default: the one "
+                   "non-loss output, else the first bottom of the metric loss)")
+    m.add_argument("--input", metavar="BLOB", help="the data top the images feed (default: "
+                   "the first data layer's)")
+    m.add_argument("--preprocess-from", metavar="NET", help="take the image preprocessing "
+                   "from this prototxt's data layer (e.g. the train_test net of a deploy net)")
+    m.add_argument("--batch", type=int, metavar="N",
+                   help="images per forward pass (default: the input's batch size)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+    m.add_argument("--roc", metavar="PNG", help="draw the ROC curve of --pairs")
+    m.add_argument("--scatter", metavar="PNG", help="scatter the embeddings (2-D, or their "
+                   "first two principal components)")
     p.set_defaults(run=run)
 
 
+def _metric_mode(args: argparse.Namespace) -> bool:
+    return bool(args.pairs or args.triplets or args.retrieval)
+
+
 def run(args: argparse.Namespace) -> int:
+    if _metric_mode(args) or _metric_only_flags(args):
+        return _run_metric(args)
+    return _run_caffe(args)
+
+
+def _metric_only_flags(args: argparse.Namespace) -> list[str]:
+    """Metric-mode flags given without a metric mode."""
+    flags = {"--val-pairs": args.val_pairs, "--gallery": args.gallery, "--roc": args.roc,
+             "--scatter": args.scatter, "--feature": args.feature, "--input": args.input,
+             "--preprocess-from": args.preprocess_from, "--batch": args.batch}
+    return [k for k, v in flags.items() if v is not None]
+
+
+def _run_caffe(args: argparse.Namespace) -> int:
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
     from caffe2torch.solver.glog import GlogWriter, fmt
@@ -58,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
     net_param, source_map = read_net_with_positions(args.model)
     net = build_fed_net(net_param, NetState.of(args.phase, args.level, stages),
-                        source_map=source_map, device=device)
+                        source_map=source_map, device=device, options=build_options(args))
     if args.weights:
         for name in (w.strip() for w in args.weights.split(",")):
             if name:
@@ -94,4 +158,159 @@ def run(args: argparse.Namespace) -> int:
         extra = f" (* {fmt(weight)} = {fmt(np.float32(weight) * mean)} loss)" if weight else ""
         log.info(f"{name} = {fmt(mean)}{extra}", "caffe.cpp:330")
         print(f"{name} = {fmt(mean)}{extra}")
+    return common.OK
+
+
+# --------------------------------------------------------------------------- metric mode
+
+
+def _usage(message: str) -> int:
+    print(f"caffe2torch test: error: {message}", file=sys.stderr)
+    return common.USAGE
+
+
+def _check_metric_flags(args: argparse.Namespace) -> str | None:
+    """A usage problem of the metric flags, or None."""
+    if not _metric_mode(args):
+        return (f"{', '.join(_metric_only_flags(args))} need(s) a metric mode: --pairs, "
+                "--triplets or --retrieval")
+    if (args.val_pairs or args.roc) and not args.pairs:
+        return "--val-pairs and --roc go with --pairs"
+    if args.gallery and not args.retrieval:
+        return "--gallery goes with --retrieval"
+    if not 0 < args.val_fraction < 1:
+        return f"--val-fraction must be between 0 and 1, got {args.val_fraction}"
+    if args.batch is not None and args.batch < 1:
+        return f"--batch must be >= 1, got {args.batch}"
+    return None
+
+
+def _ks(text: str) -> list[int]:
+    ks = [int(k) for k in text.replace(" ", "").split(",") if k]
+    if not ks or min(ks) < 1:
+        raise ValueError(text)
+    return ks
+
+
+def _per_class_rows(per_class: dict[int, float]) -> dict[str, str]:
+    if len(per_class) <= 20:
+        return {f"class {c}": f"{v:.4f}" for c, v in sorted(per_class.items())}
+    values = np.array(list(per_class.values()))
+    return {f"per class ({len(values)})": f"min {values.min():.4f}, median "
+            f"{np.median(values):.4f}, max {values.max():.4f}"}
+
+
+Scatter = tuple[np.ndarray, "np.ndarray | None"]
+
+
+def _report_pairs(args: argparse.Namespace, net: Any, feature: str, opts: dict[str, Any]
+                  ) -> Scatter:
+    from caffe2torch.metric import evaluate as ev
+    from caffe2torch.metric import plots
+
+    r = ev.evaluate_pairs(net, *args.pairs, feature,
+                          val_lists=tuple(args.val_pairs) if args.val_pairs else None,
+                          validation_fraction=args.val_fraction, seed=args.seed, **opts)
+    chosen = "--val-pairs" if args.val_pairs else "a validation split"
+    print(f"Pair verification ({' / '.join(args.pairs)}: {r.n_pairs} pairs; "
+          f"feature '{feature}')")
+    print(ev.as_table({
+        "threshold": f"{r.threshold:.6g}  (chosen on {r.n_validation} pairs of {chosen}: "
+                     f"accuracy {r.validation_accuracy:.4f})",
+        "accuracy": f"{r.accuracy:.4f}  ({r.n_scored} pairs)",
+        "ROC AUC": f"{r.auc:.4f}",
+        "EER": f"{r.eer:.4f}",
+    }))
+    if args.roc:
+        plots.save_roc_png(r.roc, args.roc, title=f"pair verification, AUC {r.auc:.3f}")
+        common.note(f"ROC curve: {args.roc}")
+    return r.embeddings, None
+
+
+def _report_triplets(args: argparse.Namespace, net: Any, feature: str,
+                     opts: dict[str, Any]) -> Scatter:
+    from caffe2torch.metric import evaluate as ev
+
+    t = ev.evaluate_triplets(net, *args.triplets, feature, **opts)
+    print(f"Triplets ({', '.join(args.triplets)}: {t.n_triplets} triplets; "
+          f"feature '{feature}')")
+    print(ev.as_table({"accuracy": f"{t.accuracy.overall:.4f}  (d(a,p) < d(a,n))",
+                       **_per_class_rows(t.accuracy.per_class)}))
+    return t.embeddings, t.labels
+
+
+def _report_retrieval(args: argparse.Namespace, net: Any, feature: str,
+                      opts: dict[str, Any], ks: list[int]) -> Scatter:
+    from caffe2torch.metric import evaluate as ev
+
+    q = ev.evaluate_retrieval(net, args.retrieval, args.gallery, feature, ks, **opts)
+    against = f"gallery {args.gallery}" if args.gallery else "leave-one-out"
+    print(f"Retrieval ({args.retrieval}: {q.n_queries} queries, {against}; "
+          f"feature '{feature}')")
+    print(ev.as_table({**{f"Recall@{k}": f"{v:.4f}" for k, v in q.recall.items()},
+                       "mAP": f"{q.map:.4f}"}))
+    return q.embeddings, q.labels
+
+
+def _save_scatter(path: str, feature: str, scatter: Scatter) -> int:
+    from caffe2torch.metric import plots
+
+    try:
+        points, projected = plots.to_2d(scatter[0])
+    except ValueError as e:
+        return _usage(f"--scatter: {e}")
+    title = (f"'{feature}': first two principal components" if projected
+             else f"'{feature}' (2-D)")
+    plots.save_embedding_scatter_png(points, scatter[1], path, title=title)
+    common.note(f"feature plot: {path}")
+    return common.OK
+
+
+def _run_metric(args: argparse.Namespace) -> int:
+    from caffe2torch.errors import DataError, WriteError
+    from caffe2torch.metric import evaluate as ev
+    from caffe2torch.metric import plots
+    from caffe2torch.proto import caffe_pb2
+    from caffe2torch.solver.glog import GlogWriter
+    from caffe2torch.solver.solver import resolve_device
+
+    problem = _check_metric_flags(args)
+    if problem:
+        return _usage(problem)
+    try:
+        ks = _ks(args.ks)
+    except ValueError:
+        return _usage(f"--ks {args.ks!r}: expected positive integers like 1,5,10")
+    try:
+        requested = device_flag(args.gpu)
+    except ValueError as e:
+        return _usage(str(e))
+    try:
+        if args.roc or args.scatter:
+            plots.require_matplotlib()  # fail before the long part
+        lists = [*(args.pairs or []), *(args.triplets or []),
+                 *([args.retrieval] if args.retrieval else [])]
+        device = resolve_device(caffe_pb2.SolverParameter(), requested, GlogWriter(None))
+        weights = [w.strip() for w in (args.weights or "").split(",") if w.strip()]
+        if not weights:
+            common.note("caffe2torch test: note: no -weights: scoring the fillers' values")
+        stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
+        net, pre = ev.load_metric_net(
+            args.model, weights, lists=lists, phase=args.phase, level=args.level,
+            stages=stages, input_blob=args.input, batch=args.batch,
+            preprocess_from=args.preprocess_from, device=device)
+        feature = args.feature or ev.default_feature_blob(net)
+        opts: dict[str, Any] = {"batch": args.batch, "preprocess": pre}
+        scatter: Scatter | None = None
+        if args.pairs:
+            scatter = _report_pairs(args, net, feature, opts)
+        if args.triplets:
+            scatter = _report_triplets(args, net, feature, opts)
+        if args.retrieval:
+            scatter = _report_retrieval(args, net, feature, opts, ks)
+        if args.scatter and scatter is not None:
+            return _save_scatter(args.scatter, feature, scatter)
+    except (DataError, WriteError, plots.MissingExtraError) as e:
+        print(common.format_error(e), file=sys.stderr)
+        return common.USAGE
     return common.OK

@@ -102,30 +102,20 @@ def embed(net: torch.nn.Module, images: np.ndarray, batch: int = 500) -> np.ndar
 
 def _plots(work: Path, features: np.ndarray, labels: np.ndarray, held_out: np.ndarray,
            distances: np.ndarray, same: np.ndarray) -> tuple[Path | None, Path | None]:
-    try:
-        import matplotlib
+    from caffe2torch.metric.plots import (
+        MissingExtraError,
+        save_embedding_scatter_png,
+        save_roc_png,
+    )
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    roc_png, features_png = work / "roc.png", work / "features.png"
+    try:
+        save_roc_png(roc_curve(distances, same), roc_png,
+                     title=f"held-out pairs, AUC {roc_auc(distances, same):.3f}")
+    except MissingExtraError:
         return None, None
-    curve = roc_curve(distances, same)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(curve.fpr, curve.tpr)
-    ax.plot([0, 1], [0, 1], ls=":", c="grey")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate",
-           title=f"held-out pairs, AUC {roc_auc(distances, same):.3f}")
-    roc_png = work / "roc.png"
-    fig.savefig(roc_png, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    pts = ax.scatter(features[held_out, 0], features[held_out, 1], c=labels[held_out],
-                     cmap="tab10", s=4)
-    fig.colorbar(pts, ax=ax, label="digit")
-    ax.set(title="held-out digits in the learned 2-D feature space")
-    features_png = work / "features.png"
-    fig.savefig(features_png, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_embedding_scatter_png(features[held_out], labels[held_out], features_png,
+                               title="held-out digits in the learned 2-D feature space")
     return roc_png, features_png
 
 
