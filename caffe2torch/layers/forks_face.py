@@ -255,8 +255,10 @@ class NormalizedInnerProduct(CaffeInnerProduct):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transpose:
             raise RuntimeError("normalize with transpose is not supported by the fork")
-        _normalize_rows_(self.blobs[0], 1e-12)
-        return super().forward(x)
+        # the returned weight, not blobs[0]: while tracing the blob keeps its old values
+        weight = _normalize_rows_(self.blobs[0], 1e-12)
+        x = x.reshape((*x.shape[: self.axis], -1))
+        return F.linear(x, weight, self.blobs[1] if len(self.blobs) > 1 else None)
 
 
 class BottomWeightInnerProduct(nn.Module):

@@ -51,3 +51,21 @@ def test_normalize_with_transpose_is_refused() -> None:
         build("""name: "ip" type: "InnerProduct" bottom: "x" top: "ip"
                  inner_product_param { num_output: 2 normalize: true transpose: true }""",
               [(3, 4)])
+
+
+def test_normalize_exports_the_normalised_weight(tmp_path) -> None:
+    """While tracing the blob is left alone, so the exported graph must use the normalised
+    copy: an ONNX of a net whose weights are not unit rows yet still reproduces PyTorch."""
+    pytest.importorskip("onnxruntime")
+    import caffe2torch as c2t
+    from caffe2torch.export import export_onnx
+
+    proto = tmp_path / "net.prototxt"
+    proto.write_text("""
+        layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+        layer { name: "fc6" type: "InnerProduct" bottom: "x" top: "fc6"
+                inner_product_param { num_output: 4 normalize: true bias_term: false
+                weight_filler { type: "gaussian" std: 3 } } }""")
+    net = c2t.load_net(proto, phase="TEST")
+    report = export_onnx(net, tmp_path / "m.onnx", verify=True)
+    assert report.max_diff["fc6"] <= 1e-5 * report.scale["fc6"] + 1e-6
