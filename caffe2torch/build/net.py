@@ -220,8 +220,11 @@ class CaffeNet(nn.Module):
                 f"no value for input '{missing[0]}' of the {self.phase} net",
                 hint="pass it by name (net(data=x)) or set net.feeder to draw batches",
             )
-        device = _device_of(self.layers)
-        return {n: _as_tensor(given[n], device) for n in self.inputs}
+        feed = {n: given[n] for n in self.inputs}
+        if not all(isinstance(v, torch.Tensor) for v in feed.values()):
+            device = _device_of(self.layers)  # arrays and lists go where the params are
+            feed = {n: _as_tensor(v, device) for n, v in feed.items()}
+        return feed
 
     def loss(self, outputs: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Caffe's loss: the sum over loss blobs of loss_weight * blob.sum()."""

@@ -46,6 +46,16 @@ def _canonical_axis(ctx: BuildContext, axis: int, num_axes: int) -> int:
 # --------------------------------------------------------------------------- BatchNorm
 
 
+def _scaled_stats(
+    mean: torch.Tensor, var: torch.Tensor, factor: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BatchNorm's global statistics: Caffe's scale_factor = blob2 == 0 ? 0 : 1 / blob2
+    times the accumulated mean and variance."""
+    mean, var, factor = mean.detach(), var.detach(), factor.detach()
+    scale = torch.where(factor == 0, torch.zeros_like(factor), 1.0 / factor)
+    return mean * scale, var * scale
+
+
 class CaffeBatchNorm(nn.Module):
     """Caffe's BatchNorm (no affine part: Caffe puts that in a following Scale layer)."""
 
@@ -83,10 +93,18 @@ class CaffeBatchNorm(nn.Module):
         return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
 
     def _global_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, var, factor = (b.detach() for b in self.blobs)
-        # Caffe: scale_factor = blob2 == 0 ? 0 : 1 / blob2.
-        scale = torch.where(factor == 0, torch.zeros_like(factor), 1.0 / factor)
-        return mean * scale, var * scale
+        blobs = tuple(self.blobs)
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return _scaled_stats(*blobs)  # in the graph, from the blobs (ONNX names them)
+        # The statistics change only when a blob is written (a load, a TRAIN-mode forward
+        # of this layer): reuse them until a blob's version counter moves or its storage
+        # is replaced (``blob.data = ...`` keeps the version).
+        key = tuple((id(b), b._version, b.data_ptr(), b.device, b.dtype) for b in blobs)
+        cached = self.__dict__.get("_stats_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, _scaled_stats(*blobs))
+            self.__dict__["_stats_cache"] = cached
+        return cached[1]
 
     def _batch_stats(self, x: torch.Tensor) -> torch.Tensor:
         m = x.numel() // max(self.channels, 1)

@@ -23,6 +23,7 @@ rules they do not share are applied around them:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -180,8 +181,9 @@ class CaffeConvolution(nn.Module):
         self.transposed = transposed
 
     def forward(self, *bottoms: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        tops = tuple(self._one(x) for x in bottoms)
-        return tops[0] if len(tops) == 1 else tops
+        if len(bottoms) == 1:
+            return self._one(bottoms[0])
+        return tuple(self._one(x) for x in bottoms)  # Caffe: one top per bottom, same weights
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         g = self.geometry
@@ -505,6 +507,10 @@ def stochastic_pool(x: torch.Tensor, geom: PoolGeometry, train: bool) -> torch.T
     return cols.gather(2, pick).reshape(n, c, *geom.out)
 
 
+# A net pools the same few input sizes at every forward: work out each geometry once.
+_cached_geometry = functools.lru_cache(maxsize=1024)(PoolGeometry.make)
+
+
 def caffe_pool(
     x: torch.Tensor,
     method: int,
@@ -520,7 +526,11 @@ def caffe_pool(
         raise BuildError(
             f"Pooling needs a 4-D (num, channels, height, width) input, got {x.dim()}-D"
         )
-    geom = PoolGeometry.make((x.shape[2], x.shape[3]), kernel, stride, pad, ceil_mode)
+    size = (x.shape[2], x.shape[3])
+    if type(size[0]) is int and type(size[1]) is int:  # not symbolic (dynamo, tracing)
+        geom = _cached_geometry(size, kernel, stride, pad, ceil_mode)
+    else:
+        geom = PoolGeometry.make(size, kernel, stride, pad, ceil_mode)
     if method == MAX:
         return max_pool(x, geom, with_mask)
     if method == AVE:
@@ -726,7 +736,10 @@ class CaffeLRN(nn.Module):
             # Mean over `size` channels of the zero-padded squares: sum / size.
             padded = F.pad(squares, (0, 0, 0, 0, pre_pad, self.size - 1 - pre_pad))
             window = F.avg_pool3d(padded.unsqueeze(1), (self.size, 1, 1), 1).squeeze(1)
-            scale = self.k + self.alpha * window
+            # in place: the pooling's backward does not read its output
+            scale = window.mul_(self.alpha).add_(self.k)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return x * scale.pow_(-self.beta)  # inference: one buffer for the whole chain
         return x * torch.pow(scale, -self.beta)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:

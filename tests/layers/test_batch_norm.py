@@ -129,3 +129,34 @@ def test_learned_statistics_are_refused():
     with pytest.raises(BuildError, match="lr_mult"):
         _bn("", (2, 3), extra="param { lr_mult: 1 } ")
     _bn("", (2, 3), extra="param { lr_mult: 0 } param { lr_mult: 0 } param { lr_mult: 0 } ")
+
+
+def test_global_statistics_follow_every_change_of_the_blobs() -> None:
+    """The TEST-phase statistics are reused between forwards, but never stale: an in-place
+    write, a new storage (``.data =``) and a TRAIN-mode update all show at once."""
+    from caffe2torch.layers.normalization import CaffeBatchNorm
+
+    bn = CaffeBatchNorm(2, 1e-5, 0.999, None).eval()
+    x = torch.randn(3, 2, 4)
+    with torch.no_grad():
+        for b, v in zip(bn.blobs, ([1.0, 2.0], [4.0, 9.0], [2.0])):
+            b.copy_(torch.tensor(v))
+
+    def expect(mean: list[float], var: list[float]) -> None:
+        m, v = torch.tensor(mean)[None, :, None], torch.tensor(var)[None, :, None]
+        torch.testing.assert_close(bn(x), (x - m) / torch.sqrt(v + 1e-5))
+
+    expect([0.5, 1.0], [2.0, 4.5])
+    expect([0.5, 1.0], [2.0, 4.5])  # from the cache
+    with torch.no_grad():
+        bn.blobs[2].fill_(1.0)
+    expect([1.0, 2.0], [4.0, 9.0])
+    bn.blobs[0].data = torch.tensor([0.0, 0.0])
+    expect([0.0, 0.0], [4.0, 9.0])
+    bn.train()
+    bn(x)  # batch statistics, accumulated into the blobs
+    bn.eval()
+    mean, var = bn._global_stats()
+    factor = float(bn.blobs[2])
+    torch.testing.assert_close(mean, bn.blobs[0].detach() / factor)
+    torch.testing.assert_close(var, bn.blobs[1].detach() / factor)
