@@ -3,6 +3,7 @@ TRAIN-phase crops and mirrors, rand_skip, sharding, HDF5 shuffling, LevelDB."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -92,6 +93,49 @@ def test_bad_image_raises_or_is_skipped_in_both_lists(tmp_path: Path) -> None:
     assert f.skipped == 1 and f.last_indices == {"data": [0, 2, 3], "data_p": [0, 2, 3]}
 
 
+@pytest.mark.parametrize("bad_row", [False, True], ids=["all-good", "one-bad-row"])
+def test_workers_give_the_batches_of_the_main_process(tmp_path: Path, bad_row: bool) -> None:
+    """Worker processes write rows into shared batch tensors; the batches (random crops
+    and mirrors included) equal those read in the main process, also when a skipped row
+    moves the batch boundaries away from the workers' chunks."""
+    rng = np.random.default_rng(0)
+    for name in ("t1.txt", "t2.txt"):
+        lines = []
+        for i in range(9):
+            cv2.imwrite(str(tmp_path / f"{name}_{i}.png"),
+                        rng.integers(0, 256, (7, 9, 3), dtype=np.uint8))
+            lines.append(f"{name}_{i}.png {i}")
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    if bad_row:
+        (tmp_path / "t2.txt_4.png").unlink()
+    transform = "crop_size: 5 mirror: true mean_value: 100 scale: 0.5"
+    layers = [image_layer("data", "t1.txt", 4, "shuffle: true", transform),
+              image_layer("data_p", "t2.txt", 4, "shuffle: true", transform)]
+
+    def batches(workers: int) -> list[dict[str, torch.Tensor]]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with DataFeeder(layers, "TRAIN", cwd=tmp_path, seed=5, skip_bad=bad_row,
+                            num_workers=workers) as f:
+                return [f.next_batch() for _ in range(5)]
+
+    here, there = batches(0), batches(2)
+    for a, b in zip(here, there):
+        assert a.keys() == b.keys()
+        for top in a:
+            assert torch.equal(a[top], b[top]), top
+        assert torch.equal(a["data_label"], a["data_p_label"])
+
+
+def test_workers_report_images_of_different_sizes(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((5, 4, 3), np.uint8))
+    (tmp_path / "l.txt").write_text("a.png 0\nb.png 1\n")
+    with pytest.raises(DataError, match=r"differ in size \(3x4x4, 3x5x4\)"), DataFeeder(
+            [image_layer("d", "l.txt", 2)], "TEST", cwd=tmp_path, num_workers=1) as f:
+        f.next_batch()
+
+
 def test_images_of_different_sizes_in_one_batch(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "b.png"), np.zeros((5, 4, 3), np.uint8))
@@ -117,6 +161,47 @@ def test_train_crop_and_mirror_are_random_but_seeded() -> None:
     centre = img[:, 1:3, 1:3].astype(np.float32)
     seen = {test(img, np.random.default_rng(s)).tobytes() for s in range(20)}
     assert seen == {centre.tobytes(), centre[:, :, ::-1].copy().tobytes()}  # Caffe mirrors in TEST
+
+
+class _Draws:
+    """A stand-in generator whose integers() returns fixed values in turn."""
+
+    def __init__(self, *values: int) -> None:
+        self.values = list(values)
+
+    def integers(self, high: int) -> int:
+        value = self.values.pop(0)
+        assert 0 <= value < high
+        return value
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("layout", ["opencv", "chw"])
+@pytest.mark.parametrize("mirror", [0, 1])
+def test_transform_equals_the_formula_for_every_layout(channels: int, layout: str,
+                                                        mirror: int) -> None:
+    """(pixel - mean) * scale of the crop, mirrored: the same whether the image is an
+    OpenCV H x W x C array seen as C x H x W (the fast path) or a C x H x W array, and
+    whether it is written into a batch row or a new array."""
+    rng = np.random.default_rng(channels)
+    hwc = rng.integers(0, 256, (9, 11, channels), dtype=np.uint8)
+    chw = hwc.transpose(2, 0, 1) if layout == "opencv" else np.ascontiguousarray(
+        hwc.transpose(2, 0, 1))
+    means = " ".join(f"mean_value: {10.5 + k}" for k in range(channels))
+    param = text_format.Parse(f"crop_size: 5 mirror: true scale: 0.017 {means}",
+                              caffe_pb2.TransformationParameter())
+    transform = Transformer(param, "TRAIN")
+    crop = hwc.transpose(2, 0, 1)[:, 3:8, 2:7].astype(np.float32)
+    if mirror:
+        crop = crop[:, :, ::-1]
+    mean = np.float32(10.5) + np.arange(channels, dtype=np.float32)
+    want = (crop - mean[:, None, None]) * np.float32(0.017)
+    got = transform(chw, _Draws(mirror, 3, 2))
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    batch = np.zeros((2, channels, 5, 5), np.float32)
+    into = transform(chw, _Draws(mirror, 3, 2), out=batch[1])
+    assert np.shares_memory(into, batch) and np.array_equal(batch[1], want)
+    assert not batch[0].any()
 
 
 def test_mean_value_count_and_scale() -> None:

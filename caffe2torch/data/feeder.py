@@ -7,97 +7,28 @@ group by default: they draw the same row order (one shuffle for all), must have 
 number of rows, and a row that cannot be read in one of them is dropped from all of them.
 (Caffe shuffles each layer on its own, which silently breaks such pairs.)
 
-With ``num_workers > 0`` rows are decoded in torch DataLoader worker processes; the row
-order and every random choice (crop offsets, mirroring) are fixed in the main process first,
-so the batches are the same as with ``num_workers=0``.
+Rows are written straight into the batch arrays (no per-row array, no stacking copy). With
+``num_workers > 0`` rows are decoded in worker processes (caffe2torch.data.workers) into
+shared batch buffers that are reused; the row order and every random choice (crop offsets,
+mirroring) are fixed in the main process first, so the batches are the same as with
+``num_workers=0``.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from caffe2torch.data.order import IndexStream
-from caffe2torch.data.sources import SOURCE_TYPES, BadItemError, Source, make_source
+from caffe2torch.data.rows import BatchBuilder, BufferPool, RowResult, Slots, load_row
+from caffe2torch.data.sources import SOURCE_TYPES, Source, make_source
+from caffe2torch.data.workers import WorkerPool
 from caffe2torch.errors import DataError
-
-# (row index, row arrays per source or None, the error of a bad row as plain values)
-RowResult = tuple[int, list[list[np.ndarray]] | None,
-                  tuple[str, str | None, int | None, str | None] | None]
-
-
-def _load_row(sources: Sequence[Source], index: int, seed: int) -> RowResult:
-    rows = []
-    for k, src in enumerate(sources):
-        rng = np.random.default_rng([seed, k]) if src_random(src) else None
-        try:
-            rows.append(src.load(index, rng))
-        except BadItemError as e:
-            return index, None, (e.message, e.path, e.line, e.hint)
-    return index, rows, None
-
-
-def src_random(src: Source) -> bool:
-    transform = getattr(src, "transform", None)
-    return bool(transform is not None and transform.random)
-
-
-class _RowDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
-    """Map-style view for DataLoader workers: item ``(index, seed)`` -> RowResult."""
-
-    def __init__(self, sources: Sequence[Source]) -> None:
-        self.sources = list(sources)
-
-    def __getitem__(self, item: tuple[int, int]) -> RowResult:
-        return _load_row(self.sources, item[0], item[1])
-
-    def __len__(self) -> int:
-        return len(self.sources[0])
-
-
-class _StreamSampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
-    def __init__(self, plan: Iterator[tuple[int, int]]) -> None:
-        self.plan = plan
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return self.plan
-
-
-Packed = tuple[list[RowResult], dict[tuple[int, int], torch.Tensor]]
-
-
-def _pack_rows(items: list[RowResult]) -> Packed:
-    """Worker-side collate: the image arrays of the good rows, per (source, top), stacked
-    into one tensor (sent through shared memory, not pickled through a pipe row by row)
-    and taken out of the rows; ``_unpack_rows`` puts them back."""
-    good = [got for _, got, _ in items if got is not None]
-    stacked: dict[tuple[int, int], torch.Tensor] = {}
-    if len(good) > 1:
-        for k in range(len(good[0])):
-            for t in range(len(good[0][k])):
-                parts = [g[k][t] for g in good]
-                if isinstance(parts[0], np.ndarray) and parts[0].ndim and len(
-                        {p.shape for p in parts}) == 1:
-                    stacked[k, t] = torch.from_numpy(np.stack(parts))
-                    for g in good:
-                        g[k][t] = None  # type: ignore[call-overload]
-    return items, stacked
-
-
-def _unpack_rows(packed: Packed) -> Iterator[RowResult]:
-    items, stacked = packed
-    j = 0
-    for index, got, err in items:
-        if got is not None:
-            for (k, t), tensor in stacked.items():
-                got[k][t] = tensor[j].numpy()
-            j += 1
-        yield index, got, err
 
 
 class _Group:
@@ -126,7 +57,12 @@ class _Group:
         self.offset = 0  # stream positions passed, all ranks counted
         self.positions = 0  # stream positions handed out
         self.num_workers = num_workers
-        self._results: Iterator[RowResult] | None = None
+        self.plan = self._plan()
+        # the batch's array shapes (per source, per top), known after the first batch
+        self.shapes: list[list[tuple[int, ...]]] | None = None
+        self.workers: WorkerPool | None = None  # started after the first batch
+        self.pending: list[RowResult] = []  # rows of a chunk that the last batch left
+        self.pool = BufferPool(keep=3 * sum(len(s.tops) for s in sources))  # 3 batches
 
     def _plan(self) -> Iterator[tuple[int, int]]:
         while True:
@@ -138,24 +74,30 @@ class _Group:
                 self.positions += 1
                 yield index, seed
 
-    def results(self) -> Iterator[RowResult]:
-        if self._results is None:
-            if self.num_workers > 0:
-                loader = torch.utils.data.DataLoader(
-                    _RowDataset(self.sources),
-                    sampler=_StreamSampler(self._plan()),
-                    batch_size=self.batch_size,
-                    collate_fn=_pack_rows,
-                    num_workers=self.num_workers,
-                    persistent_workers=False,
-                )
-                self._results = (r for chunk in loader for r in _unpack_rows(chunk))
-            else:
-                self._results = (_load_row(self.sources, i, s) for i, s in self._plan())
-        return self._results
+    @property
+    def streaming(self) -> bool:
+        """Whether worker processes are reading ahead (the plan is theirs)."""
+        return self.workers is not None
+
+    def start_workers(self) -> None:
+        if self.num_workers and self.workers is None and self.shapes is not None:
+            self.workers = WorkerPool(self.sources, self.num_workers, self.batch_size,
+                                      self.plan, self.shapes)
+
+    def next_row(self, slots: Slots | None) -> RowResult:
+        """The next planned row: loaded here into ``slots``, or taken from the workers."""
+        if self.workers is None:
+            index, seed = next(self.plan)
+            return load_row(self.sources, index, seed, slots)
+        if not self.pending:
+            self.pending = list(self.workers.next_chunk().unpack())
+        return self.pending.pop(0)
 
     def close(self) -> None:
-        self._results = None
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
+        self.pending = []
         for s in self.sources:
             s.close()
 
@@ -191,6 +133,8 @@ class DataFeeder:
         world_size: int = 1,
     ) -> None:
         phase = str(phase).upper()
+        if num_workers < 0:
+            raise DataError(f"num_workers must be >= 0, got {num_workers}")
         if phase not in ("TRAIN", "TEST"):
             raise DataError(f"phase must be TRAIN or TEST, not {phase!r}")
         self.phase = phase
@@ -256,15 +200,22 @@ class DataFeeder:
     # ---------------------------------------------------------------- batches
 
     def _batch(self, group: _Group) -> dict[str, torch.Tensor]:
-        rows: list[list[list[np.ndarray]]] = []
+        size = group.batch_size
+        group.start_workers()
+        if group.workers is not None and not group.pending:
+            chunk = group.workers.next_chunk()
+            if chunk.is_batch(size):  # the usual case: the slot is the batch as it is
+                return self._output(group, chunk.tensors(), [r[0] for r in chunk.results])
+            group.pending = list(chunk.unpack())
+        builder = BatchBuilder(group.sources, size, pool=group.pool)
         indices: list[int] = []
-        results = group.results()
         tries = 0
-        limit = max(len(group.sources[0]), group.batch_size)
-        while len(rows) < group.batch_size:
-            index, got, err = next(results)
+        limit = max(len(group.sources[0]), size)
+        while not builder.full:
+            slots = builder.slots()
+            index, got, err = group.next_row(slots)
             if got is not None:
-                rows.append(got)
+                builder.add(got, slots)
                 indices.append(index)
                 tries = 0
                 continue
@@ -280,19 +231,18 @@ class DataFeeder:
             if tries > limit:
                 raise DataError("every row of the data failed to load", path=path,
                                 hint="check root_folder and the image paths")
+        assert builder.arrays is not None
+        if group.shapes is None:
+            group.shapes = [[tuple(a.shape) for a in per_source]
+                            for per_source in builder.arrays]
+        return self._output(group, builder.tensors(), indices)
+
+    def _output(self, group: _Group, tensors: list[list[torch.Tensor]],
+                indices: list[int]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        for k, src in enumerate(group.sources):
+        for src, per_source in zip(group.sources, tensors):
             self.last_indices[src.layer] = indices
-            for t, top in enumerate(src.tops):
-                parts = [r[k][t] for r in rows]
-                shapes = {p.shape for p in parts}
-                if len(shapes) > 1:
-                    raise DataError(
-                        f"layer '{src.layer}': the images of one batch differ in size "
-                        f"({', '.join('x'.join(map(str, s)) for s in sorted(shapes))})",
-                        path=src.source,
-                        hint="set new_height/new_width (or crop_size), or batch_size: 1")
-                tensor = torch.from_numpy(np.stack(parts).astype(np.float32, copy=False))
+            for top, tensor in zip(src.tops, per_source):
                 out[top] = tensor.pin_memory() if self.pin_memory else tensor
         return out
 
@@ -308,13 +258,12 @@ class DataFeeder:
         random choices advance exactly as ``n`` calls of next_batch would (rows that would
         fail to load aside). Resuming a run uses it to continue where the data stood."""
         for group in self.groups:
-            if group._results is not None:  # already streaming (workers): read through
+            if group.streaming:  # the workers have planned ahead: read through
                 for _ in range(n):
                     self._batch(group)
                 continue
-            plan = group._plan()
             for _ in range(n * group.batch_size):
-                next(plan)
+                next(group.plan)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         return self

@@ -24,9 +24,7 @@ def read_image(path: str, new_height: int = 0, new_width: int = 0, is_color: boo
                ) -> np.ndarray | None:
     """HxWxC (colour) or HxW (grey) uint8, or None when OpenCV cannot read the file."""
     flag = cv2.IMREAD_COLOR if is_color else cv2.IMREAD_GRAYSCALE
-    if not os.path.isfile(path):
-        return None  # (imread would also print a warning)
-    img = cv2.imread(path, flag)
+    img = cv2.imread(path, flag) if os.path.isfile(path) else None  # (imread would warn)
     if img is None:
         return None
     return _resized(img, new_height, new_width)

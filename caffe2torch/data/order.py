@@ -9,7 +9,8 @@ In TRAIN, Data and HDF5Data deal rows out to parallel solvers: position ``p`` of
 goes to rank ``p % world_size`` (DataLayer::Skip).
 
 Caffe's own random generator (boost mt19937 seeded from the solver) is not reproduced:
-shuffles and skips draw from a seeded numpy Generator instead.
+shuffles and skips draw from a seeded numpy Generator instead, and each row's crop and
+mirror from RowDraws over the seed the plan gave that row.
 """
 
 from __future__ import annotations
@@ -87,3 +88,28 @@ class IndexStream(Iterator[int]):
 
 
 __all__ = ["IndexStream"]
+
+
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+class RowDraws:
+    """The random choices of one row of one source (crop offsets, the mirror coin), from
+    the seed the row's plan drew: splitmix64 over (seed, source, draw number). A few
+    integer operations per draw, where seeding a numpy Generator per row costs ~15 us, a
+    sizeable share of an image's decode. Offers ``integers(high)`` as the transforms use
+    it: uniform in [0, high)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed: int, stream: int) -> None:
+        self.state = (int(seed) ^ ((int(stream) + 1) * _GOLDEN)) & _MASK
+
+    def integers(self, high: int) -> int:
+        self.state = (self.state + _GOLDEN) & _MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        z ^= z >> 31
+        return (z * int(high)) >> 64  # Lemire's multiply-shift: no modulo bias to speak of

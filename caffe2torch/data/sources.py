@@ -64,7 +64,10 @@ class Source:
         inside each file)."""
         return [len(self)]
 
-    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    def load(self, index: int, rng: np.random.Generator | None = None,
+             out: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Row ``index`` of every top. ``out``: per top, an array the row may be written
+        into (a row of the batch); a top written there is returned as that very array."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -104,7 +107,8 @@ class ImageListSource(Source):
         e = self.entries[index]
         return f"{self.source}:{e.line}"
 
-    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    def load(self, index: int, rng: np.random.Generator | None = None,
+             out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         e = self.entries[index]
         name = self.root + e.name  # plain concatenation, as Caffe does
         img = read_image(_join(self.cwd, name), self.new_height, self.new_width, self.is_color)
@@ -113,7 +117,8 @@ class ImageListSource(Source):
                                line=e.line, hint="the file is missing or not an image "
                                "OpenCV can decode (paths are root_folder + the listed name, "
                                "relative to the working directory)")
-        data = self.transform(to_chw(img), rng, f"{self.source}:{e.line}")
+        data = self.transform(to_chw(img), rng, f"{self.source}:{e.line}",
+                              out=out[0] if out else None)
         return [data, np.float32(e.label)][: len(self.tops)]
 
 
@@ -245,9 +250,10 @@ class DatumSource(Source):
                                f"{'x'.join(map(str, shape))}", path=self.source)
         return arr.reshape(shape), int(datum.label)
 
-    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    def load(self, index: int, rng: np.random.Generator | None = None,
+             out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         chw, label = self.datum_image(index)
-        data = self.transform(chw, rng, self.describe(index))
+        data = self.transform(chw, rng, self.describe(index), out=out[0] if out else None)
         return [data, np.float32(label)][: len(self.tops)]
 
 
@@ -338,7 +344,8 @@ class HDF5Source(Source):
             self._cache = (k, arrays)
         return self._cache[1]
 
-    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    def load(self, index: int, rng: np.random.Generator | None = None,
+             out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         k = bisect.bisect_right(self.starts, index) - 1
         row = index - int(self.starts[k])
         return [a[row] for a in self._arrays(k)]

@@ -10,11 +10,20 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+import threading
+from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from caffe2torch.errors import DataError, ParseError
+
+
+class Draws(Protocol):
+    """What a transform draws its random choices from (a numpy Generator, or the
+    feeder's per-row RowDraws)."""
+
+    def integers(self, high: int) -> Any: ...
 
 
 class Transformer:
@@ -43,9 +52,11 @@ class Transformer:
         """Whether the result depends on the random generator."""
         return self.mirror or (self.crop > 0 and self.phase == "TRAIN")
 
-    def __call__(self, chw: np.ndarray, rng: np.random.Generator | None = None,
-                 item: str = "") -> np.ndarray:
-        """Transform ``chw`` (uint8 or float pixels) into float32 C x h x w."""
+    def __call__(self, chw: np.ndarray, rng: Draws | None = None,
+                 item: str = "", out: np.ndarray | None = None) -> np.ndarray:
+        """Transform ``chw`` (uint8 or float pixels) into float32 C x h x w: into ``out``
+        when it is a float32 array of exactly that shape (a row of a batch buffer), else
+        into a new array."""
         c, h, w = chw.shape
         label = f"{self.where}: {item}" if item else self.where
         mirror = self.mirror and bool(_rng(rng).integers(2))
@@ -62,19 +73,19 @@ class Transformer:
                 left = int(g.integers(w - self.crop + 1))
             else:
                 top, left = (h - self.crop) // 2, (w - self.crop) // 2
-        # Crop and mirror are views, gathered once in the input dtype (uint8: 4x less memory
-        # traffic than in float32) and then converted. Caffe's mirror writes
-        # (pixel - mean) * scale at w' = W - 1 - w: flip the pixels and the mean alike.
+        if out is None or out.shape != (c, oh, ow) or out.dtype != np.float32:
+            out = np.empty((c, oh, ow), dtype=np.float32)
+        # Caffe's mirror writes (pixel - mean) * scale at w' = W - 1 - w: flip the pixels
+        # and the mean alike.
         flip = slice(None, None, -1) if mirror else slice(None)
-        x = np.ascontiguousarray(chw[:, top:top + oh, left:left + ow][:, :, flip]).astype(
-            np.float32)
+        _copy_pixels(out, chw, top, left, mirror)
         if self.mean is not None:
             if self.mean.shape != (c, h, w):
                 raise DataError(
                     f"{label}: the mean file is {'x'.join(map(str, self.mean.shape))} but the "
                     f"image is {c}x{h}x{w} (before cropping)",
                     hint="compute the mean over images of this size")
-            x -= self.mean[:, top:top + oh, left:left + ow][:, :, flip]
+            out -= self.mean[:, top:top + oh, left:left + ow][:, :, flip]
         elif len(self.mean_values):
             if len(self.mean_values) not in (1, c):
                 raise DataError(f"{label}: {len(self.mean_values)} mean_value entries for "
@@ -82,16 +93,62 @@ class Transformer:
                                 "many as channels")
             mv = self.mean_values if len(self.mean_values) == c else np.repeat(
                 self.mean_values, c)
-            x -= mv[:, None, None]
+            out -= mv[:, None, None]
         if self.scale != 1:
-            x *= self.scale
-        return x
+            out *= self.scale
+        return out
+
+
+def _copy_pixels(out: np.ndarray, chw: np.ndarray, top: int, left: int, mirror: bool) -> None:
+    """``out`` (float32 C x h x w) = the crop of ``chw`` at (top, left), mirrored along the
+    width when asked. The pixel values are copied exactly (uint8 and float32 both convert
+    to float32 without rounding)."""
+    c, oh, ow = out.shape
+    hwc = chw.transpose(1, 2, 0)
+    if chw.dtype == np.uint8 and c <= 4 and hwc.strides[2] == 1 and hwc.strides[1] == c:
+        # An OpenCV image seen as C x H x W: crop and flip it as H x W x C rows (one
+        # contiguous copy), let OpenCV split the channels, then convert plane by plane.
+        # About 3x faster than numpy's strided cast of the transposed view.
+        roi = hwc[top:top + oh, left:left + ow]
+        roi = cv2.flip(roi, 1) if mirror else np.ascontiguousarray(roi)
+        if c > 1:
+            planes, views = _planes(c, oh, ow)
+            cv2.split(roi, views)
+        else:
+            planes = roi.reshape(1, oh, ow)
+        np.copyto(out, planes, casting="unsafe")  # one contiguous uint8 -> float32 pass
+        return
+    view = chw[:, top:top + oh, left:left + ow]
+    if mirror:
+        view = view[:, :, ::-1]
+    if chw.dtype == np.uint8:
+        # gathered once in uint8 (4x less memory traffic than in float32), then converted
+        view = np.ascontiguousarray(view)
+    np.copyto(out, view, casting="unsafe")
+
+
+_SCRATCH = threading.local()
+
+
+def _planes(c: int, h: int, w: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Scratch uint8 C x H x W planes for cv2.split (and a view of each plane), kept per
+    thread and shape: allocating them per image costs as much as the split."""
+    cache: dict[tuple[int, int, int], tuple[np.ndarray, list[np.ndarray]]] = (
+        _SCRATCH.__dict__.setdefault("planes", {}))
+    key = (c, h, w)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) > 16:
+            cache.clear()
+        planes = np.empty((c, h, w), np.uint8)
+        found = cache[key] = (planes, list(planes))
+    return found
 
 
 _DEFAULT_RNG = np.random.default_rng()
 
 
-def _rng(rng: np.random.Generator | None) -> np.random.Generator:
+def _rng(rng: Draws | None) -> Draws:
     return rng if rng is not None else _DEFAULT_RNG
 
 

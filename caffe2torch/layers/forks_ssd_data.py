@@ -146,13 +146,14 @@ class AnnotatedSource(DatumSource):
         self._boxes[key] = np.asarray(rows, dtype=f32).reshape(-1, 8)
         return anno.datum.SerializeToString()
 
-    def load(self, index: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    def load(self, index: int, rng: np.random.Generator | None = None,
+             out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         chw, _ = self.datum_image(index)
         if self.size is not None:
             hwc = np.ascontiguousarray(chw.transpose(1, 2, 0))
             resized = cv2.resize(hwc, (self.size[1], self.size[0]), interpolation=self.interp)
             chw = resized[None] if resized.ndim == 2 else resized.transpose(2, 0, 1)
-        data = self.transform(chw, rng, self.describe(index))
+        data = self.transform(chw, rng, self.describe(index), out=out[0] if out else None)
         return [data, clip_boxes(self._boxes.pop(self.keys[index]))]
 
 
