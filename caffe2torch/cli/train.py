@@ -64,6 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="mixed precision: bfloat16 on the CPU, float16 + loss scaling on a GPU")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it shows only when stderr is a terminal)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="data worker processes (default: up to 4 on a GPU, 0 on the CPU)")
     p.add_argument("--distributed-backend", choices=["nccl", "gloo"],
                    help="process-group backend under torchrun (default: nccl on GPUs, gloo "
                    "on the CPU)")
@@ -141,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
                         log=None if args.quiet else sys.stderr, log_csv=csv_path,
                         weights=args.weights, build_options=build_options(args),
                         distributed=group, amp=args.amp, tensorboard=args.tensorboard,
-                        progress=progress_wanted(False if args.no_progress else None))
+                        progress=progress_wanted(False if args.no_progress else None),
+                        data_workers=args.workers)
         try:
             with SignalHandler(args.sigint_effect, args.sighup_effect,
                                args.sigterm_effect) as handler:

@@ -70,6 +70,18 @@ def data_layers(net_param: Any, state: NetState) -> list[Any]:
             and layer_included(ly, state)]
 
 
+def default_workers(device: torch.device, world_size: int = 1) -> int:
+    """Data worker processes when none are asked for: on a GPU, the cores this process's
+    share of the machine has, up to 4, so that decoding keeps up with the device (Caffe
+    prefetches in a background thread); on the CPU none, as the net's own threads need
+    the cores."""
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return max(1, min(4, cores // max(world_size, 1) - 1))
+
+
 def build_fed_net(
     net_param: Any,
     state: NetState,
@@ -83,15 +95,19 @@ def build_fed_net(
     options: Mapping[str, Any] | None = None,
     rank: int = 0,
     world_size: int = 1,
+    num_workers: int | None = None,
 ) -> CaffeNet:
     """Build ``net_param`` for ``state`` with a BatchStream as ``net.feeder`` (also kept as
     ``net.batch_stream``), moved to ``device``. ``rank`` / ``world_size``: this process's
-    shard of the TRAIN data (see DataFeeder)."""
+    shard of the TRAIN data (see DataFeeder). ``num_workers``: data worker processes
+    (default: see :func:`default_workers`); batches go to a GPU through pinned memory."""
     device = torch.device(device)
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     layers = data_layers(net_param, state)
+    workers = default_workers(device, world_size) if num_workers is None else num_workers
     feeder = (DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
-                         world_size=world_size) if layers else None)
+                         world_size=world_size, num_workers=workers,
+                         pin_memory=device.type == "cuda") if layers else None)
     first = feeder.next_batch() if feeder is not None else None
     shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
     shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
@@ -105,4 +121,4 @@ def build_fed_net(
     return net
 
 
-__all__ = ["BatchStream", "build_fed_net", "data_layers"]
+__all__ = ["BatchStream", "build_fed_net", "data_layers", "default_workers"]

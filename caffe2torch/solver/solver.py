@@ -116,6 +116,8 @@ class Solver:
     update, rank 0 alone logs, tests and snapshots. ``amp``: mixed precision (see
     caffe2torch.solver.amp). ``tensorboard``: a folder for TensorBoard scalars.
     ``progress``: a progress bar during solve() (the log lines pass above it).
+    ``data_workers``: processes that decode the data layers' rows (default: a few on a
+    GPU, none on the CPU; see caffe2torch.solver.netsetup.default_workers).
     """
 
     def __init__(
@@ -133,8 +135,10 @@ class Solver:
         amp: bool = False,
         tensorboard: str | os.PathLike[str] | None = None,
         progress: bool = False,
+        data_workers: int | None = None,
     ) -> None:
         self.param = param
+        self.data_workers = data_workers
         self.path = os.fspath(path) if path is not None else None
         self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()
         self.distributed = distributed
@@ -212,7 +216,8 @@ class Solver:
         return build_fed_net(net_param, state, cwd=self.cwd, seed=seed, share_with=share_with,
                              source_map=source_map, device=self.device,
                              options=self.build_options, rank=d.rank if d else 0,
-                             world_size=d.world_size if d else 1)
+                             world_size=d.world_size if d else 1,
+                             num_workers=self.data_workers)
 
     def _init_train_net(self) -> CaffeNet:
         p = self.param
@@ -699,7 +704,7 @@ def get_solver(
     relative paths from the working directory. Without ``snapshot_prefix``, snapshots go
     beside the solver file (Caffe's default). ``max_iter`` overrides the file's.
     ``options``: Solver's ``build_options``, ``amp``, ``tensorboard``, ``progress``,
-    ``distributed``."""
+    ``distributed``, ``data_workers``."""
     p = os.fspath(path)
     param = read_solver(p)
     param.snapshot_prefix = default_snapshot_prefix(param, p)
