@@ -7,6 +7,9 @@ the installed torch: torchvision 0.28.0 is the match for torch 2.13.0, but the w
 has is built against the CUDA torch (its _C.so links libtorch_cuda.so and libc10_cuda.so),
 so with torch 2.13.0+cpu ``import torchvision`` fails ("operator torchvision::nms does not
 exist") and onnx2torch with it. The CPU build (0.28.0+cpu) lives on PyTorch's own index.
+A matching pair from PyPI runs it: in a virtual environment,
+``pip install torch==2.14.1 torchvision==0.29.1 onnx2torch && pip install -e ".[dev]"``,
+then ``python -m pytest tests/export/test_onnx2torch.py``.
 """
 
 from __future__ import annotations
