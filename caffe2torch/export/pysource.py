@@ -211,26 +211,33 @@ def _native_pool_mode(m: Any) -> bool | None:
 def _pooling(e: Emit) -> list[str]:
     m = e.module
     x = e.bottoms[0]
-    if m.with_mask:
-        raise e.unsupported("the argmax mask top of MAX pooling")
     if m.method not in (vision.MAX, vision.AVE):
         raise e.unsupported("STOCHASTIC pooling")
     is_max = m.method == vision.MAX
-    if m.kernel is None:  # global pooling: the window is the whole plane
+    # the mask top (MAX only): argmax h * W + w of each window, as a float blob
+    mask = m.with_mask and len(e.tops) > 1
+    if m.kernel is None and not mask:  # global pooling: the window is the whole plane
         if is_max:
             return e.assign(f"torch.amax({x}, dim=(2, 3), keepdim=True)")
         return e.assign(f"{x}.mean(dim=(2, 3), keepdim=True)")
-    mode = _native_pool_mode(m)
+    kernel = tuple(m.kernel) if m.kernel is not None else tuple(e.bottom_shapes[0][2:4])
+    mode = _native_pool_mode(m) if m.kernel is not None else False
     if mode is None:
         method = "MAX" if is_max else "AVE"
         ceil = "" if m.ceil_mode else ", ceil=False"
         pool = e.submodule(
-            "CaffePool2d", f"{method!r}, {tuple(m.kernel)}, {tuple(m.stride)}, {tuple(m.pad)}{ceil}"
+            "CaffePool2d", f"{method!r}, {kernel}, {tuple(m.stride)}, {tuple(m.pad)}{ceil}"
         )
+        if mask:
+            return [f"{e.tops[0]}, {e.tops[1]} = {pool}({x}, with_mask=True)"]
         return e.assign(f"{pool}({x})")
-    args = f"{x}, {tup(m.kernel)}, {tup(m.stride)}"
+    args = f"{x}, {tup(kernel)}, {tup(m.stride)}"
     if is_max:
         kw = _kwargs([("padding", tup(m.pad), "0"), ("ceil_mode", str(mode), "False")])
+        if mask:
+            index = e.out.fresh(f"{e.base}_index")
+            return [f"{e.tops[0]}, {index} = F.max_pool2d({args}{kw}, return_indices=True)",
+                    f"{e.tops[1]} = {index}.to({x}.dtype)"]
         return e.assign(f"F.max_pool2d({args}{kw})")
     kw = _kwargs([("padding", tup(m.pad), "0"), ("ceil_mode", str(mode), "False")])
     return e.assign(f"F.avg_pool2d({args}{kw})")

@@ -1,7 +1,8 @@
 """Standalone source for the fork layers: SSD (Normalize, Permute, PriorBox), segmentation
-(Interp, BN), mobile nets (ShuffleChannel, ReLU6, Axpy; depthwise convolutions are plain
-convolutions), detection (ROIPooling, PSROIPooling, Reorg) and face recognition (feature
-normalisation, margin and cosine layers). Metric-learning losses are in pysource_metric.
+(Interp, BN, SegNet's Upsample), mobile nets (ShuffleChannel, ReLU6, Axpy; depthwise
+convolutions are plain convolutions), detection (ROIPooling, PSROIPooling, Reorg) and face
+recognition (feature normalisation, margin and cosine layers, NormFace's InnerDistance).
+Metric-learning losses are in pysource_metric.
 
 DetectionOutput has no source: its non-maximum suppression keeps a value-dependent number
 of boxes, which the caffe2torch layer computes with numpy; run it outside the file.
@@ -17,6 +18,7 @@ from caffe2torch.layers import (
     forks_detection,
     forks_face,
     forks_mobile,
+    forks_normface,
     forks_segmentation,
     forks_ssd,
 )
@@ -203,10 +205,48 @@ class MarginInnerProduct(nn.Module):
         return top, torch.tensor([lam], dtype=x.dtype)
 '''
 
+UPSAMPLE = '''
+class SegNetUpsample(nn.Module):
+    """SegNet's Upsample (max-unpooling): each value of x goes to the position its MAX
+    Pooling mask names in a `size` plane, zeros elsewhere; of values sent to one position
+    the last wins, as the fork writes them in order."""
+
+    def __init__(self, size) -> None:
+        super().__init__()
+        self.size = tuple(size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[0], x.shape[1]
+        plane = self.size[0] * self.size[1]
+        idx = mask.to(torch.int64).reshape(n, c, -1)
+        if bool(((idx < 0) | (idx >= plane)).any()):
+            raise ValueError(f"upsample mask index out of range for a {self.size} top")
+        flat = x.reshape(n, c, -1)
+        order = torch.arange(flat.shape[2], device=x.device).expand_as(idx)
+        winner = torch.full((n, c, plane), -1, dtype=torch.int64, device=x.device)
+        winner.scatter_reduce_(2, idx, order, reduce="amax")
+        values = flat.gather(2, winner.clamp(min=0))
+        out = torch.where(winner >= 0, values, torch.zeros_like(values))
+        return out.reshape(n, c, *self.size)
+'''
+
+INNER_DISTANCE = '''
+def inner_distance(x: torch.Tensor, centres: torch.Tensor, l1: bool,
+                   normalize: bool) -> torch.Tensor:
+    """NormFace's InnerDistance: (M, N) sum_k (x_mk - w_nk)^2 (or |x_mk - w_nk|) to every
+    centre row; `normalize` first scales each centre to unit length (+1e-6 under the root),
+    as the fork does to its blob at every forward."""
+    if normalize:
+        centres = centres / torch.sqrt((centres * centres).sum(dim=1, keepdim=True) + 1e-6)
+    diff = x.unsqueeze(1) - centres.unsqueeze(0)
+    return diff.abs().sum(dim=2) if l1 else (diff * diff).sum(dim=2)
+'''
+
 add_snippets(
     {"SSDNormalize": SSD_NORMALIZE, "CaffeInterp": INTERP, "roi_helpers": ROI_HELPERS,
      "CaffeROIPooling": ROI_POOLING, "CaffePSROIPooling": PSROI_POOLING,
-     "MarginInnerProduct": MARGIN_IP},
+     "MarginInnerProduct": MARGIN_IP, "SegNetUpsample": UPSAMPLE,
+     "inner_distance": INNER_DISTANCE},
     {"CaffeROIPooling": ("roi_helpers",), "CaffePSROIPooling": ("roi_helpers",)},
 )
 
@@ -250,6 +290,30 @@ def _detection_output(e: Emit) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- segmentation
+
+
+@emitter(forks_segmentation.CaffeUpsample)
+def _upsample(e: Emit) -> list[str]:
+    module = e.submodule("SegNetUpsample", str(tuple(e.top_shapes[0][2:4])))
+    return e.assign(f"{module}({e.bottoms[0]}, {e.bottoms[1]})")
+
+
+@emitter(forks_normface.CaffeInnerDistance)
+def _inner_distance(e: Emit) -> list[str]:
+    m = e.module
+    if m.center_only:
+        raise e.unsupported("InnerDistance with update_center_only (a training rule)")
+    e.use("inner_distance")
+    x = e.bottoms[0]
+    flat = f"{x}.flatten({m.axis}).flatten(0, {m.axis - 1})"  # (items before axis, features)
+    if len(m.blobs):
+        centres = f"{e.param(0, 'centres')}.reshape({m.num_output}, -1)"
+    else:
+        centres = f"{e.bottoms[1]}.reshape({e.bottoms[1]}.shape[0], -1)"
+    call = f"inner_distance({flat}, {centres}, {m.l1}, {m.normalize and len(m.blobs) > 0})"
+    if m.axis == 1:
+        return e.assign(call)
+    return e.assign(f"{call}.reshape(*{x}.shape[:{m.axis}], -1)")
 
 
 @emitter(forks_segmentation.CaffeInterp)

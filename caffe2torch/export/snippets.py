@@ -27,7 +27,7 @@ class CaffePool2d(nn.Module):
             out -= 1
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, with_mask: bool = False):
         size = (x.shape[-2], x.shape[-1])
         geo = list(zip(size, self.kernel, self.stride, self.pad))
         out = [self._out(n, k, s, p) for n, k, s, p in geo]
@@ -35,8 +35,17 @@ class CaffePool2d(nn.Module):
         right = [(o - 1) * s + k - n - p for o, (n, k, s, p) in zip(out, geo)]
         borders = (self.pad[1], right[1], self.pad[0], right[0])
         if self.method == "MAX":
-            top = F.max_pool2d(F.pad(x, borders, value=float("-inf")), self.kernel, self.stride)
-            return torch.clamp(top, min=torch.finfo(x.dtype).min)  # empty window: -FLT_MAX
+            padded = F.pad(x, borders, value=float("-inf"))
+            top, index = F.max_pool2d(padded, self.kernel, self.stride, return_indices=True)
+            empty = top == float("-inf")  # a window with no input: -FLT_MAX, mask -1
+            top = torch.clamp(top, min=torch.finfo(x.dtype).min)
+            if not with_mask:
+                return top
+            width = padded.shape[-1]
+            h = torch.div(index, width, rounding_mode="floor") - self.pad[0]
+            w = torch.remainder(index, width) - self.pad[1]
+            mask = torch.where(empty, -1, h * size[1] + w)
+            return top, mask.to(x.dtype)
         summed = F.avg_pool2d(F.pad(x, borders), self.kernel, self.stride, divisor_override=1)
         extents = []
         for o, (n, k, s, p) in zip(out, geo):

@@ -229,6 +229,38 @@ layer { name: "sphere" type: "MarginInnerProduct" bottom: "data" bottom: "label"
         {"data": uniform(4, 6), "label": labels(4, 5), "fmap": uniform(2, 3, 2, 2)},
     ),
     NetCase(
+        "segnet_unpooling",
+        inputs(("data", (2, 3, 7, 6)))
+        + """
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" top: "mask"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "up" type: "Upsample" bottom: "pool" bottom: "mask" top: "up"
+        upsample_param { scale: 2 pad_out_h: true } }
+layer { name: "pool3" type: "Pooling" bottom: "data" top: "pool3" top: "mask3"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "up3" type: "Upsample" bottom: "pool3" bottom: "mask3" top: "up3"
+        upsample_param { upsample_h: 7 upsample_w: 6 } }
+layer { name: "global" type: "Pooling" bottom: "data" top: "global" top: "global_mask"
+        pooling_param { pool: MAX global_pooling: true } }
+layer { name: "sparse" type: "Pooling" bottom: "data" top: "sparse" top: "sparse_mask"
+        pooling_param { pool: MAX kernel_size: 2 stride: 3 } }
+""",
+        {"data": uniform(2, 3, 7, 6)},
+    ),
+    NetCase(
+        "normface_inner_distance",
+        inputs(("data", (4, 2, 3)), ("centres", (5, 6)))
+        + """
+layer { name: "l2" type: "InnerDistance" bottom: "data" top: "l2"
+        inner_distance_param { num_output: 5 normalize: true } }
+layer { name: "l1" type: "InnerDistance" bottom: "data" top: "l1"
+        inner_distance_param { num_output: 3 distance_type: "L1" } }
+layer { name: "given" type: "InnerDistance" bottom: "data" bottom: "centres" top: "given"
+        inner_distance_param { num_output: 5 } }
+""",
+        {"data": uniform(4, 2, 3), "centres": uniform(5, 6)},
+    ),
+    NetCase(
         "metric_losses",
         inputs(("a", (4, 3)), ("p", (4, 3)), ("n", (4, 3)), ("sets", (8, 3)),
                ("label", (8,)))
