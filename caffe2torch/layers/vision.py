@@ -527,8 +527,8 @@ def caffe_pool(
             f"Pooling needs a 4-D (num, channels, height, width) input, got {x.dim()}-D"
         )
     size = (x.shape[2], x.shape[3])
-    if type(size[0]) is int and type(size[1]) is int:  # not symbolic (dynamo, tracing)
-        geom = _cached_geometry(size, kernel, stride, pad, ceil_mode)
+    if type(size[0]) is int and type(size[1]) is int and not torch.compiler.is_compiling():
+        geom = _cached_geometry(size, kernel, stride, pad, ceil_mode)  # eager: plain ints
     else:
         geom = PoolGeometry.make(size, kernel, stride, pad, ceil_mode)
     if method == MAX:

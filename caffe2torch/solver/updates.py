@@ -36,6 +36,16 @@ _ENUM_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta
 _f32 = np.float32
 
 
+def _float32_grad(p: torch.Tensor) -> torch.Tensor:
+    """The param's gradient as a float32 tensor to update in place (zeros without one)."""
+    g = p.grad
+    if g is None:
+        return torch.zeros_like(p, dtype=torch.float32)
+    if g.dtype == torch.float32 and not g.requires_grad:
+        return g.detach()
+    return g.detach().to(torch.float32, copy=True)
+
+
 def _f(x: float) -> float:
     """A Python float holding the float32 value of ``x`` (Caffe's Dtype)."""
     return float(_f32(x))
@@ -187,6 +197,20 @@ class CaffeOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ the update
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the learnable params' gradients (Net::ClearParamDiffs). One plain loop:
+        torch's version walks every param group (here one per blob) inside a profiler
+        record, ~0.6 ms a step for the MNIST Siamese net's ten blobs."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_()
+                    p.grad.zero_()
+
     def set_rate(self, rate: float) -> None:
         for g in self.param_groups:
             g["lr"] = rate
@@ -202,8 +226,9 @@ class CaffeOptimizer(torch.optim.Optimizer):
             rate = float(self.param_groups[0]["lr"]) if self.param_groups else 0.0
         rate = _f(rate)
         entries = self._multipliers()
-        diffs = [p.grad.detach().to(torch.float32, copy=True) if p.grad is not None
-                 else torch.zeros_like(p, dtype=torch.float32) for p, _, _ in entries]
+        # As Caffe's ApplyUpdate, the update is computed in the diff itself (a float32
+        # grad is worked on in place and holds the step afterwards, as pycaffe's .diff does)
+        diffs = [_float32_grad(p) for p, _, _ in entries]
         self._clip(diffs)
         for (p, lr_mult, decay_mult), g in zip(entries, diffs):
             self._update_one(p, g, rate, lr_mult, decay_mult)
