@@ -52,13 +52,14 @@ def time_once(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int,
-                warmup: int = 1) -> tuple[float, float]:
-    """Median seconds of ``a`` and of ``b``, timed alternately (A B B A A B ...) so that
-    load from other processes on the machine hits both alike."""
+def _samples(a: Callable[[], object], b: Callable[[], object], repeat: int, warmup: int,
+             budget_s: float) -> tuple[list[float], list[float]]:
+    """Seconds of each run of ``a`` and ``b``, timed alternately (A B B A A B ...)."""
+    pair = 0.0
     for _ in range(warmup):
-        a()
-        b()
+        pair = time_once(a) + time_once(b)
+    if budget_s and pair > 0:
+        repeat = max(repeat, min(400, int(budget_s / pair)))
     ta, tb = [], []
     gc.collect()
     gc_was = gc.isenabled()
@@ -74,7 +75,27 @@ def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int,
     finally:
         if gc_was:
             gc.enable()
+    return ta, tb
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int,
+                warmup: int = 1, budget_s: float = 0.0) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, timed alternately (A B B A A B ...) so that
+    load from other processes on the machine hits both alike. ``budget_s``: repeat more
+    than ``repeat`` times while the pairs fit in that many seconds (up to 400): fast cases
+    get enough samples for their median to settle."""
+    ta, tb = _samples(a, b, repeat, warmup, budget_s)
     return statistics.median(ta), statistics.median(tb)
+
+
+def paired_ratio(a: Callable[[], object], b: Callable[[], object], repeat: int,
+                 warmup: int = 1, budget_s: float = 0.0) -> tuple[float, float, float]:
+    """(median of a, median of b, median over adjacent pairs of time(b) / time(a)): each A
+    is set against the B timed next to it, which cancels the machine's slow drifts (other
+    jobs, clock changes) that a ratio of two medians still carries."""
+    ta, tb = _samples(a, b, repeat, warmup, budget_s)
+    ratio = statistics.median(y / x for x, y in zip(ta, tb))
+    return statistics.median(ta), statistics.median(tb), ratio
 
 
 def median_time(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:

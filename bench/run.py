@@ -4,8 +4,8 @@
     python bench/run.py ...
 
 Every comparison is a ratio of two things measured side by side in the same run: the
-repetitions of A and B are interleaved and medians are compared, so that load from other
-processes on the machine falls on both alike.
+repetitions of A and B are interleaved and each A is set against the B next to it, so that
+load from other processes on the machine falls on both alike.
 """
 
 from __future__ import annotations
@@ -54,21 +54,33 @@ ANALYSIS = """## What the profiles showed, and what was changed
   (`self.relu(x, inplace = True)`) when the bottom is a fresh tensor made by the layer just
   before (convolution, inner product, normalisation, pooling, LRN, Eltwise SUM) and nothing
   else reads it, as `nn.ReLU(inplace=True)` does: one allocation and one activation fewer.
-- **ImageData transform**: the HWC->CHW transpose, crop and mirror were three copies
-  (one in uint8, two in float32); they are now views gathered by one uint8 copy and one
-  conversion. With DataLoader workers each decoded row was pickled through a pipe; a
-  worker now stacks its rows into one tensor that travels through shared memory.
+- **Inference** (torch.profiler of ResNet-50 and GoogLeNet against the hand-written nets:
+  the same convolutions, but ~5 ms per ResNet-50 forward in six small ops per BatchNorm
+  that turned its blobs into statistics, a pooling geometry worked out at every forward,
+  LRN allocating four buffers where two do). BatchNorm's statistics are reused until a
+  blob's version or storage changes (always recomputed inside a traced graph), pooling
+  geometries are cached per input size, and LRN's chain runs in place. Inference went from
+  0.91-0.96x to 0.975-0.994x.
+- **ImageData rows** (line profile of the 0-worker feeder): a uint8 and a float32 copy of
+  every row, np.stack into a fresh 20 MB batch, a numpy Generator seeded per row (~15 us)
+  and numpy's strided HWC->CHW cast. A row is now cropped and flipped as H x W x C, split
+  by OpenCV into reused uint8 planes and converted in one contiguous pass straight into its
+  row of the batch; batch arrays are reused once the consumer has dropped them (reference
+  count); crops and mirrors come from splitmix64 over the row's planned seed.
+- **Data workers**: torch's DataLoader sent every batch through a new shared-memory
+  segment, and creating and first-touching 20 MB costs ~17 ms, more than decoding the 32
+  images in it (1 worker: 780 img/s where the main process alone read 1,800). The feeder
+  now runs its own workers over a ring of shared slots that are reused
+  (caffe2torch/data/workers.py); the main process only plans rows and hands slots out.
 
-Remaining gap, data pipeline: `perf`-style accounting (cProfile of the 0-worker feeder plus
-the same run with `MALLOC_MMAP_THRESHOLD_=200000000`) shows that on this virtual machine
-first-touch page faults on freshly allocated 200 KB-20 MB buffers cost about as much as the
-JPEG decode itself: raising glibc's mmap threshold (so freed buffers are reused) lifts the
-0-worker rate by about 1.7x without any code change. The decode + one float conversion +
-the batch copy touch three fresh buffers per image; writing rows straight into a
-preallocated batch buffer would remove two of them (left for the data layer's owner: it
-changes the Source/Transformer interface). With workers on a 2-core machine that other jobs
-share, the main process (unpacking, batch copy) competes with the workers for the same two
-cores, so N workers cannot reach N x one core's raw rate here.
+Remaining gap, data pipeline: the rows still cost ~70-100 us per image beside a 300-370 us
+decode: the float32 row itself is 620 KB written to memory that is not in cache (~25 us),
+the crop, flip and channel split ~15 us, Python's per-row bookkeeping ~20 us, and the decode
+runs 10-20 us slower than in a bare loop because that write evicts its working set. On
+this virtual machine the rates also move by +-10% from run to run (the raw decode rate of
+one process ranged 2,550-3,400 img/s in one afternoon), so one run's ratio is +-0.1. A GPU
+run would go further by sending uint8 crops and converting on the device; that changes
+what a data layer hands the net, so it is not done.
 """
 
 
@@ -84,10 +96,13 @@ def render(report: Report, command: str, info: dict[str, str], seconds: float) -
         f"Total run time {seconds:.0f} s.",
         "",
         "Every ratio compares two things measured side by side in the same run: the "
-        "repetitions of A and B are interleaved (A B B A A B ...) and their medians compared. "
-        "The machine's cores are shared with other work, so absolute times move from run to "
-        "run; the interleaving makes the ratios fair. Speed ratios are hand-written time / "
-        "converted time (>= 1: the converted module is at least as fast).",
+        "repetitions of A and B are interleaved (A B B A A B ...), the times shown are their "
+        "medians, and a speed ratio is the median over adjacent A/B pairs of time(B) / "
+        "time(A) (\"pairs\" in the table), which cancels the slow drifts of a machine whose "
+        "cores are shared with other work (a few hundred pairs for the fast cases); the two "
+        "medians can differ from it by a few percent when one side has more slow outliers. "
+        "Speed ratios are hand-written time / converted time (>= 1: the converted module is "
+        "at least as fast).",
         "",
         "| benchmark | case | measured | goal | met | note |",
         "|---|---|---|---|---|---|",
