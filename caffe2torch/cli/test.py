@@ -236,6 +236,12 @@ def _report_triplets(args: argparse.Namespace, net: Any, feature: str,
           f"feature '{feature}')")
     print(ev.as_table({"accuracy": f"{t.accuracy.overall:.4f}  (d(a,p) < d(a,n))",
                        **_per_class_rows(t.accuracy.per_class)}))
+    if t.every_triplet is not None:
+        every = t.every_triplet
+        print(f"Every triplet of the {len(t.embeddings)} listed images (each as anchor, "
+              "each other image of its class as positive, each of another as negative)")
+        print(ev.as_table({"accuracy": f"{every.overall:.4f}",
+                           **_per_class_rows(every.per_class)}))
     return t.embeddings, t.labels
 
 

@@ -9,7 +9,7 @@ from caffe2torch.metric.lists import (
     write_triplet_lists,
 )
 from caffe2torch.metric.retrieval import mean_average_precision, recall_at_k
-from caffe2torch.metric.triplet import TripletAccuracy, triplet_accuracy
+from caffe2torch.metric.triplet import TripletAccuracy, all_triplets_accuracy, triplet_accuracy
 from caffe2torch.metric.verification import (
     RocCurve,
     accuracy_at,
@@ -24,6 +24,7 @@ __all__ = [
     "RocCurve",
     "TripletAccuracy",
     "accuracy_at",
+    "all_triplets_accuracy",
     "best_threshold",
     "equal_error_rate",
     "make_pairs",

@@ -42,7 +42,11 @@ from caffe2torch.data.sources import BadItemError
 from caffe2torch.data.transform import Transformer
 from caffe2torch.errors import CaffeError, DataError
 from caffe2torch.metric.retrieval import mean_average_precision, recall_at_k
-from caffe2torch.metric.triplet import TripletAccuracy, triplet_accuracy
+from caffe2torch.metric.triplet import (
+    TripletAccuracy,
+    all_triplets_accuracy,
+    triplet_accuracy,
+)
 from caffe2torch.metric.verification import (
     RocCurve,
     accuracy_at,
@@ -391,12 +395,21 @@ class PairEvaluation:
     embeddings: np.ndarray  # one row per distinct image
 
 
+# every triplet of the listed images is scored up to this many distinct images (~15 s)
+EVERY_TRIPLET_LIMIT = 10_000
+
+
 @dataclass(frozen=True)
 class TripletEvaluation:
+    """``accuracy``: over the listed triplets; ``every_triplet``: over every triplet the
+    listed images make with their classes (None above ``EVERY_TRIPLET_LIMIT`` images, or
+    when no class has two images)."""
+
     accuracy: TripletAccuracy
     n_triplets: int
     embeddings: np.ndarray
     labels: np.ndarray  # class of each embedding row
+    every_triplet: TripletAccuracy | None = None
 
 
 @dataclass(frozen=True)
@@ -488,7 +501,14 @@ def evaluate_triplets(
                            labels[0])
     classes = np.empty(len(emb), dtype=np.int64)
     classes[which] = np.concatenate(labels)
-    return TripletEvaluation(accuracy=acc, n_triplets=n, embeddings=emb, labels=classes)
+    every = None
+    if len(emb) <= EVERY_TRIPLET_LIMIT:
+        try:
+            every = all_triplets_accuracy(emb, classes)
+        except ValueError:  # one class only, or no class with two images
+            every = None
+    return TripletEvaluation(accuracy=acc, n_triplets=n, embeddings=emb, labels=classes,
+                             every_triplet=every)
 
 
 def evaluate_retrieval(

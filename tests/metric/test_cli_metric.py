@@ -67,6 +67,7 @@ def test_triplets_verb_then_test_metric_mode(work: Work, capsys):
                           "train_positive.txt", "train_negative.txt", "--batch", "5")
     assert code == 0, err
     assert "12 triplets" in out and "accuracy" in out and "class 0" in out
+    assert "Every triplet of the" in out
     assert "1.0000" in out.split("accuracy")[1].splitlines()[0]
 
 

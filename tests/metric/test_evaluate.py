@@ -86,11 +86,18 @@ def test_evaluate_triplets_and_retrieval(work: Work):
     assert r.n_triplets == 4
     assert r.accuracy.overall == 1.0 and r.accuracy.per_class == {0: 1.0, 1: 1.0}
     assert sorted(r.labels.tolist()) == [0, 0, 0, 0, 1, 1, 1]  # images 0 to 6, once each
+    # every triplet of those 7 images, against the direct count
+    from caffe2torch.metric import all_triplets_accuracy
+
+    assert r.every_triplet == all_triplets_accuracy(r.embeddings, r.labels)
+    assert set(r.every_triplet.per_class) == {0, 1}
     # a negative nearer than the positive: anchor 0 (dark) vs bright positive 4
     bad = work.write("bad_p.txt", [f"{work.paths[4]} 0"])
     one_a = work.write("one_a.txt", [f"{work.paths[0]} 0"])
     one_n = work.write("one_n.txt", [f"{work.paths[1]} 1"])
-    assert ev.evaluate_triplets(net, one_a, bad, one_n, preprocess=pre).accuracy.overall == 0
+    lone = ev.evaluate_triplets(net, one_a, bad, one_n, preprocess=pre)
+    assert lone.accuracy.overall == 0
+    assert lone.every_triplet is not None and lone.every_triplet.per_class.keys() == {0}
     listed = work.write("all.txt", [f"{x} {c}" for x, c in zip(work.paths, work.labels)])
     q = ev.evaluate_retrieval(net, listed, ks=(1, 3, 100), preprocess=pre)
     assert q.recall == {1: 1.0, 3: 1.0, 100: 1.0} and q.map == 1.0
