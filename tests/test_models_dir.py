@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import caffe2torch as c2t
+from caffe2torch.ir.netstate import NetState, layer_included
 from caffe2torch.proto import caffe_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,8 +91,8 @@ def test_builds_in_each_phase(path: Path, phase: str) -> None:
         batch = net.blob_shapes["data"][0]
         assert feat[0] == batch
         # the towers share every learnable blob by name: one parameter per name
-        in_phase = [ly for ly in c2t.read_net(path).layer
-                    if not ly.include or caffe_pb2.Phase.Name(ly.include[0].phase) == phase]
+        state = NetState.of(phase)
+        in_phase = [ly for ly in c2t.read_net(path).layer if layer_included(ly, state)]
         specs = [s for ly in in_phase for s in ly.param]
         assert specs and all(s.name for s in specs)
         assert len(net.learnable_params()) == len({s.name for s in specs}) < len(specs)
