@@ -686,8 +686,8 @@ def write_doc(runs: list[Run], work: Path, split: Split, path: Path = DOC) -> No
             "",
         ]
     if parity:
-        sds = [float(np.std([r.metrics[k] for r in parity], ddof=1)) for k in PARITY_METRICS
-               if len(parity) > 1]
+        sds = ([float(np.std([r.metrics[k] for r in parity], ddof=1)) for k in PARITY_METRICS]
+               if len(parity) > 1 else [])
         spread = f"{min(sds):.3f} to {max(sds):.3f}" if sds else "unknown"
         lines += [
             "### From different random starts, against the issue's single Caffe run",

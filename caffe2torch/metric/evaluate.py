@@ -27,6 +27,7 @@ zeros. Every image is embedded once however often the lists name it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -503,10 +504,9 @@ def evaluate_triplets(
     classes[which] = np.concatenate(labels)
     every = None
     if len(emb) <= EVERY_TRIPLET_LIMIT:
-        try:
+        # ValueError: one class only, or no class with two images, so there is no triplet
+        with contextlib.suppress(ValueError):
             every = all_triplets_accuracy(emb, classes)
-        except ValueError:  # one class only, or no class with two images
-            every = None
     return TripletEvaluation(accuracy=acc, n_triplets=n, embeddings=emb, labels=classes,
                              every_triplet=every)
 
