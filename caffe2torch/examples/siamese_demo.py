@@ -111,7 +111,8 @@ def _plots(work: Path, features: np.ndarray, labels: np.ndarray, held_out: np.nd
     roc_png, features_png = work / "roc.png", work / "features.png"
     try:
         save_roc_png(roc_curve(distances, same), roc_png,
-                     title=f"held-out pairs, AUC {roc_auc(distances, same):.3f}")
+                     title=f"held-out pairs, AUC {roc_auc(distances, same):.3f}",
+                     eer=equal_error_rate(distances, same))
     except MissingExtraError:
         return None, None
     save_embedding_scatter_png(features[held_out], labels[held_out], features_png,

@@ -118,6 +118,8 @@ class Solver:
     ``progress``: a progress bar during solve() (the log lines pass above it).
     ``data_workers``: processes that decode the data layers' rows (default: a few on a
     GPU, none on the CPU; see caffe2torch.solver.netsetup.default_workers).
+    ``share``: weight sharing within each net, as load_net's (default "declared": Caffe's
+    param names; "auto" also ties twin towers; None unties).
     """
 
     def __init__(
@@ -136,8 +138,10 @@ class Solver:
         tensorboard: str | os.PathLike[str] | None = None,
         progress: bool = False,
         data_workers: int | None = None,
+        share: Any = "declared",
     ) -> None:
         self.param = param
+        self.share = share
         self.data_workers = data_workers
         self.path = os.fspath(path) if path is not None else None
         self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()
@@ -207,7 +211,21 @@ class Solver:
     # ------------------------------------------------------------------ nets
 
     def _read(self, name: str) -> tuple[Any, Any]:
-        return read_net_with_positions(os.path.join(self.cwd, name))
+        path = os.path.join(self.cwd, name)
+        if not os.path.exists(path) and self.path is not None and not os.path.isabs(name):
+            # Caffe opens the net relative to the working directory, not the solver's
+            # folder; when the file is there, say so (a common first stumble)
+            beside = os.path.join(os.path.dirname(self.path), name)
+            if os.path.isfile(beside):
+                from caffe2torch.errors import ParseError
+
+                raise ParseError(
+                    f"the solver's net {name!r} is not found relative to the working "
+                    f"directory ({os.path.abspath(self.cwd)}), as Caffe opens it; it exists "
+                    f"beside the solver, as {beside}", path=self.path,
+                    hint=f"run from the solver's folder (cd {os.path.dirname(self.path) or '.'}) "
+                    "or write the net path relative to where you run")
+        return read_net_with_positions(path)
 
     def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
                share_with: CaffeNet | None) -> CaffeNet:
@@ -217,7 +235,7 @@ class Solver:
                              source_map=source_map, device=self.device,
                              options=self.build_options, rank=d.rank if d else 0,
                              world_size=d.world_size if d else 1,
-                             num_workers=self.data_workers)
+                             num_workers=self.data_workers, share=self.share)
 
     def _init_train_net(self) -> CaffeNet:
         p = self.param
