@@ -34,11 +34,25 @@ VERBS += [train, test, time, device_query, plot]
 VERBS += [pairs, triplets]
 
 
+EPILOG = """\
+examples:
+  caffe2torch demo                                   # train the built-in Siamese example
+  caffe2torch lint train_val.prototxt solver.prototxt
+  caffe2torch train -solver solver.prototxt
+  caffe2torch export deploy.prototxt -w w.caffemodel -o model.onnx --verify
+
+Files a verb writes are named with -o/--out FILE. Exit codes: 0 ok, 1 findings or a
+failed run, 2 usage or I/O error."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caffe2torch",
-        description="Caffe nets, weights and solvers in PyTorch. Caffe's one-dash long "
-        "flags (-solver, -model, -weights) work too.",
+        description="Caffe nets, weights and solvers in PyTorch, with Caffe's numerics. "
+        "Caffe's one-dash long flags (-solver, -model, -weights) work too. "
+        "`caffe2torch VERB --help` explains a verb, with examples.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"caffe2torch {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")

@@ -130,6 +130,10 @@ def run_demo(work: str | Path, iterations: int | None = None, log=print) -> Demo
     with _working_directory(work):
         solver = get_solver("solver.prototxt")
         total = iterations if iterations is not None else solver.param.max_iter
+        # Solver::Solve's first lines: Caffe's tools/extra/parse_log.py and
+        # extract_seconds.py take the log's start time from the "Solving" line
+        solver.log.info(f"Solving {solver.net.name}", "solver.cpp:289")
+        solver.log.info(f"Learning Rate Policy: {solver.param.lr_policy}", "solver.cpp:290")
         start = time.perf_counter()
         solver.step(total)
         seconds = (time.perf_counter() - start) / max(total, 1)
