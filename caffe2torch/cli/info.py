@@ -229,7 +229,9 @@ def print_info(
         if isinstance(totals, CaffeError):
             why = f"{totals.message}; {totals.hint}" if totals.hint else totals.message
             print(f"  (no shapes, params or FLOPs: {why})", file=stream)
-            if not needs_data(totals):
+            if info.kind == "prototxt" and not needs_data(totals):
+                # (a caffemodel's layers are there for their weights: a deploy model
+                # often lacks the input layer, so its build failing is no fault)
                 failed.append(totals)
         else:
             params, flops = totals

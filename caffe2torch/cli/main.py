@@ -5,6 +5,7 @@ arguments) and ``run`` (returns the exit code); a new verb is one module and one
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -80,6 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return common.OK
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug of ours: a short report instead of a traceback
+        if os.environ.get("CAFFE2TORCH_DEBUG"):
+            raise
+        print(f"caffe2torch {args.verb}: internal error: {type(e).__name__}: "
+              f"{common.printable(str(e))[:500]}\n  help: this is a bug in caffe2torch; "
+              "run again with CAFFE2TORCH_DEBUG=1 for the traceback and report it with "
+              "the command line", file=sys.stderr)
+        return common.FAILED
 
 
 if __name__ == "__main__":
