@@ -4,6 +4,7 @@ request."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from caffe2torch.cli import common
@@ -87,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         batch = _batch(args.batch)
     except UsageError as err:
         common.report(err)
+        return common.USAGE
+    if args.verify and importlib.util.find_spec("onnxruntime") is None:
+        common.report(UsageError("--verify runs the model with onnxruntime, which is not "
+                                 "installed", hint="pip install onnxruntime (or "
+                                 "caffe2torch[onnxruntime]), or leave out --verify"))
         return common.USAGE
     net = load_model(args)
     report = export_onnx(
