@@ -267,6 +267,27 @@ def test_8_unread_data_top_gets_a_silence_hint(project: Path, capsys) -> None:
     assert 'help: add `layer { name: "silence_sim_p" type: "Silence" bottom: "sim_p" }`' in out
 
 
+def test_8_plot_draws_a_many_element_output_as_one_series(project: Path, capsys) -> None:
+    from caffe2torch.cli.plot import collapse_elements
+
+    rows = ["iteration,seconds,net,metric,value"]
+    for it in (0, 10):
+        rows.append(f"{it},0.1,train,loss,{0.5 - it / 100}")
+        rows += [f"{it},0.1,train,sim_p[{k}],{k % 2}" for k in range(64)]
+    (project / "run.csv").write_text("\n".join(rows) + "\n")
+    from caffe2torch.cli.plot import read_series
+
+    series, collapsed = collapse_elements(read_series("run.csv"))
+    assert collapsed == ["train/sim_p"]
+    assert series["train/sim_p (mean of 64)"] == [(0, 0.5), (10, 0.5)]
+    assert series["train/loss"] == [(0, 0.5), (10, 0.4)]
+    if HAS_MPL:
+        code, _, err = run(capsys, "plot", "run.csv", "-o", "curves.png")
+        assert code == 0
+        assert "train/sim_p has several elements per iteration, drawn as their mean" in err
+        assert "wrote curves.png (train/loss, train/sim_p (mean of 64))" in err
+
+
 # 9 ------------------------------------------------------------------ raw pixels
 
 

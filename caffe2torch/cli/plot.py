@@ -92,8 +92,39 @@ def read_series(path: str) -> Series:
     return read_log_series(text.splitlines())
 
 
+_ELEMENT = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def collapse_elements(series: Series) -> tuple[Series, list[str]]:
+    """A net output with several elements (a data top nobody reads, such as the second pair
+    label ``sim_p``) is one series per element in our CSV (``name[k]``) and several values
+    per iteration in a Caffe log: draw it as one series, the mean per iteration. Returns
+    the series and the names collapsed."""
+    groups: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for key, points in series.items():
+        m = _ELEMENT.match(key)
+        groups[m.group(1) if m else key].extend(points)
+    out: Series = {}
+    collapsed = []
+    for key, points in groups.items():
+        by_iter: dict[int, list[float]] = defaultdict(list)
+        for it, v in points:
+            by_iter[it].append(v)
+        n = max(len(v) for v in by_iter.values())
+        if n == 1:
+            out[key] = points
+            continue
+        out[f"{key} (mean of {n})"] = [(it, sum(v) / len(v)) for it, v in sorted(by_iter.items())]
+        collapsed.append(key)
+    return out, collapsed
+
+
 def run(args: argparse.Namespace) -> int:
-    series = read_series(args.source)
+    series, collapsed = collapse_elements(read_series(args.source))
+    for name in collapsed:
+        common.note(f"caffe2torch plot: note: {name} has several elements per iteration, drawn "
+                    "as their mean (if it is a data top nobody reads, a Silence layer keeps "
+                    "it out of the log: see `caffe2torch lint --explain C2T207`)")
     if not series:
         print(f"caffe2torch plot: error: {args.source}: no training metrics found "
               "(expected a metrics CSV or a Caffe log)", file=sys.stderr)
