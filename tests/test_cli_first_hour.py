@@ -389,7 +389,9 @@ def test_12_draw_svg_without_graphviz(project: Path, capsys,
     assert len(root.findall(".//svg:g[@class='blob']", ns)) == 7
     # an arrow per bottom and per top: 2 data layers x 2 tops, 2 InnerProducts x 2,
     # ContrastiveLoss 3 bottoms + 1 top, Silence 1 bottom
-    assert len(root.findall(".//svg:line", ns)) == 13
+    assert len(root.findall(".//svg:polyline", ns)) == 13
+    # the long edge sim -> loss bends through its own lane: more than two points
+    assert max(len(p.get("points").split()) for p in root.iterfind(".//svg:polyline", ns)) > 2
     code, _, err = run(capsys, "draw", "deploy.prototxt", "-o", "net.png")
     assert code == 1
     assert "Graphviz's 'dot' program is not installed, so net.png was not drawn" in err

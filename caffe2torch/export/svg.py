@@ -2,17 +2,20 @@
 reduced) good enough for the layer graphs of Caffe nets.
 
 1. rank: each node sits one rank after the furthest of its predecessors (longest path);
+   an edge over several ranks gets a small virtual node in each rank it crosses, so it
+   takes a lane of its own instead of running through the boxes;
 2. order: within a rank, nodes are sorted by the mean position of their neighbours in the
    rank before (then after), a few sweeps, to reduce crossings;
 3. place: ranks are rows (TB/BT) or columns (LR/RL), centred on the widest one;
-4. draw: rounded boxes for layers, octagon-like boxes for blobs, straight arrows between
-   the boxes' borders.
+4. draw: rounded boxes for layers, octagon-like boxes for blobs, arrows between the
+   boxes' borders (through the virtual nodes of long edges).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from xml.sax.saxutils import escape
 
 _CHAR_W = 6.6  # average glyph width of 11px Helvetica
@@ -21,6 +24,7 @@ _PAD = 8.0
 _RANK_GAP = 46.0
 _NODE_GAP = 18.0
 _SWEEPS = 4
+_LANE = 6.0  # the size of a long edge's virtual node
 
 
 @dataclass(frozen=True)
@@ -39,16 +43,16 @@ class _Box:
     h: float
 
 
-def _ranks(nodes: Sequence[Node], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
+def _ranks(ids: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
     """Longest-path ranks, in topological order (Kahn); a node on a cycle, which a blob
     graph cannot have, would keep rank 0."""
-    rank = {n.id: 0 for n in nodes}
-    succs: dict[str, list[str]] = {n.id: [] for n in nodes}
-    waiting = {n.id: 0 for n in nodes}
+    rank = dict.fromkeys(ids, 0)
+    succs: dict[str, list[str]] = {v: [] for v in ids}
+    waiting = dict.fromkeys(ids, 0)
     for a, b in edges:
         succs[a].append(b)
         waiting[b] += 1
-    ready = [n.id for n in nodes if waiting[n.id] == 0]
+    ready = [v for v in ids if waiting[v] == 0]
     while ready:
         a = ready.pop()
         for b in succs[a]:
@@ -59,14 +63,14 @@ def _ranks(nodes: Sequence[Node], edges: Sequence[tuple[str, str]]) -> dict[str,
     return rank
 
 
-def _order(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], rank: dict[str, int]
+def _order(ids: Sequence[str], edges: Sequence[tuple[str, str]], rank: dict[str, int]
            ) -> list[list[str]]:
     """Nodes per rank, ordered by the barycentre heuristic."""
     layers: list[list[str]] = [[] for _ in range(max(rank.values(), default=-1) + 1)]
-    for n in nodes:
-        layers[rank[n.id]].append(n.id)
-    preds: dict[str, list[str]] = {n.id: [] for n in nodes}
-    succs: dict[str, list[str]] = {n.id: [] for n in nodes}
+    for v in ids:
+        layers[rank[v]].append(v)
+    preds: dict[str, list[str]] = {v: [] for v in ids}
+    succs: dict[str, list[str]] = {v: [] for v in ids}
     for a, b in edges:
         preds[b].append(a)
         succs[a].append(b)
@@ -91,11 +95,35 @@ def _size(node: Node) -> tuple[float, float]:
     return max(width, 40.0), len(node.lines) * _LINE_H + _PAD
 
 
+def _split_long_edges(ids: list[str], edges: Sequence[tuple[str, str]], rank: dict[str, int]
+                      ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list[str]]]:
+    """Short edges only: a virtual node per rank crossed (added to ``ids`` and ``rank``);
+    returns the new edges and, per original edge, its virtual nodes in order."""
+    short: list[tuple[str, str]] = []
+    routes: dict[tuple[str, str], list[str]] = {}
+    for a, b in edges:
+        chain = []
+        for r in range(rank[a] + 1, rank[b]):
+            v = f"~{len(ids)}"
+            ids.append(v)
+            rank[v] = r
+            chain.append(v)
+        routes[(a, b)] = chain
+        hops = [a, *chain, b]
+        short.extend(pairwise(hops))
+    return short, routes
+
+
 def layout(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], rankdir: str
-           ) -> dict[str, _Box]:
-    rank = _ranks(nodes, edges)
-    layers = _order(nodes, edges, rank)
+           ) -> tuple[dict[str, _Box], dict[tuple[str, str], list[str]]]:
+    """Boxes of the nodes (and of the long edges' virtual nodes), and per edge its
+    virtual nodes."""
+    ids = [n.id for n in nodes]
+    rank = _ranks(ids, edges)
+    short, routes = _split_long_edges(ids, edges, rank)
+    layers = _order(ids, short, rank)
     size = {n.id: _size(n) for n in nodes}
+    size.update({v: (_LANE, _LANE) for v in ids if v not in size})
     across = rankdir in ("LR", "RL")  # ranks are columns
     # extent of each rank along the rank axis, and the rank's length across it
     depth = [max((size[v][0] if across else size[v][1]) for v in layer) if layer else 0.0
@@ -121,7 +149,7 @@ def layout(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], rankdir: str
             b.y = total - b.y
         elif rankdir == "RL":
             b.x = total - b.x
-    return boxes
+    return boxes, routes
 
 
 def _border(box: _Box, toward: _Box) -> tuple[float, float]:
@@ -146,7 +174,7 @@ def _octagon(b: _Box) -> str:
 def render_svg(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], rankdir: str,
                title: str) -> str:
     """The SVG text of the graph, drawn in ``rankdir`` (LR, TB, BT or RL)."""
-    boxes = layout(nodes, edges, rankdir)
+    boxes, routes = layout(nodes, edges, rankdir)
     margin, head = 12.0, 28.0
     min_x = min((b.x - b.w / 2 for b in boxes.values()), default=0.0)
     min_y = min((b.y - b.h / 2 for b in boxes.values()), default=0.0)
@@ -167,9 +195,13 @@ def render_svg(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], rankdir:
         f'font-size="13">{escape(title)}</text>',
     ]
     for a, b in edges:
-        (x1, y1), (x2, y2) = _border(boxes[a], boxes[b]), _border(boxes[b], boxes[a])
-        out.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-                   'stroke="#444" stroke-width="1" marker-end="url(#arrow)"/>')
+        via = [boxes[v] for v in routes[(a, b)]]
+        start = _border(boxes[a], via[0] if via else boxes[b])
+        end = _border(boxes[b], via[-1] if via else boxes[a])
+        points = [start, *((v.x, v.y) for v in via), end]
+        out.append('<polyline points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+                   + '" fill="none" stroke="#444" stroke-width="1" '
+                   'marker-end="url(#arrow)"/>')
     for n in nodes:
         b = boxes[n.id]
         out.append(f'<g id="{escape(n.id)}" class="{"blob" if n.blob else "layer"}">')
