@@ -480,13 +480,24 @@ def test_14_net_beside_the_solver(project: Path, capsys,
     solver = f"{project.name}/solver.prototxt"
     code, _, err = run(capsys, "train", "-solver", solver, "-q")
     assert code == 2
-    assert ("error: the solver's net 'train_test.prototxt' is not found relative to the "
-            "working directory") in err
-    assert f"it exists beside the solver, as {project.name}/train_test.prototxt" in err
-    assert f"help: run from the solver's folder (cd {project.name})" in err
+    assert ("error: the solver's net 'train_test.prototxt' is not found from the working "
+            "directory") in err
+    assert f"it exists beside the solver, in {project.name}" in err
+    assert f"help: run from that folder (cd {project.name})" in err
     code, out, _ = run(capsys, "lint", solver, "--format", "concise")
     assert code == 1
-    assert "warning[C2T508] net 'train_test.prototxt' is not in the working directory" in out
+    assert ("warning[C2T508] net 'train_test.prototxt' is not found from the working "
+            "directory") in out
+    # a solver that names its net from a folder above (models/x/solver.prototxt naming
+    # x/train_test.prototxt, run from models/): found there
+    (project / "x").mkdir()
+    (project / "x" / "solver.prototxt").write_text(
+        (project / "solver.prototxt").read_text().replace('"train_test', '"x/train_test'))
+    shutil.copy(project / "train_test.prototxt", project / "x" / "train_test.prototxt")
+    code, out, _ = run(capsys, "lint", f"{project.name}/x/solver.prototxt", "--format",
+                       "concise")
+    assert code == 1 and "warning[C2T508]" in out
+    assert f"it exists relative to {project.name}" in out
 
 
 # 15 ----------------------------------------------------------------- demo log and parse_log

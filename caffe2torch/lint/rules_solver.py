@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 
+from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.positions import COL, LINE, scan
 from caffe2torch.io.upgrade import SOLVER_TYPES
 from caffe2torch.lint.context import Context
@@ -126,8 +127,6 @@ def _net_files(ctx: Context, solver: caffe_pb2.SolverParameter, top) -> None:
     if solver.HasField("train_net"):
         names.append(("train_net", 0, solver.train_net))
     names += [("test_net", k, n) for k, n in enumerate(solver.test_net)]
-    folder = os.path.dirname(ctx.path) if ctx.path else ""
-
     def at(field: str, k: int):
         spots = top.get(field) or [(None, None)]
         return spots[min(k, len(spots) - 1)]
@@ -135,12 +134,13 @@ def _net_files(ctx: Context, solver: caffe_pb2.SolverParameter, top) -> None:
     for field, k, name in names:
         if not name or os.path.isfile(name):
             continue
-        beside = os.path.join(folder, name) if folder and not os.path.isabs(name) else None
-        if beside is not None and os.path.isfile(beside):
-            ctx.report("C2T508", f"{field} '{name}' is not in the working directory "
+        found = folder_where_found(name, ctx.path) if ctx.path else None
+        if found is not None:
+            ctx.report("C2T508", f"{field} '{name}' is not found from the working directory "
                        f"({os.getcwd()}), where Caffe (and caffe2torch train) open it; it "
-                       f"exists beside the solver, as {beside}", *at(field, k), severity="warning",
-                       help=f"run from the solver's folder (cd {folder}), or write the path "
+                       f"exists {where_text(found, ctx.path, 'solver')}", *at(field, k),
+                       severity="warning",
+                       help=f"run from that folder (cd {shown(found)}), or write the path "
                        "relative to where you run")
         else:
             ctx.report("C2T508", f"{field} '{name}' does not exist (Caffe opens it relative "

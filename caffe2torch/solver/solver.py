@@ -41,6 +41,7 @@ import torch
 from caffe2torch.build import CaffeNet
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.io import read_net_with_positions, read_solver
+from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.proto import caffe_pb2
@@ -212,19 +213,19 @@ class Solver:
 
     def _read(self, name: str) -> tuple[Any, Any]:
         path = os.path.join(self.cwd, name)
-        if not os.path.exists(path) and self.path is not None and not os.path.isabs(name):
+        if not os.path.exists(path) and self.path is not None:
             # Caffe opens the net relative to the working directory, not the solver's
-            # folder; when the file is there, say so (a common first stumble)
-            beside = os.path.join(os.path.dirname(self.path), name)
-            if os.path.isfile(beside):
+            # folder; when it is found from there (or a folder above), say so
+            found = folder_where_found(name, self.path)
+            if found is not None:
                 from caffe2torch.errors import ParseError
 
                 raise ParseError(
-                    f"the solver's net {name!r} is not found relative to the working "
-                    f"directory ({os.path.abspath(self.cwd)}), as Caffe opens it; it exists "
-                    f"beside the solver, as {beside}", path=self.path,
-                    hint=f"run from the solver's folder (cd {os.path.dirname(self.path) or '.'}) "
-                    "or write the net path relative to where you run")
+                    f"the solver's net {name!r} is not found from the working directory "
+                    f"({os.path.abspath(self.cwd)}), where Caffe opens it; it exists "
+                    f"{where_text(found, self.path, 'solver')}", path=self.path,
+                    hint=f"run from that folder (cd {shown(found)}) or write the net path "
+                    "relative to where you run")
         return read_net_with_positions(path)
 
     def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
