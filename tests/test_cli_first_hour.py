@@ -265,6 +265,17 @@ def test_8_unread_data_top_gets_a_silence_hint(project: Path, capsys) -> None:
     assert "warning[C2T207] top 'sim_p' of data layer 'pair_data_p' is read by no layer" in out
     assert "training logs one 'net output' line per element" in out
     assert 'help: add `layer { name: "silence_sim_p" type: "Silence" bottom: "sim_p" }`' in out
+    # training it says so once, at the first display, instead of only flooding the log
+    (project / "big.prototxt").write_text(text.replace("batch_size: 2", "batch_size: 12"))
+    (project / "big_solver.prototxt").write_text(
+        (project / "solver.prototxt").read_text().replace("train_test", "big"))
+    code, _, err = run(capsys, "train", "-solver", "big_solver.prototxt")
+    assert code == 0
+    warning = ("net output 'sim_p' has 12 values: every display logs each of them, as Caffe "
+               "does; if nothing should read it (a data layer's second label), a Silence "
+               "layer with bottom 'sim_p' keeps it out of the log (caffe2torch lint: C2T207)")
+    assert err.count(warning) == 1
+    assert len(re.findall(r"Train net output #\d+: sim_p = ", err)) == 2 * 12  # 2 displays
 
 
 def test_8_plot_draws_a_many_element_output_as_one_series(project: Path, capsys) -> None:

@@ -103,6 +103,10 @@ def resolve_device(param: Any, requested: Any, log: GlogWriter) -> torch.device:
     return want
 
 
+# a net output with more values than this is worth a warning: it floods the log
+_MANY_VALUES = 8
+
+
 class Solver:
     """Caffe's SGDSolver family driven by a SolverParameter; see the module docstring.
 
@@ -204,6 +208,7 @@ class Solver:
         self._iterations_last = 0
         self._timer = time.monotonic()
         self._bar: ProgressBar | None = None
+        self._many_valued: set[str] = set()  # outputs warned about (one log line per value)
         self._bar_log: Any = None
         if param.snapshot_diff:
             self.log.warning("snapshot_diff is not supported: snapshots hold the weights only")
@@ -524,6 +529,13 @@ class Solver:
         index = 0
         for name, values in self._output_values(self.net, outputs):
             weight = self.net.loss_weights.get(name, 0.0)
+            if values.size > _MANY_VALUES and name not in self._many_valued:
+                self._many_valued.add(name)
+                self.log.warning(
+                    f"net output '{name}' has {values.size} values: every display logs each "
+                    "of them, as Caffe does; if nothing should read it (a data layer's second "
+                    f"label), a Silence layer with bottom '{name}' keeps it out of the log "
+                    "(caffe2torch lint: C2T207)")
             for v in values:
                 extra = (f" (* {fmt(weight)} = {fmt(_f32(weight) * _f32(v))} loss)"
                          if weight else "")
