@@ -136,6 +136,47 @@ def test_exit_code(case: tuple[str, list[str], int], project: Path,
         assert "error" in err.lower() or "usage:" in err  # a failure says why, on stderr
 
 
+ODD_INPUT_COMMANDS = [
+    ["info", "{f}"], ["lint", "{f}"], ["upgrade", "{f}"], ["draw", "{f}", "-o", "x.svg"],
+    ["export", "{f}", "-o", "x.onnx"], ["convert", "{f}", "-o", "x.py"],
+    ["test", "-model", "{f}", "-iterations", "1", "-q"],
+    ["time", "-model", "{f}", "-iterations", "1"], ["train", "-solver", "{f}", "-q"],
+    ["plot", "{f}"], ["pairs", "{f}", "--out-dir", "lists"],
+    ["triplets", "{f}", "--out-dir", "lists"],
+    ["test", "-model", "deploy.prototxt", "-weights", "{f}", "-iterations", "1", "-q"],
+    ["export", "deploy.prototxt", "-w", "{f}", "-o", "x.onnx"],
+    ["info", "deploy.prototxt", "--weights", "{f}"],
+    ["train", "-solver", "solver.prototxt", "-weights", "{f}", "-q"],
+    ["train", "-solver", "solver.prototxt", "-snapshot", "{f}", "-q"],
+]
+ODD_INPUTS = ["a_folder", "random.bin", "v1.prototxt"]
+
+
+@pytest.mark.parametrize("odd", ODD_INPUTS)
+@pytest.mark.parametrize("command", ODD_INPUT_COMMANDS,
+                         ids=["-".join(c[:2]).replace("{f}", "F") + ("-w" if "-w" in c or
+                              "-weights" in c or "--weights" in c else "") +
+                              ("-s" if "-snapshot" in c else "") for c in ODD_INPUT_COMMANDS])
+def test_odd_input_is_refused_with_a_message(command: list[str], odd: str, project: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder, random bytes, or a net where weights, a solver or a list go: exit 1 or 2
+    with an error message, never a traceback."""
+    monkeypatch.chdir(project)
+    (project / "a_folder").mkdir(exist_ok=True)
+    (project / "random.bin").write_bytes(bytes(range(256)) * 2)
+    argv = [a.replace("{f}", odd) for a in command]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and "internal error" not in out + err
+    assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", out + err)
+    if code == OK:  # only what is legitimately fine: a V1 net upgraded, linted, listed...
+        assert odd == "v1.prototxt" and argv[0] in {"info", "lint", "upgrade", "draw",
+                                                    "export", "convert", "time", "test"}
+    else:
+        assert code in (FAILED, USAGE) and "error" in err.lower()
+
+
 def test_every_verb_is_covered() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
