@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="caffe2torch-demo", metavar="DIR",
+    p.add_argument("--out-dir", "--out", dest="out", default="caffe2torch-demo", metavar="DIR",
                    help="work folder for images, lists, snapshots and plots "
                         "(default: ./caffe2torch-demo)")
     p.add_argument("--iterations", type=int, metavar="N",
@@ -38,7 +38,7 @@ Exit codes: 0 done; 1 training failed; 2 usage or I/O error (e.g. mlxtend missin
 EXAMPLES = """\
 examples:
   caffe2torch demo
-  caffe2torch demo --out /tmp/demo --iterations 2000"""
+  caffe2torch demo --out-dir /tmp/demo --iterations 2000"""
 
 
 def run(args: argparse.Namespace) -> int:
