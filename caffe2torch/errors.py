@@ -43,6 +43,11 @@ class ParseError(CaffeError):
     """A text or binary file could not be read as the Caffe message it should hold."""
 
 
+class UsageError(CaffeError):
+    """A command-line flag value that cannot be used, or a file of the wrong kind for the
+    command (exit code 2)."""
+
+
 class UpgradeError(CaffeError):
     """Caffe's upgrade refuses the file (e.g. ``layer`` mixed with ``layers``)."""
 

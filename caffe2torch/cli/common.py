@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
-from caffe2torch.errors import CaffeError, ParseError, WriteError
+from caffe2torch.errors import CaffeError, DataError, ParseError, UsageError, WriteError
 
 # Exit codes (DESIGN: 0 ok, 1 findings or failed run, 2 usage or I/O error).
 OK, FAILED, USAGE = 0, 1, 2
@@ -30,9 +32,19 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 
 def exit_code(err: CaffeError) -> int:
-    """A file we cannot read or write is an I/O error (2); any other refusal is a failed
-    run (1)."""
-    return USAGE if isinstance(err, ParseError | WriteError) else FAILED
+    """A flag that cannot be used, a file of the wrong kind, or a file (net, list, image,
+    output) we cannot read or write is a usage or I/O error (2); any other refusal, such as
+    a net that cannot be built or a run that fails, is a failed run (1)."""
+    return USAGE if isinstance(err, ParseError | WriteError | UsageError | DataError) else FAILED
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` (a binary file's bytes must not
+    reach the terminal raw)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def format_error(err: CaffeError, severity: str = "error") -> str:
@@ -41,7 +53,7 @@ def format_error(err: CaffeError, severity: str = "error") -> str:
     text = f"{loc}: {severity}: {err.message}" if loc else f"{severity}: {err.message}"
     if err.hint:
         text += f"\n  help: {err.hint}"
-    return text
+    return printable(text)
 
 
 def report(err: CaffeError, stream: TextIO | None = None) -> int:
@@ -63,3 +75,25 @@ def silence_stdout() -> None:
         os.close(fd)
     except (OSError, ValueError):
         pass
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old flag spelling kept working: stores into the new flag's ``dest`` and says once,
+    on stderr, which spelling to use instead (``help=argparse.SUPPRESS`` keeps it out of
+    --help)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str,
+                 append: bool = False, **kwargs: Any) -> None:
+        self.new = new
+        self.append = append
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        note(f"{parser.prog}: warning: {option_string} is deprecated; use {self.new}")
+        if self.append:
+            current = list(getattr(namespace, self.dest, None) or [])
+            current.extend(values if isinstance(values, list) else [values])
+            setattr(namespace, self.dest, current)
+        else:
+            setattr(namespace, self.dest, values)

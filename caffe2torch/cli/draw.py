@@ -1,17 +1,43 @@
-"""``caffe2torch draw MODEL -o net.svg|png|pdf|dot [--phase TRAIN|TEST] [--level N]
-[--stage S] [--rankdir LR|TB|BT|RL]``: the net as a graph of layers (type, key settings)
-and blobs (shape), for one NetState, filtered as the builder filters it. DOT is written
-directly; svg/png/pdf need Graphviz's ``dot`` (without it the .dot file is still written
-and the command says so).
-"""
+"""``caffe2torch draw``: a net as a graph of layers and blobs, for one NetState."""
 
 from __future__ import annotations
 
 import argparse
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import add_model_args, input_shapes
-from caffe2torch.errors import CaffeError
+from caffe2torch.cli.netargs import (
+    add_input_shape_arg,
+    add_netstate_args,
+    add_share_arg,
+    check_shape_names,
+    input_shapes,
+    net_blob_names,
+    share_option,
+)
+from caffe2torch.errors import CaffeError, UsageError
+
+DESCRIPTION = """\
+Draw a net as a graph of layers (name, type, key settings) and blobs (name, shape) for one
+NetState, the layers filtered as the builder filters them (stages and levels count, which
+Caffe's draw_net.py ignores). The file's extension picks the format:
+
+  .svg  drawn without any other program (a built-in layered layout), or by Graphviz's
+        `dot` when it is installed (--layout picks)
+  .dot  the Graphviz source, for `dot -Tpng net.dot -o net.png`
+  .png, .pdf  need Graphviz's `dot` program (apt-get install graphviz, brew install
+        graphviz); without it the .dot file is written beside and the command says so
+
+Blob shapes come from building the net; data tops whose shape comes from the data need
+--input-shape (or --no-shapes).
+
+Exit codes: 0 drawn; 1 the drawing failed (no Graphviz for .png/.pdf); 2 usage or I/O
+error."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch draw deploy.prototxt -o net.svg
+  caffe2torch draw train_val.prototxt -o train.svg --phase TRAIN --rankdir TB
+  caffe2torch draw deploy.prototxt -o net.png          # needs Graphviz"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,16 +45,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "draw",
-        help="draw a net (Graphviz: dot, svg, png, pdf)",
-        description=__doc__,
+        help="draw a net as SVG (built in), or DOT, PNG, PDF (Graphviz)",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_args(p, weights=False)
+    p.add_argument("model", metavar="MODEL", help="net prototxt (any Caffe version)")
+    add_netstate_args(p, "TEST")
+    add_input_shape_arg(p)
+    add_share_arg(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE",
-                   help="where to draw (.dot, .svg, .png or .pdf)")
+                   help="where to draw: .svg, .dot, .png or .pdf")
     p.add_argument("--rankdir", type=str.upper, choices=RANKDIRS, default="LR",
-                   help="graph direction (default LR, as Caffe's draw_net.py)")
-    p.add_argument("--no-shapes", action="store_true", help="do not build the net for shapes")
+                   help="graph direction: LR left to right (default, as Caffe's "
+                   "draw_net.py), TB top to bottom, BT, RL")
+    p.add_argument("--layout", choices=("auto", "builtin", "graphviz"), default="auto",
+                   help="who lays out an .svg: 'auto' (default: Graphviz when installed, "
+                   "else built in), 'builtin' or 'graphviz'")
+    p.add_argument("--no-shapes", action="store_true",
+                   help="do not build the net to show blob shapes")
     p.set_defaults(run=run)
 
 
@@ -40,15 +75,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         output_format(args.out)  # refuse an unknown extension before any work
     except CaffeError as err:
-        return common.report(err) and common.USAGE
+        raise UsageError(err.message, hint=err.hint) from None
+    shapes = input_shapes(args.input_shape)
     net_param = read_net(args.model)
+    check_shape_names(shapes, net_blob_names(net_param), args.model)
     state = NetState.of(args.phase, args.level, args.stage)
     drawing = draw_net(
-        net_param, state, args.rankdir, input_shapes=input_shapes(args.input_shape),
-        shapes=not args.no_shapes,
+        net_param, state, args.rankdir, input_shapes=shapes, shapes=not args.no_shapes,
+        share=share_option(args),
     )
     if drawing.note and not args.no_shapes:
         common.note(f"blob shapes not shown: {drawing.note}")
-    for path in write_drawing(drawing, args.out):
+    for path in write_drawing(drawing, args.out, layout=args.layout):
         print(f"wrote {path} ({drawing.layers} layers, {state.phase} phase)")
     return common.OK

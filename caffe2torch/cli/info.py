@@ -1,14 +1,7 @@
-"""``caffe2torch info FILE [--phase TRAIN|TEST] [--level N] [--stage S] [--weights W]
-[--input-shape BLOB=N,C,H,W]``: the layers of a net, per phase (Caffe's NetStateRule
-filtering), with type, bottoms, tops, top shapes, parameter counts and FLOPs (from building
-the net; data tops whose shape the prototxt does not give need --input-shape) and, for a
-caffemodel (or with ``--weights``), the shapes of the learned blobs. FLOPs count the
-multiply-adds of convolutions and inner products, 2 per multiply-accumulate.
+"""``caffe2torch info``: the layer table of a net or caffemodel, per phase.
 
-The table is a list of :class:`Column` s over :class:`LayerRow` s: a new column (output
-shapes, parameter counts, FLOPs) is one more ``Column`` appended to ``columns`` by whoever
-can compute it.
-"""
+The table is a list of Column objects over LayerRow objects: a new column (output shapes,
+parameter counts, FLOPs) is one more Column in the list, filled by whoever can compute it."""
 
 from __future__ import annotations
 
@@ -19,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from caffe2torch.cli import common
-from caffe2torch.errors import CaffeError, UpgradeError
+from caffe2torch.errors import CaffeError, UsageError
 from caffe2torch.io.binary import blob_shape, looks_binary, read_caffemodel_arrays
 from caffe2torch.io.text import is_solver_text, read_net, read_text
 from caffe2torch.ir.netstate import NetState, declared_phases, filter_layers
@@ -27,22 +20,43 @@ from caffe2torch.proto import caffe_pb2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from caffe2torch.cli.netargs import add_input_shape_arg, add_netstate_args, add_share_arg
+
     p = sub.add_parser(
         "info",
         help="list a net's layers per phase (prototxt or caffemodel)",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="FILE", help="net prototxt (any version) or caffemodel")
-    p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"],
-                   help="only this phase (default: the phases the net declares)")
-    p.add_argument("--level", type=int, default=0, help="NetState level (default 0)")
-    p.add_argument("--stage", action="append", default=[], help="NetState stage (repeatable)")
+    add_netstate_args(p, None)
     p.add_argument("--weights", "--model-weights", dest="weights", metavar="W",
-                   help="a caffemodel whose blob shapes to show beside a prototxt")
-    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="shape of a data top the prototxt does not give (repeatable)")
+                   help="a caffemodel whose learned blob shapes to show beside a prototxt")
+    add_input_shape_arg(p)
+    add_share_arg(p)
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+List the layers of a net for each phase it declares (TRAIN, TEST), filtered by the
+include/exclude rules as Caffe filters them: name, type, bottoms, tops and, when the net
+can be built, the top shapes, the parameter count and the FLOPs of each layer (FLOPs count
+the multiply-adds of convolutions and inner products, 2 per multiply-accumulate). For a
+caffemodel, or with --weights, the shapes of the learned blobs too.
+
+Data tops whose shape comes from the data (an image list without new_height/new_width, an
+LMDB) need --input-shape for the shape columns.
+
+Exit codes: 0 listed; 1 the net cannot be built (the reason is printed); 2 usage or I/O
+error (a missing file, a solver instead of a net)."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch info deploy.prototxt
+  caffe2torch info train_val.prototxt --phase TRAIN --input-shape data=64,1,28,28
+  caffe2torch info bvlc_alexnet.caffemodel
+  caffe2torch info deploy.prototxt --weights bvlc_alexnet.caffemodel"""
 
 
 # ----------------------------------------------------------------------------- the table
@@ -133,7 +147,7 @@ def load(path: str, weights: str | None = None) -> NetInfo:
         shapes = {layer.name: [blob_shape(b) for b in layer.blobs] for layer in net.layer}
         return NetInfo(path, net, shapes, "caffemodel")
     if is_solver_text(read_text(path)):
-        raise UpgradeError(
+        raise UsageError(
             "this is a solver prototxt; `info` lists the layers of a net",
             path=path, hint="run `caffe2torch info` on the net file named by its `net:` field",
         )
@@ -164,21 +178,28 @@ def columns_for(info: NetInfo, built: bool = False) -> list[Column]:
 
 
 def attach_stats(
-    info: NetInfo, state: NetState, rows: list[LayerRow], shapes: dict[str, list[int]] | None
-) -> tuple[int, int] | str:
+    info: NetInfo, state: NetState, rows: list[LayerRow], shapes: dict[str, list[int]] | None,
+    share: str | None = "declared",
+) -> tuple[int, int] | CaffeError:
     """Build the net for ``state`` and put each layer's statistics on its row; returns the
     totals (unique params, FLOPs), or why the net could not be built."""
     from caffe2torch.build import build_net
     from caffe2torch.build.stats import net_stats, unique_param_count
 
     try:
-        net = build_net(info.net, state, input_shapes=shapes)
+        net = build_net(info.net, state, input_shapes=shapes, share=share)
     except CaffeError as err:
-        return f"{err.message}; {err.hint}" if err.hint else err.message
+        return err
     by_index = {s.index: s for s in net_stats(net)}
     for row in rows:
         row.extra["stats"] = by_index[row.index]
     return unique_param_count(net), sum(s.flops for s in by_index.values())
+
+
+def needs_data(err: CaffeError) -> bool:
+    """Whether a build failed only because a data top's shape depends on the data (a list
+    file's first image, an LMDB), which --input-shape gives: not a fault of the net."""
+    return "--input-shape" in (err.hint or "")
 
 
 def print_info(
@@ -186,7 +207,11 @@ def print_info(
     states: Sequence[NetState],
     stream: TextIO,
     input_shapes: dict[str, list[int]] | None = None,
-) -> None:
+    share: str | None = "declared",
+) -> list[CaffeError]:
+    """Print the table of each state; returns the build errors of the states whose net
+    cannot be built."""
+    failed: list[CaffeError] = []
     name = info.net.name or "(unnamed)"
     print(f"{info.path}: net {name!r}, {len(info.net.layer)} layers ({info.kind})", file=stream)
     for state in states:
@@ -196,23 +221,40 @@ def print_info(
             label += f", level {state.level}"
         if state.stages:
             label += f", stages {', '.join(state.stages)}"
-        totals = attach_stats(info, state, rows, input_shapes)
-        built = not isinstance(totals, str)
+        totals = attach_stats(info, state, rows, input_shapes, share)
+        built = not isinstance(totals, CaffeError)
         print(f"\n{label}: {len(rows)} layers", file=stream)
         for line in render_table(rows, columns_for(info, built)):
             print(f"  {line}", file=stream)
-        if isinstance(totals, str):
-            print(f"  (no shapes, params or FLOPs: {totals})", file=stream)
+        if isinstance(totals, CaffeError):
+            why = f"{totals.message}; {totals.hint}" if totals.hint else totals.message
+            print(f"  (no shapes, params or FLOPs: {why})", file=stream)
+            if info.kind == "prototxt" and not needs_data(totals):
+                # (a caffemodel's layers are there for their weights: a deploy model
+                # often lacks the input layer, so its build failing is no fault)
+                failed.append(totals)
         else:
             params, flops = totals
             print(f"  total: {params:,} params, {flops:,} FLOPs per forward", file=stream)
+    return failed
 
 
 def run(args: argparse.Namespace) -> int:
-    from caffe2torch.cli.netargs import input_shapes
+    from caffe2torch.cli.netargs import (
+        check_shape_names,
+        input_shapes,
+        net_blob_names,
+        share_option,
+    )
 
+    shapes = input_shapes(args.input_shape)
     info = load(args.file, args.weights)
+    check_shape_names(shapes, net_blob_names(info.net), args.file)
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]
-    print_info(info, states, sys.stdout, input_shapes(args.input_shape))
-    return common.OK
+    failed = print_info(info, states, sys.stdout, shapes, share_option(args))
+    for err in failed:
+        if err.path is None:
+            err.path = args.file
+        common.report(err)
+    return common.FAILED if failed else common.OK

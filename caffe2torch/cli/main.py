@@ -5,6 +5,7 @@ arguments) and ``run`` (returns the exit code); a new verb is one module and one
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -34,11 +35,25 @@ VERBS += [train, test, time, device_query, plot]
 VERBS += [pairs, triplets]
 
 
+EPILOG = """\
+examples:
+  caffe2torch demo                                   # train the built-in Siamese example
+  caffe2torch lint train_val.prototxt solver.prototxt
+  caffe2torch train -solver solver.prototxt
+  caffe2torch export deploy.prototxt -w w.caffemodel -o model.onnx --verify
+
+Files a verb writes are named with -o/--out FILE. Exit codes: 0 ok, 1 findings or a
+failed run, 2 usage or I/O error."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caffe2torch",
-        description="Caffe nets, weights and solvers in PyTorch. Caffe's one-dash long "
-        "flags (-solver, -model, -weights) work too.",
+        description="Caffe nets, weights and solvers in PyTorch, with Caffe's numerics. "
+        "Caffe's one-dash long flags (-solver, -model, -weights) work too. "
+        "`caffe2torch VERB --help` explains a verb, with examples.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"caffe2torch {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -66,6 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return common.OK
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a bug of ours: a short report instead of a traceback
+        if os.environ.get("CAFFE2TORCH_DEBUG"):
+            raise
+        print(f"caffe2torch {args.verb}: internal error: {type(e).__name__}: "
+              f"{common.printable(str(e))[:500]}\n  help: this is a bug in caffe2torch; "
+              "run again with CAFFE2TORCH_DEBUG=1 for the traceback and report it with "
+              "the command line", file=sys.stderr)
+        return common.FAILED
 
 
 if __name__ == "__main__":

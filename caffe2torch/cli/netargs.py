@@ -1,23 +1,38 @@
 """Arguments shared by the verbs that build a net from MODEL (export, convert, draw):
-the weights, the NetState, input shapes and ``--allow-python-layers`` (also on train,
-test and time)."""
+the weights, the NetState, input shapes, weight sharing and ``--allow-python-layers``
+(also on train, test and time)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from typing import Any
 
-from caffe2torch.errors import CaffeError
+from caffe2torch.errors import UsageError
 
+__all__ = ["UsageError"]  # re-exported: the verbs import it from here
 
-class UsageError(CaffeError):
-    """A flag value that cannot be used (exit code 2)."""
+SHARE_CHOICES = ("declared", "auto", "none")
 
 
 def add_python_layers_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-python-layers", action="store_true",
                    help="build Python layers: imports and runs the module their python_param "
                    "names (trusted code only; put its folder on PYTHONPATH)")
+
+
+def add_share_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--share", choices=SHARE_CHOICES, default="declared", type=str.lower,
+                   help="weight sharing between layers: 'declared' (default, as Caffe: layers "
+                   "that name the same param { name: ... } share it), 'auto' (also tie towers "
+                   "built alike, such as conv1 / conv1_p, as one Siamese net), 'none' (untie "
+                   "everything)")
+
+
+def share_option(args: argparse.Namespace) -> str | None:
+    """The ``share=`` value of load_net / build_net for ``--share``."""
+    value = getattr(args, "share", "declared")
+    return None if value == "none" else value
 
 
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -33,39 +48,87 @@ def add_model_args(p: argparse.ArgumentParser, weights: bool = True) -> None:
         p.add_argument("--weights", "-w", metavar="W",
                        help="caffemodel (V1/V2 binary or .h5); without it the fillers' values")
         add_python_layers_arg(p)
-    p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TEST",
-                   help="NetState phase (default TEST)")
-    p.add_argument("--level", type=int, default=0, help="NetState level (default 0)")
-    p.add_argument("--stage", action="append", default=[], help="NetState stage (repeatable)")
+    add_netstate_args(p, "TEST")
+    add_input_shape_arg(p)
+    add_share_arg(p)
+
+
+def add_netstate_args(p: argparse.ArgumentParser, phase: str | None) -> None:
+    """--phase, --level, --stage: the NetState that picks the layers (include/exclude)."""
+    default = f"default {phase}" if phase else "default: every phase the net declares"
+    p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default=phase,
+                   help=f"build the layers of this phase, as Caffe's NetState ({default})")
+    p.add_argument("--level", type=int, default=0, metavar="N",
+                   help="NetState level: layers with min_level/max_level rules (default 0)")
+    p.add_argument("--stage", action="append", default=[], metavar="NAME",
+                   help="NetState stage: layers with stage rules (repeatable)")
+
+
+def add_input_shape_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="shape of a data top the prototxt does not give (repeatable)")
+                   help="shape of a data top, when the prototxt gives none or to change it "
+                   "(repeatable), e.g. --input-shape data=1,3,224,224")
 
 
 def input_shapes(values: list[str]) -> dict[str, list[int]] | None:
+    """``BLOB=N,C,H,W`` flags -> {blob: dims}; a malformed value is a UsageError (exit 2):
+    every dimension must be a positive integer, none may be left empty."""
     out: dict[str, list[int]] = {}
     for text in values:
         name, sep, dims = text.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError
-            out[name] = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
-        except ValueError:
-            raise UsageError(
-                f"--input-shape {text!r}: expected BLOB=N,C,H,W", hint="e.g. data=1,3,224,224"
-            ) from None
+        name = name.strip()
+        parts = [d.strip() for d in dims.split(",")] if sep else []
+        bad = [d for d in parts if not (d.isdigit() and int(d) > 0)]
+        if not name or not parts or bad:
+            what = (f"{bad[0]!r} is not a positive integer" if bad and bad[0] else
+                    "a dimension is empty" if bad else "expected BLOB=N,C,H,W")
+            raise UsageError(f"--input-shape {text!r}: {what}",
+                             hint="give positive integers separated by commas, e.g. "
+                             "--input-shape data=1,3,224,224")
+        if name in out:
+            raise UsageError(f"--input-shape {text!r}: blob {name!r} is given twice")
+        out[name] = [int(d) for d in parts]
     return out or None
+
+
+def check_shape_names(shapes: dict[str, list[int]] | None, known: Iterable[str],
+                      model: str) -> None:
+    """Refuse --input-shape for a blob the net does not have (it would be ignored)."""
+    names = list(dict.fromkeys(known))
+    for name in shapes or {}:
+        if name not in names:
+            import difflib
+
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+            raise UsageError(
+                f"--input-shape {name}=...: the net has no blob named {name!r}", path=model,
+                hint=(f"did you mean {', '.join(close)}?" if close else
+                      f"its blobs: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"))
+
+
+def net_blob_names(net_param: Any) -> list[str]:
+    """Every blob the prototxt names: its inputs and every layer's tops, any phase."""
+    return [*net_param.input, *(t for layer in net_param.layer for t in layer.top)]
 
 
 def load_model(args: argparse.Namespace) -> Any:
     """The net of MODEL for the flags' NetState, with --weights copied in."""
-    from caffe2torch import load_net
+    from caffe2torch.build import build_net
+    from caffe2torch.io import read_net_with_positions
+    from caffe2torch.ir import NetState
 
-    return load_net(
-        args.model,
-        weights=getattr(args, "weights", None),
-        phase=args.phase,
-        level=args.level,
-        stages=args.stage,
-        input_shapes=input_shapes(args.input_shape),
-        **build_options(args),
+    shapes = input_shapes(args.input_shape)
+    net_param, source_map = read_net_with_positions(args.model)
+    check_shape_names(shapes, net_blob_names(net_param), args.model)
+    net = build_net(
+        net_param,
+        NetState.of(args.phase, args.level, args.stage),
+        input_shapes=shapes,
+        options=build_options(args),
+        share=share_option(args),
+        source_map=source_map,
     )
+    weights = getattr(args, "weights", None)
+    if weights is not None:
+        net.copy_from(weights)
+    return net

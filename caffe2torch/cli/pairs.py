@@ -1,14 +1,5 @@
-"""``caffe2torch pairs SOURCE [--out-dir DIR] [--count N] [--seed S] [--prefix train]``:
-write the aligned list files a Siamese net reads (two ImageData layers, row-aligned).
-
-SOURCE is a folder with one sub-folder of images per class, or a ``path label`` list file.
-Line i of ``DIR/train1.txt`` and line i of ``DIR/train2.txt`` form pair i; both lines end
-in the pair label, 1 (same class) or 0 (different classes), so either data layer's label
-top can feed ContrastiveLoss. Half the pairs are similar (rounded up), none pairs an image
-with itself, and the order is random (``--seed``). Paths are written as the folder was
-given (Caffe reads them relative to its working directory); for a folder, ``DIR/classes.txt``
-lists ``label name``.
-"""
+"""``caffe2torch pairs``: aligned Siamese pair lists from labelled images; the arguments
+and the writing are shared with ``triplets``."""
 
 from __future__ import annotations
 
@@ -34,16 +25,38 @@ def add_source_args(p: argparse.ArgumentParser, what: str) -> None:
                    help="where to write the lists (default: the working directory)")
     p.add_argument("--count", type=int, metavar="N",
                    help=f"number of {what} (default: one per image)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--prefix", default="train", help="list file name prefix (default train)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draw (default 0)")
+    p.add_argument("--prefix", default="train",
+                   help="list file name prefix (default train; e.g. test for a test set)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pairs", help="write aligned Siamese pair lists from labelled images",
-                       description=__doc__,
+                       description=DESCRIPTION, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_args(p, "pairs")
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+Write the aligned list files a Siamese net reads with two ImageData layers.
+
+SOURCE is a folder with one sub-folder of images per class, or a 'path label' list file.
+Line i of DIR/<prefix>1.txt and line i of DIR/<prefix>2.txt form pair i; both lines end in
+the pair label, 1 (same class) or 0 (different classes), so either data layer's label top
+can feed ContrastiveLoss. Half the pairs are similar (rounded up), none pairs an image with
+itself, and the order is random (--seed). Paths are written as the folder was given (Caffe
+reads them relative to the folder it runs in). For a folder, DIR/classes.txt lists 'label
+name'; when DIR already has a different classes.txt (another SOURCE), the list goes to
+DIR/<prefix>_classes.txt instead and the command says so.
+
+Exit codes: 0 written; 2 usage or I/O error (no such SOURCE, too few classes or images)."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch pairs images/train --out-dir lists            # lists/train1.txt, train2.txt
+  caffe2torch pairs images/test --out-dir lists --prefix test --count 2000
+  caffe2torch pairs labelled.txt --out-dir lists --seed 7"""
 
 
 def _images_by_folder(root: str) -> tuple[list[str], list[int], list[str]]:
@@ -90,8 +103,7 @@ def write_lists(args: argparse.Namespace, what: str, outs: list[Path],
             out_dir.mkdir(parents=True, exist_ok=True)
             write(paths, labels, count)
             if classes is not None:
-                (out_dir / "classes.txt").write_text(
-                    "".join(f"{i} {name}\n" for i, name in enumerate(classes)))
+                _write_classes(out_dir, args.prefix, classes)
         except ValueError as e:  # too few classes or items for the draw
             raise DataError(f"cannot draw {what}: {e}", path=args.source) from None
         except OSError as e:
@@ -104,6 +116,17 @@ def write_lists(args: argparse.Namespace, what: str, outs: list[Path],
     common.note(f"{len(paths)} images in {n_classes} classes from {args.source}")
     print(f"Wrote {count} {what} to {', '.join(map(str, outs))}")
     return common.OK
+
+
+def _write_classes(out_dir: Path, prefix: str, classes: list[str]) -> None:
+    """``classes.txt`` (label, name); a different one already there (written for another
+    SOURCE) is kept, and this one goes to ``<prefix>_classes.txt``."""
+    text = "".join(f"{i} {name}\n" for i, name in enumerate(classes))
+    path = out_dir / "classes.txt"
+    if path.exists() and path.read_text() != text:
+        path = out_dir / f"{prefix}_classes.txt"
+        common.note(f"{out_dir / 'classes.txt'} lists other classes: kept it, wrote {path}")
+    path.write_text(text)
 
 
 def run(args: argparse.Namespace) -> int:

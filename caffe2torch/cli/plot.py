@@ -1,11 +1,4 @@
-"""``caffe2torch plot LOG_OR_CSV [-o curves.png]``: loss and accuracy curves from a
-training run: our metrics CSV (``train --log-csv``) or a Caffe training log (the glog lines
-``Iteration N``, ``Train net output #k: name = v``, ``Test net output #k: name = v``, as
-Caffe's tools/extra/parse_log.py reads them).
-
-Left panel: every metric whose name holds "loss" (train and test); right panel: the other
-test and train outputs (accuracy...). Exit codes: 0 written, 1 nothing to plot, 2 I/O error.
-"""
+"""``caffe2torch plot``: loss and accuracy curves from a metrics CSV or a Caffe log."""
 
 from __future__ import annotations
 
@@ -26,11 +19,32 @@ _TEST_NET = re.compile(r"Testing net \(#(\d+)\)")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="loss/accuracy curves from a metrics CSV or a Caffe log",
-                       description=__doc__,
+                       description=DESCRIPTION, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", metavar="LOG_OR_CSV", help="metrics CSV or Caffe training log")
-    p.add_argument("-o", "--output", default="curves.png", help="image file (default curves.png)")
+    p.add_argument("source", metavar="LOG_OR_CSV",
+                   help="the metrics CSV of `caffe2torch train`, or a Caffe training log")
+    p.add_argument("-o", "--out", default="curves.png", metavar="FILE",
+                   help="the image to write, .png, .svg or .pdf (default curves.png)")
+    p.add_argument("--output", dest="out", action=common.DeprecatedAlias, new="-o/--out FILE",
+                   help=argparse.SUPPRESS)
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+Draw the loss and accuracy curves of a training run, from the metrics CSV that
+`caffe2torch train` writes (--log-csv) or from a Caffe training log (the glog lines
+"Iteration N", "Train net output #k: name = v" and "Test net output #k: name = v" that
+Caffe's tools/extra/parse_log.py reads). Needs matplotlib.
+
+Left panel: every metric whose name holds "loss" (train and test); right panel: the other
+outputs (accuracy...).
+
+Exit codes: 0 written; 1 nothing to plot; 2 usage or I/O error."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch plot snapshots/mnist_siamese_metrics.csv -o curves.png
+  caffe2torch train -solver solver.prototxt 2> train.log; caffe2torch plot train.log"""
 
 
 def read_csv_series(path: str) -> Series:
@@ -78,15 +92,50 @@ def read_series(path: str) -> Series:
     return read_log_series(text.splitlines())
 
 
+_ELEMENT = re.compile(r"^(.*)\[(\d+)\]$")
+
+
+def collapse_elements(series: Series) -> tuple[Series, list[str]]:
+    """A net output with several elements (a data top nobody reads, such as the second pair
+    label ``sim_p``) is one series per element in our CSV (``name[k]``) and several values
+    per iteration in a Caffe log: draw it as one series, the mean per iteration. Returns
+    the series and the names collapsed."""
+    groups: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for key, points in series.items():
+        m = _ELEMENT.match(key)
+        groups[m.group(1) if m else key].extend(points)
+    out: Series = {}
+    collapsed = []
+    for key, points in groups.items():
+        by_iter: dict[int, list[float]] = defaultdict(list)
+        for it, v in points:
+            by_iter[it].append(v)
+        n = max(len(v) for v in by_iter.values())
+        if n == 1:
+            out[key] = points
+            continue
+        out[f"{key} (mean of {n})"] = [(it, sum(v) / len(v)) for it, v in sorted(by_iter.items())]
+        collapsed.append(key)
+    return out, collapsed
+
+
 def run(args: argparse.Namespace) -> int:
-    series = read_series(args.source)
+    series, collapsed = collapse_elements(read_series(args.source))
+    for name in collapsed:
+        common.note(f"caffe2torch plot: note: {name} has several elements per iteration, drawn "
+                    "as their mean (if it is a data top nobody reads, a Silence layer keeps "
+                    "it out of the log: see `caffe2torch lint --explain C2T207`)")
     if not series:
         print(f"caffe2torch plot: error: {args.source}: no training metrics found "
               "(expected a metrics CSV or a Caffe log)", file=sys.stderr)
         return common.FAILED
-    import matplotlib
+    from caffe2torch.metric.plots import MissingExtraError, require_matplotlib
 
-    matplotlib.use("Agg")
+    try:
+        require_matplotlib()
+    except MissingExtraError as e:
+        common.report(e)
+        return common.USAGE
     import matplotlib.pyplot as plt
 
     losses = {k: v for k, v in series.items() if "loss" in k.split("/", 1)[1]}
@@ -103,13 +152,13 @@ def run(args: argparse.Namespace) -> int:
         ax.legend(fontsize="small")
     fig.tight_layout()
     try:
-        fig.savefig(args.output, dpi=100)
+        fig.savefig(args.out, dpi=100)
     except OSError as e:
         from caffe2torch.errors import WriteError
 
-        raise WriteError(f"cannot write the image: {e.strerror or e}", path=args.output
+        raise WriteError(f"cannot write the image: {e.strerror or e}", path=args.out
                          ) from None
     finally:
         plt.close(fig)
-    common.note(f"wrote {args.output} ({', '.join(sorted(series))})")
+    common.note(f"wrote {args.out} ({', '.join(sorted(series))})")
     return common.OK

@@ -1,52 +1,40 @@
-"""``caffe2torch test -model M -weights W [-iterations 50] [-gpu ID] [-phase P] [-level N]
-[-stage S]``: Caffe's ``caffe test``: score a net (TEST phase by default) over
-``iterations`` batches drawn by its data layers (paths relative to the working directory).
-
-Caffe's log lines go to stderr (``Batch i, name = v`` per batch, ``Loss: x`` and each output
-averaged); the summary also goes to stdout (``Loss: x``, then ``name = value`` per output).
-
-Metric mode, for embedding nets (Siamese, triplet), scores the embeddings of images named
-in list files instead (see caffe2torch.metric.evaluate for the preprocessing):
-
-  caffe2torch test -model deploy.prototxt -weights w.caffemodel --pairs test1.txt test2.txt
-      [--val-pairs val1.txt val2.txt | --val-fraction 0.5] [--roc roc.png]
-  caffe2torch test -model M -weights W --triplets anchor.txt positive.txt negative.txt
-  caffe2torch test -model M -weights W --retrieval query.txt [--gallery gallery.txt]
-      [--ks 1,5,10]
-  common: [--feature BLOB] [--input BLOB] [--preprocess-from TRAIN_TEST.prototxt]
-      [--batch N] [--scatter features.png]
-
-Pair lists are Caffe's Siamese lists (line i of each is pair i, both ending in the pair
-label, 1 similar / 0 dissimilar); triplet, query and gallery lists end in the class.
-"""
+"""``caffe2torch test``: Caffe's ``caffe test``, and metric mode for embedding nets
+(see caffe2torch.metric.evaluate for the preprocessing)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import add_python_layers_arg, build_options
+from caffe2torch.cli.netargs import (
+    add_netstate_args,
+    add_python_layers_arg,
+    add_share_arg,
+    build_options,
+    share_option,
+)
 from caffe2torch.cli.train import device_flag
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("test", help="score a net over N batches (Caffe's `caffe test`)",
-                       description=__doc__,
+                       description=DESCRIPTION, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
     p.add_argument("--weights", metavar="W", help="caffemodel(s), comma-separated")
     p.add_argument("--iterations", type=int, default=50, metavar="N",
                    help="batches to score (default 50)")
     p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
-    p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TEST")
-    p.add_argument("--level", type=int, default=0)
-    p.add_argument("--stage", action="append", default=[])
+    add_netstate_args(p, "TEST")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-batch log lines")
+    add_share_arg(p)
     add_python_layers_arg(p)
     m = p.add_argument_group("metric mode (embedding nets)")
     m.add_argument("--pairs", nargs=2, metavar=("LIST1", "LIST2"),
@@ -78,6 +66,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--scatter", metavar="PNG", help="scatter the embeddings (2-D, or their "
                    "first two principal components)")
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+Score a net as Caffe's `caffe test` does: run it (TEST phase by default) over -iterations
+batches drawn by its own data layers (paths relative to the working directory) and print
+the loss and each output averaged. Caffe's log lines go to stderr (`Batch i, name = v`);
+the summary also goes to stdout (`Loss: x`, then `name = value` per output). Caffe's
+one-dash flags (-model, -weights, -iterations, -gpu) work too.
+
+Metric mode, for embedding nets (Siamese, triplet), scores the embeddings of the images
+named in list files instead: pair verification (accuracy at a threshold chosen on
+validation pairs, ROC AUC, EER), triplet accuracy, or retrieval (Recall@K, mAP). Pair lists
+are Caffe's Siamese lists (line i of each is pair i, both ending in the pair label, 1
+similar / 0 dissimilar); triplet, query and gallery lists end in the class. A deploy net
+usually lacks the training net's preprocessing (scale, mean): give the training net with
+--preprocess-from.
+
+Exit codes: 0 scored; 1 the net cannot be built or run; 2 usage or I/O error (a missing
+model, weights, list file or image)."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch test -model train_val.prototxt -weights w.caffemodel -iterations 100
+  caffe2torch test -model deploy.prototxt -weights w.caffemodel --pairs test1.txt test2.txt \\
+      --val-pairs train1.txt train2.txt --preprocess-from train_test.prototxt --roc roc.png
+  caffe2torch test -model deploy.prototxt -weights w.caffemodel \\
+      --triplets anchor.txt positive.txt negative.txt
+  caffe2torch test -model deploy.prototxt -weights w.caffemodel --retrieval query.txt \\
+      --gallery gallery.txt --ks 1,5,10"""
 
 
 def _metric_mode(args: argparse.Namespace) -> bool:
@@ -122,7 +139,8 @@ def _run_caffe(args: argparse.Namespace) -> int:
     stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
     net_param, source_map = read_net_with_positions(args.model)
     net = build_fed_net(net_param, NetState.of(args.phase, args.level, stages),
-                        source_map=source_map, device=device, options=build_options(args))
+                        source_map=source_map, device=device, options=build_options(args),
+                        share=share_option(args))
     if args.weights:
         for name in (w.strip() for w in args.weights.split(",")):
             if name:
@@ -222,9 +240,35 @@ def _report_pairs(args: argparse.Namespace, net: Any, feature: str, opts: dict[s
         "EER": f"{r.eer:.4f}",
     }))
     if args.roc:
-        plots.save_roc_png(r.roc, args.roc, title=f"pair verification, AUC {r.auc:.3f}")
+        plots.save_roc_png(r.roc, args.roc, title=f"pair verification, AUC {r.auc:.3f}",
+                           eer=r.eer, threshold=r.threshold)
         common.note(f"ROC curve: {args.roc}")
-    return r.embeddings, None
+    return r.embeddings, _folder_classes(args.pairs)
+
+
+def _folder_classes(lists: Sequence[str]) -> np.ndarray | None:
+    """The class of each distinct image of pair lists (their embedding rows, sorted by
+    name), taken from its folder as `caffe2torch pairs` reads SOURCE/<class>/<image>; None
+    when the images are not in class folders."""
+    from caffe2torch.metric import evaluate as ev
+
+    refs1, refs2, _ = ev.read_pair_lists(*lists)
+    names = np.unique(np.array([r.name for r in refs1 + refs2], dtype=object))
+    folders = np.array([os.path.basename(os.path.dirname(str(n))) for n in names])
+    return folders if len(set(folders.tolist())) > 1 else None
+
+
+def _warn_raw_pixels(model: str, pre: Any) -> None:
+    """A deploy net without scale or mean feeds 0-255 pixels; if its training net scaled
+    them, every distance (and the threshold) is off by that scale, silently."""
+    t = pre.transform
+    if t.scale != 1 or len(t.mean_values) or t.mean is not None:
+        return
+    common.note(
+        f"caffe2torch test: warning: {model} gives its input '{pre.input_blob}' no "
+        "preprocessing (no transform_param scale or mean), so the images feed as 0-255 "
+        "pixels; if the net was trained on scaled pixels (e.g. transform_param { scale: "
+        "0.00390625 }), pass --preprocess-from TRAIN_NET (the train_test prototxt)")
 
 
 def _report_triplets(args: argparse.Namespace, net: Any, feature: str,
@@ -304,7 +348,9 @@ def _run_metric(args: argparse.Namespace) -> int:
         net, pre = ev.load_metric_net(
             args.model, weights, lists=lists, phase=args.phase, level=args.level,
             stages=stages, input_blob=args.input, batch=args.batch,
-            preprocess_from=args.preprocess_from, device=device)
+            preprocess_from=args.preprocess_from, device=device, share=share_option(args))
+        if args.preprocess_from is None:
+            _warn_raw_pixels(args.model, pre)
         feature = args.feature or ev.default_feature_blob(net)
         opts: dict[str, Any] = {"batch": args.batch, "preprocess": pre}
         scatter: Scatter | None = None

@@ -1,13 +1,4 @@
-"""``caffe2torch time -model M [-iterations 50] [-phase TRAIN] [-gpu ID]``: Caffe's
-``caffe time``: the average forward and backward time of each layer and of the whole net.
-
-Forward times come from hooks around each layer's module. Backward times are measured
-between the moment the gradient of a layer's output is ready and the moment the gradients
-of its inputs are (autograd runs the layers' backward in reverse order, so on a chain of
-layers this is that layer's backward). The net reads its data layers when their sources
-are reachable; otherwise every input is zeros of the shape the prototxt gives (or
-``--input-shape``). A net without a loss is timed backward from the sum of its outputs.
-"""
+"""``caffe2torch time``: Caffe's ``caffe time``, per-layer forward and backward times."""
 
 from __future__ import annotations
 
@@ -20,26 +11,47 @@ from typing import Any
 import torch
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import add_python_layers_arg, build_options, input_shapes
+from caffe2torch.cli.netargs import (
+    add_input_shape_arg,
+    add_netstate_args,
+    add_python_layers_arg,
+    build_options,
+    check_shape_names,
+    input_shapes,
+    net_blob_names,
+)
 from caffe2torch.cli.train import device_flag
 from caffe2torch.errors import DataError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("time", help="per-layer forward/backward times (Caffe's `caffe time`)",
-                       description=__doc__,
+                       description=DESCRIPTION, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
     p.add_argument("--iterations", type=int, default=50, metavar="N",
                    help="forward-backward passes to average (default 50)")
     p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
-    p.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TRAIN")
-    p.add_argument("--level", type=int, default=0)
-    p.add_argument("--stage", action="append", default=[])
-    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="shape of a data top (repeatable)")
+    add_netstate_args(p, "TRAIN")
+    add_input_shape_arg(p)
     add_python_layers_arg(p)
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+Time a net as Caffe's `caffe time` does: the average forward and backward time of each
+layer and of the whole net over -iterations passes (TRAIN phase by default). The net reads
+its data layers when their sources are reachable; otherwise every input is zeros of the
+shape the prototxt gives (or --input-shape). A net without a loss is timed backward from
+the sum of its outputs. Backward times run from the moment a layer's output gradient is
+ready to the moment its input gradients are. Caffe's one-dash flags work too.
+
+Exit codes: 0 timed; 1 the net cannot be built or run; 2 usage or I/O error."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch time -model train_val.prototxt -iterations 10
+  caffe2torch time -model deploy.prototxt --phase TEST --input-shape data=10,3,227,227 -gpu 0"""
 
 
 class LayerTimer:
@@ -124,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     state = NetState.of(args.phase, args.level, stages)
     net_param, source_map = read_net_with_positions(args.model)
     shapes = input_shapes(args.input_shape)
+    check_shape_names(shapes, net_blob_names(net_param), args.model)
     try:
         net = build_fed_net(net_param, state, source_map=source_map, device=device,
                             input_shapes=shapes, options=build_options(args))

@@ -1,25 +1,4 @@
-"""``caffe2torch train -solver S [-weights W | -snapshot X] [-gpu ID|ID,ID|all] [-iterations N]
-[-sigint_effect stop|snapshot|none] [-sighup_effect ...] [--sigterm-effect ...]
-[--log-csv FILE] [--tensorboard DIR] [--amp] [--no-progress] [--allow-python-layers]
-[--distributed-backend nccl|gloo]``: Caffe's ``caffe train``.
-
-Paths in the solver and its nets are relative to the working directory, as in Caffe.
-``-weights`` fine-tunes (copies a caffemodel, or a comma-separated list, by layer name);
-``-snapshot`` resumes from a ``.solverstate`` (ours or Caffe's). SIGINT, SIGHUP and SIGTERM
-take the chosen effect: ``stop`` writes a snapshot and exits, ``snapshot`` writes one and
-goes on. Caffe's log lines go to stderr (its log parsers read them); every displayed metric
-also goes to a CSV (default ``<snapshot_prefix>_metrics.csv``).
-
-Several GPUs (``-gpu 0,1`` or ``-gpu all``) train data-parallel as Caffe does: one process
-per GPU, started under torch.distributed.run; each runs the solver's full batch_size on
-its own shard of the data (effective batch: GPUs x batch_size), the gradients are averaged
-before each update, and the first process alone logs, tests and snapshots. On the CPU:
-``torchrun --nproc_per_node 2 -m caffe2torch train -solver S --distributed-backend gloo``.
-``--amp`` trains in mixed precision (bfloat16 on the CPU, float16 with loss scaling on a
-GPU; losses in float32). A progress bar shows on a terminal (tqdm when installed).
-
-Exit codes: 0 done (or stopped by a signal), 1 training failed, 2 usage or I/O error.
-"""
+"""``caffe2torch train``: Caffe's ``caffe train``, driven by a solver prototxt."""
 
 from __future__ import annotations
 
@@ -29,14 +8,20 @@ import sys
 from typing import Any
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import add_python_layers_arg, build_options
+from caffe2torch.cli.netargs import (
+    add_python_layers_arg,
+    add_share_arg,
+    build_options,
+    share_option,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a net from a solver prototxt (Caffe's `caffe train`)",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--solver", required=True, metavar="S", help="solver prototxt")
@@ -69,8 +54,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distributed-backend", choices=["nccl", "gloo"],
                    help="process-group backend under torchrun (default: nccl on GPUs, gloo "
                    "on the CPU)")
+    add_share_arg(p)
     add_python_layers_arg(p)
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+Train a net as Caffe's `caffe train` does, following the solver prototxt (learning rate
+policy, momentum, weight decay, test_interval, snapshots). Paths in the solver and its nets
+are relative to the working directory, as in Caffe. Caffe's one-dash flags (-solver,
+-weights, -snapshot, -gpu) work too.
+
+-weights fine-tunes (copies a caffemodel, or a comma-separated list, by layer name);
+-snapshot resumes from a .solverstate (ours or Caffe's). SIGINT, SIGHUP and SIGTERM take
+the chosen effect: 'stop' writes a snapshot and exits, 'snapshot' writes one and goes on.
+
+Caffe's log lines go to stderr (Caffe's tools/extra/parse_log.py reads them); every
+displayed metric also goes to a CSV (default <snapshot_prefix>_metrics.csv) that
+`caffe2torch plot` draws.
+
+Several GPUs (-gpu 0,1 or -gpu all) train data-parallel as Caffe does: one process per
+GPU, each with the solver's full batch_size on its own shard of the data; the first
+process alone logs, tests and snapshots. On the CPU: torchrun --nproc_per_node 2 -m
+caffe2torch train -solver S --distributed-backend gloo.
+
+Exit codes: 0 done (or stopped by a signal); 1 training failed (the net cannot be built,
+the solver asks for something that cannot run); 2 usage or I/O error (a missing solver,
+net, list file or image)."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch train -solver models/mnist_siamese/solver.prototxt
+  caffe2torch train -solver solver.prototxt -weights bvlc_alexnet.caffemodel -gpu 0
+  caffe2torch train -solver solver.prototxt -snapshot snapshots/net_iter_5000.solverstate
+  caffe2torch train -solver solver.prototxt --share auto --amp --tensorboard runs/"""
 
 
 def gpu_ids(value: str | None) -> list[int] | None:
@@ -144,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                         weights=args.weights, build_options=build_options(args),
                         distributed=group, amp=args.amp, tensorboard=args.tensorboard,
                         progress=progress_wanted(False if args.no_progress else None),
-                        data_workers=args.workers)
+                        data_workers=args.workers, share=share_option(args))
         try:
             with SignalHandler(args.sigint_effect, args.sighup_effect,
                                args.sigterm_effect) as handler:

@@ -1,12 +1,4 @@
-"""``caffe2torch triplets SOURCE [--out-dir DIR] [--count N] [--seed S] [--prefix train]``:
-write aligned anchor / positive / negative list files for a triplet net.
-
-SOURCE is a folder with one sub-folder of images per class, or a ``path label`` list file.
-Line i of ``DIR/train_anchor.txt``, ``DIR/train_positive.txt`` and
-``DIR/train_negative.txt`` form triplet i: the anchor and the positive are two different
-images of one class, the negative is of another class. Each line ends in the image's class
-(``path class``). The order is random (``--seed``).
-"""
+"""``caffe2torch triplets``: aligned anchor / positive / negative lists."""
 
 from __future__ import annotations
 
@@ -20,10 +12,27 @@ ROLES = ("anchor", "positive", "negative")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("triplets", help="write aligned triplet lists from labelled images",
-                       description=__doc__,
+                       description=DESCRIPTION, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_args(p, "triplets")
     p.set_defaults(run=run)
+
+
+DESCRIPTION = """\
+Write aligned anchor / positive / negative list files for a triplet net.
+
+SOURCE is a folder with one sub-folder of images per class, or a 'path label' list file.
+Line i of DIR/<prefix>_anchor.txt, DIR/<prefix>_positive.txt and DIR/<prefix>_negative.txt
+form triplet i: the anchor and the positive are two different images of one class, the
+negative is of another class. Each line ends in the image's class ('path class'). The
+order is random (--seed). For a folder, DIR/classes.txt lists 'label name' (see `pairs`).
+
+Exit codes: 0 written; 2 usage or I/O error (no such SOURCE, too few classes or images)."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch triplets images/train --out-dir lists
+  caffe2torch triplets images/test --out-dir lists --prefix test --count 5000"""
 
 
 def run(args: argparse.Namespace) -> int:

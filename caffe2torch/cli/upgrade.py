@@ -1,11 +1,5 @@
-"""``caffe2torch upgrade IN [OUT] [-o OUT]``: Caffe's upgrade_net_proto_text,
-upgrade_solver_proto_text and upgrade_net_proto_binary in one verb, chosen by what the file
-holds (a binary caffemodel, a solver prototxt or a net prototxt).
-
-Text goes to OUT, or to stdout without one; a caffemodel needs OUT. Exit codes as Caffe's
-tools: 0 written; 1 written but the upgrade reported problems, or refused (nothing
-written); 2 the file cannot be read or parsed.
-"""
+"""``caffe2torch upgrade``: Caffe's upgrade_net_proto_text, upgrade_solver_proto_text and
+upgrade_net_proto_binary in one verb, chosen by what the file holds."""
 
 from __future__ import annotations
 
@@ -31,20 +25,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "upgrade",
         help="rewrite an old (V0/V1) net, solver or caffemodel in the current format",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", metavar="IN", help="net or solver prototxt, or a caffemodel")
     p.add_argument("output_pos", nargs="?", metavar="OUT",
                    help="where to write (Caffe's tools take it as a second argument)")
-    p.add_argument("-o", "--output", metavar="OUT", help="where to write (same as OUT)")
+    p.add_argument("-o", "--out", metavar="FILE", help="where to write (same as OUT)")
+    p.add_argument("--output", dest="out", action=common.DeprecatedAlias, new="-o/--out FILE",
+                   help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
+DESCRIPTION = """\
+Rewrite an old Caffe file in the current format, as Caffe's upgrade_net_proto_text,
+upgrade_solver_proto_text and upgrade_net_proto_binary tools do; which one is chosen by
+what the file holds: a V0/V1 net prototxt becomes V2 (layer { type: "..." }), an old
+solver (solver_type: SGD) gets type: "SGD", a V1 binary caffemodel becomes V2.
+
+Text goes to OUT, or to stdout without one; a caffemodel needs OUT. Progress and
+warnings go to stderr.
+
+Exit codes: 0 written; 1 written but the upgrade reported problems, or refused (nothing
+written); 2 the file cannot be read or parsed, or usage error."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch upgrade old.prototxt -o new.prototxt
+  caffe2torch upgrade old_solver.prototxt > solver.prototxt
+  caffe2torch upgrade old.caffemodel new.caffemodel"""
+
+
 def _output(args: argparse.Namespace) -> str | None:
-    if args.output and args.output_pos and args.output != args.output_pos:
+    if args.out and args.output_pos and args.out != args.output_pos:
         raise _Usage("give the output once: either OUT or -o OUT")
-    return args.output or args.output_pos
+    return args.out or args.output_pos
 
 
 class _Usage(Exception):

@@ -163,8 +163,12 @@ class DatumSource(Source):
     def _open(self) -> None:
         self._pid = os.getpid()
         if self.backend == "LMDB":
-            import lmdb
-
+            try:
+                import lmdb
+            except ImportError:
+                raise DataError(f"layer '{self.layer}': reading an LMDB needs the 'lmdb' "
+                                "package", path=self.source,
+                                hint="pip install lmdb (or caffe2torch[lmdb])") from None
             try:
                 self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False,
                                       max_readers=512, subdir=True)
@@ -291,7 +295,11 @@ class HDF5Source(Source):
         self._cache: tuple[int, list[np.ndarray]] | None = None
 
     def _h5(self, name: str) -> Any:
-        import h5py
+        try:
+            import h5py
+        except ImportError:
+            raise DataError(f"layer '{self.layer}': reading HDF5 needs the 'h5py' package",
+                            path=name, hint="pip install h5py (or caffe2torch[hdf5])") from None
 
         try:
             return h5py.File(_join(self.cwd, name), "r")

@@ -111,7 +111,8 @@ def _plots(work: Path, features: np.ndarray, labels: np.ndarray, held_out: np.nd
     roc_png, features_png = work / "roc.png", work / "features.png"
     try:
         save_roc_png(roc_curve(distances, same), roc_png,
-                     title=f"held-out pairs, AUC {roc_auc(distances, same):.3f}")
+                     title=f"held-out pairs, AUC {roc_auc(distances, same):.3f}",
+                     eer=equal_error_rate(distances, same))
     except MissingExtraError:
         return None, None
     save_embedding_scatter_png(features[held_out], labels[held_out], features_png,
@@ -129,6 +130,10 @@ def run_demo(work: str | Path, iterations: int | None = None, log=print) -> Demo
     with _working_directory(work):
         solver = get_solver("solver.prototxt")
         total = iterations if iterations is not None else solver.param.max_iter
+        # Solver::Solve's first lines: Caffe's tools/extra/parse_log.py and
+        # extract_seconds.py take the log's start time from the "Solving" line
+        solver.log.info(f"Solving {solver.net.name}", "solver.cpp:289")
+        solver.log.info(f"Learning Rate Policy: {solver.param.lr_policy}", "solver.cpp:290")
         start = time.perf_counter()
         solver.step(total)
         seconds = (time.perf_counter() - start) / max(total, 1)

@@ -119,7 +119,7 @@ def plan_view(
                 raise BuildError(
                     f"output '{ref.name}' cannot be computed from the input(s) "
                     f"{', '.join(r.name for r in inputs) or '(none)'}",
-                    hint="choose another --output or --branch",
+                    hint="choose other --outputs or --branch",
                 )
     else:
         consumed = {b for pos in computable for b in ir.layers[pos].bottoms}
@@ -134,7 +134,7 @@ def plan_view(
         if not out_refs:
             raise BuildError(
                 f"the {net.phase} net has no output left once its loss layers are dropped",
-                hint="name the outputs with --output BLOB",
+                hint="name the outputs with --outputs BLOB",
             )
     needed: set[BlobRef] = set(out_refs)
     kept: list[int] = []

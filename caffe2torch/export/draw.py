@@ -2,7 +2,8 @@
 for one NetState, filtered by the same code as the builder (ir.build_ir), so stages and
 levels count (Caffe's draw_net.py ignores them).
 
-DOT is written here; svg/png come from Graphviz's ``dot`` program when it is installed.
+DOT and SVG are written here (SVG with Graphviz's ``dot`` when it is installed, else with
+the built-in layered layout of export/svg.py); png/pdf need Graphviz.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caffe2torch.errors import CaffeError, ExportError, WriteError
+from caffe2torch.export.svg import Node, render_svg
 from caffe2torch.ir.graph import BlobRef, LayerIR, NetIR, build_ir
 from caffe2torch.ir.netstate import NetState
 
@@ -42,6 +44,14 @@ class Drawing:
     layers: int
     shapes_known: bool
     note: str | None = None  # why shapes are missing
+    # the same graph for the built-in SVG writer
+    nodes: tuple[Node, ...] = ()
+    edges: tuple[tuple[str, str], ...] = ()
+    title: str = ""
+    rankdir: str = "LR"
+
+    def svg(self) -> str:
+        return render_svg(self.nodes, self.edges, self.rankdir, self.title)
 
 
 def _kind_of(type_name: str) -> Any:
@@ -91,12 +101,13 @@ def key_settings(layer: LayerIR) -> list[str]:
     return out
 
 
-def _shapes(net_param: Any, state: NetState, input_shapes: Any) -> tuple[dict, str | None]:
+def _shapes(net_param: Any, state: NetState, input_shapes: Any, share: Any = "declared"
+            ) -> tuple[dict, str | None]:
     """Blob version -> shape from a build of the net, or ({}, why not)."""
     try:
         from caffe2torch.build import build_net
 
-        net = build_net(net_param, state, input_shapes=input_shapes)
+        net = build_net(net_param, state, input_shapes=input_shapes, share=share)
     except CaffeError as err:
         return {}, err.message
     return dict(net._version_shapes), None
@@ -108,23 +119,36 @@ def draw_net(
     rankdir: str = "LR",
     input_shapes: Any = None,
     shapes: bool = True,
+    share: Any = "declared",
 ) -> Drawing:
-    """The DOT text of ``net_param`` (an upgraded NetParameter) for ``state``."""
+    """The drawing of ``net_param`` (an upgraded NetParameter) for ``state``; ``share``
+    is build_net's, for the shapes."""
     state = state or NetState()
     if rankdir not in RANKDIRS:
         raise ExportError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
     ir = build_ir(net_param, state, kind_of=_kind_of)
-    blob_shapes, note = _shapes(net_param, state, input_shapes) if shapes else ({}, None)
-    return Drawing(_dot(ir, blob_shapes, rankdir), len(ir.layers), bool(blob_shapes), note)
+    blob_shapes, note = (_shapes(net_param, state, input_shapes, share) if shapes
+                         else ({}, None))
+    nodes: list[Node] = []
+    edges: list[tuple[str, str]] = []
+    dot = _dot(ir, blob_shapes, rankdir, nodes, edges)
+    return Drawing(dot, len(ir.layers), bool(blob_shapes), note, tuple(nodes), tuple(edges),
+                   _title(ir), rankdir)
 
 
-def _dot(ir: NetIR, shapes: dict[BlobRef, tuple[int, ...]], rankdir: str) -> str:
+def _title(ir: NetIR) -> str:
     title = f"{ir.name or 'net'} ({ir.state.phase}"
     if ir.state.level:
         title += f", level {ir.state.level}"
     if ir.state.stages:
         title += f", stages {', '.join(ir.state.stages)}"
-    title += ")"
+    return title + ")"
+
+
+def _dot(ir: NetIR, shapes: dict[BlobRef, tuple[int, ...]], rankdir: str,
+         nodes: list[Node], edges: list[tuple[str, str]]) -> str:
+    """The DOT text; ``nodes`` and ``edges`` receive the same graph for the SVG writer."""
+    title = _title(ir)
     lines = [
         "digraph net {",
         f'  graph [rankdir={rankdir}, label="{_escape(title)}", labelloc=t, fontname=Helvetica];',
@@ -137,8 +161,11 @@ def _dot(ir: NetIR, shapes: dict[BlobRef, tuple[int, ...]], rankdir: str) -> str
         if ref not in blob_ids:
             blob_ids[ref] = f"b{len(blob_ids)}"
             label = _escape(ref.name)
+            text = [ref.name]
             if ref in shapes:
-                label += "\\n" + ("x".join(map(str, shapes[ref])) or "scalar")
+                text.append("x".join(map(str, shapes[ref])) or "scalar")
+                label += "\\n" + text[-1]
+            nodes.append(Node(blob_ids[ref], tuple(text), "#fff7d6", blob=True))
             lines.append(
                 f'  {blob_ids[ref]} [label="{label}", shape=octagon, style=filled, '
                 'fillcolor="#fff7d6"];'
@@ -156,16 +183,19 @@ def _dot(ir: NetIR, shapes: dict[BlobRef, tuple[int, ...]], rankdir: str) -> str
         if any(w for w in layer.loss_weights):
             parts.append("loss_weight: " + ", ".join(f"{w:g}" for w in layer.loss_weights))
         label = "\\n".join(_escape(p) for p in parts)
+        nodes.append(Node(lid, tuple(parts), _COLORS[kind], blob=False))
         lines.append(
             f'  {lid} [label="{label}", shape=box, style="rounded,filled", '
             f'fillcolor="{_COLORS[kind]}"];'
         )
         for b in layer.bottoms:
             lines.append(f"  {blob_node(b)} -> {lid};")
+            edges.append((blob_ids[b], lid))
         for t in layer.tops:
             if t.name.startswith("("):  # a loss's anonymous top
                 continue
             lines.append(f"  {lid} -> {blob_node(t)};")
+            edges.append((lid, blob_ids[t]))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -181,22 +211,29 @@ def output_format(path: str, fmt: str | None = None) -> str:
     return fmt
 
 
-def write_drawing(drawing: Drawing, path: str, fmt: str | None = None) -> list[str]:
-    """Write ``path`` (dot, svg, png or pdf). Without Graphviz's ``dot`` an image cannot
-    be made: the DOT text goes beside it (``<stem>.dot``) and ExportError says so."""
+def write_drawing(drawing: Drawing, path: str, fmt: str | None = None,
+                  layout: str = "auto") -> list[str]:
+    """Write ``path`` (dot, svg, png or pdf). SVG comes from Graphviz's ``dot`` when it is
+    installed (``layout="auto"`` or ``"graphviz"``), else (or with ``layout="builtin"``)
+    from the built-in layout. Without Graphviz a png/pdf cannot be made: the DOT text goes
+    beside it (``<stem>.dot``) and ExportError says so."""
     fmt = output_format(path, fmt)
     dot_path = path if fmt == "dot" else os.path.splitext(path)[0] + ".dot"
     if fmt == "dot":
         _write(dot_path, drawing.dot)
         return [dot_path]
-    exe = shutil.which("dot")
+    exe = shutil.which("dot") if layout != "builtin" else None
+    if exe is None and fmt == "svg" and layout != "graphviz":
+        _write(path, drawing.svg())
+        return [path]
     if exe is None:
         _write(dot_path, drawing.dot)
         raise ExportError(
             f"Graphviz's 'dot' program is not installed, so {path} was not drawn; "
             f"the graph was written to {dot_path}",
-            hint="install Graphviz (Debian/Ubuntu: apt-get install graphviz) and run again, "
-            f"or render it yourself: dot -T{fmt} {dot_path} -o {path}",
+            hint=f"write .svg instead (drawn without Graphviz), or install Graphviz "
+            f"(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz) and run "
+            f"again, or render it yourself: dot -T{fmt} {dot_path} -o {path}",
         )
     proc = subprocess.run(
         [exe, f"-T{fmt}", "-o", path], input=drawing.dot, text=True, capture_output=True

@@ -102,7 +102,7 @@ def _check_expressible(view: DeployView) -> None:
         if why is not None:
             raise ExportError(
                 f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX: {why}",
-                hint="export the part before it with --output BLOB (the blob it reads), and "
+                hint="export the part before it with --outputs BLOB (the blob it reads), and "
                 "run this layer outside the ONNX model",
             )
 
@@ -183,7 +183,7 @@ def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeEr
             return ExportError(
                 f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX (opset "
                 f"{opset}): {_first_line(exc)}",
-                hint="try a newer --opset, or export the part before it with --output BLOB",
+                hint="try a newer --opset, or export the part before it with --outputs BLOB",
             )
     scope = re.search(r"scope: [^#\n]*::(\w+)\s*#", str(cause))
     by_attr = {attr: name for name, attr in net.layer_attrs.items()}
@@ -192,7 +192,7 @@ def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeEr
         return ExportError(
             f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX (opset {opset}): "
             f"{_first_line(cause)}",
-            hint="try a newer --opset, or export the part before it with --output BLOB",
+            hint="try a newer --opset, or export the part before it with --outputs BLOB",
         )
     return ExportError(f"ONNX export failed: {_first_line(cause)}")
 

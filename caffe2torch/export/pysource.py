@@ -99,7 +99,7 @@ class Emit:
     def unsupported(self, why: str) -> ExportError:
         return ExportError(
             f"layer '{self.layer.name}' ({self.layer.type}): no standalone source for {why}",
-            hint="convert the part before it with --output BLOB, or keep using caffe2torch "
+            hint="convert the part before it with --outputs BLOB, or keep using caffe2torch "
             "for this net",
         )
 

@@ -65,7 +65,23 @@ def read_text(path: str | os.PathLike[str]) -> str:
         raise ParseError(
             f"cannot read the file: {e.strerror or e}", path=os.fspath(path)
         ) from None
+    if _binary(data):
+        raise ParseError(
+            "this is a binary file (a .caffemodel weights file?), not prototxt text",
+            path=os.fspath(path),
+            hint="pass a weights file with --weights (Caffe's -weights) and give the net "
+            "prototxt here; `caffe2torch info FILE` lists what a caffemodel holds",
+        )
     return normalize_newlines(decode(data))
+
+
+# bytes no prototxt holds (tab, newline, vertical tab, form feed and carriage return are
+# text); a binary protobuf starts with a field tag such as 0x0a and has such bytes early
+_BINARY_BYTES = frozenset(range(0, 9)) | frozenset(range(14, 32))
+
+
+def _binary(data: bytes) -> bool:
+    return any(b in _BINARY_BYTES for b in data[:4096])
 
 
 # ----------------------------------------------------------------------------- parsing

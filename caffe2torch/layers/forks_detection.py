@@ -395,8 +395,19 @@ def build_yolo_detection_output(ctx: BuildContext) -> nn.Module:
         raise ctx.error(f"{shape[1]} channels give {stride} values per box, fewer than "
                         f"5 + num_classes ({5 + classes})")
     if side * side > shape[2] * shape[3]:
-        raise ctx.error(f"side {side} needs {side * side} cells, the bottom has "
-                        f"{shape[2]} x {shape[3]}")
+        # side is a grid the layer assumes, not read from the bottom; its default 13 is
+        # YOLOv2's 416 x 416 input at stride 32
+        given = ("as set in yolo_detection_output_param" if p.HasField("side") else
+                 "the default, as yolo_detection_output_param does not set it; YOLOv2's "
+                 "416 x 416 input at stride 32")
+        bottom = ctx.layer.bottom[0] if ctx.layer.bottom else "the bottom"
+        raise ctx.error(
+            f"side {side} ({given}) needs {side} x {side} = {side * side} cells, but the "
+            f"bottom '{bottom}' is {shape[2]} x {shape[3]} cells: its size follows from the "
+            f"net's input size and the strides before this layer",
+            hint=f"set `side: {shape[2]}` in yolo_detection_output_param to match the "
+            f"bottom, or give the input size the net was made for (at stride 32, side "
+            f"{side} is a {32 * side} x {32 * side} input)")
     return CaffeYoloDetectionOutput(
         side, num_box, classes, [float(b) for b in p.biases][: 2 * num_box],
         float(f32(p.confidence_threshold)), float(f32(p.nms_threshold)),

@@ -104,6 +104,12 @@ _TABLE = [
     _c("C2T206", "duplicate-layer-name", "warning", "two layers of one phase share a name",
        """Caffe copies caffemodel weights by layer name into the first layer of that name
        only, and names in logs become ambiguous."""),
+    _c("C2T207", "unread-data-top", "warning", "a data top nobody reads",
+       """A data layer's top that no layer reads (the second pair label `sim_p` of a
+       Siamese net, a label in a net without a loss on it) becomes a net output: Caffe
+       logs one `Train net output` line per element of it at every display (batch_size
+       lines), and the metrics CSV and its plot get one series per element. A Silence
+       layer with that bottom consumes it and costs nothing."""),
     # ------------------------------------------------------------------ layer
     _c("C2T301", "unknown-layer-type", "error", "no layer type of that name",
        """The type is not a BVLC Caffe layer type nor one of the fork types caffe2torch
@@ -129,8 +135,12 @@ _TABLE = [
        a Convolution layer, usually after copy-and-paste): its settings have no effect."""),
     _c("C2T320", "paired-data-shuffle", "warning", "paired data layers shuffle independently",
        """A Siamese/triplet net reads pair i from line i of each list file. With shuffle on,
-       each data layer permutes its own list, so the pairs (and their labels) no longer
-       match. Shuffle the lists together offline and turn shuffle off."""),
+       BVLC Caffe has each data layer permute its own list, so the pairs (and their labels)
+       no longer match. caffe2torch reads paired data layers of one batch_size as one
+       aligned group with one shared shuffle, so there the finding is an info note about
+       BVLC Caffe; with different batch sizes the layers are read independently in both
+       and it is a warning. To keep the net portable to BVLC Caffe, shuffle the lists
+       together offline and turn shuffle off."""),
     _c("C2T321", "pair-lists-length", "error", "paired list files of different lengths",
        """(--check-data) Line i of each list forms pair i; lists of different lengths
        misalign as soon as the shorter one wraps around."""),
@@ -141,6 +151,14 @@ _TABLE = [
     _c("C2T323", "data-source-unreadable", "warning", "a data source cannot be read",
        """(--check-data) The list file named by `source` does not exist (relative to the
        current directory, as Caffe opens it, or to the net's folder) or is malformed."""),
+    _c("C2T327", "list-image-missing", "warning", "a list file names images that do not exist",
+       """(--check-data) ImageData opens root_folder + the listed name relative to the folder
+       Caffe runs in, and stops at the first image it cannot open. The finding names the
+       first missing image and counts the others."""),
+    _c("C2T328", "pair-label-not-binary", "warning", "a pair label other than 0 or 1",
+       """(--check-data) Siamese pair lists end in the pair label: 1 for a pair of one
+       class, 0 for two classes. ContrastiveLoss counts any non-zero label as similar, so a
+       list of class labels (say, 7) trains every pair as similar."""),
     _c("C2T324", "embedding-through-relu-dropout", "warning",
        "a ReLU or Dropout right before a ContrastiveLoss embedding",
        """The distance of a metric loss should see the raw embedding: a ReLU clips it to
@@ -180,6 +198,14 @@ _TABLE = [
        """A solver needs net, net_param, train_net or train_net_param."""),
     _c("C2T507", "deprecated-solver-type", "info", "the old enum solver_type",
        """`solver_type: SGD` is the old spelling; Caffe upgrades it to `type: "SGD"`."""),
+    _c("C2T508", "solver-net-missing", "error", "the solver's net file does not exist",
+       """Caffe opens the `net`, `train_net` and `test_net` files relative to the working
+       directory (not the solver's folder) and stops when one is missing. When the file
+       exists beside the solver instead, the finding is a warning: run from that folder,
+       or write the path relative to where you run."""),
+    _c("C2T509", "adagrad-momentum", "error", "momentum with the AdaGrad solver",
+       """AdaGrad has no momentum term; Caffe refuses a solver that sets one: 'Momentum
+       cannot be used with AdaGrad.' Delete the momentum line."""),
     # ------------------------------------------------------------------ portability
     _c("C2T601", "fork-layer-type", "warning", "a layer type only a Caffe fork defines",
        """BVLC Caffe does not have this layer type; the named fork does. caffe2torch reads

@@ -36,6 +36,7 @@ class Context:
         self.diagnostics: list[Diagnostic] = []
         self._seen: set[tuple[str, int, int, str]] = set()
         self.repaired_lines: set[int] = set()  # lines the lenient parser had to change
+        self.untyped_ok: set[int] = set()  # lines whose bad `type` was reported already
 
     def repaired_within(self, first: int, last: int) -> bool:
         """Whether a parse error was repaired between these lines (its layer's settings

@@ -213,12 +213,17 @@ class Parser:
             valid = list(desc.values_by_name)
         except KeyError:
             valid = []
-        close = difflib.get_close_matches(value.upper(), valid, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(value.upper(), valid, n=1, cutoff=0.6)
+        # a near miss gets the one suggestion; the whole list only when nothing is near
+        # (V1LayerParameter.LayerType alone has 40 names)
         help_ = did_you_mean(close, quote=False) if close else (
             "valid values: " + ", ".join(valid) if valid else None)
-        self.ctx.report("C2T104", f'"{value}" is not a value of {short} (valid: '
-                        f'{", ".join(valid)})' if valid else explained.message,
-                        line, col, help=help_)
+        self.ctx.report("C2T104", f'"{value}" is not a value of {short}' if valid
+                        else explained.message, line, col, help=help_)
+        if etype == "caffe.V1LayerParameter.LayerType":
+            # the type is dropped with the field: the layer's "has no type" would only
+            # echo this finding
+            self.ctx.untyped_ok.add(self.ctx.buf.orig(line, col)[0])
         self._drop_field(toks, k)
         return True
 

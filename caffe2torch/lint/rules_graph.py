@@ -89,8 +89,9 @@ def check_graph(ctx: Context, view: NetView, states: list[StateView]) -> None:
             ": caffemodel weights go to the first one only", *view.pos(i), layer=lp.name,
             phases=tuple(phases), help="give each layer of a phase its own name")
     broken = {i for i, _ in unknown}
-    _unused(ctx, view, states, {k: v for k, v in outputs.items() if k[0] not in broken},
-            consumed_any)
+    left = {k: v for k, v in outputs.items() if k[0] not in broken}
+    _unused(ctx, view, states, left, consumed_any)
+    _unread_data_tops(ctx, view, states, left, consumed_any)
 
 
 def _unavoidable(found: list[str], states: list[StateView]) -> bool:
@@ -207,3 +208,27 @@ def _unused(ctx, view, states, outputs, consumed_any) -> None:
             *_field_pos(view, i, "top", j),
             layer=lp.name, phases=tuple(phases),
             help="feed it to the layer that should read it (a misspelt bottom?), or delete it")
+
+
+def _unread_data_tops(ctx, view, states, outputs, consumed_any) -> None:
+    """A data layer's top that nothing reads in a net that trains (the second pair label
+    ``sim_p`` of a Siamese net): Caffe makes it a net output, so every display logs one
+    line per element of it, and our metrics CSV one series per element."""
+    layers = view.layers
+    loss_states = {sv.label for sv in states if any(_is_loss(layers[i]) for i in sv.indices)}
+    for (i, blob), phases in outputs.items():
+        lp = layers[i]
+        spec = find_layer_spec(lp.type)
+        if spec is None or not spec.data or blob in consumed_any:
+            continue
+        if not all(p in loss_states for p in phases):
+            continue
+        j = list(lp.top).index(blob)
+        ctx.report(
+            "C2T207", f"top '{blob}' of data layer '{lp.name}' is read by no layer in "
+            f"{phases_text(phases)}: it becomes a net output, so training logs one 'net "
+            f"output' line per element of it at every display (and the metrics CSV and "
+            "`caffe2torch plot` get one series per element)",
+            *_field_pos(view, i, "top", j), layer=lp.name, phases=tuple(phases),
+            help=f'add `layer {{ name: "silence_{blob}" type: "Silence" bottom: "{blob}" }}` '
+            "to consume it")

@@ -26,6 +26,10 @@ def check_layers(ctx: Context, view: NetView) -> None:
         spec = find_layer_spec(lp.type)
         if spec is None:
             if not lp.type:
+                blk = view.positions[i] if i < len(view.positions) else None
+                if blk is not None and any(blk.start_line <= ln <= blk.end_line
+                                           for ln in ctx.untyped_ok):
+                    continue  # its misspelt enum type was reported (C2T104)
                 ctx.report("C2T301", f"layer '{lp.name}' has no type", *view.pos(i),
                            layer=lp.name, help='add `type: "..."`')
             elif forks.fork_of_layer_type(lp.type) is None:

@@ -28,8 +28,9 @@ def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
             for i in data:
                 if getattr(layers[i], _LIST_DATA[layers[i].type]).shuffle:
                     shuffled.setdefault(i, []).append(sv.label)
-        if ctx.options.check_data and len(data) >= 2:
-            _check_lists(ctx, view, [i for i in data if layers[i].type == "ImageData"])
+        if ctx.options.check_data:
+            _check_lists(ctx, view, [i for i in data if layers[i].type == "ImageData"],
+                         pairwise)
         for i in sv.indices:
             if layers[i].type == "ContrastiveLoss":
                 for k in _squashing_layers(layers, sv.indices, i):
@@ -41,12 +42,26 @@ def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
     for i, phases in shuffled.items():
         lp = layers[i]
         pname = _LIST_DATA[lp.type]
+        paired = [k for k in range(len(layers)) if layers[k].type in _LIST_DATA and k != i]
+        names = ', '.join(repr(layers[k].name) for k in paired) or 'the others'
+        if _same_batch(layers, [i, *paired]):
+            # our DataFeeder reads data layers of one batch size as one aligned group with
+            # one shared shuffle; BVLC Caffe permutes each layer's list on its own
+            ctx.report("C2T320", f"data layer '{lp.name}' shuffles its list: in BVLC Caffe "
+                       f"each data layer shuffles on its own, so its pairs with {names} would "
+                       f"misalign in {phases_text(phases)}; caffe2torch shuffles paired "
+                       "data layers together, so here they stay aligned",
+                       *view.pos(i, f"{pname}.shuffle"), layer=lp.name, phases=tuple(phases),
+                       severity="info", help="to train this net in BVLC Caffe too, set "
+                       "shuffle: false and shuffle the pair lists together offline")
+            continue
         ctx.report("C2T320", f"data layer '{lp.name}' shuffles its list while the paired data "
-                   f"layers ({', '.join(repr(n) for n in others if n != lp.name) or 'the others'}"
-                   f") read theirs independently in {phases_text(phases)}: pairs would "
-                   "misalign", *view.pos(i, f"{pname}.shuffle"), layer=lp.name,
-                   phases=tuple(phases), help="set shuffle: false and shuffle the pair lists "
-                   "together offline")
+                   f"layers ({', '.join(repr(n) for n in others if n != lp.name) or names}) "
+                   f"have another batch_size, so they are read independently (in BVLC Caffe "
+                   f"and in caffe2torch) in {phases_text(phases)}: pairs would misalign",
+                   *view.pos(i, f"{pname}.shuffle"), layer=lp.name,
+                   phases=tuple(phases), help="give the paired data layers one batch_size, "
+                   "or set shuffle: false and shuffle the pair lists together offline")
     for (k, i), phases in squashed.items():
         lp, loss = layers[k], layers[i]
         what = "clips the embedding to >= 0" if lp.type == "ReLU" else \
@@ -56,6 +71,15 @@ def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
                    *view.pos(k), layer=lp.name, phases=tuple(phases),
                    help="feed the loss the output of the last InnerProduct; move the "
                    f"{lp.type} before it or delete it")
+
+
+def _batch_size(layer) -> int:
+    param = getattr(layer, _LIST_DATA[layer.type])
+    return int(param.batch_size)
+
+
+def _same_batch(layers, indices: list[int]) -> bool:
+    return len({_batch_size(layers[k]) for k in indices}) == 1
 
 
 def _squashing_layers(layers, indices, loss_i: int) -> list[int]:
@@ -175,7 +199,45 @@ def _read_list(path: str) -> list[tuple[str, str | None]]:
     return rows
 
 
-def _check_lists(ctx: Context, view: NetView, data: list[int]) -> None:
+def _missing_images(ctx: Context, view: NetView, i: int, src: str,
+                    rows: list[tuple[str, str | None]]) -> None:
+    """ImageDataLayer opens root_folder + name relative to the working directory; a name
+    that is not there stops Caffe ('Could not open or find file')."""
+    lp = view.layers[i]
+    root = lp.image_data_param.root_folder
+    base = os.path.dirname(ctx.path) if ctx.path else ""
+    missing = []
+    for n, (name, _) in enumerate(rows, 1):
+        path = root + name
+        if not (os.path.isfile(path) or (base and not os.path.isabs(path)
+                                         and os.path.isfile(os.path.join(base, path)))):
+            missing.append((n, path))
+    if missing:
+        n, path = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        ctx.report("C2T327", f"data layer '{lp.name}': list '{src}' names images that do not "
+                   f"exist: line {n}, '{path}'{more}", *view.pos(i, "image_data_param.source"),
+                   layer=lp.name, help="paths are opened as root_folder + name, relative to "
+                   "the folder Caffe runs in; fix the list or root_folder")
+
+
+def _pair_labels(ctx: Context, view: NetView, i: int, src: str,
+                 rows: list[tuple[str, str | None]]) -> None:
+    """ContrastiveLoss reads the pair label as similar (non-zero) or not (0): a class label
+    in a pair list silently counts as 'similar'."""
+    lp = view.layers[i]
+    bad = [(n, label) for n, (_, label) in enumerate(rows, 1) if label not in ("0", "1")]
+    if bad:
+        n, label = bad[0]
+        more = f" (and {len(bad) - 1} more lines)" if len(bad) > 1 else ""
+        ctx.report("C2T328", f"line {n} of pair list '{src}' has label {label}, not 0 or 1"
+                   f"{more}: ContrastiveLoss counts any non-zero label as 'similar'",
+                   *view.pos(i, "image_data_param.source"), layer=lp.name,
+                   help="pair lists end in the pair label: 1 same class, 0 different "
+                   "(`caffe2torch pairs` writes them from class folders)")
+
+
+def _check_lists(ctx: Context, view: NetView, data: list[int], pairwise: bool) -> None:
     layers = view.layers
     lists = []
     for i in data:
@@ -188,9 +250,14 @@ def _check_lists(ctx: Context, view: NetView, data: list[int]) -> None:
                        layer=layers[i].name, help="check the path; Caffe opens it relative "
                        "to the folder it runs in")
             continue
-        lists.append((i, src, _read_list(found)))
+        rows = _read_list(found)
+        _missing_images(ctx, view, i, src, rows)
+        lists.append((i, src, rows))
     if len(lists) < 2:
         return
+    if pairwise and any(lp.type == "ContrastiveLoss" for lp in layers):
+        for i, src, rows in lists:
+            _pair_labels(ctx, view, i, src, rows)
     i0, src0, rows0 = lists[0]
     for i, src, rows in lists[1:]:
         pos = view.pos(i, "image_data_param.source")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
 
+from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.positions import COL, LINE, scan
 from caffe2torch.io.upgrade import SOLVER_TYPES
 from caffe2torch.lint.context import Context
@@ -38,6 +40,8 @@ def check_solver(ctx: Context, solver: caffe_pb2.SolverParameter) -> None:
     if not any(solver.HasField(n) for n in nets):
         ctx.report("C2T506", "the solver names no net (net, net_param, train_net or "
                    "train_net_param)", None, None, help='add `net: "train_val.prototxt"`')
+    _net_files(ctx, solver, top)
+    _adagrad_momentum(ctx, solver, at)
     policy = solver.lr_policy
     if solver.HasField("lr_policy") and policy not in POLICIES:
         close = difflib.get_close_matches(policy.lower(), POLICIES, n=3, cutoff=0.5)
@@ -114,3 +118,47 @@ def _field_edit(ctx: Context, name: str, new: str, top) -> Fix | None:
     start = ctx.src.offset(line, col)
     end = ctx.src.offset(*token_end(rw.toks[e]))
     return Fix(f"write {new}", (Edit(start, end, new),))
+
+
+def _net_files(ctx: Context, solver: caffe_pb2.SolverParameter, top) -> None:
+    """Solver::InitTrainNet / InitTestNets read the net files relative to the working
+    directory: a file that is not there stops Caffe ('Failed to parse NetParameter file')."""
+    names = [("net", 0, solver.net)] if solver.HasField("net") else []
+    if solver.HasField("train_net"):
+        names.append(("train_net", 0, solver.train_net))
+    names += [("test_net", k, n) for k, n in enumerate(solver.test_net)]
+    def at(field: str, k: int):
+        spots = top.get(field) or [(None, None)]
+        return spots[min(k, len(spots) - 1)]
+
+    for field, k, name in names:
+        if not name or os.path.isfile(name):
+            continue
+        found = folder_where_found(name, ctx.path) if ctx.path else None
+        if found is not None:
+            ctx.report("C2T508", f"{field} '{name}' is not found from the working directory "
+                       f"({os.getcwd()}), where Caffe (and caffe2torch train) open it; it "
+                       f"exists {where_text(found, ctx.path, 'solver')}", *at(field, k),
+                       severity="warning",
+                       help=f"run from that folder (cd {shown(found)}), or write the path "
+                       "relative to where you run")
+        else:
+            ctx.report("C2T508", f"{field} '{name}' does not exist (Caffe opens it relative "
+                       f"to the working directory, {os.getcwd()})", *at(field, k),
+                       help="check the path; write it relative to the folder you run from")
+
+
+def _adagrad_momentum(ctx: Context, solver: caffe_pb2.SolverParameter, at) -> None:
+    """AdaGradSolver's constructor: CHECK_EQ(0, momentum) 'Momentum cannot be used with
+    AdaGrad.'"""
+    if solver.HasField("type"):
+        kind, where = solver.type, "type"
+    elif solver.HasField("solver_type"):
+        kind = caffe_pb2.SolverParameter.SolverType.Name(solver.solver_type)
+        where = "solver_type"
+    else:
+        return
+    if kind.lower() == "adagrad" and solver.momentum != 0:
+        ctx.report("C2T509", f"momentum {solver.momentum:g} with the AdaGrad solver: Caffe "
+                   "stops ('Momentum cannot be used with AdaGrad.')", *at("momentum"),
+                   help=f"delete `momentum`, or choose another solver type (the {where} line)")

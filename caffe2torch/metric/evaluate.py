@@ -571,6 +571,7 @@ def load_metric_net(
     batch: int | None = None,
     preprocess_from: str | os.PathLike[str] | None = None,
     device: torch.device | str = "cpu",
+    share: Any = "declared",
 ) -> tuple[Any, Preprocess]:
     """Build ``model`` for evaluation; returns the net and its image preprocessing.
 
@@ -578,7 +579,8 @@ def load_metric_net(
     ``lists`` after preprocessing, so the layers' own sources need not exist. ``batch``
     overrides the declared batch size. ``preprocess_from``: another prototxt (say the
     train_test net of a deploy net) whose first data layer of the same phase gives the
-    preprocessing, the deploy net's input shape deciding the rest."""
+    preprocessing, the deploy net's input shape deciding the rest. ``share``: build_net's
+    weight sharing."""
     from caffe2torch.build import build_net
     from caffe2torch.ir.netstate import NetState
 
@@ -608,7 +610,8 @@ def load_metric_net(
             if ly.type == "Input" and ly.input_param.shape:
                 for top, shape in zip(ly.top, _repeat(ly.input_param.shape, len(ly.top))):
                     shapes.setdefault(top, [int(batch), *shape.dim[1:]])
-    net = build_net(net_param, state, input_shapes=shapes or None, source_map=source_map)
+    net = build_net(net_param, state, input_shapes=shapes or None, source_map=source_map,
+                    share=share)
     paths = [weights] if isinstance(weights, str | os.PathLike) else list(weights or ())
     for w in paths:
         net.copy_from(w)

@@ -59,13 +59,31 @@ def to_2d(features: np.ndarray) -> tuple[np.ndarray, bool]:
     return centred @ vt[:2].T, True
 
 
+def operating_point(curve: RocCurve, threshold: float) -> tuple[float, float]:
+    """(false positive rate, true positive rate) of the rule "same when distance <=
+    threshold": the last point of the curve whose threshold does not exceed it."""
+    k = max(int(np.searchsorted(curve.thresholds, threshold, side="right")) - 1, 0)
+    return float(curve.fpr[k]), float(curve.tpr[k])
+
+
 def save_roc_png(curve: RocCurve, path: str | os.PathLike[str],
-                 title: str = "pair verification ROC") -> None:
-    """Draw ``curve`` (false positive rate against true positive rate) into ``path``."""
+                 title: str = "pair verification ROC", *, eer: float | None = None,
+                 threshold: float | None = None) -> None:
+    """Draw ``curve`` (false positive rate against true positive rate) into ``path``, with
+    the equal-error point (``eer``) and the operating point of ``threshold`` marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot(curve.fpr, curve.tpr)
     ax.plot([0, 1], [0, 1], ls=":", c="grey")
+    if eer is not None:
+        ax.plot([0, 1], [1, 0], ls=":", c="lightgrey")  # where FPR = FNR
+        ax.plot([eer], [1 - eer], "o", c="tab:red", label=f"EER {eer:.3f}")
+    if threshold is not None:
+        fpr, tpr = operating_point(curve, threshold)
+        ax.plot([fpr], [tpr], "s", c="tab:green",
+                label=f"threshold {threshold:.4g} (FPR {fpr:.3f}, TPR {tpr:.3f})")
+    if eer is not None or threshold is not None:
+        ax.legend(loc="lower right", fontsize="small")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
            xlim=(0, 1), ylim=(0, 1.01))
     _save(fig, path)
@@ -98,5 +116,11 @@ def save_embedding_scatter_png(features_2d: np.ndarray, labels: np.ndarray | Non
     _save(fig, path)
 
 
-__all__ = ["MissingExtraError", "require_matplotlib", "save_embedding_scatter_png",
-           "save_roc_png", "to_2d"]
+__all__ = [
+    "MissingExtraError",
+    "operating_point",
+    "require_matplotlib",
+    "save_embedding_scatter_png",
+    "save_roc_png",
+    "to_2d",
+]

@@ -96,11 +96,13 @@ def build_fed_net(
     rank: int = 0,
     world_size: int = 1,
     num_workers: int | None = None,
+    share: Any = "declared",
 ) -> CaffeNet:
     """Build ``net_param`` for ``state`` with a BatchStream as ``net.feeder`` (also kept as
     ``net.batch_stream``), moved to ``device``. ``rank`` / ``world_size``: this process's
     shard of the TRAIN data (see DataFeeder). ``num_workers``: data worker processes
-    (default: see :func:`default_workers`); batches go to a GPU through pinned memory."""
+    (default: see :func:`default_workers`); batches go to a GPU through pinned memory.
+    ``share``: build_net's weight sharing ("declared", "auto", None or {layer: owner})."""
     device = torch.device(device)
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     layers = data_layers(net_param, state)
@@ -112,7 +114,7 @@ def build_fed_net(
     shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
     shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
     net = build_net(net_param, state, share_with=share_with, input_shapes=shapes or None,
-                    source_map=source_map, options=options)
+                    source_map=source_map, options=options, share=share)
     net.to(device)
     stream = BatchStream(net, feeder, first, device)
     net.feeder = stream

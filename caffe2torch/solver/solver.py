@@ -41,6 +41,7 @@ import torch
 from caffe2torch.build import CaffeNet
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.io import read_net_with_positions, read_solver
+from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.proto import caffe_pb2
@@ -102,6 +103,10 @@ def resolve_device(param: Any, requested: Any, log: GlogWriter) -> torch.device:
     return want
 
 
+# a net output with more values than this is worth a warning: it floods the log
+_MANY_VALUES = 8
+
+
 class Solver:
     """Caffe's SGDSolver family driven by a SolverParameter; see the module docstring.
 
@@ -118,6 +123,8 @@ class Solver:
     ``progress``: a progress bar during solve() (the log lines pass above it).
     ``data_workers``: processes that decode the data layers' rows (default: a few on a
     GPU, none on the CPU; see caffe2torch.solver.netsetup.default_workers).
+    ``share``: weight sharing within each net, as load_net's (default "declared": Caffe's
+    param names; "auto" also ties twin towers; None unties).
     """
 
     def __init__(
@@ -136,8 +143,10 @@ class Solver:
         tensorboard: str | os.PathLike[str] | None = None,
         progress: bool = False,
         data_workers: int | None = None,
+        share: Any = "declared",
     ) -> None:
         self.param = param
+        self.share = share
         self.data_workers = data_workers
         self.path = os.fspath(path) if path is not None else None
         self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()
@@ -199,6 +208,7 @@ class Solver:
         self._iterations_last = 0
         self._timer = time.monotonic()
         self._bar: ProgressBar | None = None
+        self._many_valued: set[str] = set()  # outputs warned about (one log line per value)
         self._bar_log: Any = None
         if param.snapshot_diff:
             self.log.warning("snapshot_diff is not supported: snapshots hold the weights only")
@@ -207,7 +217,21 @@ class Solver:
     # ------------------------------------------------------------------ nets
 
     def _read(self, name: str) -> tuple[Any, Any]:
-        return read_net_with_positions(os.path.join(self.cwd, name))
+        path = os.path.join(self.cwd, name)
+        if not os.path.exists(path) and self.path is not None:
+            # Caffe opens the net relative to the working directory, not the solver's
+            # folder; when it is found from there (or a folder above), say so
+            found = folder_where_found(name, self.path)
+            if found is not None:
+                from caffe2torch.errors import ParseError
+
+                raise ParseError(
+                    f"the solver's net {name!r} is not found from the working directory "
+                    f"({os.path.abspath(self.cwd)}), where Caffe opens it; it exists "
+                    f"{where_text(found, self.path, 'solver')}", path=self.path,
+                    hint=f"run from that folder (cd {shown(found)}) or write the net path "
+                    "relative to where you run")
+        return read_net_with_positions(path)
 
     def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
                share_with: CaffeNet | None) -> CaffeNet:
@@ -217,7 +241,7 @@ class Solver:
                              source_map=source_map, device=self.device,
                              options=self.build_options, rank=d.rank if d else 0,
                              world_size=d.world_size if d else 1,
-                             num_workers=self.data_workers)
+                             num_workers=self.data_workers, share=self.share)
 
     def _init_train_net(self) -> CaffeNet:
         p = self.param
@@ -505,6 +529,13 @@ class Solver:
         index = 0
         for name, values in self._output_values(self.net, outputs):
             weight = self.net.loss_weights.get(name, 0.0)
+            if values.size > _MANY_VALUES and name not in self._many_valued:
+                self._many_valued.add(name)
+                self.log.warning(
+                    f"net output '{name}' has {values.size} values: every display logs each "
+                    "of them, as Caffe does; if nothing should read it (a data layer's second "
+                    f"label), a Silence layer with bottom '{name}' keeps it out of the log "
+                    "(caffe2torch lint: C2T207)")
             for v in values:
                 extra = (f" (* {fmt(weight)} = {fmt(_f32(weight) * _f32(v))} loss)"
                          if weight else "")
