@@ -20,6 +20,7 @@ from caffe2torch.errors import (
 from caffe2torch.export.onnx import export_onnx as export_onnx
 from caffe2torch.io import read_net, read_net_with_positions, read_solver, upgrade_text
 from caffe2torch.ir import NetState
+from caffe2torch.layers.fillers import PendingFills, deferred_fills
 from caffe2torch.layers.plugins import layer_fields, register_layer
 from caffe2torch.lint import lint as lint
 from caffe2torch.solver.solver import Solver, get_solver
@@ -54,16 +55,20 @@ def load_net(
     else:
         net_param, source_map = path, None
     state = NetState.of(phase, level, stages)
-    net = build_net(
-        net_param,
-        state,
-        input_shapes=input_shapes,
-        options=options,
-        share=share,
-        source_map=source_map,
-    )
-    if weights is not None:
-        net.copy_from(weights)
+    # With weights, fillers wait for the copy and run only for the blobs it left
+    # (Caffe fills everything, then CopyTrainedLayersFrom overwrites most of it).
+    with deferred_fills(PendingFills() if weights is not None else None) as pending:
+        net = build_net(
+            net_param,
+            state,
+            input_shapes=input_shapes,
+            options=options,
+            share=share,
+            source_map=source_map,
+        )
+    if pending is not None:
+        report = net.copy_from(weights)
+        pending.run(skip=report.written)
     return net
 
 

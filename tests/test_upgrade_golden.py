@@ -130,9 +130,7 @@ REFUSED = [r for r in _refused_rows() if not r["source"].startswith("synthetic/"
 
 
 def _source_file(source: str) -> Path | None:
-    if source.startswith("seeds/"):
-        return SEEDS / source.removeprefix("seeds/")
-    p = CORPUS / source
+    p = SEEDS / source.removeprefix("seeds/") if source.startswith("seeds/") else CORPUS / source
     return p if p.exists() else None
 
 
@@ -144,7 +142,8 @@ def test_caffe_refusals(row: dict[str, str]) -> None:
     need_shared(UPGRADE)
     path = _source_file(row["source"])
     if path is None:
-        pytest.skip(f"{row['source']} is synthetic; its golden folder is checked above")
+        pytest.skip(f"{row['source']} is not here: synthetic (its golden folder is checked "
+                    "above) or in ../shared, which is absent")
     text = decode(path.read_bytes())
     read = read_solver_text if row["stage"] == "upgrade_solver_proto_text" else read_net_text
     if row["category"] in ("check_failed", "upgrade_refused"):

@@ -42,6 +42,8 @@ class CopyReport:
     copied: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    # data pointers of the param storages the copy wrote: their fillers need not run
+    written: set[int] = field(default_factory=set, repr=False)
 
     def __str__(self) -> str:
         return (
@@ -159,6 +161,7 @@ def _copy_weights(net: Any, source: Any) -> CopyReport:
             with torch.no_grad():
                 value = torch.from_numpy(np.ascontiguousarray(blob.array).reshape(shape))
                 target.copy_(value.to(dtype=target.dtype, device=target.device))
+            report.written.add(target.untyped_storage().data_ptr())
         if any(b is not None for b in blobs):
             report.copied.append(name)
         seen.add(name)

@@ -80,9 +80,17 @@ class Source:
 
 
 class ImageListSource(Source):
-    """An ImageData layer."""
+    """An ImageData layer.
+
+    Decoded images are kept, up to ``cache_bytes`` per source and process (the first files
+    that fit; files past the budget are decoded every time): a file listed again, in a
+    later row or a later epoch, is not read again, and the pixels are the very ones OpenCV
+    decoded. Caffe re-reads
+    every file each epoch, so a file changed on disk during training is seen by Caffe and
+    not here. Set ``ImageListSource.cache_bytes = 0`` to decode every time."""
 
     type = "ImageData"
+    cache_bytes = 256 * 2**20
 
     def __init__(self, layer: Any, phase: str, cwd: str) -> None:
         super().__init__(layer, phase, cwd)
@@ -99,6 +107,8 @@ class ImageListSource(Source):
         self.rand_skip = int(p.rand_skip)
         self.entries = read_list_file(_join(cwd, p.source), shown_as=p.source)
         self.transform = Transformer(layer.transform_param, phase, cwd, f"layer '{self.layer}'")
+        self._cache: dict[str, np.ndarray] = {}
+        self._cache_left = self.cache_bytes
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -107,11 +117,30 @@ class ImageListSource(Source):
         e = self.entries[index]
         return f"{self.source}:{e.line}"
 
+    def _decoded(self, name: str) -> np.ndarray | None:
+        """The decoded (and resized) image of the file ``name``: from the cache once read
+        (pair and triplet lists name a file in many rows), until the cache's bytes run out
+        (then the rest are decoded every time)."""
+        img = self._cache.get(name)
+        if img is None:
+            img = read_image(_join(self.cwd, name), self.new_height, self.new_width,
+                             self.is_color)
+            if img is not None and img.nbytes <= self._cache_left:
+                img.flags.writeable = False  # the transform copies; nothing may write here
+                self._cache[name] = img
+                self._cache_left -= img.nbytes
+        return img
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # a worker process starts with an empty cache
+        state.update(_cache={}, _cache_left=self.cache_bytes)
+        return state
+
     def load(self, index: int, rng: np.random.Generator | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         e = self.entries[index]
         name = self.root + e.name  # plain concatenation, as Caffe does
-        img = read_image(_join(self.cwd, name), self.new_height, self.new_width, self.is_color)
+        img = self._decoded(name)
         if img is None:
             raise BadItemError(f"could not read image {name!r}", path=self.source,
                                line=e.line, hint="the file is missing or not an image "

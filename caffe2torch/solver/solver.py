@@ -44,6 +44,7 @@ from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
+from caffe2torch.layers.fillers import PendingFills, deferred_fills
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.solver.amp import MixedPrecision
 from caffe2torch.solver.distributed import Distributed
@@ -170,13 +171,18 @@ class Solver:
             np.random.seed(self.seed % 2**32)
             random.seed(self.seed)
         self.device = resolve_device(param, device, self.log)
-        self.net = self._init_train_net()
-        self.test_nets = self._init_test_nets()
-        for spec in param.weights:
-            self.copy_weights(spec)
-        if weights:
-            for spec in [weights] if isinstance(weights, str) else list(weights):
-                self.copy_weights(spec)
+        specs = [*param.weights, *([weights] if isinstance(weights, str) else weights or ())]
+        # Fine-tuning on the CPU: fillers wait for the weights and run only for the
+        # blobs they leave (on a GPU the nets move after building, so fill eagerly there).
+        defer = bool(specs) and self.device.type == "cpu"
+        with deferred_fills(PendingFills() if defer else None) as pending:
+            self.net = self._init_train_net()
+            self.test_nets = self._init_test_nets()
+        written: set[int] = set()
+        for spec in specs:
+            written |= self.copy_weights(spec)
+        if pending is not None:
+            pending.run(skip=written)
         if distributed is not None:
             # the root solver's weights for everyone; then each rank its own random
             # stream (dropout), as Caffe seeds solver i with random_seed + i
@@ -303,16 +309,18 @@ class Solver:
             nets.append(self._build(net_param, state, source_map, 1 + i, self.net))
         return nets
 
-    def copy_weights(self, spec: str) -> None:
+    def copy_weights(self, spec: str) -> set[int]:
         """Fine-tune: copy a caffemodel (or a comma-separated list) into every net by layer
-        name (Caffe's LoadNetWeights / CopyLayers)."""
+        name (Caffe's LoadNetWeights / CopyLayers). Returns the param storages written."""
+        written: set[int] = set()
         for name in (s.strip() for s in spec.split(",")):
             if not name:
                 continue
             self.log.info(f"Finetuning from {name}", "solver.cpp:72")
             path = os.path.join(self.cwd, name)
             for net in (self.net, *self.test_nets):
-                net.copy_from(path)
+                written |= net.copy_from(path).written
+        return written
 
     # ------------------------------------------------------------------ state
 
