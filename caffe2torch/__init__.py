@@ -62,6 +62,9 @@ def load_net(
         share=share,
         source_map=source_map,
     )
+    from caffe2torch.solver.netsetup import attach_lazy_feeder
+
+    attach_lazy_feeder(net, net_param, state)  # net() reads the data layers' next batch
     if weights is not None:
         net.copy_from(weights)
     return net

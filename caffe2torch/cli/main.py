@@ -21,6 +21,7 @@ from caffe2torch.cli import (
     lint,
     pairs,
     plot,
+    run,
     test,
     time,
     train,
@@ -32,6 +33,7 @@ from caffe2torch.errors import CaffeError
 VERBS: list[ModuleType] = [upgrade, info, lint, demo, export, convert, draw]
 VERBS += [train, test, time, device_query, plot]
 VERBS += [pairs, triplets]
+VERBS += [run]
 
 
 def build_parser() -> argparse.ArgumentParser:
