@@ -200,7 +200,8 @@ def test_forward_kwargs_and_batch_check(fan: caffe.Net) -> None:
 
 
 DEPLOY = """name: "deploy"
-layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 10 dim: 1 dim: 6 dim: 6 } } }
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape { dim: 10 dim: 1 dim: 6 dim: 6 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
   convolution_param { num_output: 2 kernel_size: 3 weight_filler { type: "xavier" } } }
 layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
