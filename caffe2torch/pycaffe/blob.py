@@ -90,7 +90,7 @@ class SyncedMemory:
         """The layer wrote a new tensor: the device holds the newest values."""
         self.tensor = tensor.detach()
         self._host = None
-        self.head = SYNCED if self.tensor.device.type == "cpu" else DEVICE
+        self.head = SYNCED if self.on_cpu else DEVICE
 
 
 def _shape_args(shape: Sequence[Any]) -> Shape:
