@@ -15,6 +15,7 @@ cleared. A layer's backward differentiates the graph its forward recorded (TRAIN
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +33,7 @@ from caffe2torch.pycaffe.blob import Blob, BlobVec, ensure_grad
 from caffe2torch.pycaffe.mode import TEST, TRAIN, current_device, phase_name
 
 # how a layer runs
-_MODULE, _FED, _INPUT, _MEMORY, _DUMMY, _PYTHON = range(6)
+_MODULE, _FED, _INPUT, _MEMORY, _DUMMY, _PYTHON, _SPLIT = range(7)
 
 
 @dataclass
@@ -164,19 +165,30 @@ class Net:
                 refill = tuple(f.type != "constant" for f in module.fillers)
             steps.append(_Step(layer.name, layer.type, kind, module, layer.bottoms,
                                layer.tops, propagate, need, refill))
+        steps, loss = _insert_splits(steps, ir.loss_weights())
         self._steps = steps
         self._record = net.phase == "TRAIN" or self._force_backward
         self._saved: dict[int, tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]] = {}
         device = next((p.device for p in net.parameters()), current_device())
-        shapes = net._version_shapes
+        shapes = dict(net._version_shapes)
         self.blobs: OrderedDict[str, Blob] = OrderedDict()
-        for name in ir.blob_names():
-            self.blobs[name] = Blob(torch.zeros(shapes[ir.final(name)], device=device))
+        available: dict[str, None] = {}  # Net::Init's available_blobs: the net outputs
+        for s in steps:
+            for b in s.bottoms:
+                available.pop(b.name, None)
+            for t in s.tops:
+                available[t.name] = None
+                if t.name in self.blobs:
+                    continue
+                if s.kind == _SPLIT:  # SplitLayer shares its bottom's data (ShareData)
+                    self.blobs[t.name] = Blob(torch.zeros(0, device=device))
+                    self.blobs[t.name]._data = self.blobs[s.bottoms[0].name]._data
+                else:
+                    self.blobs[t.name] = Blob(torch.zeros(shapes[t], device=device))
         self._layers = [LayerView(s) for s in steps]
         self._layer_names = [s.name for s in steps]
         self.inputs = [t.name for s in steps if s.type == "Input" for t in s.tops]
-        self.outputs = list(net.outputs)
-        loss = {ref.name: w for ref, w in ir.loss_weights().items()}
+        self.outputs = sorted(available)  # std::set order, as Caffe lists them
         self.blob_loss_weights = OrderedDict((n, float(loss.get(n, 0.0))) for n in self.blobs)
         for name, weight in loss.items():  # Layer::SetLossWeights: the top's diff
             self.blobs[name].diff[...] = weight
@@ -312,6 +324,7 @@ class Net:
                 self._python_forward(s)
             elif s.kind == _MODULE:
                 self._module_forward(i, s)
+            # _SPLIT: its tops share the bottom's data already
             for ref in s.tops:
                 w = self.blob_loss_weights.get(ref.name, 0.0)
                 if w:
@@ -409,6 +422,11 @@ class Net:
             if s.need_backward:
                 if s.kind == _PYTHON:
                     got = self._python_backward(s, grads)
+                elif s.kind == _SPLIT:  # SplitLayer::Backward: the sum of the tops' diffs
+                    total = self._top_grad(s.tops[0], grads)
+                    for t in s.tops[1:]:
+                        total = total + self._top_grad(t, grads)
+                    got = {s.bottoms[0]: total} if s.propagate[0] else {}
                 else:
                     got = self._module_backward(i, s, grads)
                 for ref, g in got.items():
@@ -580,6 +598,47 @@ class Net:
     def __repr__(self) -> str:
         return f"<caffe.Net {self.name!r} ({'TRAIN' if self.phase == TRAIN else 'TEST'}), " \
                f"{len(self._steps)} layers>"
+
+
+def _insert_splits(steps: list[_Step], loss_weights: dict[BlobRef, float]
+                   ) -> tuple[list[_Step], dict[str, float]]:
+    """Caffe's InsertSplits (insert_splits.cpp): a top read by several layers (a loss
+    weight counts as one more reader) gets a Split layer right after its producer,
+    ``<blob>_<layer>_<top index>_split``, whose tops ``..._split_<k>`` go to the readers in
+    net order (top 0 keeps the loss weight when there is one). Returns the steps and the
+    loss weights by blob name."""
+    readers: dict[BlobRef, list[tuple[int, int]]] = {}
+    for i, s in enumerate(steps):
+        for j, b in enumerate(s.bottoms):
+            readers.setdefault(b, []).append((i, j))
+    bottoms = [list(s.bottoms) for s in steps]
+    after: dict[int, list[_Step]] = {}
+    loss = {ref.name: w for ref, w in loss_weights.items()}
+    for i, s in enumerate(steps):
+        for j, top in enumerate(s.tops):
+            users = readers.get(top, [])
+            weight = loss_weights.get(top, 0.0)
+            count = len(users) + (1 if weight else 0)
+            if count < 2:
+                continue
+            base = f"{top.name}_{s.name}_{j}_split"
+            tops = tuple(BlobRef(f"{base}_{k}") for k in range(count))
+            first = 1 if weight else 0
+            for k, (ci, bj) in enumerate(users):
+                bottoms[ci][bj] = tops[first + k]
+            if weight:
+                loss.pop(top.name, None)
+                loss[tops[0].name] = weight
+            module = nn.Module()
+            module.blobs = nn.ParameterList()
+            need = any(steps[ci].propagate[bj] for ci, bj in users)  # a reader wants a diff
+            after.setdefault(i, []).append(_Step(
+                base, "Split", _SPLIT, module, (top,), tops, (need,), need))
+    out: list[_Step] = []
+    for i, s in enumerate(steps):
+        out.append(dataclasses.replace(s, bottoms=tuple(bottoms[i])))
+        out.extend(after.get(i, []))
+    return out, loss
 
 
 def _build(source: Any, phase: str, level: int, stages: Sequence[str]) -> CaffeNet:

@@ -4,7 +4,6 @@ MemoryData, weights in and out, sharing and hooks."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -86,21 +85,48 @@ def test_constructor_needs_a_phase(tmp_path: Path) -> None:
 
 
 def test_structure(fan: caffe.Net) -> None:
-    assert list(fan.blobs) == ["x", "y", "a", "b", "s", "loss"]  # Caffe's blob order
+    # x feeds two layers: Caffe inserts a Split layer after its producer (InsertSplits)
+    assert list(fan.blobs) == ["x", "x_x_0_split_0", "x_x_0_split_1", "y", "a", "b", "s",
+                               "loss"]
     assert fan.inputs == ["x", "y"]
     assert fan.outputs == ["loss"]
-    assert fan._layer_names == ["x", "y", "a", "b", "relu", "sum", "loss"]
-    assert [ly.type for ly in fan.layers] == ["Input", "Input", "InnerProduct",
+    assert fan._layer_names == ["x", "x_x_0_split", "y", "a", "b", "relu", "sum", "loss"]
+    assert [ly.type for ly in fan.layers] == ["Input", "Split", "Input", "InnerProduct",
                                               "InnerProduct", "ReLU", "Eltwise",
                                               "EuclideanLoss"]
     assert list(fan.layer_dict) == fan._layer_names
+    assert fan.bottom_names["a"] == ["x_x_0_split_0"]
+    assert fan.bottom_names["b"] == ["x_x_0_split_1"]
     assert fan.top_names["relu"] == ["b"] and fan.bottom_names["sum"] == ["a", "b"]
-    assert fan.blob_loss_weights == OrderedDict(
-        [("x", 0.0), ("y", 0.0), ("a", 0.0), ("b", 0.0), ("s", 0.0), ("loss", 1.0)])
+    assert list(fan.blob_loss_weights.items())[-2:] == [("s", 0.0), ("loss", 1.0)]
+    assert set(fan.blob_loss_weights.values()) == {0.0, 1.0}
     assert list(fan.params) == ["a", "b"]
     assert [tuple(p.data.shape) for p in fan.params["a"]] == [(2, 3), (2,)]
     assert fan.blobs["x"].num == 4 and fan.blobs["x"].channels == 3
     assert fan.blobs["x"].height == 1 and fan.blobs["x"].count == 12
+
+
+def test_split_tops_share_data_and_sum_diffs(fan: caffe.Net) -> None:
+    fan.blobs["x"].data[0, 0] = 9.0
+    assert fan.blobs["x_x_0_split_1"].data[0, 0] == 9.0  # SplitLayer shares the data
+    fan.forward()
+    fan.backward()
+    np.testing.assert_allclose(
+        fan.blobs["x"].diff,
+        fan.blobs["x_x_0_split_0"].diff + fan.blobs["x_x_0_split_1"].diff, rtol=1e-6)
+
+
+def test_loss_weighted_top_with_readers_keeps_its_weight_on_split_0(tmp_path: Path) -> None:
+    net = caffe.Net(write(tmp_path, """name: "lw"
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "ip" loss_weight: 2
+  inner_product_param { num_output: 1 } }
+layer { name: "relu" type: "ReLU" bottom: "ip" top: "r" }
+"""), caffe.TEST)
+    assert list(net.blobs) == ["x", "ip", "ip_ip_0_split_0", "ip_ip_0_split_1", "r"]
+    assert net.bottom_names["relu"] == ["ip_ip_0_split_1"]
+    assert net.blob_loss_weights["ip_ip_0_split_0"] == 2.0
+    assert net.outputs == ["ip_ip_0_split_0", "r"]
 
 
 # ----------------------------------------------------------------- aliasing
@@ -184,9 +210,9 @@ def test_backward_range_and_extra_diffs(fan: caffe.Net) -> None:
     fan.forward()
     fan.blobs["a"].diff[...] = 1
     got = fan.backward(start="a", end="a", diffs=["a"])
-    assert set(got) == {"x", "a"}
-    np.testing.assert_allclose(got["x"], np.ones((4, 2)) @ fan.params["a"][0].data,
-                               rtol=1e-6)
+    assert set(got) == {"x_x_0_split_0", "a"}  # end's bottoms: a reads x through the Split
+    np.testing.assert_allclose(got["x_x_0_split_0"],
+                               np.ones((4, 2)) @ fan.params["a"][0].data, rtol=1e-6)
 
 
 def test_forward_kwargs_and_batch_check(fan: caffe.Net) -> None:
@@ -287,8 +313,8 @@ def test_hooks_run_around_each_layer(fan: caffe.Net) -> None:
     fan.after_backward(lambda i: calls.append(("ab", i)))
     fan.forward(start="sum")
     fan.backward(end="sum")
-    assert calls == [("bf", 5), ("af", 5), ("bf", 6), ("af", 6),
-                     ("bb", 6), ("ab", 6), ("bb", 5), ("ab", 5)]
+    assert calls == [("bf", 6), ("af", 6), ("bf", 7), ("af", 7),
+                     ("bb", 7), ("ab", 7), ("bb", 6), ("ab", 6)]
 
 
 # ----------------------------------------------------------------- data layers
