@@ -86,6 +86,15 @@ class SyncedMemory:
             self.head = SYNCED
         return self.tensor
 
+    def write_back(self) -> None:
+        """A host write reaches the device tensor in place (a parameter or its diff keeps
+        its storage, which the modules and the solver hold)."""
+        if not self.on_cpu and self.head == HOST and self._host is not None:
+            with torch.no_grad():
+                self.tensor.copy_(self.transfers.to_device(self._host, self.tensor.device)
+                                  .reshape(self.tensor.shape))
+            self.head = SYNCED
+
     def set(self, tensor: torch.Tensor) -> None:
         """The layer wrote a new tensor: the device holds the newest values."""
         self.tensor = tensor.detach()
@@ -235,6 +244,13 @@ class ParamBlob(Blob):
     @property
     def count(self) -> int:
         return int(self._param().numel())
+
+    def write_back(self) -> None:
+        """On a device: values written through ``data`` / ``diff`` reach the parameter."""
+        if self._seen is not None:
+            self._data.write_back()
+            if self._diff is not None:
+                self._diff.write_back()
 
     def reshape(self, *shape: Any) -> None:
         new = _shape_args(shape)

@@ -170,6 +170,7 @@ class Net:
         self._record = net.phase == "TRAIN" or self._force_backward
         self._saved: dict[int, tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]] = {}
         device = next((p.device for p in net.parameters()), current_device())
+        self._on_device = device.type != "cpu"
         shapes = dict(net._version_shapes)
         self.blobs: OrderedDict[str, Blob] = OrderedDict()
         available: dict[str, None] = {}  # Net::Init's available_blobs: the net outputs
@@ -294,7 +295,16 @@ class Net:
                              "or use forward_all")
         blob.data[...] = arr
 
+    def _write_back_params(self) -> None:
+        """On a GPU, param values a script wrote through ``.data`` / ``.diff`` go back to
+        the device before the net uses them (SyncedMemory's gpu_data)."""
+        if self._on_device:
+            for ly in self._layers:
+                for view in ly.blobs._views:
+                    view.write_back()
+
     def _forward_from_to(self, first: int, last: int) -> float:
+        self._write_back_params()
         loss = 0.0
         drawn: dict[str, torch.Tensor] | None = None
         cb = self._callbacks
@@ -413,6 +423,7 @@ class Net:
         return g if g is not None else self.blobs[ref.name].diff_tensor()
 
     def _backward_from_to(self, first: int, last: int) -> None:
+        self._write_back_params()
         grads: dict[BlobRef, torch.Tensor] = {}
         cb = self._callbacks
         for i in range(first, last - 1, -1):

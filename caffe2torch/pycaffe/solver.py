@@ -61,6 +61,8 @@ class _PycaffeSolver(_CoreSolver):
     def _apply_update(self, display: bool) -> float:
         for _, on_gradients in self.callbacks:
             on_gradients()
+        if self.py_net is not None:
+            self.py_net._write_back_params()  # diffs a callback wrote (GPU)
         return super()._apply_update(display)
 
     def _test_forward(self, net: CaffeNet) -> dict[str, torch.Tensor]:
@@ -118,6 +120,7 @@ class Solver:
         """SGDSolver::ApplyUpdate with the current rate; ``iter`` does not move (Caffe's
         Step increments it, pycaffe's apply_update does not)."""
         s = self._solver
+        self.net._write_back_params()
         rate = s.policy.rate(s.iter)
         s.optimizer.iter = s.iter
         s.optimizer.step(rate=rate)

@@ -89,3 +89,16 @@ def test_cpu_tensors_are_aliased_not_copied() -> None:
     mem = SyncedMemory(t)
     mem.host()[1] = 5
     assert t[1] == 5 and mem.head == SYNCED and mem.device().data_ptr() == t.data_ptr()
+
+
+def test_param_write_back_keeps_the_parameter_storage() -> None:
+    """A parameter on the device: a host write is copied into the parameter's own tensor
+    (the module and the solver hold it), not into a new one."""
+    fake = FakeCuda()
+    param = torch.zeros(3)
+    mem = on_fake_device(param, fake)
+    mem.host()[...] = 4
+    mem.write_back()
+    assert torch.equal(param, torch.full((3,), 4.0)) and mem.head == SYNCED
+    mem.write_back()  # nothing new: no transfer
+    assert fake.to_device_calls == 1
