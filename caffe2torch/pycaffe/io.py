@@ -113,25 +113,24 @@ def load_image(filename: str, color: bool = True) -> np.ndarray:
 def resize_image(im: np.ndarray, new_dims: Sequence[int], interp_order: int = 1
                  ) -> np.ndarray:
     """Resize an H x W x K image to ``new_dims`` (height, width); ``interp_order``: 0
-    nearest, 1 bilinear, 3 bicubic (other orders: spline zoom). Values keep their range."""
+    nearest, 1 bilinear, 3 bicubic. Values keep their range."""
     import cv2
 
+    flags = {0: cv2.INTER_NEAREST, 1: cv2.INTER_LINEAR, 3: cv2.INTER_CUBIC}
+    if interp_order not in flags:
+        raise ValueError(f"interp_order must be 0 (nearest), 1 (bilinear) or 3 (bicubic), "
+                         f"not {interp_order}")
     im = np.asarray(im, dtype=np.float32)
     h, w = int(new_dims[0]), int(new_dims[1])
     if im.shape[:2] == (h, w):
         return im.copy()
-    if im.ndim == 3 and im.shape[-1] > 1 and im.min() == im.max():  # a constant image
-        return np.full((h, w, im.shape[-1]), im.flat[0], dtype=np.float32)
-    flags = {0: cv2.INTER_NEAREST, 1: cv2.INTER_LINEAR, 3: cv2.INTER_CUBIC}
-    if interp_order in flags and (im.ndim == 2 or im.shape[2] <= 512):
-        out = cv2.resize(im, (w, h), interpolation=flags[interp_order])
-        if im.ndim == 3 and out.ndim == 2:
-            out = out[:, :, np.newaxis]
-        return out.astype(np.float32)
-    from scipy.ndimage import zoom
-
-    factors = (h / im.shape[0], w / im.shape[1]) + (1,) * (im.ndim - 2)
-    return zoom(im, factors, order=interp_order).astype(np.float32)
+    if im.ndim == 2:
+        return cv2.resize(im, (w, h), interpolation=flags[interp_order])
+    # OpenCV takes up to 512 channels at once: resize wider images in slices
+    parts = [cv2.resize(np.ascontiguousarray(im[:, :, k:k + 512]), (w, h),
+                        interpolation=flags[interp_order]).reshape(h, w, -1)
+             for k in range(0, im.shape[2], 512)]
+    return np.concatenate(parts, axis=2).astype(np.float32)
 
 
 def oversample(images: Iterable[np.ndarray], crop_dims: Sequence[int]) -> np.ndarray:

@@ -132,3 +132,13 @@ def test_datum_roundtrip(dtype: type) -> None:
     np.testing.assert_array_equal(back, a)
     with pytest.raises(ValueError, match="3-D"):
         cio.array_to_datum(np.zeros((2, 2)))
+
+
+def test_resize_many_channels_and_orders() -> None:
+    im = np.random.default_rng(3).random((10, 12, 600)).astype(np.float32)
+    out = cio.resize_image(im, (5, 6))
+    assert out.shape == (5, 6, 600)
+    np.testing.assert_allclose(out[:, :, 550], cio.resize_image(im[:, :, 550:551], (5, 6))[
+        :, :, 0], rtol=1e-6)
+    with pytest.raises(ValueError, match="interp_order"):
+        cio.resize_image(im, (5, 6), interp_order=2)
