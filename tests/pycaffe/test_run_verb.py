@@ -18,6 +18,9 @@ import caffe.io
 import caffe.draw
 import caffe.net_spec
 import caffe.coord_map
+from caffe.pycaffe import Net, SGDSolver
+import caffe.classifier, caffe.detector
+assert Net is caffe.Net and SGDSolver is caffe.SGDSolver
 from caffe.proto import caffe_pb2
 from caffe import layers as L, params as P
 import caffe2torch.proto.caffe_pb2 as ours
