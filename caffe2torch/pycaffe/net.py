@@ -544,6 +544,51 @@ class Net:
             result = {n: v[:n_rows] for n, v in result.items()}
         return result
 
+    def forward_backward_all(self, blobs: Iterable[str] | None = None,
+                             diffs: Iterable[str] | None = None, **kwargs: Any
+                             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Net.forward_backward_all: forward and backward every batch of the given inputs
+        and output diffs; ({blob: all rows}, {blob: all diff rows})."""
+        outs: dict[str, list[np.ndarray]] = {n: [] for n in set(self.outputs) | set(
+            blobs or [])}
+        grads: dict[str, list[np.ndarray]] = {n: [] for n in set(self.inputs) | set(
+            diffs or [])}
+        fwd = list(self._batch({k: v for k, v in kwargs.items() if k in self.inputs}))
+        bwd = list(self._batch({k: v for k, v in kwargs.items() if k in self.outputs}))
+        for k in range(max(len(fwd), len(bwd))):
+            got = self.forward(blobs=blobs, **(fwd[k] if k < len(fwd) else {}))
+            back = self.backward(diffs=diffs, **(bwd[k] if k < len(bwd) else {}))
+            for n, v in got.items():
+                outs[n].extend(v.copy())
+            for n, v in back.items():
+                grads[n].extend(v.copy())
+        rows = len(next(iter(kwargs.values()))) if kwargs else None
+        all_outs = {n: np.asarray(v)[:rows] for n, v in outs.items()}
+        all_diffs = {n: np.asarray(v)[:rows] for n, v in grads.items()}
+        return all_outs, all_diffs
+
+    # -- the C++ Net's own methods, which some scripts call directly
+
+    def _forward(self, start: int, end: int) -> float:
+        """Net::ForwardFromTo by layer indices; returns the loss."""
+        return self._forward_from_to(int(start), int(end))
+
+    def _backward(self, start: int, end: int) -> None:
+        """Net::BackwardFromTo by layer indices."""
+        self._backward_from_to(int(start), int(end))
+
+    @property
+    def _inputs(self) -> list[int]:
+        return [self._blob_names.index(n) for n in self.inputs]
+
+    @property
+    def _outputs(self) -> list[int]:
+        return [self._blob_names.index(n) for n in self.outputs]
+
+    def _set_input_arrays(self, data: np.ndarray, labels: np.ndarray,
+                          layer_idx: int = 0) -> None:
+        self.set_input_arrays(data, labels, layer_idx)
+
     # ------------------------------------------------------------------ shapes
 
     def reshape(self) -> None:

@@ -354,3 +354,14 @@ def test_load_net_call_without_inputs_reads_the_next_batch(image_net: str) -> No
     first, second = net(), net()
     assert first["label"].ravel().tolist() == [0, 1]
     assert second["label"].ravel().tolist() == [2, 3]
+
+
+def test_forward_backward_all_and_index_methods(tmp_path: Path) -> None:
+    net = caffe.Net(write(tmp_path, DEPLOY), caffe.TEST)
+    rows = np.random.default_rng(4).standard_normal((13, 1, 6, 6)).astype(np.float32)
+    outs, diffs = net.forward_backward_all(data=rows, prob=np.ones((13, 3), np.float32))
+    assert outs["prob"].shape == (13, 3) and diffs["data"].shape == (13, 1, 6, 6)
+    assert net._inputs == [0] and net._outputs == [list(net.blobs).index("prob")]
+    net.blobs["data"].data[...] = rows[:10]
+    net._forward(0, len(net.layers) - 1)
+    np.testing.assert_allclose(net.blobs["prob"].data, outs["prob"][:10], rtol=1e-5)
