@@ -15,6 +15,7 @@ from caffe2torch.layers.registry import _REGISTRY, _load_builtin_layers
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.pycaffe import layers as L
 from caffe2torch.pycaffe import params as P
+from caffe2torch.pycaffe.net_spec import assign_proto
 
 
 def _types_with_params() -> list[tuple[str, str]]:
@@ -22,35 +23,45 @@ def _types_with_params() -> list[tuple[str, str]]:
     return sorted((name, spec.param) for name, spec in _REGISTRY.items() if spec.param)
 
 
-def _scalar_field(message: Any) -> Any:
-    """A settable optional scalar field of ``message`` (the first one)."""
-    for f in message.DESCRIPTOR.fields:
+def _value_for(field: Any) -> Any:
+    """A non-default Python value for a scalar field."""
+    value = field.default_value
+    if field.enum_type is not None:
+        return field.enum_type.values[-1].number
+    if field.type == field.TYPE_BOOL:
+        return not value
+    if field.type == field.TYPE_STRING:
+        return "x"
+    return (value or 0) + 1
+
+
+def _setting(message_descriptor: Any) -> tuple[str, Any]:
+    """(field name, Python value) for one field of a message: a scalar when it has one,
+    else a repeated scalar (a list), else a message (a dict, recursively)."""
+    fields = list(message_descriptor.fields)
+    for f in fields:
         if not f.is_repeated and f.message_type is None:
-            return f
-    return None
+            return f.name, _value_for(f)
+    for f in fields:
+        if f.message_type is None:
+            return f.name, [_value_for(f)]
+    f = fields[0]
+    name, value = _setting(f.message_type)
+    return f.name, ([{name: value}] if f.is_repeated else {name: value})
 
 
 @pytest.mark.parametrize("type_name,param", _types_with_params(),
                          ids=[t for t, _ in _types_with_params()])
 def test_every_type_routes_its_settings(type_name: str, param: str) -> None:
-    field = _scalar_field(getattr(caffe_pb2.LayerParameter(), param))
-    if field is None:
-        pytest.skip(f"{param} has no scalar field")
-    value = field.default_value
-    if field.enum_type is not None:
-        value = field.enum_type.values[-1].number
-    elif field.type == field.TYPE_BOOL:
-        value = not value
-    elif field.type == field.TYPE_STRING:
-        value = "x"
-    else:
-        value = (value or 0) + 1
+    name, value = _setting(getattr(caffe_pb2.LayerParameter(), param).DESCRIPTOR)
     n = caffe.NetSpec()
     n.data = L.Input(shape=dict(dim=[1, 2]))
-    n.out = getattr(L, type_name)(n.data, **{field.name: value})
+    n.out = getattr(L, type_name)(n.data, **{name: value})
     layer = n.to_proto().layer[1]
     assert layer.type == type_name
-    assert getattr(getattr(layer, param), field.name) == pytest.approx(value, rel=1e-6)
+    expected = getattr(caffe_pb2.LayerParameter(), param)
+    assign_proto(expected, name, value)
+    assert getattr(layer, param) == expected and getattr(layer, param).ListFields()
     text = str(n.to_proto())
     again = text_format.Parse(text, caffe_pb2.NetParameter())
     assert again.layer[1] == layer
