@@ -144,8 +144,8 @@ class Net:
                 kind = _MEMORY
             elif layer.is_data and layer.top_names and all(t in fed for t in layer.top_names):
                 kind = _FED
-            elif isinstance(module, DataInput):
-                kind = _INPUT
+            elif isinstance(module, DataInput) or layer.is_data:
+                kind = _INPUT  # tops the script sets (Input, or a data layer nobody feeds)
             elif isinstance(module, CaffeDummyData):
                 kind = _DUMMY
             else:
