@@ -187,6 +187,19 @@ class Blob:
         """A layer's new top: rebinds the data (no copy)."""
         self._data.set(value)
 
+    def write_tensor(self, value: torch.Tensor) -> None:
+        """A data layer's new batch: copied into the blob's storage when it fits (arrays
+        a script holds see it, as Caffe's data layers fill the same memory), else
+        rebound."""
+        mem = self._data
+        t = mem.tensor
+        if (mem.on_cpu and tuple(t.shape) == tuple(value.shape) and t.dtype == value.dtype
+                and t.device == value.device):
+            with torch.no_grad():
+                t.copy_(value)
+            return
+        mem.set(value)
+
     def set_diff(self, value: torch.Tensor) -> None:
         mem = self._diff_memory()
         if tuple(value.shape) == tuple(mem.tensor.shape) and mem.on_cpu:

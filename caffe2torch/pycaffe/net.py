@@ -321,7 +321,7 @@ class Net:
                     with torch.no_grad():
                         tops = list(_as_tuple(s.module(*tops)))
                 for ref, value in zip(s.tops, tops):
-                    self.blobs[ref.name].set_tensor(value)
+                    self.blobs[ref.name].write_tensor(value)
             elif s.kind == _MEMORY:
                 self._memory_forward(i, s)
             elif s.kind == _DUMMY:
@@ -329,7 +329,7 @@ class Net:
                     with torch.no_grad():
                         for ref, value, again in zip(s.tops, _as_tuple(s.module()), s.refill):
                             if again:
-                                self.blobs[ref.name].set_tensor(value)
+                                self.blobs[ref.name].write_tensor(value)
             elif s.kind == _PYTHON:
                 self._python_forward(s)
             elif s.kind == _MODULE:
@@ -374,9 +374,9 @@ class Net:
         d = torch.from_numpy(data[pos:pos + batch]).to(device)
         lab = torch.from_numpy(labels[pos:pos + batch]).reshape(batch, 1, 1, 1).to(device)
         self._memory[i] = (data, labels, (pos + batch) % len(data))
-        self.blobs[s.tops[0].name].set_tensor(d)
+        self.blobs[s.tops[0].name].write_tensor(d)
         if len(s.tops) > 1:
-            self.blobs[s.tops[1].name].set_tensor(lab)
+            self.blobs[s.tops[1].name].write_tensor(lab)
 
     def set_input_arrays(self, data: np.ndarray, labels: np.ndarray,
                          layer_idx: int = 0) -> None:

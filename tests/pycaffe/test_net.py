@@ -365,3 +365,13 @@ def test_forward_backward_all_and_index_methods(tmp_path: Path) -> None:
     net.blobs["data"].data[...] = rows[:10]
     net._forward(0, len(net.layers) - 1)
     np.testing.assert_allclose(net.blobs["prob"].data, outs["prob"][:10], rtol=1e-5)
+
+
+def test_a_held_data_array_sees_each_new_batch(image_net: str) -> None:
+    """Data layers fill the same memory, as in Caffe: an array taken once follows."""
+    net = caffe.Net(image_net, caffe.TEST)
+    labels = net.blobs["label"].data
+    net.forward()
+    first = labels.tolist()
+    net.forward()
+    assert first == [0, 1] and labels.tolist() == [2, 3]
