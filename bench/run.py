@@ -30,6 +30,7 @@ BENCHMARKS = {
     "lint": ("bench.bench_lint", "lint time"),
     "data": ("bench.bench_data", "data pipeline"),
     "train": ("bench.bench_train", "training step and memory"),
+    "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

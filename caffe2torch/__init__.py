@@ -69,6 +69,9 @@ def load_net(
     if pending is not None:
         report = net.copy_from(weights)
         pending.run(skip=report.written)
+    from caffe2torch.solver.netsetup import attach_lazy_feeder
+
+    attach_lazy_feeder(net, net_param, state)  # net() reads the data layers' next batch
     return net
 
 

@@ -74,3 +74,19 @@ class WriteError(CaffeError):
 
 class ExportError(CaffeError):
     """A net (or one of its layers) cannot be written in the asked format (ONNX, Python)."""
+
+
+_USER_CODE = "_caffe2torch_user_code"
+
+
+def mark_user_code_error(exc: BaseException, where: str) -> BaseException:
+    """Tag an exception raised by user code (a Python layer's setup, reshape, forward or
+    backward) so that it reaches the caller with its own type, as in pycaffe; ``where``
+    is added as a note naming the layer."""
+    setattr(exc, _USER_CODE, True)
+    exc.add_note(where)
+    return exc
+
+
+def is_user_code_error(exc: BaseException) -> bool:
+    return bool(getattr(exc, _USER_CODE, False))

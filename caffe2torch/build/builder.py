@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 
 from caffe2torch.build.names import NameTable
 from caffe2torch.build.net import CaffeLayers, CaffeNet
-from caffe2torch.errors import BuildError, CaffeError
+from caffe2torch.errors import BuildError, CaffeError, is_user_code_error
 from caffe2torch.ir.graph import BlobRef, LayerIR, LayerKind, NetIR, build_ir, default_kind
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.ir.params import ParamTable, resolve_params
@@ -83,6 +83,8 @@ def _build_module(
             err.args = (err.message,)
         raise _located(err, layer, source_map) from None
     except Exception as exc:  # a builder or a meta forward failing on these shapes
+        if is_user_code_error(exc):  # a Python layer's own exception keeps its type
+            raise
         err = BuildError(
             f"layer '{layer.name}' ({layer.type}) in the {phase} phase: "
             f"{type(exc).__name__}: {exc} (bottom shapes: {shapes_text})",
@@ -144,6 +146,12 @@ def _share_trained(
                     f"net: shape {tuple(mine.shape)} here, {tuple(theirs.shape)} there"
                 )
             module.blobs[j] = theirs
+
+
+def share_trained_layers(net: CaffeNet, other: CaffeNet) -> None:
+    """Net::ShareTrainedLayersWith on a built net: every layer whose name ``other`` has
+    takes its param blobs (pycaffe's ``net.share_with(other)``)."""
+    _share_trained(net.ir, net._modules_in_order, other)
 
 
 def _apply_table(table: ParamTable, modules: Sequence[nn.Module]) -> None:

@@ -84,7 +84,7 @@ def source_layers(source: Any) -> list[tuple[str, list[SourceBlob | None]]]:
     a None blob is one an HDF5 file leaves to its owner."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if path.endswith(".h5"):
+        if is_hdf5(path):
             return _read_h5(path)
         net, arrays = binary.read_caffemodel_layers(path)
         return [
@@ -98,6 +98,21 @@ def source_layers(source: Any) -> list[tuple[str, list[SourceBlob | None]]]:
         (name, [SourceBlob(np.asarray(a, dtype=np.float32)) for a in arrays])
         for name, arrays in dict(source).items()
     ]
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_hdf5(path: str) -> bool:
+    """An HDF5 caffemodel, recognised by its name (.h5) or by its content (pycaffe's
+    copy_from takes either kind whatever the file is called)."""
+    if path.endswith(".h5"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == _HDF5_SIGNATURE
+    except OSError:
+        return False  # the reader says what is wrong with the path
 
 
 def _fits(target: tuple[int, ...], blob: SourceBlob) -> bool:
@@ -123,7 +138,7 @@ def copy_weights(net: Any, source: Any) -> CopyReport:
 def _copy_weights(net: Any, source: Any) -> CopyReport:
     report = CopyReport()
     layers = source_layers(source)
-    sparse = isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".h5")
+    sparse = isinstance(source, (str, os.PathLike)) and is_hdf5(os.fspath(source))
     seen: set[str] = set()
     for name, blobs in layers:
         if name not in net.layer_attrs:

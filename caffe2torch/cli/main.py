@@ -22,6 +22,7 @@ from caffe2torch.cli import (
     lint,
     pairs,
     plot,
+    run,
     test,
     time,
     train,
@@ -33,6 +34,7 @@ from caffe2torch.errors import CaffeError
 VERBS: list[ModuleType] = [upgrade, info, lint, demo, export, convert, draw]
 VERBS += [train, test, time, device_query, plot]
 VERBS += [pairs, triplets]
+VERBS += [run]
 
 
 EPILOG = """\

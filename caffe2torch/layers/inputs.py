@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from caffe2torch.errors import BuildError
+from caffe2torch.errors import BuildError, mark_user_code_error
 from caffe2torch.layers.fillers import FILLER_TYPES, fill
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.limits import check_blob
@@ -478,6 +478,9 @@ class CaffePythonLayer(nn.Module):
         bottoms = [PyBlob(shape=s) for s in bottom_shapes]
         self.top_blobs = [PyBlob() for _ in range(num_tops)]
         layer.setup(bottoms, self.top_blobs)
+        params = getattr(getattr(layer, "blobs", None), "params", None)
+        if isinstance(params, nn.ParameterList):  # caffe.Layer's blobs.add_blob: net params
+            self.blobs = params
         layer.reshape(bottoms, self.top_blobs)
         self.setup_shapes = [b.shape for b in self.top_blobs]
         self.differentiable = defines_backward(layer)
@@ -547,5 +550,6 @@ def build_python(ctx: BuildContext) -> nn.Module:
         layer.blobs = []
     try:
         return CaffePythonLayer(layer, ctx.num_tops, list(ctx.bottom_shapes), ctx.name)
-    except Exception as exc:  # errors raised by the user's setup/reshape
-        raise ctx.error(f"{where}: setup failed: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # the user's setup/reshape failed: its own exception, as pycaffe
+        raise mark_user_code_error(
+            exc, f"in Python layer '{ctx.name}' ({where}), during setup") from None

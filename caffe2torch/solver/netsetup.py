@@ -123,4 +123,34 @@ def build_fed_net(
     return net
 
 
-__all__ = ["BatchStream", "build_fed_net", "data_layers", "default_workers"]
+class LazyBatchStream:
+    """A BatchStream opened at the first call: ``load_net(...)()`` on a net with data
+    layers reads their next batch (Caffe's Net::Forward) without opening the data when
+    the net is only built, or fed by name."""
+
+    def __init__(self, net: CaffeNet, net_param: Any, state: NetState, cwd: str) -> None:
+        self.net, self.net_param, self.state, self.cwd = net, net_param, state, cwd
+        self.stream: BatchStream | None = None
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        if self.stream is None:
+            feeder = DataFeeder(data_layers(self.net_param, self.state), self.state.phase,
+                                cwd=self.cwd, num_workers=0)
+            device = next((p.device for p in self.net.parameters()), torch.device("cpu"))
+            self.stream = BatchStream(self.net, feeder, None, device)
+        return self.stream()
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+def attach_lazy_feeder(net: CaffeNet, net_param: Any, state: NetState,
+                       cwd: str | os.PathLike[str] | None = None) -> None:
+    """Give a plain-built net a feeder for its data layers (if it has any)."""
+    if data_layers(net_param, state):
+        net.feeder = LazyBatchStream(net, net_param, state, os.fspath(cwd or os.getcwd()))
+
+
+__all__ = ["BatchStream", "LazyBatchStream", "attach_lazy_feeder", "build_fed_net",
+           "data_layers", "default_workers"]

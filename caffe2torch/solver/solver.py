@@ -615,7 +615,7 @@ class Solver:
                     request = self._requested_action()
                 if self.requested_early_exit:
                     break
-                out = net(net.batch_stream())
+                out = self._test_forward(net)
                 if p.test_compute_loss:
                     loss = _f32(loss + _f32(float(net.loss(out))))
                 values = self._output_values(net, out)
@@ -652,6 +652,11 @@ class Solver:
             rows.append((key, float(mean)))
         self._write_metrics(self.iter, f"test{test_net_id}", rows)
         return result
+
+    def _test_forward(self, net: CaffeNet) -> dict[str, torch.Tensor]:
+        """One forward of a test net on its next batch (pycaffe's solver runs its own
+        Net here so that the test net's blobs hold the values)."""
+        return net(net.batch_stream())
 
     # ------------------------------------------------------------------ snapshots
 

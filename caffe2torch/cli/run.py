@@ -1,0 +1,91 @@
+"""``caffe2torch run SCRIPT [ARGS...]``: run a Python script written for pycaffe, unchanged.
+
+Inside the script ``import caffe`` (and ``caffe.io``, ``caffe.proto.caffe_pb2``,
+``caffe.draw``, ``caffe.net_spec``, ``caffe.coord_map``...) gives caffe2torch.pycaffe:
+Caffe's Python interface running on PyTorch. The script runs as ``__main__`` with
+``sys.argv = [SCRIPT, ARGS...]`` and its own folder first on ``sys.path``, as
+``python SCRIPT ARGS`` would run it; ARGS are passed on untouched.
+
+Examples:
+  caffe2torch run classify.py --model deploy.prototxt --weights net.caffemodel cat.jpg
+  caffe2torch run train_lenet.py
+
+Exit code: the script's own (sys.exit), 0 when it ends normally, 1 when it raises (its
+traceback is printed, as Python prints it), 2 when SCRIPT cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+import traceback
+
+from caffe2torch.cli import common
+from caffe2torch.errors import CaffeError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a pycaffe script unchanged ('import caffe' runs on caffe2torch)",
+        description=__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("script", metavar="SCRIPT", help="the Python script to run")
+    p.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="arguments for the script, passed on as given")
+    p.set_defaults(run=run)
+
+
+def _raw_script_args(args: argparse.Namespace) -> list[str]:
+    """The script's arguments exactly as typed (the dispatcher rewrites Caffe-style
+    one-dash flags, which must not happen to a script's own arguments)."""
+    raw = list(getattr(args, "argv", None) or [])
+    try:
+        at = raw.index("run")
+        return raw[raw.index(args.script, at + 1) + 1:]
+    except ValueError:
+        return list(args.script_args)
+
+
+def run_script(path: str, argv: list[str]) -> int:
+    """Run ``path`` as __main__ with the caffe alias; returns its exit code."""
+    from caffe2torch.pycaffe import alias
+
+    alias.install()
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [path, *argv]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return common.OK
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return common.FAILED
+    except CaffeError:
+        raise  # the dispatcher prints it as path:line: error
+    except Exception:  # the script's own failure: Python's traceback, without ours
+        etype, value, tb = sys.exc_info()
+        while tb is not None and tb.tb_frame.f_code.co_filename != os.path.abspath(path) \
+                and tb.tb_frame.f_code.co_filename != path:
+            tb = tb.tb_next
+        traceback.print_exception(etype, value, tb or value.__traceback__)
+        return common.FAILED
+    finally:
+        sys.argv = saved_argv
+        sys.path[:] = saved_path
+    return common.OK
+
+
+def run(args: argparse.Namespace) -> int:
+    path = args.script
+    if not os.path.isfile(path):
+        print(f"caffe2torch run: error: {path}: no such script", file=sys.stderr)
+        return common.USAGE
+    return run_script(path, _raw_script_args(args))

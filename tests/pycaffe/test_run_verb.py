@@ -1,0 +1,94 @@
+"""``caffe2torch run SCRIPT ARGS``: ``import caffe`` and its submodules resolve to
+caffe2torch.pycaffe, the script runs as __main__ with its arguments untouched, and the
+exit code is the script's."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from caffe2torch.cli.main import main
+from caffe2torch.pycaffe import alias
+
+SCRIPT = """import sys
+import caffe
+import caffe.io
+import caffe.draw
+import caffe.net_spec
+import caffe.coord_map
+from caffe.pycaffe import Net, SGDSolver
+import caffe.classifier, caffe.detector
+assert Net is caffe.Net and SGDSolver is caffe.SGDSolver
+from caffe.proto import caffe_pb2
+from caffe import layers as L, params as P
+import caffe2torch.proto.caffe_pb2 as ours
+assert caffe.__name__ == "caffe2torch.pycaffe"
+assert caffe_pb2 is ours and caffe.proto.caffe_pb2 is ours
+assert caffe.io.Transformer is caffe.io.Transformer and P.Pooling.MAX == 0
+print("main" if __name__ == "__main__" else __name__, sys.argv)
+sys.exit(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 0)
+"""
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "script.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_alias_left() -> object:
+    yield
+    alias.uninstall()
+
+
+@pytest.mark.parametrize("args,code", [([], 0), (["-model", "x.prototxt", "--help"], 0),
+                                       (["3"], 3)], ids=["plain", "caffe_style_flags", "exit_3"])
+def test_run_passes_args_and_exit_code(script: Path, capsys: pytest.CaptureFixture[str],
+                                       args: list[str], code: int) -> None:
+    argv_before = list(sys.argv)
+    assert main(["run", str(script), *args]) == code
+    out = capsys.readouterr().out
+    assert out.strip() == f"main {[str(script), *args]}"
+    assert sys.argv == argv_before
+
+
+def test_script_exception_is_a_failed_run(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import caffe\nraise KeyError('oops')\n")
+    assert main(["run", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "KeyError: 'oops'" in err and "bad.py" in err and "runpy" not in err
+
+
+def test_caffe_error_in_a_script_is_reported_cleanly(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import caffe\ncaffe.Net('missing.prototxt', caffe.TEST)\n")
+    assert main(["run", str(bad)]) == 2
+    assert "missing.prototxt" in capsys.readouterr().err
+
+
+def test_missing_script_is_a_usage_error(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tmp_path / "none.py")]) == 2
+    assert "no such script" in capsys.readouterr().err
+
+
+def test_alias_install_and_uninstall() -> None:
+    alias.install()
+    alias.install()
+    assert sum(isinstance(f, alias.CaffeAliasFinder) for f in sys.meta_path) == 1
+    import caffe  # type: ignore[import-not-found]
+
+    import caffe2torch.pycaffe as ours
+
+    assert caffe is ours and ours.__spec__.name == "caffe2torch.pycaffe"
+    with pytest.raises(ImportError):
+        import caffe.no_such_module  # type: ignore[import-not-found]
+    alias.uninstall()
+    assert "caffe" not in sys.modules and not alias.installed()
