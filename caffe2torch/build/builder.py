@@ -51,6 +51,8 @@ def _state(state: NetState | str | int) -> NetState:
 
 def _located(err: CaffeError, layer: LayerIR, source_map: Any) -> CaffeError:
     """``err`` with the layer's file position when it has none."""
+    if source_map is not None and err.line is not None and err.path is None:
+        err.path = getattr(source_map, "path", None)  # e.g. a kept field's own line
     if source_map is not None and err.line is None:
         try:
             pos = source_map.layer(layer.index)
@@ -59,6 +61,16 @@ def _located(err: CaffeError, layer: LayerIR, source_map: Any) -> CaffeError:
         err.path = err.path or getattr(source_map, "path", None)
         err.line, err.col = pos.start_line, pos.start_col
     return err
+
+
+def _extras_of(source_map: Any, index: int) -> list[Any]:
+    extras_of = getattr(source_map, "extras_of", None)
+    if extras_of is None or not getattr(source_map, "extras", None):
+        return []
+    try:
+        return extras_of(index)
+    except IndexError:
+        return []
 
 
 def _build_module(
@@ -71,6 +83,7 @@ def _build_module(
         num_tops=len(layer.tops),
         phase=phase,
         options=options,
+        extra=_extras_of(source_map, layer.index),
     )
     shapes_text = ", ".join("x".join(map(str, s)) or "scalar" for s in bottom_shapes) or "none"
     try:

@@ -4,8 +4,10 @@ Lenient where Caffe's own reader is: any newline style, ``layer: {``, single-quo
 a non-repeated field given twice (the last one wins, as in C++ TextFormat), and bytes that
 are not UTF-8 (old files have latin-1 comments): each such byte becomes one character, so
 line and column numbers stay right. Strict where Caffe is: unknown fields and enum values
-fail, with a :class:`~caffe2torch.errors.ParseError` that names the file, the 1-based line and
-column, and what to write instead.
+fail in Caffe; here a net's unknown fields and enum values are kept aside (io.extra) so that
+a fork's net still reads, and everything else that Caffe rejects fails, with a
+:class:`~caffe2torch.errors.ParseError` that names the file, the 1-based line and column, and
+what to write instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import re
 import struct
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_encoding, text_format
@@ -24,7 +28,10 @@ from google.protobuf.message import Message
 
 from caffe2torch.errors import CaffeError, ParseError, UpgradeError
 from caffe2torch.io import upgrade as _up
+from caffe2torch.io.extra import ExtraField, take_out_unknown
+from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
+from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
 from caffe2torch.proto import caffe_pb2
 
@@ -81,6 +88,29 @@ def parse_text(text: str, message: Message, *, path: str | None = None) -> Messa
     except text_format.ParseError as e:
         raise _explain(e, text, message.DESCRIPTOR, path) from None
     return message
+
+
+def parse_text_keeping_unknown(
+    text: str, message: Message, *, path: str | None = None
+) -> tuple[Message, list[ExtraField]]:
+    """Like :func:`parse_text`, but fields (and enum values) the schema lacks are kept aside
+    instead of failing: the message and those fields. Any other error still fails."""
+    text = normalize_newlines(text)
+    message.Clear()
+    try:
+        text_format.Merge(text, message)
+        return message, []
+    except text_format.ParseError as e:
+        raw = _LOC_RE.sub("", str(e), count=1)
+        if "has no field named" not in raw and "has no value named" not in raw:
+            raise _explain(e, text, message.DESCRIPTOR, path) from None
+    blanked, extras = take_out_unknown(text, message.DESCRIPTOR)
+    message.Clear()
+    try:
+        text_format.Merge(blanked, message)
+    except text_format.ParseError as e:
+        raise _explain(e, blanked, message.DESCRIPTOR, path) from None
+    return message, extras
 
 
 _LOC_RE = re.compile(r"^\d+(?::\d+)? : ")
@@ -280,7 +310,7 @@ def add_text_hook(hook: TextHook) -> None:
 
 
 def _net_from_text(
-    text: str, path: str | None
+    text: str, path: str | None, proto: Any = None
 ) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
     text = normalize_newlines(text)
     check_text(text, path)
@@ -289,51 +319,107 @@ def _net_from_text(
     source = scan(text, path)
     if {"layer", "layers"} <= source.kinds():
         raise _up.mixed_error(source, path)
-    net = parse_text(text, caffe_pb2.NetParameter(), path=path)
+    net, extras = _parse_with(text, "NetParameter", path, proto, source)
     report = _up.upgrade_net_report(net, source=source, path=path)
+    if extras:
+        source.extras = extras
+        _apply_unknown_v1_types(report, extras)
     return net, source, report
 
 
-def read_net_text(text: str, path: str | None = None) -> caffe_pb2.NetParameter:
-    """A net prototxt's text -> NetParameter, upgraded to V2."""
-    return _net_from_text(text, path)[2].net
+def _parse_with(
+    text: str, name: str, path: str | None, proto: Any, source: SourceMap | None
+) -> tuple[Any, list[ExtraField]]:
+    """Parse ``text`` as message ``name`` of our schema, or (``proto``) of the fork's schema
+    mapped into ours by field name; the fields kept aside, located."""
+    ours = getattr(caffe_pb2, name)()
+    schema = as_schema(proto)
+    if schema is None:
+        return parse_text_keeping_unknown(text, ours, path=path)
+    fork_msg, unknown = parse_text_keeping_unknown(text, schema.need(name)(), path=path)
+    data, typed = schema.to_ours(name, fork_msg.SerializeToString(), path)
+    ours.ParseFromString(data)
+    return ours, unknown + _locate(merge_repeated(typed), source or scan(text, path))
 
 
-def read_net(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
-    """A net prototxt file -> NetParameter, upgraded to V2 (ReadNetParamsFromTextFileOrDie)."""
+def _locate(extras: list[ExtraField], source: SourceMap) -> list[ExtraField]:
+    """Line:col of fields found by the translator (which works on bytes)."""
+    out = []
+    for e in extras:
+        pos = None
+        if e.block is not None and 0 <= e.block < len(source.blocks):
+            pos = source.blocks[e.block].field(e.dotted)
+        elif e.block is None:
+            pos = source.top(e.dotted)
+        out.append(replace(e, line=pos[0], col=pos[1]) if pos else e)
+    return out
+
+
+def _apply_unknown_v1_types(report: _up.UpgradeReport, extras: list[ExtraField]) -> None:
+    """A V1 ``type: LOCAL`` that the enum lacks becomes the V2 type ``"LOCAL"``: an unknown
+    layer type that a plug-in (or an alias of a registered type) can build."""
+    by_block = {e.block: e.value for e in extras
+                if e.kind == "enum" and e.path == ("layers", "type") and isinstance(e.value, str)}
+    if not by_block:
+        return
+    for i, origin in enumerate(report.origin):
+        if origin in by_block and not report.net.layer[i].type:
+            report.net.layer[i].type = by_block[origin]
+
+
+def read_net_text(
+    text: str, path: str | None = None, proto: Any = None
+) -> caffe_pb2.NetParameter:
+    """A net prototxt's text -> NetParameter, upgraded to V2. ``proto``: the caffe.proto of
+    the Caffe fork the net was written for (a path, or an io.fork_schema.ForkSchema)."""
+    return _net_from_text(text, path, proto)[2].net
+
+
+def read_net(path: str | os.PathLike[str], proto: Any = None) -> caffe_pb2.NetParameter:
+    """A net prototxt file -> NetParameter, upgraded to V2 (ReadNetParamsFromTextFileOrDie).
+    ``proto``: the fork's caffe.proto (fields only it has are kept aside, see
+    :func:`read_net_with_positions`)."""
     p = os.fspath(path)
-    return read_net_text(read_text(p), p)
+    return read_net_text(read_text(p), p, proto)
 
 
 def read_net_with_positions(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str], proto: Any = None,
 ) -> tuple[caffe_pb2.NetParameter, SourceMap]:
     """The upgraded net and a SourceMap whose ``layer(i)`` is where upgraded layer ``i`` is
-    written (an Input layer made from ``input:`` fields points at the first ``input:``)."""
+    written (an Input layer made from ``input:`` fields points at the first ``input:``).
+    ``SourceMap.extras`` holds the fields our schema lacks (io.extra.ExtraField): unknown
+    ones kept with their text, or the fork's own, typed, when ``proto`` is given."""
     p = os.fspath(path)
-    _, source, report = _net_from_text(read_text(p), p)
+    _, source, report = _net_from_text(read_text(p), p, proto)
     return report.net, source.remap(report.origin)
 
 
 # ----------------------------------------------------------------------------- solvers
 
 
-def read_solver_text(text: str, path: str | None = None) -> caffe_pb2.SolverParameter:
+def read_solver_text(
+    text: str, path: str | None = None, proto: Any = None
+) -> caffe_pb2.SolverParameter:
     """A solver prototxt's text -> SolverParameter, upgraded (``solver_type`` -> ``type``;
-    inline V0/V1 nets upgraded too, which Caffe itself does not do)."""
+    inline V0/V1 nets upgraded too, which Caffe itself does not do). ``proto``: the fork's
+    caffe.proto (its solver fields are mapped into ours by name)."""
     text = normalize_newlines(text)
     check_text(text, path)
-    solver = parse_text(text, caffe_pb2.SolverParameter(), path=path)
+    if proto is None:
+        solver = parse_text(text, caffe_pb2.SolverParameter(), path=path)
+    else:
+        solver, _ = _parse_with(text, "SolverParameter", path, proto, None)
     source = scan(text, path) if solver.HasField("solver_type") else None
     return _up.upgrade_solver(solver, path=path, source=source)
 
 
-def read_solver(path: str | os.PathLike[str]) -> caffe_pb2.SolverParameter:
+def read_solver(path: str | os.PathLike[str], proto: Any = None) -> caffe_pb2.SolverParameter:
     """A solver prototxt file -> SolverParameter, upgraded (see :func:`read_solver_text`).
     ``snapshot_prefix`` is left as written; :func:`caffe2torch.io.upgrade.snapshot_prefix`
     applies Caffe's default."""
     p = os.fspath(path)
-    return read_solver_text(read_text(p), p)
+    return read_solver_text(read_text(p), p, proto)
 
 
 # ----------------------------------------------------------------------------- text out
