@@ -15,6 +15,7 @@ type the fork declares.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,12 +199,19 @@ def _enum_ok(fd: _descriptor.FieldDescriptor, tok: Token) -> bool:
     return tok[TEXT] in fd.enum_type.values_by_name
 
 
-def take_out_unknown(text: str, root: _descriptor.Descriptor) -> tuple[str, list[ExtraField]]:
+Strict = Callable[[_descriptor.Descriptor, str, tuple[str, ...], str], bool]
+
+
+def take_out_unknown(
+    text: str, root: _descriptor.Descriptor, strict: Strict | None = None
+) -> tuple[str, list[ExtraField]]:
     """``text`` with every field unknown to ``root``'s schema blanked out, and those fields.
 
     A field whose name the enclosing message lacks is taken out whole (with its value or
-    block); so is a known enum field whose value the enum lacks (``kind="enum"``). Everything
-    else, syntax errors included, is left for the parser to report.
+    block); so is a known enum field whose value the enum lacks (``kind="enum"``), unless
+    ``strict(owner, name, path, kind)`` says the parser should report it (a V1 field in a V2
+    block, a brace in the wrong place...). Everything else, syntax errors included, is left
+    for the parser to report.
     """
     toks = tokenize(text)
     src = _Text(text)
@@ -241,9 +249,13 @@ def take_out_unknown(text: str, root: _descriptor.Descriptor) -> tuple[str, list
         fd = cur.fields_by_name.get(txt)
         opens = toks[j][TEXT] in ("{", "<") and toks[j][KIND] == "sym"
         end = _value_end(toks, j)
+        if fd is None and strict is not None and strict(cur, txt, path, "field"):
+            i = end + 1 if not opens else j + 1
+            if opens:
+                stack.append((cur, path))
+                cur, path = None, (*path, txt)
+            continue
         if fd is None:
-            if not stack and txt in ("layer", "layers") and opens:
-                pass  # cannot happen for NetParameter; other roots fall through
             value = _block_value(toks, j + 1, end) if opens else (
                 [_scalar(t) for t in toks[j + 1:end] if t[TEXT] != ","]
                 if toks[j][TEXT] == "[" else _scalar(toks[j]))
@@ -266,6 +278,8 @@ def take_out_unknown(text: str, root: _descriptor.Descriptor) -> tuple[str, list
         if fd.type == _FD.TYPE_ENUM and not opens:
             values = [t for t in toks[j:end + 1] if t[KIND] in ("ident", "num")]
             bad = [t for t in values if not _enum_ok(fd, t)]
+            if bad and strict is not None and strict(cur, txt, path, "enum"):
+                bad = []
             if bad:
                 a, b = src.span(tok, toks[end])
                 src.cut.append((a, b))

@@ -104,13 +104,38 @@ def parse_text_keeping_unknown(
         raw = _LOC_RE.sub("", str(e), count=1)
         if "has no field named" not in raw and "has no value named" not in raw:
             raise _explain(e, text, message.DESCRIPTOR, path) from None
-    blanked, extras = take_out_unknown(text, message.DESCRIPTOR)
+    blanked, extras = take_out_unknown(text, message.DESCRIPTOR, _caffe_would_explain)
     message.Clear()
     try:
         text_format.Merge(blanked, message)
     except text_format.ParseError as e:
         raise _explain(e, blanked, message.DESCRIPTOR, path) from None
     return message, extras
+
+
+def _caffe_would_explain(
+    owner: _descriptor.Descriptor, name: str, path: tuple[str, ...], kind: str
+) -> bool:
+    """Whether an unknown name is a mistake we can explain rather than a fork's field: a
+    field of another Caffe dialect or message (V1 ``blobs_lr`` in a V2 block, a layer's field
+    at the top level after a brace too many, a solver file read as a net), a block opened
+    inside a layer (a missing brace), or a bad value in an include/exclude rule or phase,
+    which would silently change which layers a phase has."""
+    layer_fields = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+    if kind == "enum":
+        return not (path == ("layers",) and name == "type") and not any(
+            p.endswith("_param") for p in path)
+    if name in ("layer", "layers") and path:
+        return True
+    if owner.name == "LayerParameter" and name in _V1_FIELD_FIX:
+        return True
+    if owner.name == "V1LayerParameter" and name in layer_fields:
+        return True
+    if owner.name == "NetParameter" and (
+            name in layer_fields or name in caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name):
+        return True
+    return owner.name == "SolverParameter" and (
+        name in caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name)
 
 
 _LOC_RE = re.compile(r"^\d+(?::\d+)? : ")

@@ -269,6 +269,16 @@ def needed_extra(ctx: BuildContext) -> list[Any]:
     return out
 
 
+def _close_fields(owner: str, name: str) -> list[str]:
+    """Fields of our ``owner`` message spelled like ``name`` (a typo rather than a fork)."""
+    from caffe2torch.proto import caffe_pb2
+
+    desc = caffe_pb2.DESCRIPTOR.message_types_by_name.get(owner)
+    if desc is None:
+        return []
+    return difflib.get_close_matches(name, list(desc.fields_by_name), n=3, cutoff=0.8)
+
+
 def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
     from caffe2torch.proto.forks import fork_of_foreign
 
@@ -282,6 +292,9 @@ def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
         hint = ("read the net with the fork's own caffe.proto (--proto PATH, proto=PATH) and "
                 f'build {ctx.layer.type} with a plug-in that reads ctx.extra_field("{e.dotted}"),'
                 " or delete the field if the net works without it")
+    close = _close_fields(e.owner, e.name) if e.kind == "field" else []
+    if close:
+        hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "? Else " + hint
     more = f" and {len(unread) - 1} more" if len(unread) > 1 else ""
     what = "value" if e.kind == "enum" else "field"
     return BuildError(
