@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         output_format(args.out)  # refuse an unknown extension before any work
     except CaffeError as err:
         return common.report(err) and common.USAGE
-    net_param = read_net(args.model)
+    net_param = read_net(args.model, args.proto)
     state = NetState.of(args.phase, args.level, args.stage)
     drawing = draw_net(
         net_param, state, args.rankdir, input_shapes=input_shapes(args.input_shape),

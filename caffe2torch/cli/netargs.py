@@ -20,6 +20,12 @@ def add_python_layers_arg(p: argparse.ArgumentParser) -> None:
                    "names (trusted code only; put its folder on PYTHONPATH)")
 
 
+def add_proto_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--proto", metavar="PATH",
+                   help="the caffe.proto of the Caffe fork the files were written for (its "
+                   "src/caffe/proto/caffe.proto): read them with its fields and numbers")
+
+
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
     """The layer-builder options the flags ask for."""
     return {"allow_python_layers": True} if getattr(args, "allow_python_layers", False) else {}
@@ -38,7 +44,9 @@ def add_model_args(p: argparse.ArgumentParser, weights: bool = True) -> None:
     p.add_argument("--level", type=int, default=0, help="NetState level (default 0)")
     p.add_argument("--stage", action="append", default=[], help="NetState stage (repeatable)")
     p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="shape of a data top the prototxt does not give (repeatable)")
+                   help="shape of a data top the prototxt does not give, or of the tops of "
+                   "any data layer to replace by an input (repeatable)")
+    add_proto_arg(p)
 
 
 def input_shapes(values: list[str]) -> dict[str, list[int]] | None:
@@ -67,5 +75,6 @@ def load_model(args: argparse.Namespace) -> Any:
         level=args.level,
         stages=args.stage,
         input_shapes=input_shapes(args.input_shape),
+        proto=getattr(args, "proto", None),
         **build_options(args),
     )

@@ -20,7 +20,12 @@ from typing import Any
 import torch
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import add_python_layers_arg, build_options, input_shapes
+from caffe2torch.cli.netargs import (
+    add_proto_arg,
+    add_python_layers_arg,
+    build_options,
+    input_shapes,
+)
 from caffe2torch.cli.train import device_flag
 from caffe2torch.errors import DataError
 
@@ -30,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    add_proto_arg(p)
     p.add_argument("--iterations", type=int, default=50, metavar="N",
                    help="forward-backward passes to average (default 50)")
     p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
@@ -122,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("Use CPU.", "caffe.cpp:345")
     stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
     state = NetState.of(args.phase, args.level, stages)
-    net_param, source_map = read_net_with_positions(args.model)
+    net_param, source_map = read_net_with_positions(args.model, args.proto)
     shapes = input_shapes(args.input_shape)
     try:
         net = build_fed_net(net_param, state, source_map=source_map, device=device,

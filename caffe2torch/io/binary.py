@@ -557,10 +557,11 @@ def write_caffemodel_arrays(
     atomic_write(path, pieces)
 
 
-def upgrade_caffemodel(src: PathLike, dst: PathLike) -> UpgradeReport:
+def upgrade_caffemodel(src: PathLike, dst: PathLike, proto: Any = None) -> UpgradeReport:
     """``upgrade_net_proto_binary src dst``: the net upgraded to V2 with every blob copied
-    byte for byte. Returns the upgrade report (its ``net`` without blobs)."""
-    p, scan = _scan_net(src, "raw")
+    byte for byte. Returns the upgrade report (its ``net`` without blobs). ``proto``: the
+    fork's caffe.proto that wrote ``src`` (the output uses our numbers)."""
+    p, scan = _scan_net(src, "raw", proto)
     report, records = _upgraded_blobs(p, _parse_structure(p, scan), scan)
     net = report.net
     pieces: list[bytes | memoryview] = [_net_without_layers(net)]

@@ -334,7 +334,7 @@ def add_text_hook(hook: TextHook) -> None:
         _TEXT_HOOKS.append(hook)
 
 
-def _net_from_text(
+def net_from_text(
     text: str, path: str | None, proto: Any = None
 ) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
     text = normalize_newlines(text)
@@ -397,7 +397,7 @@ def read_net_text(
 ) -> caffe_pb2.NetParameter:
     """A net prototxt's text -> NetParameter, upgraded to V2. ``proto``: the caffe.proto of
     the Caffe fork the net was written for (a path, or an io.fork_schema.ForkSchema)."""
-    return _net_from_text(text, path, proto)[2].net
+    return net_from_text(text, path, proto)[2].net
 
 
 def read_net(path: str | os.PathLike[str], proto: Any = None) -> caffe_pb2.NetParameter:
@@ -416,7 +416,7 @@ def read_net_with_positions(
     ``SourceMap.extras`` holds the fields our schema lacks (io.extra.ExtraField): unknown
     ones kept with their text, or the fork's own, typed, when ``proto`` is given."""
     p = os.fspath(path)
-    _, source, report = _net_from_text(read_text(p), p, proto)
+    _, source, report = net_from_text(read_text(p), p, proto)
     return report.net, source.remap(report.origin)
 
 

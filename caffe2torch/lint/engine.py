@@ -45,13 +45,13 @@ def _fork_fields(text: str, path: str | None, proto: str) -> set[tuple[int, int]
     does not compile raises ParseError)."""
     from caffe2torch.errors import CaffeError
     from caffe2torch.io.fork_schema import load_schema
-    from caffe2torch.io.text import _net_from_text
+    from caffe2torch.io.text import net_from_text
 
     schema = load_schema(proto)
     if is_solver_text(text):
         return set()
     try:
-        _, source, _ = _net_from_text(text, path, schema)
+        _, source, _ = net_from_text(text, path, schema)
     except CaffeError:
         return set()  # the file has errors of its own: the rules below report them
     return {(e.line, e.col) for e in source.extras if e.typed and e.line is not None}
