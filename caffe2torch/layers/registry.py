@@ -232,7 +232,15 @@ def build_layer(ctx: BuildContext) -> nn.Module:
         )
     if not spec.tops.accepts(ctx.num_tops):
         raise ctx.error(f"takes {spec.tops.describe()} top(s), got {ctx.num_tops}")
-    module = spec.builder(ctx)
+    try:
+        module = spec.builder(ctx)
+    except BuildError:
+        # a kept field the builder did not read is the likelier cause (a typo of a
+        # required field, a fork's mode): name it instead
+        unread = needed_extra(ctx) if ctx.extra else []
+        if unread:
+            raise _unread_error(ctx, unread) from None
+        raise
     unread = needed_extra(ctx) if ctx.extra else []
     if unread:
         raise _unread_error(ctx, unread)
