@@ -34,6 +34,7 @@ from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
 from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.proto.forks import FORK_FIELDS
 
 # ----------------------------------------------------------------------------- bytes -> text
 
@@ -113,6 +114,9 @@ def parse_text_keeping_unknown(
     return message, extras
 
 
+_FORK_LAYER_FIELDS = frozenset(FORK_FIELDS.get("LayerParameter", {}))
+
+
 def _caffe_would_explain(
     owner: _descriptor.Descriptor, name: str, path: tuple[str, ...], kind: str
 ) -> bool:
@@ -130,7 +134,7 @@ def _caffe_would_explain(
     if owner.name == "LayerParameter" and name in _V1_FIELD_FIX:
         return True
     if owner.name == "V1LayerParameter" and name in layer_fields:
-        return True
+        return name not in _FORK_LAYER_FIELDS  # a fork's V1 block may have its own params
     if owner.name == "NetParameter" and (
             name in layer_fields or name in caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name):
         return True
@@ -347,8 +351,7 @@ def net_from_text(
     net, extras = _parse_with(text, "NetParameter", path, proto, source)
     report = _up.upgrade_net_report(net, source=source, path=path)
     if extras:
-        source.extras = extras
-        _apply_unknown_v1_types(report, extras)
+        source.extras = _apply_v1_extras(report, extras)
     return net, source, report
 
 
@@ -380,16 +383,35 @@ def _locate(extras: list[ExtraField], source: SourceMap) -> list[ExtraField]:
     return out
 
 
-def _apply_unknown_v1_types(report: _up.UpgradeReport, extras: list[ExtraField]) -> None:
-    """A V1 ``type: LOCAL`` that the enum lacks becomes the V2 type ``"LOCAL"``: an unknown
-    layer type that a plug-in (or an alias of a registered type) can build."""
-    by_block = {e.block: e.value for e in extras
-                if e.kind == "enum" and e.path == ("layers", "type") and isinstance(e.value, str)}
+def _apply_v1_extras(report: _up.UpgradeReport, extras: list[ExtraField]) -> list[ExtraField]:
+    """What V1 blocks kept aside, put where the V2 net has a place for it: a V1 ``type:
+    LOCAL`` that the enum lacks becomes the V2 type ``"LOCAL"`` (an unknown layer type that
+    a plug-in or an alias can build); a fork's parameter block written in a V1 block that V2
+    ``layer`` has (DeepLab's ``interp_param``) moves into the upgraded layer. Returns the
+    fields still kept aside."""
+    by_block: dict[int | None, list[ExtraField]] = {}
+    for e in extras:
+        if e.path[:1] == ("layers",) and len(e.path) == 2:
+            by_block.setdefault(e.block, []).append(e)
     if not by_block:
-        return
+        return extras
+    placed: set[int] = set()
+    layer_fields = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
     for i, origin in enumerate(report.origin):
-        if origin in by_block and not report.net.layer[i].type:
-            report.net.layer[i].type = by_block[origin]
+        layer = report.net.layer[i]
+        for e in by_block.get(origin, []):
+            if e.kind == "enum" and e.name == "type" and isinstance(e.value, str):
+                if not layer.type:
+                    layer.type = e.value
+                continue  # kept too: the linter and the builder's hint name it
+            fd = layer_fields.get(e.name)
+            if e.kind == "field" and fd is not None and fd.message_type is not None:
+                try:
+                    text_format.Merge(e.text, layer)
+                except text_format.ParseError:
+                    continue
+                placed.add(id(e))
+    return [e for e in extras if id(e) not in placed]
 
 
 def read_net_text(

@@ -82,8 +82,9 @@ class _Plan:
 
 
 def _compatible(a: _descriptor.FieldDescriptor, b: _descriptor.FieldDescriptor) -> bool:
-    if a.is_repeated != b.is_repeated:
-        return False
+    """Whether ``a``'s encoding reads as ``b``: same kind of value; a singular field reads
+    as one element of a repeated one (old forks' ``optional uint32 pad`` is BVLC's
+    ``repeated uint32 pad``), and the other way the last element wins, as in protobuf."""
     if (a.message_type is None) != (b.message_type is None):
         return False
     if a.message_type is not None:
@@ -111,7 +112,8 @@ class Translator:
                 plan.identical = False
                 continue
             entry = _Entry(fd, other)
-            if fd.number != other.number or fd.type != other.type:
+            if (fd.number != other.number or fd.type != other.type
+                    or fd.is_repeated != other.is_repeated):
                 plan.identical = False
             if fd.message_type is not None:
                 entry.sub = self._plan(fd.message_type, other.message_type)

@@ -153,7 +153,7 @@ def build_image_data(ctx: BuildContext) -> nn.Module:
     return _data_module(ctx, [(p.batch_size, channels, *hw), (p.batch_size,)])
 
 
-def _first_image_size(p: Any) -> tuple[int, int] | None:
+def _first_image_size(p: Any, first_token: bool = False) -> tuple[int, int] | None:
     """(height, width) of the first image of the list ``p.source`` (root_folder + name,
     relative to the working directory, as Caffe opens it), or None when it cannot be read.
     Caffe shuffles the list before reading it when ``shuffle`` is set; nets that need a
@@ -165,7 +165,10 @@ def _first_image_size(p: Any) -> tuple[int, int] | None:
             first = f.readline().decode("utf-8", "surrogateescape").rstrip("\r\n")
     except OSError:
         return None
-    name = first[: first.rfind(" ")] if " " in first else first
+    if first_token:  # DenseImageData: `infile >> filename >> labelname`
+        name = first.split()[0] if first.split() else ""
+    else:  # ImageData: the name ends at the last space
+        name = first[: first.rfind(" ")] if " " in first else first
     img = read_image(p.root_folder + name, is_color=p.is_color) if name else None
     return (int(img.shape[0]), int(img.shape[1])) if img is not None else None
 
