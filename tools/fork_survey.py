@@ -27,21 +27,24 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-# (label, repository of the proto, path of caffe.proto, [(repository, prototxt path)])
-SURVEY: list[tuple[str, str, str, list[tuple[str, str]]]] = [
+# (label, repository[@branch] of the proto, path of caffe.proto,
+#  [(repository, prototxt path[, input shapes the net needs, as --input-shape gives])])
+SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
     ("SegNet", "alexgkendall/caffe-segnet", "src/caffe/proto/caffe.proto", [
         ("alexgkendall/SegNet-Tutorial", "Example_Models/segnet_pascal.prototxt"),
         ("alexgkendall/SegNet-Tutorial", "Example_Models/bayesian_segnet_camvid.prototxt"),
         ("alexgkendall/SegNet-Tutorial", "Example_Models/segnet_basic_camvid.prototxt"),
-        ("alexgkendall/SegNet-Tutorial", "Models/bayesian_segnet_basic_train.prototxt"),
+        ("alexgkendall/SegNet-Tutorial", "Models/bayesian_segnet_basic_train.prototxt",
+         {"data": [4, 3, 360, 480], "label": [4, 1, 360, 480]}),
     ]),
     ("ENet", "TimoSaemann/caffe-enet", "src/caffe/proto/caffe.proto", [
         ("TimoSaemann/ENet", "prototxts/enet_deploy.prototxt"),
         ("TimoSaemann/ENet", "prototxts/enet_deploy_final.prototxt"),
         ("TimoSaemann/ENet", "prototxts/enet_train_encoder_decoder.prototxt"),
     ]),
-    ("Fast R-CNN", "rbgirshick/caffe-fast-rcnn", "src/caffe/proto/caffe.proto", [
+    ("Fast R-CNN", "rbgirshick/caffe-fast-rcnn@fast-rcnn", "src/caffe/proto/caffe.proto", [
         ("rbgirshick/fast-rcnn", "models/CaffeNet/test.prototxt"),
         ("rbgirshick/fast-rcnn", "models/CaffeNet/train.prototxt"),
         ("rbgirshick/fast-rcnn", "models/VGG16/test.prototxt"),
@@ -95,8 +98,9 @@ def git_dir(mirrors: str, repo: str) -> str:
 
 
 def extract(mirrors: str, repo: str, path: str, into: str) -> str:
-    data = subprocess.run(["git", "-C", git_dir(mirrors, repo), "show", f"HEAD:{path}"],
-                          check=True, capture_output=True).stdout
+    repo, _, ref = repo.partition("@")
+    data = subprocess.run(["git", "-C", git_dir(mirrors, repo), "show",
+                           f"{ref or 'HEAD'}:{path}"], check=True, capture_output=True).stdout
     out = os.path.join(into, repo.replace("/", "+"), path)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "wb") as f:
@@ -142,7 +146,8 @@ def _guess_shapes(net_param, tops: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def build_all(path: str, proto: str | None) -> tuple[bool, str]:
+def build_all(path: str, proto: str | None,
+              given: dict[str, list[int]] | None = None) -> tuple[bool, str]:
     """Build every declared phase; (ok, why not). A type nobody registered counts as ok
     when the error names it and gives the plug-in hint ("plugin: TYPE")."""
     import caffe2torch as c2t
@@ -152,7 +157,7 @@ def build_all(path: str, proto: str | None) -> tuple[bool, str]:
 
     net_param = read_net(path, proto)
     for phase in declared_phases(net_param.layer):
-        shapes: dict[str, list[int]] = {}
+        shapes: dict[str, list[int]] = dict(given or {})
         for _ in range(4):
             try:
                 c2t.load_net(path, phase=phase, input_shapes=shapes or None, proto=proto)
@@ -167,6 +172,8 @@ def build_all(path: str, proto: str | None) -> tuple[bool, str]:
                 if "unknown layer type" in e.message and "register_layer" in hint:
                     t = re.search(r'unknown layer type "([^"]+)"', e.message)
                     return False, f"plugin: {t.group(1) if t else '?'}"
+                if "Python layers are refused" in e.message:
+                    return False, "plugin: Python (refused: user code; --allow-python-layers)"
                 return False, f"{phase}: {e.message}"[:160]
     return True, ""
 
@@ -182,7 +189,8 @@ def survey(mirrors: str) -> list[Row]:
         for label, prepo, ppath, nets in SURVEY:
             row = Row(label, prepo)
             proto = extract(mirrors, prepo, ppath, os.path.join(tmp, "protos"))
-            for repo, npath in nets:
+            for repo, npath, *given in nets:
+                shapes = given[0] if given else None
                 path = extract(mirrors, repo, npath, tmp)
                 name = os.path.basename(npath)
                 row.files += 1
@@ -197,7 +205,7 @@ def survey(mirrors: str) -> list[Row]:
                 except Exception as e:
                     row.reasons.append(f"{name}: lint with proto crashed: {e!r}"[:200])
                 try:
-                    ok, why = build_all(path, proto)
+                    ok, why = build_all(path, proto, shapes)
                 except Exception as e:
                     ok, why = False, f"crash {e!r}"[:160]
                 if ok:
@@ -225,7 +233,7 @@ def survey(mirrors: str) -> list[Row]:
                     except Exception as e:
                         row.reasons.append(f"{name}: lint crashed: {e!r}"[:200])
                 try:
-                    ok2, _ = build_all(path, None)
+                    ok2, _ = build_all(path, None, shapes)
                 except Exception:
                     ok2 = False
                 row.build += ok2

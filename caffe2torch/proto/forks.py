@@ -256,6 +256,8 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
         "shift_filler": SEGNET,
     },
     "ScaleParameter": {"min_value": HAPPYNEAR, "max_value": HAPPYNEAR},
+    "DropoutParameter": {"sample_weights_test": SEGNET},
+    "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet"},
 }
 
 # V1 enum layer types that forks added ({name: fork}).
