@@ -88,9 +88,9 @@ def test_a_typo_is_named_with_did_you_mean_when_the_layer_is_built(tmp_path: Pat
 def test_a_known_fork_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path / "n.prototxt", SEGNET.replace(
         "relu_param { negative_slope: 0 fancy_mode: SOFT }", "").replace(
-        'layer {\n  name: "relu1"', 'layer {\n  name: "bn" type: "BN" bottom: "conv1" top: '
-        '"conv1" bn_param { bn_mode: INFERENCE }\n}\nlayer {\n  name: "relu1"'))
-    with pytest.raises(BuildError, match=r"\(it comes from alexgkendall/caffe-segnet"):
+        'layer {\n  name: "relu1"', 'layer {\n  name: "s" type: "Scale" bottom: "conv1" top: '
+        '"conv1" scale_param { min_value: 0.5 }\n}\nlayer {\n  name: "relu1"'))
+    with pytest.raises(BuildError, match=r"\(it comes from happynear/caffe-windows"):
         c2t.load_net(path)
 
 

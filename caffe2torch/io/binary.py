@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import mmap
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from google.protobuf.message import DecodeError, Message
 from caffe2torch.errors import ParseError, WeightsError, WriteError
 from caffe2torch.io import wire
 from caffe2torch.io.fork_schema import as_schema
+from caffe2torch.io.translate import PiecesIO
 from caffe2torch.io.upgrade import (
     UpgradeReport,
     needs_v0_upgrade,
@@ -178,12 +180,17 @@ def _open_as_ours(path: PathLike, proto: Any, name: str):
     memory: io.translate copies blob payloads as slices)."""
     p, f, size = _open(path)
     schema = as_schema(proto)
-    if schema is None:
-        return p, f, size
+    if schema is None or size == 0 or schema.translator(name).identical:
+        return p, f, size  # the fork numbers this message as we do: read it as ours
     with f:
-        data = f.read()
-    data, _ = schema.to_ours(name, data, p)
-    return p, io.BytesIO(data), len(data)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        pieces, _ = schema.translator(name).run_pieces(memoryview(mapped))
+    except ParseError as e:
+        e.path = p
+        raise
+    raw = PiecesIO(pieces, keep=mapped)
+    return p, io.BufferedReader(raw, buffer_size=1 << 16), raw.size
 
 
 def _scan_net(path: PathLike, mode: str, proto: Any = None) -> tuple[str, _Scan]:

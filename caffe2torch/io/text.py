@@ -364,6 +364,13 @@ def _parse_with(
     schema = as_schema(proto)
     if schema is None:
         return parse_text_keeping_unknown(text, ours, path=path)
+    # Text names fields, so a file that only uses fields our schema has reads the same
+    # through the fork's schema and the mapping by name: parse it as ours (fast path).
+    try:
+        text_format.Merge(text, ours)
+        return ours, []
+    except text_format.ParseError:
+        ours.Clear()
     fork_msg, unknown = parse_text_keeping_unknown(text, schema.need(name)(), path=path)
     data, typed = schema.to_ours(name, fork_msg.SerializeToString(), path)
     ours.ParseFromString(data)

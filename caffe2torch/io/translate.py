@@ -15,6 +15,10 @@ swapped, writes our messages with a fork's numbers (saving a caffemodel a fork r
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import io
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,18 +145,30 @@ class Translator:
                     plan.identical = False
                     changed = True
 
+    @property
+    def identical(self) -> bool:
+        """Whether the two schemas encode the root message alike (nothing to re-key)."""
+        self._settle()
+        return self.root.identical
+
     def run(self, data: bytes) -> tuple[bytes, list[ExtraField]]:
         """``data`` (a root message in the source schema) re-keyed, and what was taken out."""
-        self._settle()
-        if self.root.identical:
+        if self.identical:
             return bytes(data), []
+        pieces, extras = self.run_pieces(memoryview(data))
+        return b"".join(pieces), extras
+
+    def run_pieces(self, buf: memoryview) -> tuple[list[bytes | memoryview], list[ExtraField]]:
+        """Like :meth:`run`, as pieces to be read in order (slices of ``buf`` where bytes
+        pass unchanged: a blob's payload is never copied here)."""
+        self._settle()
         extras: list[ExtraField] = []
-        buf = memoryview(data)
         try:
             out = self._message(buf, 0, len(buf), self.root, (), None, extras, top=True)
         except WireDamage as e:
             raise ParseError(f"not a valid {self.root.src.name}: {e}") from None
-        return b"".join(out), extras
+        return out, extras
+
 
     def _message(self, buf: memoryview, pos: int, end: int, plan: _Plan,
                  path: tuple[str, ...], block: int | None, extras: list[ExtraField],
@@ -240,6 +256,57 @@ class Translator:
                           text=text, block=block, kind=kind, typed=True)
 
 
+class PiecesIO(io.RawIOBase):
+    """A read-only, seekable file over byte pieces (what :meth:`Translator.run_pieces`
+    gives), so that the caffemodel reader streams the re-keyed file without joining it."""
+
+    def __init__(self, pieces: list[bytes | memoryview], keep: object = None) -> None:
+        super().__init__()
+        self._pieces = [memoryview(p).cast("B") for p in pieces if len(p)]
+        self._starts = list(itertools.accumulate((len(p) for p in self._pieces), initial=0))
+        self.size = self._starts[-1]
+        self._pos = 0
+        self._keep = keep  # what the pieces point into (an mmap)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        out = memoryview(b).cast("B")
+        want = min(len(out), self.size - self._pos)
+        done = 0
+        k = bisect.bisect_right(self._starts, self._pos) - 1
+        while done < want:
+            piece = self._pieces[k]
+            off = self._pos - self._starts[k]
+            n = min(len(piece) - off, want - done)
+            out[done:done + n] = piece[off:off + n]
+            done += n
+            self._pos += n
+            k += 1
+        return done
+
+    def close(self) -> None:
+        self._pieces = []
+        keep, self._keep = self._keep, None
+        close = getattr(keep, "close", None)
+        if close is not None:
+            with contextlib.suppress(BufferError):
+                close()
+        super().close()
+
+
 def to_python(value: Any, fd: _descriptor.FieldDescriptor) -> Any:
     """A protobuf field value as plain Python: messages as dicts, enums by name."""
     if fd.is_repeated:
@@ -274,4 +341,4 @@ def merge_repeated(extras: list[ExtraField]) -> list[ExtraField]:
     return out
 
 
-__all__ = ["Translator", "merge_repeated", "to_python"]
+__all__ = ["PiecesIO", "Translator", "merge_repeated", "to_python"]
