@@ -223,7 +223,7 @@ class Parser:
             fork = forks.FOREIGN_V1_TYPES.get(value)
             origin = f" ({fork})" if fork else ""
             self.ctx.report(
-                "C2T605", f'"{value}" is not a V1 layer type caffe2torch knows{origin}: read '
+                "C2T605", f'"{value}" is not a value of V1LayerParameter.LayerType{origin}: read '
                 f'as layer type "{value}"', line, col,
                 help=f'register a builder for "{value}" (caffe2torch.register_layer), or give '
                 "the fork's caffe.proto with --proto PATH")

@@ -216,6 +216,8 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "Axpy": SENET,
     "ImageLabelmapData": HED,
     "Upsample": SEGNET,
+    "DenseImageData": SEGNET,
+    "Local": "BVLC/caffe PR (LOCAL, locally connected)",
 }
 
 
@@ -236,7 +238,7 @@ def fork_of_layer_type(layer_type: str) -> str | None:
     return FORK_LAYER_TYPES.get(layer_type)
 
 
-LOCAL_PR = "BVLC/caffe PR #1271 (LOCAL, locally connected)"
+LOCAL_PR = "BVLC/caffe PR (LOCAL, locally connected)"
 
 # Fields that forks define and our schema does not have (a net read without the fork's
 # caffe.proto keeps them aside, io.extra): {message: {field: fork}}. The linter names the
