@@ -211,7 +211,7 @@ class CaffeSoftmaxWithLoss(nn.Module):
     "SoftmaxWithLoss",
     param="softmax_param",
     bottoms=2,
-    tops=(1, 2),
+    tops=(1, 3),
     aliases=("SOFTMAX_LOSS", "softmax_loss"),
     loss=True,
 )
@@ -220,6 +220,10 @@ def build_softmax_with_loss(ctx: BuildContext) -> nn.Module:
     axis = _axis_of(ctx, ctx.layer.softmax_param.axis)
     _check_label_count(ctx, axis, "softmax")
     lp = _loss_param(ctx)
+    if ctx.num_tops == 3:  # R-FCN's caffe: a third top, the per-item loss (as its OHEM type)
+        from caffe2torch.layers.forks_losses import CaffeSoftmaxWithLossOHEM
+
+        return CaffeSoftmaxWithLossOHEM(axis, _ignore_label(lp), normalization_mode(lp), 3)
     return CaffeSoftmaxWithLoss(axis, _ignore_label(lp), normalization_mode(lp), ctx.num_tops)
 
 

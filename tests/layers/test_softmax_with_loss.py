@@ -137,3 +137,16 @@ def test_label_count_mismatch_is_a_build_error():
 def test_aliases(alias):
     spec = find_layer_spec(alias)
     assert spec is not None and spec.type == "SoftmaxWithLoss" and spec.loss
+
+
+def test_rfcn_third_top_is_the_per_item_loss() -> None:
+    # daijifeng001/caffe-rfcn's SoftmaxWithLoss (MaxTopBlobs 3): top 2 is the per-item
+    # loss -log(max(p_label, FLT_MIN)) in the label's shape, as SoftmaxWithLossOHEM
+    layer = build('name: "l" type: "SoftmaxWithLoss" bottom: "s" bottom: "y" '
+                        'top: "loss" top: "prob" top: "per_item"', [(4, 3), (4,)])
+    logits = torch.tensor(np.random.default_rng(0).normal(size=(4, 3)), dtype=torch.float32)
+    labels = torch.tensor([0.0, 2.0, 1.0, 2.0])
+    loss, prob, per_item = layer(logits, labels)
+    want = -torch.log(prob[torch.arange(4), labels.long()])
+    torch.testing.assert_close(per_item.reshape(-1), want)
+    torch.testing.assert_close(loss, want.mean())
