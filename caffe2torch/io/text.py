@@ -106,6 +106,7 @@ def parse_text_keeping_unknown(
         if "has no field named" not in raw and "has no value named" not in raw:
             raise _explain(e, text, message.DESCRIPTOR, path) from None
     blanked, extras = take_out_unknown(text, message.DESCRIPTOR, _caffe_would_explain)
+    extras = merge_repeated(extras)  # a repeated field written N times: one list value
     message.Clear()
     try:
         text_format.Merge(blanked, message)

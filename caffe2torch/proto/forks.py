@@ -259,6 +259,7 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     },
     "ScaleParameter": {"min_value": HAPPYNEAR, "max_value": HAPPYNEAR},
     "DropoutParameter": {"sample_weights_test": SEGNET},
+    "LossParameter": {"weight_by_label_freqs": SEGNET, "class_weighting": SEGNET},
     "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet"},
 }
 
