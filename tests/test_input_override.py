@@ -92,3 +92,13 @@ def test_missing_shape_names_the_tops(tmp_path: Path) -> None:
     assert "--input-shape data=N,C,H,W, --input-shape label=N,C,H,W" in (info.value.hint or "")
     net = c2t.load_net(path, input_shapes={"data": [1, 3, 5, 5], "label": [1]})
     assert {r.name: s for r, s in net._version_shapes.items()}["data"] == (1, 3, 5, 5)
+
+
+def test_a_data_layer_with_tops_its_builder_refuses_is_replaced(tmp_path: Path) -> None:
+    # DeepLab v1's MemoryData has a third top (data_dim); ours takes two
+    path = _write(tmp_path / "n.prototxt", 'layer { name: "data" type: "MemoryData" '
+                  'top: "data" top: "label" top: "data_dim" memory_data_param { batch_size: 1 '
+                  "channels: 3 height: 5 width: 5 } }\n")
+    net = c2t.load_net(path, input_shapes={"data": [1, 3, 5, 5], "label": [1, 1, 5, 5],
+                                           "data_dim": [1, 1, 1, 2]})
+    assert net.inputs == ["data", "label", "data_dim"]

@@ -83,8 +83,11 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
         ("happynear/caffe-windows", "src/caffe/test/general_constrastive_layer.prototxt"),
     ]),
     ("DeepLab", "xmyqsh/deeplab-v2", "src/caffe/proto/caffe.proto", [
-        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/deploy21.prototxt"),
-        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/deploy4.prototxt"),
+        # DeepLab v1's 3-top MemoryData (v2 has 2): replaced by inputs, as a user would
+        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/deploy21.prototxt",
+         {"data": [1, 3, 505, 505], "label": [1, 1, 505, 505], "data_dim": [1, 1, 1, 2]}),
+        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/deploy4.prototxt",
+         {"data": [1, 3, 505, 505], "label": [1, 1, 505, 505], "data_dim": [1, 1, 1, 2]}),
     ]),
 ]
 

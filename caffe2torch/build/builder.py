@@ -67,13 +67,16 @@ def inputs_for_data_layers(net_param: Any, shapes: Mapping[str, Shape]) -> Any:
     """``net_param`` with every source layer (no bottoms) whose tops all have a shape in
     ``shapes`` and that no registered data layer builds (a Python data layer, a fork's
     data layer such as DenseImageData) replaced by an Input layer of those shapes, keeping
-    its name, tops and include/exclude rules; a copy when anything changes."""
+    its name, tops and include/exclude rules; a copy when anything changes. A registered
+    data layer with a top count its builder refuses (DeepLab v1's 3-top MemoryData) is
+    replaced too."""
     swap = []
     for i, layer in enumerate(net_param.layer):
         if layer.bottom or not layer.top or not all(t in shapes for t in layer.top):
             continue
         spec = find_layer_spec(layer.type)
-        if spec is not None and layer.type != "Python" and spec.type != "Python":
+        if (spec is not None and spec.type != "Python"
+                and spec.tops.accepts(len(layer.top))):
             continue  # registered types read input_shapes themselves (or compute tops)
         swap.append(i)
     if not swap:

@@ -4,6 +4,9 @@
   optionally inside and outside weights. x = w_in (p - t); f(x) = 0.5 (sigma x)^2 when
   |x| < 1 / sigma^2, else |x| - 0.5 / sigma^2; loss = sum(w_out f(x)) / N (N = bottom 0's
   first axis). Its gradient is the derivative of that (autograd), +/- for p and t.
+* ``SmoothL1Loss`` with two tops is R-FCN's caffe's own SmoothL1Loss, built as
+  ``SmoothL1LossOHEM`` below (one top keeps py-faster-rcnn's rule: the two forks share the
+  type name, and a one-top R-FCN net reads as py-faster-rcnn's).
 * ``SmoothL1LossOHEM`` (R-FCN's caffe): x = w (p - t) with an optional third bottom w;
   f with sigma 1; loss = sum f(x) / normalizer (``loss_param``: FULL and VALID divide by
   N * H * W, BATCH_SIZE by N, PRE_FIXED by ``pre_fixed_normalizer``, NONE by 1; never
@@ -107,10 +110,12 @@ class CaffeSmoothL1Loss(nn.Module):
 
 
 @register_layer(
-    "SmoothL1Loss", param="smooth_l1_loss_param", bottoms=(2, 4), loss=True,
+    "SmoothL1Loss", param="smooth_l1_loss_param", bottoms=(2, 4), tops=(1, 2), loss=True,
 )
 def build_smooth_l1_loss(ctx: BuildContext) -> nn.Module:
     n = len(ctx.bottom_shapes)
+    if ctx.num_tops == 2:  # R-FCN's SmoothL1Loss: its second top is the per-item loss
+        return build_smooth_l1_loss_ohem(ctx)
     if n == 3:
         raise ctx.error("takes 2 bottoms, or 4 with inside and outside weights, got 3")
     _check_same_legacy(ctx, range(1, n))

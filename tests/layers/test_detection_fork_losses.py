@@ -115,3 +115,16 @@ def test_box_annotator_ohem_keeps_the_hardest_per_image() -> None:
     kept = want_labels >= 0
     np.testing.assert_array_equal(top_w.reshape(6, 8).numpy()[kept], w.numpy()[kept])
     assert not top_w.reshape(6, 8).numpy()[~kept].any()
+
+
+def test_rfcn_smooth_l1_loss_with_two_tops_is_the_ohem_rule() -> None:
+    # daijifeng001/caffe-rfcn's own SmoothL1Loss: a per-item second top and loss_param
+    # normalization, as its SmoothL1LossOHEM
+    shapes = [(2, 4, 3, 1)] * 2
+    plain = build('name: "l" type: "SmoothL1Loss" bottom: "p" bottom: "t" top: "loss" '
+                  'top: "per_roi"', shapes)
+    ohem = build('name: "l" type: "SmoothL1LossOHEM" bottom: "p" bottom: "t" top: "loss" '
+                 'top: "per_roi"', shapes)
+    p, t = rand(2, 4, 3, 1, seed=1), rand(2, 4, 3, 1, seed=2)
+    for a, b in zip(plain(p, t), ohem(p, t)):
+        torch.testing.assert_close(a, b)
