@@ -132,7 +132,7 @@ class CaffeInterp(nn.Module):
         return ", ".join(parts)
 
 
-@register_layer("Interp", param="interp_param")
+@register_layer("Interp", param="interp_param", aliases=("INTERP",))
 def build_interp(ctx: BuildContext) -> nn.Module:
     p = ctx.param
     shape = ctx.bottom_shapes[0]
