@@ -19,6 +19,7 @@ from caffe2torch.errors import (
 )
 from caffe2torch.export.onnx import export_onnx as export_onnx
 from caffe2torch.io import read_net, read_net_with_positions, read_solver, upgrade_text
+from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.ir import NetState
 from caffe2torch.layers.fillers import PendingFills, deferred_fills
 from caffe2torch.layers.plugins import layer_fields, register_layer
@@ -36,6 +37,7 @@ def load_net(
     stages: Sequence[str] = (),
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     share: str | Mapping[str, str] | None = "declared",
+    proto: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> CaffeNet:
     """Build a Caffe net as an nn.Module.
@@ -44,14 +46,19 @@ def load_net(
     ``weights``: a caffemodel (V1/V2 binary or .h5), a NetParameter with blobs, or
     {layer: [arrays]}, copied by layer name as Caffe's ``caffe.Net(proto, weights, phase)``.
     ``phase``/``level``/``stages``: the NetState that filters layers.
-    ``input_shapes``: {top: shape} for data tops the prototxt gives no shape for.
+    ``input_shapes``: {top: shape} for data tops the prototxt gives no shape for, or to
+    replace a data layer of any kind (Python, a fork's) by an input of that shape.
     ``share``: "declared" (Caffe's param sharing), "auto" (also tie identical towers such
     as conv1/conv1_p), None (untie everything) or {layer: owner layer}.
+    ``proto``: the caffe.proto of the Caffe fork the net (and its weights) were written
+    for: files are read with its field numbers, its own fields reach layer builders as
+    ``BuildContext.extra_field``.
     ``options``: build options for layer builders (``allow_python_layers=True``...).
     """
+    schema = as_schema(proto)
     if isinstance(path, (str, os.PathLike)):
         with gc_paused():  # parsing makes many long-lived objects too (see gc_paused)
-            net_param, source_map = read_net_with_positions(path)
+            net_param, source_map = read_net_with_positions(path, schema)
     else:
         net_param, source_map = path, None
     state = NetState.of(phase, level, stages)
@@ -66,6 +73,7 @@ def load_net(
             share=share,
             source_map=source_map,
         )
+    net.proto = schema
     if pending is not None:
         report = net.copy_from(weights)
         pending.run(skip=report.written)

@@ -144,7 +144,7 @@ def test_io_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["info", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"{missing}: error: cannot read the file")
-    bad = _write(tmp_path / "bad.prototxt", 'name: "x"\nlayer {\n  nme: "a"\n}\n')
+    bad = _write(tmp_path / "bad.prototxt", 'name: "x"\nlayer {\n  top: 3\n}\n')
     assert main(["info", str(bad)]) == 2
     first = capsys.readouterr().err.splitlines()[0]
     assert first.startswith(f"{bad}:3:") and ": error: " in first

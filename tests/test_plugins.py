@@ -80,7 +80,7 @@ def test_fields_are_typed_and_positions_kept(clean_registry: None) -> None:
     assert 'did you mean "factor"' in (err.value.hint or "")
     # an error after the blanked block still points at its own line and column
     with pytest.raises(ParseError) as err:
-        read_net_text(text.replace('"big" }\n}', '3 }\n  bogus: 1\n}'))
+        read_net_text(text.replace('"big" }\n}', '3 }\n  top: 1\n}'))
     assert err.value.line == 4
 
 

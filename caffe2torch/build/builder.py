@@ -51,6 +51,8 @@ def _state(state: NetState | str | int) -> NetState:
 
 def _located(err: CaffeError, layer: LayerIR, source_map: Any) -> CaffeError:
     """``err`` with the layer's file position when it has none."""
+    if source_map is not None and err.line is not None and err.path is None:
+        err.path = getattr(source_map, "path", None)  # e.g. a kept field's own line
     if source_map is not None and err.line is None:
         try:
             pos = source_map.layer(layer.index)
@@ -59,6 +61,51 @@ def _located(err: CaffeError, layer: LayerIR, source_map: Any) -> CaffeError:
         err.path = err.path or getattr(source_map, "path", None)
         err.line, err.col = pos.start_line, pos.start_col
     return err
+
+
+def inputs_for_data_layers(net_param: Any, shapes: Mapping[str, Shape]) -> Any:
+    """``net_param`` with every source layer (no bottoms) whose tops all have a shape in
+    ``shapes`` and that no registered data layer builds (a Python data layer, a fork's
+    data layer such as DenseImageData) replaced by an Input layer of those shapes, keeping
+    its name, tops and include/exclude rules; a copy when anything changes. A registered
+    data layer with a top count its builder refuses (DeepLab v1's 3-top MemoryData) is
+    replaced too."""
+    swap = []
+    for i, layer in enumerate(net_param.layer):
+        if layer.bottom or not layer.top or not all(t in shapes for t in layer.top):
+            continue
+        spec = find_layer_spec(layer.type)
+        if (spec is not None and spec.type != "Python"
+                and spec.tops.accepts(len(layer.top))):
+            continue  # registered types read input_shapes themselves (or compute tops)
+        swap.append(i)
+    if not swap:
+        return net_param
+    out = type(net_param)()
+    out.CopyFrom(net_param)
+    for i in swap:
+        old = net_param.layer[i]
+        new = out.layer[i]
+        new.Clear()
+        new.name, new.type = old.name, "Input"
+        new.top.extend(old.top)
+        new.include.extend(old.include)
+        new.exclude.extend(old.exclude)
+        if old.HasField("phase"):
+            new.phase = old.phase
+        for t in old.top:
+            new.input_param.shape.add().dim.extend(shapes[t])
+    return out
+
+
+def _extras_of(source_map: Any, index: int) -> list[Any]:
+    extras_of = getattr(source_map, "extras_of", None)
+    if extras_of is None or not getattr(source_map, "extras", None):
+        return []
+    try:
+        return extras_of(index)
+    except IndexError:
+        return []
 
 
 def _build_module(
@@ -71,6 +118,7 @@ def _build_module(
         num_tops=len(layer.tops),
         phase=phase,
         options=options,
+        extra=_extras_of(source_map, layer.index),
     )
     shapes_text = ", ".join("x".join(map(str, s)) or "scalar" for s in bottom_shapes) or "none"
     try:
@@ -219,6 +267,7 @@ def _build_net(
     check_layer_count(len(net_param.layer) + len(net_param.layers))
     if input_shapes:
         opts["input_shapes"] = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
+        net_param = inputs_for_data_layers(net_param, opts["input_shapes"])
     ir = build_ir(net_param, state, kind_of=registry_kind, source_map=source_map)
     names = NameTable()
     layers = CaffeLayers()

@@ -66,6 +66,7 @@ class CaffeNet(nn.Module):
         self.phase = ir.state.phase
         self.net_param = net_param
         self.source_map = source_map
+        self.proto: Any = None  # the fork schema the net was read with (load_net(proto=))
         self.param_table = table
         self.shared_report = sharing
         self.layer_names = [ly.name for ly in ir.layers]
@@ -241,19 +242,22 @@ class CaffeNet(nn.Module):
 
     # ------------------------------------------------------------------ weights
 
-    def copy_from(self, source: Any) -> Any:
+    def copy_from(self, source: Any, proto: Any = None) -> Any:
         """Load weights by layer name as Caffe's CopyTrainedLayersFrom does: a path
         (.caffemodel, V1 or V2, or .caffemodel.h5), a NetParameter with blobs, or
-        {layer: [arrays]}. Returns a CopyReport (copied, ignored, missing layers)."""
+        {layer: [arrays]}. Returns a CopyReport (copied, ignored, missing layers).
+        ``proto``: the fork's caffe.proto that wrote the caffemodel (default: the one the
+        net was read with, ``self.proto``)."""
         from caffe2torch.build.weights import copy_weights
 
-        return copy_weights(self, source)
+        return copy_weights(self, source, proto if proto is not None else self.proto)
 
-    def save_caffemodel(self, path: Any) -> None:
-        """Write this net's layers and param blobs as a V2 binary caffemodel."""
+    def save_caffemodel(self, path: Any, proto: Any = None) -> None:
+        """Write this net's layers and param blobs as a V2 binary caffemodel; ``proto``: in
+        that fork's field numbers, for the fork's Caffe to read."""
         from caffe2torch.build.weights import save_caffemodel
 
-        save_caffemodel(self, path)
+        save_caffemodel(self, path, proto)
 
     def extra_repr(self) -> str:
         return f"name={self.ir.name!r}, phase={self.phase}, layers={len(self.layer_names)}"

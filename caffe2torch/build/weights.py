@@ -79,14 +79,16 @@ def _read_h5(path: str) -> list[tuple[str, list[SourceBlob | None]]]:
     return out
 
 
-def source_layers(source: Any) -> list[tuple[str, list[SourceBlob | None]]]:
+def source_layers(
+    source: Any, proto: Any = None
+) -> list[tuple[str, list[SourceBlob | None]]]:
     """(layer name, blobs) in file order from a path, a NetParameter or {layer: [arrays]};
     a None blob is one an HDF5 file leaves to its owner."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if is_hdf5(path):
             return _read_h5(path)
-        net, arrays = binary.read_caffemodel_layers(path)
+        net, arrays = binary.read_caffemodel_layers(path, proto)
         return [
             (layer.name, [SourceBlob(a, binary.is_legacy_4d(b)) for a, b in zip(got, layer.blobs)])
             for layer, got in zip(net.layer, arrays)
@@ -126,18 +128,18 @@ def _fits(target: tuple[int, ...], blob: SourceBlob) -> bool:
     return False
 
 
-def copy_weights(net: Any, source: Any) -> CopyReport:
+def copy_weights(net: Any, source: Any, proto: Any = None) -> CopyReport:
     try:
-        return _copy_weights(net, source)
+        return _copy_weights(net, source, proto)
     except WeightsError as err:
         if err.path is None and isinstance(source, (str, os.PathLike)):
             err.path = os.fspath(source)  # name the weights file the mismatch is in
         raise
 
 
-def _copy_weights(net: Any, source: Any) -> CopyReport:
+def _copy_weights(net: Any, source: Any, proto: Any = None) -> CopyReport:
     report = CopyReport()
-    layers = source_layers(source)
+    layers = source_layers(source, proto)
     sparse = isinstance(source, (str, os.PathLike)) and is_hdf5(os.fspath(source))
     seen: set[str] = set()
     for name, blobs in layers:
@@ -187,7 +189,7 @@ def _copy_weights(net: Any, source: Any) -> CopyReport:
 # ---------------------------------------------------------------------------- writing
 
 
-def save_caffemodel(net: Any, path: Any) -> None:
+def save_caffemodel(net: Any, path: Any, proto: Any = None) -> None:
     phase = caffe_pb2.TRAIN if net.phase == "TRAIN" else caffe_pb2.TEST
     definition = caffe_pb2.NetParameter(name=net.ir.name)
     arrays = []
@@ -197,4 +199,4 @@ def save_caffemodel(net: Any, path: Any) -> None:
         msg.ClearField("blobs")
         msg.phase = phase  # Net::Init sets each layer's phase; ToProto writes it
         arrays.append([b.detach().cpu().float().numpy() for b in module.blobs])
-    binary.write_caffemodel_arrays(os.fspath(path), definition, arrays)
+    binary.write_caffemodel_arrays(os.fspath(path), definition, arrays, proto=proto)

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     except CaffeError as err:
         raise UsageError(err.message, hint=err.hint) from None
     shapes = input_shapes(args.input_shape)
-    net_param = read_net(args.model)
+    net_param = read_net(args.model, args.proto)
     check_shape_names(shapes, net_blob_names(net_param), args.model)
     state = NetState.of(args.phase, args.level, args.stage)
     drawing = draw_net(

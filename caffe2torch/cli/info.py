@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from caffe2torch.cli import common
+from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError, UsageError
 from caffe2torch.io.binary import blob_shape, looks_binary, read_caffemodel_arrays
-from caffe2torch.io.text import is_solver_text, read_net, read_text
+from caffe2torch.io.text import is_solver_text, read_net_with_positions, read_text
 from caffe2torch.ir.netstate import NetState, declared_phases, filter_layers
 from caffe2torch.proto import caffe_pb2
 
@@ -30,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="FILE", help="net prototxt (any version) or caffemodel")
+    add_proto_arg(p)
     add_netstate_args(p, None)
     p.add_argument("--weights", "--model-weights", dest="weights", metavar="W",
                    help="a caffemodel whose learned blob shapes to show beside a prototxt")
@@ -139,11 +141,12 @@ class NetInfo:
     net: caffe_pb2.NetParameter
     blob_shapes: dict[str, list[tuple[int, ...]]] | None = None
     kind: str = "prototxt"
+    source_map: Any = None
 
 
-def load(path: str, weights: str | None = None) -> NetInfo:
+def load(path: str, weights: str | None = None, proto: Any = None) -> NetInfo:
     if looks_binary(path):
-        net, _ = read_caffemodel_arrays(path)
+        net, _ = read_caffemodel_arrays(path, proto)
         shapes = {layer.name: [blob_shape(b) for b in layer.blobs] for layer in net.layer}
         return NetInfo(path, net, shapes, "caffemodel")
     if is_solver_text(read_text(path)):
@@ -151,9 +154,10 @@ def load(path: str, weights: str | None = None) -> NetInfo:
             "this is a solver prototxt; `info` lists the layers of a net",
             path=path, hint="run `caffe2torch info` on the net file named by its `net:` field",
         )
-    info = NetInfo(path, read_net(path))
+    net, source_map = read_net_with_positions(path, proto)
+    info = NetInfo(path, net, source_map=source_map)
     if weights is not None:
-        wnet, _ = read_caffemodel_arrays(weights)
+        wnet, _ = read_caffemodel_arrays(weights, proto)
         info.blob_shapes = {ly.name: [blob_shape(b) for b in ly.blobs] for ly in wnet.layer}
     return info
 
@@ -187,7 +191,8 @@ def attach_stats(
     from caffe2torch.build.stats import net_stats, unique_param_count
 
     try:
-        net = build_net(info.net, state, input_shapes=shapes, share=share)
+        net = build_net(info.net, state, input_shapes=shapes, share=share,
+                        source_map=info.source_map)
     except CaffeError as err:
         return err
     by_index = {s.index: s for s in net_stats(net)}
@@ -248,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     shapes = input_shapes(args.input_shape)
-    info = load(args.file, args.weights)
+    info = load(args.file, args.weights, args.proto)
     check_shape_names(shapes, net_blob_names(info.net), args.file)
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]

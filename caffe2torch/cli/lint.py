@@ -9,6 +9,7 @@ import shutil
 import sys
 
 from caffe2torch.cli import common
+from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError
 from caffe2torch.io.text import read_text
 from caffe2torch.lint.codes import CODES, explain
@@ -45,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "lists align and carry labels 0/1")
     p.add_argument("--weights", metavar="CAFFEMODEL", help="check the net against these weights")
     p.add_argument("--explain", metavar="CODE", help="print what a code means and exit")
+    add_proto_arg(p)
     p.set_defaults(run=run)
 
 
@@ -85,18 +87,18 @@ def run(args: argparse.Namespace) -> int:
         print("caffe2torch lint: error: give at least one FILE", file=sys.stderr)
         return common.USAGE
     opts = Options(select=_codes(args.select), ignore=_codes(args.ignore),
-                   check_data=args.check_data, weights=args.weights)
+                   check_data=args.check_data, weights=args.weights, proto=args.proto)
     found: list[Diagnostic] = []
     sources: dict[str | None, str] = {}
     io_error = False
     for path in args.files:
         try:
             text = read_text(path)
+            diags = lint_text(text, path, opts)
         except CaffeError as e:
             common.report(e)
             io_error = True
             continue
-        diags = lint_text(text, path, opts)
         if args.diff:
             _print_diff(path, text, diags)
         elif args.fix:

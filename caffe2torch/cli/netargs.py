@@ -33,6 +33,10 @@ def share_option(args: argparse.Namespace) -> str | None:
     """The ``share=`` value of load_net / build_net for ``--share``."""
     value = getattr(args, "share", "declared")
     return None if value == "none" else value
+def add_proto_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--proto", metavar="PATH",
+                   help="the caffe.proto of the Caffe fork the files were written for (its "
+                   "src/caffe/proto/caffe.proto): read them with its fields and numbers")
 
 
 def build_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,6 +55,7 @@ def add_model_args(p: argparse.ArgumentParser, weights: bool = True) -> None:
     add_netstate_args(p, "TEST")
     add_input_shape_arg(p)
     add_share_arg(p)
+    add_proto_arg(p)
 
 
 def add_netstate_args(p: argparse.ArgumentParser, phase: str | None) -> None:
@@ -66,8 +71,9 @@ def add_netstate_args(p: argparse.ArgumentParser, phase: str | None) -> None:
 
 def add_input_shape_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
-                   help="shape of a data top, when the prototxt gives none or to change it "
-                   "(repeatable), e.g. --input-shape data=1,3,224,224")
+                   help="shape of a data top the prototxt does not give, or of the tops of "
+                   "any data layer to replace by an input (repeatable), e.g. "
+                   "--input-shape data=1,3,224,224")
 
 
 def input_shapes(values: list[str]) -> dict[str, list[int]] | None:
@@ -113,22 +119,21 @@ def net_blob_names(net_param: Any) -> list[str]:
 
 def load_model(args: argparse.Namespace) -> Any:
     """The net of MODEL for the flags' NetState, with --weights copied in."""
-    from caffe2torch.build import build_net
-    from caffe2torch.io import read_net_with_positions
-    from caffe2torch.ir import NetState
+    from caffe2torch import load_net
+    from caffe2torch.io import read_net
 
     shapes = input_shapes(args.input_shape)
-    net_param, source_map = read_net_with_positions(args.model)
-    check_shape_names(shapes, net_blob_names(net_param), args.model)
-    net = build_net(
-        net_param,
-        NetState.of(args.phase, args.level, args.stage),
+    proto = getattr(args, "proto", None)
+    if shapes:  # refuse a name the net does not have before building (it would be ignored)
+        check_shape_names(shapes, net_blob_names(read_net(args.model, proto)), args.model)
+    return load_net(
+        args.model,
+        weights=getattr(args, "weights", None),
+        phase=args.phase,
+        level=args.level,
+        stages=args.stage,
         input_shapes=shapes,
-        options=build_options(args),
         share=share_option(args),
-        source_map=source_map,
+        proto=proto,
+        **build_options(args),
     )
-    weights = getattr(args, "weights", None)
-    if weights is not None:
-        net.copy_from(weights)
-    return net

@@ -15,9 +15,13 @@ import torch
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
     add_netstate_args,
+    add_proto_arg,
     add_python_layers_arg,
     add_share_arg,
     build_options,
+    check_shape_names,
+    input_shapes,
+    net_blob_names,
     share_option,
 )
 from caffe2torch.cli.train import device_flag
@@ -28,6 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=DESCRIPTION, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    add_proto_arg(p)
+    p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
+                   help="replace the data layer of these tops by an input of this shape "
+                   "(fed zeros; repeatable)")
     p.add_argument("--weights", metavar="W", help="caffemodel(s), comma-separated")
     p.add_argument("--iterations", type=int, default=50, metavar="N",
                    help="batches to score (default 50)")
@@ -137,14 +145,16 @@ def _run_caffe(args: argparse.Namespace) -> int:
     if device.type == "cpu":
         log.info("Use CPU.", "caffe.cpp:271")
     stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
-    net_param, source_map = read_net_with_positions(args.model)
+    net_param, source_map = read_net_with_positions(args.model, args.proto)
+    shapes = input_shapes(args.input_shape)
+    check_shape_names(shapes, net_blob_names(net_param), args.model)
     net = build_fed_net(net_param, NetState.of(args.phase, args.level, stages),
                         source_map=source_map, device=device, options=build_options(args),
-                        share=share_option(args))
+                        share=share_option(args), input_shapes=shapes)
     if args.weights:
         for name in (w.strip() for w in args.weights.split(",")):
             if name:
-                net.copy_from(name)
+                net.copy_from(name, args.proto)
     else:
         common.note("caffe2torch test: note: no -weights: scoring the fillers' values")
     log.info(f"Running for {args.iterations} iterations.", "caffe.cpp:283")

@@ -14,6 +14,7 @@ from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
     add_input_shape_arg,
     add_netstate_args,
+    add_proto_arg,
     add_python_layers_arg,
     build_options,
     check_shape_names,
@@ -29,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=DESCRIPTION, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
+    add_proto_arg(p)
     p.add_argument("--iterations", type=int, default=50, metavar="N",
                    help="forward-backward passes to average (default 50)")
     p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("Use CPU.", "caffe.cpp:345")
     stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
     state = NetState.of(args.phase, args.level, stages)
-    net_param, source_map = read_net_with_positions(args.model)
+    net_param, source_map = read_net_with_positions(args.model, args.proto)
     shapes = input_shapes(args.input_shape)
     check_shape_names(shapes, net_blob_names(net_param), args.model)
     try:

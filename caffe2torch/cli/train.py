@@ -9,6 +9,7 @@ from typing import Any
 
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
+    add_proto_arg,
     add_python_layers_arg,
     add_share_arg,
     build_options,
@@ -25,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--solver", required=True, metavar="S", help="solver prototxt")
+    add_proto_arg(p)
     p.add_argument("--weights", metavar="W",
                    help="caffemodel(s) to fine-tune from, comma-separated")
     p.add_argument("--snapshot", metavar="X", help="a .solverstate[.h5] to resume from")
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         common.note(f"caffe2torch train: {nproc} GPUs: starting one process per GPU under "
                     "torch.distributed.run")
         return ddp.relaunch(getattr(args, "argv", sys.argv[1:]), nproc)
-    param = read_solver(args.solver)
+    param = read_solver(args.solver, args.proto)
     param.snapshot_prefix = snapshot_prefix(param, args.solver)
     if args.iterations is not None:
         param.max_iter = args.iterations
@@ -161,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
                         weights=args.weights, build_options=build_options(args),
                         distributed=group, amp=args.amp, tensorboard=args.tensorboard,
                         progress=progress_wanted(False if args.no_progress else None),
-                        data_workers=args.workers, share=share_option(args))
+                        data_workers=args.workers, share=share_option(args),
+                        proto=args.proto)
         try:
             with SignalHandler(args.sigint_effect, args.sighup_effect,
                                args.sigterm_effect) as handler:

@@ -7,17 +7,18 @@ import argparse
 import sys
 
 from caffe2torch.cli import common
+from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError
 from caffe2torch.io.binary import atomic_write, looks_binary, upgrade_caffemodel
-from caffe2torch.io.positions import scan
 from caffe2torch.io.text import (
     is_solver_text,
+    net_from_text,
     net_to_text,
-    parse_text,
+    parse_text_keeping_unknown,
     read_solver_text,
     read_text,
 )
-from caffe2torch.io.upgrade import mixed_error, solver_needs_upgrade, upgrade_net_report
+from caffe2torch.io.upgrade import solver_needs_upgrade
 from caffe2torch.proto import caffe_pb2
 
 
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", metavar="FILE", help="where to write (same as OUT)")
     p.add_argument("--output", dest="out", action=common.DeprecatedAlias, new="-o/--out FILE",
                    help=argparse.SUPPRESS)
+    add_proto_arg(p)
     p.set_defaults(run=run)
 
 
@@ -79,21 +81,20 @@ def run(args: argparse.Namespace) -> int:
             print("caffe2torch upgrade: error: a caffemodel is binary: give the output file "
                   "(caffe2torch upgrade IN.caffemodel OUT.caffemodel)", file=sys.stderr)
             return common.USAGE
-        report = upgrade_caffemodel(src, out)
+        report = upgrade_caffemodel(src, out, args.proto)
         _say(src, report.steps)
         return _warn(src, report.warnings)
     text = read_text(src)
     if is_solver_text(text):
-        old = parse_text(text, caffe_pb2.SolverParameter(), path=src)
-        solver = read_solver_text(text, src)
+        old = parse_text_keeping_unknown(text, caffe_pb2.SolverParameter(), path=src)[0]
+        solver = read_solver_text(text, src, args.proto)
         _say(src, ["solver_type -> type"] if solver_needs_upgrade(old) else [])
         _emit(net_to_text(solver), out)
         return common.OK
-    source = scan(text, src)
-    if {"layer", "layers"} <= source.kinds():
-        raise mixed_error(source, src)
-    net = parse_text(text, caffe_pb2.NetParameter(), path=src)
-    report = upgrade_net_report(net, source=source, path=src)
+    _, source, report = net_from_text(text, src, args.proto)
+    for e in source.extras:
+        common.note(f"{src}:{e.line}:{e.col}: note: `{e.text}` is not in caffe2torch's "
+                    "schema: left out of the output")
     _say(src, report.steps)
     _emit(net_to_text(report.net), out)
     return _warn(src, report.warnings)

@@ -20,16 +20,21 @@ the target, so a crash never leaves half a file behind.
 from __future__ import annotations
 
 import contextlib
+import io
+import mmap
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
 from caffe2torch.errors import ParseError, WeightsError, WriteError
 from caffe2torch.io import wire
+from caffe2torch.io.fork_schema import as_schema
+from caffe2torch.io.translate import PiecesIO
 from caffe2torch.io.upgrade import (
     UpgradeReport,
     needs_v0_upgrade,
@@ -170,8 +175,26 @@ class _Scan:
     blocks: dict[int, list[list[wire.BlobRecord]]]
 
 
-def _scan_net(path: PathLike, mode: str) -> tuple[str, _Scan]:
+def _open_as_ours(path: PathLike, proto: Any, name: str):
+    """Like _open; with a fork schema ``proto``, the file re-keyed to our field numbers (in
+    memory: io.translate copies blob payloads as slices)."""
     p, f, size = _open(path)
+    schema = as_schema(proto)
+    if schema is None or size == 0 or schema.translator(name).identical:
+        return p, f, size  # the fork numbers this message as we do: read it as ours
+    with f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        pieces, _ = schema.translator(name).run_pieces(memoryview(mapped))
+    except ParseError as e:
+        e.path = p
+        raise
+    raw = PiecesIO(pieces, keep=mapped)
+    return p, io.BufferedReader(raw, buffer_size=1 << 16), raw.size
+
+
+def _scan_net(path: PathLike, mode: str, proto: Any = None) -> tuple[str, _Scan]:
+    p, f, size = _open_as_ours(path, proto, "NetParameter")
     with f:
         if size == 0:
             raise ParseError("the file is empty", path=p, hint="a caffemodel holds a NetParameter")
@@ -262,11 +285,11 @@ def _upgraded_blobs(
 
 
 def read_caffemodel_layers(
-    path: PathLike,
+    path: PathLike, proto: Any = None,
 ) -> tuple[caffe_pb2.NetParameter, list[list[np.ndarray]]]:
     """Like :func:`read_caffemodel_arrays`, with the arrays listed by layer position
     (``arrays[i]`` belongs to ``net.layer[i]``), which keeps layers of the same name apart."""
-    p, scan = _scan_net(path, "arrays")
+    p, scan = _scan_net(path, "arrays", proto)
     report, records = _upgraded_blobs(p, _parse_structure(p, scan), scan)
     net = report.net
     arrays: list[list[np.ndarray]] = []
@@ -281,7 +304,7 @@ def read_caffemodel_layers(
 
 
 def read_caffemodel_arrays(
-    path: PathLike,
+    path: PathLike, proto: Any = None,
 ) -> tuple[caffe_pb2.NetParameter, dict[str, list[np.ndarray]]]:
     """A caffemodel -> (its NetParameter upgraded to V2, with each blob's shape fields but
     no values; ``{layer name: [arrays in blob order]}`` for the layers that have blobs).
@@ -289,17 +312,19 @@ def read_caffemodel_arrays(
     Arrays are float32 (float64 where the file used ``double_data``), shaped as
     Blob::FromProto shapes them (legacy 4-D blobs stay 4-D: ``is_legacy_4d(net.layer[i]
     .blobs[k])`` tells). Diffs (written only with ``snapshot_diff``) are skipped. When two
-    layers share a name the later one wins, as in Net::CopyTrainedLayersFrom.
+    layers share a name the later one wins, as in Net::CopyTrainedLayersFrom. ``proto``: a
+    fork's caffe.proto (path or io.fork_schema.ForkSchema) that wrote the file.
     """
-    net, per_layer = read_caffemodel_layers(path)
+    net, per_layer = read_caffemodel_layers(path, proto)
     arrays = {layer.name: a for layer, a in zip(net.layer, per_layer) if a}
     return net, arrays
 
 
-def read_caffemodel(path: PathLike) -> caffe_pb2.NetParameter:
+def read_caffemodel(path: PathLike, proto: Any = None) -> caffe_pb2.NetParameter:
     """A caffemodel -> NetParameter with blobs, upgraded to V2 (V0 and V1 files too), what
-    Caffe's ``upgrade_net_proto_binary`` would write."""
-    p, scan = _scan_net(path, "raw")
+    Caffe's ``upgrade_net_proto_binary`` would write. ``proto``: the fork's caffe.proto that
+    wrote it (its field numbers; fields only the fork has are left out)."""
+    p, scan = _scan_net(path, "raw", proto)
     report, records = _upgraded_blobs(p, _parse_structure(p, scan), scan)
     net = report.net
     for layer, recs in zip(net.layer, records):
@@ -314,8 +339,8 @@ def read_caffemodel(path: PathLike) -> caffe_pb2.NetParameter:
     return net
 
 
-def _read_message(path: PathLike, msg: Message, kind: str) -> Message:
-    p, f, _ = _open(path)
+def _read_message(path: PathLike, msg: Message, kind: str, proto: Any = None) -> Message:
+    p, f, _ = _open_as_ours(path, proto, msg.DESCRIPTOR.name)
     with f:
         data = f.read()
     if not data:
@@ -357,15 +382,19 @@ def read_blobproto(path: PathLike) -> caffe_pb2.BlobProto:
     return _read_message(path, caffe_pb2.BlobProto(), "binaryproto")  # type: ignore[return-value]
 
 
-def read_solverstate(path: PathLike) -> caffe_pb2.SolverState:
-    """A ``.solverstate`` (SolverState: iter, learned_net, history blobs, current_step)."""
-    return _read_message(path, caffe_pb2.SolverState(), "solverstate")  # type: ignore[return-value]
+def read_solverstate(path: PathLike, proto: Any = None) -> caffe_pb2.SolverState:
+    """A ``.solverstate`` (SolverState: iter, learned_net, history blobs, current_step);
+    ``proto``: the fork's caffe.proto that wrote it."""
+    return _read_message(path, caffe_pb2.SolverState(), "solverstate",  # type: ignore[return-value]
+                         proto)
 
 
-def read_solverstate_arrays(path: PathLike) -> tuple[caffe_pb2.SolverState, list[np.ndarray]]:
+def read_solverstate_arrays(
+    path: PathLike, proto: Any = None
+) -> tuple[caffe_pb2.SolverState, list[np.ndarray]]:
     """A ``.solverstate`` -> (the SolverState with history shapes but no values, the history
     blobs as arrays, in order)."""
-    p, f, size = _open(path)
+    p, f, size = _open_as_ours(path, proto, "SolverState")
     with f:
         if size == 0:
             raise ParseError("the file is empty", path=p)
@@ -431,9 +460,12 @@ def atomic_write(path: PathLike, pieces: Iterable[bytes | memoryview]) -> None:
                 os.unlink(tmp)
 
 
-def write_caffemodel(path: PathLike, net: caffe_pb2.NetParameter) -> None:
-    """Write a NetParameter (with its blobs) as a binary caffemodel, as it is."""
-    atomic_write(path, [net.SerializeToString()])
+def write_caffemodel(path: PathLike, net: caffe_pb2.NetParameter, proto: Any = None) -> None:
+    """Write a NetParameter (with its blobs) as a binary caffemodel, as it is; with a fork's
+    caffe.proto, in the fork's field numbers (so that the fork reads it back)."""
+    schema = as_schema(proto)
+    data = net.SerializeToString()
+    atomic_write(path, [schema.from_ours("NetParameter", data) if schema else data])
 
 
 def _copy_fields(src: Message, dst: Message, skip: frozenset[str]) -> None:
@@ -520,16 +552,23 @@ def write_caffemodel_arrays(
     arrays: Mapping[str, Sequence[np.ndarray]] | Sequence[Sequence[np.ndarray]],
     *,
     legacy_4d: bool = False,
+    proto: Any = None,
 ) -> None:
     """Write a caffemodel from a net definition and numpy arrays (the fast path: the array
-    bytes go to the file without passing through protobuf). See :func:`caffemodel_pieces`."""
-    atomic_write(path, caffemodel_pieces(net, arrays, legacy_4d=legacy_4d))
+    bytes go to the file without passing through protobuf). See :func:`caffemodel_pieces`.
+    ``proto``: write in that fork's field numbers."""
+    pieces = caffemodel_pieces(net, arrays, legacy_4d=legacy_4d)
+    schema = as_schema(proto)
+    if schema is not None:
+        pieces = [schema.from_ours("NetParameter", b"".join(pieces))]
+    atomic_write(path, pieces)
 
 
-def upgrade_caffemodel(src: PathLike, dst: PathLike) -> UpgradeReport:
+def upgrade_caffemodel(src: PathLike, dst: PathLike, proto: Any = None) -> UpgradeReport:
     """``upgrade_net_proto_binary src dst``: the net upgraded to V2 with every blob copied
-    byte for byte. Returns the upgrade report (its ``net`` without blobs)."""
-    p, scan = _scan_net(src, "raw")
+    byte for byte. Returns the upgrade report (its ``net`` without blobs). ``proto``: the
+    fork's caffe.proto that wrote ``src`` (the output uses our numbers)."""
+    p, scan = _scan_net(src, "raw", proto)
     report, records = _upgraded_blobs(p, _parse_structure(p, scan), scan)
     net = report.net
     pieces: list[bytes | memoryview] = [_net_without_layers(net)]

@@ -103,6 +103,8 @@ class SourceMap:
     layers: list[LayerPos]
     path: str | None = None
     n_lines: int = 0
+    # fields the schema lacks, kept by the reader (io.extra.ExtraField)
+    extras: list = field(default_factory=list)
 
     def layer(self, i: int) -> LayerPos:
         return self.layers[i]
@@ -116,6 +118,11 @@ class SourceMap:
     def top(self, name: str) -> Pos | None:
         found = self.top_fields.get(name)
         return found[0] if found else None
+
+    def extras_of(self, i: int) -> list:
+        """The kept unknown fields written in the block of ``layer(i)``."""
+        block = self.layers[i].index
+        return [e for e in self.extras if e.block == block and block >= 0]
 
     def kinds(self) -> set[str]:
         return {b.kind for b in self.blocks}

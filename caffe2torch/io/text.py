@@ -4,8 +4,10 @@ Lenient where Caffe's own reader is: any newline style, ``layer: {``, single-quo
 a non-repeated field given twice (the last one wins, as in C++ TextFormat), and bytes that
 are not UTF-8 (old files have latin-1 comments): each such byte becomes one character, so
 line and column numbers stay right. Strict where Caffe is: unknown fields and enum values
-fail, with a :class:`~caffe2torch.errors.ParseError` that names the file, the 1-based line and
-column, and what to write instead.
+fail in Caffe; here a net's unknown fields and enum values are kept aside (io.extra) so that
+a fork's net still reads, and everything else that Caffe rejects fails, with a
+:class:`~caffe2torch.errors.ParseError` that names the file, the 1-based line and column, and
+what to write instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import re
 import struct
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_encoding, text_format
@@ -24,9 +28,13 @@ from google.protobuf.message import Message
 
 from caffe2torch.errors import CaffeError, ParseError, UpgradeError
 from caffe2torch.io import upgrade as _up
+from caffe2torch.io.extra import ExtraField, take_out_unknown
+from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
+from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.proto.forks import FORK_FIELDS
 
 # ----------------------------------------------------------------------------- bytes -> text
 
@@ -97,6 +105,58 @@ def parse_text(text: str, message: Message, *, path: str | None = None) -> Messa
     except text_format.ParseError as e:
         raise _explain(e, text, message.DESCRIPTOR, path) from None
     return message
+
+
+def parse_text_keeping_unknown(
+    text: str, message: Message, *, path: str | None = None
+) -> tuple[Message, list[ExtraField]]:
+    """Like :func:`parse_text`, but fields (and enum values) the schema lacks are kept aside
+    instead of failing: the message and those fields. Any other error still fails."""
+    text = normalize_newlines(text)
+    message.Clear()
+    try:
+        text_format.Merge(text, message)
+        return message, []
+    except text_format.ParseError as e:
+        raw = _LOC_RE.sub("", str(e), count=1)
+        if "has no field named" not in raw and "has no value named" not in raw:
+            raise _explain(e, text, message.DESCRIPTOR, path) from None
+    blanked, extras = take_out_unknown(text, message.DESCRIPTOR, _caffe_would_explain)
+    extras = merge_repeated(extras)  # a repeated field written N times: one list value
+    message.Clear()
+    try:
+        text_format.Merge(blanked, message)
+    except text_format.ParseError as e:
+        raise _explain(e, blanked, message.DESCRIPTOR, path) from None
+    return message, extras
+
+
+_FORK_LAYER_FIELDS = frozenset(FORK_FIELDS.get("LayerParameter", {}))
+
+
+def _caffe_would_explain(
+    owner: _descriptor.Descriptor, name: str, path: tuple[str, ...], kind: str
+) -> bool:
+    """Whether an unknown name is a mistake we can explain rather than a fork's field: a
+    field of another Caffe dialect or message (V1 ``blobs_lr`` in a V2 block, a layer's field
+    at the top level after a brace too many, a solver file read as a net), a block opened
+    inside a layer (a missing brace), or a bad value in an include/exclude rule or phase,
+    which would silently change which layers a phase has."""
+    layer_fields = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+    if kind == "enum":
+        return not (path == ("layers",) and name == "type") and not any(
+            p.endswith("_param") for p in path)
+    if name in ("layer", "layers") and path:
+        return True
+    if owner.name == "LayerParameter" and name in _V1_FIELD_FIX:
+        return True
+    if owner.name == "V1LayerParameter" and name in layer_fields:
+        return name not in _FORK_LAYER_FIELDS  # a fork's V1 block may have its own params
+    if owner.name == "NetParameter" and (
+            name in layer_fields or name in caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name):
+        return True
+    return owner.name == "SolverParameter" and (
+        name in caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name)
 
 
 _LOC_RE = re.compile(r"^\d+(?::\d+)? : ")
@@ -295,8 +355,8 @@ def add_text_hook(hook: TextHook) -> None:
         _TEXT_HOOKS.append(hook)
 
 
-def _net_from_text(
-    text: str, path: str | None
+def net_from_text(
+    text: str, path: str | None, proto: Any = None
 ) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
     text = normalize_newlines(text)
     check_text(text, path)
@@ -305,51 +365,132 @@ def _net_from_text(
     source = scan(text, path)
     if {"layer", "layers"} <= source.kinds():
         raise _up.mixed_error(source, path)
-    net = parse_text(text, caffe_pb2.NetParameter(), path=path)
+    net, extras = _parse_with(text, "NetParameter", path, proto, source)
     report = _up.upgrade_net_report(net, source=source, path=path)
+    if extras:
+        source.extras = _apply_v1_extras(report, extras)
     return net, source, report
 
 
-def read_net_text(text: str, path: str | None = None) -> caffe_pb2.NetParameter:
-    """A net prototxt's text -> NetParameter, upgraded to V2."""
-    return _net_from_text(text, path)[2].net
+def _parse_with(
+    text: str, name: str, path: str | None, proto: Any, source: SourceMap | None
+) -> tuple[Any, list[ExtraField]]:
+    """Parse ``text`` as message ``name`` of our schema, or (``proto``) of the fork's schema
+    mapped into ours by field name; the fields kept aside, located."""
+    ours = getattr(caffe_pb2, name)()
+    schema = as_schema(proto)
+    if schema is None:
+        return parse_text_keeping_unknown(text, ours, path=path)
+    # Text names fields, so a file that only uses fields our schema has reads the same
+    # through the fork's schema and the mapping by name: parse it as ours (fast path).
+    try:
+        text_format.Merge(text, ours)
+        return ours, []
+    except text_format.ParseError:
+        ours.Clear()
+    fork_msg, unknown = parse_text_keeping_unknown(text, schema.need(name)(), path=path)
+    data, typed = schema.to_ours(name, fork_msg.SerializeToString(), path)
+    ours.ParseFromString(data)
+    return ours, unknown + _locate(merge_repeated(typed), source or scan(text, path))
 
 
-def read_net(path: str | os.PathLike[str]) -> caffe_pb2.NetParameter:
-    """A net prototxt file -> NetParameter, upgraded to V2 (ReadNetParamsFromTextFileOrDie)."""
+def _locate(extras: list[ExtraField], source: SourceMap) -> list[ExtraField]:
+    """Line:col of fields found by the translator (which works on bytes)."""
+    out = []
+    for e in extras:
+        pos = None
+        if e.block is not None and 0 <= e.block < len(source.blocks):
+            pos = source.blocks[e.block].field(e.dotted)
+        elif e.block is None:
+            pos = source.top(e.dotted)
+        out.append(replace(e, line=pos[0], col=pos[1]) if pos else e)
+    return out
+
+
+def _apply_v1_extras(report: _up.UpgradeReport, extras: list[ExtraField]) -> list[ExtraField]:
+    """What V1 blocks kept aside, put where the V2 net has a place for it: a V1 ``type:
+    LOCAL`` that the enum lacks becomes the V2 type ``"LOCAL"`` (an unknown layer type that
+    a plug-in or an alias can build); a fork's parameter block written in a V1 block that V2
+    ``layer`` has (DeepLab's ``interp_param``) moves into the upgraded layer. Returns the
+    fields still kept aside."""
+    by_block: dict[int | None, list[ExtraField]] = {}
+    for e in extras:
+        if e.path[:1] == ("layers",) and len(e.path) == 2:
+            by_block.setdefault(e.block, []).append(e)
+    if not by_block:
+        return extras
+    placed: set[int] = set()
+    layer_fields = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+    for i, origin in enumerate(report.origin):
+        layer = report.net.layer[i]
+        for e in by_block.get(origin, []):
+            if e.kind == "enum" and e.name == "type" and isinstance(e.value, str):
+                if not layer.type:
+                    layer.type = e.value
+                continue  # kept too: the linter and the builder's hint name it
+            fd = layer_fields.get(e.name)
+            if e.kind == "field" and fd is not None and fd.message_type is not None:
+                try:
+                    text_format.Merge(e.text, layer)
+                except text_format.ParseError:
+                    continue
+                placed.add(id(e))
+    return [e for e in extras if id(e) not in placed]
+
+
+def read_net_text(
+    text: str, path: str | None = None, proto: Any = None
+) -> caffe_pb2.NetParameter:
+    """A net prototxt's text -> NetParameter, upgraded to V2. ``proto``: the caffe.proto of
+    the Caffe fork the net was written for (a path, or an io.fork_schema.ForkSchema)."""
+    return net_from_text(text, path, proto)[2].net
+
+
+def read_net(path: str | os.PathLike[str], proto: Any = None) -> caffe_pb2.NetParameter:
+    """A net prototxt file -> NetParameter, upgraded to V2 (ReadNetParamsFromTextFileOrDie).
+    ``proto``: the fork's caffe.proto (fields only it has are kept aside, see
+    :func:`read_net_with_positions`)."""
     p = os.fspath(path)
-    return read_net_text(read_text(p), p)
+    return read_net_text(read_text(p), p, proto)
 
 
 def read_net_with_positions(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str], proto: Any = None,
 ) -> tuple[caffe_pb2.NetParameter, SourceMap]:
     """The upgraded net and a SourceMap whose ``layer(i)`` is where upgraded layer ``i`` is
-    written (an Input layer made from ``input:`` fields points at the first ``input:``)."""
+    written (an Input layer made from ``input:`` fields points at the first ``input:``).
+    ``SourceMap.extras`` holds the fields our schema lacks (io.extra.ExtraField): unknown
+    ones kept with their text, or the fork's own, typed, when ``proto`` is given."""
     p = os.fspath(path)
-    _, source, report = _net_from_text(read_text(p), p)
+    _, source, report = net_from_text(read_text(p), p, proto)
     return report.net, source.remap(report.origin)
 
 
 # ----------------------------------------------------------------------------- solvers
 
 
-def read_solver_text(text: str, path: str | None = None) -> caffe_pb2.SolverParameter:
+def read_solver_text(
+    text: str, path: str | None = None, proto: Any = None
+) -> caffe_pb2.SolverParameter:
     """A solver prototxt's text -> SolverParameter, upgraded (``solver_type`` -> ``type``;
-    inline V0/V1 nets upgraded too, which Caffe itself does not do)."""
+    inline V0/V1 nets upgraded too, which Caffe itself does not do). ``proto``: the fork's
+    caffe.proto (its solver fields are mapped into ours by name)."""
     text = normalize_newlines(text)
     check_text(text, path)
-    solver = parse_text(text, caffe_pb2.SolverParameter(), path=path)
+    if proto is None:
+        solver = parse_text(text, caffe_pb2.SolverParameter(), path=path)
+    else:
+        solver, _ = _parse_with(text, "SolverParameter", path, proto, None)
     source = scan(text, path) if solver.HasField("solver_type") else None
     return _up.upgrade_solver(solver, path=path, source=source)
 
 
-def read_solver(path: str | os.PathLike[str]) -> caffe_pb2.SolverParameter:
+def read_solver(path: str | os.PathLike[str], proto: Any = None) -> caffe_pb2.SolverParameter:
     """A solver prototxt file -> SolverParameter, upgraded (see :func:`read_solver_text`).
     ``snapshot_prefix`` is left as written; :func:`caffe2torch.io.upgrade.snapshot_prefix`
     applies Caffe's default."""
     p = os.fspath(path)
-    return read_solver_text(read_text(p), p)
+    return read_solver_text(read_text(p), p, proto)
 
 
 # ----------------------------------------------------------------------------- text out

@@ -4,6 +4,7 @@ from caffe2torch.layers import (  # noqa: F401  (imported for their registration
     blob_ops,
     forks_detection,
     forks_face,
+    forks_local,
     forks_losses,
     forks_mobile,
     forks_normface,

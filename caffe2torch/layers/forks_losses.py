@@ -4,6 +4,10 @@
   optionally inside and outside weights. x = w_in (p - t); f(x) = 0.5 (sigma x)^2 when
   |x| < 1 / sigma^2, else |x| - 0.5 / sigma^2; loss = sum(w_out f(x)) / N (N = bottom 0's
   first axis). Its gradient is the derivative of that (autograd), +/- for p and t.
+* ``SmoothL1Loss`` with two tops or three bottoms (one weight) is R-FCN's caffe's own
+  SmoothL1Loss, built as ``SmoothL1LossOHEM`` below (py-faster-rcnn refuses three bottoms;
+  with 2 or 4 bottoms and one top the two forks' rules are told apart by nothing in the
+  file, and py-faster-rcnn's is used).
 * ``SmoothL1LossOHEM`` (R-FCN's caffe): x = w (p - t) with an optional third bottom w;
   f with sigma 1; loss = sum f(x) / normalizer (``loss_param``: FULL and VALID divide by
   N * H * W, BATCH_SIZE by N, PRE_FIXED by ``pre_fixed_normalizer``, NONE by 1; never
@@ -107,12 +111,13 @@ class CaffeSmoothL1Loss(nn.Module):
 
 
 @register_layer(
-    "SmoothL1Loss", param="smooth_l1_loss_param", bottoms=(2, 4), loss=True,
+    "SmoothL1Loss", param="smooth_l1_loss_param", bottoms=(2, 4), tops=(1, 2), loss=True,
 )
 def build_smooth_l1_loss(ctx: BuildContext) -> nn.Module:
     n = len(ctx.bottom_shapes)
-    if n == 3:
-        raise ctx.error("takes 2 bottoms, or 4 with inside and outside weights, got 3")
+    if ctx.num_tops == 2 or n == 3:
+        # R-FCN's SmoothL1Loss: one weight bottom, a per-item second top
+        return build_smooth_l1_loss_ohem(ctx)
     _check_same_legacy(ctx, range(1, n))
     return CaffeSmoothL1Loss(float(ctx.param.sigma))
 

@@ -14,6 +14,17 @@ Upsample.
   phase or ``frozen`` use the stored statistics; TRAIN uses the batch mean and biased
   variance over (N, H, W) and moves the stored ones: stat = (1 - momentum) * batch +
   momentum * stat. ``frozen`` also freezes slope and bias (no gradient, as the fork).
+* BN of alexgkendall/caffe-segnet (SegNet, ENet), recognised by its own fields
+  (``bn_mode``, ``scale_filler``, ``shift_filler``: read from the kept fields or the
+  fork's schema): 2 blobs, scale and shift (1, C, 1, 1). ``bn_mode: LEARN`` (the default)
+  normalises with the batch statistics in every phase: mean = E[x] and var = E[x^2] -
+  E[x]^2 over (H, W) then N (two gemv calls), y = (x - mean) / sqrt(var + 1e-9) * scale
+  + shift; tops 1 and 2, when given, are the batch mean and variance. ``bn_mode:
+  INFERENCE`` is y = scale * x + shift (SegNet's compute_bn_statistics.py folds the
+  statistics into scale and shift).
+* DenseImageData (SegNet): a data layer of image / label-image pairs; tops (batch, C, h,
+  w) and (batch, 1, h, w) with h, w from transform_param.crop_size, else crop_height /
+  crop_width, else new_height / new_width, else the first listed image.
 * Upsample (alexgkendall/caffe-segnet): max-unpooling. Bottom 1 is the mask top of a MAX
   Pooling layer (flat indices into each output plane); top[n, c].flat[mask] = bottom[n, c],
   zero elsewhere, a later bottom element winning when two share an index. The output is
@@ -121,7 +132,7 @@ class CaffeInterp(nn.Module):
         return ", ".join(parts)
 
 
-@register_layer("Interp", param="interp_param")
+@register_layer("Interp", param="interp_param", aliases=("INTERP",))
 def build_interp(ctx: BuildContext) -> nn.Module:
     p = ctx.param
     shape = ctx.bottom_shapes[0]
@@ -224,12 +235,70 @@ class CaffeBN(nn.Module):
         return f"momentum={self.momentum}, eps={self.eps}, frozen={self.frozen}"
 
 
-@register_layer("BN", param="bn_param", blobs=("slope", "bias", "mean", "variance"))
+class SegNetBN(nn.Module):
+    """SegNet's BN (see the module doc)."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, inference: bool,
+                 n_tops: int) -> None:
+        super().__init__()
+        self.blobs = nn.ParameterList([nn.Parameter(scale), nn.Parameter(shift)])
+        self.inference = inference
+        self.n_tops = n_tops
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        scale, shift = (b.reshape(1, -1, 1, 1) for b in self.blobs)
+        if self.inference:
+            return scale * x + shift
+        mean = x.mean(dim=(2, 3)).mean(dim=0)  # 1/(HW) then 1/N, as the fork's gemv calls
+        sq = (x * x).mean(dim=(2, 3)).mean(dim=0)
+        var = sq - mean * mean
+        y = (x - mean.reshape(1, -1, 1, 1)) / torch.sqrt(var + f32(1e-9)).reshape(1, -1, 1, 1)
+        y = y * scale + shift
+        if self.n_tops == 1:
+            return y
+        stats = (mean.reshape(1, -1, 1, 1), var.reshape(1, -1, 1, 1))
+        return (y, *stats[: self.n_tops - 1])
+
+    def extra_repr(self) -> str:
+        return f"bn_mode={'INFERENCE' if self.inference else 'LEARN'}"
+
+
+_SEGNET_BN_FIELDS = ("bn_param.bn_mode", "bn_param.scale_filler", "bn_param.shift_filler")
+
+
+def _filler(value: Any, default_type: str) -> Any:
+    from caffe2torch.proto import caffe_pb2
+
+    msg = caffe_pb2.FillerParameter(type=default_type)
+    if isinstance(value, dict):
+        for key, v in value.items():
+            if key in msg.DESCRIPTOR.fields_by_name and not isinstance(v, (dict, list)):
+                setattr(msg, key, v)
+    return msg
+
+
+def _build_segnet_bn(ctx: BuildContext, shape: tuple[int, ...]) -> nn.Module:
+    mode = ctx.extra_field("bn_param.bn_mode", "LEARN")
+    scale_f = _filler(ctx.extra_field("bn_param.scale_filler"), "constant")
+    shift_f = _filler(ctx.extra_field("bn_param.shift_filler"), "constant")
+    if mode not in ("LEARN", "INFERENCE", 0, 1):
+        raise ctx.error(f"unknown bn_mode {mode!r}", hint="SegNet's BN has LEARN and INFERENCE")
+    gen = ctx.options.get("generator")
+    blob_shape = (1, shape[1], 1, 1)
+    return SegNetBN(make_filled(blob_shape, scale_f, gen), make_filled(blob_shape, shift_f, gen),
+                    mode in ("INFERENCE", 1), ctx.num_tops)
+
+
+@register_layer("BN", param="bn_param", blobs=("slope", "bias", "mean", "variance"),
+                tops=(1, 3))
 def build_bn(ctx: BuildContext) -> nn.Module:
     p = ctx.param
     shape = ctx.bottom_shapes[0]
     if len(shape) != 4:
         raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got {shape}")
+    segnet = [e for e in ctx.extra if e.dotted in _SEGNET_BN_FIELDS]
+    if segnet or ctx.num_tops > 1:
+        return _build_segnet_bn(ctx, shape)
     blob_shape = (1, shape[1], 1, 1)
     gen = ctx.options.get("generator")
     slope = make_filled(blob_shape, p.slope_filler, gen)
@@ -329,3 +398,47 @@ def build_upsample(ctx: BuildContext) -> nn.Module:
         if pad and s != 2:
             raise ctx.error(f"pad_out_{axis} requires scale_{axis} == 2")
     return CaffeUpsample(None, scale, (bool(p.pad_out_h), bool(p.pad_out_w)))
+
+
+# --------------------------------------------------------------------------- DenseImageData
+
+
+@register_layer("DenseImageData", bottoms=0, tops=2, data=True)
+def build_dense_image_data(ctx: BuildContext) -> nn.Module:
+    from caffe2torch.layers.inputs import _data_module, _first_image_size
+
+    p = dict(ctx.extra_field("dense_image_data_param", {}) or {})
+    batch = int(p.get("batch_size", 0) or 0)
+    if batch <= 0:
+        raise ctx.error("dense_image_data_param.batch_size must be positive")
+    channels = 3 if p.get("is_color", True) else 1
+    crop = int(ctx.layer.transform_param.crop_size) if ctx.layer.HasField(
+        "transform_param") else 0
+    ch, cw = int(p.get("crop_height", 0)), int(p.get("crop_width", 0))
+    nh, nw = int(p.get("new_height", 0)), int(p.get("new_width", 0))
+    if (ch > 0) != (cw > 0) or (nh > 0) != (nw > 0):
+        raise ctx.error("crop_height/crop_width and new_height/new_width must each be set "
+                        "together (or neither)")
+    hw: tuple[int, int] | None
+    if crop > 0:
+        hw = (crop, crop)
+    elif ch > 0:
+        hw = (ch, cw)
+    elif nh > 0:
+        hw = (nh, nw)
+    else:
+        hw = _first_image_size(_ListSource(str(p.get("source", "")),
+                                           str(p.get("root_folder", "")), channels == 3),
+                               first_token=True)
+    if hw is None:
+        return _data_module(ctx, None, "without a crop or resize the size comes from the "
+                            f"first image listed in {p.get('source', '')!r}, which cannot be "
+                            "read here")
+    return _data_module(ctx, [(batch, channels, *hw), (batch, 1, *hw)])
+
+
+@dataclass(frozen=True)
+class _ListSource:
+    source: str
+    root_folder: str
+    is_color: bool

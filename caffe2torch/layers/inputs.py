@@ -37,21 +37,26 @@ class DataInput(nn.Module):
     """A data layer's module: knows the tops' shapes, passes fed tensors through."""
 
     def __init__(
-        self, layer_type: str, layer_name: str, shapes: list[Shape] | None, why: str
+        self, layer_type: str, layer_name: str, shapes: list[Shape] | None, why: str,
+        tops: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.layer_type = layer_type
         self.layer_name = layer_name
         self.shapes = shapes
         self.why = why  # why the shapes are unknown (when they are)
+        self.tops = list(tops)
 
     def infer_shapes(self, bottom_shapes: list[Shape]) -> list[Shape]:
         if self.shapes is None:
+            need = ", ".join(f"--input-shape {t}=N,C,H,W" for t in self.tops)
             raise BuildError(
                 f"layer '{self.layer_name}' ({self.layer_type}): the top shapes cannot be "
-                f"computed from the prototxt: {self.why}",
-                hint="build with the data source reachable, or give the shapes with "
-                "--input-shape (build option input_shapes={top: shape})",
+                f"computed from the prototxt: {self.why}; top(s) still without a shape: "
+                f"{', '.join(self.tops) or '?'}",
+                hint="build with the data source reachable, or give the shapes"
+                + (f" ({need})" if need else " with --input-shape")
+                + " (build option input_shapes={top: shape})",
             )
         return list(self.shapes)
 
@@ -77,7 +82,7 @@ def _data_module(ctx: BuildContext, shapes: list[Shape] | None, why: str = "") -
         shapes = override
     elif shapes is not None:
         shapes = shapes[: ctx.num_tops]
-    return DataInput(ctx.type, ctx.name, shapes, why)
+    return DataInput(ctx.type, ctx.name, shapes, why, list(ctx.layer.top))
 
 
 def _check_batch(ctx: BuildContext, batch_size: int) -> None:
@@ -137,13 +142,35 @@ def build_image_data(ctx: BuildContext) -> nn.Module:
     else:
         hw = None
     if hw is None:
+        hw = _first_image_size(p)  # ImageDataLayer::DataLayerSetUp reads it
+    if hw is None:
         return _data_module(
             ctx,
             None,
             f"without new_height/new_width or crop_size the image size comes from "
-            f"the first image listed in {p.source!r}",
+            f"the first image listed in {p.source!r}, which cannot be read here",
         )
     return _data_module(ctx, [(p.batch_size, channels, *hw), (p.batch_size,)])
+
+
+def _first_image_size(p: Any, first_token: bool = False) -> tuple[int, int] | None:
+    """(height, width) of the first image of the list ``p.source`` (root_folder + name,
+    relative to the working directory, as Caffe opens it), or None when it cannot be read.
+    Caffe shuffles the list before reading it when ``shuffle`` is set; nets that need a
+    fixed size resize (new_height/new_width), so the first listed image stands in."""
+    from caffe2torch.data.images import read_image
+
+    try:
+        with open(p.source, "rb") as f:
+            first = f.readline().decode("utf-8", "surrogateescape").rstrip("\r\n")
+    except OSError:
+        return None
+    if first_token:  # DenseImageData: `infile >> filename >> labelname`
+        name = first.split()[0] if first.split() else ""
+    else:  # ImageData: the name ends at the last space
+        name = first[: first.rfind(" ")] if " " in first else first
+    img = read_image(p.root_folder + name, is_color=p.is_color) if name else None
+    return (int(img.shape[0]), int(img.shape[1])) if img is not None else None
 
 
 @register_layer(

@@ -189,18 +189,25 @@ class CaffeSoftmaxWithLoss(nn.Module):
     """SoftmaxWithLoss: softmax over ``axis`` then multinomial logistic loss; optional second
     top ``prob`` (Caffe's backward ignores its diff)."""
 
-    def __init__(self, axis: int, ignore_label: int | None, mode: int, num_tops: int) -> None:
+    def __init__(self, axis: int, ignore_label: int | None, mode: int, num_tops: int,
+                 class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.axis = axis
         self.ignore_label = ignore_label
         self.normalization = mode
         self.num_tops = num_tops
+        # SegNet's weight_by_label_freqs: loss -w[label] log p[label], gradient w[label] (p -
+        # 1[label]): the infogain rule with H = diag(w)
+        self.class_weights: torch.Tensor | None
+        self.register_buffer("class_weights", None if class_weights is None
+                             else torch.diag(class_weights), persistent=False)
 
     def forward(
         self, logits: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         loss, prob = _SoftmaxLossFunction.apply(
-            logits, labels, None, self.axis, self.ignore_label, self.normalization, FLT_MIN
+            logits, labels, self.class_weights, self.axis, self.ignore_label,
+            self.normalization, FLT_MIN,
         )
         if self.num_tops == 1:
             return loss
@@ -211,7 +218,7 @@ class CaffeSoftmaxWithLoss(nn.Module):
     "SoftmaxWithLoss",
     param="softmax_param",
     bottoms=2,
-    tops=(1, 2),
+    tops=(1, 3),
     aliases=("SOFTMAX_LOSS", "softmax_loss"),
     loss=True,
 )
@@ -220,7 +227,27 @@ def build_softmax_with_loss(ctx: BuildContext) -> nn.Module:
     axis = _axis_of(ctx, ctx.layer.softmax_param.axis)
     _check_label_count(ctx, axis, "softmax")
     lp = _loss_param(ctx)
-    return CaffeSoftmaxWithLoss(axis, _ignore_label(lp), normalization_mode(lp), ctx.num_tops)
+    if ctx.num_tops == 3:  # R-FCN's caffe: a third top, the per-item loss (as its OHEM type)
+        from caffe2torch.layers.forks_losses import CaffeSoftmaxWithLossOHEM
+
+        return CaffeSoftmaxWithLossOHEM(axis, _ignore_label(lp), normalization_mode(lp), 3)
+    return CaffeSoftmaxWithLoss(axis, _ignore_label(lp), normalization_mode(lp), ctx.num_tops,
+                                _segnet_class_weights(ctx, axis))
+
+
+def _segnet_class_weights(ctx: BuildContext, axis: int) -> torch.Tensor | None:
+    """alexgkendall/caffe-segnet's loss_param ``weight_by_label_freqs`` and
+    ``class_weighting`` (one weight per class; kept fields or the fork's schema)."""
+    on = ctx.extra_field("loss_param.weight_by_label_freqs", False)
+    weights = ctx.extra_field("loss_param.class_weighting", [])
+    if not on:
+        return None
+    weights = weights if isinstance(weights, list) else [weights]
+    channels = ctx.bottom_shapes[0][axis]
+    if len(weights) != channels:
+        raise ctx.error(f"weight_by_label_freqs needs one class_weighting per class "
+                        f"({channels}), got {len(weights)}")
+    return torch.tensor([float(np.float32(w)) for w in weights], dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------- InfogainLoss

@@ -319,15 +319,19 @@ def build_threshold(ctx: BuildContext) -> nn.Module:
 class CaffeDropout(nn.Module):
     """Caffe's Dropout: TRAIN keeps each value with probability 1 - ratio and multiplies the
     kept ones by 1 / (1 - ratio); TEST is the identity. With a fork's ``scale_train: false``
-    TRAIN does not scale and TEST multiplies by 1 - ratio instead."""
+    TRAIN does not scale and TEST multiplies by 1 - ratio instead. With SegNet's
+    ``sample_weights_test: true`` (Bayesian SegNet's Monte Carlo dropout) TEST drops and
+    scales as TRAIN does."""
 
-    def __init__(self, ratio: float, scale_train: bool = True) -> None:
+    def __init__(self, ratio: float, scale_train: bool = True,
+                 sample_test: bool = False) -> None:
         super().__init__()
         self.ratio = ratio
         self.scale_train = scale_train
+        self.sample_test = sample_test
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training or self.sample_test:
             if self.scale_train:
                 return F.dropout(x, self.ratio, training=True)
             keep = torch.rand_like(x) >= self.ratio
@@ -350,4 +354,5 @@ def build_dropout(ctx: BuildContext) -> nn.Module:
     if not 0.0 <= ratio < 1.0:
         raise ctx.error(f"dropout_ratio must be in [0, 1), got {p.dropout_ratio}")
     scale_train = bool(getattr(p, "scale_train", True))
-    return CaffeDropout(ratio, scale_train)
+    sample_test = bool(ctx.extra_field("dropout_param.sample_weights_test", False))
+    return CaffeDropout(ratio, scale_train, sample_test)

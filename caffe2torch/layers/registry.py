@@ -23,6 +23,7 @@ the phase) and returns an ``nn.Module`` that follows the module contract:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,10 @@ class BuildContext:
     phase: str = "TEST"  # "TRAIN" or "TEST"
     spec: LayerSpec | None = None
     options: dict[str, Any] = field(default_factory=dict)  # build options (allow_python, ...)
+    # fields of this layer that our schema lacks (io.extra.ExtraField): kept unknown fields,
+    # or a fork schema's own fields when the net was read with proto=
+    extra: list[Any] = field(default_factory=list)
+    used_extra: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -86,6 +91,16 @@ class BuildContext:
         if self.spec is None or self.spec.param is None:
             raise BuildError(f"layer '{self.name}' of type {self.type} has no parameter message")
         return getattr(self.layer, self.spec.param)
+
+    def extra_field(self, dotted: str, default: Any = None) -> Any:
+        """The value of a field our schema lacks, by its path inside the layer
+        (``"bn_param.bn_mode"``), or ``default`` when the file does not write it. Reading it
+        tells the build that this builder understands the field (see :func:`needed_extra`)."""
+        self.used_extra.add(dotted)
+        for e in self.extra:
+            if e.dotted == dotted:
+                return e.value
+        return default
 
     def error(self, message: str, hint: str | None = None) -> BuildError:
         """A BuildError that names this layer (the builder adds file and line)."""
@@ -193,10 +208,16 @@ def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
     spec = find_layer_spec(type_name)
     if spec is not None:
         return spec
+    from caffe2torch.proto.forks import fork_of_layer_type
+
     suggestions = suggest_types(type_name)
-    hint = "did you mean " + ", ".join(f'"{s}"' for s in suggestions) + "?" if suggestions else (
-        "register it with caffe2torch.register_layer (see README, 'Custom layers')"
-    )
+    plugin = (f'if it is a layer of its own, register a builder with '
+              f'caffe2torch.register_layer("{type_name}") (README, \'Custom layers\')')
+    fork = fork_of_layer_type(type_name)
+    if fork:
+        plugin = f"{type_name} comes from {fork}; {plugin}"
+    hint = ("did you mean " + ", ".join(f'"{s}"' for s in suggestions) + "? " + plugin
+            if suggestions else plugin)
     raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"", hint=hint)
 
 
@@ -211,10 +232,84 @@ def build_layer(ctx: BuildContext) -> nn.Module:
         )
     if not spec.tops.accepts(ctx.num_tops):
         raise ctx.error(f"takes {spec.tops.describe()} top(s), got {ctx.num_tops}")
-    module = spec.builder(ctx)
+    try:
+        module = spec.builder(ctx)
+    except BuildError:
+        # a kept field the builder did not read is the likelier cause (a typo of a
+        # required field, a fork's mode): name it instead
+        unread = needed_extra(ctx) if ctx.extra else []
+        if unread:
+            raise _unread_error(ctx, unread) from None
+        raise
+    unread = needed_extra(ctx) if ctx.extra else []
+    if unread:
+        raise _unread_error(ctx, unread)
     if not hasattr(module, "blobs"):
         module.blobs = nn.ParameterList()
     return module
+
+
+def _own_block(type_name: str) -> str:
+    """``DenseImageData`` -> ``dense_image_data_param`` (how Caffe names a type's options)."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type_name).lower()
+    return f"{snake}_param"
+
+
+def needed_extra(ctx: BuildContext) -> list[Any]:
+    """The kept fields of ``ctx.layer`` whose meaning the built layer depends on and that its
+    builder did not read: those in the type's own parameter block, in ``param { }``, in
+    ``transform_param`` of a data layer and in ``loss_param`` of a loss layer. A block that
+    belongs to another type is ignored, as Caffe ignores it."""
+    spec = ctx.spec
+    own = {_own_block(ctx.layer.type), "param"}
+    if spec is not None:
+        own |= {spec.param} if spec.param else set()
+        own |= {"transform_param"} if spec.data else set()
+        own |= {"loss_param"} if spec.loss else set()
+    out = []
+    for e in ctx.extra:
+        dotted = e.dotted
+        if dotted.split(".")[0] not in own:
+            continue
+        if any(dotted == u or dotted.startswith(u + ".") for u in ctx.used_extra):
+            continue
+        out.append(e)
+    return out
+
+
+def _close_fields(owner: str, name: str) -> list[str]:
+    """Fields of our ``owner`` message spelled like ``name`` (a typo rather than a fork)."""
+    from caffe2torch.proto import caffe_pb2
+
+    desc = caffe_pb2.DESCRIPTOR.message_types_by_name.get(owner)
+    if desc is None:
+        return []
+    return difflib.get_close_matches(name, list(desc.fields_by_name), n=3, cutoff=0.8)
+
+
+def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
+    from caffe2torch.proto.forks import fork_of_foreign
+
+    e = unread[0]
+    fork = fork_of_foreign(e.owner, e.name)
+    origin = f" (it comes from {fork})" if fork else ""
+    if e.typed:
+        hint = (f"a builder for {ctx.layer.type} that understands it can read it with "
+                f'ctx.extra_field("{e.dotted}") (caffe2torch.register_layer(..., replace=True))')
+    else:
+        hint = ("read the net with the fork's own caffe.proto (--proto PATH, proto=PATH) and "
+                f'build {ctx.layer.type} with a plug-in that reads ctx.extra_field("{e.dotted}"),'
+                " or delete the field if the net works without it")
+    close = _close_fields(e.owner, e.name) if e.kind == "field" else []
+    if close:
+        hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "? Else " + hint
+    more = f" and {len(unread) - 1} more" if len(unread) > 1 else ""
+    what = "value" if e.kind == "enum" else "field"
+    return BuildError(
+        f"layer '{ctx.layer.name}' ({ctx.layer.type}): the {what} `{e.text}`{more} is not in "
+        f"caffe2torch's schema{origin}, and building this layer needs its meaning",
+        line=e.line, col=e.col, hint=hint,
+    )
 
 
 def infer_top_shapes(module: nn.Module, bottom_shapes: Sequence[Shape]) -> list[Shape]:

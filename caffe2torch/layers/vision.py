@@ -143,6 +143,9 @@ def conv_geometry(ctx: BuildContext, p: Any, n: int) -> ConvGeometry:
 
 def _dilation(ctx: BuildContext, p: Any, n: int) -> tuple[int, ...]:
     values = list(p.dilation)
+    hole = ctx.extra_field(f"{ctx.spec.param if ctx.spec else 'convolution_param'}.hole")
+    if hole is not None and not values:  # DeepLab v1's name for the dilation (im2col "hole")
+        values = [int(hole)]
     if len(values) not in (0, 1, n):
         raise ctx.error(
             f"dilation must be given once or once per spatial dimension "

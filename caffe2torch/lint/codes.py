@@ -219,6 +219,15 @@ _TABLE = [
        """Caffe still reads V0/V1 nets by upgrading them in memory. --fix (or `caffe2torch
        upgrade`) rewrites the file in the current format; for V1 nets --fix keeps your
        comments and layout."""),
+    _c("C2T605", "kept-unknown-field", "warning",
+       "a field (or V1 layer type) that no schema caffe2torch knows defines",
+       """The field is in neither BVLC Caffe's schema nor the Caffe forks caffe2torch knows;
+       it most likely comes from the fork the net was written for (the message names it when
+       known). caffe2torch keeps it aside with its text and place, so reading, upgrading,
+       `info`, `draw` and this linter go on; building stops only at a layer whose meaning
+       depends on it. Give the fork's src/caffe/proto/caffe.proto with `--proto PATH` to
+       read the field with its type (a plug-in builder can then use it), or delete it.
+       An unknown V1 enum type (`type: LOCAL`) becomes the layer type of that name."""),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _TABLE}

@@ -20,6 +20,7 @@ class Options:
     ignore: list[str] = field(default_factory=list)
     check_data: bool = False
     weights: str | None = None
+    proto: str | None = None  # the fork's caffe.proto: its own fields are not reported
 
     def wants(self, code: str) -> bool:
         if self.select and not matches(code, self.select):
@@ -37,6 +38,7 @@ class Context:
         self._seen: set[tuple[str, int, int, str]] = set()
         self.repaired_lines: set[int] = set()  # lines the lenient parser had to change
         self.untyped_ok: set[int] = set()  # lines whose bad `type` was reported already
+        self.fork_fields: set[tuple[int, int]] = set()  # line:col of the --proto's own fields
 
     def repaired_within(self, first: int, last: int) -> bool:
         """Whether a parse error was repaired between these lines (its layer's settings

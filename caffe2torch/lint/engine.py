@@ -24,6 +24,8 @@ def lint_text(text: str, path: str | None = None, options: Options | None = None
     text = normalize_newlines(text)
     check_text(text, path)  # a million layers: refused before the work starts
     ctx = Context(path, text, options)
+    if ctx.options.proto:
+        ctx.fork_fields = _fork_fields(text, path, ctx.options.proto)
     if is_solver_text(ctx.src.text):
         check_solver(ctx, parse_solver(ctx))
     else:
@@ -36,6 +38,23 @@ def lint_text(text: str, path: str | None = None, options: Options | None = None
         check_portability(ctx, view)
         check_weights(ctx, view, bottoms)
     return sorted(ctx.diagnostics, key=Diagnostic.sort_key)
+
+
+def _fork_fields(text: str, path: str | None, proto: str) -> set[tuple[int, int]]:
+    """Where the fields that only the fork's schema defines are written (a .proto that
+    does not compile raises ParseError)."""
+    from caffe2torch.errors import CaffeError
+    from caffe2torch.io.fork_schema import load_schema
+    from caffe2torch.io.text import net_from_text
+
+    schema = load_schema(proto)
+    if is_solver_text(text):
+        return set()
+    try:
+        _, source, _ = net_from_text(text, path, schema)
+    except CaffeError:
+        return set()  # the file has errors of its own: the rules below report them
+    return {(e.line, e.col) for e in source.extras if e.typed and e.line is not None}
 
 
 def lint_file(path: str | os.PathLike[str], options: Options | None = None,
@@ -52,8 +71,11 @@ def lint(
     ignore: list[str] | None = None,
     check_data: bool = False,
     weights: str | None = None,
+    proto: str | os.PathLike[str] | None = None,
 ) -> list[Diagnostic]:
-    """``caffe2torch.lint(path)``: the findings for one net or solver prototxt."""
+    """``caffe2torch.lint(path)``: the findings for one net or solver prototxt; ``proto``:
+    the caffe.proto of the fork the net was written for."""
     opts = Options(select=list(select or []), ignore=list(ignore or []),
-                   check_data=check_data, weights=weights)
+                   check_data=check_data, weights=weights,
+                   proto=os.fspath(proto) if proto is not None else None)
     return lint_file(path, opts)

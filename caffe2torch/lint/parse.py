@@ -73,6 +73,7 @@ class Parser:
         self.root = root
         self.rewriter = Rewriter(ctx.src)
         self.block_fixes: list[tuple[int, int]] = []  # blocks that want a V2 rewrite
+        self.v1_types: list[tuple[int, str]] = []  # (line, name) of unknown V1 enum types
 
     def parse(self) -> Message:
         buf = self.ctx.buf
@@ -184,9 +185,20 @@ class Parser:
             if homes:
                 help_ = (f'"{fname}" belongs inside a parameter block: '
                          + " or ".join(f"`{h} {{ {fname}: ... }}`" for h in homes[:3]))
-        if help_ is None:
-            help_ = (f'"{fname}" is neither in BVLC Caffe\'s {mtype} nor in the Caffe forks '
-                     "caffe2torch knows")
+        fork = forks.fork_of_foreign(mtype, fname)
+        if fork is not None or (fname.endswith("_param") and "Layer" in mtype
+                                and (not scored or scored[0][0] < 0.85)):
+            help_, fix = None, None  # a fork's field (or a type's block), not a typo
+        if help_ is None:  # not a typo: most likely the field of a fork (kept by readers)
+            orig = self._orig(line, col)
+            if orig in self.ctx.fork_fields:
+                return  # the --proto schema defines it
+            origin = f"it comes from {fork}" if fork else "it most likely comes from a Caffe fork"
+            self.ctx.report(
+                "C2T605", f'{mtype} has no field named "{fname}": kept aside ({origin})',
+                line, col, help="give the fork's caffe.proto with --proto PATH to read it with "
+                "its type; building stops only at a layer that needs it")
+            return
         self.ctx.report("C2T101", f'{mtype} has no field named "{fname}"', line, col,
                         help=help_, fix=fix)
 
@@ -206,6 +218,17 @@ class Parser:
             if k < len(toks):
                 t = toks[k]
                 self.ctx.buf.replace(t[LINE], t[3], token_end(t)[1], enum)
+            return True
+        if etype == "caffe.V1LayerParameter.LayerType":
+            fork = forks.FOREIGN_V1_TYPES.get(value)
+            origin = f" ({fork})" if fork else ""
+            self.ctx.report(
+                "C2T605", f'"{value}" is not a value of V1LayerParameter.LayerType{origin}: read '
+                f'as layer type "{value}"', line, col,
+                help=f'register a builder for "{value}" (caffe2torch.register_layer), or give '
+                "the fork's caffe.proto with --proto PATH")
+            self.v1_types.append((line, value))
+            self._drop_field(toks, k)
             return True
         short = etype.removeprefix("caffe.")
         try:
@@ -354,6 +377,10 @@ def parse_net(ctx: Context) -> NetView:
         positions: list[LayerPos | None] = list(source.remap(report.origin).layers)
     else:
         positions = [None] * len(report.net.layer)
+    for line, value in parser.v1_types:  # as io.text reads them: an unknown layer type
+        for layer, pos in zip(report.net.layer, positions):
+            if pos is not None and not layer.type and pos.start_line <= line <= pos.end_line:
+                layer.type = value
     dialect = "V0" if "V0 -> V1" in report.steps else "V1" if "V1 -> V2" in report.steps else "V2"
     if dialect != "V2":
         _legacy(ctx, parser, source, dialect)

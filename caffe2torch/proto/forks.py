@@ -216,6 +216,8 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "Axpy": SENET,
     "ImageLabelmapData": HED,
     "Upsample": SEGNET,
+    "DenseImageData": SEGNET,
+    "Local": "BVLC/caffe PR (LOCAL, locally connected)",
 }
 
 
@@ -234,3 +236,39 @@ def fork_of_field(message: str, field: str) -> str | None:
 def fork_of_layer_type(layer_type: str) -> str | None:
     """The fork that defines layer type ``layer_type``, or None for BVLC types."""
     return FORK_LAYER_TYPES.get(layer_type)
+
+
+LOCAL_PR = "BVLC/caffe PR (LOCAL, locally connected)"
+
+# Fields that forks define and our schema does not have (a net read without the fork's
+# caffe.proto keeps them aside, io.extra): {message: {field: fork}}. The linter names the
+# fork; reading with the fork's proto (--proto) gives their types.
+FOREIGN_FIELDS: dict[str, dict[str, str]] = {
+    "LayerParameter": {
+        "dense_image_data_param": SEGNET,
+        "local_param": LOCAL_PR,
+    },
+    "V1LayerParameter": {
+        "dense_image_data_param": SEGNET,
+        "local_param": LOCAL_PR,
+    },
+    "BNParameter": {
+        "bn_mode": SEGNET,
+        "scale_filler": SEGNET,
+        "shift_filler": SEGNET,
+    },
+    "ScaleParameter": {"min_value": HAPPYNEAR, "max_value": HAPPYNEAR},
+    "DropoutParameter": {"sample_weights_test": SEGNET},
+    "LossParameter": {"weight_by_label_freqs": SEGNET, "class_weighting": SEGNET},
+    "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet"},
+}
+
+# V1 enum layer types that forks added ({name: fork}).
+FOREIGN_V1_TYPES: dict[str, str] = {"LOCAL": LOCAL_PR}
+
+
+def fork_of_foreign(message: str, field: str) -> str | None:
+    """The fork that defines ``message.field`` when our schema lacks it (None if unknown)."""
+    if message == "V1LayerParameter" and field in FOREIGN_V1_TYPES:
+        return FOREIGN_V1_TYPES[field]
+    return FOREIGN_FIELDS.get(message, {}).get(field)

@@ -41,6 +41,7 @@ import torch
 from caffe2torch.build import CaffeNet
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.io import read_net_with_positions, read_solver
+from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
@@ -145,9 +146,11 @@ class Solver:
         progress: bool = False,
         data_workers: int | None = None,
         share: Any = "declared",
+        proto: Any = None,
     ) -> None:
         self.param = param
         self.share = share
+        self.proto = as_schema(proto)  # a fork's caffe.proto: nets, weights, states read with it
         self.data_workers = data_workers
         self.path = os.fspath(path) if path is not None else None
         self.cwd = os.fspath(cwd) if cwd is not None else os.getcwd()
@@ -237,7 +240,7 @@ class Solver:
                     f"{where_text(found, self.path, 'solver')}", path=self.path,
                     hint=f"run from that folder (cd {shown(found)}) or write the net path "
                     "relative to where you run")
-        return read_net_with_positions(path)
+        return read_net_with_positions(path, self.proto)
 
     def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
                share_with: CaffeNet | None) -> CaffeNet:
@@ -319,7 +322,7 @@ class Solver:
             self.log.info(f"Finetuning from {name}", "solver.cpp:72")
             path = os.path.join(self.cwd, name)
             for net in (self.net, *self.test_nets):
-                written |= net.copy_from(path).written
+                written |= net.copy_from(path, self.proto).written
         return written
 
     # ------------------------------------------------------------------ state
@@ -703,12 +706,12 @@ class Solver:
         path = os.fspath(state_file)
         if not os.path.isabs(path) and not os.path.exists(path):
             path = os.path.join(self.cwd, path)
-        state = read_solver_state(path)
+        state = read_solver_state(path, self.proto)
         if state.learned_net:
             learned = state.learned_net
             if not os.path.isabs(learned):
                 learned = os.path.join(self.cwd, learned)
-            self.net.copy_from(resolve_learned_net(learned, path))
+            self.net.copy_from(resolve_learned_net(learned, path), self.proto)
         self.iter = state.iter
         self.policy.current_step = state.current_step
         self.log.info("SGDSolver: restoring history", "sgd_solver.cpp:318")
@@ -742,20 +745,24 @@ def get_solver(
     log_csv: str | os.PathLike[str] | None = None,
     weights: str | Iterable[str] | None = None,
     max_iter: int | None = None,
+    proto: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Solver:
     """pycaffe's ``caffe.get_solver``: a Solver for a solver prototxt (any Caffe version),
     relative paths from the working directory. Without ``snapshot_prefix``, snapshots go
     beside the solver file (Caffe's default). ``max_iter`` overrides the file's.
     ``options``: Solver's ``build_options``, ``amp``, ``tensorboard``, ``progress``,
-    ``distributed``, ``data_workers``."""
+    ``distributed``, ``data_workers``. ``proto``: the caffe.proto of the Caffe fork the
+    solver, its nets, weights and snapshots were written for."""
     p = os.fspath(path)
-    param = read_solver(p)
+    schema = as_schema(proto)
+    param = read_solver(p, schema)
     param.snapshot_prefix = default_snapshot_prefix(param, p)
     if max_iter is not None:
         param.max_iter = int(max_iter)
     w = [weights] if isinstance(weights, str) else list(weights) if weights else None
-    return Solver(param, path=p, device=device, log=log, log_csv=log_csv, weights=w, **options)
+    return Solver(param, path=p, device=device, log=log, log_csv=log_csv, weights=w,
+                  proto=schema, **options)
 
 
 __all__ = ["Solver", "get_solver", "resolve_device"]

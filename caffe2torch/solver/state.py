@@ -39,14 +39,14 @@ def is_hdf5(path: PathLike) -> bool:
         return False
 
 
-def read_solver_state(path: PathLike) -> SolverStateData:
-    """Read either snapshot format."""
+def read_solver_state(path: PathLike, proto: Any = None) -> SolverStateData:
+    """Read either snapshot format (``proto``: the fork's caffe.proto that wrote it)."""
     p = os.fspath(path)
     if not os.path.exists(p):
         raise ParseError("solver state file not found", path=p)
     if is_hdf5(p):
         return _read_h5(p)
-    state, history = read_solverstate_arrays(p)
+    state, history = read_solverstate_arrays(p, proto)
     return SolverStateData(int(state.iter), int(state.current_step), state.learned_net,
                            [np.asarray(h, dtype=np.float32) for h in history])
 

@@ -172,3 +172,18 @@ def test_gradients_match_numerical_differences():
 def test_bad_parameters_are_build_errors(params, shape, message):
     with pytest.raises(BuildError, match=message):
         _conv(params, shape)
+
+
+def test_deeplab_v1_hole_is_the_dilation(tmp_path) -> None:
+    # DeepLab v1's convolution_param { hole: 2 } (kept field) is dilation 2
+    from tests.layers.fork_net import build_fork_layer
+
+    conv = ('name: "c" type: "Convolution" bottom: "x" top: "y" convolution_param {{ '
+            'num_output: 2 kernel_size: 3 {extra} weight_filler {{ type: "gaussian" }} }}')
+    _, holed = build_fork_layer(tmp_path, conv.format(extra="hole: 2"), (1, 1, 7, 7))
+    _, dilated = build_fork_layer(tmp_path, conv.format(extra="dilation: 2"), (1, 1, 7, 7))
+    dilated.blobs[0].data.copy_(holed.blobs[0].data)
+    dilated.blobs[1].data.copy_(holed.blobs[1].data)
+    x = torch.randn(1, 1, 7, 7)
+    assert holed(x).shape == (1, 2, 3, 3)
+    torch.testing.assert_close(holed(x), dilated(x))

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from caffe2torch.errors import BuildError
 from tests.layers.helpers_core import build
 
 
@@ -45,10 +44,15 @@ def test_smooth_l1_loss(sigma: float, weighted: bool) -> None:
     np.testing.assert_allclose(t.grad.numpy(), -grad, rtol=1e-5, atol=1e-6)
 
 
-def test_smooth_l1_loss_three_bottoms_refused() -> None:
-    with pytest.raises(BuildError, match="got 3"):
-        build('name: "l" type: "SmoothL1Loss" bottom: "a" bottom: "b" bottom: "c" top: "l"',
-              [(2, 4)] * 3)
+def test_smooth_l1_loss_three_bottoms_is_rfcn_rule() -> None:
+    # py-faster-rcnn refuses three bottoms; daijifeng001/caffe-rfcn's SmoothL1Loss takes
+    # one weight bottom (its SmoothL1LossOHEM rule)
+    layer = build('name: "l" type: "SmoothL1Loss" bottom: "a" bottom: "b" bottom: "c" '
+                  'top: "l"', [(2, 4)] * 3)
+    ohem = build('name: "l" type: "SmoothL1LossOHEM" bottom: "a" bottom: "b" bottom: "c" '
+                 'top: "l"', [(2, 4)] * 3)
+    a, b, c = rand(2, 4, seed=1), rand(2, 4, seed=2), torch.rand(2, 4)
+    torch.testing.assert_close(layer(a, b, c), ohem(a, b, c))
 
 
 @pytest.mark.parametrize(
@@ -115,3 +119,16 @@ def test_box_annotator_ohem_keeps_the_hardest_per_image() -> None:
     kept = want_labels >= 0
     np.testing.assert_array_equal(top_w.reshape(6, 8).numpy()[kept], w.numpy()[kept])
     assert not top_w.reshape(6, 8).numpy()[~kept].any()
+
+
+def test_rfcn_smooth_l1_loss_with_two_tops_is_the_ohem_rule() -> None:
+    # daijifeng001/caffe-rfcn's own SmoothL1Loss: a per-item second top and loss_param
+    # normalization, as its SmoothL1LossOHEM
+    shapes = [(2, 4, 3, 1)] * 2
+    plain = build('name: "l" type: "SmoothL1Loss" bottom: "p" bottom: "t" top: "loss" '
+                  'top: "per_roi"', shapes)
+    ohem = build('name: "l" type: "SmoothL1LossOHEM" bottom: "p" bottom: "t" top: "loss" '
+                 'top: "per_roi"', shapes)
+    p, t = rand(2, 4, 3, 1, seed=1), rand(2, 4, 3, 1, seed=2)
+    for a, b in zip(plain(p, t), ohem(p, t)):
+        torch.testing.assert_close(a, b)

@@ -54,3 +54,20 @@ def test_ratio_one_is_refused():
             'name: "d" type: "Dropout" bottom: "x" top: "x" dropout_param { dropout_ratio: 1 }',
             [(3,)],
         )
+
+
+def test_segnet_sample_weights_test_drops_at_test_time(tmp_path) -> None:
+    # Bayesian SegNet (alexgkendall/caffe-segnet dropout_layer.cpp): with
+    # sample_weights_test the TEST phase drops and scales as TRAIN does
+    from tests.layers.fork_net import build_fork_layer
+
+    _, layer = build_fork_layer(
+        tmp_path, 'name: "d" type: "Dropout" bottom: "x" top: "y" '
+        "dropout_param { dropout_ratio: 0.5 sample_weights_test: true }", (4, 256))
+    assert not layer.training
+    y = layer(torch.ones(4, 256)).numpy()
+    assert set(y.ravel().tolist()) == {0.0, 2.0}
+    _, plain = build_fork_layer(
+        tmp_path, 'name: "d" type: "Dropout" bottom: "x" top: "y" '
+        "dropout_param { dropout_ratio: 0.5 }", (4, 256))
+    assert torch.equal(plain(torch.ones(4, 256)), torch.ones(4, 256))

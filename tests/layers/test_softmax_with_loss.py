@@ -137,3 +137,53 @@ def test_label_count_mismatch_is_a_build_error():
 def test_aliases(alias):
     spec = find_layer_spec(alias)
     assert spec is not None and spec.type == "SoftmaxWithLoss" and spec.loss
+
+
+def test_rfcn_third_top_is_the_per_item_loss() -> None:
+    # daijifeng001/caffe-rfcn's SoftmaxWithLoss (MaxTopBlobs 3): top 2 is the per-item
+    # loss -log(max(p_label, FLT_MIN)) in the label's shape, as SoftmaxWithLossOHEM
+    layer = build('name: "l" type: "SoftmaxWithLoss" bottom: "s" bottom: "y" '
+                        'top: "loss" top: "prob" top: "per_item"', [(4, 3), (4,)])
+    logits = torch.tensor(np.random.default_rng(0).normal(size=(4, 3)), dtype=torch.float32)
+    labels = torch.tensor([0.0, 2.0, 1.0, 2.0])
+    loss, prob, per_item = layer(logits, labels)
+    want = -torch.log(prob[torch.arange(4), labels.long()])
+    torch.testing.assert_close(per_item.reshape(-1), want)
+    torch.testing.assert_close(loss, want.mean())
+
+
+def test_segnet_class_weighting(tmp_path) -> None:
+    # alexgkendall/caffe-segnet softmax_loss_layer.cpp: loss -= log(max(p, FLT_MIN)) *
+    # w[label]; diff = (p - 1[label]) * w[label]; normalize -> / non-ignored count
+    text = ('name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" top: "loss" '
+            "loss_param { weight_by_label_freqs: true class_weighting: 0.5 "
+            "class_weighting: 2 class_weighting: 1 ignore_label: 255 }")
+    path = tmp_path / "net.prototxt"
+    path.write_text('input: "x" input_shape { dim: 2 dim: 3 dim: 2 dim: 2 }\n'
+                    'input: "y" input_shape { dim: 2 dim: 1 dim: 2 dim: 2 }\n'
+                    f"layer {{ {text} }}\n")
+    import caffe2torch as c2t
+
+    net = c2t.load_net(path)
+    layer = net.module("l")
+    rng = np.random.default_rng(5)
+    x = torch.tensor(rng.normal(size=(2, 3, 2, 2)), dtype=torch.float32, requires_grad=True)
+    y = torch.tensor([[[[0, 1], [2, 255]]], [[[1, 1], [0, 2]]]], dtype=torch.float32)
+    loss = layer(x, y)
+    p = torch.softmax(x.detach(), dim=1).numpy()
+    w = np.array([0.5, 2.0, 1.0])
+    lab = y.numpy().astype(int)[:, 0]
+    total, count, diff = 0.0, 0, np.zeros_like(p)
+    for n in range(2):
+        for i in range(2):
+            for j in range(2):
+                c = lab[n, i, j]
+                if c == 255:
+                    continue
+                total -= np.log(p[n, c, i, j]) * w[c]
+                diff[n, :, i, j] = p[n, :, i, j] * w[c]
+                diff[n, c, i, j] -= w[c]
+                count += 1
+    assert float(loss) == pytest.approx(total / count, rel=1e-5)
+    loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), diff / count, rtol=1e-5, atol=1e-6)
