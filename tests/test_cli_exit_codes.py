@@ -92,7 +92,20 @@ CASES: list[tuple[str, list[str], int]] = [
     ("triplets", ["images", "--out-dir", "lists"], OK),
     ("triplets", ["no_such_folder"], USAGE),
     ("triplets", ["empty_dir"], USAGE),
+    # a script's own exit code passes through; its uncaught exception (exit 1, with the
+    # script's traceback, as Python prints it) is tested in tests/pycaffe/test_run_verb.py
+    ("run", ["forward.py", "deploy.prototxt"], OK),
+    ("run", ["forward.py", "missing.prototxt"], USAGE),
+    ("run", ["forward.py", "broken.prototxt"], FAILED),
+    ("run", ["missing.py"], USAGE),
 ]
+
+FORWARD_SCRIPT = """import sys
+import caffe
+net = caffe.Net(sys.argv[1], caffe.TEST)
+net.forward()
+print({name: blob.data.shape for name, blob in net.blobs.items()})
+"""
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +123,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "caffe.log").write_text(CAFFE_LOG)
     (root / "empty.log").write_text("")
     (root / "empty_dir").mkdir()
+    (root / "forward.py").write_text(FORWARD_SCRIPT)
     return root
 
 

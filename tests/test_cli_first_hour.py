@@ -219,7 +219,7 @@ def test_7_the_reported_exit_code_breaks(project: Path, capsys) -> None:
     assert code == 2 and "this looks like a solver file" in err
     code, out, err = run(capsys, "info", "broken.prototxt")
     assert code == 1
-    assert "broken.prototxt: error: layer 'pool' (Pooling): pooling kernel" in err
+    assert "broken.prototxt:4:1: error: layer 'pool' (Pooling): pooling kernel" in err
     assert "phase TEST: 2 layers" in out  # the table is still printed
 
 

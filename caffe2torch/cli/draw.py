@@ -8,6 +8,7 @@ from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
     add_input_shape_arg,
     add_netstate_args,
+    add_proto_arg,
     add_share_arg,
     check_shape_names,
     input_shapes,
@@ -54,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_netstate_args(p, "TEST")
     add_input_shape_arg(p)
     add_share_arg(p)
+    add_proto_arg(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE",
                    help="where to draw: .svg, .dot, .png or .pdf")
     p.add_argument("--rankdir", type=str.upper, choices=RANKDIRS, default="LR",

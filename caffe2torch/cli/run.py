@@ -1,18 +1,4 @@
-"""``caffe2torch run SCRIPT [ARGS...]``: run a Python script written for pycaffe, unchanged.
-
-Inside the script ``import caffe`` (and ``caffe.io``, ``caffe.proto.caffe_pb2``,
-``caffe.draw``, ``caffe.net_spec``, ``caffe.coord_map``...) gives caffe2torch.pycaffe:
-Caffe's Python interface running on PyTorch. The script runs as ``__main__`` with
-``sys.argv = [SCRIPT, ARGS...]`` and its own folder first on ``sys.path``, as
-``python SCRIPT ARGS`` would run it; ARGS are passed on untouched.
-
-Examples:
-  caffe2torch run classify.py --model deploy.prototxt --weights net.caffemodel cat.jpg
-  caffe2torch run train_lenet.py
-
-Exit code: the script's own (sys.exit), 0 when it ends normally, 1 when it raises (its
-traceback is printed, as Python prints it), 2 when SCRIPT cannot be read.
-"""
+"""``caffe2torch run SCRIPT [ARGS...]``: a pycaffe script, unchanged, on caffe2torch."""
 
 from __future__ import annotations
 
@@ -25,12 +11,30 @@ import traceback
 from caffe2torch.cli import common
 from caffe2torch.errors import CaffeError
 
+DESCRIPTION = """\
+Run a Python script written for Caffe's Python interface (pycaffe), unchanged. Inside the
+script `import caffe` (and caffe.io, caffe.proto.caffe_pb2, caffe.draw, caffe.net_spec,
+caffe.coord_map...) is caffe2torch's pycaffe: Caffe's Python interface running on
+PyTorch. The script runs as __main__ with sys.argv = [SCRIPT, ARGS...] and its own folder
+first on sys.path, as `python SCRIPT ARGS` would run it; ARGS are passed on untouched.
+
+In your own code, `import caffe2torch.pycaffe as caffe` does the same without this verb.
+
+Exit codes: the script's own (sys.exit); 0 when it ends normally; 1 when it raises (its
+traceback is printed, as Python prints it); 2 when SCRIPT cannot be read."""
+
+EXAMPLES = """\
+examples:
+  caffe2torch run classify.py --model deploy.prototxt --weights net.caffemodel cat.jpg
+  caffe2torch run train_lenet.py"""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="run a pycaffe script unchanged ('import caffe' runs on caffe2torch)",
-        description=__doc__.replace("``", ""),
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("script", metavar="SCRIPT", help="the Python script to run")

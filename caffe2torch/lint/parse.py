@@ -219,7 +219,7 @@ class Parser:
                 t = toks[k]
                 self.ctx.buf.replace(t[LINE], t[3], token_end(t)[1], enum)
             return True
-        if etype == "caffe.V1LayerParameter.LayerType":
+        if etype == "caffe.V1LayerParameter.LayerType" and not _misspelt_v1_type(value):
             fork = forks.FOREIGN_V1_TYPES.get(value)
             origin = f" ({fork})" if fork else ""
             self.ctx.report(
@@ -351,6 +351,17 @@ def _raw(e: text_format.ParseError, text: str) -> str:
         if raw.startswith(prefix):
             raw = raw[len(prefix):]
     return raw
+
+
+def _misspelt_v1_type(value: str) -> bool:
+    """An unknown V1 enum type that is one slip from a BVLC one (CONVOLUTON) and that no
+    fork or plug-in defines: a typo to report as such, not a layer type of its own."""
+    from caffe2torch.layers.registry import find_layer_spec
+
+    if value in forks.FOREIGN_V1_TYPES or find_layer_spec(value) is not None:
+        return False
+    names = list(caffe_pb2.V1LayerParameter.LayerType.keys())
+    return bool(difflib.get_close_matches(value.upper(), names, n=1, cutoff=0.8))
 
 
 # ---------------------------------------------------------------------------- nets
