@@ -147,7 +147,8 @@ def _run_generated(py: Path, feeds: list[torch.Tensor]) -> dict[str, torch.Tenso
     return out if isinstance(out, dict) else {model.outputs[0]: out}
 
 
-def check(path: Path, bvlc: set[str], convert: bool, workdir: Path) -> Row:
+def check(path: Path, bvlc: set[str], convert: bool, workdir: Path,
+          with_forks: bool = False) -> Row:
     rel = str(path)
     try:
         net_param = c2t.read_net(path)
@@ -155,8 +156,11 @@ def check(path: Path, bvlc: set[str], convert: bool, workdir: Path) -> Row:
         return Row(rel, "skip:unreadable", err.message[:120])
     types = {ly.type for ly in net_param.layer}
     forks = sorted(types - bvlc)
-    if forks:
+    if forks and not with_forks:
         return Row(rel, "skip:fork-layers", ", ".join(forks)[:120])
+    unknown = sorted(t for t in types if find_layer_spec(t) is None)
+    if unknown:
+        return Row(rel, "skip:unregistered", ", ".join(unknown)[:120])
     test_layers = [net_param.layer[i] for i in filter_layers(net_param.layer, NetState.of("TEST"))]
     if any(
         (spec := find_layer_spec(ly.type)) is not None and spec.data and spec.type != "Input"
@@ -209,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "corpus")
     ap.add_argument("--only", help="only paths containing this text")
     ap.add_argument("--no-convert", action="store_true", help="ONNX only")
+    ap.add_argument("--forks", action="store_true",
+                    help="also nets with fork layer types (every registered type)")
     args = ap.parse_args(argv)
     if not (args.corpus / "MANIFEST.tsv").exists():
         print(f"no corpus at {args.corpus}", file=sys.stderr)
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in candidates(args.corpus, args.only):
-            row = check(path, bvlc, not args.no_convert, Path(tmp))
+            row = check(path, bvlc, not args.no_convert, Path(tmp), args.forks)
             row.path = str(path.relative_to(args.corpus))
             rows.append(row)
             print(f"{row.status:<18} {row.seconds:6.1f}s  {row.path}  {row.detail}", flush=True)

@@ -28,11 +28,20 @@ from torch import nn
 
 from caffe2torch.build import CaffeNet
 from caffe2torch.errors import CaffeError, ExportError, WriteError
+from caffe2torch.export.batch_free import batch_fixers, make_batch_free
 from caffe2torch.export.deploy import DeployView, deploy_view, reset_states
+from caffe2torch.export.fold_bn import fold_batch_norm
 from caffe2torch.export.onnx_names import caffe_names
+from caffe2torch.export.simplify import simplify_model
 from caffe2torch.export.static import freeze_static_sizes
+from caffe2torch.export.verify import VerifyResult, verify_export
 
-DEFAULT_OPSET = 17
+# Opsets the exporter writes and the tests check (each on the golden nets). The
+# TorchScript tracer writes up to TRACER_MAX_OPSET; above it, onnx's version converter
+# lifts the file. The default is the highest of them that onnxruntime here runs.
+OPSETS = range(11, 22)
+TRACER_MAX_OPSET = 20
+DEFAULT_OPSET = 21
 BATCH_AXIS = "batch"
 
 # Layer types whose result the trace cannot carry into ONNX faithfully: why, per type.
@@ -65,6 +74,11 @@ class ExportReport:
     max_diff: dict[str, float] | None = None
     scale: dict[str, float] = field(default_factory=dict)  # max |PyTorch output| per output
     warnings: list[str] = field(default_factory=list)
+    verify: VerifyResult | None = None
+    notes: list[str] = field(default_factory=list)  # what the export changed or decided
+    batch: int | str = "dynamic"  # what the file takes: a symbolic batch or a fixed size
+    nodes: int = 0  # ONNX nodes in the file
+    folded: list[str] = field(default_factory=list)  # layers folded away by fold_bn
 
     @property
     def worst(self) -> float:
@@ -167,6 +181,51 @@ def _torch_export(
         )
 
 
+def check_opset(opset: int) -> None:
+    if opset not in OPSETS:
+        raise ExportError(
+            f"opset {opset} is not supported: choose {OPSETS.start}..{OPSETS.stop - 1}",
+            hint=f"the default, {DEFAULT_OPSET}, runs in onnxruntime",
+        )
+
+
+def _convert_opset(model: Any, opset: int) -> Any:
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, opset)
+    except Exception as exc:
+        raise ExportError(
+            f"the model cannot be converted to opset {opset}: {_first_line(exc)}",
+            hint=f"export with --opset {TRACER_MAX_OPSET}",
+        ) from exc
+
+
+def _dynamic_axes(
+    source: CaffeNet, view: DeployView, outputs: Sequence[str] | None, branches: list[str],
+    keep_losses: bool,
+) -> tuple[dict[str, dict[int, str]] | None, str]:
+    """The symbolic axes of the inputs and outputs (an input's batch axis, and each output
+    axis whose size follows the batch), or (None, why) for a net that runs at one batch
+    size only. The net is built a second time at another batch to see which sizes move."""
+    fixers = batch_fixers(view.net)
+    if fixers:
+        return None, "; ".join(fixers)
+    try:
+        other = deploy_view(source, outputs, branches, keep_losses, batch=3)
+    except CaffeError as err:
+        return None, f"at another batch size the net does not build ({err.message})"
+    axes: dict[str, dict[int, str]] = {name: {0: BATCH_AXIS} for name in view.inputs}
+    here, there = view.net.blob_shapes, other.net.blob_shapes
+    for name in view.outputs:
+        a, b = tuple(here[name]), tuple(there[name])
+        moved = {i: (BATCH_AXIS if i == 0 else f"{name}_{i}")
+                 for i, (u, v) in enumerate(zip(a, b)) if u != v}
+        if moved:
+            axes[name] = moved
+    return axes, ""
+
+
 def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeError:
     """Export each layer alone to name the one ONNX cannot express."""
     net = view.net
@@ -178,7 +237,7 @@ def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeEr
         args = tuple(torch.rand(shapes[b]) for b in layer.bottoms)
         try:
             _torch_export(module, args, io.BytesIO(), [f"in{i}" for i in range(len(args))],
-                          [], opset, None, "torchscript")
+                          [], min(opset, TRACER_MAX_OPSET), None, "torchscript")
         except Exception as exc:  # the first layer that fails alone is the one to name
             return ExportError(
                 f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX (opset "
@@ -216,6 +275,11 @@ def export_onnx(
     phase: str = "TEST",
     input_shapes: Any = None,
     exporter: str = "torchscript",
+    verify_batches: Sequence[int] | None = None,
+    from_fillers: bool = False,
+    fold_bn: bool = False,
+    simplify: bool = False,
+    half: bool = False,
 ) -> ExportReport:
     """Write the deploy view of ``net`` (a CaffeNet or a prototxt path) as ONNX.
 
@@ -224,6 +288,12 @@ def export_onnx(
     Siamese net). ``keep_losses``: keep loss and Accuracy layers. ``verify``: run
     onnxruntime on random inputs and record the largest difference per output in the
     report. Raises ExportError naming the layer ONNX cannot express.
+
+    ``verify``: onnxruntime against PyTorch at batch 1 and 3 (``verify_batches``) on
+    data-like inputs, the result in ``report.verify``; ``from_fillers``: the weights are
+    the fillers' (a warning). ``fold_bn``: BatchNorm and Scale folded into the layer
+    before them. ``simplify``: constant folding and graph simplification. ``half``:
+    float16 weights and activations. ``opset``: 11..21.
     """
     import onnx
 
@@ -238,25 +308,37 @@ def export_onnx(
             ) from None
         if fixed <= 0:
             raise ExportError(f"batch must be a positive integer, not {fixed}")
+    check_opset(opset)
     branches = [branch] if isinstance(branch, str) else list(branch or [])
-    trace_batch = 2 if dynamic else fixed
-    view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
+    notes: list[str] = []
+    axes = None
+    if dynamic:
+        trace_batch = 2
+        view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
+        axes, why = _dynamic_axes(source, view, outputs, branches, keep_losses)
+        if axes is None:  # the net runs at one batch size: export that one and say so
+            dynamic = False
+            fixed = int(source.blob_shapes[view.inputs[0]][0]) if view.inputs else 1
+            notes.append(f"exported with a fixed batch of {fixed}: {why}")
+            view = deploy_view(source, outputs, branches, keep_losses, batch=fixed)
+    else:
+        trace_batch = fixed
+        view = deploy_view(source, outputs, branches, keep_losses, batch=fixed)
     _check_expressible(view)
     deploy = view.net.eval()
     freeze_static_sizes(deploy)
+    make_batch_free(deploy)
+    folded = fold_batch_norm(deploy, view.outputs) if fold_bn else []
     reset_states(deploy)
     module = _Outputs(deploy, view.outputs).eval()
     args = tuple(sample_inputs(deploy))
-    axes = None
-    if dynamic:
-        axes = {name: {0: BATCH_AXIS} for name in view.inputs}
-        shapes = deploy.blob_shapes  # built with the traced batch size
-        for name in view.outputs:
-            if shapes[name] and shapes[name][0] == trace_batch:
-                axes[name] = {0: BATCH_AXIS}
+    if half:
+        module = module.half()
+        args = tuple(a.half() for a in args)
     buffer = io.BytesIO()
     try:
-        _torch_export(module, args, buffer, view.inputs, view.outputs, opset, axes, exporter)
+        _torch_export(module, args, buffer, view.inputs, view.outputs,
+                      min(opset, TRACER_MAX_OPSET), axes, exporter)
     except CaffeError:
         raise
     except Exception as exc:
@@ -266,6 +348,12 @@ def export_onnx(
         raise err from exc
     model = onnx.load_from_string(buffer.getvalue())
     caffe_names(model, module, deploy)
+    if opset > TRACER_MAX_OPSET:
+        model = _convert_opset(model, opset)
+    nodes_before = len(model.graph.node)
+    if simplify:
+        model, how = simplify_model(model)
+        notes.append(f"simplified with {how}: {nodes_before} -> {len(model.graph.node)} nodes")
     model.graph.name = source.name or "caffe_net"
     model.doc_string = f"Caffe net '{source.name}' ({source.phase} phase, deploy view)"
     try:
@@ -281,14 +369,23 @@ def export_onnx(
     graph_inputs = [i.name for i in model.graph.input]
     used = [n for n in view.inputs if n in graph_inputs]
     report = ExportReport(out_path, opset, used, list(view.outputs), view.dropped)
+    report.notes = notes
+    report.nodes = len(model.graph.node)
+    report.folded = folded
+    report.batch = "dynamic" if dynamic else trace_batch
     if verify:
-        # a second batch size checks the symbolic batch axis (1: the cheapest other size)
-        batches = [trace_batch, 1] if dynamic else [trace_batch]
-        report.max_diff = {}
-        for b in batches:
-            for k, (diff, scale) in compare_onnx(out_path, deploy, view.outputs, b).items():
-                report.max_diff[k] = max(report.max_diff.get(k, 0.0), diff)
-                report.scale[k] = max(report.scale.get(k, 0.0), scale)
+        batches = list(verify_batches or ([1, 3] if dynamic else [fixed, fixed]))
+        reference = deploy
+        if fold_bn or half:  # checked against the net as it was, in float32
+            reference = deploy_view(source, outputs, branches, keep_losses,
+                                    batch=trace_batch).net.eval()
+        report.verify = verify_export(
+            out_path, reference, view.outputs, batches, from_fillers=from_fillers,
+            index_inputs=_index_inputs(deploy), half=half,
+        )
+        report.max_diff = {k: a for k, (a, _) in report.verify.worst().items()}
+        report.scale = {k: s for k, (_, s) in report.verify.worst().items()}
+        report.warnings += report.verify.warnings
     return report
 
 
