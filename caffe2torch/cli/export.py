@@ -29,9 +29,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import UsageError, add_model_args, load_model
+from caffe2torch.cli.netargs import (
+    UsageError,
+    add_model_args,
+    build_options,
+    input_shapes,
+)
 
 
 def _opset(text: str) -> int:
@@ -92,6 +98,18 @@ def _batch(text: str) -> int | str:
     return value
 
 
+def _load(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """MODEL as load_model builds it, less the TEST-only or scoring layers whose inputs
+    the file does not have (a note each)."""
+    from caffe2torch.export.onnx import load_for_export
+
+    return load_for_export(
+        args.model, weights=args.weights, phase=args.phase, level=args.level,
+        stages=args.stage, input_shapes=input_shapes(args.input_shape),
+        **build_options(args),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from caffe2torch.errors import CaffeError
     from caffe2torch.export.onnx import DEFAULT_OPSET, export_onnx
@@ -101,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as err:
         common.report(err)
         return common.USAGE
-    net = load_model(args)
+    net, pruned = _load(args)
+    for line in pruned:
+        common.note(f"note: {line}")
     try:
         report = export_onnx(
             net, args.out, opset=args.opset or DEFAULT_OPSET, batch=batch,

@@ -100,14 +100,28 @@ class _Outputs(nn.Module):
         return tuple(out[n] for n in self.names)
 
 
-def _as_net(net: Any, weights: Any, phase: str, input_shapes: Any) -> CaffeNet:
+def _as_net(net: Any, weights: Any, phase: str, input_shapes: Any) -> tuple[CaffeNet, list[str]]:
+    """The net to export and a note per layer left out because its inputs are absent."""
     if isinstance(net, CaffeNet):
         if weights is not None:
             net.copy_from(weights)
-        return net
-    from caffe2torch import load_net
+        return net, []
+    return load_for_export(net, weights=weights, phase=phase, input_shapes=input_shapes)
 
-    return load_net(net, weights=weights, phase=phase, input_shapes=input_shapes)
+
+def load_for_export(path: Any, **kwargs: Any) -> tuple[CaffeNet, list[str]]:
+    """load_net for export: TEST-only and scoring layers whose inputs the file does not
+    have are left out (see prune); returns (net, a note per layer left out)."""
+    from caffe2torch import load_net, read_net
+    from caffe2torch.export.prune import prune_unfed
+    from caffe2torch.ir import NetState
+
+    state = NetState.of(kwargs.get("phase", "TEST"), kwargs.get("level", 0),
+                        kwargs.get("stages", ()))
+    pruned, notes = prune_unfed(read_net(path), state)
+    if not notes:
+        return load_net(path, **kwargs), []
+    return load_net(pruned, **kwargs), [f"left out {n}" for n in notes]
 
 
 def _check_expressible(view: DeployView) -> None:
@@ -297,7 +311,7 @@ def export_onnx(
     """
     import onnx
 
-    source = _as_net(net, weights, phase, input_shapes)
+    source, pruned = _as_net(net, weights, phase, input_shapes)
     dynamic = batch == "dynamic"
     if not dynamic:
         try:
@@ -310,7 +324,7 @@ def export_onnx(
             raise ExportError(f"batch must be a positive integer, not {fixed}")
     check_opset(opset)
     branches = [branch] if isinstance(branch, str) else list(branch or [])
-    notes: list[str] = []
+    notes: list[str] = list(pruned)
     axes = None
     if dynamic:
         trace_batch = 2
