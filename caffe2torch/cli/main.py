@@ -12,6 +12,7 @@ from types import ModuleType
 from caffe2torch import __version__
 from caffe2torch.cli import (
     common,
+    compare,
     convert,
     demo,
     device_query,
@@ -32,6 +33,7 @@ from caffe2torch.errors import CaffeError
 VERBS: list[ModuleType] = [upgrade, info, lint, demo, export, convert, draw]
 VERBS += [train, test, time, device_query, plot]
 VERBS += [pairs, triplets]
+VERBS += [compare]
 
 
 def build_parser() -> argparse.ArgumentParser:
