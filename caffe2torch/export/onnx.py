@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from caffe2torch.build import CaffeNet
-from caffe2torch.errors import CaffeError, ExportError, WriteError
+from caffe2torch.errors import BuildError, CaffeError, ExportError, WriteError
 from caffe2torch.export.batch_free import batch_fixers, make_batch_free
 from caffe2torch.export.deploy import DeployView, deploy_view, reset_states
 from caffe2torch.export.fold_bn import fold_batch_norm
@@ -215,6 +215,16 @@ def _convert_opset(model: Any, opset: int) -> Any:
         ) from exc
 
 
+def _source_batch(source: CaffeNet, outputs: Sequence[str] | None, branches: list[str],
+                  keep_losses: bool) -> int:
+    """The batch size of the net as its prototxt builds it (first input's first axis)."""
+    from caffe2torch.export.deploy import plan_view
+
+    inputs = plan_view(source, outputs, branches, keep_losses)[0]
+    shape = source._version_shapes[inputs[0]] if inputs else ()
+    return int(shape[0]) if shape else 1
+
+
 def _dynamic_axes(
     source: CaffeNet, view: DeployView, outputs: Sequence[str] | None, branches: list[str],
     keep_losses: bool,
@@ -225,10 +235,16 @@ def _dynamic_axes(
     fixers = batch_fixers(view.net)
     if fixers:
         return None, "; ".join(fixers)
+    why = ""
     try:
         other = deploy_view(source, outputs, branches, keep_losses, batch=3)
-    except CaffeError as err:
-        return None, f"at another batch size the net does not build ({err.message})"
+    except CaffeError as err:  # e.g. a Slice into equal parts along the batch: even only
+        why = err.message
+        try:
+            other = deploy_view(source, outputs, branches, keep_losses, batch=4)
+        except CaffeError:
+            return None, f"at another batch size the net does not build ({why})"
+        why = f"the batch is symbolic but not every size works: at batch 3, {why}"
     axes: dict[str, dict[int, str]] = {name: {0: BATCH_AXIS} for name in view.inputs}
     here, there = view.net.blob_shapes, other.net.blob_shapes
     for name in view.outputs:
@@ -237,7 +253,7 @@ def _dynamic_axes(
                  for i, (u, v) in enumerate(zip(a, b)) if u != v}
         if moved:
             axes[name] = moved
-    return axes, ""
+    return axes, why
 
 
 def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeError:
@@ -326,14 +342,23 @@ def export_onnx(
     branches = [branch] if isinstance(branch, str) else list(branch or [])
     notes: list[str] = list(pruned)
     axes = None
+    even_only = False
     if dynamic:
         trace_batch = 2
-        view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
-        axes, why = _dynamic_axes(source, view, outputs, branches, keep_losses)
+        try:
+            view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
+        except BuildError as err:  # a shape that holds at the prototxt's batch only
+            axes, why = None, f"at batch {trace_batch} the net does not build ({err.message})"
+        else:
+            axes, why = _dynamic_axes(source, view, outputs, branches, keep_losses)
+        if axes is not None and why:
+            notes.append(why)
+            even_only = True
         if axes is None:  # the net runs at one batch size: export that one and say so
             dynamic = False
-            fixed = int(source.blob_shapes[view.inputs[0]][0]) if view.inputs else 1
+            fixed = _source_batch(source, outputs, branches, keep_losses)
             notes.append(f"exported with a fixed batch of {fixed}: {why}")
+            trace_batch = fixed
             view = deploy_view(source, outputs, branches, keep_losses, batch=fixed)
     else:
         trace_batch = fixed
@@ -388,7 +413,8 @@ def export_onnx(
     report.folded = folded
     report.batch = "dynamic" if dynamic else trace_batch
     if verify:
-        batches = list(verify_batches or ([1, 3] if dynamic else [fixed, fixed]))
+        default = ([2, 4] if even_only else [1, 3]) if dynamic else [trace_batch] * 2
+        batches = list(verify_batches or default)
         reference = deploy
         if fold_bn or half:  # checked against the net as it was, in float32
             reference = deploy_view(source, outputs, branches, keep_losses,
