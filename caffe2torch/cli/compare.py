@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nfirst layer beyond tolerance: '{bad.layer}' ({bad.type}), blob '{bad.blob}': "
           f"max abs {_fmt(bad.max_abs)}, max rel {_fmt(bad.max_rel)}"
           + (f" ({bad.note})" if bad.note else ""))
+    if bad.in_place:
+        print(f"  (then in place on the same blob: {', '.join(bad.in_place)}; the dump holds "
+              "only the last value)")
     for line in result.first_bad_params.splitlines():
         print(f"  {line}")
     return common.FAILED

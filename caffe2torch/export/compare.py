@@ -16,8 +16,10 @@ an array per input blob, e.g. a preprocessed image.)
 
 Our net is fed the dump's values of its input blobs. Each blob is compared where Caffe's
 order finishes it (after its last in-place layer: the value pycaffe shows), so the rows
-follow Caffe's layer order. A row fails when ``max |ours - theirs| > atol + rtol * max
-|theirs|``; the report names the first failing layer with its type and parameters.
+follow Caffe's layer order; a row is named by the layer that makes the blob, with the
+in-place layers after it listed (the dump cannot tell them apart). A row fails when
+``max |ours - theirs| > atol + rtol * max |theirs|``; the report names the first failing
+layer with its type and parameters.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Row:
     max_rel: float  # max_abs / max |reference|
     ok: bool
     note: str = ""  # why the blob was not compared
+    in_place: list[str] = field(default_factory=list)  # later layers writing the blob in place
 
 
 @dataclass
@@ -100,6 +103,12 @@ def _lookup(dump: dict[str, np.ndarray], name: str) -> np.ndarray | None:
     return dump.get(name.replace("/", "__"))
 
 
+def writers(net: CaffeNet, blob: str) -> list[int]:
+    """Positions of the layers that write ``blob`` (its producer, then in-place layers)."""
+    return [pos for pos, layer in enumerate(net.ir.layers)
+            if any(t.name == blob for t in layer.tops)]
+
+
 def finishing_layers(net: CaffeNet) -> list[tuple[int, str]]:
     """(layer position, blob name) for every blob at the last layer that writes it, in
     Caffe's order."""
@@ -142,9 +151,10 @@ def _rows(net: CaffeNet, dump: dict[str, np.ndarray], ours: dict[str, Any],
     result = Comparison()
     inputs = set(net.inputs)
     for pos, name in finishing_layers(net):
-        layer = net.ir.layers[pos]
-        if layer.is_data or name in inputs:
+        if net.ir.layers[pos].is_data or name in inputs:
             continue
+        chain = [net.ir.layers[p] for p in writers(net, name)]
+        layer, in_place = chain[0], [ly.name for ly in chain[1:]]
         theirs = _lookup(dump, name)
         if theirs is None:
             result.missing.append(name)
@@ -152,7 +162,7 @@ def _rows(net: CaffeNet, dump: dict[str, np.ndarray], ours: dict[str, Any],
         mine = ours.get(name)
         if mine is None:
             result.rows.append(Row(layer.name, layer.type, name, math.nan, math.nan, True,
-                                   "not computed here"))
+                                   "not computed here", in_place))
             continue
         mine_np = mine.detach().float().cpu().numpy() if torch.is_tensor(mine) else \
             np.asarray(mine, np.float32)
@@ -160,17 +170,19 @@ def _rows(net: CaffeNet, dump: dict[str, np.ndarray], ours: dict[str, Any],
             mine_np = mine_np.reshape(theirs.shape)  # a loss: 0-d here, (1,) in Caffe
         if mine_np.shape != theirs.shape:
             row = Row(layer.name, layer.type, name, math.inf, math.inf, False,
-                      f"shape {list(mine_np.shape)} here, {list(theirs.shape)} in the dump")
+                      f"shape {list(mine_np.shape)} here, {list(theirs.shape)} in the dump",
+                      in_place)
         else:
             max_abs, max_rel = _diff(mine_np, theirs)
             scale = max_abs / max_rel if max_rel not in (0.0, math.inf) and max_rel == max_rel \
                 else 0.0
             ok = max_abs <= atol + rtol * scale or max_abs == 0.0
-            row = Row(layer.name, layer.type, name, max_abs, max_rel, ok)
+            row = Row(layer.name, layer.type, name, max_abs, max_rel, ok, "", in_place)
         result.rows.append(row)
         if not row.ok and result.first_bad is None:
             result.first_bad = row
-            result.first_bad_params = layer_params_text(net, layer.name)
+            result.first_bad_params = "\n".join(layer_params_text(net, ly.name)
+                                                 for ly in chain)
     return result
 
 
