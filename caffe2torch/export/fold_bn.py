@@ -51,7 +51,7 @@ def fold_batch_norm(net: CaffeNet, outputs: Sequence[str]) -> list[str]:
     from caffe2torch.layers.vision import CaffeConvolution, CaffeInnerProduct
 
     ir, modules = net.ir, net._modules_in_order
-    keep = set(outputs)
+    keep = {ir.final(name) for name in outputs}  # the output blobs' last versions
     folded: list[str] = []
     for pos, layer in enumerate(ir.layers):
         conv = modules[pos]
@@ -61,7 +61,7 @@ def fold_batch_norm(net: CaffeNet, outputs: Sequence[str]) -> list[str]:
         elif not (isinstance(conv, CaffeInnerProduct) and conv.axis == 1
                   and not conv.transpose):
             continue
-        if len(layer.bottoms) != 1 or len(layer.tops) != 1 or layer.tops[0].name in keep:
+        if len(layer.bottoms) != 1 or len(layer.tops) != 1 or layer.tops[0] in keep:
             continue
         bn_pos = _sole_reader(net, pos)
         if bn_pos is None or not isinstance(modules[bn_pos], CaffeBatchNorm):
@@ -72,7 +72,7 @@ def fold_batch_norm(net: CaffeNet, outputs: Sequence[str]) -> list[str]:
         scale_pos = _sole_reader(net, bn_pos)
         scale = modules[scale_pos] if scale_pos is not None else None
         if not (isinstance(scale, CaffeScale) and len(ir.layers[scale_pos].bottoms) == 1
-                and scale.can_fold(bn)):
+                and scale.can_fold(bn) and ir.layers[bn_pos].tops[0] not in keep):
             scale_pos, scale = None, None
         weight = conv.blobs[0]
         channels = weight.shape[0]
