@@ -49,7 +49,6 @@ NOT_EXPRESSIBLE = {
     "Python": "it runs arbitrary Python code",
     "Filter": "its output size depends on the values of its selector bottom",
     "HDF5Output": "it writes a file instead of computing a top",
-    "DetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
     "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
     "ROIPooling": "its bins are computed from the ROI values outside the traced graph",
     "PSROIPooling": "its bins are computed from the ROI values outside the traced graph",
@@ -193,6 +192,23 @@ def _torch_export(
             input_names=input_names, output_names=output_names,
             dynamic_axes=dynamic or None, do_constant_folding=True,
         )
+
+
+def onnx_detection_heads(net: CaffeNet) -> list[str]:
+    """Replace each DetectionOutput by its standard-ONNX form (in place); returns the
+    names of their tops."""
+    from caffe2torch.export.detection import onnx_detection_output
+    from caffe2torch.export.static import replace_module
+    from caffe2torch.layers.forks_ssd import CaffeDetectionOutput
+
+    tops = []
+    shapes = net._version_shapes
+    for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
+        if isinstance(module, CaffeDetectionOutput):
+            prior = tuple(shapes[layer.bottoms[2]])
+            replace_module(net, pos, onnx_detection_output(layer, module, prior))
+            tops += [t.name for t in layer.tops]
+    return tops
 
 
 def check_opset(opset: int) -> None:
@@ -367,6 +383,11 @@ def export_onnx(
     deploy = view.net.eval()
     freeze_static_sizes(deploy)
     make_batch_free(deploy)
+    detections = onnx_detection_heads(deploy)
+    if detections:  # their row count follows the values: a symbolic axis of its own
+        axes = dict(axes or {})
+        for name in (n for n in view.outputs if n in detections):
+            axes[name] = {**axes.get(name, {}), 2: f"{name}_rows"}
     folded = fold_batch_norm(deploy, view.outputs) if fold_bn else []
     reset_states(deploy)
     module = _Outputs(deploy, view.outputs).eval()
@@ -416,7 +437,7 @@ def export_onnx(
         default = ([2, 4] if even_only else [1, 3]) if dynamic else [trace_batch] * 2
         batches = list(verify_batches or default)
         reference = deploy
-        if fold_bn or half:  # checked against the net as it was, in float32
+        if fold_bn or half or detections:  # checked against the net as it was, in float32
             reference = deploy_view(source, outputs, branches, keep_losses,
                                     batch=trace_batch).net.eval()
         report.verify = verify_export(
