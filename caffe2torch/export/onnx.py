@@ -253,11 +253,11 @@ def _dynamic_axes(
         return None, "; ".join(fixers)
     why = ""
     try:
-        other = deploy_view(source, outputs, branches, keep_losses, batch=3)
+        other = deploy_view(source, outputs, branches, keep_losses, batch=3, shared=True)
     except CaffeError as err:  # e.g. a Slice into equal parts along the batch: even only
         why = err.message
         try:
-            other = deploy_view(source, outputs, branches, keep_losses, batch=4)
+            other = deploy_view(source, outputs, branches, keep_losses, batch=4, shared=True)
         except CaffeError:
             return None, f"at another batch size the net does not build ({why})"
         why = f"the batch is symbolic but not every size works: at batch 3, {why}"
@@ -439,7 +439,7 @@ def export_onnx(
         reference = deploy
         if fold_bn or half or detections:  # checked against the net as it was, in float32
             reference = deploy_view(source, outputs, branches, keep_losses,
-                                    batch=trace_batch).net.eval()
+                                    batch=trace_batch, shared=True).net.eval()
         report.verify = verify_export(
             out_path, reference, view.outputs, batches, from_fillers=from_fillers,
             index_inputs=_index_inputs(deploy), half=half,
