@@ -171,3 +171,33 @@ def onnx_detection_output(layer: Any, module: Any, prior_shape: tuple[int, ...])
         raise ExportError(f"layer '{layer.name}' (DetectionOutput) cannot be exported to ONNX: "
                           f"{why}", hint="export the part before it with --output BLOB")
     return OnnxDetectionOutput(s, int(prior_shape[-1]) // 4)
+
+
+class _MaxRoiPool(torch.autograd.Function):
+    """ONNX MaxRoiPool; in PyTorch (to trace) the layer itself."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, rois: torch.Tensor, layer: nn.Module,  # type: ignore[override]
+                pooled: tuple[int, int], scale: float) -> torch.Tensor:
+        return layer(x, rois)
+
+    @staticmethod
+    def symbolic(g: Any, x: Any, rois: Any, layer: Any, pooled: tuple[int, int],
+                 scale: float) -> Any:
+        return g.op("MaxRoiPool", x, rois, pooled_shape_i=list(pooled), spatial_scale_f=scale)
+
+
+class OnnxROIPooling(nn.Module):
+    """Caffe's ROIPooling (Fast/Faster R-CNN) as ONNX MaxRoiPool: the same bins (ROI corners
+    rounded after scaling, width and height at least 1, bin edges floor/ceil, empty bins 0)
+    and rows [batch index, x1, y1, x2, y2]."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.__dict__["layer"] = layer  # not a submodule: the net owns it
+        self.blobs = nn.ParameterList()
+
+    def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        layer = self.__dict__["layer"]
+        return _MaxRoiPool.apply(x, rois.reshape(-1, 5), layer, tuple(layer.pooled),
+                                 float(layer.spatial_scale))

@@ -50,7 +50,6 @@ NOT_EXPRESSIBLE = {
     "Filter": "its output size depends on the values of its selector bottom",
     "HDF5Output": "it writes a file instead of computing a top",
     "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
-    "ROIPooling": "its bins are computed from the ROI values outside the traced graph",
     "PSROIPooling": "its bins are computed from the ROI values outside the traced graph",
     "MarginInnerProduct": "its lambda follows an iteration counter that moves every forward",
     "AdaCosAddmScale": "its scale is updated from the previous forward's logits",
@@ -195,15 +194,18 @@ def _torch_export(
 
 
 def onnx_detection_heads(net: CaffeNet) -> list[str]:
-    """Replace each DetectionOutput by its standard-ONNX form (in place); returns the
-    names of their tops."""
-    from caffe2torch.export.detection import onnx_detection_output
+    """Replace each DetectionOutput and ROIPooling by its standard-ONNX form (in place);
+    returns the names of the DetectionOutput tops (their row count follows the values)."""
+    from caffe2torch.export.detection import OnnxROIPooling, onnx_detection_output
     from caffe2torch.export.static import replace_module
+    from caffe2torch.layers.forks_detection import CaffeROIPooling
     from caffe2torch.layers.forks_ssd import CaffeDetectionOutput
 
     tops = []
     shapes = net._version_shapes
     for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
+        if isinstance(module, CaffeROIPooling):
+            replace_module(net, pos, OnnxROIPooling(module))  # rows follow the rois input
         if isinstance(module, CaffeDetectionOutput):
             prior = tuple(shapes[layer.bottoms[2]])
             replace_module(net, pos, onnx_detection_output(layer, module, prior))

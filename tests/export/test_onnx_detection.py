@@ -115,3 +115,33 @@ def test_mobilenet_ssd_on_a_photo(corpus_dir: Path, tmp_path: Path) -> None:
     assert got.shape == want.shape
     np.testing.assert_array_equal(got[..., :2], want[..., :2])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+ROI_NET = """
+name: "roi"
+layer { name: "in" type: "Input" top: "data" top: "rois"
+        input_param { shape { dim: 2 dim: 4 dim: 16 dim: 16 } shape { dim: 2 dim: 5 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 3 kernel_size: 3 pad: 1
+                            weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "pool" type: "ROIPooling" bottom: "conv" bottom: "rois" top: "pool"
+        roi_pooling_param { pooled_h: 3 pooled_w: 2 spatial_scale: 0.5 } }
+"""
+
+
+def test_roi_pooling_is_max_roi_pool(tmp_path: Path) -> None:
+    path = tmp_path / "roi.prototxt"
+    path.write_text(ROI_NET)
+    net = c2t.load_net(path)
+    report = export_onnx(net, tmp_path / "roi.onnx", verify=True)
+    assert report.verify is not None and report.verify.ok
+    assert "MaxRoiPool" in {n.op_type for n in onnx.load(tmp_path / "roi.onnx").graph.node}
+    x = np.random.default_rng(0).normal(size=(2, 4, 16, 16)).astype(np.float32)
+    # rounding at .5 after scaling, an ROI past the edge, an inverted one (width 1)
+    rois = np.array([[0, 1, 2, 20, 25], [1, 0, 0, 31, 31], [0, 10.4, 3.6, 12, 30],
+                     [1, 5, 5, 4, 4], [0, 3, 3, 40, 40]], np.float32)
+    (got,) = run_onnx(tmp_path / "roi.onnx", {"data": x, "rois": rois})
+    with torch.no_grad():
+        want = net(torch.from_numpy(x), torch.from_numpy(rois))["pool"].numpy()
+    assert got.shape == want.shape == (5, 3, 3, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
