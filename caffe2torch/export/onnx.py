@@ -137,8 +137,8 @@ def _check_expressible(view: DeployView) -> None:
 def _quiet() -> Iterator[None]:
     """The TorchScript tracer warns about shapes it records as constants (H and W are
     fixed in a Caffe net: only the batch axis is left symbolic) and about itself."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")  # and a failed export's IR dump: the error says it
         yield
 
 
