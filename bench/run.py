@@ -30,6 +30,7 @@ BENCHMARKS = {
     "lint": ("bench.bench_lint", "lint time"),
     "data": ("bench.bench_data", "data pipeline"),
     "train": ("bench.bench_train", "training step and memory"),
+    "export": ("bench.bench_export", "ONNX export"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
