@@ -211,6 +211,8 @@ def check(path: Path, bvlc: set[str], convert: bool, workdir: Path,
         worst = ", ".join(f"{k}: {report.max_diff[k]:.3g}" for k in bad)
         return Row(rel, "onnx-fail", f"differs: {worst}", time.perf_counter() - start)
     detail = f"max diff {report.worst:.2g}"
+    if report.batch != "dynamic":
+        detail += f"; fixed batch {report.batch}"
     if convert:
         try:
             conv = convert_net(net, workdir / "net.py", safetensors=False)
@@ -256,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     tested = [r for r in rows if not r.status.startswith("skip")]
     ok = sum(r.status == "ok" for r in tested)
     onnx_ok = sum(r.status in ("ok", "convert-fail") for r in tested)
+    fixed = [r for r in tested if "fixed batch" in r.detail]
     print()
     kind = "deploy nets of registered layers" if args.forks else "BVLC-layer deploy nets"
     print(f"net files: {len(rows)}; {kind}: {len(tested)}")
     print(f"  ONNX exported and verified by onnxruntime: {onnx_ok}/{len(tested)}")
+    print(f"  of them with a fixed batch (the net fixes it): {len(fixed)}")
     if not args.no_convert:
         print(f"  standalone .py reproduces too:             {ok}/{len(tested)}")
     skips: dict[str, int] = {}
