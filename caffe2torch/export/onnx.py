@@ -333,9 +333,8 @@ def export_onnx(
 
     ``batch``: "dynamic" (a symbolic batch axis) or a fixed size. ``outputs``: blob names
     (default: the deploy outputs). ``branch``: blob name(s) to start from (one tower of a
-    Siamese net). ``keep_losses``: keep loss and Accuracy layers. ``verify``: run
-    onnxruntime on random inputs and record the largest difference per output in the
-    report. Raises ExportError naming the layer ONNX cannot express.
+    Siamese net). ``keep_losses``: keep loss and Accuracy layers. Raises ExportError
+    naming the layer ONNX cannot express.
 
     ``verify``: onnxruntime against PyTorch at batch 1 and 3 (``verify_batches``) on
     data-like inputs, the result in ``report.verify``; ``from_fillers``: the weights are
