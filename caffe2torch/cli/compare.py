@@ -31,7 +31,7 @@ import argparse
 import math
 
 from caffe2torch.cli import common
-from caffe2torch.cli.netargs import add_model_args, load_model
+from caffe2torch.cli.netargs import add_model_args, build_options, input_shapes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -69,8 +69,15 @@ def run(args: argparse.Namespace) -> int:
     if args.blobs is None and not args.onnx:
         common.note("error: give BLOBS (Caffe's blob dump), --onnx MODEL.onnx, or both")
         return common.USAGE
+    from caffe2torch.export.onnx import load_for_export
+
     dump = read_dump(args.blobs) if args.blobs else None
-    net = load_model(args)
+    net, pruned = load_for_export(
+        args.model, weights=args.weights, phase=args.phase, level=args.level,
+        stages=args.stage, input_shapes=input_shapes(args.input_shape), **build_options(args),
+    )
+    for line in pruned:
+        common.note(f"note: {line}")
     if args.onnx:
         result = compare_with_onnx(net, args.onnx, dump, args.rtol, args.atol)
         what = "onnxruntime"
