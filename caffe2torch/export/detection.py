@@ -10,9 +10,11 @@ Steps, per image and per class other than the background (ApplyNMSFast, then kee
    exp in double, as Caffe);
 2. the ``top_k`` best scores per class (TopK keeps the lower index first on ties, as
    Caffe's stable sort);
-3. NonMaxSuppression with ``nms_threshold`` and ``confidence_threshold`` (a box is
-   dropped when its IoU with a kept one is above the threshold, as ApplyNMSFast; each
-   (image, class) is its own NMS batch, as the boxes differ per class after step 2);
+3. NonMaxSuppression with ``nms_threshold`` (a box is dropped when its IoU with a kept
+   one is above the threshold, as ApplyNMSFast; each (image, class) is its own NMS batch,
+   as the boxes differ per class after step 2), fed the boxes' ranks from step 2 rather
+   than their scores, so that equal scores (a softmax saturated at 1.0) keep Caffe's
+   order, and -1 for boxes not above ``confidence_threshold``;
 4. ``keep_top_k`` best of the kept boxes per image (TopK over the kept scores in
    (label, rank) order, which is Caffe's stable sort of its (label, index) pairs);
 5. the kept rows in (image, label, rank) order by NonZero over the kept mask.
@@ -129,10 +131,14 @@ class OnnxDetectionOutput(nn.Module):
         top, idx = torch.topk(scores, k, dim=2)  # (B, C', k), best first
         cand = torch.gather(boxes.unsqueeze(1).expand(-1, nc, -1, -1), 2,
                             idx.unsqueeze(-1).expand(-1, -1, -1, 4))  # (B, C', k, 4)
-        threshold = float(s.confidence_threshold)
+        # NMS sees ranks, not scores: TopK's order (lower index first on equal scores, as
+        # Caffe's stable sort) must be NMS's order too, also where softmax saturates at 1.0
+        rank = torch.arange(k, 0, -1, dtype=top.dtype) / k  # strictly decreasing, > 0
+        above = top > float(s.confidence_threshold)
+        nms_scores = torch.where(above, rank.expand_as(top), torch.full_like(top, -1.0))
         selected = _NonMaxSuppression.apply(
-            cand.reshape(-1, k, 4), top.reshape(-1, 1, k), k, float(s.nms_threshold),
-            max(threshold, -3.0e38))
+            cand.reshape(-1, k, 4), nms_scores.reshape(-1, 1, k), k, float(s.nms_threshold),
+            0.0)
         # kept mask (B*C', k) from the selected (group, 0, rank) rows
         flat_pos = selected[:, 0] * k + selected[:, 2]
         kept = torch.zeros_like(top.reshape(-1)).scatter(0, flat_pos, 1.0)
