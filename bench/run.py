@@ -31,6 +31,7 @@ BENCHMARKS = {
     "data": ("bench.bench_data", "data pipeline"),
     "train": ("bench.bench_train", "training step and memory"),
     "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
+    "export": ("bench.bench_export", "ONNX export"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

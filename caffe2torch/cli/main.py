@@ -13,6 +13,7 @@ from types import ModuleType
 from caffe2torch import __version__
 from caffe2torch.cli import (
     common,
+    compare,
     convert,
     demo,
     device_query,
@@ -34,7 +35,7 @@ from caffe2torch.errors import CaffeError
 VERBS: list[ModuleType] = [upgrade, info, lint, demo, export, convert, draw]
 VERBS += [train, test, time, device_query, plot]
 VERBS += [pairs, triplets]
-VERBS += [run]
+VERBS += [run, compare]
 
 
 EPILOG = """\

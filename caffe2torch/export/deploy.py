@@ -155,9 +155,11 @@ def deploy_view(
     branch: Sequence[str] | None = None,
     keep_losses: bool = False,
     batch: int | None = None,
+    shared: bool = False,
 ) -> DeployView:
     """Cut ``net`` to its deploy view (see the module doc); ``batch`` replaces the batch
-    (first) axis of every input."""
+    (first) axis of every input. ``shared``: the view's layers use ``net``'s own params
+    (no copy: quick, for a view that is only run or only looked at, never changed)."""
     ir = net.ir
     inputs, kept, out_refs, dropped = plan_view(net, outputs, branch, keep_losses)
     shapes = net._version_shapes
@@ -178,10 +180,11 @@ def deploy_view(
         layer.ClearField("include")
         layer.ClearField("exclude")
         layer.ClearField("blobs")
-    view = build_net(proto, net.state)
+    view = build_net(proto, net.state, share_with=net if shared else None)
     view.train(net.training)
     offset = 1 if inputs else 0
-    copy_params(net, view, {pos: i + offset for i, pos in enumerate(kept)})
+    if not shared:
+        copy_params(net, view, {pos: i + offset for i, pos in enumerate(kept)})
     return DeployView(view, [r.name for r in inputs], [r.name for r in out_refs], dropped)
 
 

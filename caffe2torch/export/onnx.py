@@ -27,12 +27,21 @@ import torch
 from torch import nn
 
 from caffe2torch.build import CaffeNet
-from caffe2torch.errors import CaffeError, ExportError, WriteError
+from caffe2torch.errors import BuildError, CaffeError, ExportError, WriteError
+from caffe2torch.export.batch_free import batch_fixers, make_batch_free
 from caffe2torch.export.deploy import DeployView, deploy_view, reset_states
+from caffe2torch.export.fold_bn import fold_batch_norm
 from caffe2torch.export.onnx_names import caffe_names
+from caffe2torch.export.simplify import simplify_model
 from caffe2torch.export.static import freeze_static_sizes
+from caffe2torch.export.verify import VerifyResult, verify_export
 
-DEFAULT_OPSET = 17
+# Opsets the exporter writes and the tests check (each on the golden nets). The
+# TorchScript tracer writes up to TRACER_MAX_OPSET; above it, onnx's version converter
+# lifts the file. The default is the highest of them that onnxruntime here runs.
+OPSETS = range(11, 22)
+TRACER_MAX_OPSET = 20
+DEFAULT_OPSET = 21
 BATCH_AXIS = "batch"
 
 # Layer types whose result the trace cannot carry into ONNX faithfully: why, per type.
@@ -40,9 +49,7 @@ NOT_EXPRESSIBLE = {
     "Python": "it runs arbitrary Python code",
     "Filter": "its output size depends on the values of its selector bottom",
     "HDF5Output": "it writes a file instead of computing a top",
-    "DetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
     "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
-    "ROIPooling": "its bins are computed from the ROI values outside the traced graph",
     "PSROIPooling": "its bins are computed from the ROI values outside the traced graph",
     "MarginInnerProduct": "its lambda follows an iteration counter that moves every forward",
     "AdaCosAddmScale": "its scale is updated from the previous forward's logits",
@@ -65,6 +72,11 @@ class ExportReport:
     max_diff: dict[str, float] | None = None
     scale: dict[str, float] = field(default_factory=dict)  # max |PyTorch output| per output
     warnings: list[str] = field(default_factory=list)
+    verify: VerifyResult | None = None
+    notes: list[str] = field(default_factory=list)  # what the export changed or decided
+    batch: int | str = "dynamic"  # what the file takes: a symbolic batch or a fixed size
+    nodes: int = 0  # ONNX nodes in the file
+    folded: list[str] = field(default_factory=list)  # layers folded away by fold_bn
 
     @property
     def worst(self) -> float:
@@ -86,14 +98,28 @@ class _Outputs(nn.Module):
         return tuple(out[n] for n in self.names)
 
 
-def _as_net(net: Any, weights: Any, phase: str, input_shapes: Any) -> CaffeNet:
+def _as_net(net: Any, weights: Any, phase: str, input_shapes: Any) -> tuple[CaffeNet, list[str]]:
+    """The net to export and a note per layer left out because its inputs are absent."""
     if isinstance(net, CaffeNet):
         if weights is not None:
             net.copy_from(weights)
-        return net
-    from caffe2torch import load_net
+        return net, []
+    return load_for_export(net, weights=weights, phase=phase, input_shapes=input_shapes)
 
-    return load_net(net, weights=weights, phase=phase, input_shapes=input_shapes)
+
+def load_for_export(path: Any, **kwargs: Any) -> tuple[CaffeNet, list[str]]:
+    """load_net for export: TEST-only and scoring layers whose inputs the file does not
+    have are left out (see prune); returns (net, a note per layer left out)."""
+    from caffe2torch import load_net, read_net
+    from caffe2torch.export.prune import prune_unfed
+    from caffe2torch.ir import NetState
+
+    state = NetState.of(kwargs.get("phase", "TEST"), kwargs.get("level", 0),
+                        kwargs.get("stages", ()))
+    pruned, notes = prune_unfed(read_net(path, kwargs.get("proto")), state)
+    if not notes:
+        return load_net(path, **kwargs), []
+    return load_net(pruned, **kwargs), [f"left out {n}" for n in notes]
 
 
 def _check_expressible(view: DeployView) -> None:
@@ -111,8 +137,8 @@ def _check_expressible(view: DeployView) -> None:
 def _quiet() -> Iterator[None]:
     """The TorchScript tracer warns about shapes it records as constants (H and W are
     fixed in a Caffe net: only the batch axis is left symbolic) and about itself."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")  # and a failed export's IR dump: the error says it
         yield
 
 
@@ -167,6 +193,87 @@ def _torch_export(
         )
 
 
+def onnx_detection_heads(net: CaffeNet) -> list[str]:
+    """Replace each DetectionOutput and ROIPooling by its standard-ONNX form (in place);
+    returns the names of the DetectionOutput tops (their row count follows the values)."""
+    from caffe2torch.export.detection import OnnxROIPooling, onnx_detection_output
+    from caffe2torch.export.static import replace_module
+    from caffe2torch.layers.forks_detection import CaffeROIPooling
+    from caffe2torch.layers.forks_ssd import CaffeDetectionOutput
+
+    tops = []
+    shapes = net._version_shapes
+    for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
+        if isinstance(module, CaffeROIPooling):
+            replace_module(net, pos, OnnxROIPooling(module))  # rows follow the rois input
+        if isinstance(module, CaffeDetectionOutput):
+            prior = tuple(shapes[layer.bottoms[2]])
+            replace_module(net, pos, onnx_detection_output(layer, module, prior))
+            tops += [t.name for t in layer.tops]
+    return tops
+
+
+def check_opset(opset: int) -> None:
+    if opset not in OPSETS:
+        raise ExportError(
+            f"opset {opset} is not supported: choose {OPSETS.start}..{OPSETS.stop - 1}",
+            hint=f"the default, {DEFAULT_OPSET}, runs in onnxruntime",
+        )
+
+
+def _convert_opset(model: Any, opset: int) -> Any:
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, opset)
+    except Exception as exc:
+        raise ExportError(
+            f"the model cannot be converted to opset {opset}: {_first_line(exc)}",
+            hint=f"export with --opset {TRACER_MAX_OPSET}",
+        ) from exc
+
+
+def _source_batch(source: CaffeNet, outputs: Sequence[str] | None, branches: list[str],
+                  keep_losses: bool) -> int:
+    """The batch size of the net as its prototxt builds it (first input's first axis)."""
+    from caffe2torch.export.deploy import plan_view
+
+    inputs = plan_view(source, outputs, branches, keep_losses)[0]
+    shape = source._version_shapes[inputs[0]] if inputs else ()
+    return int(shape[0]) if shape else 1
+
+
+def _dynamic_axes(
+    source: CaffeNet, view: DeployView, outputs: Sequence[str] | None, branches: list[str],
+    keep_losses: bool,
+) -> tuple[dict[str, dict[int, str]] | None, str]:
+    """The symbolic axes of the inputs and outputs (an input's batch axis, and each output
+    axis whose size follows the batch), or (None, why) for a net that runs at one batch
+    size only. The net is built a second time at another batch to see which sizes move."""
+    fixers = batch_fixers(view.net)
+    if fixers:
+        return None, "; ".join(fixers)
+    why = ""
+    try:
+        other = deploy_view(source, outputs, branches, keep_losses, batch=3, shared=True)
+    except CaffeError as err:  # e.g. a Slice into equal parts along the batch: even only
+        why = err.message
+        try:
+            other = deploy_view(source, outputs, branches, keep_losses, batch=4, shared=True)
+        except CaffeError:
+            return None, f"at another batch size the net does not build ({why})"
+        why = f"the batch is symbolic but not every size works: at batch 3, {why}"
+    axes: dict[str, dict[int, str]] = {name: {0: BATCH_AXIS} for name in view.inputs}
+    here, there = view.net.blob_shapes, other.net.blob_shapes
+    for name in view.outputs:
+        a, b = tuple(here[name]), tuple(there[name])
+        moved = {i: (BATCH_AXIS if i == 0 else f"{name}_{i}")
+                 for i, (u, v) in enumerate(zip(a, b)) if u != v}
+        if moved:
+            axes[name] = moved
+    return axes, why
+
+
 def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeError:
     """Export each layer alone to name the one ONNX cannot express."""
     net = view.net
@@ -178,7 +285,7 @@ def _find_culprit(view: DeployView, opset: int, cause: BaseException) -> CaffeEr
         args = tuple(torch.rand(shapes[b]) for b in layer.bottoms)
         try:
             _torch_export(module, args, io.BytesIO(), [f"in{i}" for i in range(len(args))],
-                          [], opset, None, "torchscript")
+                          [], min(opset, TRACER_MAX_OPSET), None, "torchscript")
         except Exception as exc:  # the first layer that fails alone is the one to name
             return ExportError(
                 f"layer '{layer.name}' ({layer.type}) cannot be exported to ONNX (opset "
@@ -216,18 +323,28 @@ def export_onnx(
     phase: str = "TEST",
     input_shapes: Any = None,
     exporter: str = "torchscript",
+    verify_batches: Sequence[int] | None = None,
+    from_fillers: bool = False,
+    fold_bn: bool = False,
+    simplify: bool = False,
+    half: bool = False,
 ) -> ExportReport:
     """Write the deploy view of ``net`` (a CaffeNet or a prototxt path) as ONNX.
 
     ``batch``: "dynamic" (a symbolic batch axis) or a fixed size. ``outputs``: blob names
     (default: the deploy outputs). ``branch``: blob name(s) to start from (one tower of a
-    Siamese net). ``keep_losses``: keep loss and Accuracy layers. ``verify``: run
-    onnxruntime on random inputs and record the largest difference per output in the
-    report. Raises ExportError naming the layer ONNX cannot express.
+    Siamese net). ``keep_losses``: keep loss and Accuracy layers. Raises ExportError
+    naming the layer ONNX cannot express.
+
+    ``verify``: onnxruntime against PyTorch at batch 1 and 3 (``verify_batches``) on
+    data-like inputs, the result in ``report.verify``; ``from_fillers``: the weights are
+    the fillers' (a warning). ``fold_bn``: BatchNorm and Scale folded into the layer
+    before them. ``simplify``: constant folding and graph simplification. ``half``:
+    float16 weights and activations. ``opset``: 11..21.
     """
     import onnx
 
-    source = _as_net(net, weights, phase, input_shapes)
+    source, pruned = _as_net(net, weights, phase, input_shapes)
     dynamic = batch == "dynamic"
     if not dynamic:
         try:
@@ -238,25 +355,51 @@ def export_onnx(
             ) from None
         if fixed <= 0:
             raise ExportError(f"batch must be a positive integer, not {fixed}")
+    check_opset(opset)
     branches = [branch] if isinstance(branch, str) else list(branch or [])
-    trace_batch = 2 if dynamic else fixed
-    view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
+    notes: list[str] = list(pruned)
+    axes = None
+    even_only = False
+    if dynamic:
+        trace_batch = 2
+        try:
+            view = deploy_view(source, outputs, branches, keep_losses, batch=trace_batch)
+        except BuildError as err:  # a shape that holds at the prototxt's batch only
+            axes, why = None, f"at batch {trace_batch} the net does not build ({err.message})"
+        else:
+            axes, why = _dynamic_axes(source, view, outputs, branches, keep_losses)
+        if axes is not None and why:
+            notes.append(why)
+            even_only = True
+        if axes is None:  # the net runs at one batch size: export that one and say so
+            dynamic = False
+            fixed = _source_batch(source, outputs, branches, keep_losses)
+            notes.append(f"exported with a fixed batch of {fixed}: {why}")
+            trace_batch = fixed
+            view = deploy_view(source, outputs, branches, keep_losses, batch=fixed)
+    else:
+        trace_batch = fixed
+        view = deploy_view(source, outputs, branches, keep_losses, batch=fixed)
     _check_expressible(view)
     deploy = view.net.eval()
     freeze_static_sizes(deploy)
+    make_batch_free(deploy)
+    detections = onnx_detection_heads(deploy)
+    if detections:  # their row count follows the values: a symbolic axis of its own
+        axes = dict(axes or {})
+        for name in (n for n in view.outputs if n in detections):
+            axes[name] = {**axes.get(name, {}), 2: f"{name}_rows"}
+    folded = fold_batch_norm(deploy, view.outputs) if fold_bn else []
     reset_states(deploy)
     module = _Outputs(deploy, view.outputs).eval()
     args = tuple(sample_inputs(deploy))
-    axes = None
-    if dynamic:
-        axes = {name: {0: BATCH_AXIS} for name in view.inputs}
-        shapes = deploy.blob_shapes  # built with the traced batch size
-        for name in view.outputs:
-            if shapes[name] and shapes[name][0] == trace_batch:
-                axes[name] = {0: BATCH_AXIS}
+    if half:
+        module = module.half()
+        args = tuple(a.half() for a in args)
     buffer = io.BytesIO()
     try:
-        _torch_export(module, args, buffer, view.inputs, view.outputs, opset, axes, exporter)
+        _torch_export(module, args, buffer, view.inputs, view.outputs,
+                      min(opset, TRACER_MAX_OPSET), axes, exporter)
     except CaffeError:
         raise
     except Exception as exc:
@@ -266,6 +409,12 @@ def export_onnx(
         raise err from exc
     model = onnx.load_from_string(buffer.getvalue())
     caffe_names(model, module, deploy)
+    if opset > TRACER_MAX_OPSET:
+        model = _convert_opset(model, opset)
+    nodes_before = len(model.graph.node)
+    if simplify:
+        model, how = simplify_model(model)
+        notes.append(f"simplified with {how}: {nodes_before} -> {len(model.graph.node)} nodes")
     model.graph.name = source.name or "caffe_net"
     model.doc_string = f"Caffe net '{source.name}' ({source.phase} phase, deploy view)"
     try:
@@ -281,14 +430,24 @@ def export_onnx(
     graph_inputs = [i.name for i in model.graph.input]
     used = [n for n in view.inputs if n in graph_inputs]
     report = ExportReport(out_path, opset, used, list(view.outputs), view.dropped)
+    report.notes = notes
+    report.nodes = len(model.graph.node)
+    report.folded = folded
+    report.batch = "dynamic" if dynamic else trace_batch
     if verify:
-        # a second batch size checks the symbolic batch axis (1: the cheapest other size)
-        batches = [trace_batch, 1] if dynamic else [trace_batch]
-        report.max_diff = {}
-        for b in batches:
-            for k, (diff, scale) in compare_onnx(out_path, deploy, view.outputs, b).items():
-                report.max_diff[k] = max(report.max_diff.get(k, 0.0), diff)
-                report.scale[k] = max(report.scale.get(k, 0.0), scale)
+        default = ([2, 4] if even_only else [1, 3]) if dynamic else [trace_batch] * 2
+        batches = list(verify_batches or default)
+        reference = deploy
+        if fold_bn or half or detections:  # checked against the net as it was, in float32
+            reference = deploy_view(source, outputs, branches, keep_losses,
+                                    batch=trace_batch, shared=True).net.eval()
+        report.verify = verify_export(
+            out_path, reference, view.outputs, batches, from_fillers=from_fillers,
+            index_inputs=_index_inputs(deploy), half=half,
+        )
+        report.max_diff = {k: a for k, (a, _) in report.verify.worst().items()}
+        report.scale = {k: s for k, (_, s) in report.verify.worst().items()}
+        report.warnings += report.verify.warnings
     return report
 
 

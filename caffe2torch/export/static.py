@@ -62,7 +62,46 @@ def freeze_slice_sizes(net: CaffeNet) -> None:
             replace_module(net, pos, StaticSlice(module.axis, module.sizes(dim)))
 
 
+class StaticSPP(nn.Module):
+    """Caffe's SPP with its bottom's H x W written in (each level's kernel and pad are
+    computed from it: SPPLayer::GetPoolingParam)."""
+
+    def __init__(self, pyramid_height: int, method: int, size: tuple[int, int],
+                 training: bool) -> None:
+        super().__init__()
+        self.pyramid_height = pyramid_height
+        self.method = method
+        self.size = size
+        self.train(training)
+        self.blobs = nn.ParameterList()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from caffe2torch.layers.vision import caffe_pool, spp_level_geometry
+
+        levels = []
+        for level in range(self.pyramid_height):
+            kernel, pad = spp_level_geometry(self.size, level)
+            top = caffe_pool(x, self.method, kernel, kernel, pad, train=self.training)[0]
+            if self.pyramid_height == 1:
+                return top
+            levels.append(top.flatten(1))
+        return torch.cat(levels, dim=1)
+
+
+def freeze_spp_sizes(net: CaffeNet) -> None:
+    """SPP reads H and W from its input at run time: give it the builder's numbers."""
+    from caffe2torch.layers.vision import CaffeSPP
+
+    shapes = net._version_shapes
+    for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
+        if isinstance(module, CaffeSPP) and len(shapes[layer.bottoms[0]]) == 4:
+            shape = shapes[layer.bottoms[0]]
+            replace_module(net, pos, StaticSPP(module.pyramid_height, module.method,
+                                               (int(shape[2]), int(shape[3])), module.training))
+
+
 def freeze_static_sizes(net: CaffeNet) -> None:
     """Every rewrite above, in place (the net is a deploy view made for the export)."""
     freeze_spatial_sizes(net)
     freeze_slice_sizes(net)
+    freeze_spp_sizes(net)

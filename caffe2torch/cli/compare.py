@@ -1,0 +1,125 @@
+"""``caffe2torch compare MODEL BLOBS [--weights W] [--onnx model.onnx]``: run the net on the
+inputs stored in BLOBS (real Caffe's blobs) and compare, layer by layer in Caffe's order,
+every blob with Caffe's: largest absolute and relative difference, and the first layer
+beyond tolerance with its type and parameters. With ``--onnx``, onnxruntime's
+intermediate values of an exported model are compared with ours the same way (BLOBS then
+only gives the inputs; without BLOBS, data-like inputs are made).
+
+BLOBS is an .npz (keys: blob names) or a folder of <blob>.npy files ('/' in a name as
+'__'). pycaffe writes one in five lines (python dump.py deploy.prototxt w.caffemodel
+inputs.npz blobs.npz):
+
+  import sys, numpy as np, caffe
+  net = caffe.Net(sys.argv[1], sys.argv[2], caffe.TEST)
+  for name in net.inputs: net.blobs[name].data[...] = np.load(sys.argv[3])[name]
+  net.forward()
+  np.savez(sys.argv[4], **{n: b.data for n, b in net.blobs.items()})
+
+Examples:
+
+  caffe2torch compare deploy.prototxt blobs.npz --weights w.caffemodel
+  caffe2torch compare deploy.prototxt blobs.npz -w w.caffemodel --onnx model.onnx
+
+A blob passes when max |ours - reference| <= atol + rtol * max |reference|.
+Exit codes: 0 every blob within tolerance, 1 a layer beyond it, 2 a bad option or an
+unreadable file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from caffe2torch.cli import common
+from caffe2torch.cli.netargs import add_model_args, build_options, input_shapes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from caffe2torch.export.compare import DEFAULT_ATOL, DEFAULT_RTOL
+
+    p = sub.add_parser(
+        "compare",
+        help="find the first layer whose output differs from real Caffe's (or onnxruntime's)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_args(p)
+    p.add_argument("blobs", metavar="BLOBS", nargs="?",
+                   help="Caffe's blobs: an .npz or a folder of .npy files (optional with --onnx)")
+    p.add_argument("--onnx", metavar="MODEL.onnx",
+                   help="compare onnxruntime's intermediate outputs of this exported model "
+                   "with ours instead")
+    p.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
+                   help=f"relative tolerance, of the blob's largest magnitude (default "
+                   f"{DEFAULT_RTOL:g})")
+    p.add_argument("--atol", type=float, default=DEFAULT_ATOL,
+                   help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
+    p.add_argument("--all", action="store_true",
+                   help="print every row (default: up to the first failing layer and 3 after)")
+    p.set_defaults(run=run)
+
+
+def _fmt(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from caffe2torch.export.compare import compare_with_caffe, compare_with_onnx, read_dump
+
+    if args.blobs is None and not args.onnx:
+        common.note("error: give BLOBS (Caffe's blob dump), --onnx MODEL.onnx, or both")
+        return common.USAGE
+    from caffe2torch.export.onnx import load_for_export
+
+    dump = read_dump(args.blobs) if args.blobs else None
+    net, pruned = load_for_export(
+        args.model, weights=args.weights, phase=args.phase, level=args.level,
+        stages=args.stage, input_shapes=input_shapes(args.input_shape), **build_options(args),
+    )
+    for line in pruned:
+        common.note(f"note: {line}")
+    if args.onnx:
+        result = compare_with_onnx(net, args.onnx, dump, args.rtol, args.atol)
+        what = "onnxruntime"
+    else:
+        assert dump is not None
+        result = compare_with_caffe(net, dump, args.rtol, args.atol)
+        what = "Caffe"
+    width = max([len(r.layer) for r in result.rows] + [5])
+    bwidth = max([len(r.blob) for r in result.rows] + [4])
+    print(f"{'layer':<{width}}  {'type':<14} {'blob':<{bwidth}}  {'max abs':>9}  "
+          f"{'max rel':>9}")
+    shown_after = 0
+    for row in result.rows:
+        status = row.note or ("ok" if row.ok else "BEYOND TOLERANCE")
+        print(f"{row.layer:<{width}}  {row.type:<14} {row.blob:<{bwidth}}  "
+              f"{_fmt(row.max_abs):>9}  {_fmt(row.max_rel):>9}  {status}")
+        if result.first_bad is not None and not args.all:
+            if row is not result.first_bad and shown_after == 0 and \
+                    result.rows.index(row) < result.rows.index(result.first_bad):
+                continue
+            shown_after += 1
+            if shown_after > 3:
+                print(f"... ({len(result.rows) - result.rows.index(row) - 1} more rows; --all)")
+                break
+    compared = [r for r in result.rows if not r.note]
+    if result.missing:
+        common.note(f"not in the blob dump (not compared): {len(result.missing)} blob(s), e.g. "
+                    + ", ".join(result.missing[:5]))
+    if not compared:
+        common.note(f"error: no blob could be compared with {what}'s")
+        return common.FAILED
+    bad = result.first_bad
+    if bad is None:
+        print(f"all {len(compared)} compared blobs within tolerance of {what}'s "
+              f"(atol {args.atol:g}, rtol {args.rtol:g})")
+        return common.OK
+    print(f"\nfirst layer beyond tolerance: '{bad.layer}' ({bad.type}), blob '{bad.blob}': "
+          f"max abs {_fmt(bad.max_abs)}, max rel {_fmt(bad.max_rel)}"
+          + (f" ({bad.note})" if bad.note else ""))
+    if bad.in_place:
+        print(f"  (then in place on the same blob: {', '.join(bad.in_place)}; the dump holds "
+              "only the last value)")
+    for line in result.first_bad_params.splitlines():
+        print(f"  {line}")
+    return common.FAILED
