@@ -98,6 +98,11 @@ CASES: list[tuple[str, list[str], int]] = [
     ("run", ["forward.py", "missing.prototxt"], USAGE),
     ("run", ["forward.py", "broken.prototxt"], FAILED),
     ("run", ["missing.py"], USAGE),
+    ("compare", ["deploy.prototxt", "blobs.npz", "-w", "deploy.caffemodel"], OK),
+    ("compare", ["deploy.prototxt", "blobs_off.npz", "-w", "deploy.caffemodel"], FAILED),
+    ("compare", ["deploy.prototxt", "-w", "deploy.caffemodel"], USAGE),
+    ("compare", ["deploy.prototxt", "missing.npz"], USAGE),
+    ("compare", ["missing.prototxt", "blobs.npz"], USAGE),
 ]
 
 FORWARD_SCRIPT = """import sys
@@ -124,7 +129,23 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "empty.log").write_text("")
     (root / "empty_dir").mkdir()
     (root / "forward.py").write_text(FORWARD_SCRIPT)
+    _write_blob_dumps(root)
     return root
+
+
+def _write_blob_dumps(root: Path) -> None:
+    """What real Caffe's dump of deploy.prototxt would hold: our own blobs (compare passes),
+    and the same with the last blob changed (compare names its layer)."""
+    import numpy as np
+
+    import caffe2torch as c2t
+
+    net = c2t.load_net(root / "deploy.prototxt", weights=root / "deploy.caffemodel")
+    data = np.random.default_rng(0).uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)
+    out = net(data=data)
+    blobs = {"data": data, "feat": out["feat"].detach().numpy()}
+    np.savez(root / "blobs.npz", **blobs)
+    np.savez(root / "blobs_off.npz", **{**blobs, "feat": blobs["feat"] + 1.0})
 
 
 def _id(case: tuple[str, list[str], int]) -> str:

@@ -1,7 +1,18 @@
-"""``caffe2torch compare MODEL BLOBS [--weights W] [--onnx model.onnx]``: run the net on the
-inputs stored in BLOBS (real Caffe's blobs) and compare, layer by layer in Caffe's order,
-every blob with Caffe's: largest absolute and relative difference, and the first layer
-beyond tolerance with its type and parameters. With ``--onnx``, onnxruntime's
+"""``caffe2torch compare``: our blobs against real Caffe's (or onnxruntime's), layer by
+layer, naming the first layer that differs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from caffe2torch.cli import common
+from caffe2torch.cli.netargs import add_model_args, build_options, input_shapes, share_option
+
+DESCRIPTION = """\
+Run the net on the inputs stored in BLOBS (real Caffe's blobs) and compare, layer by layer
+in Caffe's order, every blob with Caffe's: largest absolute and relative difference, and
+the first layer beyond tolerance with its type and parameters. With --onnx, onnxruntime's
 intermediate values of an exported model are compared with ours the same way (BLOBS then
 only gives the inputs; without BLOBS, data-like inputs are made).
 
@@ -15,23 +26,16 @@ inputs.npz blobs.npz):
   net.forward()
   np.savez(sys.argv[4], **{n: b.data for n, b in net.blobs.items()})
 
-Examples:
+A blob passes when max |ours - reference| <= atol + rtol * max |reference|.
 
+Exit codes: 0 every blob within tolerance; 1 a layer beyond it; 2 a bad option or an
+unreadable file."""
+
+EXAMPLES = """\
+examples:
   caffe2torch compare deploy.prototxt blobs.npz --weights w.caffemodel
   caffe2torch compare deploy.prototxt blobs.npz -w w.caffemodel --onnx model.onnx
-
-A blob passes when max |ours - reference| <= atol + rtol * max |reference|.
-Exit codes: 0 every blob within tolerance, 1 a layer beyond it, 2 a bad option or an
-unreadable file.
-"""
-
-from __future__ import annotations
-
-import argparse
-import math
-
-from caffe2torch.cli import common
-from caffe2torch.cli.netargs import add_model_args, build_options, input_shapes
+  caffe2torch compare deploy.prototxt --onnx model.onnx -w w.caffemodel"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="find the first layer whose output differs from real Caffe's (or onnxruntime's)",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_args(p)
@@ -74,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     dump = read_dump(args.blobs) if args.blobs else None
     net, pruned = load_for_export(
         args.model, weights=args.weights, phase=args.phase, level=args.level,
-        stages=args.stage, input_shapes=input_shapes(args.input_shape), **build_options(args),
+        stages=args.stage, input_shapes=input_shapes(args.input_shape),
+        share=share_option(args), proto=args.proto, **build_options(args),
     )
     for line in pruned:
         common.note(f"note: {line}")
@@ -122,4 +128,6 @@ def run(args: argparse.Namespace) -> int:
               "only the last value)")
     for line in result.first_bad_params.splitlines():
         print(f"  {line}")
+    common.note(f"error: layer '{bad.layer}' ({bad.type}) is the first whose output differs "
+                f"from {what}'s beyond tolerance (details above)")
     return common.FAILED
