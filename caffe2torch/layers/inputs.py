@@ -424,6 +424,7 @@ def _ensure_caffe_module() -> None:
     shim.Layer = _LayerBase  # type: ignore[attr-defined]
     shim.TRAIN, shim.TEST = 0, 1  # type: ignore[attr-defined]
     shim.__doc__ = "caffe2torch stand-in for pycaffe, only for Python layers"
+    shim.CAFFE2TORCH_STAND_IN = True  # type: ignore[attr-defined]  # pycaffe's alias replaces it
     sys.modules["caffe"] = shim
 
 

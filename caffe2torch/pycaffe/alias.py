@@ -65,9 +65,13 @@ def installed() -> bool:
 
 
 def install() -> None:
-    """Put the alias first on sys.meta_path (once)."""
+    """Put the alias first on sys.meta_path (once). The bare stand-in that Python layers
+    loaded through load_net get when no pycaffe exists (layers/inputs.py) gives way."""
     if not installed():
         sys.meta_path.insert(0, CaffeAliasFinder())
+    stand_in = sys.modules.get(ALIAS)
+    if stand_in is not None and getattr(stand_in, "CAFFE2TORCH_STAND_IN", False):
+        del sys.modules[ALIAS]
 
 
 def uninstall() -> None:
