@@ -81,9 +81,9 @@ def read_dump(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                 raise DumpError(f"{p}: no .npy files in the folder",
                                 hint="one <blob>.npy per blob ('/' in a name as '__')")
             for f in files:
-                out[f.stem] = np.load(f, allow_pickle=False)
+                out[f.stem] = np.load(f)  # numpy refuses pickled objects by default
             return out
-        with np.load(p, allow_pickle=False) as data:
+        with np.load(p) as data:  # no pickles (numpy's default)
             for key in data.files:
                 name = key.split("/", 1)[1] if key.startswith(("blob/", "input/")) else key
                 if key.startswith(("top_diff/", "bottom_diff/", "param/", "param_diff/")):

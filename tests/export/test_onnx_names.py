@@ -108,15 +108,17 @@ def test_shape_only_input_is_left_out(tmp_path: Path) -> None:
     assert report.inputs == [] and report.worst == 0.0
 
 
-@pytest.mark.parametrize("layer", [
-    'layer { name: "pool_rois" type: "ROIPooling" bottom: "x" bottom: "rois" top: "y"'
-    " roi_pooling_param { pooled_h: 2 pooled_w: 2 } }",
+# ROIPooling exports as MaxRoiPool (tests/export/test_onnx_detection.py); R-FCN's
+# position-sensitive pooling still has no ONNX form
+@pytest.mark.parametrize(("kind", "layer"), [
+    ("PSROIPooling", 'layer { name: "pool_rois" type: "PSROIPooling" bottom: "x" bottom: "rois"'
+     " top: \"y\" psroi_pooling_param { spatial_scale: 1 output_dim: 2 group_size: 1 } }"),
 ])
-def test_value_dependent_layer_is_refused_by_name(tmp_path: Path, layer: str) -> None:
+def test_value_dependent_layer_is_refused_by_name(tmp_path: Path, kind: str, layer: str) -> None:
     text = f"""
     layer {{ name: "in" type: "Input" top: "x" top: "rois"
             input_param {{ shape {{ dim: 1 dim: 2 dim: 4 dim: 4 }} shape {{ dim: 1 dim: 5 }} }} }}
     {layer}
     """
-    with pytest.raises(ExportError, match=r"layer 'pool_rois' \(ROIPooling\) cannot be exported"):
+    with pytest.raises(ExportError, match=rf"layer 'pool_rois' \({kind}\) cannot be exported"):
         export_onnx(_net(tmp_path, text, "roi"), tmp_path / "r.onnx")
