@@ -27,6 +27,7 @@ from google.protobuf import message_factory, text_format
 
 from caffe2torch.errors import ParseError
 from caffe2torch.io.extra import ExtraField
+from caffe2torch.io.wire import encode_varint
 
 _FD = _descriptor.FieldDescriptor
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
@@ -56,17 +57,6 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
         shift += 7
         if shift >= 70:
             raise WireDamage(f"a varint longer than 10 bytes at byte {pos}")
-
-
-def _enc(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 @dataclass
@@ -213,7 +203,7 @@ class Translator:
                     parts = self._message(buf, vstart, pos, entry.sub, (*path, dst.name), here,
                                           extras)
                     size = sum(len(p) for p in parts)
-                out.append(_enc((dst.number << 3) | LEN) + _enc(size))
+                out.append(encode_varint((dst.number << 3) | LEN) + encode_varint(size))
                 out.extend(parts)
                 continue
             if entry.enum_map is not None:
@@ -231,13 +221,13 @@ class Translator:
                         extras.append(self._extra(plan, entry, buf[start:pos], path, here,
                                                   kind="enum"))
                         continue
-                    out.append(_enc(dst.number << 3 | VARINT) + _enc(mapped))
+                    out.append(encode_varint(dst.number << 3 | VARINT) + encode_varint(mapped))
                 continue
             if dst.number == number:
                 out.append(buf[start:pos])
             else:
-                out.append(_enc((dst.number << 3) | wt))
-                out.append(buf[start + len(_enc(key)):pos])
+                out.append(encode_varint((dst.number << 3) | wt))
+                out.append(buf[start + len(encode_varint(key)):pos])
         return out
 
     def _extra(self, plan: _Plan, entry: _Entry, raw: memoryview, path: tuple[str, ...],
