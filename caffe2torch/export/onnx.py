@@ -34,7 +34,7 @@ from caffe2torch.export.fold_bn import fold_batch_norm
 from caffe2torch.export.onnx_names import caffe_names
 from caffe2torch.export.simplify import simplify_model
 from caffe2torch.export.static import freeze_static_sizes
-from caffe2torch.export.verify import VerifyResult, verify_export
+from caffe2torch.export.verify import VerifyResult, data_like_inputs, verify_export
 
 # Opsets the exporter writes and the tests check (each on the golden nets). The
 # TorchScript tracer writes up to TRACER_MAX_OPSET; above it, onnx's version converter
@@ -145,18 +145,7 @@ def _quiet() -> Iterator[None]:
 def sample_inputs(net: CaffeNet, batch: int | None = None, seed: int = 0) -> list[torch.Tensor]:
     """Random inputs of the net's input shapes (batch replaced when given): uniform in
     [-1, 1), or small non-negative integers for inputs that index (Embed)."""
-    gen = torch.Generator().manual_seed(seed)
-    index_inputs = _index_inputs(net)
-    out = []
-    for name in net.inputs:
-        shape = list(net.blob_shapes[name])
-        if batch is not None and shape:
-            shape[0] = batch
-        if name in index_inputs:
-            out.append(torch.randint(0, index_inputs[name], shape, generator=gen).float())
-        else:
-            out.append(torch.rand(shape, generator=gen) * 2 - 1)
-    return out
+    return data_like_inputs(net, batch, seed, _index_inputs(net), images=False)
 
 
 def _index_inputs(net: CaffeNet) -> dict[str, int]:

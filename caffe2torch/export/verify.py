@@ -90,9 +90,10 @@ def _image_like(shape: Sequence[int], gen: torch.Generator) -> torch.Tensor:
 
 
 def data_like_inputs(net: CaffeNet, batch: int | None = None, seed: int = 0,
-                     index_inputs: dict[str, int] | None = None) -> list[torch.Tensor]:
+                     index_inputs: dict[str, int] | None = None, images: bool = True,
+                     ) -> list[torch.Tensor]:
     """Inputs of the net's shapes (batch replaced when given) that look like data (see the
-    module doc)."""
+    module doc); ``images=False``: uniform in [-1, 1) only."""
     gen = torch.Generator().manual_seed(seed)
     index_inputs = index_inputs or {}
     out = []
@@ -104,7 +105,8 @@ def data_like_inputs(net: CaffeNet, batch: int | None = None, seed: int = 0,
             out.append(torch.randint(0, index_inputs[name], shape, generator=gen).float())
             continue
         value = torch.rand(shape, generator=gen) * 2 - 1
-        if len(shape) == 4 and shape[1] in (1, 3) and shape[2] >= 8 and shape[3] >= 8:
+        if images and len(shape) == 4 and shape[1] in (1, 3) and shape[2] >= 8 \
+                and shape[3] >= 8:
             value[0] = _image_like(shape[1:], gen)
         out.append(value)
     return out
