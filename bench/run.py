@@ -46,7 +46,7 @@ ANALYSIS = """## What the profiles showed, and what was changed
 - **Builds grew faster than linearly** with the number of layers: Python's cyclic garbage
   collector rescanned the growing set of long-lived objects (modules, parameters, protobuf
   messages) at every allocation threshold. `build_net` and the parse in `load_net` run with
-  the collector paused (`caffe2torch.build.builder.gc_paused`).
+  the collector paused (`caffe2torch.graph.builder.gc_paused`).
 - **BatchNorm + Scale** (ResNet's pattern): the separate Scale product kept the normalised
   tensor alive for its backward, one activation more per convolution than PyTorch's affine
   BatchNorm2d. When a BatchNorm's only reader is an in-place Scale right after it, the

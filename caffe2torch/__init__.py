@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from caffe2torch.build import CaffeNet, build_net
-from caffe2torch.build.builder import gc_paused
 from caffe2torch.errors import (
     BuildError,
     CaffeError,
@@ -18,69 +12,15 @@ from caffe2torch.errors import (
     WeightsError,
 )
 from caffe2torch.export.onnx import export_onnx as export_onnx
+from caffe2torch.graph import CaffeNet, build_net, load_net
 from caffe2torch.io import read_net, read_net_with_positions, read_solver, upgrade_text
-from caffe2torch.io.fork_schema import as_schema
+from caffe2torch.io.binary import read_caffemodel
 from caffe2torch.ir import NetState
-from caffe2torch.layers.fillers import PendingFills, deferred_fills
 from caffe2torch.layers.plugins import layer_fields, register_layer
 from caffe2torch.lint import lint as lint
 from caffe2torch.solver.solver import Solver, get_solver
 
 __version__ = "0.1.0"
-
-
-def load_net(
-    path: str | os.PathLike[str] | Any,
-    weights: str | os.PathLike[str] | Any | None = None,
-    phase: str | int = "TEST",
-    level: int = 0,
-    stages: Sequence[str] = (),
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    share: str | Mapping[str, str] | None = "declared",
-    proto: str | os.PathLike[str] | None = None,
-    **options: Any,
-) -> CaffeNet:
-    """Build a Caffe net as an nn.Module.
-
-    ``path``: a net prototxt in any Caffe dialect (or an upgraded NetParameter).
-    ``weights``: a caffemodel (V1/V2 binary or .h5), a NetParameter with blobs, or
-    {layer: [arrays]}, copied by layer name as Caffe's ``caffe.Net(proto, weights, phase)``.
-    ``phase``/``level``/``stages``: the NetState that filters layers.
-    ``input_shapes``: {top: shape} for data tops the prototxt gives no shape for, or to
-    replace a data layer of any kind (Python, a fork's) by an input of that shape.
-    ``share``: "declared" (Caffe's param sharing), "auto" (also tie identical towers such
-    as conv1/conv1_p), None (untie everything) or {layer: owner layer}.
-    ``proto``: the caffe.proto of the Caffe fork the net (and its weights) were written
-    for: files are read with its field numbers, its own fields reach layer builders as
-    ``BuildContext.extra_field``.
-    ``options``: build options for layer builders (``allow_python_layers=True``...).
-    """
-    schema = as_schema(proto)
-    if isinstance(path, (str, os.PathLike)):
-        with gc_paused():  # parsing makes many long-lived objects too (see gc_paused)
-            net_param, source_map = read_net_with_positions(path, schema)
-    else:
-        net_param, source_map = path, None
-    state = NetState.of(phase, level, stages)
-    # With weights, fillers wait for the copy and run only for the blobs it left
-    # (Caffe fills everything, then CopyTrainedLayersFrom overwrites most of it).
-    with deferred_fills(PendingFills() if weights is not None else None) as pending:
-        net = build_net(
-            net_param,
-            state,
-            input_shapes=input_shapes,
-            options=options,
-            share=share,
-            source_map=source_map,
-        )
-    net.proto = schema
-    if pending is not None:
-        report = net.copy_from(weights)
-        pending.run(skip=report.written)
-    from caffe2torch.solver.netsetup import attach_lazy_feeder
-
-    attach_lazy_feeder(net, net_param, state)  # net() reads the data layers' next batch
-    return net
 
 
 __all__ = [
@@ -95,9 +35,12 @@ __all__ = [
     "UpgradeError",
     "WeightsError",
     "build_net",
+    "export_onnx",
     "get_solver",
     "layer_fields",
+    "lint",
     "load_net",
+    "read_caffemodel",
     "read_net",
     "read_net_with_positions",
     "read_solver",

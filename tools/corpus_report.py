@@ -10,7 +10,7 @@ Stages, in order (a stage runs only when the one before it passed):
 * build: the net builds for the phase (both phases for a train_test net, TEST for a deploy
   net). Data layers whose top shapes come from their data files get shapes derived from
   the prototxt when it tells them (see ``derive_shapes``); the row then says "derived".
-* forward: the net runs on random inputs at batch 2 (tests/test_corpus_build.py's feed).
+* forward: the net runs on random inputs at batch 2 (tests/corpus/test_corpus_build.py's feed).
 * onnx: the TEST phase's deploy view exports with random weights and onnxruntime
   reproduces every output (tools/corpus_export.py's weights and tolerance).
 
@@ -44,7 +44,7 @@ from caffe2torch.export.onnx import NOT_EXPRESSIBLE, export_onnx  # noqa: E402
 from caffe2torch.io import read_caffemodel  # noqa: E402
 from caffe2torch.ir import NetState, declared_phases, filter_layers  # noqa: E402
 from caffe2torch.layers.registry import find_layer_spec  # noqa: E402
-from tests.test_corpus_build import random_inputs, small_batch_shapes  # noqa: E402
+from tests.corpus.test_corpus_build import random_inputs, small_batch_shapes  # noqa: E402
 from tools.corpus_export import ATOL, RTOL, bvlc_types, fill_random  # noqa: E402
 
 TEXT_FORMATS = {"V0", "V1", "V2"}
@@ -269,7 +269,7 @@ def build_phase(row: PhaseRow, param: Any, path: Path, cache: dict) -> c2t.Caffe
 
 
 def feed_for(net: c2t.CaffeNet) -> dict[str, torch.Tensor]:
-    """Random images, zero labels (tests/test_corpus_build.py); an AnnotatedData label is
+    """Random images, zero labels (tests/corpus/test_corpus_build.py); an AnnotatedData label is
     the fork's row of -1 for a batch without boxes (a zero row would be a background box,
     which SSD's layers refuse)."""
     feed = random_inputs(net)

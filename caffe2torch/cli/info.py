@@ -187,8 +187,8 @@ def attach_stats(
 ) -> tuple[int, int] | CaffeError:
     """Build the net for ``state`` and put each layer's statistics on its row; returns the
     totals (unique params, FLOPs), or why the net could not be built."""
-    from caffe2torch.build import build_net
-    from caffe2torch.build.stats import net_stats, unique_param_count
+    from caffe2torch.graph import build_net
+    from caffe2torch.graph.stats import net_stats, unique_param_count
 
     try:
         net = build_net(info.net, state, input_shapes=shapes, share=share,

@@ -114,7 +114,7 @@ class LayerTimer:
 
 
 def run(args: argparse.Namespace) -> int:
-    from caffe2torch.build import build_net
+    from caffe2torch.graph import build_net
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
     from caffe2torch.proto import caffe_pb2

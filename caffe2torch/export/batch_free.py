@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from caffe2torch.build import CaffeNet
 from caffe2torch.export.static import replace_module
+from caffe2torch.graph import CaffeNet
 
 
 class BatchFreeReshape(nn.Module):

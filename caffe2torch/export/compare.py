@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from caffe2torch.build import CaffeNet
 from caffe2torch.errors import ParseError
+from caffe2torch.graph import CaffeNet
 
 DEFAULT_RTOL = 1e-4
 DEFAULT_ATOL = 1e-5

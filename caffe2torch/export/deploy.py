@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from caffe2torch.build import CaffeNet, build_net
 from caffe2torch.errors import BuildError
+from caffe2torch.graph import CaffeNet, build_net
 from caffe2torch.ir.graph import BlobRef, LayerIR
 from caffe2torch.layers.registry import find_layer_spec
 from caffe2torch.proto import caffe_pb2

@@ -55,7 +55,7 @@ class Drawing:
 
 
 def _kind_of(type_name: str) -> Any:
-    from caffe2torch.build.builder import registry_kind
+    from caffe2torch.graph.builder import registry_kind
 
     return registry_kind(type_name)
 
@@ -105,7 +105,7 @@ def _shapes(net_param: Any, state: NetState, input_shapes: Any, share: Any = "de
             ) -> tuple[dict, str | None]:
     """Blob version -> shape from a build of the net, or ({}, why not)."""
     try:
-        from caffe2torch.build import build_net
+        from caffe2torch.graph import build_net
 
         net = build_net(net_param, state, input_shapes=input_shapes, share=share)
     except CaffeError as err:

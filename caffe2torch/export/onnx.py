@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from caffe2torch.build import CaffeNet
 from caffe2torch.errors import BuildError, CaffeError, ExportError, WriteError
 from caffe2torch.export.batch_free import batch_fixers, make_batch_free
 from caffe2torch.export.deploy import DeployView, deploy_view, reset_states
@@ -35,6 +34,7 @@ from caffe2torch.export.onnx_names import caffe_names
 from caffe2torch.export.simplify import simplify_model
 from caffe2torch.export.static import freeze_static_sizes
 from caffe2torch.export.verify import VerifyResult, data_like_inputs, verify_export
+from caffe2torch.graph import CaffeNet
 
 # Opsets the exporter writes and the tests check (each on the golden nets). The
 # TorchScript tracer writes up to TRACER_MAX_OPSET; above it, onnx's version converter

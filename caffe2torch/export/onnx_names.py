@@ -22,8 +22,8 @@ from typing import Any
 
 from torch import nn
 
-from caffe2torch.build import CaffeNet
 from caffe2torch.export.deploy import blob_label
+from caffe2torch.graph import CaffeNet
 
 
 def caffe_tensor_names(net: CaffeNet) -> dict[int, str]:

@@ -35,7 +35,7 @@ class ModuleSource:
     by_tensor: dict[int, str] = field(default_factory=dict)  # id(Parameter) -> attribute
 
     def fresh(self, base: str) -> str:
-        from caffe2torch.build.names import identifier
+        from caffe2torch.graph.names import identifier
 
         name, n = identifier(base), 1
         while name in self.attrs or name in _RESERVED_ATTRS:

@@ -19,8 +19,6 @@ from typing import Any
 
 import torch
 
-from caffe2torch.build import CaffeNet
-from caffe2torch.build.names import identifier
 from caffe2torch.errors import ExportError, WriteError
 from caffe2torch.export import (  # noqa: F401  (each registers its emitters)
     pysource_forks,
@@ -31,6 +29,8 @@ from caffe2torch.export import (  # noqa: F401  (each registers its emitters)
 from caffe2torch.export.deploy import DeployView, blob_label, deploy_view
 from caffe2torch.export.pysource import Emit, ModuleSource, emit_layer
 from caffe2torch.export.snippets import SNIPPETS
+from caffe2torch.graph import CaffeNet
+from caffe2torch.graph.names import identifier
 
 _TAKEN = ("self", "torch", "F", "nn", "math", "os")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from caffe2torch.build import CaffeNet
+from caffe2torch.graph import CaffeNet
 
 
 class StaticSlice(nn.Module):

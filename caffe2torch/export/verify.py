@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from caffe2torch.build import CaffeNet
 from caffe2torch.export.deploy import reset_states
+from caffe2torch.graph import CaffeNet
 
 # relative tolerance of float32 (same ops in another order) and of float16 exports
 RTOL_FLOAT32 = 1e-4

@@ -581,7 +581,7 @@ def load_metric_net(
     train_test net of a deploy net) whose first data layer of the same phase gives the
     preprocessing, the deploy net's input shape deciding the rest. ``share``: build_net's
     weight sharing."""
-    from caffe2torch.build import build_net
+    from caffe2torch.graph import build_net
     from caffe2torch.ir.netstate import NetState
 
     state = NetState.of(phase, level, list(stages))

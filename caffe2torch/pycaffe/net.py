@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from caffe2torch.build import CaffeNet
 from caffe2torch.errors import CaffeError, mark_user_code_error
+from caffe2torch.graph import CaffeNet
 from caffe2torch.ir.graph import BlobRef
 from caffe2torch.pycaffe.blob import Blob, BlobVec, ensure_grad
 from caffe2torch.pycaffe.mode import TEST, TRAIN, current_device, phase_name
@@ -633,7 +633,7 @@ class Net:
 
     def share_with(self, other: Net) -> None:
         """Net::ShareTrainedLayersWith: layers named as in ``other`` use its params."""
-        from caffe2torch.build.builder import share_trained_layers
+        from caffe2torch.graph.builder import share_trained_layers
 
         share_trained_layers(self._net, other._net)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caffe2torch.build import CaffeNet
+from caffe2torch.graph import CaffeNet
 from caffe2torch.io import read_solver
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.pycaffe.blob import ensure_grad

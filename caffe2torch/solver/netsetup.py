@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from caffe2torch.build import CaffeNet, build_net
 from caffe2torch.data import DataFeeder
 from caffe2torch.data.sources import SOURCE_TYPES
+from caffe2torch.graph import CaffeNet, build_net
 from caffe2torch.ir.netstate import NetState, has_include_and_exclude, layer_included
 from caffe2torch.solver.hdf5_output import attach_hdf5_outputs
 

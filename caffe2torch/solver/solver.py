@@ -38,8 +38,8 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from caffe2torch.build import CaffeNet
 from caffe2torch.errors import CaffeError, SolverError
+from caffe2torch.graph import CaffeNet
 from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.paths import folder_where_found, shown, where_text

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.golden import GoldenCase, case_dirs, fill_net_params, load_case
+from tests.support.golden import GoldenCase, case_dirs, fill_net_params, load_case
 
 NET_CASES = case_dirs("nets")
 # a case whose Caffe forward took this long (seconds, CPU) is a big net: marked slow

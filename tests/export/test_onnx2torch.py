@@ -22,7 +22,7 @@ import torch
 
 from caffe2torch.export import export_onnx
 from tests.export._golden_export import loaded
-from tests.golden import assert_matches
+from tests.support.golden import assert_matches
 
 try:
     import onnx2torch

@@ -14,8 +14,8 @@ from caffe2torch.export import deploy_view, export_onnx
 from caffe2torch.export.deploy import plan_view
 from caffe2torch.export.onnx import run_onnx
 from tests.export._golden_export import NET_CASES, loaded, net_params, saved_blobs
-from tests.golden import assert_matches
-from tests.test_golden_nets import print_summary
+from tests.graph.test_golden_nets import print_summary
+from tests.support.golden import assert_matches
 
 RESULTS: dict[str, str] = {}
 

@@ -18,8 +18,8 @@ from caffe2torch.export import export_onnx
 from caffe2torch.export.onnx import DEFAULT_OPSET, OPSETS, run_onnx
 from tests.export._golden_export import NET_CASES, loaded, net_params, saved_blobs
 from tests.export.test_onnx_golden import _exportable_outputs
-from tests.golden import assert_matches
-from tests.test_golden_nets import print_summary
+from tests.graph.test_golden_nets import print_summary
+from tests.support.golden import assert_matches
 
 FAST_OPSETS = (11, 21)
 RESULTS: dict[tuple[str, int], str] = {}

@@ -16,7 +16,7 @@ from caffe2torch.export import export_onnx
 from caffe2torch.export.onnx import run_onnx
 from tests.export._golden_export import NET_CASES, loaded, saved_blobs
 from tests.export.test_onnx_golden import _exportable_outputs
-from tests.golden import assert_matches
+from tests.support.golden import assert_matches
 
 NET = """
 name: "bn"

@@ -12,8 +12,8 @@ import pytest
 
 from caffe2torch.export.standalone import convert_net
 from tests.export._golden_export import NET_CASES, loaded, net_params
-from tests.golden import GOLDEN, assert_matches
-from tests.test_golden_nets import print_summary
+from tests.graph.test_golden_nets import print_summary
+from tests.support.golden import GOLDEN, assert_matches
 
 RESULTS: dict[str, str] = {}
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from caffe2torch.layers.registry import BuildContext, build_layer, infer_top_shapes
 from caffe2torch.proto import caffe_pb2
-from tests.golden import case_dirs, load_case, run_layer_case
+from tests.support.golden import case_dirs, load_case, run_layer_case
 
 
 def golden_cases(layer_type: str) -> list[Path]:

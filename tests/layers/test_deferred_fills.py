@@ -17,7 +17,7 @@ from caffe2torch.errors import CaffeError
 from caffe2torch.layers.fillers import PendingFills, deferred_fills, make_filled
 from caffe2torch.proto import caffe_pb2
 from tests.conftest import CORPUS, GOLDEN
-from tests.test_corpus_build import corpus_nets
+from tests.corpus.test_corpus_build import corpus_nets
 
 # --------------------------------------------------------------------------- helpers
 

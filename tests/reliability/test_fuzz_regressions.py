@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import caffe2torch as c2t
-from caffe2torch.build.names import NameTable
 from caffe2torch.errors import CaffeError, ParseError
+from caffe2torch.graph.names import NameTable
 from caffe2torch.io.positions import scan
 from caffe2torch.lint.parse import REPAIR_BUDGET_CHARS
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from caffe2torch.build.graph import build_graph
 from caffe2torch.errors import CaffeError
+from caffe2torch.graph.assemble import build_graph
 from caffe2torch.ir.graph import BlobRef, NetIR
 from caffe2torch.ir.params import ParamTable
 from caffe2torch.ir.sharing import SharingPlan
@@ -248,14 +248,14 @@ class CaffeNet(nn.Module):
         {layer: [arrays]}. Returns a CopyReport (copied, ignored, missing layers).
         ``proto``: the fork's caffe.proto that wrote the caffemodel (default: the one the
         net was read with, ``self.proto``)."""
-        from caffe2torch.build.weights import copy_weights
+        from caffe2torch.graph.weights import copy_weights
 
         return copy_weights(self, source, proto if proto is not None else self.proto)
 
     def save_caffemodel(self, path: Any, proto: Any = None) -> None:
         """Write this net's layers and param blobs as a V2 binary caffemodel; ``proto``: in
         that fork's field numbers, for the fork's Caffe to read."""
-        from caffe2torch.build.weights import save_caffemodel
+        from caffe2torch.graph.weights import save_caffemodel
 
         save_caffemodel(self, path, proto)
 
@@ -264,7 +264,7 @@ class CaffeNet(nn.Module):
 
 
 def _class_name(net_name: str) -> str:
-    from caffe2torch.build.names import identifier
+    from caffe2torch.graph.names import identifier
 
     ident = identifier(net_name or "CaffeNet")
     return ident if ident[0].isupper() else "Net_" + ident

@@ -20,7 +20,7 @@ from caffe2torch.errors import BuildError, CaffeError
 from caffe2torch.ir import declared_phases
 from caffe2torch.layers.registry import find_layer_spec
 from tests.conftest import CORPUS
-from tests.test_golden_nets import print_summary
+from tests.graph.test_golden_nets import print_summary
 
 OUTCOMES: dict[str, tuple[str, str]] = {}  # "net [PHASE]" -> (outcome, reason)
 

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from caffe2torch.build.names import NameTable
-from caffe2torch.build.net import CaffeLayers, CaffeNet
 from caffe2torch.errors import BuildError, CaffeError, is_user_code_error
+from caffe2torch.graph.names import NameTable
+from caffe2torch.graph.net import CaffeLayers, CaffeNet
 from caffe2torch.ir.graph import BlobRef, LayerIR, LayerKind, NetIR, build_ir, default_kind
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.ir.params import ParamTable, resolve_params

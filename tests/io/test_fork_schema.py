@@ -24,7 +24,7 @@ from caffe2torch.io.fork_schema import load_schema
 from caffe2torch.io.text import read_net_with_positions, read_solver
 from caffe2torch.proto import caffe_pb2
 
-FORK = Path(__file__).parent / "fixtures" / "fork_proto" / "fork.proto"
+FORK = Path(__file__).parents[1] / "fixtures" / "fork_proto" / "fork.proto"
 
 NET = """name: "forknet"
 fork_comment: "made by the fork"

@@ -14,7 +14,7 @@ import caffe2torch as c2t
 from caffe2torch.ir.netstate import NetState, layer_included
 from caffe2torch.proto import caffe_pb2
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
 NETS = sorted(MODELS.glob("*/train_test.prototxt"))
 SOLVERS = sorted(MODELS.glob("*/solver.prototxt"))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import caffe2torch as c2t
-from tests.golden import GoldenCase, assert_matches, case_dirs, fill_net_params, load_case
+from tests.support.golden import GoldenCase, assert_matches, case_dirs, fill_net_params, load_case
 
 CASES = case_dirs("nets")
 RESULTS: dict[str, str] = {}

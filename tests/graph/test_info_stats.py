@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from caffe2torch.build import build_net
-from caffe2torch.build.stats import net_stats, unique_param_count
 from caffe2torch.cli.main import main
+from caffe2torch.graph import build_net
+from caffe2torch.graph.stats import net_stats, unique_param_count
 from caffe2torch.io import read_net_text
 
 NET = """

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from caffe2torch.cli.main import build_parser, main
-from tests.cli_project import make_project
+from tests.support.cli_project import make_project
 
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -411,7 +411,7 @@ def test_12_draw_svg_without_graphviz(project: Path, capsys,
 
 
 def test_12_readme_names_the_external_programs() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert "Graphviz" in readme and "optional" in readme
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from caffe2torch.cli.main import build_parser, main
-from tests.cli_project import make_project
+from tests.support.cli_project import make_project
 
 OK, FAILED, USAGE = 0, 1, 2
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from caffe2torch.build import build_net
 from caffe2torch.errors import BuildError
+from caffe2torch.graph import build_net
 from caffe2torch.io import read_net_text
 
 SIAMESE = """

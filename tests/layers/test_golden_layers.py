@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.golden import case_dirs, load_case, run_layer_case
+from tests.support.golden import case_dirs, load_case, run_layer_case
 
 CASES = case_dirs("layers")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import caffe2torch as c2t
-from caffe2torch.build import build_net
 from caffe2torch.errors import WeightsError
+from caffe2torch.graph import build_net
 from caffe2torch.io import read_net_text
 from caffe2torch.proto import caffe_pb2
 

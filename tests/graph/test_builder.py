@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import caffe2torch as c2t
-from caffe2torch.build import build_net
-from caffe2torch.build.names import NameTable, identifier
 from caffe2torch.errors import BuildError, CaffeError
+from caffe2torch.graph import build_net
+from caffe2torch.graph.names import NameTable, identifier
 from caffe2torch.io import read_net_text
 from caffe2torch.ir import NetState, build_ir
 
@@ -306,4 +306,4 @@ def test_ir_does_not_import_torch():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.split(".")[0] == "torch" or n.startswith("caffe2torch.layers")
-                           or n.startswith("caffe2torch.build") for n in names), path
+                           or n.startswith("caffe2torch.graph") for n in names), path
