@@ -36,7 +36,7 @@ from caffe2torch.errors import CaffeError  # noqa: E402
 from caffe2torch.export.onnx import export_onnx, sample_inputs  # noqa: E402
 from caffe2torch.export.standalone import convert_net  # noqa: E402
 from caffe2torch.ir import NetState, filter_layers  # noqa: E402
-from caffe2torch.layers.normalization import CaffeBatchNorm  # noqa: E402
+from caffe2torch.layers.bvlc.normalization import CaffeBatchNorm  # noqa: E402
 from caffe2torch.layers.registry import find_layer_spec  # noqa: E402
 
 RTOL, ATOL = 1e-4, 1e-5

@@ -74,7 +74,7 @@ class SoftmaxWithLossForward(nn.Module):
         self.blobs = nn.ParameterList()
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor):  # type: ignore[no-untyped-def]
-        from caffe2torch.layers.losses import BATCH_SIZE, FLT_MIN, FULL, NONE, VALID
+        from caffe2torch.layers.bvlc.losses import BATCH_SIZE, FLT_MIN, FULL, NONE, VALID
 
         prob = torch.softmax(logits, dim=self.axis)
         p = prob.reshape(-1, self.channels, self.inner)
@@ -102,7 +102,7 @@ class SoftmaxWithLossForward(nn.Module):
 
 def _reshape_target(bottom: tuple[int, ...], module: nn.Module) -> tuple[int, ...] | None:
     """The Reshape's target with -1 on the batch-dependent dim (None: no such dim)."""
-    from caffe2torch.layers.blob_ops import reshape_target
+    from caffe2torch.layers.bvlc.blob_ops import reshape_target
 
     a = reshape_target(bottom, module.dims, module.axis, module.num_axes)
     try:
@@ -118,7 +118,7 @@ def _reshape_target(bottom: tuple[int, ...], module: nn.Module) -> tuple[int, ..
 
 def batch_fixers(net: CaffeNet) -> list[str]:
     """Layers that make ``net`` run at one batch size only: 'layer (Type): why' each."""
-    from caffe2torch.layers.blob_ops import CaffeReshape, CaffeSlice
+    from caffe2torch.layers.bvlc.blob_ops import CaffeReshape, CaffeSlice
 
     shapes = net._version_shapes
     out = []
@@ -138,8 +138,8 @@ def batch_fixers(net: CaffeNet) -> list[str]:
 def make_batch_free(net: CaffeNet) -> None:
     """Replace every module of ``net`` that would bake the batch size into the trace by its
     form above (in place; the net is a deploy view made for the export)."""
-    from caffe2torch.layers.blob_ops import CaffeReshape, CaffeSlice
-    from caffe2torch.layers.losses import CaffeSoftmaxWithLoss
+    from caffe2torch.layers.bvlc.blob_ops import CaffeReshape, CaffeSlice
+    from caffe2torch.layers.bvlc.losses import CaffeSoftmaxWithLoss
 
     shapes = net._version_shapes
     for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):

@@ -91,7 +91,7 @@ class OnnxDetectionOutput(nn.Module):
         self.blobs = nn.ParameterList()
 
     def _decode(self, loc: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        from caffe2torch.layers.forks_ssd import CENTER_SIZE, CORNER
+        from caffe2torch.layers.forks.ssd import CENTER_SIZE, CORNER
 
         s = self.spec
         p = self.num_priors

@@ -47,8 +47,8 @@ def _sole_reader(net: CaffeNet, pos: int) -> int | None:
 def fold_batch_norm(net: CaffeNet, outputs: Sequence[str]) -> list[str]:
     """Fold every BatchNorm (+ Scale) the module doc allows, in place; returns the names of
     the layers folded away."""
-    from caffe2torch.layers.normalization import CaffeBatchNorm, CaffeScale, _scaled_stats
-    from caffe2torch.layers.vision import CaffeConvolution, CaffeInnerProduct
+    from caffe2torch.layers.bvlc.normalization import CaffeBatchNorm, CaffeScale, _scaled_stats
+    from caffe2torch.layers.bvlc.vision import CaffeConvolution, CaffeInnerProduct
 
     ir, modules = net.ir, net._modules_in_order
     keep = {ir.final(name) for name in outputs}  # the output blobs' last versions

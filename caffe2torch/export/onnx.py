@@ -187,8 +187,8 @@ def onnx_detection_heads(net: CaffeNet) -> list[str]:
     returns the names of the DetectionOutput tops (their row count follows the values)."""
     from caffe2torch.export.detection import OnnxROIPooling, onnx_detection_output
     from caffe2torch.export.static import replace_module
-    from caffe2torch.layers.forks_detection import CaffeROIPooling
-    from caffe2torch.layers.forks_ssd import CaffeDetectionOutput
+    from caffe2torch.layers.forks.detection import CaffeROIPooling
+    from caffe2torch.layers.forks.ssd import CaffeDetectionOutput
 
     tops = []
     shapes = net._version_shapes

@@ -19,7 +19,7 @@ from torch import nn
 
 from caffe2torch.errors import ExportError
 from caffe2torch.ir.graph import LayerIR
-from caffe2torch.layers import blob_ops, neuron, normalization, vision
+from caffe2torch.layers.bvlc import blob_ops, neuron, normalization, vision
 
 Shape = tuple[int, ...]
 

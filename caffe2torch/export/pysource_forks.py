@@ -14,14 +14,12 @@ import torch
 
 from caffe2torch.export.pysource import Emit, emitter, num
 from caffe2torch.export.snippets import add_snippets
-from caffe2torch.layers import (
-    forks_detection,
-    forks_face,
-    forks_mobile,
-    forks_normface,
-    forks_segmentation,
-    forks_ssd,
-)
+from caffe2torch.layers.forks import detection as forks_detection
+from caffe2torch.layers.forks import face as forks_face
+from caffe2torch.layers.forks import mobile as forks_mobile
+from caffe2torch.layers.forks import normface as forks_normface
+from caffe2torch.layers.forks import segmentation as forks_segmentation
+from caffe2torch.layers.forks import ssd as forks_ssd
 
 SSD_NORMALIZE = '''
 class SSDNormalize(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from caffe2torch.export.pysource import Emit, emitter, num, tup
 from caffe2torch.export.snippets import add_snippets
-from caffe2torch.layers import blob_ops, inputs, normalization, recurrent, vision
+from caffe2torch.layers.bvlc import blob_ops, inputs, normalization, recurrent, vision
 
 ARGMAX = '''
 class CaffeArgMax(nn.Module):

@@ -2,14 +2,14 @@
 
 Each loss is a small class in the generated file computing Caffe's forward value (the
 unweighted top, as the net reports it); its gradient is autograd's, which is Caffe's
-except where the layer docs of caffe2torch.layers.losses say otherwise.
+except where the layer docs of caffe2torch.layers.bvlc.losses say otherwise.
 """
 
 from __future__ import annotations
 
 from caffe2torch.export.pysource import Emit, emitter, num
 from caffe2torch.export.snippets import add_snippets
-from caffe2torch.layers import blob_ops, losses
+from caffe2torch.layers.bvlc import blob_ops, losses
 from caffe2torch.proto import caffe_pb2
 
 NORMALIZER = '''

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from caffe2torch.export.pysource import Emit, emitter, num
 from caffe2torch.export.snippets import add_snippets
-from caffe2torch.layers import forks_face, metric_losses
+from caffe2torch.layers.bvlc import metric_losses
+from caffe2torch.layers.forks import face as forks_face
 
 TRIPLET = '''
 class TripletLoss(nn.Module):

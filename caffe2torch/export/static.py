@@ -41,7 +41,7 @@ def replace_module(net: CaffeNet, position: int, module: nn.Module) -> None:
 
 def freeze_spatial_sizes(net: CaffeNet) -> None:
     """Global pooling takes its kernel from the input's H x W at run time: write it in."""
-    from caffe2torch.layers.vision import CaffePooling
+    from caffe2torch.layers.bvlc.vision import CaffePooling
 
     shapes = net._version_shapes
     for layer, module in zip(net.ir.layers, net._modules_in_order):
@@ -53,7 +53,7 @@ def freeze_spatial_sizes(net: CaffeNet) -> None:
 def freeze_slice_sizes(net: CaffeNet) -> None:
     """Slice computes its last part from the bottom's size: give it every part's size
     (not along the batch axis, whose size is the one left free)."""
-    from caffe2torch.layers.blob_ops import CaffeSlice
+    from caffe2torch.layers.bvlc.blob_ops import CaffeSlice
 
     shapes = net._version_shapes
     for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
@@ -76,7 +76,7 @@ class StaticSPP(nn.Module):
         self.blobs = nn.ParameterList()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from caffe2torch.layers.vision import caffe_pool, spp_level_geometry
+        from caffe2torch.layers.bvlc.vision import caffe_pool, spp_level_geometry
 
         levels = []
         for level in range(self.pyramid_height):
@@ -90,7 +90,7 @@ class StaticSPP(nn.Module):
 
 def freeze_spp_sizes(net: CaffeNet) -> None:
     """SPP reads H and W from its input at run time: give it the builder's numbers."""
-    from caffe2torch.layers.vision import CaffeSPP
+    from caffe2torch.layers.bvlc.vision import CaffeSPP
 
     shapes = net._version_shapes
     for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):

@@ -19,7 +19,7 @@ from caffe2torch.ir.graph import BlobRef, NetIR
 
 def is_passthrough(module: nn.Module) -> bool:
     """A data layer module that only hands its fed tensors on (no call needed)."""
-    from caffe2torch.layers.inputs import DataInput
+    from caffe2torch.layers.bvlc.inputs import DataInput
 
     return type(module) is DataInput
 
@@ -100,8 +100,8 @@ def _foldable_batch_norms(
 def _fresh_output_types() -> tuple[type, ...]:
     """Modules whose top is a new tensor that autograd does not keep for their backward,
     so a following in-place ReLU may overwrite it."""
-    from caffe2torch.layers.normalization import CaffeBatchNorm, CaffeScale
-    from caffe2torch.layers.vision import (
+    from caffe2torch.layers.bvlc.normalization import CaffeBatchNorm, CaffeScale
+    from caffe2torch.layers.bvlc.vision import (
         CaffeConvolution,
         CaffeInnerProduct,
         CaffeLRN,
@@ -120,9 +120,9 @@ def _inplace_relus(
     Caffe does: the bottom was made by the layer just before (a convolution, an inner
     product, a normalisation, a pooling: a fresh tensor autograd does not keep) and nothing
     else reads that version. Saves one activation per ReLU, as nn.ReLU(inplace=True)."""
-    from caffe2torch.layers.blob_ops import SUM as ELTWISE_SUM
-    from caffe2torch.layers.blob_ops import CaffeEltwise
-    from caffe2torch.layers.neuron import CaffeReLU
+    from caffe2torch.layers.bvlc.blob_ops import SUM as ELTWISE_SUM
+    from caffe2torch.layers.bvlc.blob_ops import CaffeEltwise
+    from caffe2torch.layers.bvlc.neuron import CaffeReLU
 
     fresh = _fresh_output_types()
     uses = Counter(b for layer in ir.layers for b in layer.bottoms)

@@ -1,22 +1,21 @@
 """Imports every module that registers built-in Caffe layer types."""
 
-from caffe2torch.layers import (  # noqa: F401  (imported for their registrations)
-    blob_ops,
-    forks_detection,
-    forks_face,
-    forks_local,
-    forks_losses,
-    forks_mobile,
-    forks_normface,
-    forks_segmentation,
-    forks_ssd,
-    forks_ssd_data,
-    forks_ssd_eval,
-    inputs,
-    losses,
-    metric_losses,
-    neuron,
-    normalization,
-    recurrent,
-    vision,
-)
+# ruff: noqa: F401  (each module is imported for its registrations)
+import caffe2torch.layers.bvlc.blob_ops
+import caffe2torch.layers.bvlc.inputs
+import caffe2torch.layers.bvlc.losses
+import caffe2torch.layers.bvlc.metric_losses
+import caffe2torch.layers.bvlc.neuron
+import caffe2torch.layers.bvlc.normalization
+import caffe2torch.layers.bvlc.recurrent
+import caffe2torch.layers.bvlc.vision
+import caffe2torch.layers.forks.detection
+import caffe2torch.layers.forks.face
+import caffe2torch.layers.forks.local
+import caffe2torch.layers.forks.losses
+import caffe2torch.layers.forks.mobile
+import caffe2torch.layers.forks.normface
+import caffe2torch.layers.forks.segmentation
+import caffe2torch.layers.forks.ssd
+import caffe2torch.layers.forks.ssd_data
+import caffe2torch.layers.forks.ssd_eval

@@ -66,7 +66,7 @@ def installed() -> bool:
 
 def install() -> None:
     """Put the alias first on sys.meta_path (once). The bare stand-in that Python layers
-    loaded through load_net get when no pycaffe exists (layers/inputs.py) gives way."""
+    loaded through load_net get when no pycaffe exists (layers/bvlc/inputs.py) gives way."""
     if not installed():
         sys.meta_path.insert(0, CaffeAliasFinder())
     stand_in = sys.modules.get(ALIAS)

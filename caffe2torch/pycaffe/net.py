@@ -120,7 +120,7 @@ class Net:
     # ------------------------------------------------------------------ set up
 
     def _attach(self, net: CaffeNet) -> None:
-        from caffe2torch.layers.inputs import (
+        from caffe2torch.layers.bvlc.inputs import (
             CaffeDummyData,
             CaffePythonLayer,
             DataInput,

@@ -71,7 +71,7 @@ class HDF5OutputFile:
 def attach_hdf5_outputs(net: Any, cwd: str | None = None) -> list[HDF5OutputFile]:
     """Attach a writer to every HDF5Output layer of ``net`` (a CaffeNet); ``file_name`` is
     relative to ``cwd`` (default: the working directory)."""
-    from caffe2torch.layers.inputs import CaffeHDF5Output
+    from caffe2torch.layers.bvlc.inputs import CaffeHDF5Output
 
     files = []
     for name in dict.fromkeys(net.layer_names):

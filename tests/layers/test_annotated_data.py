@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from caffe2torch.errors import BuildError, DataError
-from caffe2torch.layers.forks_ssd_data import AnnotatedDataReader
+from caffe2torch.layers.forks.ssd_data import AnnotatedDataReader
 from caffe2torch.proto import caffe_pb2
 from tests.layers.helpers_core import build, layer_param, top_shapes
 

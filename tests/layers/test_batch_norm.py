@@ -134,7 +134,7 @@ def test_learned_statistics_are_refused():
 def test_global_statistics_follow_every_change_of_the_blobs() -> None:
     """The TEST-phase statistics are reused between forwards, but never stale: an in-place
     write, a new storage (``.data =``) and a TRAIN-mode update all show at once."""
-    from caffe2torch.layers.normalization import CaffeBatchNorm
+    from caffe2torch.layers.bvlc.normalization import CaffeBatchNorm
 
     bn = CaffeBatchNorm(2, 1e-5, 0.999, None).eval()
     x = torch.randn(3, 2, 4)

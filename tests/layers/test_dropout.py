@@ -5,7 +5,7 @@ import torch
 
 from caffe2torch.errors import BuildError
 from caffe2torch.layers import find_layer_spec
-from caffe2torch.layers.neuron import CaffeDropout
+from caffe2torch.layers.bvlc.neuron import CaffeDropout
 from tests.layers.helpers_core import build, golden_params, run_golden
 
 TEXT = 'name: "d" type: "Dropout" bottom: "x" top: "x" dropout_param { dropout_ratio: 0.25 }'

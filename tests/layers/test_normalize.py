@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from caffe2torch.layers.forks_face import CaffeFeatureNormalize
-from caffe2torch.layers.forks_ssd import CaffeNormalize
+from caffe2torch.layers.forks.face import CaffeFeatureNormalize
+from caffe2torch.layers.forks.ssd import CaffeNormalize
 from tests.layers.helpers_core import build
 
 

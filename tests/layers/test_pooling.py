@@ -6,7 +6,7 @@ import torch
 
 from caffe2torch.errors import BuildError
 from caffe2torch.layers import find_layer_spec
-from caffe2torch.layers.vision import PoolGeometry, pooled_size
+from caffe2torch.layers.bvlc.vision import PoolGeometry, pooled_size
 from tests.layers import vision_reference as ref
 from tests.layers.helpers_core import build, golden_params, run_golden, top_shapes
 

@@ -134,7 +134,7 @@ def test_python_loss_trains_in_a_net(layers_module, tmp_path) -> None:
 
 
 def test_forward_only_layer_notes_once(layers_module, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="caffe2torch.layers.inputs")
+    caplog.set_level(logging.INFO, logger="caffe2torch.layers.bvlc.inputs")
     m = build(text("ForwardOnly"), [(2, 3)], options=ALLOW)
     build(text("ForwardOnly"), [(2, 3)], options=ALLOW)
     assert not m.differentiable

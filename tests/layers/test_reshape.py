@@ -3,7 +3,7 @@
 import pytest
 
 from caffe2torch.errors import BuildError
-from caffe2torch.layers.blob_ops import reshape_target
+from caffe2torch.layers.bvlc.blob_ops import reshape_target
 from tests.layers.helpers_core import build, golden_params, run_golden, top_shapes
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from caffe2torch.errors import BuildError
-from caffe2torch.layers.vision import spp_level_geometry
+from caffe2torch.layers.bvlc.vision import spp_level_geometry
 from tests.layers import vision_reference as ref
 from tests.layers.helpers_core import build, golden_params, run_golden, top_shapes
 

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, build_inner_product
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
-from caffe2torch.layers.vision import CaffeInnerProduct, build_inner_product
 from caffe2torch.proto import caffe_pb2
 
 SINGLE = caffe_pb2.MarginInnerProductParameter.SINGLE
@@ -469,7 +469,7 @@ class CaffeFeatureNormalize(nn.Module):
 
 
 def build_feature_normalize(ctx: BuildContext) -> nn.Module:
-    """Builder for NormFace's ``Normalize`` (the ``Normalize`` registration of forks_ssd
+    """Builder for NormFace's ``Normalize`` (the ``Normalize`` registration of forks/ssd.py
     dispatches here for NormFace layers)."""
     p = ctx.layer.normalize_param
     if len(ctx.bottom_shapes) != 1:

@@ -37,7 +37,7 @@ from torch import nn
 
 from caffe2torch.data.sources import DatumSource
 from caffe2torch.errors import DataError
-from caffe2torch.layers.inputs import DataInput
+from caffe2torch.layers.bvlc.inputs import DataInput
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.proto import caffe_pb2
 

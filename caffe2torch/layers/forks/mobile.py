@@ -19,9 +19,9 @@ import math
 import torch
 from torch import nn
 
+from caffe2torch.layers.bvlc.vision import CaffeConvolution, conv_geometry
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
-from caffe2torch.layers.vision import CaffeConvolution, conv_geometry
 
 # --------------------------------------------------------------------------- ShuffleChannel
 

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from caffe2torch.layers.losses import (
+from caffe2torch.layers.bvlc.losses import (
     FLT_MIN,
     CaffeSoftmaxWithLoss,
     _axis_of,

@@ -228,7 +228,7 @@ def build_softmax_with_loss(ctx: BuildContext) -> nn.Module:
     _check_label_count(ctx, axis, "softmax")
     lp = _loss_param(ctx)
     if ctx.num_tops == 3:  # R-FCN's caffe: a third top, the per-item loss (as its OHEM type)
-        from caffe2torch.layers.forks_losses import CaffeSoftmaxWithLossOHEM
+        from caffe2torch.layers.forks.losses import CaffeSoftmaxWithLossOHEM
 
         return CaffeSoftmaxWithLossOHEM(axis, _ignore_label(lp), normalization_mode(lp), 3)
     return CaffeSoftmaxWithLoss(axis, _ignore_label(lp), normalization_mode(lp), ctx.num_tops,

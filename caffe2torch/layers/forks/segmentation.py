@@ -405,7 +405,7 @@ def build_upsample(ctx: BuildContext) -> nn.Module:
 
 @register_layer("DenseImageData", bottoms=0, tops=2, data=True)
 def build_dense_image_data(ctx: BuildContext) -> nn.Module:
-    from caffe2torch.layers.inputs import _data_module, _first_image_size
+    from caffe2torch.layers.bvlc.inputs import _data_module, _first_image_size
 
     p = dict(ctx.extra_field("dense_image_data_param", {}) or {})
     batch = int(p.get("batch_size", 0) or 0)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import DataError
-from caffe2torch.layers.forks_ssd import bbox_size, jaccard_matrix
+from caffe2torch.layers.forks.ssd import bbox_size, jaccard_matrix
 from caffe2torch.layers.registry import BuildContext, register_layer
 
 f32 = np.float32

@@ -7,7 +7,7 @@ DetectionOutput, with the fork's CPU numerics.
   backward scales the input gradient by the scale after the normalisation's Jacobian
   (s * J^T dy rather than J^T (s * dy)): different for per-channel scales, and reproduced.
   NormFace's layer of the same name (``normalize_param``) is built by
-  ``caffe2torch.layers.forks_face.build_feature_normalize``.
+  ``caffe2torch.layers.forks.face.build_feature_normalize``.
 * Permute: the axes listed in ``order`` first, the others after them in their old order.
 * PriorBox: default boxes of one feature map, (1, 2, H * W * num_priors * 4): first the
   corners of every box (normalised by the image size), then the variances. The fork
@@ -95,11 +95,11 @@ def _is_feature_normalize(ctx: BuildContext) -> bool:
 
 def _build_feature_normalize(ctx: BuildContext) -> nn.Module:
     try:
-        from caffe2torch.layers.forks_face import build_feature_normalize
+        from caffe2torch.layers.forks.face import build_feature_normalize
     except ImportError:
         raise ctx.error(
             "NormFace's Normalize (normalize_param) is not available",
-            hint="caffe2torch.layers.forks_face must define build_feature_normalize(ctx)",
+            hint="caffe2torch.layers.forks.face must define build_feature_normalize(ctx)",
         ) from None
     return build_feature_normalize(ctx)
 

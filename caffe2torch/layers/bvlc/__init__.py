@@ -1,0 +1,1 @@
+"""BVLC Caffe's own layer types, one module per family."""
