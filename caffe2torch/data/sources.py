@@ -207,7 +207,7 @@ class DatumSource(Source):
             self._txn = self._env.begin(buffers=False)
             return
         try:
-            import plyvel  # type: ignore[import-not-found]
+            import plyvel
         except ImportError:
             raise DataError(
                 f"layer '{self.layer}': reading a LevelDB needs the 'plyvel' package",

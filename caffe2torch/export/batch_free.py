@@ -73,7 +73,7 @@ class SoftmaxWithLossForward(nn.Module):
         self.inner = inner
         self.blobs = nn.ParameterList()
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor):  # type: ignore[no-untyped-def]
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor):
         from caffe2torch.layers.bvlc.losses import BATCH_SIZE, FLT_MIN, FULL, NONE, VALID
 
         prob = torch.softmax(logits, dim=self.axis)

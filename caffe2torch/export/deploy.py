@@ -28,6 +28,7 @@ from caffe2torch.graph import CaffeNet, build_net
 from caffe2torch.ir.graph import BlobRef, LayerIR
 from caffe2torch.layers.registry import find_layer_spec
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.suggest import close_names, did_you_mean
 
 # Layers that only score a prediction: Caffe's deploy nets do not have them.
 _SCORING_TYPES = frozenset({"Accuracy", "Silence"})
@@ -57,10 +58,7 @@ def blob_label(layer_type: str, index: int) -> str:
 
 
 def _did_you_mean(name: str, known: Sequence[str]) -> str | None:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-    return ("did you mean " + ", ".join(f"'{c}'" for c in close) + "?") if close else None
+    return did_you_mean(close_names(name, known, cutoff=0.5), quote="'")
 
 
 def _refs_for(net: CaffeNet, names: Sequence[str], what: str) -> list[BlobRef]:

@@ -26,6 +26,7 @@ from caffe2torch.graph.assemble import build_graph
 from caffe2torch.ir.graph import BlobRef, NetIR
 from caffe2torch.ir.params import ParamTable
 from caffe2torch.ir.sharing import SharingPlan
+from caffe2torch.suggest import close_names, did_you_mean
 
 Shape = tuple[int, ...]
 
@@ -271,10 +272,7 @@ def _class_name(net_name: str) -> str:
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-    return ("did you mean " + ", ".join(f"'{c}'" for c in close) + "?") if close else None
+    return did_you_mean(close_names(name, known, cutoff=0.5), quote="'")
 
 
 def _device_of(module: nn.Module) -> torch.device:

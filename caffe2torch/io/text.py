@@ -13,11 +13,9 @@ what to write instead.
 from __future__ import annotations
 
 import codecs
-import difflib
 import math
 import os
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -33,8 +31,10 @@ from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
 from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
+from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.proto.forks import FORK_FIELDS
+from caffe2torch.suggest import close_names, did_you_mean
 
 # ----------------------------------------------------------------------------- bytes -> text
 
@@ -256,10 +256,8 @@ def _explain(
             hint = "this looks like a net file: read it as a net (-model / read_net)"
         else:
             names = list(owner.fields_by_name) if owner is not None else []
-            close = difflib.get_close_matches(fname, names, n=3, cutoff=0.75)
-            if close:
-                hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "?"
-            else:
+            hint = did_you_mean(close_names(fname, names, cutoff=0.75))
+            if hint is None:
                 hint = (
                     f'"{fname}" is not in BVLC Caffe\'s {mtype}; if it comes from a Caffe fork, '
                     "the net needs that fork's layers"
@@ -277,9 +275,8 @@ def _explain(
         if hint is None:
             desc = _enum_by_name(root, etype)
             if desc is not None:
-                close = difflib.get_close_matches(value, list(desc.values_by_name), n=3,
-                                                  cutoff=0.6)
-                hint = ("did you mean " + ", ".join(close) + "?") if close else (
+                close = close_names(value, desc.values_by_name)
+                hint = did_you_mean(close, quote="") or (
                     "expected one of " + ", ".join(desc.values_by_name))
     elif m_str:
         value = m_str.group(1)
@@ -531,16 +528,12 @@ def _dtoa(v: float) -> str:
     return s if float(s) == v else f"{v:.17g}"
 
 
-def _f32(v: float) -> float:
-    return struct.unpack("<f", struct.pack("<f", v))[0]
-
-
 def _scalar(fd: _descriptor.FieldDescriptor, v: object) -> str:
     t = fd.type
     if t == _FD.TYPE_STRING:
         return '"' + text_encoding.CEscape(str(v).encode("utf-8"), False) + '"'
     if t == _FD.TYPE_BYTES:
-        return '"' + text_encoding.CEscape(bytes(v), False) + '"'  # type: ignore[arg-type]
+        return '"' + text_encoding.CEscape(bytes(v), False) + '"'
     if t == _FD.TYPE_FLOAT:
         return _ftoa(v)  # type: ignore[arg-type]
     if t == _FD.TYPE_DOUBLE:
@@ -548,7 +541,7 @@ def _scalar(fd: _descriptor.FieldDescriptor, v: object) -> str:
     if t == _FD.TYPE_BOOL:
         return "true" if v else "false"
     if t == _FD.TYPE_ENUM:
-        ev = fd.enum_type.values_by_number.get(v)  # type: ignore[arg-type]
+        ev = fd.enum_type.values_by_number.get(v)
         return ev.name if ev is not None else str(v)
     return str(v)
 

@@ -22,7 +22,6 @@ the phase) and returns an ``nn.Module`` that follows the module contract:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.suggest import close_names, did_you_mean
 
 Shape = tuple[int, ...]
 
@@ -194,7 +194,7 @@ def suggest_types(type_name: str, limit: int = 3) -> list[str]:
     _load_builtin_layers()
     names = list(_REGISTRY) + list(_ALIASES)
     by_lower = {n.lower(): n for n in names}
-    matches = difflib.get_close_matches(type_name.lower(), list(by_lower), n=limit * 2, cutoff=0.6)
+    matches = close_names(type_name.lower(), by_lower, n=limit * 2)
     out: list[str] = []
     for m in matches:
         canonical = _ALIASES.get(by_lower[m], by_lower[m])
@@ -216,8 +216,8 @@ def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
     fork = fork_of_layer_type(type_name)
     if fork:
         plugin = f"{type_name} comes from {fork}; {plugin}"
-    hint = ("did you mean " + ", ".join(f'"{s}"' for s in suggestions) + "? " + plugin
-            if suggestions else plugin)
+    close = did_you_mean(suggestions)
+    hint = f"{close} {plugin}" if close else plugin
     raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"", hint=hint)
 
 
@@ -284,7 +284,7 @@ def _close_fields(owner: str, name: str) -> list[str]:
     desc = caffe_pb2.DESCRIPTOR.message_types_by_name.get(owner)
     if desc is None:
         return []
-    return difflib.get_close_matches(name, list(desc.fields_by_name), n=3, cutoff=0.8)
+    return close_names(name, desc.fields_by_name, cutoff=0.8)
 
 
 def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
@@ -300,9 +300,9 @@ def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
         hint = ("read the net with the fork's own caffe.proto (--proto PATH, proto=PATH) and "
                 f'build {ctx.layer.type} with a plug-in that reads ctx.extra_field("{e.dotted}"),'
                 " or delete the field if the net works without it")
-    close = _close_fields(e.owner, e.name) if e.kind == "field" else []
+    close = did_you_mean(_close_fields(e.owner, e.name) if e.kind == "field" else [])
     if close:
-        hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "? Else " + hint
+        hint = f"{close} Else {hint}"
     more = f" and {len(unread) - 1} more" if len(unread) > 1 else ""
     what = "value" if e.kind == "enum" else "field"
     return BuildError(

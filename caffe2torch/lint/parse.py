@@ -18,10 +18,11 @@ from caffe2torch.io import text as _text
 from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, scan
 from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
 from caffe2torch.lint.context import Context
-from caffe2torch.lint.diagnostic import Fix, did_you_mean
+from caffe2torch.lint.diagnostic import Fix
 from caffe2torch.lint.fix import Rewriter
 from caffe2torch.lint.source import field_end, field_start, token_at, token_end, tokenize
 from caffe2torch.proto import caffe_pb2, forks
+from caffe2torch.suggest import close_names, did_you_mean
 
 MAX_REPAIRS = 400
 # Each repair re-parses the whole text, so the repairs of one file are bounded by its size
@@ -236,10 +237,10 @@ class Parser:
             valid = list(desc.values_by_name)
         except KeyError:
             valid = []
-        close = difflib.get_close_matches(value.upper(), valid, n=1, cutoff=0.6)
+        close = close_names(value.upper(), valid, n=1)
         # a near miss gets the one suggestion; the whole list only when nothing is near
         # (V1LayerParameter.LayerType alone has 40 names)
-        help_ = did_you_mean(close, quote=False) if close else (
+        help_ = did_you_mean(close, quote="") if close else (
             "valid values: " + ", ".join(valid) if valid else None)
         self.ctx.report("C2T104", f'"{value}" is not a value of {short}' if valid
                         else explained.message, line, col, help=help_)
@@ -361,7 +362,7 @@ def _misspelt_v1_type(value: str) -> bool:
     if value in forks.FOREIGN_V1_TYPES or find_layer_spec(value) is not None:
         return False
     names = list(caffe_pb2.V1LayerParameter.LayerType.keys())
-    return bool(difflib.get_close_matches(value.upper(), names, n=1, cutoff=0.8))
+    return bool(close_names(value.upper(), names, n=1, cutoff=0.8))
 
 
 # ---------------------------------------------------------------------------- nets

@@ -463,7 +463,7 @@ class _PythonLayerFunction(torch.autograd.Function):
     set to the incoming gradients (pycaffe's conventions)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, module: CaffePythonLayer, *bottoms: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         blobs = [PyBlob(b.detach().cpu().numpy()) for b in bottoms]
@@ -474,7 +474,7 @@ class _PythonLayerFunction(torch.autograd.Function):
         return _to_tensors(tops, ctx.device)
 
     @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         for top, grad in zip(ctx.tops, grads):
             top.diff = (
                 np.zeros_like(top.data) if grad is None

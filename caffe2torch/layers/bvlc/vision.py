@@ -36,6 +36,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
+from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
 
 Pair = tuple[int, int]
@@ -44,11 +45,6 @@ MAX = caffe_pb2.PoolingParameter.MAX
 AVE = caffe_pb2.PoolingParameter.AVE
 STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
 _POOL_NAMES = {MAX: "MAX", AVE: "AVE", STOCHASTIC: "STOCHASTIC"}
-
-
-def _f32(value: float) -> float:
-    """``value`` rounded to float32, as Caffe stores every Dtype parameter."""
-    return float(torch.tensor(value, dtype=torch.float32))
 
 
 def canonical_axis(ctx: BuildContext, axis: int, num_axes: int, what: str = "axis") -> int:

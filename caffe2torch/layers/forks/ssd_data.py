@@ -39,9 +39,9 @@ from caffe2torch.data.sources import DatumSource
 from caffe2torch.errors import DataError
 from caffe2torch.layers.bvlc.inputs import DataInput
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.numerics import f32
 from caffe2torch.proto import caffe_pb2
 
-f32 = np.float32
 _INTERP = {
     caffe_pb2.ResizeParameter.LINEAR: cv2.INTER_LINEAR,
     caffe_pb2.ResizeParameter.AREA: cv2.INTER_AREA,
