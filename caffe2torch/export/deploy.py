@@ -26,7 +26,7 @@ import torch
 from caffe2torch.errors import BuildError
 from caffe2torch.graph import CaffeNet, build_net
 from caffe2torch.ir.graph import BlobRef, LayerIR
-from caffe2torch.layers.registry import find_layer_spec
+from caffe2torch.layers.registry import find_layer_spec, layer_blobs
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.suggest import close_names, did_you_mean
 
@@ -193,7 +193,7 @@ def copy_params(source: CaffeNet, target: CaffeNet, positions: dict[int, int]) -
         for src, dst in positions.items():
             theirs = source._modules_in_order[src]
             mine = target._modules_in_order[dst]
-            for a, b in zip(mine.blobs, theirs.blobs):
+            for a, b in zip(layer_blobs(mine), layer_blobs(theirs)):
                 a.copy_(b.detach().to(a.device))
             _copy_state(theirs, mine)
 

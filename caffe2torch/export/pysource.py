@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from caffe2torch.errors import ExportError
 from caffe2torch.ir.graph import LayerIR

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -26,7 +26,12 @@ from caffe2torch.graph.assemble import build_graph
 from caffe2torch.ir.graph import BlobRef, NetIR
 from caffe2torch.ir.params import ParamTable
 from caffe2torch.ir.sharing import SharingPlan
+from caffe2torch.layers.registry import layer_blobs
 from caffe2torch.suggest import close_names, did_you_mean
+
+if TYPE_CHECKING:
+    from caffe2torch.solver.hdf5_output import HDF5OutputFile
+    from caffe2torch.solver.netsetup import BatchStream
 
 Shape = tuple[int, ...]
 
@@ -46,6 +51,10 @@ class CaffeLayers(nn.Module):
 
 class CaffeNet(nn.Module):
     """A Caffe net for one phase; see the module docstring."""
+
+    # Set by solver.netsetup.build_fed_net on the nets a Solver, `test` or `time` feeds.
+    batch_stream: BatchStream
+    hdf5_outputs: list[HDF5OutputFile]
 
     def __init__(
         self,
@@ -119,8 +128,8 @@ class CaffeNet(nn.Module):
         """{layer name: its param blobs in caffemodel order} for layers that have any."""
         out: OrderedDict[str, list[nn.Parameter]] = OrderedDict()
         for name, module in zip(self.layer_names, self._modules_in_order):
-            if len(module.blobs):
-                out[name] = list(module.blobs)
+            if len(layer_blobs(module)):
+                out[name] = list(layer_blobs(module))
         return out
 
     @property
@@ -137,7 +146,7 @@ class CaffeNet(nn.Module):
         owner's lr_mult and decay_mult (sharers' settings merged as Net::AppendParam does)."""
         out = []
         for entry in self.param_table.learnable:
-            param = self._modules_in_order[entry.position].blobs[entry.index]
+            param = layer_blobs(self._modules_in_order[entry.position])[entry.index]
             out.append(
                 LearnableParam(f"{entry.layer}/{entry.index}", param, entry.lr_mult,
                                entry.decay_mult)
@@ -278,8 +287,8 @@ def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
 def _device_of(module: nn.Module) -> torch.device:
     for t in module.parameters():
         return t.device
-    for t in module.buffers():
-        return t.device
+    for b in module.buffers():
+        return b.device
     return torch.device("cpu")
 
 

@@ -527,7 +527,7 @@ def caffemodel_pieces(
         own = (arrays.get(layer.name) if by_name  # type: ignore[union-attr]
                else arrays[i] if i < len(arrays) else None)  # type: ignore[index]
         if own is None:
-            body = [layer.SerializeToString()]
+            body: list[bytes | memoryview] = [layer.SerializeToString()]
         else:
             before, after = wire.split_before(_layer_without_blobs(layer), 7)
             body = [before]

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_encoding, text_format
@@ -95,7 +95,15 @@ def _binary(data: bytes) -> bool:
 # ----------------------------------------------------------------------------- parsing
 
 
-def parse_text(text: str, message: Message, *, path: str | None = None) -> Message:
+def _descriptor_of(message: Message) -> _descriptor.Descriptor:
+    # protobuf's stubs say the Python or the upb Descriptor class; both have this API
+    return cast(_descriptor.Descriptor, message.DESCRIPTOR)
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def parse_text(text: str, message: _M, *, path: str | None = None) -> _M:
     """Merge ``text`` into ``message`` (cleared first) with protobuf's text format, as Caffe's
     ReadProtoFromTextFile does; errors -> ParseError with a readable message."""
     text = normalize_newlines(text)
@@ -103,13 +111,13 @@ def parse_text(text: str, message: Message, *, path: str | None = None) -> Messa
     try:
         text_format.Merge(text, message)
     except text_format.ParseError as e:
-        raise _explain(e, text, message.DESCRIPTOR, path) from None
+        raise _explain(e, text, _descriptor_of(message), path) from None
     return message
 
 
 def parse_text_keeping_unknown(
-    text: str, message: Message, *, path: str | None = None
-) -> tuple[Message, list[ExtraField]]:
+    text: str, message: _M, *, path: str | None = None
+) -> tuple[_M, list[ExtraField]]:
     """Like :func:`parse_text`, but fields (and enum values) the schema lacks are kept aside
     instead of failing: the message and those fields. Any other error still fails."""
     text = normalize_newlines(text)
@@ -120,14 +128,14 @@ def parse_text_keeping_unknown(
     except text_format.ParseError as e:
         raw = _LOC_RE.sub("", str(e), count=1)
         if "has no field named" not in raw and "has no value named" not in raw:
-            raise _explain(e, text, message.DESCRIPTOR, path) from None
-    blanked, extras = take_out_unknown(text, message.DESCRIPTOR, _caffe_would_explain)
+            raise _explain(e, text, _descriptor_of(message), path) from None
+    blanked, extras = take_out_unknown(text, _descriptor_of(message), _caffe_would_explain)
     extras = merge_repeated(extras)  # a repeated field written N times: one list value
     message.Clear()
     try:
         text_format.Merge(blanked, message)
     except text_format.ParseError as e:
-        raise _explain(e, blanked, message.DESCRIPTOR, path) from None
+        raise _explain(e, blanked, _descriptor_of(message), path) from None
     return message, extras
 
 
@@ -224,7 +232,7 @@ def _explain(
         mtype, fname = _short(m.group(1)), m.group(2)
         message = f'{mtype} has no field named "{fname}"'
         owner = _resolve(root, ctx)
-        if fname in ("layer", "layers") and ctx[:1] in (["layer"], ["layers"]):
+        if line and fname in ("layer", "layers") and ctx[:1] in (["layer"], ["layers"]):
             outer = next((b for b in scan(text).blocks
                           if b.start_line <= line <= b.end_line), None)
             opened = f" opened at line {outer.start_line}" if outer is not None else ""
@@ -533,15 +541,15 @@ def _scalar(fd: _descriptor.FieldDescriptor, v: object) -> str:
     if t == _FD.TYPE_STRING:
         return '"' + text_encoding.CEscape(str(v).encode("utf-8"), False) + '"'
     if t == _FD.TYPE_BYTES:
-        return '"' + text_encoding.CEscape(bytes(v), False) + '"'
+        return '"' + text_encoding.CEscape(cast(bytes, v), False) + '"'
     if t == _FD.TYPE_FLOAT:
-        return _ftoa(v)  # type: ignore[arg-type]
+        return _ftoa(cast(float, v))
     if t == _FD.TYPE_DOUBLE:
-        return _dtoa(v)  # type: ignore[arg-type]
+        return _dtoa(cast(float, v))
     if t == _FD.TYPE_BOOL:
         return "true" if v else "false"
-    if t == _FD.TYPE_ENUM:
-        ev = fd.enum_type.values_by_number.get(v)
+    if t == _FD.TYPE_ENUM and fd.enum_type is not None:
+        ev = fd.enum_type.values_by_number.get(cast(int, v))
         return ev.name if ev is not None else str(v)
     return str(v)
 

@@ -127,7 +127,7 @@ class Reader:
         if n % item:
             raise WireError(f"{what}: {n} bytes is not a whole number of values", self.pos)
         arr = np.empty(n // item, dtype=dtype)
-        got = self.f.readinto(memoryview(arr).cast("B"))  # type: ignore[attr-defined]
+        got = self.f.readinto(arr.data.cast("B"))  # type: ignore[attr-defined]
         if got != n:
             raise WireError(f"unexpected end of file reading {what}", self.pos + (got or 0))
         self.pos += n

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -108,6 +108,7 @@ class BuildContext:
 
 
 Builder = Callable[[BuildContext], nn.Module]
+_B = TypeVar("_B", bound=Builder)  # register_layer keeps a builder's own return type
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def register_layer(
     loss: bool = False,
     data: bool = False,
     replace: bool = False,
-) -> Callable[[Builder], Builder]:
+) -> Callable[[_B], _B]:
     """Register ``builder`` for the Caffe type ``type_name``.
 
     ``param``: the LayerParameter field holding this type's options (``"convolution_param"``).
@@ -153,7 +154,7 @@ def register_layer(
     compute their tops and are not data layers in this sense.
     """
 
-    def decorate(builder: Builder) -> Builder:
+    def decorate(builder: _B) -> _B:
         if type_name in _REGISTRY and not replace:
             raise ValueError(f"layer type {type_name!r} is already registered")
         spec = LayerSpec(
@@ -247,6 +248,12 @@ def build_layer(ctx: BuildContext) -> nn.Module:
     if not hasattr(module, "blobs"):
         module.blobs = nn.ParameterList()
     return module
+
+
+def layer_blobs(module: nn.Module) -> nn.ParameterList:
+    """``module.blobs``, the Caffe parameter blobs of a built layer module (build_layer
+    gives every module one, empty for layers without parameters)."""
+    return cast(nn.ParameterList, module.blobs)
 
 
 def _own_block(type_name: str) -> str:

@@ -83,7 +83,7 @@ def check_graph(ctx: Context, view: NetView, states: list[StateView]) -> None:
         lp = layers[i]
         ctx.report(
             "C2T206", f"layer name '{lp.name}' is used twice in {phases_text(phases)} (first "
-            f"at line {view.positions[first].start_line if view.positions[first] else '?'})"
+            f"at line {getattr(view.positions[first], 'start_line', '?')})"
             ": caffemodel weights go to the first one only", *view.pos(i), layer=lp.name,
             phases=tuple(phases), help="give each layer of a phase its own name")
     broken = {i for i, _ in unknown}

@@ -138,7 +138,7 @@ def _net_files(ctx: Context, solver: caffe_pb2.SolverParameter, top) -> None:
         if found is not None:
             ctx.report("C2T508", f"{field} '{name}' is not found from the working directory "
                        f"({os.getcwd()}), where Caffe (and caffe2torch train) open it; it "
-                       f"exists {where_text(found, ctx.path, 'solver')}", *at(field, k),
+                       f"exists {where_text(found, ctx.path or '', 'solver')}", *at(field, k),
                        severity="warning",
                        help=f"run from that folder (cd {shown(found)}), or write the path "
                        "relative to where you run")

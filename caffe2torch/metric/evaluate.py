@@ -165,7 +165,8 @@ def preprocess_for(net: Any, input_blob: str | None = None, cwd: str = ".") -> P
         fake = caffe_pb2.LayerParameter(name=net.inputs[0], type="Input",
                                         top=[net.inputs[0]])
         layers = [fake]
-    blob = input_blob or (_image_layer(layers, None).top[0] if layers else None)
+    first = _image_layer(layers, None)
+    blob = input_blob or (first.top[0] if first is not None else None)
     shape = net.blob_shapes.get(blob) if blob else None
     return preprocess_for_layers(layers, blob, shape, cwd)
 

@@ -238,7 +238,7 @@ class ParamBlob(Blob):
             return
         self._seen = key
         self._data = SyncedMemory(p.data)
-        self._diff = SyncedMemory(p.grad)
+        self._diff = SyncedMemory(grad)
 
     @property
     def data(self) -> np.ndarray:

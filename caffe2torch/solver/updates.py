@@ -141,7 +141,7 @@ class CaffeOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ params and state
 
-    def learnable(self) -> list[torch.Tensor]:
+    def learnable(self) -> list[torch.nn.Parameter]:
         """The learnable params in Caffe's order."""
         return [p for g in self.param_groups for p in g["params"]]
 

@@ -239,6 +239,8 @@ def build_window_data(ctx: BuildContext) -> nn.Module:
 class CaffeDummyData(nn.Module):
     """Tops filled by Caffe fillers: constant fillers once, the others at every forward."""
 
+    _anchor: torch.Tensor
+
     def __init__(self, shapes: list[Shape], fillers: list[Any]) -> None:
         super().__init__()
         self.shapes = shapes

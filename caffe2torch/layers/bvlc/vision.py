@@ -44,7 +44,7 @@ Pair = tuple[int, int]
 MAX = caffe_pb2.PoolingParameter.MAX
 AVE = caffe_pb2.PoolingParameter.AVE
 STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
-_POOL_NAMES = {MAX: "MAX", AVE: "AVE", STOCHASTIC: "STOCHASTIC"}
+_POOL_NAMES: dict[int, str] = {MAX: "MAX", AVE: "AVE", STOCHASTIC: "STOCHASTIC"}
 
 
 def canonical_axis(ctx: BuildContext, axis: int, num_axes: int, what: str = "axis") -> int:
@@ -801,7 +801,7 @@ class CaffeInnerProduct(nn.Module):
     blobs=("weight", "bias"),
     aliases=("INNER_PRODUCT", "innerproduct"),
 )
-def build_inner_product(ctx: BuildContext) -> nn.Module:
+def build_inner_product(ctx: BuildContext) -> CaffeInnerProduct:
     p = ctx.param
     shape = ctx.bottom_shapes[0]
     axis = canonical_axis(ctx, p.axis, len(shape))

@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -360,6 +360,14 @@ def build_label_specific_add(ctx: BuildContext) -> nn.Module:
 # -------------------------------------------------------------------- LabelSpecificRescale
 
 
+class _Anneal(TypedDict):
+    base: float
+    gamma: float
+    power: float
+    min: float | None
+    max: float | None
+
+
 class CaffeLabelSpecificRescale(nn.Module):
     """NormFace's rescaling of the target logit by ``positive_weight`` (``bias_fix``: plus
     1 - w; ``power_on_positive``: sign(x)|x|^w; ``for_ip``: only where it is > 0) and of the
@@ -375,7 +383,7 @@ class CaffeLabelSpecificRescale(nn.Module):
         self.for_ip = bool(p.for_ip)
         self.bias_fix = bool(p.bias_fix)
         self.power_on_positive = bool(p.power_on_positive)
-        self.anneal: dict[str, float | None] | None = None
+        self.anneal: _Anneal | None = None
         if p.HasField("positive_weight_base"):
             self.anneal = {
                 "base": f32(p.positive_weight_base), "gamma": f32(p.gamma),

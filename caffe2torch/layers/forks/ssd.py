@@ -345,7 +345,8 @@ def build_prior_box(ctx: BuildContext) -> nn.Module:
 CORNER = caffe_pb2.PriorBoxParameter.CORNER
 CENTER_SIZE = caffe_pb2.PriorBoxParameter.CENTER_SIZE
 CORNER_SIZE = caffe_pb2.PriorBoxParameter.CORNER_SIZE
-_CODE_NAMES = {CORNER: "CORNER", CENTER_SIZE: "CENTER_SIZE", CORNER_SIZE: "CORNER_SIZE"}
+_CODE_NAMES: dict[int, str] = {CORNER: "CORNER", CENTER_SIZE: "CENTER_SIZE",
+                               CORNER_SIZE: "CORNER_SIZE"}
 
 
 def bbox_size(boxes: np.ndarray) -> np.ndarray:
