@@ -52,7 +52,7 @@ class CaffeLayers(nn.Module):
 class CaffeNet(nn.Module):
     """A Caffe net for one phase; see the module docstring."""
 
-    # Set by solver.netsetup.build_fed_net on the nets a Solver, `test` or `time` feeds.
+    # Set on the nets that are fed batches (solver.netsetup.build_fed_net, `caffe2torch time`).
     batch_stream: BatchStream
     hdf5_outputs: list[HDF5OutputFile]
 
