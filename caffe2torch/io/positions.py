@@ -60,7 +60,7 @@ def tokenize(text: str) -> list[Token]:
                 line += 1
                 line_start = next_nl + 1
                 next_nl = find_nl("\n", line_start)
-        append((kind, m.group(), line, pos - line_start + 1))  # type: ignore[arg-type]
+        append((kind or "other", m.group(), line, pos - line_start + 1))
     return out
 
 

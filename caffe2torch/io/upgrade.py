@@ -553,17 +553,15 @@ def _upgrade_input(net: caffe_pb2.NetParameter, path: str | None, source: Source
         n = len(net.input)
         short = len(net.input_shape) < n if has_shape else len(net.input_dim) < 4 * n
         if short:
-            where: dict[str, object] = {"path": path}
             pos = source.top("input") if source is not None else None
-            if pos is not None:
-                where.update(line=pos[0], col=pos[1])
+            line, col = pos if pos is not None else (None, None)
             got = (f"{len(net.input_shape)} input_shape" if has_shape
                    else f"{len(net.input_dim)} input_dim values")
             need = f"{n} input_shape" if has_shape else f"{4 * n} input_dim values"
             raise UpgradeError(
                 f"{n} input blob(s) need {need}, the net has {got}",
                 hint="give each `input:` one `input_shape { dim: ... }` (or four `input_dim`)",
-                **where,  # type: ignore[arg-type]
+                path=path, line=line, col=col,
             )
         layer = caffe_pb2.LayerParameter(name="input", type="Input")
         for i, blob in enumerate(net.input):
@@ -618,17 +616,15 @@ def upgrade_solver(
     out.CopyFrom(solver)
     if out.HasField("solver_type"):
         if out.HasField("type"):
-            where: dict[str, object] = {"path": path}
             pos = source.top("solver_type") if source is not None else None
-            if pos is not None:
-                where.update(line=pos[0], col=pos[1])
+            line, col = pos if pos is not None else (None, None)
             old = caffe_pb2.SolverParameter.SolverType.Name(out.solver_type)
             raise UpgradeError(
                 "the solver sets both the old `solver_type` (enum) and the new `type` "
                 "(string); Caffe refuses it (Failed to upgrade solver: old solver_type field "
                 "(enum) and new type field (string) cannot be both specified)",
                 hint=f"delete `solver_type: {old}` and keep `type`",
-                **where,  # type: ignore[arg-type]
+                path=path, line=line, col=col,
             )
         ename = caffe_pb2.SolverParameter.SolverType.Name(out.solver_type)
         out.type = SOLVER_TYPES[ename]

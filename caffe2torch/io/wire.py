@@ -318,7 +318,7 @@ def blob_chunks(arr: np.ndarray, header: bytes) -> list[bytes | memoryview]:
         number, values = BLOB_DOUBLE_DATA, np.ascontiguousarray(arr, dtype="<f8")
     else:
         number, values = BLOB_DATA, np.ascontiguousarray(arr, dtype="<f4")
-    payload = memoryview(values.reshape(-1)).cast("B")  # type: ignore[arg-type]
+    payload = values.reshape(-1).data.cast("B")
     before, after = split_before(header, number)  # field-number order, as protobuf writes
     pieces: list[bytes | memoryview] = [before]
     if len(payload):
