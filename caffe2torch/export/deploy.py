@@ -57,10 +57,6 @@ def blob_label(layer_type: str, index: int) -> str:
     return f"blob{index}"
 
 
-def _did_you_mean(name: str, known: Sequence[str]) -> str | None:
-    return did_you_mean(close_names(name, known, cutoff=0.5), quote="'")
-
-
 def _refs_for(net: CaffeNet, names: Sequence[str], what: str) -> list[BlobRef]:
     known = net.ir.blob_names()
     refs = []
@@ -68,7 +64,7 @@ def _refs_for(net: CaffeNet, names: Sequence[str], what: str) -> list[BlobRef]:
         if name not in known:
             raise BuildError(
                 f"{what} '{name}' is not a blob of the {net.phase} net",
-                hint=_did_you_mean(name, known),
+                hint=did_you_mean(close_names(name, known, cutoff=0.5), quote="'"),
             )
         refs.append(net.ir.final(name))
     return refs

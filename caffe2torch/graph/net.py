@@ -196,7 +196,7 @@ class CaffeNet(nn.Module):
             if name not in known:
                 raise CaffeError(
                     f"the {self.phase} net has no blob '{name}'",
-                    hint=_did_you_mean(name, known),
+                    hint=did_you_mean(close_names(name, known, cutoff=0.5), quote="'"),
                 )
         return tuple(names)
 
@@ -223,7 +223,7 @@ class CaffeNet(nn.Module):
             raise CaffeError(
                 f"'{unknown[0]}' is not an input of the {self.phase} net "
                 f"(inputs: {', '.join(self.inputs) or 'none'})",
-                hint=_did_you_mean(unknown[0], self.inputs),
+                hint=did_you_mean(close_names(unknown[0], self.inputs, cutoff=0.5), quote="'"),
             )
         missing = [n for n in self.inputs if n not in given]
         if missing:
@@ -278,10 +278,6 @@ def _class_name(net_name: str) -> str:
 
     ident = identifier(net_name or "CaffeNet")
     return ident if ident[0].isupper() else "Net_" + ident
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
-    return did_you_mean(close_names(name, known, cutoff=0.5), quote="'")
 
 
 def _device_of(module: nn.Module) -> torch.device:
