@@ -84,7 +84,9 @@ def mark_user_code_error(exc: BaseException, where: str) -> BaseException:
     backward) so that it reaches the caller with its own type, as in pycaffe; ``where``
     is added as a note naming the layer."""
     setattr(exc, _USER_CODE, True)
-    exc.add_note(where)
+    add_note = getattr(exc, "add_note", None)  # BaseException.add_note: Python 3.11+
+    if add_note is not None:
+        add_note(where)
     return exc
 
 

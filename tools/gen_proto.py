@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""Regenerate caffe2torch/proto/caffe_pb2.py from proto/caffe.proto.
+"""Regenerate caffe2torch/proto/caffe_pb2.py and its type stub caffe_pb2.pyi from
+proto/caffe.proto.
 
-    python tools/gen_proto.py            # rewrite the committed module
-    python tools/gen_proto.py --check    # exit 1 if the committed module is stale
-    python tools/gen_proto.py --out-dir DIR   # write caffe_pb2.py into DIR instead
+    python tools/gen_proto.py            # rewrite the committed module and stub
+    python tools/gen_proto.py --check    # exit 1 if either committed file is stale
+    python tools/gen_proto.py --out-dir DIR   # write caffe_pb2.py and .pyi into DIR instead
 
 Needs grpcio-tools (pinned in the `dev` extra), whose bundled protoc fixes the
-exact bytes of the generated module; use that version so --check stays stable.
+exact bytes of the generated files; use that version so --check stays stable. The stub
+is protoc's own (--pyi_out): it lets the type checker see every message's fields.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PROTO_DIR = REPO / "proto"
 PROTO_FILE = PROTO_DIR / "caffe.proto"
-TARGET = REPO / "caffe2torch" / "proto" / "caffe_pb2.py"
+TARGET_DIR = REPO / "caffe2torch" / "proto"
+GENERATED = ("caffe_pb2.py", "caffe_pb2.pyi")
 
 
-def generate(out_dir: Path) -> Path:
-    """Compile proto/caffe.proto into ``out_dir``; return the caffe_pb2.py path."""
+def generate(out_dir: Path) -> list[Path]:
+    """Compile proto/caffe.proto into ``out_dir``; return the caffe_pb2.py and .pyi paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
@@ -32,42 +35,48 @@ def generate(out_dir: Path) -> Path:
         "grpc_tools.protoc",
         f"--proto_path={PROTO_DIR}",
         f"--python_out={out_dir}",
+        f"--pyi_out={out_dir}",
         str(PROTO_FILE),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr or proc.stdout)
         raise SystemExit(f"protoc failed on {PROTO_FILE} (exit {proc.returncode})")
-    out = out_dir / "caffe_pb2.py"
-    if not out.is_file():
-        raise SystemExit(f"protoc produced no {out}")
-    return out
+    outs = [out_dir / name for name in GENERATED]
+    for out in outs:
+        if not out.is_file():
+            raise SystemExit(f"protoc produced no {out}")
+    return outs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
-                      help="compare a fresh build with the committed module; exit 1 if they differ")
-    mode.add_argument("--out-dir", type=Path, help="write caffe_pb2.py into this folder")
+                      help="compare a fresh build with the committed files; exit 1 if they differ")
+    mode.add_argument("--out-dir", type=Path, help="write caffe_pb2.py and .pyi into this folder")
     args = parser.parse_args(argv)
 
     if args.out_dir is not None:
-        print(generate(args.out_dir))
+        for out in generate(args.out_dir):
+            print(out)
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = generate(Path(tmp)).read_bytes()
+        fresh = {out.name: out.read_bytes() for out in generate(Path(tmp))}
     if args.check:
-        current = TARGET.read_bytes() if TARGET.is_file() else b""
-        if current != fresh:
-            print(f"{TARGET.relative_to(REPO)} is stale: run python tools/gen_proto.py",
-                  file=sys.stderr)
+        stale = [name for name, data in fresh.items()
+                 if not (TARGET_DIR / name).is_file() or (TARGET_DIR / name).read_bytes() != data]
+        for name in stale:
+            print(f"{(TARGET_DIR / name).relative_to(REPO)} is stale: run python "
+                  "tools/gen_proto.py", file=sys.stderr)
+        if stale:
             return 1
-        print(f"{TARGET.relative_to(REPO)} is up to date")
+        print(f"{', '.join(GENERATED)} in {TARGET_DIR.relative_to(REPO)} are up to date")
         return 0
-    TARGET.write_bytes(fresh)
-    print(f"wrote {TARGET.relative_to(REPO)}")
+    for name, data in fresh.items():
+        (TARGET_DIR / name).write_bytes(data)
+        print(f"wrote {(TARGET_DIR / name).relative_to(REPO)}")
     return 0
 
 

@@ -103,12 +103,11 @@ def check_shape_names(shapes: dict[str, list[int]] | None, known: Iterable[str],
     names = list(dict.fromkeys(known))
     for name in shapes or {}:
         if name not in names:
-            import difflib
+            from caffe2torch.suggest import close_names, did_you_mean
 
-            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             raise UsageError(
                 f"--input-shape {name}=...: the net has no blob named {name!r}", path=model,
-                hint=(f"did you mean {', '.join(close)}?" if close else
+                hint=(did_you_mean(close_names(name, names, cutoff=0.5), quote="") or
                       f"its blobs: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"))
 
 

@@ -60,7 +60,9 @@ examples:
 
 
 def _images_by_folder(root: str) -> tuple[list[str], list[int], list[str]]:
-    classes, paths, labels = [], [], []
+    classes: list[str] = []
+    paths: list[str] = []
+    labels: list[int] = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if not entry.is_dir():
             continue

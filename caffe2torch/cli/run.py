@@ -79,7 +79,7 @@ def run_script(path: str, argv: list[str]) -> int:
         while tb is not None and tb.tb_frame.f_code.co_filename != os.path.abspath(path) \
                 and tb.tb_frame.f_code.co_filename != path:
             tb = tb.tb_next
-        traceback.print_exception(etype, value, tb or value.__traceback__)
+        traceback.print_exception(etype, value, tb or getattr(value, "__traceback__", None))
         return common.FAILED
     finally:
         sys.argv = saved_argv

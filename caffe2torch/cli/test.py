@@ -236,7 +236,8 @@ def _report_pairs(args: argparse.Namespace, net: Any, feature: str, opts: dict[s
     from caffe2torch.metric import evaluate as ev
     from caffe2torch.metric import plots
 
-    r = ev.evaluate_pairs(net, *args.pairs, feature,
+    list1, list2 = args.pairs  # nargs=2
+    r = ev.evaluate_pairs(net, list1, list2, feature,
                           val_lists=tuple(args.val_pairs) if args.val_pairs else None,
                           validation_fraction=args.val_fraction, seed=args.seed, **opts)
     chosen = "--val-pairs" if args.val_pairs else "a validation split"
@@ -285,7 +286,8 @@ def _report_triplets(args: argparse.Namespace, net: Any, feature: str,
                      opts: dict[str, Any]) -> Scatter:
     from caffe2torch.metric import evaluate as ev
 
-    t = ev.evaluate_triplets(net, *args.triplets, feature, **opts)
+    anchors, positives, negatives = args.triplets  # nargs=3
+    t = ev.evaluate_triplets(net, anchors, positives, negatives, feature, **opts)
     print(f"Triplets ({', '.join(args.triplets)}: {t.n_triplets} triplets; "
           f"feature '{feature}')")
     print(ev.as_table({"accuracy": f"{t.accuracy.overall:.4f}  (d(a,p) < d(a,n))",

@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         _emit(net_to_text(solver), out)
         return common.OK
     _, source, report = net_from_text(text, src, args.proto)
-    for e in source.extras:
-        common.note(f"{src}:{e.line}:{e.col}: note: `{e.text}` is not in caffe2torch's "
+    for extra in source.extras:
+        common.note(f"{src}:{extra.line}:{extra.col}: note: `{extra.text}` is not in caffe2torch's "
                     "schema: left out of the output")
     _say(src, report.steps)
     _emit(net_to_text(report.net), out)

@@ -23,7 +23,7 @@ import numpy as np
 
 from caffe2torch.data.images import decode_image, read_image, to_chw
 from caffe2torch.data.listfile import read_list_file
-from caffe2torch.data.transform import Transformer
+from caffe2torch.data.transform import Draws, Transformer
 from caffe2torch.errors import DataError
 
 
@@ -64,7 +64,7 @@ class Source:
         inside each file)."""
         return [len(self)]
 
-    def load(self, index: int, rng: np.random.Generator | None = None,
+    def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Row ``index`` of every top. ``out``: per top, an array the row may be written
         into (a row of the batch); a top written there is returned as that very array."""
@@ -136,7 +136,7 @@ class ImageListSource(Source):
         state.update(_cache={}, _cache_left=self.cache_bytes)
         return state
 
-    def load(self, index: int, rng: np.random.Generator | None = None,
+    def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         e = self.entries[index]
         name = self.root + e.name  # plain concatenation, as Caffe does
@@ -207,7 +207,7 @@ class DatumSource(Source):
             self._txn = self._env.begin(buffers=False)
             return
         try:
-            import plyvel  # type: ignore[import-not-found]
+            import plyvel
         except ImportError:
             raise DataError(
                 f"layer '{self.layer}': reading a LevelDB needs the 'plyvel' package",
@@ -283,7 +283,7 @@ class DatumSource(Source):
                                f"{'x'.join(map(str, shape))}", path=self.source)
         return arr.reshape(shape), int(datum.label)
 
-    def load(self, index: int, rng: np.random.Generator | None = None,
+    def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         chw, label = self.datum_image(index)
         data = self.transform(chw, rng, self.describe(index), out=out[0] if out else None)
@@ -381,7 +381,7 @@ class HDF5Source(Source):
             self._cache = (k, arrays)
         return self._cache[1]
 
-    def load(self, index: int, rng: np.random.Generator | None = None,
+    def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         k = bisect.bisect_right(self.starts, index) - 1
         row = index - int(self.starts[k])

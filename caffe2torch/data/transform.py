@@ -23,7 +23,7 @@ class Draws(Protocol):
     """What a transform draws its random choices from (a numpy Generator, or the
     feeder's per-row RowDraws)."""
 
-    def integers(self, high: int) -> Any: ...
+    def integers(self, high: int, /) -> Any: ...
 
 
 class Transformer:

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from caffe2torch.export.static import replace_module
 from caffe2torch.graph import CaffeNet
+
+if TYPE_CHECKING:
+    from caffe2torch.layers.bvlc.blob_ops import CaffeReshape
 
 
 class BatchFreeReshape(nn.Module):
@@ -73,7 +77,7 @@ class SoftmaxWithLossForward(nn.Module):
         self.inner = inner
         self.blobs = nn.ParameterList()
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor):  # type: ignore[no-untyped-def]
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor):
         from caffe2torch.layers.bvlc.losses import BATCH_SIZE, FLT_MIN, FULL, NONE, VALID
 
         prob = torch.softmax(logits, dim=self.axis)
@@ -100,7 +104,7 @@ class SoftmaxWithLossForward(nn.Module):
         return loss if self.num_tops == 1 else (loss, prob)
 
 
-def _reshape_target(bottom: tuple[int, ...], module: nn.Module) -> tuple[int, ...] | None:
+def _reshape_target(bottom: tuple[int, ...], module: CaffeReshape) -> tuple[int, ...] | None:
     """The Reshape's target with -1 on the batch-dependent dim (None: no such dim)."""
     from caffe2torch.layers.bvlc.blob_ops import reshape_target
 

@@ -26,8 +26,9 @@ import torch
 from caffe2torch.errors import BuildError
 from caffe2torch.graph import CaffeNet, build_net
 from caffe2torch.ir.graph import BlobRef, LayerIR
-from caffe2torch.layers.registry import find_layer_spec
+from caffe2torch.layers.registry import find_layer_spec, layer_blobs
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.suggest import close_names, did_you_mean
 
 # Layers that only score a prediction: Caffe's deploy nets do not have them.
 _SCORING_TYPES = frozenset({"Accuracy", "Silence"})
@@ -56,13 +57,6 @@ def blob_label(layer_type: str, index: int) -> str:
     return f"blob{index}"
 
 
-def _did_you_mean(name: str, known: Sequence[str]) -> str | None:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-    return ("did you mean " + ", ".join(f"'{c}'" for c in close) + "?") if close else None
-
-
 def _refs_for(net: CaffeNet, names: Sequence[str], what: str) -> list[BlobRef]:
     known = net.ir.blob_names()
     refs = []
@@ -70,7 +64,7 @@ def _refs_for(net: CaffeNet, names: Sequence[str], what: str) -> list[BlobRef]:
         if name not in known:
             raise BuildError(
                 f"{what} '{name}' is not a blob of the {net.phase} net",
-                hint=_did_you_mean(name, known),
+                hint=did_you_mean(close_names(name, known, cutoff=0.5), quote="'"),
             )
         refs.append(net.ir.final(name))
     return refs
@@ -195,7 +189,7 @@ def copy_params(source: CaffeNet, target: CaffeNet, positions: dict[int, int]) -
         for src, dst in positions.items():
             theirs = source._modules_in_order[src]
             mine = target._modules_in_order[dst]
-            for a, b in zip(mine.blobs, theirs.blobs):
+            for a, b in zip(layer_blobs(mine), layer_blobs(theirs)):
                 a.copy_(b.detach().to(a.device))
             _copy_state(theirs, mine)
 

@@ -41,7 +41,7 @@ class _NonMaxSuppression(torch.autograd.Function):
     [group, 0, box index], groups in order, boxes by score descending."""
 
     @staticmethod
-    def forward(ctx: Any, boxes: torch.Tensor, scores: torch.Tensor, max_out: int,  # type: ignore[override]
+    def forward(ctx: Any, boxes: torch.Tensor, scores: torch.Tensor, max_out: int,
                 iou_threshold: float, score_threshold: float) -> torch.Tensor:
         rows = []
         for g in range(boxes.shape[0]):
@@ -183,7 +183,7 @@ class _MaxRoiPool(torch.autograd.Function):
     """ONNX MaxRoiPool; in PyTorch (to trace) the layer itself."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, rois: torch.Tensor, layer: nn.Module,  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, rois: torch.Tensor, layer: nn.Module,
                 pooled: tuple[int, int], scale: float) -> torch.Tensor:
         return layer(x, rois)
 

@@ -64,14 +64,15 @@ def fold_batch_norm(net: CaffeNet, outputs: Sequence[str]) -> list[str]:
         if len(layer.bottoms) != 1 or len(layer.tops) != 1 or layer.tops[0] in keep:
             continue
         bn_pos = _sole_reader(net, pos)
-        if bn_pos is None or not isinstance(modules[bn_pos], CaffeBatchNorm):
+        bn = modules[bn_pos] if bn_pos is not None else None
+        if bn_pos is None or not isinstance(bn, CaffeBatchNorm):
             continue
-        bn = modules[bn_pos]
         if bn.use_global_stats is False or bn.training:
             continue
         scale_pos = _sole_reader(net, bn_pos)
         scale = modules[scale_pos] if scale_pos is not None else None
-        if not (isinstance(scale, CaffeScale) and len(ir.layers[scale_pos].bottoms) == 1
+        if not (isinstance(scale, CaffeScale) and scale_pos is not None
+                and len(ir.layers[scale_pos].bottoms) == 1
                 and scale.can_fold(bn) and ir.layers[bn_pos].tops[0] not in keep):
             scale_pos, scale = None, None
         weight = conv.blobs[0]

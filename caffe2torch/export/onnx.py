@@ -392,10 +392,10 @@ def export_onnx(
     except CaffeError:
         raise
     except Exception as exc:
-        err = _find_culprit(view, opset, exc)
+        culprit = _find_culprit(view, opset, exc)
         if dynamic:  # the tracer can lose static sizes behind a symbolic batch axis
-            err.hint = (err.hint or "") + "; or fix the batch size (--batch 1, batch=1)"
-        raise err from exc
+            culprit.hint = (culprit.hint or "") + "; or fix the batch size (--batch 1, batch=1)"
+        raise culprit from exc
     model = onnx.load_from_string(buffer.getvalue())
     caffe_names(model, module, deploy)
     if opset > TRACER_MAX_OPSET:

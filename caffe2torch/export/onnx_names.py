@@ -45,9 +45,9 @@ def torch_paths(root: nn.Module, net: CaffeNet) -> dict[str, str]:
     for path, tensor in root.named_parameters(remove_duplicate=False):
         if id(tensor) in by_id:
             out[path] = by_id[id(tensor)]
-    for path, tensor in root.named_buffers(remove_duplicate=False):
-        if id(tensor) in by_id:
-            out[path] = by_id[id(tensor)]
+    for path, buf in root.named_buffers(remove_duplicate=False):
+        if id(buf) in by_id:
+            out[path] = by_id[id(buf)]
     return out
 
 
@@ -146,10 +146,10 @@ def name_folded_constants(model: Any, net: CaffeNet) -> None:
 
     graph = model.graph
     blobs: dict[str, list[tuple[str, int]]] = {}
-    for layer, module in zip(net.ir.layers, net._modules_in_order):
+    for layer_ir, module in zip(net.ir.layers, net._modules_in_order):
         for i, blob in enumerate(getattr(module, "blobs", ())):
-            name = f"{layer.name}.{blob_label(layer.type, i)}"
-            blobs.setdefault(layer.name, []).append((name, blob.numel()))
+            name = f"{layer_ir.name}.{blob_label(layer_ir.type, i)}"
+            blobs.setdefault(layer_ir.name, []).append((name, blob.numel()))
     present = {t.name for t in graph.initializer}
     readers: dict[str, set[str]] = {}
     for node in graph.node:

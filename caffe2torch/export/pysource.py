@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from caffe2torch.errors import ExportError
 from caffe2torch.ir.graph import LayerIR
 from caffe2torch.layers.bvlc import blob_ops, neuron, normalization, vision
+from caffe2torch.numerics import as_f32
 
 Shape = tuple[int, ...]
 
@@ -53,7 +53,9 @@ class Emit:
     """One layer being written: its module, static shapes and variable names."""
 
     layer: LayerIR
-    module: nn.Module
+    # The layer's module, an instance of the class its emitter was registered for (emitters
+    # are looked up by type(module)), so each emitter reads that class's own attributes.
+    module: Any
     bottoms: list[str]  # variable names of the bottoms
     tops: list[str]  # variable names of the tops
     bottom_shapes: list[Shape]
@@ -136,9 +138,7 @@ def emit_layer(e: Emit) -> list[str]:
 
 def num(value: float) -> str:
     """A float constant as the shortest text that reads back as the same float32."""
-    import numpy as np
-
-    text = repr(float(np.float32(value)))
+    text = repr(as_f32(value))
     return text[:-2] if text.endswith(".0") else text
 
 

@@ -178,9 +178,9 @@ def render_svg(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], rankdir:
     margin, head = 12.0, 28.0
     min_x = min((b.x - b.w / 2 for b in boxes.values()), default=0.0)
     min_y = min((b.y - b.h / 2 for b in boxes.values()), default=0.0)
-    for b in boxes.values():
-        b.x += margin - min_x
-        b.y += margin + head - min_y
+    for box in boxes.values():
+        box.x += margin - min_x
+        box.y += margin + head - min_y
     width = max((b.x + b.w / 2 for b in boxes.values()), default=0.0) + margin
     height = max((b.y + b.h / 2 for b in boxes.values()), default=head) + margin
     width = max(width, len(title) * _CHAR_W * 1.2 + 2 * margin)
@@ -194,10 +194,10 @@ def render_svg(nodes: Sequence[Node], edges: Sequence[tuple[str, str]], rankdir:
         f'<text x="{width / 2:.1f}" y="{margin + 10:.1f}" text-anchor="middle" '
         f'font-size="13">{escape(title)}</text>',
     ]
-    for a, b in edges:
-        via = [boxes[v] for v in routes[(a, b)]]
-        start = _border(boxes[a], via[0] if via else boxes[b])
-        end = _border(boxes[b], via[-1] if via else boxes[a])
+    for src, dst in edges:
+        via = [boxes[v] for v in routes[(src, dst)]]
+        start = _border(boxes[src], via[0] if via else boxes[dst])
+        end = _border(boxes[dst], via[-1] if via else boxes[src])
         points = [start, *((v.x, v.y) for v in via), end]
         out.append('<polyline points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
                    + '" fill="none" stroke="#444" stroke-width="1" '

@@ -148,7 +148,7 @@ def _compare(name: str, batch: int, want: np.ndarray, have: np.ndarray) -> Outpu
     return OutputCheck(name, batch, max_abs, max_rel, scale)
 
 
-def _session(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+def _session(path: str | os.PathLike[str]):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -11,10 +11,20 @@ from __future__ import annotations
 import operator
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from torch import fx, nn
 
 from caffe2torch.ir.graph import BlobRef, NetIR
+
+
+@runtime_checkable
+class FoldsBatchNorm(Protocol):
+    """A layer module (Scale) that can run fused with the BatchNorm just before it."""
+
+    def can_fold(self, bn: nn.Module) -> bool: ...
+
+    def fold(self, bn: Any) -> None: ...
 
 
 def is_passthrough(module: nn.Module) -> bool:
@@ -60,7 +70,7 @@ def build_graph(
                 for b, keep in zip(layer.bottoms, layer.propagate_down)
             )
         name = layer.tops[0].name if len(layer.tops) == 1 else layer.name
-        kwargs = {"inplace": True} if pos in inplace else {}
+        kwargs: dict[str, fx.node.Argument] = {"inplace": True} if pos in inplace else {}
         node = graph.create_node("call_module", attr, args, kwargs, name=name)
         if len(layer.tops) == 1:
             env[layer.tops[0]] = node
@@ -85,14 +95,15 @@ def _foldable_batch_norms(
     out = set()
     for pos in range(len(ir.layers) - 1):
         bn, sc = ir.layers[pos], ir.layers[pos + 1]
-        if not (hasattr(modules[pos + 1], "can_fold") and modules[pos + 1].can_fold(modules[pos])):
+        scale = modules[pos + 1]
+        if not (isinstance(scale, FoldsBatchNorm) and scale.can_fold(modules[pos])):
             continue
         if (len(bn.bottoms) == 1 and len(bn.tops) == 1 and len(sc.bottoms) == 1
                 and len(sc.tops) == 1 and sc.bottoms[0] == bn.tops[0]
                 and sc.tops[0].name == bn.tops[0].name and uses[bn.tops[0]] == 1
                 and all(bn.propagate_down) and all(sc.propagate_down)
                 and not bn.is_data and not any(bn.loss_weights)):
-            modules[pos + 1].fold(modules[pos])
+            scale.fold(modules[pos])
             out.add(pos)
     return out
 
@@ -130,7 +141,8 @@ def _inplace_relus(
     out = set()
     for pos in range(1, len(ir.layers)):
         layer, prev = ir.layers[pos], ir.layers[pos - 1]
-        if not (isinstance(modules[pos], CaffeReLU) and modules[pos].negative_slope >= 0):
+        relu = modules[pos]
+        if not (isinstance(relu, CaffeReLU) and relu.negative_slope >= 0):
             continue
         if pos - 1 in folded or pos - 1 in out:
             continue

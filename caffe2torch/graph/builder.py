@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ from caffe2torch.layers.registry import (
     build_layer,
     find_layer_spec,
     infer_top_shapes,
+    layer_blobs,
 )
 from caffe2torch.limits import blob_limit, check_layer_count
 
@@ -133,32 +134,33 @@ def _build_module(
     except Exception as exc:  # a builder or a meta forward failing on these shapes
         if is_user_code_error(exc):  # a Python layer's own exception keeps its type
             raise
-        err = BuildError(
+        failed = BuildError(
             f"layer '{layer.name}' ({layer.type}) in the {phase} phase: "
             f"{type(exc).__name__}: {exc} (bottom shapes: {shapes_text})",
             hint="check the layer's parameters against the shapes of its bottoms",
         )
-        raise _located(err, layer, source_map) from exc
+        raise _located(failed, layer, source_map) from exc
     if len(top_shapes) != len(layer.tops):
-        err = BuildError(
+        failed = BuildError(
             f"layer '{layer.name}' ({layer.type}): computes {len(top_shapes)} top(s), the "
             f"prototxt names {len(layer.tops)}"
         )
-        raise _located(err, layer, source_map)
+        raise _located(failed, layer, source_map)
     return module, top_shapes
 
 
 def _tie_blob(module: nn.Module, index: int, owner: nn.Parameter) -> None:
     """Make blob ``index`` of ``module`` the owner's Parameter (a reshaped view of it when
     PERMISSIVE sharing joins blobs of equal count but other shapes)."""
-    current = module.blobs[index]
+    blobs = layer_blobs(module)
+    current = blobs[index]
     if tuple(current.shape) == tuple(owner.shape):
-        module.blobs[index] = owner
+        blobs[index] = owner
         return
     parametrize.register_parametrization(
-        module.blobs, str(index), _Reshape(tuple(current.shape)), unsafe=True
+        blobs, str(index), _Reshape(tuple(current.shape)), unsafe=True
     )
-    module.blobs.parametrizations[str(index)].original = owner
+    cast(nn.ModuleDict, blobs.parametrizations)[str(index)].original = owner
 
 
 class _Reshape(nn.Module):
@@ -181,19 +183,19 @@ def _share_trained(
         if layer.name not in other.layer_attrs:
             continue
         source = other.module(layer.name)
-        if len(source.blobs) != len(module.blobs):
+        if len(layer_blobs(source)) != len(layer_blobs(module)):
             raise BuildError(
                 f"layer '{layer.name}': incompatible number of blobs with the "
-                f"{other.phase} net's layer of that name ({len(module.blobs)} here, "
-                f"{len(source.blobs)} there)"
+                f"{other.phase} net's layer of that name ({len(layer_blobs(module))} here, "
+                f"{len(layer_blobs(source))} there)"
             )
-        for j, (mine, theirs) in enumerate(zip(module.blobs, source.blobs)):
+        for j, (mine, theirs) in enumerate(zip(layer_blobs(module), layer_blobs(source))):
             if tuple(mine.shape) != tuple(theirs.shape):
                 raise BuildError(
                     f"layer '{layer.name}': cannot share param {j} with the {other.phase} "
                     f"net: shape {tuple(mine.shape)} here, {tuple(theirs.shape)} there"
                 )
-            module.blobs[j] = theirs
+            layer_blobs(module)[j] = theirs
 
 
 def share_trained_layers(net: CaffeNet, other: CaffeNet) -> None:
@@ -204,10 +206,10 @@ def share_trained_layers(net: CaffeNet, other: CaffeNet) -> None:
 
 def _apply_table(table: ParamTable, modules: Sequence[nn.Module]) -> None:
     for (pos, i), (opos, oi) in table.shared():
-        _tie_blob(modules[pos], i, modules[opos].blobs[oi])
+        _tie_blob(modules[pos], i, layer_blobs(modules[opos])[oi])
     for entry in table.learnable:
         if entry.lr_mult == 0:  # Caffe computes no diff for lr_mult 0 blobs
-            modules[entry.position].blobs[entry.index].requires_grad_(False)
+            layer_blobs(modules[entry.position])[entry.index].requires_grad_(False)
 
 
 @contextmanager
@@ -284,9 +286,9 @@ def _build_net(
         modules.append(module)
         attrs.append(attr)
     blob_shapes = {
-        pos: [tuple(int(d) for d in b.shape) for b in m.blobs]
+        pos: [tuple(int(d) for d in b.shape) for b in layer_blobs(m)]
         for pos, m in enumerate(modules)
-        if len(m.blobs)
+        if len(layer_blobs(m))
     }
     plan = plan_sharing(ir, blob_shapes, share)
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -26,6 +26,12 @@ from caffe2torch.graph.assemble import build_graph
 from caffe2torch.ir.graph import BlobRef, NetIR
 from caffe2torch.ir.params import ParamTable
 from caffe2torch.ir.sharing import SharingPlan
+from caffe2torch.layers.registry import layer_blobs
+from caffe2torch.suggest import close_names, did_you_mean
+
+if TYPE_CHECKING:
+    from caffe2torch.solver.hdf5_output import HDF5OutputFile
+    from caffe2torch.solver.netsetup import BatchStream
 
 Shape = tuple[int, ...]
 
@@ -45,6 +51,10 @@ class CaffeLayers(nn.Module):
 
 class CaffeNet(nn.Module):
     """A Caffe net for one phase; see the module docstring."""
+
+    # Set on the nets that are fed batches (solver.netsetup.build_fed_net, `caffe2torch time`).
+    batch_stream: BatchStream
+    hdf5_outputs: list[HDF5OutputFile]
 
     def __init__(
         self,
@@ -118,8 +128,8 @@ class CaffeNet(nn.Module):
         """{layer name: its param blobs in caffemodel order} for layers that have any."""
         out: OrderedDict[str, list[nn.Parameter]] = OrderedDict()
         for name, module in zip(self.layer_names, self._modules_in_order):
-            if len(module.blobs):
-                out[name] = list(module.blobs)
+            if len(layer_blobs(module)):
+                out[name] = list(layer_blobs(module))
         return out
 
     @property
@@ -136,7 +146,7 @@ class CaffeNet(nn.Module):
         owner's lr_mult and decay_mult (sharers' settings merged as Net::AppendParam does)."""
         out = []
         for entry in self.param_table.learnable:
-            param = self._modules_in_order[entry.position].blobs[entry.index]
+            param = layer_blobs(self._modules_in_order[entry.position])[entry.index]
             out.append(
                 LearnableParam(f"{entry.layer}/{entry.index}", param, entry.lr_mult,
                                entry.decay_mult)
@@ -186,7 +196,7 @@ class CaffeNet(nn.Module):
             if name not in known:
                 raise CaffeError(
                     f"the {self.phase} net has no blob '{name}'",
-                    hint=_did_you_mean(name, known),
+                    hint=did_you_mean(close_names(name, known, cutoff=0.5), quote="'"),
                 )
         return tuple(names)
 
@@ -213,7 +223,7 @@ class CaffeNet(nn.Module):
             raise CaffeError(
                 f"'{unknown[0]}' is not an input of the {self.phase} net "
                 f"(inputs: {', '.join(self.inputs) or 'none'})",
-                hint=_did_you_mean(unknown[0], self.inputs),
+                hint=did_you_mean(close_names(unknown[0], self.inputs, cutoff=0.5), quote="'"),
             )
         missing = [n for n in self.inputs if n not in given]
         if missing:
@@ -270,18 +280,11 @@ def _class_name(net_name: str) -> str:
     return ident if ident[0].isupper() else "Net_" + ident
 
 
-def _did_you_mean(name: str, known: Iterable[str]) -> str | None:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-    return ("did you mean " + ", ".join(f"'{c}'" for c in close) + "?") if close else None
-
-
 def _device_of(module: nn.Module) -> torch.device:
     for t in module.parameters():
         return t.device
-    for t in module.buffers():
-        return t.device
+    for b in module.buffers():
+        return b.device
     return torch.device("cpu")
 
 

@@ -26,7 +26,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from google.protobuf.message import DecodeError, Message
@@ -339,7 +339,10 @@ def read_caffemodel(path: PathLike, proto: Any = None) -> caffe_pb2.NetParameter
     return net
 
 
-def _read_message(path: PathLike, msg: Message, kind: str, proto: Any = None) -> Message:
+_M = TypeVar("_M", bound=Message)
+
+
+def _read_message(path: PathLike, msg: _M, kind: str, proto: Any = None) -> _M:
     p, f, _ = _open_as_ours(path, proto, msg.DESCRIPTOR.name)
     with f:
         data = f.read()
@@ -379,14 +382,13 @@ def read_binaryproto(path: PathLike) -> np.ndarray:
 
 def read_blobproto(path: PathLike) -> caffe_pb2.BlobProto:
     """A ``.binaryproto`` file as the BlobProto message itself."""
-    return _read_message(path, caffe_pb2.BlobProto(), "binaryproto")  # type: ignore[return-value]
+    return _read_message(path, caffe_pb2.BlobProto(), "binaryproto")
 
 
 def read_solverstate(path: PathLike, proto: Any = None) -> caffe_pb2.SolverState:
     """A ``.solverstate`` (SolverState: iter, learned_net, history blobs, current_step);
     ``proto``: the fork's caffe.proto that wrote it."""
-    return _read_message(path, caffe_pb2.SolverState(), "solverstate",  # type: ignore[return-value]
-                         proto)
+    return _read_message(path, caffe_pb2.SolverState(), "solverstate", proto)
 
 
 def read_solverstate_arrays(
@@ -527,7 +529,7 @@ def caffemodel_pieces(
         own = (arrays.get(layer.name) if by_name  # type: ignore[union-attr]
                else arrays[i] if i < len(arrays) else None)  # type: ignore[index]
         if own is None:
-            body = [layer.SerializeToString()]
+            body: list[bytes | memoryview] = [layer.SerializeToString()]
         else:
             before, after = wire.split_before(_layer_without_blobs(layer), 7)
             body = [before]

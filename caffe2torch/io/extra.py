@@ -196,7 +196,7 @@ class _Text:
 def _enum_ok(fd: _descriptor.FieldDescriptor, tok: Token) -> bool:
     if tok[KIND] == "num":
         return True  # numbers are checked by the parser itself
-    return tok[TEXT] in fd.enum_type.values_by_name
+    return fd.enum_type is not None and tok[TEXT] in fd.enum_type.values_by_name
 
 
 Strict = Callable[[_descriptor.Descriptor, str, tuple[str, ...], str], bool]

@@ -22,9 +22,10 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import DecodeError, Message
 
 from caffe2torch.errors import ParseError
@@ -65,7 +66,7 @@ class ForkSchema:
             from caffe2torch.io.translate import Translator
             from caffe2torch.proto import caffe_pb2
 
-            fork = self.need(name).DESCRIPTOR
+            fork = cast(Descriptor, self.need(name).DESCRIPTOR)
             ours = caffe_pb2.DESCRIPTOR.message_types_by_name[name]
             found = Translator(fork, ours) if to_ours else Translator(ours, fork)
             self.translators[key] = found

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 Pos = tuple[int, int]  # (line, col), both 1-based
 
@@ -34,7 +35,11 @@ LAYER_FIELDS = ("layer", "layers")
 
 # A token is (kind, text, line, col): kind is "ident", "sym", "str", "num" or "other".
 Token = tuple[str, str, int, int]
-KIND, TEXT, LINE, COL = 0, 1, 2, 3
+# Final, so that a type checker knows token[TEXT] is a str and token[LINE] an int.
+KIND: Final = 0
+TEXT: Final = 1
+LINE: Final = 2
+COL: Final = 3
 
 
 def tokenize(text: str) -> list[Token]:
@@ -55,7 +60,7 @@ def tokenize(text: str) -> list[Token]:
                 line += 1
                 line_start = next_nl + 1
                 next_nl = find_nl("\n", line_start)
-        append((kind, m.group(), line, pos - line_start + 1))  # type: ignore[arg-type]
+        append((kind or "other", m.group(), line, pos - line_start + 1))
     return out
 
 

@@ -13,14 +13,12 @@ what to write instead.
 from __future__ import annotations
 
 import codecs
-import difflib
 import math
 import os
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_encoding, text_format
@@ -33,8 +31,10 @@ from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
 from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
+from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.proto.forks import FORK_FIELDS
+from caffe2torch.suggest import close_names, did_you_mean
 
 # ----------------------------------------------------------------------------- bytes -> text
 
@@ -95,7 +95,15 @@ def _binary(data: bytes) -> bool:
 # ----------------------------------------------------------------------------- parsing
 
 
-def parse_text(text: str, message: Message, *, path: str | None = None) -> Message:
+def _descriptor_of(message: Message) -> _descriptor.Descriptor:
+    # protobuf's stubs say the Python or the upb Descriptor class; both have this API
+    return cast(_descriptor.Descriptor, message.DESCRIPTOR)
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def parse_text(text: str, message: _M, *, path: str | None = None) -> _M:
     """Merge ``text`` into ``message`` (cleared first) with protobuf's text format, as Caffe's
     ReadProtoFromTextFile does; errors -> ParseError with a readable message."""
     text = normalize_newlines(text)
@@ -103,13 +111,13 @@ def parse_text(text: str, message: Message, *, path: str | None = None) -> Messa
     try:
         text_format.Merge(text, message)
     except text_format.ParseError as e:
-        raise _explain(e, text, message.DESCRIPTOR, path) from None
+        raise _explain(e, text, _descriptor_of(message), path) from None
     return message
 
 
 def parse_text_keeping_unknown(
-    text: str, message: Message, *, path: str | None = None
-) -> tuple[Message, list[ExtraField]]:
+    text: str, message: _M, *, path: str | None = None
+) -> tuple[_M, list[ExtraField]]:
     """Like :func:`parse_text`, but fields (and enum values) the schema lacks are kept aside
     instead of failing: the message and those fields. Any other error still fails."""
     text = normalize_newlines(text)
@@ -120,14 +128,14 @@ def parse_text_keeping_unknown(
     except text_format.ParseError as e:
         raw = _LOC_RE.sub("", str(e), count=1)
         if "has no field named" not in raw and "has no value named" not in raw:
-            raise _explain(e, text, message.DESCRIPTOR, path) from None
-    blanked, extras = take_out_unknown(text, message.DESCRIPTOR, _caffe_would_explain)
+            raise _explain(e, text, _descriptor_of(message), path) from None
+    blanked, extras = take_out_unknown(text, _descriptor_of(message), _caffe_would_explain)
     extras = merge_repeated(extras)  # a repeated field written N times: one list value
     message.Clear()
     try:
         text_format.Merge(blanked, message)
     except text_format.ParseError as e:
-        raise _explain(e, blanked, message.DESCRIPTOR, path) from None
+        raise _explain(e, blanked, _descriptor_of(message), path) from None
     return message, extras
 
 
@@ -224,7 +232,7 @@ def _explain(
         mtype, fname = _short(m.group(1)), m.group(2)
         message = f'{mtype} has no field named "{fname}"'
         owner = _resolve(root, ctx)
-        if fname in ("layer", "layers") and ctx[:1] in (["layer"], ["layers"]):
+        if line and fname in ("layer", "layers") and ctx[:1] in (["layer"], ["layers"]):
             outer = next((b for b in scan(text).blocks
                           if b.start_line <= line <= b.end_line), None)
             opened = f" opened at line {outer.start_line}" if outer is not None else ""
@@ -256,10 +264,8 @@ def _explain(
             hint = "this looks like a net file: read it as a net (-model / read_net)"
         else:
             names = list(owner.fields_by_name) if owner is not None else []
-            close = difflib.get_close_matches(fname, names, n=3, cutoff=0.75)
-            if close:
-                hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "?"
-            else:
+            hint = did_you_mean(close_names(fname, names, cutoff=0.75))
+            if hint is None:
                 hint = (
                     f'"{fname}" is not in BVLC Caffe\'s {mtype}; if it comes from a Caffe fork, '
                     "the net needs that fork's layers"
@@ -277,9 +283,8 @@ def _explain(
         if hint is None:
             desc = _enum_by_name(root, etype)
             if desc is not None:
-                close = difflib.get_close_matches(value, list(desc.values_by_name), n=3,
-                                                  cutoff=0.6)
-                hint = ("did you mean " + ", ".join(close) + "?") if close else (
+                close = close_names(value, desc.values_by_name)
+                hint = did_you_mean(close, quote="") or (
                     "expected one of " + ", ".join(desc.values_by_name))
     elif m_str:
         value = m_str.group(1)
@@ -531,24 +536,20 @@ def _dtoa(v: float) -> str:
     return s if float(s) == v else f"{v:.17g}"
 
 
-def _f32(v: float) -> float:
-    return struct.unpack("<f", struct.pack("<f", v))[0]
-
-
 def _scalar(fd: _descriptor.FieldDescriptor, v: object) -> str:
     t = fd.type
     if t == _FD.TYPE_STRING:
         return '"' + text_encoding.CEscape(str(v).encode("utf-8"), False) + '"'
     if t == _FD.TYPE_BYTES:
-        return '"' + text_encoding.CEscape(bytes(v), False) + '"'  # type: ignore[arg-type]
+        return '"' + text_encoding.CEscape(cast(bytes, v), False) + '"'
     if t == _FD.TYPE_FLOAT:
-        return _ftoa(v)  # type: ignore[arg-type]
+        return _ftoa(cast(float, v))
     if t == _FD.TYPE_DOUBLE:
-        return _dtoa(v)  # type: ignore[arg-type]
+        return _dtoa(cast(float, v))
     if t == _FD.TYPE_BOOL:
         return "true" if v else "false"
-    if t == _FD.TYPE_ENUM:
-        ev = fd.enum_type.values_by_number.get(v)  # type: ignore[arg-type]
+    if t == _FD.TYPE_ENUM and fd.enum_type is not None:
+        ev = fd.enum_type.values_by_number.get(cast(int, v))
         return ev.name if ev is not None else str(v)
     return str(v)
 

@@ -109,9 +109,9 @@ class Translator:
             if (fd.number != other.number or fd.type != other.type
                     or fd.is_repeated != other.is_repeated):
                 plan.identical = False
-            if fd.message_type is not None:
+            if fd.message_type is not None and other.message_type is not None:
                 entry.sub = self._plan(fd.message_type, other.message_type)
-            elif fd.type == _FD.TYPE_ENUM and other.type == _FD.TYPE_ENUM:
+            elif fd.enum_type is not None and other.enum_type is not None:
                 mapping = {}
                 for v in fd.enum_type.values:
                     ov = other.enum_type.values_by_name.get(v.name)
@@ -307,7 +307,7 @@ def to_python(value: Any, fd: _descriptor.FieldDescriptor) -> Any:
 def _one(value: Any, fd: _descriptor.FieldDescriptor) -> Any:
     if fd.message_type is not None:
         return {f.name: to_python(v, f) for f, v in value.ListFields()}
-    if fd.type == _FD.TYPE_ENUM:
+    if fd.enum_type is not None:
         ev = fd.enum_type.values_by_number.get(value)
         return ev.name if ev is not None else value
     return value

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-
-from google.protobuf.message import Message
+from typing import cast
 
 from caffe2torch.errors import UpgradeError
 from caffe2torch.io.positions import SourceMap
@@ -147,12 +146,12 @@ class UpgradeReport:
 # ----------------------------------------------------------------------------- checks
 
 
-def needs_v0_upgrade(net: Message) -> bool:
+def needs_v0_upgrade(net: caffe_pb2.NetParameter) -> bool:
     """NetNeedsV0ToV1Upgrade: some ``layers`` block holds a V0 ``layer``."""
     return any(lp.HasField("layer") for lp in net.layers)
 
 
-def needs_v1_upgrade(net: Message) -> bool:
+def needs_v1_upgrade(net: caffe_pb2.NetParameter) -> bool:
     """NetNeedsV1ToV2Upgrade: the net has ``layers`` blocks."""
     return len(net.layers) > 0
 
@@ -165,7 +164,7 @@ _DATA_PARAMS = {  # V1 type -> the per-type param holding the old transformation
 }
 
 
-def needs_data_upgrade(net: Message) -> bool:
+def needs_data_upgrade(net: caffe_pb2.NetParameter) -> bool:
     """NetNeedsDataUpgrade: a V1 data layer sets scale/mean_file/crop_size/mirror in its
     own param instead of transform_param."""
     for lp in net.layers:
@@ -177,17 +176,17 @@ def needs_data_upgrade(net: Message) -> bool:
     return False
 
 
-def needs_input_upgrade(net: Message) -> bool:
+def needs_input_upgrade(net: caffe_pb2.NetParameter) -> bool:
     """NetNeedsInputUpgrade: top-level ``input`` fields."""
     return len(net.input) > 0
 
 
-def needs_batchnorm_upgrade(net: Message) -> bool:
+def needs_batchnorm_upgrade(net: caffe_pb2.NetParameter) -> bool:
     """NetNeedsBatchNormUpgrade: a BatchNorm layer declares three param specs."""
     return any(lp.type == "BatchNorm" and len(lp.param) == 3 for lp in net.layer)
 
 
-def needs_upgrade(net: Message) -> bool:
+def needs_upgrade(net: caffe_pb2.NetParameter) -> bool:
     """NetNeedsUpgrade: any of the five net upgrades applies."""
     return (
         needs_v0_upgrade(net)
@@ -198,7 +197,7 @@ def needs_upgrade(net: Message) -> bool:
     )
 
 
-def solver_needs_upgrade(solver: Message) -> bool:
+def solver_needs_upgrade(solver: caffe_pb2.SolverParameter) -> bool:
     """SolverNeedsTypeUpgrade, plus inline nets that need an upgrade."""
     return solver.HasField("solver_type") or any(needs_upgrade(n) for n in _inline_nets(solver))
 
@@ -246,7 +245,7 @@ def mixed_error(source: SourceMap | None = None, path: str | None = None) -> Upg
 
 
 def upgrade_net_report(
-    net: Message, *, source: SourceMap | None = None, path: str | None = None
+    net: caffe_pb2.NetParameter, *, source: SourceMap | None = None, path: str | None = None
 ) -> UpgradeReport:
     """UpgradeNetAsNeeded on a copy of ``net``; see :class:`UpgradeReport`."""
     if len(net.layer) and len(net.layers):
@@ -264,7 +263,7 @@ def upgrade_net_report(
 
     if needs_v0_upgrade(out):
         out, kept = _upgrade_v0_net(out, report.warnings, locate)
-        report.origin = kept
+        report.origin = list(kept)
         report.steps.append("V0 -> V1")
     if needs_data_upgrade(out):
         _upgrade_data_transformation(out)
@@ -286,13 +285,15 @@ def upgrade_net_report(
     return report
 
 
-def upgrade_net(net: Message, *, path: str | None = None) -> caffe_pb2.NetParameter:
+def upgrade_net(net: caffe_pb2.NetParameter, *, path: str | None = None) -> caffe_pb2.NetParameter:
     """The upgraded copy of ``net`` (V0/V1/old-field nets -> current V2). Used for text and
     binary nets alike (a V1 caffemodel upgrades the same way, blobs included)."""
     return upgrade_net_report(net, path=path).net
 
 
-def _upgrade_v0_net(net: Message, warnings: list[str], locate) -> tuple[Message, list[int]]:
+def _upgrade_v0_net(
+    net: caffe_pb2.NetParameter, warnings: list[str], locate
+) -> tuple[caffe_pb2.NetParameter, list[int]]:
     """UpgradeV0Net: padding layers folded, then each V0 layer -> V1. Like Caffe, the result
     keeps only name, layers, input, input_dim and force_backward of the input."""
     padded, kept = _fold_padding_layers(net, locate)
@@ -308,7 +309,9 @@ def _upgrade_v0_net(net: Message, warnings: list[str], locate) -> tuple[Message,
     return out, kept
 
 
-def _fold_padding_layers(net: Message, locate) -> tuple[Message, list[int]]:
+def _fold_padding_layers(
+    net: caffe_pb2.NetParameter, locate
+) -> tuple[caffe_pb2.NetParameter, list[int]]:
     """UpgradeV0PaddingLayers: drop each V0 ``padding`` layer and give its pad to the conv
     (or pool) layer that reads its output. Returns the net and the kept layer indices."""
     out = caffe_pb2.NetParameter()
@@ -404,7 +407,9 @@ _V0_TRANSFORM = {"scale": "scale", "meanfile": "mean_file", "cropsize": "crop_si
 _V0_LOG_NAME = {"shuffle_images": "shuffle"}
 
 
-def _upgrade_v0_layer(lc: Message, out: Message, warnings: list[str], where) -> None:
+def _upgrade_v0_layer(
+    lc: caffe_pb2.V1LayerParameter, out: caffe_pb2.V1LayerParameter, warnings: list[str], where
+) -> None:
     """UpgradeV0LayerParameter: one V0 ``layers { layer { ... } }`` -> a V1 layer."""
     out.bottom.extend(lc.bottom)
     out.top.extend(lc.top)
@@ -422,7 +427,7 @@ def _upgrade_v0_layer(lc: Message, out: Message, warnings: list[str], where) -> 
                 hint="V0 types: " + ", ".join(sorted(V0_TYPES)),
                 **where,
             )
-        out.type = V1.LayerType.Value(V0_TYPES[ltype])
+        out.type = cast(V1.LayerType, V1.LayerType.Value(V0_TYPES[ltype]))
     for blob in v0.blobs:
         out.blobs.add().CopyFrom(blob)
     out.blobs_lr.extend(v0.blobs_lr)
@@ -455,7 +460,7 @@ def _upgrade_v0_layer(lc: Message, out: Message, warnings: list[str], where) -> 
             setattr(out.transform_param, fname, getattr(v0, v0_field))
 
 
-def _upgrade_data_transformation(net: Message) -> None:
+def _upgrade_data_transformation(net: caffe_pb2.NetParameter) -> None:
     """UpgradeNetDataTransformation. Like Caffe's macro, every V1 DATA / IMAGE_DATA /
     WINDOW_DATA layer gets (possibly empty) ``<type>_param`` and ``transform_param``
     messages, even when it has nothing to move."""
@@ -472,7 +477,7 @@ def _upgrade_data_transformation(net: Message) -> None:
                 p.ClearField(f)
 
 
-def _upgrade_v1_net(net: Message, warnings: list[str]) -> Message:
+def _upgrade_v1_net(net: caffe_pb2.NetParameter, warnings: list[str]) -> caffe_pb2.NetParameter:
     """UpgradeV1Net: every ``layers`` block -> a ``layer`` block; other fields kept."""
     out = caffe_pb2.NetParameter()
     out.CopyFrom(net)
@@ -484,7 +489,9 @@ def _upgrade_v1_net(net: Message, warnings: list[str]) -> Message:
     return out
 
 
-def _upgrade_v1_layer(v1: Message, out: Message, warnings: list[str]) -> bool:
+def _upgrade_v1_layer(
+    v1: caffe_pb2.V1LayerParameter, out: caffe_pb2.LayerParameter, warnings: list[str]
+) -> bool:
     """UpgradeV1LayerParameter: one V1 layer -> a V2 LayerParameter."""
     ok = True
     out.bottom.extend(v1.bottom)
@@ -503,7 +510,7 @@ def _upgrade_v1_layer(v1: Message, out: Message, warnings: list[str]) -> bool:
     for blob in v1.blobs:
         out.blobs.add().CopyFrom(blob)
 
-    def spec(i: int) -> Message:
+    def spec(i: int) -> caffe_pb2.ParamSpec:
         while len(out.param) <= i:
             out.param.add()
         return out.param[i]
@@ -511,9 +518,8 @@ def _upgrade_v1_layer(v1: Message, out: Message, warnings: list[str]) -> bool:
     for i, name in enumerate(v1.param):
         spec(i).name = name
     for i, mode in enumerate(v1.blob_share_mode):
-        spec(i).share_mode = caffe_pb2.ParamSpec.DimCheckMode.Value(
-            V1.DimCheckMode.Name(mode)
-        )
+        spec(i).share_mode = cast(caffe_pb2.ParamSpec.DimCheckMode,
+                                  caffe_pb2.ParamSpec.DimCheckMode.Value(V1.DimCheckMode.Name(mode)))
     for i, lr in enumerate(v1.blobs_lr):
         spec(i).lr_mult = lr
     for i, decay in enumerate(v1.weight_decay):
@@ -536,7 +542,7 @@ def _upgrade_v1_layer(v1: Message, out: Message, warnings: list[str]) -> bool:
     return ok
 
 
-def _upgrade_input(net: Message, path: str | None, source: SourceMap | None) -> bool:
+def _upgrade_input(net: caffe_pb2.NetParameter, path: str | None, source: SourceMap | None) -> bool:
     """UpgradeNetInput: ``input`` + ``input_shape``/``input_dim`` -> an Input layer placed
     first; a bare ``input`` (old caffemodels) is simply dropped. Returns whether a layer was
     made."""
@@ -547,17 +553,15 @@ def _upgrade_input(net: Message, path: str | None, source: SourceMap | None) -> 
         n = len(net.input)
         short = len(net.input_shape) < n if has_shape else len(net.input_dim) < 4 * n
         if short:
-            where: dict[str, object] = {"path": path}
             pos = source.top("input") if source is not None else None
-            if pos is not None:
-                where.update(line=pos[0], col=pos[1])
+            line, col = pos if pos is not None else (None, None)
             got = (f"{len(net.input_shape)} input_shape" if has_shape
                    else f"{len(net.input_dim)} input_dim values")
             need = f"{n} input_shape" if has_shape else f"{4 * n} input_dim values"
             raise UpgradeError(
                 f"{n} input blob(s) need {need}, the net has {got}",
                 hint="give each `input:` one `input_shape { dim: ... }` (or four `input_dim`)",
-                **where,  # type: ignore[arg-type]
+                path=path, line=line, col=col,
             )
         layer = caffe_pb2.LayerParameter(name="input", type="Input")
         for i, blob in enumerate(net.input):
@@ -577,7 +581,7 @@ def _upgrade_input(net: Message, path: str | None, source: SourceMap | None) -> 
     return made
 
 
-def _upgrade_batchnorm(net: Message) -> None:
+def _upgrade_batchnorm(net: caffe_pb2.NetParameter) -> None:
     """UpgradeNetBatchNorm: the old BatchNorm declared its three blobs as params; they are
     statistics, so all three get lr_mult 0 and decay_mult 0 (other ParamSpec fields kept)."""
     for lp in net.layer:
@@ -590,7 +594,7 @@ def _upgrade_batchnorm(net: Message) -> None:
 # ----------------------------------------------------------------------------- solvers
 
 
-def _inline_nets(solver: Message) -> list[Message]:
+def _inline_nets(solver: caffe_pb2.SolverParameter) -> list[caffe_pb2.NetParameter]:
     nets = []
     for name in ("net_param", "train_net_param"):
         if solver.HasField(name):
@@ -600,7 +604,7 @@ def _inline_nets(solver: Message) -> list[Message]:
 
 
 def upgrade_solver(
-    solver: Message, *, path: str | None = None, source: SourceMap | None = None
+    solver: caffe_pb2.SolverParameter, *, path: str | None = None, source: SourceMap | None = None
 ) -> caffe_pb2.SolverParameter:
     """UpgradeSolverAsNeeded on a copy: enum ``solver_type`` -> string ``type``.
 
@@ -612,17 +616,15 @@ def upgrade_solver(
     out.CopyFrom(solver)
     if out.HasField("solver_type"):
         if out.HasField("type"):
-            where: dict[str, object] = {"path": path}
             pos = source.top("solver_type") if source is not None else None
-            if pos is not None:
-                where.update(line=pos[0], col=pos[1])
+            line, col = pos if pos is not None else (None, None)
             old = caffe_pb2.SolverParameter.SolverType.Name(out.solver_type)
             raise UpgradeError(
                 "the solver sets both the old `solver_type` (enum) and the new `type` "
                 "(string); Caffe refuses it (Failed to upgrade solver: old solver_type field "
                 "(enum) and new type field (string) cannot be both specified)",
                 hint=f"delete `solver_type: {old}` and keep `type`",
-                **where,  # type: ignore[arg-type]
+                path=path, line=line, col=col,
             )
         ename = caffe_pb2.SolverParameter.SolverType.Name(out.solver_type)
         out.type = SOLVER_TYPES[ename]
@@ -633,7 +635,7 @@ def upgrade_solver(
     return out
 
 
-def snapshot_prefix(solver: Message, solver_path: str) -> str:
+def snapshot_prefix(solver: caffe_pb2.SolverParameter, solver_path: str) -> str:
     """UpgradeSnapshotPrefixProperty, as ``caffe train`` applies it when reading a solver
     file: no snapshot_prefix -> the solver path without its extension; a prefix that is a
     directory -> that directory / the solver file's stem."""

@@ -127,7 +127,7 @@ class Reader:
         if n % item:
             raise WireError(f"{what}: {n} bytes is not a whole number of values", self.pos)
         arr = np.empty(n // item, dtype=dtype)
-        got = self.f.readinto(memoryview(arr).cast("B"))  # type: ignore[attr-defined]
+        got = self.f.readinto(arr.data.cast("B"))  # type: ignore[attr-defined]
         if got != n:
             raise WireError(f"unexpected end of file reading {what}", self.pos + (got or 0))
         self.pos += n
@@ -318,7 +318,7 @@ def blob_chunks(arr: np.ndarray, header: bytes) -> list[bytes | memoryview]:
         number, values = BLOB_DOUBLE_DATA, np.ascontiguousarray(arr, dtype="<f8")
     else:
         number, values = BLOB_DATA, np.ascontiguousarray(arr, dtype="<f4")
-    payload = memoryview(values.reshape(-1)).cast("B")  # type: ignore[arg-type]
+    payload = values.reshape(-1).data.cast("B")
     before, after = split_before(header, number)  # field-number order, as protobuf writes
     pieces: list[bytes | memoryview] = [before]
     if len(payload):

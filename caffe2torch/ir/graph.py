@@ -10,13 +10,13 @@ free of aliasing; Caffe's Split layers are not needed (a fan-out is just several
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from caffe2torch.errors import BuildError
 from caffe2torch.ir.netstate import NetState, filter_layers, has_include_and_exclude
+from caffe2torch.suggest import close_names, did_you_mean
 
 # Types Caffe derives from LossLayer / that feed tops from outside (used when no registry
 # is given; the builder passes the registry's own knowledge).
@@ -203,9 +203,9 @@ def _unknown_bottom(
             f"'{blob}' is made by layer '{elsewhere[0]}', which is not in the {state.phase} "
             "phase (check its include/exclude rules)"
         )
-    close = difflib.get_close_matches(blob, list(dict.fromkeys(known)), n=3, cutoff=0.5)
+    close = did_you_mean(close_names(blob, known, cutoff=0.5), quote="'")
     if close:
-        hints.append("did you mean " + ", ".join(f"'{c}'" for c in close) + "?")
+        hints.append(close)
     return BuildError(
         msg, hint="; ".join(hints) or None, **_where(source_map, order[pos], "bottom", k)
     )

@@ -189,8 +189,8 @@ def plan_sharing(
             )
         plan = SharingPlan(share, {}, _declared_ties(net))
         if share == "auto":
-            for sharer, owner in sorted(auto_pairs(net, blob_shapes).items()):
-                _tie(net, plan, blob_shapes, sharer, owner, "auto")
+            for sharer_pos, owner_pos in sorted(auto_pairs(net, blob_shapes).items()):
+                _tie(net, plan, blob_shapes, sharer_pos, owner_pos, "auto")
         return plan
     plan = SharingPlan("explicit", {}, _declared_ties(net))
     index = {ly.name: pos for pos, ly in enumerate(net.layers)}

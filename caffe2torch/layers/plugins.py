@@ -21,7 +21,6 @@ types) are loaded once, on the first registry lookup or net parse.
 
 from __future__ import annotations
 
-import difflib
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from caffe2torch.io import text as _text
 from caffe2torch.layers import registry
 from caffe2torch.layers.registry import BuildContext, Builder
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.suggest import close_names, did_you_mean
 
 ENTRY_POINT_GROUP = "caffe2torch.layers"
 Scalar = bool | int | float | str
@@ -278,8 +278,7 @@ def _parse_block(
                              path=path, line=line, col=col)
         key = key_tok.text
         if key not in decl.defaults:
-            close = difflib.get_close_matches(key, list(decl.defaults), n=3)
-            hint = ("did you mean " + ", ".join(f'"{c}"' for c in close) + "?") if close else (
+            hint = did_you_mean(close_names(key, decl.defaults)) or (
                 "its fields are: " + ", ".join(decl.defaults)
             )
             raise ParseError(f'{decl.name} has no field named "{key}"', path=path, line=line,

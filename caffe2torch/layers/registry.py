@@ -22,16 +22,16 @@ the phase) and returns an ``nn.Module`` that follows the module contract:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.suggest import close_names, did_you_mean
 
 Shape = tuple[int, ...]
 
@@ -108,6 +108,7 @@ class BuildContext:
 
 
 Builder = Callable[[BuildContext], nn.Module]
+_B = TypeVar("_B", bound=Builder)  # register_layer keeps a builder's own return type
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def register_layer(
     loss: bool = False,
     data: bool = False,
     replace: bool = False,
-) -> Callable[[Builder], Builder]:
+) -> Callable[[_B], _B]:
     """Register ``builder`` for the Caffe type ``type_name``.
 
     ``param``: the LayerParameter field holding this type's options (``"convolution_param"``).
@@ -153,7 +154,7 @@ def register_layer(
     compute their tops and are not data layers in this sense.
     """
 
-    def decorate(builder: Builder) -> Builder:
+    def decorate(builder: _B) -> _B:
         if type_name in _REGISTRY and not replace:
             raise ValueError(f"layer type {type_name!r} is already registered")
         spec = LayerSpec(
@@ -194,7 +195,7 @@ def suggest_types(type_name: str, limit: int = 3) -> list[str]:
     _load_builtin_layers()
     names = list(_REGISTRY) + list(_ALIASES)
     by_lower = {n.lower(): n for n in names}
-    matches = difflib.get_close_matches(type_name.lower(), list(by_lower), n=limit * 2, cutoff=0.6)
+    matches = close_names(type_name.lower(), by_lower, n=limit * 2)
     out: list[str] = []
     for m in matches:
         canonical = _ALIASES.get(by_lower[m], by_lower[m])
@@ -216,8 +217,8 @@ def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
     fork = fork_of_layer_type(type_name)
     if fork:
         plugin = f"{type_name} comes from {fork}; {plugin}"
-    hint = ("did you mean " + ", ".join(f'"{s}"' for s in suggestions) + "? " + plugin
-            if suggestions else plugin)
+    close = did_you_mean(suggestions)
+    hint = f"{close} {plugin}" if close else plugin
     raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"", hint=hint)
 
 
@@ -247,6 +248,12 @@ def build_layer(ctx: BuildContext) -> nn.Module:
     if not hasattr(module, "blobs"):
         module.blobs = nn.ParameterList()
     return module
+
+
+def layer_blobs(module: nn.Module) -> nn.ParameterList:
+    """``module.blobs``, the Caffe parameter blobs of a built layer module (build_layer
+    gives every module one, empty for layers without parameters)."""
+    return cast(nn.ParameterList, module.blobs)
 
 
 def _own_block(type_name: str) -> str:
@@ -284,7 +291,7 @@ def _close_fields(owner: str, name: str) -> list[str]:
     desc = caffe_pb2.DESCRIPTOR.message_types_by_name.get(owner)
     if desc is None:
         return []
-    return difflib.get_close_matches(name, list(desc.fields_by_name), n=3, cutoff=0.8)
+    return close_names(name, desc.fields_by_name, cutoff=0.8)
 
 
 def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
@@ -300,9 +307,9 @@ def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
         hint = ("read the net with the fork's own caffe.proto (--proto PATH, proto=PATH) and "
                 f'build {ctx.layer.type} with a plug-in that reads ctx.extra_field("{e.dotted}"),'
                 " or delete the field if the net works without it")
-    close = _close_fields(e.owner, e.name) if e.kind == "field" else []
+    close = did_you_mean(_close_fields(e.owner, e.name) if e.kind == "field" else [])
     if close:
-        hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "? Else " + hint
+        hint = f"{close} Else {hint}"
     more = f" and {len(unread) - 1} more" if len(unread) > 1 else ""
     what = "value" if e.kind == "enum" else "field"
     return BuildError(

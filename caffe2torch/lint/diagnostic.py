@@ -29,7 +29,7 @@ class Fix:
 @dataclass
 class Diagnostic:
     """One finding. ``line``/``col`` are 1-based; ``help`` says what to write instead
-    (at most three "did you mean" names, see :func:`did_you_mean`)."""
+    (at most three "did you mean" names, see :func:`caffe2torch.suggest.did_you_mean`)."""
 
     code: str
     severity: str
@@ -66,10 +66,3 @@ class Diagnostic:
         return out
 
 
-def did_you_mean(names: list[str] | tuple[str, ...], quote: bool = True) -> str | None:
-    """``did you mean "a", "b"?`` over the first three ``names`` (None when empty)."""
-    picked = list(dict.fromkeys(names))[:3]
-    if not picked:
-        return None
-    shown = [f'"{n}"' if quote else n for n in picked]
-    return "did you mean " + ", ".join(shown) + "?"

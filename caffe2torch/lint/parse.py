@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_format
@@ -18,10 +19,11 @@ from caffe2torch.io import text as _text
 from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, scan
 from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
 from caffe2torch.lint.context import Context
-from caffe2torch.lint.diagnostic import Fix, did_you_mean
+from caffe2torch.lint.diagnostic import Edit, Fix
 from caffe2torch.lint.fix import Rewriter
 from caffe2torch.lint.source import field_end, field_start, token_at, token_end, tokenize
 from caffe2torch.proto import caffe_pb2, forks
+from caffe2torch.suggest import close_names, did_you_mean
 
 MAX_REPAIRS = 400
 # Each repair re-parses the whole text, so the repairs of one file are bounded by its size
@@ -64,18 +66,21 @@ class NetView:
         return lp.start
 
 
-class Parser:
+_Root = TypeVar("_Root", bound=Message)
+
+
+class Parser(Generic[_Root]):
     """The strict-then-lenient parse of one file into ``root`` (NetParameter or
     SolverParameter)."""
 
-    def __init__(self, ctx: Context, root: type[Message]) -> None:
+    def __init__(self, ctx: Context, root: type[_Root]) -> None:
         self.ctx = ctx
         self.root = root
         self.rewriter = Rewriter(ctx.src)
         self.block_fixes: list[tuple[int, int]] = []  # blocks that want a V2 rewrite
         self.v1_types: list[tuple[int, str]] = []  # (line, name) of unknown V1 enum types
 
-    def parse(self) -> Message:
+    def parse(self) -> _Root:
         buf = self.ctx.buf
         size = max(1, len(buf.text()))
         budget = max(MIN_REPAIRS, min(MAX_REPAIRS, REPAIR_BUDGET_CHARS // size))
@@ -86,7 +91,7 @@ class Parser:
                 text_format.Parse(text, msg)
                 return msg
             except text_format.ParseError as e:
-                if not self._repair(e, text, msg.DESCRIPTOR):
+                if not self._repair(e, text, cast(_descriptor.Descriptor, msg.DESCRIPTOR)):
                     break
         else:
             self.ctx.report("C2T001", f"too many syntax errors: stopped repairing after "
@@ -236,10 +241,10 @@ class Parser:
             valid = list(desc.values_by_name)
         except KeyError:
             valid = []
-        close = difflib.get_close_matches(value.upper(), valid, n=1, cutoff=0.6)
+        close = close_names(value.upper(), valid, n=1)
         # a near miss gets the one suggestion; the whole list only when nothing is near
         # (V1LayerParameter.LayerType alone has 40 names)
-        help_ = did_you_mean(close, quote=False) if close else (
+        help_ = did_you_mean(close, quote="") if close else (
             "valid values: " + ", ".join(valid) if valid else None)
         self.ctx.report("C2T104", f'"{value}" is not a value of {short}' if valid
                         else explained.message, line, col, help=help_)
@@ -361,7 +366,7 @@ def _misspelt_v1_type(value: str) -> bool:
     if value in forks.FOREIGN_V1_TYPES or find_layer_spec(value) is not None:
         return False
     names = list(caffe_pb2.V1LayerParameter.LayerType.keys())
-    return bool(difflib.get_close_matches(value.upper(), names, n=1, cutoff=0.8))
+    return bool(close_names(value.upper(), names, n=1, cutoff=0.8))
 
 
 # ---------------------------------------------------------------------------- nets
@@ -398,11 +403,11 @@ def parse_net(ctx: Context) -> NetView:
     return NetView(report.net, positions, dialect, report.steps)
 
 
-def _legacy(ctx: Context, parser: Parser, source, dialect: str) -> None:
+def _legacy(ctx: Context, parser: Parser[caffe_pb2.NetParameter], source, dialect: str) -> None:
     first = source.blocks[0] if source.blocks else None
     fix = None
     if dialect == "V1":
-        edits = []
+        edits: list[Edit] = []
         for b in source.blocks:
             k = parser.rewriter.block_at(*ctx.buf.orig(b.start_line, b.start_col))
             f = parser.rewriter.v2_block(k) if k is not None else None
@@ -419,9 +424,9 @@ def _legacy(ctx: Context, parser: Parser, source, dialect: str) -> None:
                help=how, fix=fix)
 
 
-def _mixed(ctx: Context, parser: Parser, raw, source) -> NetView:
+def _mixed(ctx: Context, parser: Parser[caffe_pb2.NetParameter], raw, source) -> NetView:
     err = mixed_error(source, ctx.path)
-    edits = []
+    edits: list[Edit] = []
     for b in source.blocks:
         if b.kind == "layers" or (b.type_token and b.type_token[:1] not in "\"'"):
             k = parser.rewriter.block_at(*ctx.buf.orig(b.start_line, b.start_col))
@@ -430,7 +435,7 @@ def _mixed(ctx: Context, parser: Parser, raw, source) -> NetView:
                 edits.extend(f.edits)
     fix = Fix("rewrite the V1 blocks as V2 `layer` blocks", tuple(edits)) if edits else None
     ctx.report("C2T106", err.message, err.line, err.col,
-               help=err.hint + " (or run `caffe2torch lint --fix FILE`)", fix=fix)
+               help=(err.hint or "") + " (or run `caffe2torch lint --fix FILE`)", fix=fix)
     # Check on: upgrade the V1 blocks alone, then interleave them with the V2 ones in
     # file order.
     v1 = caffe_pb2.NetParameter()
@@ -456,7 +461,7 @@ def _mixed(ctx: Context, parser: Parser, raw, source) -> NetView:
             net.layer.add().CopyFrom(lp)
             positions.append(None)
     else:
-        by_origin: dict[int, list] = {}
+        by_origin: dict[int | None, list] = {}
         for lp, o in zip(up.net.layer, up.origin):
             by_origin.setdefault(o, []).append(lp)
         v1_index = {id(b): i for i, b in enumerate(v1_blocks)}

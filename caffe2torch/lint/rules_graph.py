@@ -3,14 +3,12 @@ no phase, tops nobody reads, duplicate layer names (Net::Init's AppendBottom/App
 
 from __future__ import annotations
 
-import difflib
-
 from caffe2torch.ir.netstate import PHASES, NetState, has_include_and_exclude, rule_matches
 from caffe2torch.layers.registry import find_layer_spec
 from caffe2torch.lint.context import Context
-from caffe2torch.lint.diagnostic import did_you_mean
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text
+from caffe2torch.suggest import close_names, did_you_mean
 
 # Layer types whose tops are meant to be read by people, not by other layers.
 _SINK_TYPES = frozenset({"Accuracy", "Silence", "HDF5Output", "Python"})
@@ -85,7 +83,7 @@ def check_graph(ctx: Context, view: NetView, states: list[StateView]) -> None:
         lp = layers[i]
         ctx.report(
             "C2T206", f"layer name '{lp.name}' is used twice in {phases_text(phases)} (first "
-            f"at line {view.positions[first].start_line if view.positions[first] else '?'})"
+            f"at line {getattr(view.positions[first], 'start_line', '?')})"
             ": caffemodel weights go to the first one only", *view.pos(i), layer=lp.name,
             phases=tuple(phases), help="give each layer of a phase its own name")
     broken = {i for i, _ in unknown}
@@ -127,7 +125,7 @@ def _unknown_bottom(ctx, view, states, i, j, phases, producers_any) -> None:
                 known.update(sv.produced)
         before = [t for k in range(i) for t in layers[k].top]
         pool = [t for t in dict.fromkeys(before) if t in known] or list(known)
-        help_ = did_you_mean(difflib.get_close_matches(b, pool, n=3, cutoff=0.6))
+        help_ = did_you_mean(close_names(b, pool))
         if help_ is None:
             help_ = f"no layer of this file produces '{b}'"
     ctx.report(

@@ -3,15 +3,13 @@ parameter blocks the type ignores, and the shape checks (kernel vs input, Concat
 
 from __future__ import annotations
 
-import difflib
-
 from caffe2torch.layers.registry import find_layer_spec, suggest_types
 from caffe2torch.lint import shapes as _shapes
 from caffe2torch.lint.context import Context
-from caffe2torch.lint.diagnostic import did_you_mean
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text
 from caffe2torch.proto import forks
+from caffe2torch.suggest import close_names, did_you_mean
 
 # Parameter blocks a type reads besides the registry's ``param``.
 _ALSO_READS = {
@@ -61,7 +59,7 @@ def _suggest(type_: str) -> list[str]:
     SmoothL1LossOHEM finds SmoothL1Loss)."""
     found = suggest_types(type_)
     pool = list(forks.FORK_LAYER_TYPES)
-    found += difflib.get_close_matches(type_, pool, n=3, cutoff=0.6)
+    found += close_names(type_, pool)
     found += [t for t in pool if type_.startswith(t) and t not in found]
     return found[:3]
 

@@ -188,7 +188,7 @@ def _resolve(ctx: Context, source: str) -> str | None:
 
 
 def _read_list(path: str) -> list[tuple[str, str | None]]:
-    rows = []
+    rows: list[tuple[str, str | None]] = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()

@@ -56,10 +56,10 @@ def check_portability(ctx: Context, view: NetView) -> None:
                    f"{forks.fork_of_layer_type(type_)}, not by BVLC Caffe",
                    *view.pos(i, "type"), layer=lp.name,
                    help="BVLC Caffe cannot read this net; caffe2torch can")
-    for (what, fork), where in fields.items():
-        i, path = where[0]
+    for (what, fork), sites in fields.items():
+        i, path = sites[0]
         lp = view.layers[i]
-        more = f" (and {len(where) - 1} more layers)" if len(where) > 1 else ""
+        more = f" (and {len(sites) - 1} more layers)" if len(sites) > 1 else ""
         ctx.report("C2T602", f"layer '{lp.name}'{more}: {what} is defined by {fork}, not by "
                    "BVLC Caffe", *view.pos(i, path), layer=lp.name,
                    help="BVLC Caffe rejects the file; caffe2torch reads it")

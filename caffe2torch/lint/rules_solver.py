@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 
 from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.positions import COL, LINE, scan
 from caffe2torch.io.upgrade import SOLVER_TYPES
 from caffe2torch.lint.context import Context
-from caffe2torch.lint.diagnostic import Edit, Fix, did_you_mean
+from caffe2torch.lint.diagnostic import Edit, Fix
 from caffe2torch.lint.fix import Rewriter
 from caffe2torch.lint.rules_portability import fork_fields
 from caffe2torch.lint.source import field_end, token_at, token_end
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.suggest import close_names, did_you_mean
 
 SOLVERS = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
@@ -44,7 +44,7 @@ def check_solver(ctx: Context, solver: caffe_pb2.SolverParameter) -> None:
     _adagrad_momentum(ctx, solver, at)
     policy = solver.lr_policy
     if solver.HasField("lr_policy") and policy not in POLICIES:
-        close = difflib.get_close_matches(policy.lower(), POLICIES, n=3, cutoff=0.5)
+        close = close_names(policy.lower(), POLICIES, cutoff=0.5)
         if policy.lower() in POLICIES:
             close = [policy.lower()]
         edit = _value_edit(ctx, "lr_policy", f'"{close[0]}"', top) if len(close) == 1 else None
@@ -76,7 +76,7 @@ def check_solver(ctx: Context, solver: caffe_pb2.SolverParameter) -> None:
                    "net from `net`, so it never tests", *at("test_interval"),
                    help="add `test_iter: N` (test batches per test run)")
     if solver.HasField("type") and solver.type not in SOLVERS:
-        close = difflib.get_close_matches(solver.type, SOLVERS, n=3, cutoff=0.4)
+        close = close_names(solver.type, SOLVERS, cutoff=0.4)
         by_lower = {s.lower(): s for s in SOLVERS}
         close = [by_lower[solver.type.lower()]] if solver.type.lower() in by_lower else close
         ctx.report("C2T503", f'unknown solver type "{solver.type}": Caffe knows '
@@ -138,7 +138,7 @@ def _net_files(ctx: Context, solver: caffe_pb2.SolverParameter, top) -> None:
         if found is not None:
             ctx.report("C2T508", f"{field} '{name}' is not found from the working directory "
                        f"({os.getcwd()}), where Caffe (and caffe2torch train) open it; it "
-                       f"exists {where_text(found, ctx.path, 'solver')}", *at(field, k),
+                       f"exists {where_text(found, ctx.path or '', 'solver')}", *at(field, k),
                        severity="warning",
                        help=f"run from that folder (cd {shown(found)}), or write the path "
                        "relative to where you run")

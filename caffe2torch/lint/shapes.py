@@ -162,7 +162,7 @@ def _concat(lp, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | Non
             return None
     out = list(first)
     sizes = [b[axis] for b in known]
-    out[axis] = None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+    out[axis] = None if None in sizes else sum(sizes)
     return tuple(out)
 
 

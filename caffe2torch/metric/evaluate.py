@@ -28,7 +28,6 @@ zeros. Every image is embedded once however often the lists name it.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -57,6 +56,7 @@ from caffe2torch.metric.verification import (
     roc_auc,
     roc_curve,
 )
+from caffe2torch.suggest import close_names, did_you_mean
 
 # the loss layers whose first bottom is the embedding of the first tower
 METRIC_LOSS_TYPES = ("ContrastiveLoss", "TripletLoss", "NPairLoss")
@@ -165,7 +165,8 @@ def preprocess_for(net: Any, input_blob: str | None = None, cwd: str = ".") -> P
         fake = caffe_pb2.LayerParameter(name=net.inputs[0], type="Input",
                                         top=[net.inputs[0]])
         layers = [fake]
-    blob = input_blob or (_image_layer(layers, None).top[0] if layers else None)
+    first = _image_layer(layers, None)
+    blob = input_blob or (first.top[0] if first is not None else None)
     shape = net.blob_shapes.get(blob) if blob else None
     return preprocess_for_layers(layers, blob, shape, cwd)
 
@@ -236,10 +237,9 @@ def _resolve(net: Any, feature_blob: str | None, batch: int | None,
     pre = preprocess or preprocess_for(net)
     feature = feature_blob or default_feature_blob(net)
     if feature not in net.blob_shapes:
-        close = difflib.get_close_matches(feature, list(net.blob_shapes), n=3, cutoff=0.5)
+        close = close_names(feature, net.blob_shapes, cutoff=0.5)
         raise CaffeError(f"the {net.phase} net has no blob '{feature}'",
-                         hint="did you mean " + ", ".join(f"'{c}'" for c in close) + "?"
-                         if close else None)
+                         hint=did_you_mean(close, quote="'"))
     if batch is None:
         declared = net.blob_shapes.get(pre.input_blob) or (1,)
         batch = int(declared[0]) if declared and declared[0] else 1

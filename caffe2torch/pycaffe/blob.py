@@ -238,7 +238,7 @@ class ParamBlob(Blob):
             return
         self._seen = key
         self._data = SyncedMemory(p.data)
-        self._diff = SyncedMemory(p.grad)
+        self._diff = SyncedMemory(grad)
 
     @property
     def data(self) -> np.ndarray:
@@ -303,7 +303,7 @@ class BlobVec:
             self._views.append(ParamBlob(self.params, len(self._views)))
         return self._views[index]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def add_blob(self, *shape: Any) -> None:

@@ -37,7 +37,7 @@ class Detector(Net):
                        ) -> list[dict[str, Any]]:
         """[{window, prediction, filename}] for (image file, [ymin, xmin, ymax, xmax]...)."""
         images_windows = list(images_windows)
-        crops = []
+        crops: list[np.ndarray] = []
         for fname, windows in images_windows:
             image = caffe_io.load_image(fname).astype(np.float32)
             crops.extend(self.crop(image, w) for w in windows)
@@ -66,7 +66,7 @@ class Detector(Net):
         windows = selective_search.get_windows(fnames, cmd="selective_search_rcnn")
         return self.detect_windows(zip(fnames, windows))
 
-    def crop(self, im: np.ndarray, window: Sequence[int]) -> np.ndarray:
+    def crop(self, im: np.ndarray, window: Sequence[int] | np.ndarray) -> np.ndarray:
         """The window (ymin, xmin, ymax, xmax) of ``im``, with ``context_pad`` pixels of
         context warped around it (mean-filled where the context leaves the image)."""
         window = np.asarray(window)

@@ -95,7 +95,7 @@ def load_image(filename: str, color: bool = True) -> np.ndarray:
     if raw is None:
         raise OSError(f"{filename}: cannot read this file as an image (missing, or a "
                       "format OpenCV does not decode)")
-    scale = float(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else 1.0
+    scale = float(np.iinfo(raw.dtype.name).max) if raw.dtype.kind in "ui" else 1.0
     img = raw.astype(np.float32) / scale
     if img.ndim == 3 and img.shape[2] == 4:
         img = img[:, :, :3]  # drop alpha
@@ -110,7 +110,7 @@ def load_image(filename: str, color: bool = True) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def resize_image(im: np.ndarray, new_dims: Sequence[int], interp_order: int = 1
+def resize_image(im: np.ndarray, new_dims: Sequence[int] | np.ndarray, interp_order: int = 1
                  ) -> np.ndarray:
     """Resize an H x W x K image to ``new_dims`` (height, width); ``interp_order``: 0
     nearest, 1 bilinear, 3 bicubic. Values keep their range."""
@@ -133,7 +133,8 @@ def resize_image(im: np.ndarray, new_dims: Sequence[int], interp_order: int = 1
     return np.concatenate(parts, axis=2).astype(np.float32)
 
 
-def oversample(images: Iterable[np.ndarray], crop_dims: Sequence[int]) -> np.ndarray:
+def oversample(images: Iterable[np.ndarray], crop_dims: Sequence[int] | np.ndarray
+               ) -> np.ndarray:
     """Ten crops of each H x W x K image: the four corners and the centre, and their
     mirrors; (10 * N) x crop_h x crop_w x K."""
     images = list(images)

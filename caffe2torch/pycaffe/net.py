@@ -29,6 +29,7 @@ from torch import nn
 from caffe2torch.errors import CaffeError, mark_user_code_error
 from caffe2torch.graph import CaffeNet
 from caffe2torch.ir.graph import BlobRef
+from caffe2torch.layers.registry import layer_blobs
 from caffe2torch.pycaffe.blob import Blob, BlobVec, ensure_grad
 from caffe2torch.pycaffe.mode import TEST, TRAIN, current_device, phase_name
 
@@ -43,7 +44,9 @@ class _Step:
     name: str
     type: str
     kind: int
-    module: nn.Module
+    # What the runner calls for this kind: the layer's module (blobs, forward), a Python
+    # layer's wrapper (.layer), a MemoryData's (.shapes), a DummyData's (.fillers).
+    module: Any
     bottoms: tuple[BlobRef, ...]
     tops: tuple[BlobRef, ...]
     propagate: tuple[bool, ...]  # compute this bottom's diff
@@ -152,7 +155,7 @@ class Net:
                 kind = _MODULE
             # Net::Init's need_backward: a bottom that needs it, a learnable param, or
             # force_backward; data layers never backpropagate
-            learns = any(p.requires_grad for p in module.blobs)
+            learns = any(p.requires_grad for p in layer_blobs(module))
             need = kind in (_MODULE, _PYTHON) and (
                 self._force_backward or learns or any(needs.get(b.name) for b in layer.bottoms))
             propagate = tuple(
@@ -161,7 +164,7 @@ class Net:
             for t in layer.tops:
                 needs[t.name] = needs.get(t.name, False) or need
             refill: tuple[bool, ...] = ()
-            if kind == _DUMMY:
+            if kind == _DUMMY and isinstance(module, CaffeDummyData):
                 refill = tuple(f.type != "constant" for f in module.fillers)
             steps.append(_Step(layer.name, layer.type, kind, module, layer.bottoms,
                                layer.tops, propagate, need, refill))
@@ -495,7 +498,8 @@ class Net:
 
     # ------------------------------------------------------------------ batches
 
-    def _batch(self, arrays: dict[str, np.ndarray]) -> Iterable[dict[str, np.ndarray]]:
+    # Any values: the batches go to forward/backward as **kwargs (blob name -> rows)
+    def _batch(self, arrays: dict[str, np.ndarray]) -> Iterable[dict[str, Any]]:
         """Split {blob: rows} into the net's batches; the last one padded with zeros."""
         if not arrays:
             return

@@ -18,12 +18,11 @@ import torch
 from caffe2torch.graph import CaffeNet
 from caffe2torch.io import read_solver
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
+from caffe2torch.numerics import f32 as _f32
 from caffe2torch.pycaffe.blob import ensure_grad
 from caffe2torch.pycaffe.mode import current_device
 from caffe2torch.pycaffe.net import Net, _ensure_caffe_layer_module
 from caffe2torch.solver.solver import Solver as _CoreSolver
-
-_f32 = np.float32
 
 
 class _PycaffeSolver(_CoreSolver):

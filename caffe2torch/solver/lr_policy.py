@@ -13,7 +13,6 @@ does). ``step`` also writes ``current_step`` (iter / stepsize). Snapshots save i
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from caffe2torch.errors import SolverError
+from caffe2torch.numerics import f32 as _f32
+from caffe2torch.suggest import close_names, did_you_mean
 
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 
@@ -36,7 +37,6 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "sigmoid": ("stepsize", "gamma"),
 }
 
-_f32 = np.float32
 
 
 @dataclass
@@ -55,9 +55,8 @@ class LearningRatePolicy:
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
-            close = difflib.get_close_matches(self.policy, POLICIES, n=3)
-            hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
-                    else f"Caffe knows {', '.join(POLICIES)}")
+            close = close_names(self.policy, POLICIES)
+            hint = did_you_mean(close, quote="'") or f"Caffe knows {', '.join(POLICIES)}"
             raise SolverError(f"unknown lr_policy {self.policy!r}", path=self.path, hint=hint)
         if self.gamma < 0 and self.policy != "fixed" and self.policy != "poly":
             raise SolverError(f"lr_policy {self.policy!r} needs gamma >= 0, got {self.gamma}",

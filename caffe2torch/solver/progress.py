@@ -48,8 +48,8 @@ class ProgressBar:
             try:
                 from tqdm import tqdm
             except ImportError:
-                tqdm = None
-            if tqdm is not None:
+                pass
+            else:
                 self._tqdm = tqdm(total=self.total, initial=self.iteration, file=self.out,
                                   unit="iter", dynamic_ncols=True, leave=False)
         self.stream = _PassAbove(self)

@@ -31,7 +31,7 @@ class SignalHandler:
 
     def __init__(self, sigint_effect: str = "stop", sighup_effect: str = "snapshot",
                  sigterm_effect: str = "stop") -> None:
-        self.effects = {
+        self.effects: dict[int, str] = {
             signal.SIGINT: check_effect("sigint_effect", sigint_effect),
             signal.SIGTERM: check_effect("sigterm_effect", sigterm_effect),
         }

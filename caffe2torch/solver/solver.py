@@ -33,7 +33,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.layers.fillers import PendingFills, deferred_fills
+from caffe2torch.numerics import f32 as _f32
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.solver.amp import MixedPrecision
 from caffe2torch.solver.distributed import Distributed
@@ -65,7 +66,6 @@ from caffe2torch.solver.snapshot import (
 from caffe2torch.solver.state import SolverStateData, read_solver_state
 from caffe2torch.solver.updates import CaffeOptimizer, UpdateConfig
 
-_f32 = np.float32
 _DEFAULT = object()
 
 
@@ -73,7 +73,7 @@ def _merged_state(phase: int, net_param: Any, override: Any | None) -> NetState:
     """Caffe's NetState precedence: the solver's phase, then the net's own ``state``, then
     ``train_state`` / ``test_state[i]``."""
     msg = caffe_pb2.NetState()
-    msg.phase = phase
+    msg.phase = cast(caffe_pb2.Phase, phase)
     msg.MergeFrom(net_param.state)
     if override is not None:
         msg.MergeFrom(override)

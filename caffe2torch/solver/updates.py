@@ -17,7 +17,6 @@ append ``len(params)`` more blobs). A blob with lr_mult 0 never moves.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,13 +26,14 @@ import numpy as np
 import torch
 
 from caffe2torch.errors import SolverError
+from caffe2torch.numerics import f32 as _f32
+from caffe2torch.suggest import close_names, did_you_mean
 
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
 _TWO_HISTORIES = frozenset({"AdaDelta", "Adam"})
 # the enum names of the old ``solver_type`` field
 _ENUM_TYPES = {0: "SGD", 1: "Nesterov", 2: "AdaGrad", 3: "RMSProp", 4: "AdaDelta", 5: "Adam"}
 
-_f32 = np.float32
 
 
 def _float32_grad(p: torch.Tensor) -> torch.Tensor:
@@ -68,9 +68,8 @@ class UpdateConfig:
 
     def __post_init__(self) -> None:
         if self.type not in SOLVER_TYPES:
-            close = difflib.get_close_matches(self.type, SOLVER_TYPES, n=3)
-            hint = (f"did you mean {', '.join(repr(c) for c in close)}?" if close
-                    else f"Caffe knows {', '.join(SOLVER_TYPES)}")
+            close = close_names(self.type, SOLVER_TYPES)
+            hint = did_you_mean(close, quote="'") or f"Caffe knows {', '.join(SOLVER_TYPES)}"
             raise SolverError(f"unknown solver type {self.type!r}", path=self.path, hint=hint)
         if self.regularization_type not in ("L1", "L2"):
             raise SolverError(f"unknown regularization_type {self.regularization_type!r}",
@@ -142,7 +141,7 @@ class CaffeOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ params and state
 
-    def learnable(self) -> list[torch.Tensor]:
+    def learnable(self) -> list[torch.nn.Parameter]:
         """The learnable params in Caffe's order."""
         return [p for g in self.param_groups for p in g["params"]]
 
@@ -216,7 +215,7 @@ class CaffeOptimizer(torch.optim.Optimizer):
             g["lr"] = rate
 
     @torch.no_grad()
-    def step(self, closure: Any = None, *, rate: float | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Any = None, *, rate: float | None = None) -> Any:
         """One ApplyUpdate with ``rate`` (default: the groups' ``lr``, see set_rate)."""
         loss = None
         if closure is not None:

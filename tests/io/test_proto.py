@@ -22,7 +22,7 @@ GENERATED = REPO / "caffe2torch" / "proto" / "caffe_pb2.py"
 
 
 # ---------------------------------------------------------------------------
-# (a) the committed caffe_pb2.py is what tools/gen_proto.py makes today
+# (a) the committed caffe_pb2.py and .pyi are what tools/gen_proto.py makes today
 # ---------------------------------------------------------------------------
 
 
@@ -34,10 +34,11 @@ def test_generated_module_is_fresh(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    fresh = (tmp_path / "caffe_pb2.py").read_bytes()
-    assert fresh == GENERATED.read_bytes(), (
-        "caffe2torch/proto/caffe_pb2.py is stale: run python tools/gen_proto.py"
-    )
+    for generated in (GENERATED, GENERATED.with_suffix(".pyi")):
+        fresh = (tmp_path / generated.name).read_bytes()
+        assert fresh == generated.read_bytes(), (
+            f"caffe2torch/proto/{generated.name} is stale: run python tools/gen_proto.py"
+        )
 
 
 def test_generated_module_says_it_is_generated() -> None:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.numerics import as_f32
 
 
 def _canonical_axis(ctx: BuildContext, axis: int, num_axes: int, what: str = "axis") -> int:
@@ -400,7 +401,7 @@ def build_eltwise(ctx: BuildContext) -> nn.Module:
     for i, shape in enumerate(ctx.bottom_shapes[1:], start=1):
         if tuple(shape) != tuple(first):
             raise ctx.error(f"bottom {i} has shape {shape}, bottom 0 has {first}: they must match")
-    coeffs = [float(np.float32(c)) for c in p.coeff] or [1.0] * n
+    coeffs = [as_f32(c) for c in p.coeff] or [1.0] * n
     return CaffeEltwise(int(p.operation), coeffs, bool(p.stable_prod_grad))
 
 
@@ -444,7 +445,7 @@ def build_reduction(ctx: BuildContext) -> nn.Module:
         raise ctx.error(f"unknown reduction operation {p.operation}")
     n = len(ctx.bottom_shapes[0])
     axis = _canonical_axis(ctx, p.axis, n) if n else 0
-    return CaffeReduction(int(p.operation), axis, float(np.float32(p.coeff)))
+    return CaffeReduction(int(p.operation), axis, as_f32(p.coeff))
 
 
 class CaffeSoftmax(nn.Module):

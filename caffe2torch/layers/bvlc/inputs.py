@@ -239,6 +239,8 @@ def build_window_data(ctx: BuildContext) -> nn.Module:
 class CaffeDummyData(nn.Module):
     """Tops filled by Caffe fillers: constant fillers once, the others at every forward."""
 
+    _anchor: torch.Tensor
+
     def __init__(self, shapes: list[Shape], fillers: list[Any]) -> None:
         super().__init__()
         self.shapes = shapes
@@ -463,7 +465,7 @@ class _PythonLayerFunction(torch.autograd.Function):
     set to the incoming gradients (pycaffe's conventions)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, module: CaffePythonLayer, *bottoms: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         blobs = [PyBlob(b.detach().cpu().numpy()) for b in bottoms]
@@ -474,7 +476,7 @@ class _PythonLayerFunction(torch.autograd.Function):
         return _to_tensors(tops, ctx.device)
 
     @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         for top, grad in zip(ctx.tops, grads):
             top.diff = (
                 np.zeros_like(top.data) if grad is None

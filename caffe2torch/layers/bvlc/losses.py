@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.numerics import as_f32
 from caffe2torch.proto import caffe_pb2
 
 # Caffe clamps log() arguments: SoftmaxWithLoss at FLT_MIN, the others at kLOG_THRESHOLD.
@@ -136,7 +137,7 @@ class _SoftmaxLossFunction(torch.autograd.Function):
     non-ignored entries only, even where p was clamped; the prob output gets no gradient."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         logits: torch.Tensor,
         labels: torch.Tensor,
@@ -168,7 +169,7 @@ class _SoftmaxLossFunction(torch.autograd.Function):
         return terms.sum() / norm, prob
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad: torch.Tensor, _grad_prob: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         p, safe, valid, weights = ctx.saved_tensors
@@ -247,7 +248,7 @@ def _segnet_class_weights(ctx: BuildContext, axis: int) -> torch.Tensor | None:
     if len(weights) != channels:
         raise ctx.error(f"weight_by_label_freqs needs one class_weighting per class "
                         f"({channels}), got {len(weights)}")
-    return torch.tensor([float(np.float32(w)) for w in weights], dtype=torch.float32)
+    return torch.tensor([as_f32(w) for w in weights], dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------- InfogainLoss
@@ -361,7 +362,7 @@ def _caffe_sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 class _SigmoidCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         x: torch.Tensor,
         target: torch.Tensor,
@@ -484,7 +485,7 @@ def build_hinge_loss(ctx: BuildContext) -> nn.Module:
 
 class _MultinomialLogisticFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, prob: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, prob: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         num = prob.shape[0]
         p = prob.reshape(num, -1)
         lab = _label_index(labels).reshape(num, 1)
@@ -532,7 +533,7 @@ def build_multinomial_logistic_loss(ctx: BuildContext) -> nn.Module:
 
 class _ContrastiveFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         a: torch.Tensor,
         b: torch.Tensor,

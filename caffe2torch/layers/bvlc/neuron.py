@@ -17,11 +17,7 @@ from torch import nn
 
 from caffe2torch.layers.fillers import fill
 from caffe2torch.layers.registry import BuildContext, register_layer
-
-
-def _f32(value: float) -> float:
-    """``value`` rounded to float32, as Caffe stores every Dtype parameter."""
-    return float(torch.tensor(value, dtype=torch.float32))
+from caffe2torch.numerics import as_f32 as _f32
 
 
 class CaffeReLU(nn.Module):

@@ -26,12 +26,8 @@ from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.limits import check_blob
+from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
-
-
-def _f32(value: float) -> float:
-    """``value`` rounded to float32, as Caffe stores every Dtype parameter."""
-    return float(torch.tensor(value, dtype=torch.float32))
 
 
 def _canonical_axis(ctx: BuildContext, axis: int, num_axes: int) -> int:

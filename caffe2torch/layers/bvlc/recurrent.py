@@ -63,7 +63,7 @@ class _LSTMUnitFunction(torch.autograd.Function):
     """One LSTM step: (c_prev (1,N,H), gates (1,N,4H), cont (1,N)) -> (c, h)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, c_prev: torch.Tensor, x: torch.Tensor, cont: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         c, h, i, f, o, g, tanh_c = _lstm_unit_forward(c_prev, x, cont)
@@ -71,7 +71,7 @@ class _LSTMUnitFunction(torch.autograd.Function):
         return c, h
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, c_diff: torch.Tensor, h_diff: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         c_prev, i, f, o, g, tanh_c = ctx.saved_tensors
@@ -131,11 +131,11 @@ class _ZeroGrad(torch.autograd.Function):
     """Identity forward; zero gradient (Caffe's exposed h_0/c_0 share data but not diff)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         return x.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(grad)
 
 

@@ -36,6 +36,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
+from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
 
 Pair = tuple[int, int]
@@ -43,12 +44,7 @@ Pair = tuple[int, int]
 MAX = caffe_pb2.PoolingParameter.MAX
 AVE = caffe_pb2.PoolingParameter.AVE
 STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
-_POOL_NAMES = {MAX: "MAX", AVE: "AVE", STOCHASTIC: "STOCHASTIC"}
-
-
-def _f32(value: float) -> float:
-    """``value`` rounded to float32, as Caffe stores every Dtype parameter."""
-    return float(torch.tensor(value, dtype=torch.float32))
+_POOL_NAMES: dict[int, str] = {MAX: "MAX", AVE: "AVE", STOCHASTIC: "STOCHASTIC"}
 
 
 def canonical_axis(ctx: BuildContext, axis: int, num_axes: int, what: str = "axis") -> int:
@@ -805,7 +801,7 @@ class CaffeInnerProduct(nn.Module):
     blobs=("weight", "bias"),
     aliases=("INNER_PRODUCT", "innerproduct"),
 )
-def build_inner_product(ctx: BuildContext) -> nn.Module:
+def build_inner_product(ctx: BuildContext) -> CaffeInnerProduct:
     p = ctx.param
     shape = ctx.bottom_shapes[0]
     axis = canonical_axis(ctx, p.axis, len(shape))

@@ -34,8 +34,8 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.forks.ssd import bbox_size, jaccard_matrix
 from caffe2torch.layers.registry import BuildContext, register_layer
+from caffe2torch.numerics import f32
 
-f32 = np.float32
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 

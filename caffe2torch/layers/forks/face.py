@@ -25,9 +25,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,17 +34,13 @@ from torch import nn
 from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, build_inner_product
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.numerics import as_f32 as f32
 from caffe2torch.proto import caffe_pb2
 
 SINGLE = caffe_pb2.MarginInnerProductParameter.SINGLE
 DOUBLE = caffe_pb2.MarginInnerProductParameter.DOUBLE
 TRIPLE = caffe_pb2.MarginInnerProductParameter.TRIPLE
 QUADRUPLE = caffe_pb2.MarginInnerProductParameter.QUADRUPLE
-
-
-def f32(value: float) -> float:
-    """``value`` rounded to float32 (Caffe keeps every Dtype scalar in float)."""
-    return float(np.float32(value))
 
 
 def label_index(labels: torch.Tensor, num: int) -> torch.Tensor:
@@ -122,7 +117,7 @@ def _margin_terms(cos: torch.Tensor, kind: int) -> tuple[torch.Tensor, torch.Ten
 
 class _MarginFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, label: torch.Tensor, kind: int, lam: float
     ) -> torch.Tensor:
         xw = x @ weight.t()
@@ -365,6 +360,14 @@ def build_label_specific_add(ctx: BuildContext) -> nn.Module:
 # -------------------------------------------------------------------- LabelSpecificRescale
 
 
+class _Anneal(TypedDict):
+    base: float
+    gamma: float
+    power: float
+    min: float | None
+    max: float | None
+
+
 class CaffeLabelSpecificRescale(nn.Module):
     """NormFace's rescaling of the target logit by ``positive_weight`` (``bias_fix``: plus
     1 - w; ``power_on_positive``: sign(x)|x|^w; ``for_ip``: only where it is > 0) and of the
@@ -380,7 +383,7 @@ class CaffeLabelSpecificRescale(nn.Module):
         self.for_ip = bool(p.for_ip)
         self.bias_fix = bool(p.bias_fix)
         self.power_on_positive = bool(p.power_on_positive)
-        self.anneal: dict[str, float | None] | None = None
+        self.anneal: _Anneal | None = None
         if p.HasField("positive_weight_base"):
             self.anneal = {
                 "base": f32(p.positive_weight_base), "gamma": f32(p.gamma),
@@ -539,7 +542,7 @@ class _ArcMarginFunction(torch.autograd.Function):
     (1 where sin = 0 or on the linear branch), other entries pass ``scale`` * grad."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, labels: torch.Tensor, m: float, scale: float
     ) -> torch.Tensor:
         num = x.shape[0]
@@ -638,7 +641,7 @@ def build_adacos(ctx: BuildContext) -> nn.Module:
 
 class _CenterLossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, l1: bool
     ) -> torch.Tensor:
         diff = x - centers[labels]

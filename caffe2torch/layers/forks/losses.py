@@ -50,9 +50,9 @@ from caffe2torch.layers.bvlc.losses import (
     normalization_mode,
 )
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.numerics import f32
 from caffe2torch.proto import caffe_pb2
 
-f32 = np.float32
 PRE_FIXED = caffe_pb2.LossParameter.PRE_FIXED
 FULL = caffe_pb2.LossParameter.FULL
 VALID = caffe_pb2.LossParameter.VALID
@@ -140,7 +140,7 @@ def ohem_normalizer(mode: int, loss_param: Any, outer: int, inner: int) -> float
 
 class _SmoothL1OHEMFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
         normalizer: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +156,7 @@ class _SmoothL1OHEMFunction(torch.autograd.Function):
         return errors.sum() / normalizer, per_item
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad: torch.Tensor, _grad_per_item: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         (x,) = ctx.saved_tensors
@@ -300,7 +300,7 @@ def build_box_annotator_ohem(ctx: BuildContext) -> nn.Module:
 
 class _FocalLossFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, logits: torch.Tensor, labels: torch.Tensor, axis: int,
         ignore_label: int | None, mode: int, alpha: float, gamma: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,7 +322,7 @@ class _FocalLossFunction(torch.autograd.Function):
         return terms.sum() / norm, prob
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad: torch.Tensor, _grad_prob: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         p, safe, valid, p_t, log_p, power = ctx.saved_tensors

@@ -32,14 +32,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
-
-f32 = np.float32
+from caffe2torch.numerics import f32
 
 
 def _labels(labels: torch.Tensor, num: int) -> torch.Tensor:
@@ -231,7 +229,7 @@ class _GeneralContrastiveFunction(torch.autograd.Function):
     """(loss, distances) from ``values``; the gradient goes to ``x`` (bottom 0)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, values: torch.Tensor, labels: torch.Tensor, cfg: dict,
         neg_margin: float,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -247,7 +245,7 @@ class _GeneralContrastiveFunction(torch.autograd.Function):
         return terms.abs().sum() / num, distances, mean_pos
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad: torch.Tensor, *_unused: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         d, lab, target, keep_col = ctx.saved_tensors
@@ -367,7 +365,7 @@ def triplet_backward(
 
 class _GeneralTripletFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None,
         cfg: dict,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -383,7 +381,7 @@ class _GeneralTripletFunction(torch.autograd.Function):
         return terms.abs().sum() / num, distances
 
     @staticmethod
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad: torch.Tensor, _grad_distances: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         d, lab, target, terms, hardest = ctx.saved_tensors

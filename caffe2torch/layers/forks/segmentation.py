@@ -45,8 +45,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
-
-f32 = np.float32
+from caffe2torch.numerics import f32
 
 # --------------------------------------------------------------------------- Interp
 
@@ -315,7 +314,7 @@ def build_bn(ctx: BuildContext) -> nn.Module:
 
 class _UnpoolFunction(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
         n, c = x.shape[:2]
@@ -340,7 +339,7 @@ class _UnpoolFunction(torch.autograd.Function):
         return out.reshape(n, c, *size)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (idx,) = ctx.saved_tensors
         n, c = ctx.shape[:2]
         diff = grad.reshape(n, c, -1).gather(2, idx)

@@ -34,9 +34,9 @@ from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.limits import check_blob
+from caffe2torch.numerics import f32
 from caffe2torch.proto import caffe_pb2
 
-f32 = np.float32
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 # --------------------------------------------------------------------------- Normalize
@@ -345,7 +345,8 @@ def build_prior_box(ctx: BuildContext) -> nn.Module:
 CORNER = caffe_pb2.PriorBoxParameter.CORNER
 CENTER_SIZE = caffe_pb2.PriorBoxParameter.CENTER_SIZE
 CORNER_SIZE = caffe_pb2.PriorBoxParameter.CORNER_SIZE
-_CODE_NAMES = {CORNER: "CORNER", CENTER_SIZE: "CENTER_SIZE", CORNER_SIZE: "CORNER_SIZE"}
+_CODE_NAMES: dict[int, str] = {CORNER: "CORNER", CENTER_SIZE: "CENTER_SIZE",
+                               CORNER_SIZE: "CORNER_SIZE"}
 
 
 def bbox_size(boxes: np.ndarray) -> np.ndarray:

@@ -36,12 +36,13 @@ import torch
 from torch import nn
 
 from caffe2torch.data.sources import DatumSource
+from caffe2torch.data.transform import Draws
 from caffe2torch.errors import DataError
 from caffe2torch.layers.bvlc.inputs import DataInput
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.numerics import f32
 from caffe2torch.proto import caffe_pb2
 
-f32 = np.float32
 _INTERP = {
     caffe_pb2.ResizeParameter.LINEAR: cv2.INTER_LINEAR,
     caffe_pb2.ResizeParameter.AREA: cv2.INTER_AREA,
@@ -146,7 +147,7 @@ class AnnotatedSource(DatumSource):
         self._boxes[key] = np.asarray(rows, dtype=f32).reshape(-1, 8)
         return anno.datum.SerializeToString()
 
-    def load(self, index: int, rng: np.random.Generator | None = None,
+    def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         chw, _ = self.datum_image(index)
         if self.size is not None:

@@ -25,8 +25,7 @@ from torch import nn
 from caffe2torch.errors import DataError
 from caffe2torch.layers.forks.ssd import bbox_size, jaccard_matrix
 from caffe2torch.layers.registry import BuildContext, register_layer
-
-f32 = np.float32
+from caffe2torch.numerics import f32
 
 
 def _group(rows: np.ndarray, background: int, what: str) -> dict[int, dict[int, np.ndarray]]:
