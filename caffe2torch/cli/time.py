@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from caffe2torch.graph import build_net
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
+    from caffe2torch.layers.grad_buffers import GradBuffers
     from caffe2torch.proto import caffe_pb2
     from caffe2torch.solver.glog import GlogWriter, fmt
     from caffe2torch.solver.netsetup import BatchStream, build_fed_net
@@ -154,20 +155,24 @@ def run(args: argparse.Namespace) -> int:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    # weight diffs kept across passes, as Caffe's Backward accumulates into its blobs
+    buffers = GradBuffers(net.parameters())
+
     def forward_backward(timer: LayerTimer | None) -> tuple[float, float, float]:
         batch = net.batch_stream()
-        t0 = time.perf_counter()
-        out = net(batch)
-        loss = net.loss(out) if net.loss_weights else sum(
-            (o.float().sum() for o in out.values() if o.is_floating_point()),
-            torch.zeros((), device=device))
-        sync()
-        t1 = time.perf_counter()
-        if timer is not None:
-            timer.start_backward()
-        if isinstance(loss, torch.Tensor) and loss.requires_grad:
-            loss.backward()
-        sync()
+        with buffers.active():
+            t0 = time.perf_counter()
+            out = net(batch)
+            loss = net.loss(out) if net.loss_weights else sum(
+                (o.float().sum() for o in out.values() if o.is_floating_point()),
+                torch.zeros((), device=device))
+            sync()
+            t1 = time.perf_counter()
+            if timer is not None:
+                timer.start_backward()
+            if isinstance(loss, torch.Tensor) and loss.requires_grad:
+                loss.backward()
+            sync()
         t2 = time.perf_counter()
         if timer is not None:
             timer.end_backward(t1, t2)

@@ -46,6 +46,7 @@ from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.layers.fillers import PendingFills, deferred_fills
+from caffe2torch.layers.grad_buffers import GradBuffers
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.solver.amp import MixedPrecision
 from caffe2torch.solver.distributed import Distributed
@@ -200,6 +201,9 @@ class Solver:
               "name": lp.name} for lp in self.net.learnable_params()],
             self.config,
         )
+        # Net::ClearParamDiffs keeps each diff allocated: layers that compute a weight
+        # gradient as one product write it into a buffer kept across iterations
+        self.grad_buffers = GradBuffers(self.optimizer.learnable())
         self.iter = 0
         self.requested_early_exit = False
         self.action_function: Callable[[], str | None] | None = None
@@ -462,20 +466,21 @@ class Solver:
 
     def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
         batch = self.net.batch_stream()
-        if self.amp is not None:
-            with self.amp.autocast():
-                out = self.net(batch)
-        else:
-            out = self.net(batch)
-        loss = self.net.loss(out).float()
-        value = _f32(float(loss.detach()))
-        if not math.isfinite(float(value)):
-            raise self._diverged(value, batch)
-        if loss.requires_grad:
+        with self.grad_buffers.active():
             if self.amp is not None:
-                self.amp.backward(loss)
+                with self.amp.autocast():
+                    out = self.net(batch)
             else:
-                loss.backward()
+                out = self.net(batch)
+            loss = self.net.loss(out).float()
+            value = _f32(float(loss.detach()))
+            if not math.isfinite(float(value)):
+                raise self._diverged(value, batch)
+            if loss.requires_grad:
+                if self.amp is not None:
+                    self.amp.backward(loss)
+                else:
+                    loss.backward()
         return value, out
 
     def _diverged(self, value: Any, batch: dict[str, torch.Tensor]) -> SolverError:
