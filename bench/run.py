@@ -1,6 +1,6 @@
 """Run the benchmarks, print the table and write it to docs/benchmarks.md.
 
-    python -m bench [--quick] [--only NAME ...] [--threads N] [--no-write]
+    python -m bench [--quick] [--only NAME ...] [--threads N] [--no-write] [--caffe PATH]
     python bench/run.py ...
 
 Every comparison is a ratio of two things measured side by side in the same run: the
@@ -32,6 +32,7 @@ BENCHMARKS = {
     "train": ("bench.bench_train", "training step and memory"),
     "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
     "export": ("bench.bench_export", "ONNX export"),
+    "caffe": ("bench.bench_caffe", "fwd+bwd against BVLC Caffe (needs --caffe PATH)"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,9 +128,17 @@ def main(argv: list[str] | None = None) -> None:
                     help="torch intra-op threads (default: torch's own choice)")
     ap.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    ap.add_argument("--caffe", metavar="PATH", default=None,
+                    help="a BVLC Caffe executable: runs the 'caffe' benchmark against it")
+    ap.add_argument("--compile", action="store_true",
+                    help="the 'caffe' benchmark times caffe2torch with --compile")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    from bench import bench_caffe
+
+    bench_caffe.CAFFE_EXE = args.caffe
+    bench_caffe.COMPILE = args.compile
     command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     info = machine()
     print(command)

@@ -88,6 +88,7 @@ class CaffeNet(nn.Module):
         self._graphs: dict[tuple[str, ...], fx.GraphModule] = {}
         self.blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.feeder: Callable[[], Mapping[str, Any]] | None = None
+        self.compiled: Any = None  # graph.compile.CompiledGraphs once compile_net ran
         self.train(self.phase == "TRAIN")
 
     # ------------------------------------------------------------------ structure
@@ -171,7 +172,8 @@ class CaffeNet(nn.Module):
         feed = self._collect_inputs(args, kwargs)
         extra = self._extra(blobs)
         gm = self._graph(extra)
-        out = gm(*[feed[name] for name in self.inputs])
+        run = gm if self.compiled is None else self.compiled.runner(gm)
+        out = run(*[feed[name] for name in self.inputs])
         self.blobs = OrderedDict(out)
         return out
 

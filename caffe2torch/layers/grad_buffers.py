@@ -79,6 +79,7 @@ def writes_directly(param: torch.Tensor) -> bool:
     """Whether a layer should route ``param``'s gradient through the active store now."""
     return (_ACTIVE is not None and param in _ACTIVE and param.requires_grad
             and torch.is_grad_enabled() and param.dtype == torch.float32
+            and not torch.compiler.is_compiling()  # a compiled graph's backward is its own
             and not torch.is_autocast_enabled(param.device.type))
 
 

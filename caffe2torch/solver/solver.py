@@ -40,6 +40,7 @@ import torch
 
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.graph import CaffeNet
+from caffe2torch.graph.compile import compile_net
 from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.paths import folder_where_found, shown, where_text
@@ -126,6 +127,7 @@ class Solver:
     ``progress``: a progress bar during solve() (the log lines pass above it).
     ``data_workers``: processes that decode the data layers' rows (default: a few on a
     GPU, none on the CPU; see caffe2torch.solver.netsetup.default_workers).
+    ``compile``: run the train and test nets through torch.compile (graph.compile).
     ``share``: weight sharing within each net, as load_net's (default "declared": Caffe's
     param names; "auto" also ties twin towers; None unties).
     """
@@ -148,6 +150,7 @@ class Solver:
         data_workers: int | None = None,
         share: Any = "declared",
         proto: Any = None,
+        compile: bool = False,
     ) -> None:
         self.param = param
         self.share = share
@@ -196,6 +199,9 @@ class Solver:
         self.amp = MixedPrecision(self.device) if amp else None
         if self.amp is not None:
             self.amp.prepare(self.net)
+        if compile:  # each net compiled once at its first pass (see graph.compile)
+            for net in (self.net, *self.test_nets):
+                compile_net(net)
         self.optimizer = CaffeOptimizer(
             [{"params": [lp.param], "lr_mult": lp.lr_mult, "decay_mult": lp.decay_mult,
               "name": lp.name} for lp in self.net.learnable_params()],
