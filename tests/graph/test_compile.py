@@ -79,6 +79,8 @@ def test_inductor_matches_caffe_golden(name: str, monkeypatch: pytest.MonkeyPatc
     if not dirs:
         pytest.skip("../shared/golden/nets is absent")
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     real = c2t.load_net
     monkeypatch.setattr(c2t, "load_net", lambda *a, **k: real(*a, compile=True, **k))
     run_net_case(load_case(dirs[0]))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
