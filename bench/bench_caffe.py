@@ -12,7 +12,8 @@ time / ours (> 1: caffe2torch is faster), reported as the median over the pairs.
 per-layer lines of the last pair name the layers where we lose most.
 
 FLOPs of one forward+backward come from torch's FlopCounterMode on the same net; the
-sgemm rate is torch.mm's on 2048 x 2048 float32 matrices, on the same threads, so that
+sgemm rate is torch.mm's on 2048 x 2048 float32 matrices, on the same threads and in a
+process started as ours are, so that
 "% of sgemm" is the share of the machine's GEMM rate each tool reaches on that net.
 """
 
@@ -24,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,16 +104,19 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, dict[str, floa
     return float(found[1]), layers
 
 
-def sgemm_rate(n: int = 2048, repeat: int = 5) -> float:
-    """FLOP/s of torch.mm on n x n float32 matrices (median of ``repeat``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(times)
+def sgemm_rate(env: dict[str, str], n: int = 2048, repeat: int = 5) -> float:
+    """FLOP/s of torch.mm on n x n float32 matrices (median of ``repeat``), measured in a
+    fresh process that imports caffe2torch first, as the timed runs do (same OpenMP
+    settings, see caffe2torch.omp_wait)."""
+    code = (f"import caffe2torch, statistics, time, torch\n"
+            f"a, b = torch.randn({n}, {n}), torch.randn({n}, {n}); torch.mm(a, b)\n"
+            f"ts = []\n"
+            f"for _ in range({repeat}):\n"
+            f"    t0 = time.perf_counter(); torch.mm(a, b); ts.append(time.perf_counter() - t0)\n"
+            f"print(2 * {n}**3 / statistics.median(ts))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def net_flops(case: CaffeCase, path: Path) -> int:
@@ -149,7 +152,7 @@ def run(report: Report, quick: bool) -> None:
     threads = torch.get_num_threads()
     env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    rate = sgemm_rate()
+    rate = sgemm_rate(env)
     report.add("caffe", "sgemm rate (torch.mm 2048^2)", f"{rate / 1e9:.0f} GFLOP/s", "", None,
                f"{threads} threads")
     pairs = 1 if quick else 3
