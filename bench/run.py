@@ -84,6 +84,29 @@ this virtual machine the rates also move by +-10% from run to run (the raw decod
 one process ranged 2,550-3,400 img/s in one afternoon), so one run's ratio is +-0.1. A GPU
 run would go further by sending uint8 crops and converting on the device; that changes
 what a data layer hands the net, so it is not done.
+
+Beyond eager PyTorch (issue 21):
+
+- **Persistent gradient buffers** (`caffe2torch/layers/grad_buffers.py`): autograd gave
+  InnerProduct a freshly allocated weight gradient each step; at 12544 -> 4096 and batch 4
+  that is 205 MB allocated and first-touched per step, more than the GEMM. While the
+  solver (and `time`) hold a `GradBuffers` active, InnerProduct and Embed write their
+  weight gradient into a buffer kept across iterations, overwriting it after a clear and
+  accumulating after (shared params, `iter_size`), as Caffe's gemm with beta 1 into a kept
+  diff. Everywhere else (user code, pycaffe's backward, `torch.autograd.grad`, autocast,
+  compiled graphs) autograd owns the gradient as before.
+- **OpenMP wait policy** (`caffe2torch/omp_wait.py`): on an oversubscribed machine
+  (1-minute load above the cores) libgomp's spinning workers took the CPU from the thread
+  with work: LeNet fwd+bwd 1.0-1.6 s with the default policy, 0.04-0.12 s with
+  `OMP_WAIT_POLICY=PASSIVE` (interleaved runs, load ~12 on 2 cores). The package sets
+  PASSIVE when the load exceeds the cores, before torch loads, unless the user chose.
+- **Compiled execution** (`compile=True`, `--compile`; `caffe2torch/graph/compile.py`):
+  off by default. LeNet b64 fwd+bwd under load: 26 ms eager, 33 ms compiled, after
+  ~120 s of compiling; on the CPU the time of these nets is in oneDNN convolutions and
+  GEMMs that eager already calls.
+- **Conv + BatchNorm (+ Scale) folding** (`fold_conv_bn=True`; `caffe2torch/graph/fold.py`):
+  ResNet-50 b2 inference 9.9 -> 8.0 s per forward in one loaded interleaved run (1.24x;
+  53 chains folded; rel. difference ~3e-7). Off by default: not bit-exact.
 """
 
 
