@@ -107,6 +107,14 @@ Beyond eager PyTorch (issue 21):
 - **Conv + BatchNorm (+ Scale) folding** (`fold_conv_bn=True`; `caffe2torch/graph/fold.py`):
   ResNet-50 b2 inference 9.9 -> 8.0 s per forward in one loaded interleaved run (1.24x;
   53 chains folded; rel. difference ~3e-7). Off by default: not bit-exact.
+- **Prefetch thread** (`caffe2torch/data/prefetch.py`): on the CPU with no worker
+  processes, the feeder's next batch is read in a thread while the net runs (Caffe's
+  prefetch thread) when there are two cores or more and the first batch took >= 2 ms to
+  read; same batches, same order. Not yet measured against `caffe train` (loaded machine).
+- **Per-step Python overhead** (cProfile of a generated 1000-layer residual net's
+  forward+backward, batch 1, 8x8x8): 228 ms per step at 1000 layers, 90 ms at 250 (per
+  layer 228 vs 361 us under load; no growth with depth); Python-side time (module calls,
+  getattr) is ~10 us per layer, the rest is in the ops and autograd's engine.
 """
 
 
