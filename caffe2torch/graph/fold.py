@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,9 @@ class ConvNormFold(nn.Module):
     """Runs a Convolution, the BatchNorm after it and optionally a Scale as one
     convolution. The three layer modules are referenced, not owned (the net's root owns
     them), so parameters and state_dict list them once."""
+
+    _parts: tuple[Any, Any, Any]  # (Convolution, BatchNorm, Scale or None)
+    _cache: tuple[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] | None
 
     def __init__(self, conv: nn.Module, bn: nn.Module, scale: nn.Module | None) -> None:
         super().__init__()
@@ -119,7 +122,7 @@ def conv_norm_chains(
             continue
         members: tuple[int, ...] = (pos + 1,)
         if pos + 2 < len(ir.layers):
-            sc, scale = ir.layers[pos + 2], modules[pos + 2]
+            sc, scale = ir.layers[pos + 2], cast(Any, modules[pos + 2])
             if (hasattr(scale, "can_fold") and scale.can_fold(modules[pos + 1])
                     and len(sc.bottoms) == 1 and len(sc.tops) == 1
                     and sc.bottoms[0] == bn.tops[0] and uses[bn.tops[0]] == 1
