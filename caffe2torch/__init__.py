@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# first: chooses OpenMP's wait policy before torch loads libgomp (see omp_wait)
+from caffe2torch import omp_wait as _omp_wait  # noqa: F401
 from caffe2torch.errors import (
     BuildError,
     CaffeError,

@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
     add_netstate_args(p, "TEST")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-batch log lines")
+    p.add_argument("--compile", action="store_true",
+                   help="run the net through torch.compile (inductor): compiled at the "
+                   "first pass, which takes a while on a CPU; pays off on long runs")
     add_share_arg(p)
     add_python_layers_arg(p)
     m = p.add_argument_group("metric mode (embedding nets)")
@@ -157,6 +160,10 @@ def _run_caffe(args: argparse.Namespace) -> int:
                 net.copy_from(name, args.proto)
     else:
         common.note("caffe2torch test: note: no -weights: scoring the fillers' values")
+    if args.compile:
+        from caffe2torch.graph.compile import compile_net
+
+        compile_net(net)
     log.info(f"Running for {args.iterations} iterations.", "caffe.cpp:283")
     names: list[str] = []
     scores: np.ndarray | None = None

@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
     add_proto_arg(p)
+    p.add_argument("--compile", action="store_true",
+                   help="time the net compiled through torch.compile (inductor): compiled at the "
+                   "first pass, which takes a while on a CPU (not timed); no per-layer times")
     p.add_argument("--iterations", type=int, default=50, metavar="N",
                    help="forward-backward passes to average (default 50)")
     p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
@@ -117,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from caffe2torch.graph import build_net
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
+    from caffe2torch.layers.grad_buffers import GradBuffers
     from caffe2torch.proto import caffe_pb2
     from caffe2torch.solver.glog import GlogWriter, fmt
     from caffe2torch.solver.netsetup import BatchStream, build_fed_net
@@ -154,20 +158,29 @@ def run(args: argparse.Namespace) -> int:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    if args.compile:  # the first (untimed) pass compiles forward and backward
+        from caffe2torch.graph.compile import compile_net
+
+        compile_net(net)
+
+    # weight diffs kept across passes, as Caffe's Backward accumulates into its blobs
+    buffers = GradBuffers(net.parameters())
+
     def forward_backward(timer: LayerTimer | None) -> tuple[float, float, float]:
         batch = net.batch_stream()
-        t0 = time.perf_counter()
-        out = net(batch)
-        loss = net.loss(out) if net.loss_weights else sum(
-            (o.float().sum() for o in out.values() if o.is_floating_point()),
-            torch.zeros((), device=device))
-        sync()
-        t1 = time.perf_counter()
-        if timer is not None:
-            timer.start_backward()
-        if isinstance(loss, torch.Tensor) and loss.requires_grad:
-            loss.backward()
-        sync()
+        with buffers.active():
+            t0 = time.perf_counter()
+            out = net(batch)
+            loss = net.loss(out) if net.loss_weights else sum(
+                (o.float().sum() for o in out.values() if o.is_floating_point()),
+                torch.zeros((), device=device))
+            sync()
+            t1 = time.perf_counter()
+            if timer is not None:
+                timer.start_backward()
+            if isinstance(loss, torch.Tensor) and loss.requires_grad:
+                loss.backward()
+            sync()
         t2 = time.perf_counter()
         if timer is not None:
             timer.end_backward(t1, t2)
@@ -178,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     initial, _, _ = forward_backward(None)
     log.info(f"Initial loss: {fmt(initial)}", "caffe.cpp:371")
     log.info("Performing Backward", "caffe.cpp:372")
-    timer = LayerTimer(net, sync)
+    timer = None if args.compile else LayerTimer(net, sync)  # hooks: not in compiled graphs
     log.info("*** Benchmark begins ***", "caffe.cpp:380")
     log.info(f"Testing for {args.iterations} iterations.", "caffe.cpp:381")
     total_fwd = total_bwd = 0.0
@@ -192,11 +205,12 @@ def run(args: argparse.Namespace) -> int:
     total = time.perf_counter() - begin
     n = args.iterations
     log.info("Average time per layer: ", "caffe.cpp:412")
-    for name in timer.names:
-        log.info(f"{name:>10}\tforward: {fmt(timer.forward[name] * 1e3 / n)} ms.",
-                 "caffe.cpp:415")
-        log.info(f"{name:>10}\tbackward: {fmt(timer.backward[name] * 1e3 / n)} ms.",
-                 "caffe.cpp:418")
+    if timer is not None:
+        for name in timer.names:
+            log.info(f"{name:>10}\tforward: {fmt(timer.forward[name] * 1e3 / n)} ms.",
+                     "caffe.cpp:415")
+            log.info(f"{name:>10}\tbackward: {fmt(timer.backward[name] * 1e3 / n)} ms.",
+                     "caffe.cpp:418")
     log.info(f"Average Forward pass: {fmt(total_fwd * 1e3 / n)} ms.", "caffe.cpp:423")
     log.info(f"Average Backward pass: {fmt(total_bwd * 1e3 / n)} ms.", "caffe.cpp:425")
     log.info(f"Average Forward-Backward: {fmt(total * 1e3 / n)} ms.", "caffe.cpp:427")

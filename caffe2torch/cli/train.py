@@ -56,6 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distributed-backend", choices=["nccl", "gloo"],
                    help="process-group backend under torchrun (default: nccl on GPUs, gloo "
                    "on the CPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the nets through torch.compile (inductor): compiled at the "
+                   "first pass, which takes a while on a CPU; pays off on long runs")
     add_share_arg(p)
     add_python_layers_arg(p)
     p.set_defaults(run=run)
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
                         distributed=group, amp=args.amp, tensorboard=args.tensorboard,
                         progress=progress_wanted(False if args.no_progress else None),
                         data_workers=args.workers, share=share_option(args),
-                        proto=args.proto)
+                        proto=args.proto, compile=args.compile)
         try:
             with SignalHandler(args.sigint_effect, args.sighup_effect,
                                args.sigterm_effect) as handler:

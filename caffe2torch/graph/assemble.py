@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 from collections import Counter
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol, runtime_checkable
 
 from torch import fx, nn
@@ -40,18 +41,37 @@ def build_graph(
     attrs: Sequence[str],
     input_args: dict[BlobRef, str],
     outputs: Sequence[tuple[str, BlobRef]],
+    conv_folds: dict[str, nn.Module] | None = None,
 ) -> fx.Graph:
     """The fx graph of ``ir``: ``modules[i]`` (attribute ``attrs[i]`` of the root) computes
     layer ``i``; ``input_args`` names the placeholder of each graph input; ``outputs`` are
-    the (key, blob) pairs of the returned dict."""
+    the (key, blob) pairs of the returned dict. ``conv_folds``: fold Convolution +
+    BatchNorm (+ Scale) chains (graph.fold), their modules added to it by attribute."""
     graph = fx.Graph()
     env: dict[BlobRef, fx.Node] = {}
     for ref in ir.inputs:
         env[ref] = graph.placeholder(input_args[ref])
-    folded = _foldable_batch_norms(ir, modules, outputs)
+    chains: dict[int, tuple[int, ...]] = {}
+    if conv_folds is not None:
+        from caffe2torch.graph.fold import conv_norm_chains, make_fold
+
+        chains = conv_norm_chains(ir, modules, outputs)
+    in_chain = {m: pos for pos, members in chains.items() for m in members}
+    folded = _foldable_batch_norms(ir, modules, outputs, skip=set(chains) | set(in_chain))
     inplace = _inplace_relus(ir, modules, outputs, folded)
     for pos, layer in enumerate(ir.layers):
         module, attr = modules[pos], attrs[pos]
+        if pos in in_chain:  # computed by the convolution it is folded into
+            env[layer.tops[0]] = env[ir.layers[in_chain[pos]].tops[0]]
+            continue
+        if pos in chains and conv_folds is not None:
+            fold_attr = f"{attr}__folded"
+            conv_folds[fold_attr] = make_fold(modules, pos, chains[pos])
+            last = ir.layers[chains[pos][-1]]
+            node = graph.create_node("call_module", fold_attr, (env[layer.bottoms[0]],), {},
+                                     name=last.tops[0].name)
+            env[layer.tops[0]] = node
+            continue
         if pos in folded:  # the next layer (its Scale) computes both
             env[layer.tops[0]] = env[layer.bottoms[0]]
             continue
@@ -85,7 +105,8 @@ def build_graph(
 
 
 def _foldable_batch_norms(
-    ir: NetIR, modules: Sequence[nn.Module], outputs: Sequence[tuple[str, BlobRef]]
+    ir: NetIR, modules: Sequence[nn.Module], outputs: Sequence[tuple[str, BlobRef]],
+    skip: AbstractSet[int] = frozenset(),
 ) -> set[int]:
     """Positions of BatchNorm layers whose only consumer is the next layer, a Scale working
     in place on the BatchNorm's top (the ResNet pattern): the pair runs as one call, and
@@ -95,6 +116,8 @@ def _foldable_batch_norms(
     out = set()
     for pos in range(len(ir.layers) - 1):
         bn, sc = ir.layers[pos], ir.layers[pos + 1]
+        if pos in skip or pos + 1 in skip:
+            continue
         scale = modules[pos + 1]
         if not (isinstance(scale, FoldsBatchNorm) and scale.can_fold(modules[pos])):
             continue

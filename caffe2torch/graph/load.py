@@ -27,6 +27,8 @@ def load_net(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     share: str | Mapping[str, str] | None = "declared",
     proto: str | os.PathLike[str] | None = None,
+    compile: bool = False,
+    fold_conv_bn: bool = False,
     **options: Any,
 ) -> CaffeNet:
     """Build a Caffe net as an nn.Module.
@@ -42,6 +44,10 @@ def load_net(
     ``proto``: the caffe.proto of the Caffe fork the net (and its weights) were written
     for: files are read with its field numbers, its own fields reach layer builders as
     ``BuildContext.extra_field``.
+    ``compile``: run the net through torch.compile (inductor; see graph.compile for when
+    it pays off), compiled at its first call.
+    ``fold_conv_bn``: for inference, run each Convolution with the BatchNorm (global
+    statistics) and Scale after it as one convolution (graph.fold; not bit-exact).
     ``options``: build options for layer builders (``allow_python_layers=True``...).
     """
     schema = as_schema(proto)
@@ -69,4 +75,12 @@ def load_net(
     from caffe2torch.solver.netsetup import attach_lazy_feeder
 
     attach_lazy_feeder(net, net_param, state)  # net() reads the data layers' next batch
+    if fold_conv_bn:
+        from caffe2torch.graph.fold import fold_conv_bn as fold
+
+        fold(net)
+    if compile:
+        from caffe2torch.graph.compile import compile_net
+
+        compile_net(net)
     return net

@@ -98,6 +98,8 @@ class CaffeNet(nn.Module):
         self._graphs: dict[tuple[str, ...], fx.GraphModule] = {}
         self.blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.feeder: Callable[[], Mapping[str, Any]] | None = None
+        self.compiled: Any = None  # graph.compile.CompiledGraphs once compile_net ran
+        self.fold_conv_bn = False  # graph.fold: Convolution + BatchNorm (+ Scale) as one
         self.train(self.phase == "TRAIN")
 
     # ------------------------------------------------------------------ structure
@@ -162,10 +164,15 @@ class CaffeNet(nn.Module):
                 if name not in keys:
                     outputs.append((name, self.ir.final(name)))
                     keys.add(name)
+            folds: dict[str, nn.Module] | None = {} if self.fold_conv_bn else None
             graph = build_graph(
-                self.ir, self._modules_in_order, self._attrs, self._input_args, outputs
+                self.ir, self._modules_in_order, self._attrs, self._input_args, outputs,
+                conv_folds=folds,
             )
-            gm = fx.GraphModule(self.layers, graph, class_name=_class_name(self.ir.name))
+            root: nn.Module | dict[str, Any] = self.layers
+            if folds:  # the folded chains' modules beside the layers (not in the net's tree)
+                root = {**dict(self.layers.named_children()), **folds}
+            gm = fx.GraphModule(root, graph, class_name=_class_name(self.ir.name))
             self._graphs[extra] = gm
         return gm
 
@@ -181,7 +188,8 @@ class CaffeNet(nn.Module):
         feed = self._collect_inputs(args, kwargs)
         extra = self._extra(blobs)
         gm = self._graph(extra)
-        out = gm(*[feed[name] for name in self.inputs])
+        run = gm if self.compiled is None else self.compiled.runner(gm)
+        out = run(*[feed[name] for name in self.inputs])
         self.blobs = OrderedDict(out)
         return out
 

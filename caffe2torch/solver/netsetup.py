@@ -9,12 +9,14 @@ batch, which is kept and handed out first.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from caffe2torch.data import DataFeeder
+from caffe2torch.data.prefetch import PrefetchingFeeder, prefetch_wanted
 from caffe2torch.data.sources import SOURCE_TYPES
 from caffe2torch.graph import CaffeNet, build_net
 from caffe2torch.ir.netstate import NetState, has_include_and_exclude, layer_included
@@ -24,7 +26,7 @@ from caffe2torch.solver.hdf5_output import attach_hdf5_outputs
 class BatchStream:
     """``stream()`` -> {input name: tensor on the net's device} for one forward."""
 
-    def __init__(self, net: CaffeNet, feeder: DataFeeder | None,
+    def __init__(self, net: CaffeNet, feeder: DataFeeder | PrefetchingFeeder | None,
                  first: dict[str, torch.Tensor] | None, device: torch.device) -> None:
         self.net = net
         self.feeder = feeder
@@ -70,6 +72,11 @@ def data_layers(net_param: Any, state: NetState) -> list[Any]:
             and layer_included(ly, state)]
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
 def default_workers(device: torch.device, world_size: int = 1) -> int:
     """Data worker processes when none are asked for: on a GPU, the cores this process's
     share of the machine has, up to 4, so that decoding keeps up with the device (Caffe
@@ -110,7 +117,11 @@ def build_fed_net(
     feeder = (DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
                          world_size=world_size, num_workers=workers,
                          pin_memory=device.type == "cuda") if layers else None)
+    started = time.perf_counter()
     first = feeder.next_batch() if feeder is not None else None
+    if feeder is not None and workers == 0 and device.type == "cpu" and prefetch_wanted(
+            _cores(), time.perf_counter() - started):
+        feeder = PrefetchingFeeder(feeder)  # Caffe's prefetch thread (data.prefetch)
     shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
     shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
     net = build_net(net_param, state, share_with=share_with, input_shapes=shapes or None,

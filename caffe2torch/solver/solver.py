@@ -40,12 +40,14 @@ import torch
 
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.graph import CaffeNet
+from caffe2torch.graph.compile import compile_net
 from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.layers.fillers import PendingFills, deferred_fills
+from caffe2torch.layers.grad_buffers import GradBuffers
 from caffe2torch.numerics import f32 as _f32
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.solver.amp import MixedPrecision
@@ -125,6 +127,7 @@ class Solver:
     ``progress``: a progress bar during solve() (the log lines pass above it).
     ``data_workers``: processes that decode the data layers' rows (default: a few on a
     GPU, none on the CPU; see caffe2torch.solver.netsetup.default_workers).
+    ``compile``: run the train and test nets through torch.compile (graph.compile).
     ``share``: weight sharing within each net, as load_net's (default "declared": Caffe's
     param names; "auto" also ties twin towers; None unties).
     """
@@ -147,6 +150,7 @@ class Solver:
         data_workers: int | None = None,
         share: Any = "declared",
         proto: Any = None,
+        compile: bool = False,
     ) -> None:
         self.param = param
         self.share = share
@@ -195,11 +199,17 @@ class Solver:
         self.amp = MixedPrecision(self.device) if amp else None
         if self.amp is not None:
             self.amp.prepare(self.net)
+        if compile:  # each net compiled once at its first pass (see graph.compile)
+            for net in (self.net, *self.test_nets):
+                compile_net(net)
         self.optimizer = CaffeOptimizer(
             [{"params": [lp.param], "lr_mult": lp.lr_mult, "decay_mult": lp.decay_mult,
               "name": lp.name} for lp in self.net.learnable_params()],
             self.config,
         )
+        # Net::ClearParamDiffs keeps each diff allocated: layers that compute a weight
+        # gradient as one product write it into a buffer kept across iterations
+        self.grad_buffers = GradBuffers(self.optimizer.learnable())
         self.iter = 0
         self.requested_early_exit = False
         self.action_function: Callable[[], str | None] | None = None
@@ -462,20 +472,21 @@ class Solver:
 
     def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
         batch = self.net.batch_stream()
-        if self.amp is not None:
-            with self.amp.autocast():
-                out = self.net(batch)
-        else:
-            out = self.net(batch)
-        loss = self.net.loss(out).float()
-        value = _f32(float(loss.detach()))
-        if not math.isfinite(float(value)):
-            raise self._diverged(value, batch)
-        if loss.requires_grad:
+        with self.grad_buffers.active():
             if self.amp is not None:
-                self.amp.backward(loss)
+                with self.amp.autocast():
+                    out = self.net(batch)
             else:
-                loss.backward()
+                out = self.net(batch)
+            loss = self.net.loss(out).float()
+            value = _f32(float(loss.detach()))
+            if not math.isfinite(float(value)):
+                raise self._diverged(value, batch)
+            if loss.requires_grad:
+                if self.amp is not None:
+                    self.amp.backward(loss)
+                else:
+                    loss.backward()
         return value, out
 
     def _diverged(self, value: Any, batch: dict[str, torch.Tensor]) -> SolverError:

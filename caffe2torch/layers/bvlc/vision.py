@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.layers import grad_buffers
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import as_f32 as _f32
@@ -780,9 +781,8 @@ class CaffeInnerProduct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape((*x.shape[: self.axis], -1))
-        weight = self.blobs[0].t() if self.transpose else self.blobs[0]
         bias = self.blobs[1] if len(self.blobs) > 1 else None
-        return F.linear(x, weight, bias)
+        return grad_buffers.linear(x, self.blobs[0], bias, self.transpose)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         n = self.blobs[0].shape[1] if self.transpose else self.blobs[0].shape[0]
@@ -831,7 +831,7 @@ class CaffeEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # static_cast<int>: truncation toward zero, as Tensor.long().
-        y = F.embedding(x.detach().long(), self.blobs[0])
+        y = grad_buffers.embedding(x.detach().long(), self.blobs[0])
         return y + self.blobs[1] if len(self.blobs) > 1 else y
 
     def extra_repr(self) -> str:

@@ -1,0 +1,50 @@
+"""bench --caffe: the timing nets both tools read, and the reading of their logs. A
+stand-in script plays `caffe time`, so no Caffe is needed."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+import caffe2torch as c2t
+from bench import bench_caffe
+from caffe2torch.io import read_net
+
+LOG = """\
+I1205 03:11:41.2 1 caffe.cpp:404]      conv1\tforward: 12.5 ms.
+I1205 03:11:41.2 1 caffe.cpp:407]      conv1\tbackward: 20.25 ms.
+I1205 03:11:41.2 1 caffe.cpp:412] Average Forward-Backward: 1959 ms.
+"""
+
+
+@pytest.mark.parametrize("case", bench_caffe.cases(), ids=lambda c: c.name)
+def test_timing_net_has_the_case_inputs_and_forces_backward(case, tmp_path: Path) -> None:
+    if not os.path.exists(case.prototxt):
+        pytest.skip(f"{case.prototxt} is absent")
+    path = tmp_path / "net.prototxt"
+    bench_caffe.write_timing_net(case, path)
+    param = read_net(path)
+    assert param.force_backward
+    assert [ly.type for ly in param.layer].count("Input") == 1
+    net = c2t.load_net(path, phase="TRAIN")
+    shapes = net.blob_shapes
+    for top, shape in case.inputs.items():
+        assert shapes[top] == shape
+
+
+def test_reads_the_total_and_the_layer_times(tmp_path: Path) -> None:
+    fake = tmp_path / "caffe"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nsys.stderr.write({LOG!r})\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    total, layers = bench_caffe._run([str(fake), "time"], dict(os.environ))
+    assert total == 1959.0
+    assert layers == {"conv1": pytest.approx(32.75)}
+    bad = tmp_path / "bad"
+    bad.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(3)\n")
+    bad.chmod(bad.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(RuntimeError, match="exit 3"):
+        bench_caffe._run([str(bad)], dict(os.environ))

@@ -1,0 +1,71 @@
+"""Prefetching a DataFeeder one batch ahead in a thread: the same batches in the same
+order, skips counted from what the caller has seen, chosen from cores and read cost."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from caffe2torch.data import DataFeeder
+from caffe2torch.data.prefetch import PrefetchingFeeder, prefetch_wanted
+from caffe2torch.io import read_net_text
+from tests.solver.tiny import NET, write_data
+
+
+class CountingFeeder:
+    def __init__(self) -> None:
+        self.tops = ["x"]
+        self.n = 0
+        self.threads: set[str] = set()
+        self.closed = False
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        self.threads.add(threading.current_thread().name)
+        self.n += 1
+        return {"x": torch.tensor([self.n])}
+
+    def skip_batches(self, n: int) -> None:
+        self.n += n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_order_skip_and_close() -> None:
+    inner = CountingFeeder()
+    feeder = PrefetchingFeeder(inner)
+    got = [int(feeder.next_batch()["x"]) for _ in range(3)]
+    feeder.skip_batches(2)  # batches 4 (read ahead) and 5
+    got += [int(feeder.next_batch()["x"]) for _ in range(2)]
+    feeder.skip_batches(0)
+    assert got == [1, 2, 3, 6, 7]
+    assert any(name.startswith("c2t-prefetch") for name in inner.threads)
+    feeder.close()
+    assert inner.closed
+
+
+def test_a_real_feeder_gives_the_same_batches(tmp_path: Path) -> None:
+    write_data(tmp_path)
+    net = read_net_text(NET.format(batch=5, shuffle="true"))
+    layers = [ly for ly in net.layer if ly.type == "HDF5Data"][:1]
+
+    def batches(wrap: bool) -> list[torch.Tensor]:
+        feeder = DataFeeder(layers, "TRAIN", cwd=str(tmp_path), seed=3)
+        f = PrefetchingFeeder(feeder) if wrap else feeder
+        out = [f.next_batch()["data"].clone() for _ in range(4)]
+        f.skip_batches(3)
+        out += [f.next_batch()["data"].clone() for _ in range(3)]
+        f.close()
+        return out
+
+    for a, b in zip(batches(False), batches(True)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cores, seconds, wanted", [
+    (2, 0.05, True), (1, 0.05, False), (4, 0.0001, False)])
+def test_prefetch_rule(cores: int, seconds: float, wanted: bool) -> None:
+    assert prefetch_wanted(cores, seconds) is wanted
