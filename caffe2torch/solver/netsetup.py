@@ -114,9 +114,10 @@ def build_fed_net(
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     layers = data_layers(net_param, state)
     workers = default_workers(device, world_size) if num_workers is None else num_workers
-    feeder = (DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
-                         world_size=world_size, num_workers=workers,
-                         pin_memory=device.type == "cuda") if layers else None)
+    feeder: DataFeeder | PrefetchingFeeder | None = (
+        DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
+                   world_size=world_size, num_workers=workers,
+                   pin_memory=device.type == "cuda") if layers else None)
     started = time.perf_counter()
     first = feeder.next_batch() if feeder is not None else None
     if feeder is not None and workers == 0 and device.type == "cpu" and prefetch_wanted(
