@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from caffe2torch.solver.hdf5_output import HDF5OutputFile
     from caffe2torch.solver.netsetup import BatchStream
 
+if TYPE_CHECKING:
+    from caffe2torch.runtime.feeding import BatchStream
+    from caffe2torch.runtime.hdf5_output import HDF5OutputFile
+
 Shape = tuple[int, ...]
 
 
@@ -97,7 +101,13 @@ class CaffeNet(nn.Module):
                 self._base_outputs.append((ref.name, ref))
         self._graphs: dict[tuple[str, ...], fx.GraphModule] = {}
         self.blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
+        # net() with no inputs draws them from here (a data layer's next batch, Caffe's
+        # Net::Forward): runtime.feeding's streams, set by load_net and build_fed_net
         self.feeder: Callable[[], Mapping[str, Any]] | None = None
+        # the stream a solver or `caffe2torch test` reads, skips and closes (build_fed_net)
+        self.batch_stream: BatchStream | None = None
+        # writers attached to the HDF5Output layers (build_fed_net)
+        self.hdf5_outputs: list[HDF5OutputFile] = []
         self.train(self.phase == "TRAIN")
 
     # ------------------------------------------------------------------ structure

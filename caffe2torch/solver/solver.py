@@ -40,6 +40,7 @@ import torch
 
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.graph import CaffeNet
+from caffe2torch.graph.fed import build_fed_net
 from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.paths import folder_where_found, shown, where_text
@@ -48,12 +49,12 @@ from caffe2torch.ir.netstate import NetState
 from caffe2torch.layers.fillers import PendingFills, deferred_fills
 from caffe2torch.numerics import f32 as _f32
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.runtime.devices import resolve_device
+from caffe2torch.runtime.glog import GlogWriter, fmt
 from caffe2torch.solver.amp import MixedPrecision
 from caffe2torch.solver.distributed import Distributed
-from caffe2torch.solver.glog import GlogWriter, fmt
 from caffe2torch.solver.lr_policy import LearningRatePolicy
 from caffe2torch.solver.metrics import MetricsCSV
-from caffe2torch.solver.netsetup import build_fed_net
 from caffe2torch.solver.progress import ProgressBar
 from caffe2torch.solver.snapshot import (
     ensure_folder,
@@ -80,31 +81,6 @@ def _merged_state(phase: int, net_param: Any, override: Any | None) -> NetState:
     return NetState.from_proto(msg)
 
 
-def resolve_device(param: Any, requested: Any, log: GlogWriter) -> torch.device:
-    """``requested`` (a torch device, "cpu", "cuda:N" or a GPU id) or, as ``caffe train``
-    without -gpu, the solver's explicit ``solver_mode: GPU`` with ``device_id``; CPU
-    otherwise. A GPU asked for without CUDA falls back to the CPU with a note."""
-    want: torch.device
-    if requested is None:
-        gpu = param.HasField("solver_mode") and param.solver_mode == caffe_pb2.SolverParameter.GPU
-        want = torch.device(f"cuda:{param.device_id}") if gpu else torch.device("cpu")
-    elif isinstance(requested, int):
-        want = torch.device(f"cuda:{requested}")
-    else:
-        want = torch.device(requested)
-    if want.type == "cuda":
-        if not torch.cuda.is_available():
-            log.warning("a GPU was asked for but CUDA is not available: running on the CPU")
-            return torch.device("cpu")
-        index = want.index or 0
-        if index >= torch.cuda.device_count():
-            raise SolverError(f"GPU {index} does not exist ({torch.cuda.device_count()} "
-                              "visible)", hint="see `caffe2torch device_query`")
-        log.info(f"Use GPU with device ID {index}", "caffe.cpp:0")
-        return torch.device("cuda", index)
-    return want
-
-
 # a net output with more values than this is worth a warning: it floods the log
 _MANY_VALUES = 8
 
@@ -124,7 +100,7 @@ class Solver:
     caffe2torch.solver.amp). ``tensorboard``: a folder for TensorBoard scalars.
     ``progress``: a progress bar during solve() (the log lines pass above it).
     ``data_workers``: processes that decode the data layers' rows (default: a few on a
-    GPU, none on the CPU; see caffe2torch.solver.netsetup.default_workers).
+    GPU, none on the CPU; see caffe2torch.runtime.devices.default_workers).
     ``share``: weight sharing within each net, as load_net's (default "declared": Caffe's
     param names; "auto" also ties twin towers; None unties).
     """
@@ -742,27 +718,35 @@ def get_solver(
     *,
     device: Any = None,
     log: TextIO | object | None = _DEFAULT,
-    log_csv: str | os.PathLike[str] | None = None,
+    log_csv: str | os.PathLike[str] | bool | None = None,
     weights: str | Iterable[str] | None = None,
     max_iter: int | None = None,
+    level: int | None = None,
+    stages: Iterable[str] = (),
     proto: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Solver:
     """pycaffe's ``caffe.get_solver``: a Solver for a solver prototxt (any Caffe version),
     relative paths from the working directory. Without ``snapshot_prefix``, snapshots go
-    beside the solver file (Caffe's default). ``max_iter`` overrides the file's.
+    beside the solver file (Caffe's default). ``max_iter`` overrides the file's; ``level``
+    and ``stages`` are added to its ``train_state`` (``caffe train -level -stage``).
+    ``log_csv``: the metrics CSV, or True for ``<snapshot_prefix>_metrics.csv``.
     ``options``: Solver's ``build_options``, ``amp``, ``tensorboard``, ``progress``,
-    ``distributed``, ``data_workers``. ``proto``: the caffe.proto of the Caffe fork the
-    solver, its nets, weights and snapshots were written for."""
+    ``distributed``, ``data_workers``, ``share``. ``proto``: the caffe.proto of the Caffe
+    fork the solver, its nets, weights and snapshots were written for."""
     p = os.fspath(path)
     schema = as_schema(proto)
     param = read_solver(p, schema)
     param.snapshot_prefix = default_snapshot_prefix(param, p)
     if max_iter is not None:
         param.max_iter = int(max_iter)
+    if level is not None:
+        param.train_state.level = level
+    param.train_state.stage.extend(stages)
+    csv = f"{param.snapshot_prefix}_metrics.csv" if log_csv is True else log_csv or None
     w = [weights] if isinstance(weights, str) else list(weights) if weights else None
-    return Solver(param, path=p, device=device, log=log, log_csv=log_csv, weights=w,
+    return Solver(param, path=p, device=device, log=log, log_csv=csv, weights=w,
                   proto=schema, **options)
 
 
-__all__ = ["Solver", "get_solver", "resolve_device"]
+__all__ = ["Solver", "get_solver"]
