@@ -14,10 +14,10 @@ from caffe2torch.cli import train
 from caffe2torch.cli.main import main
 from caffe2torch.errors import SolverError
 from caffe2torch.proto import caffe_pb2
-from caffe2torch.solver import distributed as ddp
 from caffe2torch.runtime import devices
 from caffe2torch.runtime.devices import resolve_device
 from caffe2torch.runtime.glog import GlogWriter
+from caffe2torch.solver import distributed as ddp
 
 
 @pytest.fixture
