@@ -324,13 +324,13 @@ def take_out_unknown(
                 if toks[j][TEXT] == "[" else _scalar(toks[j]))
             a, b = src.span(tok, toks[end])
             src.cut.append((a, b))
-            values = _values(toks, j + 1, end) if opens else (
+            written = _values(toks, j + 1, end) if opens else (
                 [_value((), toks, k, k) for k in range(j + 1, end) if toks[k][TEXT] != ","]
                 if toks[j][TEXT] == "[" else [_value((), toks, j, end)])
             found.append(ExtraField(
                 path=(*path, txt), owner=cur.name, value=value,
                 text=" ".join(text[a:b].split()), line=tok[2], col=tok[3], block=block,
-                values=tuple(values),
+                values=tuple(written),
             ))
             i = end + 1
             continue
