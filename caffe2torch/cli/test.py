@@ -128,7 +128,7 @@ def _run_caffe(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from caffe2torch.graph.fed import build_fed_net
+    from caffe2torch.graph.fed import build_fed_net, stream_of
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
     from caffe2torch.runtime.devices import device_flag, resolve_device
@@ -167,7 +167,7 @@ def _run_caffe(args: argparse.Namespace) -> int:
     loss = np.float32(0)
     with torch.no_grad():
         for i in range(args.iterations):
-            out = net(net.batch_stream())
+            out = net(stream_of(net)())
             loss = np.float32(loss + np.float32(float(net.loss(out))))
             values, batch_names = [], []
             for name in net.outputs:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from caffe2torch.graph import build_net
-    from caffe2torch.graph.fed import build_fed_net
+    from caffe2torch.graph.fed import build_fed_net, stream_of
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
     from caffe2torch.proto import caffe_pb2
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             torch.cuda.synchronize(device)
 
     def forward_backward(timer: LayerTimer | None) -> tuple[float, float, float]:
-        batch = net.batch_stream()
+        batch = stream_of(net)()
         t0 = time.perf_counter()
         out = net(batch)
         loss = net.loss(out) if net.loss_weights else sum(

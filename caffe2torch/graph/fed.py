@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from caffe2torch.errors import CaffeError
 from caffe2torch.graph.builder import build_net
 from caffe2torch.graph.net import CaffeNet
 from caffe2torch.ir.netstate import NetState
@@ -53,4 +54,12 @@ def build_fed_net(
     return net
 
 
-__all__ = ["build_fed_net"]
+def stream_of(net: CaffeNet) -> BatchStream:
+    """The BatchStream of a net made by :func:`build_fed_net`."""
+    if net.batch_stream is None:
+        raise CaffeError(f"net {net.name!r} does not draw its own batches",
+                         hint="build it with caffe2torch.graph.fed.build_fed_net")
+    return net.batch_stream
+
+
+__all__ = ["build_fed_net", "stream_of"]

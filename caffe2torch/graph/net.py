@@ -30,10 +30,6 @@ from caffe2torch.layers.registry import layer_blobs
 from caffe2torch.suggest import close_names, did_you_mean
 
 if TYPE_CHECKING:
-    from caffe2torch.solver.hdf5_output import HDF5OutputFile
-    from caffe2torch.solver.netsetup import BatchStream
-
-if TYPE_CHECKING:
     from caffe2torch.runtime.feeding import BatchStream
     from caffe2torch.runtime.hdf5_output import HDF5OutputFile
 
@@ -55,10 +51,6 @@ class CaffeLayers(nn.Module):
 
 class CaffeNet(nn.Module):
     """A Caffe net for one phase; see the module docstring."""
-
-    # Set on the nets that are fed batches (solver.netsetup.build_fed_net, `caffe2torch time`).
-    batch_stream: BatchStream
-    hdf5_outputs: list[HDF5OutputFile]
 
     def __init__(
         self,

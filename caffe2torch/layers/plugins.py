@@ -188,13 +188,15 @@ def layer_fields(ctx: BuildContext) -> LayerFields:
 def _merge(decl: PluginParam, kept: ExtraField, values: dict[str, Any]) -> None:
     """Add one written block to ``values`` as protobuf merges a message given twice: a
     scalar field takes the last value, a repeated one appends."""
+    # (field name, the value as written or as a fork's schema typed it, its place if written)
+    written: list[tuple[str, Any, ExtraValue | None]]
     if kept.typed:  # read with a fork's caffe.proto: already typed by its schema
         blocks = kept.value if isinstance(kept.value, list) else [kept.value]
         written = [(k, v, None) for b in blocks if isinstance(b, dict) for k, v in b.items()]
     else:
         written = [(v.path[0], v, v) for v in kept.values if v.path]
     for key, raw, value in written:
-        where = value or kept
+        where: ExtraValue | ExtraField = value or kept
         if key not in decl.defaults:
             hint = did_you_mean(close_names(key, decl.defaults)) or (
                 "its fields are: " + ", ".join(decl.defaults)

@@ -40,7 +40,7 @@ import torch
 
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.graph import CaffeNet
-from caffe2torch.graph.fed import build_fed_net
+from caffe2torch.graph.fed import build_fed_net, stream_of
 from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.paths import folder_where_found, shown, where_text
@@ -396,7 +396,7 @@ class Solver:
             return
         if p.display and self.iter % p.display == 0:
             with torch.no_grad():
-                out = self.net(self.net.batch_stream())
+                out = self.net(stream_of(self.net)())
                 loss = _f32(float(self.net.loss(out)))
             self._update_smoothed(loss, start_iter, p.average_loss)
             self.log.info(f"Iteration {self.iter}, loss = {fmt(self._smoothed)}",
@@ -437,7 +437,7 @@ class Solver:
             p.grad = None
 
     def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
-        batch = self.net.batch_stream()
+        batch = stream_of(self.net)()
         if self.amp is not None:
             with self.amp.autocast():
                 out = self.net(batch)
@@ -635,7 +635,7 @@ class Solver:
     def _test_forward(self, net: CaffeNet) -> dict[str, torch.Tensor]:
         """One forward of a test net on its next batch (pycaffe's solver runs its own
         Net here so that the test net's blobs hold the values)."""
-        return net(net.batch_stream())
+        return net(stream_of(net)())
 
     # ------------------------------------------------------------------ snapshots
 
@@ -697,20 +697,20 @@ class Solver:
         self._skip_data(self.iter)
 
     def _skip_data(self, iteration: int) -> None:
-        self.net.batch_stream.skip(iteration * self.config.iter_size)
+        stream_of(self.net).skip(iteration * self.config.iter_size)
         p = self.param
         if not self.test_nets or p.test_interval <= 0:
             return
         tests = sum(1 for i in range(0, iteration, p.test_interval)
                     if i > 0 or p.test_initialization)
         for k, net in enumerate(self.test_nets):
-            net.batch_stream.skip(tests * int(p.test_iter[k]))
+            stream_of(net).skip(tests * int(p.test_iter[k]))
 
     def close(self) -> None:
         for sink in self.metric_sinks:
             sink.close()
         for net in (self.net, *self.test_nets):
-            net.batch_stream.close()
+            stream_of(net).close()
 
 
 def get_solver(

@@ -206,3 +206,27 @@ def test_net_with_plugin_type_builds(clean_registry: None, tmp_path) -> None:
     net = c2t.load_net(str(path), phase="TEST")
     x = torch.randn(2, 3)
     torch.testing.assert_close(net(data=x)["out"], x * 2 + 1)
+
+
+def test_fields_typed_by_a_fork_schema(clean_registry: None) -> None:
+    """A net read with a fork's caffe.proto that defines the block hands typed values."""
+    from caffe2torch.io.extra import ExtraField
+    from caffe2torch.proto import caffe_pb2
+
+    register_my_scale()
+    layer = caffe_pb2.LayerParameter(name="s", type="MyScale", bottom=["x"], top=["y"])
+
+    def kept(value: object) -> list[ExtraField]:
+        return [ExtraField(path=("layer", "my_scale_param"), owner="LayerParameter",
+                           value=value, text="my_scale_param { ... }", line=3, col=5, block=0,
+                           typed=True)]
+
+    ctx = BuildContext(layer=layer, bottom_shapes=[(1,)], num_tops=1,
+                       extra=kept({"factor": 2, "bias": [1.0, 0.5]}))
+    fields = c2t.layer_fields(ctx)
+    assert (fields.factor, fields.bias, fields.mode) == (2.0, [1.0, 0.5], "x")
+    bad = BuildContext(layer=layer, bottom_shapes=[(1,)], num_tops=1,
+                       extra=kept({"factor": "big"}))
+    with pytest.raises(ParseError, match="expected a number") as err:
+        c2t.layer_fields(bad)
+    assert (err.value.line, err.value.col) == (3, 5)
