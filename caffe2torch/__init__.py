@@ -9,6 +9,7 @@ starts at Python's own speed.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
 def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
     if module is None:
+        # a subpackage used as an attribute (caffe2torch.io.read_net), as when the facade
+        # imported everything
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+            return importlib.import_module(f"{__name__}.{name}")
         raise AttributeError(f"module 'caffe2torch' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

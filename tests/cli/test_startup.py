@@ -71,6 +71,11 @@ def test_unknown_name_is_an_attribute_error() -> None:
         c2t.nope  # noqa: B018
 
 
+def test_subpackages_are_reachable_as_attributes() -> None:
+    loaded = _loaded_after("import caffe2torch as c2t\nassert c2t.io.read_net is not None")
+    assert not loaded["torch"]  # the reader alone
+
+
 def test_lint_stays_the_function_after_the_subpackage_loads() -> None:
     import caffe2torch.lint.engine  # noqa: F401 (binds nothing over the public name)
 
