@@ -39,8 +39,6 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from caffe2torch.export.compare import DEFAULT_ATOL, DEFAULT_RTOL
-
     p = sub.add_parser(
         "compare",
         help="find the first layer whose output differs from real Caffe's (or onnxruntime's)",
@@ -54,11 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--onnx", metavar="MODEL.onnx",
                    help="compare onnxruntime's intermediate outputs of this exported model "
                    "with ours instead")
-    p.add_argument("--rtol", type=float, default=DEFAULT_RTOL,
-                   help=f"relative tolerance, of the blob's largest magnitude (default "
-                   f"{DEFAULT_RTOL:g})")
-    p.add_argument("--atol", type=float, default=DEFAULT_ATOL,
-                   help=f"absolute tolerance (default {DEFAULT_ATOL:g})")
+    # defaults: export.compare's DEFAULT_RTOL / DEFAULT_ATOL (not imported here: it loads
+    # torch, which `caffe2torch --help` must not)
+    p.add_argument("--rtol", type=float,
+                   help="relative tolerance, of the blob's largest magnitude (default 1e-4)")
+    p.add_argument("--atol", type=float, help="absolute tolerance (default 1e-5)")
     p.add_argument("--all", action="store_true",
                    help="print every row (default: up to the first failing layer and 3 after)")
     p.set_defaults(run=run)
@@ -69,13 +67,21 @@ def _fmt(value: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from caffe2torch.export.compare import compare_with_caffe, compare_with_onnx, read_dump
+    from caffe2torch.export.compare import (
+        DEFAULT_ATOL,
+        DEFAULT_RTOL,
+        compare_with_caffe,
+        compare_with_onnx,
+        read_dump,
+    )
 
     if args.blobs is None and not args.onnx:
         common.note("error: give BLOBS (Caffe's blob dump), --onnx MODEL.onnx, or both")
         return common.USAGE
     from caffe2torch.export.onnx import load_for_export
 
+    rtol = DEFAULT_RTOL if args.rtol is None else args.rtol
+    atol = DEFAULT_ATOL if args.atol is None else args.atol
     dump = read_dump(args.blobs) if args.blobs else None
     net, pruned = load_for_export(
         args.model, weights=args.weights, phase=args.phase, level=args.level,
@@ -85,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
     for line in pruned:
         common.note(f"note: {line}")
     if args.onnx:
-        result = compare_with_onnx(net, args.onnx, dump, args.rtol, args.atol)
+        result = compare_with_onnx(net, args.onnx, dump, rtol, atol)
         what = "onnxruntime"
     else:
         assert dump is not None
-        result = compare_with_caffe(net, dump, args.rtol, args.atol)
+        result = compare_with_caffe(net, dump, rtol, atol)
         what = "Caffe"
     width = max([len(r.layer) for r in result.rows] + [5])
     bwidth = max([len(r.blob) for r in result.rows] + [4])
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     bad = result.first_bad
     if bad is None:
         print(f"all {len(compared)} compared blobs within tolerance of {what}'s "
-              f"(atol {args.atol:g}, rtol {args.rtol:g})")
+              f"(atol {atol:g}, rtol {rtol:g})")
         return common.OK
     print(f"\nfirst layer beyond tolerance: '{bad.layer}' ({bad.type}), blob '{bad.blob}': "
           f"max abs {_fmt(bad.max_abs)}, max rel {_fmt(bad.max_rel)}"

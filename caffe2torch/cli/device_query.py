@@ -7,8 +7,6 @@ import os
 import platform
 import sys
 
-import torch
-
 from caffe2torch.cli import common
 
 DESCRIPTION = """\
@@ -38,6 +36,8 @@ def _error(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     ids: list[int] | None = None
     if args.gpu not in (None, "all"):
         try:

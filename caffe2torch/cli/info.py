@@ -9,15 +9,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError, UsageError
-from caffe2torch.io.binary import blob_shape, looks_binary, read_caffemodel_arrays
-from caffe2torch.io.text import is_solver_text, read_net_with_positions, read_text
-from caffe2torch.ir.netstate import NetState, declared_phases, filter_layers
-from caffe2torch.proto import caffe_pb2
+
+if TYPE_CHECKING:  # the readers load numpy and protobuf: only when a file is read
+    from caffe2torch.ir.netstate import NetState
+    from caffe2torch.proto import caffe_pb2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -145,6 +145,9 @@ class NetInfo:
 
 
 def load(path: str, weights: str | None = None, proto: Any = None) -> NetInfo:
+    from caffe2torch.io.binary import blob_shape, looks_binary, read_caffemodel_arrays
+    from caffe2torch.io.text import is_solver_text, read_net_with_positions, read_text
+
     if looks_binary(path):
         net, _ = read_caffemodel_arrays(path, proto)
         shapes = {layer.name: [blob_shape(b) for b in layer.blobs] for layer in net.layer}
@@ -163,6 +166,8 @@ def load(path: str, weights: str | None = None, proto: Any = None) -> NetInfo:
 
 
 def rows_for(info: NetInfo, state: NetState) -> list[LayerRow]:
+    from caffe2torch.ir.netstate import filter_layers
+
     rows = []
     for i in filter_layers(info.net.layer, state):
         layer = info.net.layer[i]
@@ -251,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
         net_blob_names,
         share_option,
     )
+    from caffe2torch.ir.netstate import NetState, declared_phases
 
     shapes = input_shapes(args.input_shape)
     info = load(args.file, args.weights, args.proto)

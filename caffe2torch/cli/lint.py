@@ -11,12 +11,9 @@ import sys
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError
-from caffe2torch.io.text import read_text
 from caffe2torch.lint.codes import CODES, explain
 from caffe2torch.lint.context import Options
 from caffe2torch.lint.diagnostic import Diagnostic
-from caffe2torch.lint.engine import lint_text
-from caffe2torch.lint.fix import apply_edits, fix_edits
 from caffe2torch.lint.render import FORMATS, render
 
 
@@ -86,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.files:
         print("caffe2torch lint: error: give at least one FILE", file=sys.stderr)
         return common.USAGE
+    # the reader and the rules (numpy, the layer registry) load only when a file is linted
+    from caffe2torch.io.text import read_text
+    from caffe2torch.lint.engine import lint_text
+
     opts = Options(select=_codes(args.select), ignore=_codes(args.ignore),
                    check_data=args.check_data, weights=args.weights, proto=args.proto)
     found: list[Diagnostic] = []
@@ -120,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
 def _fix(path: str, text: str, diags: list[Diagnostic], opts: Options,
          ) -> tuple[str, list[Diagnostic]]:
     """Apply the fixes; keep the result only if it leaves fewer errors than before."""
+    from caffe2torch.lint.engine import lint_text
+    from caffe2torch.lint.fix import apply_edits, fix_edits
+
     edits = fix_edits(diags)
     if not edits:
         return text, diags
@@ -144,6 +148,8 @@ def _fix(path: str, text: str, diags: list[Diagnostic], opts: Options,
 
 def _print_diff(path: str, text: str, diags: list[Diagnostic]) -> None:
     """The unified diff --fix would apply (to stdout, before the findings)."""
+    from caffe2torch.lint.fix import apply_edits, fix_edits
+
     edits = fix_edits(diags)
     if not edits:
         common.note(f"{path}: nothing --fix can change")

@@ -118,7 +118,7 @@ def net_blob_names(net_param: Any) -> list[str]:
 
 def load_model(args: argparse.Namespace) -> Any:
     """The net of MODEL for the flags' NetState, with --weights copied in."""
-    from caffe2torch import load_net
+    from caffe2torch.graph import load_net
     from caffe2torch.io import read_net
 
     shapes = input_shapes(args.input_shape)

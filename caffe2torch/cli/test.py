@@ -7,10 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
@@ -24,7 +21,11 @@ from caffe2torch.cli.netargs import (
     net_blob_names,
     share_option,
 )
-from caffe2torch.cli.train import device_flag
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    Scatter = tuple[np.ndarray, np.ndarray | None]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -127,11 +128,14 @@ def _metric_only_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _run_caffe(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from caffe2torch.graph.fed import build_fed_net, stream_of
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
-    from caffe2torch.solver.glog import GlogWriter, fmt
-    from caffe2torch.solver.netsetup import build_fed_net
-    from caffe2torch.solver.solver import resolve_device
+    from caffe2torch.runtime.devices import device_flag, resolve_device
+    from caffe2torch.runtime.glog import GlogWriter, fmt
 
     if args.iterations < 1:
         print("caffe2torch test: error: -iterations must be >= 1", file=sys.stderr)
@@ -170,7 +174,7 @@ def _run_caffe(args: argparse.Namespace) -> int:
     loss = np.float32(0)
     with torch.no_grad():
         for i in range(args.iterations):
-            out = net(net.batch_stream())
+            out = net(stream_of(net)())
             loss = np.float32(loss + np.float32(float(net.loss(out))))
             values, batch_names = [], []
             for name in net.outputs:
@@ -228,14 +232,13 @@ def _ks(text: str) -> list[int]:
 
 
 def _per_class_rows(per_class: dict[int, float]) -> dict[str, str]:
+    import numpy as np
+
     if len(per_class) <= 20:
         return {f"class {c}": f"{v:.4f}" for c, v in sorted(per_class.items())}
     values = np.array(list(per_class.values()))
     return {f"per class ({len(values)})": f"min {values.min():.4f}, median "
             f"{np.median(values):.4f}, max {values.max():.4f}"}
-
-
-Scatter = tuple[np.ndarray, "np.ndarray | None"]
 
 
 def _report_pairs(args: argparse.Namespace, net: Any, feature: str, opts: dict[str, Any]
@@ -268,6 +271,8 @@ def _folder_classes(lists: Sequence[str]) -> np.ndarray | None:
     """The class of each distinct image of pair lists (their embedding rows, sorted by
     name), taken from its folder as `caffe2torch pairs` reads SOURCE/<class>/<image>; None
     when the images are not in class folders."""
+    import numpy as np
+
     from caffe2torch.metric import evaluate as ev
 
     refs1, refs2, _ = ev.read_pair_lists(*lists)
@@ -340,8 +345,8 @@ def _run_metric(args: argparse.Namespace) -> int:
     from caffe2torch.metric import evaluate as ev
     from caffe2torch.metric import plots
     from caffe2torch.proto import caffe_pb2
-    from caffe2torch.solver.glog import GlogWriter
-    from caffe2torch.solver.solver import resolve_device
+    from caffe2torch.runtime.devices import device_flag, resolve_device
+    from caffe2torch.runtime.glog import GlogWriter
 
     problem = _check_metric_flags(args)
     if problem:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
-
-import torch
 
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
@@ -21,7 +17,6 @@ from caffe2torch.cli.netargs import (
     input_shapes,
     net_blob_names,
 )
-from caffe2torch.cli.train import device_flag
 from caffe2torch.errors import DataError
 
 
@@ -59,72 +54,19 @@ examples:
   caffe2torch time -model deploy.prototxt --phase TEST --input-shape data=10,3,227,227 -gpu 0"""
 
 
-class LayerTimer:
-    """Forward and backward seconds per layer, accumulated over passes."""
-
-    def __init__(self, net: Any, sync: Callable[[], None]) -> None:
-        self.sync = sync
-        self.names = list(dict.fromkeys(net.layer_names))
-        self.forward = dict.fromkeys(self.names, 0.0)
-        self.backward = dict.fromkeys(self.names, 0.0)
-        self._start: dict[str, float] = {}
-        self._grad_out: dict[str, float] = {}
-        self._grad_in: dict[str, float] = {}
-        for name in self.names:
-            module = net.module(name)
-            module.register_forward_pre_hook(self._pre(name))
-            module.register_forward_hook(self._post(name))
-
-    def _now(self) -> float:
-        self.sync()
-        return time.perf_counter()
-
-    def _pre(self, name: str) -> Callable[..., None]:
-        def hook(module: Any, args: tuple[Any, ...]) -> None:
-            for a in args:
-                if isinstance(a, torch.Tensor) and a.requires_grad:
-                    a.register_hook(self._mark(self._grad_in, name, max))
-            self._start[name] = self._now()
-        return hook
-
-    def _post(self, name: str) -> Callable[..., None]:
-        def hook(module: Any, args: tuple[Any, ...], out: Any) -> None:
-            self.forward[name] += self._now() - self._start[name]
-            outs = out if isinstance(out, (tuple, list)) else [out]
-            for o in outs:
-                if isinstance(o, torch.Tensor) and o.requires_grad:
-                    o.register_hook(self._mark(self._grad_out, name, min))
-        return hook
-
-    def _mark(self, table: dict[str, float], name: str, pick: Callable[..., float]
-              ) -> Callable[[torch.Tensor], None]:
-        def hook(grad: torch.Tensor) -> None:
-            now = self._now()
-            table[name] = pick(table[name], now) if name in table else now
-        return hook
-
-    def start_backward(self) -> None:
-        self._grad_out.clear()
-        self._grad_in.clear()
-
-    def end_backward(self, started: float, ended: float) -> None:
-        for name in self.names:
-            if name not in self._grad_out:
-                continue
-            begin = self._grad_out[name]
-            end = self._grad_in.get(name, ended)
-            self.backward[name] += max(0.0, end - max(begin, started))
-
-
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from caffe2torch.graph import build_net
+    from caffe2torch.graph.fed import build_fed_net, stream_of
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir.netstate import NetState
     from caffe2torch.layers.grad_buffers import GradBuffers
     from caffe2torch.proto import caffe_pb2
-    from caffe2torch.solver.glog import GlogWriter, fmt
-    from caffe2torch.solver.netsetup import BatchStream, build_fed_net
-    from caffe2torch.solver.solver import resolve_device
+    from caffe2torch.runtime.devices import device_flag, resolve_device
+    from caffe2torch.runtime.feeding import BatchStream
+    from caffe2torch.runtime.glog import GlogWriter, fmt
+    from caffe2torch.runtime.timing import LayerTimer
 
     if args.iterations < 1:
         print("caffe2torch time: error: -iterations must be >= 1", file=sys.stderr)
@@ -167,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     buffers = GradBuffers(net.parameters())
 
     def forward_backward(timer: LayerTimer | None) -> tuple[float, float, float]:
-        batch = net.batch_stream()
+        batch = stream_of(net)()
         with buffers.active():
             t0 = time.perf_counter()
             out = net(batch)

@@ -95,27 +95,6 @@ examples:
   caffe2torch train -solver solver.prototxt --share auto --amp --tensorboard runs/"""
 
 
-def gpu_ids(value: str | None) -> list[int] | None:
-    """``-gpu``: None without it, [] for ``all``, else the ids of ``0`` / ``0,1``."""
-    if value is None:
-        return None
-    parts = [v.strip() for v in value.split(",") if v.strip()]
-    if parts == ["all"]:
-        return []
-    if not parts or not all(v.isdigit() for v in parts):
-        raise ValueError(f"-gpu {value!r}: expected a device id, a comma list or 'all'")
-    return [int(v) for v in parts]
-
-
-def device_flag(value: str | None) -> str | None:
-    """``-gpu 0`` / ``-gpu 0,1`` (the first) / ``-gpu all`` (GPU 0) -> a torch device, for
-    the verbs that use one device."""
-    ids = gpu_ids(value)
-    if ids is None:
-        return None
-    return f"cuda:{ids[0] if ids else 0}"
-
-
 def _usage(message: str) -> int:
     print(f"caffe2torch train: error: {message}", file=sys.stderr)
     return common.USAGE
@@ -124,11 +103,11 @@ def _usage(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from caffe2torch.errors import SolverError
     from caffe2torch.io import read_solver
-    from caffe2torch.io.upgrade import snapshot_prefix
+    from caffe2torch.runtime.devices import gpu_ids
     from caffe2torch.solver import distributed as ddp
     from caffe2torch.solver.progress import progress_wanted
     from caffe2torch.solver.signals import SignalHandler
-    from caffe2torch.solver.solver import Solver
+    from caffe2torch.solver.solver import get_solver
 
     if args.snapshot and args.weights:
         return _usage("give a snapshot to resume training or weights to fine-tune, not both")
@@ -149,25 +128,20 @@ def run(args: argparse.Namespace) -> int:
         common.note(f"caffe2torch train: {nproc} GPUs: starting one process per GPU under "
                     "torch.distributed.run")
         return ddp.relaunch(getattr(args, "argv", sys.argv[1:]), nproc)
-    param = read_solver(args.solver, args.proto)
-    param.snapshot_prefix = snapshot_prefix(param, args.solver)
-    if args.iterations is not None:
-        param.max_iter = args.iterations
-    if args.level is not None:
-        param.train_state.level = args.level
-    for stage in (s.strip() for v in args.stage for s in v.split(",")):
-        if stage:
-            param.train_state.stage.append(stage)
-    csv_path = args.log_csv or f"{param.snapshot_prefix}_metrics.csv"
+    stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
+    # under torchrun each rank's GPU may come from the solver's solver_mode
+    param = read_solver(args.solver, args.proto) if ddp.launched_by_torchrun() else None
     device, group = _device_and_group(param, gpus, args.distributed_backend)
     try:
-        solver = Solver(param, path=args.solver, device=device,
-                        log=None if args.quiet else sys.stderr, log_csv=csv_path,
-                        weights=args.weights, build_options=build_options(args),
-                        distributed=group, amp=args.amp, tensorboard=args.tensorboard,
-                        progress=progress_wanted(False if args.no_progress else None),
-                        data_workers=args.workers, share=share_option(args),
-                        proto=args.proto, compile=args.compile)
+        solver = get_solver(args.solver, device=device,
+                            log=None if args.quiet else sys.stderr,
+                            log_csv=args.log_csv or True, weights=args.weights,
+                            max_iter=args.iterations, level=args.level, stages=stages,
+                            proto=args.proto, build_options=build_options(args),
+                            distributed=group, amp=args.amp, tensorboard=args.tensorboard,
+                            progress=progress_wanted(False if args.no_progress else None),
+                            data_workers=args.workers, share=share_option(args),
+                            compile=args.compile)
         try:
             with SignalHandler(args.sigint_effect, args.sighup_effect,
                                args.sigterm_effect) as handler:
@@ -183,11 +157,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _device_and_group(param: Any, gpus: list[int] | None, backend: str | None
                       ) -> tuple[str | None, Any]:
-    """The device this process asks for and, under torchrun, its process group."""
+    """The device this process asks for and, under torchrun (where ``param``, the
+    SolverParameter, is needed), its process group."""
     from caffe2torch.proto import caffe_pb2
+    from caffe2torch.runtime.devices import resolve_device
+    from caffe2torch.runtime.glog import GlogWriter
     from caffe2torch.solver import distributed as ddp
-    from caffe2torch.solver.glog import GlogWriter
-    from caffe2torch.solver.solver import resolve_device
 
     if not ddp.launched_by_torchrun():
         if backend:

@@ -9,17 +9,6 @@ import sys
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError
-from caffe2torch.io.binary import atomic_write, looks_binary, upgrade_caffemodel
-from caffe2torch.io.text import (
-    is_solver_text,
-    net_from_text,
-    net_to_text,
-    parse_text_keeping_unknown,
-    read_solver_text,
-    read_text,
-)
-from caffe2torch.io.upgrade import solver_needs_upgrade
-from caffe2torch.proto import caffe_pb2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -70,6 +59,19 @@ class _Usage(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
+    # the readers (numpy, protobuf) load only when a file is upgraded
+    from caffe2torch.io.binary import looks_binary, upgrade_caffemodel
+    from caffe2torch.io.text import (
+        is_solver_text,
+        net_from_text,
+        net_to_text,
+        parse_text_keeping_unknown,
+        read_solver_text,
+        read_text,
+    )
+    from caffe2torch.io.upgrade import solver_needs_upgrade
+    from caffe2torch.proto import caffe_pb2
+
     try:
         out = _output(args)
     except _Usage as e:
@@ -118,4 +120,6 @@ def _emit(text: str, out: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
+        from caffe2torch.io.binary import atomic_write
+
         atomic_write(out, [text.encode("utf-8")])

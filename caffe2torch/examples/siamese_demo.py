@@ -122,7 +122,7 @@ def _plots(work: Path, features: np.ndarray, labels: np.ndarray, held_out: np.nd
 
 def run_demo(work: str | Path, iterations: int | None = None, log=print) -> DemoResult:
     """Prepare the data in ``work``, train, evaluate; returns the measured numbers."""
-    from caffe2torch import get_solver
+    from caffe2torch.solver.solver import get_solver
 
     work = Path(work).resolve()
     log(f"Writing the example digits and pair lists to {work}")

@@ -1,6 +1,34 @@
-"""Export: ONNX that onnxruntime reproduces, standalone PyTorch code, network drawings."""
+"""Export: ONNX that onnxruntime reproduces, standalone PyTorch code, network drawings.
 
-from caffe2torch.export.deploy import DeployView, deploy_view
-from caffe2torch.export.onnx import ExportReport, export_onnx, verify_onnx
+The names below load on first use, so that the torch-free modules of this package
+(``export.draw``, ``export.svg``) can be imported without torch and ONNX.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from caffe2torch.export.deploy import DeployView, deploy_view
+    from caffe2torch.export.onnx import ExportReport, export_onnx, verify_onnx
+
+_PUBLIC = {
+    "DeployView": "caffe2torch.export.deploy",
+    "deploy_view": "caffe2torch.export.deploy",
+    "ExportReport": "caffe2torch.export.onnx",
+    "export_onnx": "caffe2torch.export.onnx",
+    "verify_onnx": "caffe2torch.export.onnx",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'caffe2torch.export' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["DeployView", "ExportReport", "deploy_view", "export_onnx", "verify_onnx"]

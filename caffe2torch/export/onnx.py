@@ -110,8 +110,9 @@ def _as_net(net: Any, weights: Any, phase: str, input_shapes: Any) -> tuple[Caff
 def load_for_export(path: Any, **kwargs: Any) -> tuple[CaffeNet, list[str]]:
     """load_net for export: TEST-only and scoring layers whose inputs the file does not
     have are left out (see prune); returns (net, a note per layer left out)."""
-    from caffe2torch import load_net, read_net
     from caffe2torch.export.prune import prune_unfed
+    from caffe2torch.graph import load_net
+    from caffe2torch.io import read_net
     from caffe2torch.ir import NetState
 
     state = NetState.of(kwargs.get("phase", "TEST"), kwargs.get("level", 0),

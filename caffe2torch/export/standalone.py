@@ -231,7 +231,7 @@ def convert_net(
         if weights is not None:
             source_net.copy_from(weights)
     else:
-        from caffe2torch import load_net
+        from caffe2torch.graph import load_net
 
         source_net = load_net(net, weights=weights, phase=phase, input_shapes=input_shapes)
         source = f"from {Path(net).name}"

@@ -72,7 +72,8 @@ def load_net(
     if pending is not None:
         report = net.copy_from(weights)
         pending.run(skip=report.written)
-    from caffe2torch.solver.netsetup import attach_lazy_feeder
+    # imported here: the data readers load OpenCV, which `import caffe2torch.graph` need not
+    from caffe2torch.runtime.feeding import attach_lazy_feeder
 
     attach_lazy_feeder(net, net_param, state)  # net() reads the data layers' next batch
     if fold_conv_bn:

@@ -30,8 +30,8 @@ from caffe2torch.layers.registry import layer_blobs
 from caffe2torch.suggest import close_names, did_you_mean
 
 if TYPE_CHECKING:
-    from caffe2torch.solver.hdf5_output import HDF5OutputFile
-    from caffe2torch.solver.netsetup import BatchStream
+    from caffe2torch.runtime.feeding import BatchStream
+    from caffe2torch.runtime.hdf5_output import HDF5OutputFile
 
 Shape = tuple[int, ...]
 
@@ -51,10 +51,6 @@ class CaffeLayers(nn.Module):
 
 class CaffeNet(nn.Module):
     """A Caffe net for one phase; see the module docstring."""
-
-    # Set on the nets that are fed batches (solver.netsetup.build_fed_net, `caffe2torch time`).
-    batch_stream: BatchStream
-    hdf5_outputs: list[HDF5OutputFile]
 
     def __init__(
         self,
@@ -97,9 +93,15 @@ class CaffeNet(nn.Module):
                 self._base_outputs.append((ref.name, ref))
         self._graphs: dict[tuple[str, ...], fx.GraphModule] = {}
         self.blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
+        # net() with no inputs draws them from here (a data layer's next batch, Caffe's
+        # Net::Forward): runtime.feeding's streams, set by load_net and build_fed_net
         self.feeder: Callable[[], Mapping[str, Any]] | None = None
         self.compiled: Any = None  # graph.compile.CompiledGraphs once compile_net ran
         self.fold_conv_bn = False  # graph.fold: Convolution + BatchNorm (+ Scale) as one
+        # the stream a solver or `caffe2torch test` reads, skips and closes (build_fed_net)
+        self.batch_stream: BatchStream | None = None
+        # writers attached to the HDF5Output layers (build_fed_net)
+        self.hdf5_outputs: list[HDF5OutputFile] = []
         self.train(self.phase == "TRAIN")
 
     # ------------------------------------------------------------------ structure

@@ -11,6 +11,10 @@ needs such a field reads it from ``BuildContext.extra`` or the build stops namin
 The same :class:`ExtraField` carries the fields that only a user's fork schema has, when the
 net is read with ``proto=`` (io.fork_schema): then ``typed`` is True and the value has the
 type the fork declares.
+
+A kept field also lists each value written in it as an :class:`ExtraValue` (its token as
+written and its line:col), so that whoever gives the field a type (a layer plug-in that
+declares its parameter block, layers.plugins) can convert it and point at a bad value.
 """
 
 from __future__ import annotations
@@ -25,6 +29,23 @@ from google.protobuf import text_format
 from caffe2torch.io.positions import KIND, TEXT, Token, tokenize
 
 _FD = _descriptor.FieldDescriptor
+
+
+@dataclass(frozen=True)
+class ExtraValue:
+    """One value written inside a kept field. ``path``: the field names inside it
+    (``("factor",)`` in ``my_param { factor: 2 }``; ``()`` for a scalar kept field).
+    ``token``: the value as written (adjacent strings joined by a space, as the parser
+    concatenates them); ``kind``: the tokenizer's ``"str"``, ``"num"`` or ``"ident"``, or
+    ``"block"`` for a nested block (its token is ``{``). ``line``/``col``: the value's
+    place; ``key``: the line:col of its field name (None for a scalar kept field)."""
+
+    path: tuple[str, ...]
+    token: str
+    kind: str
+    line: int
+    col: int
+    key: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,7 @@ class ExtraField:
     block: int | None = None
     kind: str = "field"
     typed: bool = False
+    values: tuple[ExtraValue, ...] = ()  # what the text writes in it (empty when typed)
 
     @property
     def name(self) -> str:
@@ -129,6 +151,47 @@ def _block_value(toks: list[Token], i: int, end: int) -> dict[str, Any]:
             _add(out, name, _scalar(toks[j]))
             i = _value_end(toks, j) + 1
     return out
+
+
+def _values(toks: list[Token], i: int, end: int, prefix: tuple[str, ...] = ()
+            ) -> list[ExtraValue]:
+    """The values written in the block whose tokens are ``toks[i:end]``, with positions
+    (the same walk as :func:`_block_value`)."""
+    out: list[ExtraValue] = []
+    while i < end:
+        if toks[i][KIND] != "ident":
+            i += 1
+            continue
+        path, key = (*prefix, toks[i][TEXT]), (toks[i][2], toks[i][3])
+        j = i + 1
+        if j < end and toks[j][TEXT] == ":":
+            j += 1
+        if j >= end:
+            break
+        if toks[j][TEXT] in ("{", "<"):
+            close = _matching(toks, j)
+            out.append(ExtraValue(path, toks[j][TEXT], "block", toks[j][2], toks[j][3], key))
+            out += _values(toks, j + 1, close, path)
+            i = close + 1
+        elif toks[j][TEXT] == "[":
+            k = j + 1
+            while k < end and toks[k][TEXT] != "]":
+                if toks[k][TEXT] != ",":
+                    out.append(_value(path, toks, k, k, key))
+                k += 1
+            i = k + 1
+        else:
+            last = _value_end(toks, j)
+            out.append(_value(path, toks, j, last, key))
+            i = last + 1
+    return out
+
+
+def _value(path: tuple[str, ...], toks: list[Token], first: int, last: int,
+           key: tuple[int, int] | None = None) -> ExtraValue:
+    tok = toks[first]
+    text = " ".join(t[TEXT] for t in toks[first:last + 1])
+    return ExtraValue(path, text, tok[KIND], tok[2], tok[3], key)
 
 
 # ----------------------------------------------------------------------------- the walk
@@ -261,9 +324,13 @@ def take_out_unknown(
                 if toks[j][TEXT] == "[" else _scalar(toks[j]))
             a, b = src.span(tok, toks[end])
             src.cut.append((a, b))
+            written = _values(toks, j + 1, end) if opens else (
+                [_value((), toks, k, k) for k in range(j + 1, end) if toks[k][TEXT] != ","]
+                if toks[j][TEXT] == "[" else [_value((), toks, j, end)])
             found.append(ExtraField(
                 path=(*path, txt), owner=cur.name, value=value,
                 text=" ".join(text[a:b].split()), line=tok[2], col=tok[3], block=block,
+                values=tuple(written),
             ))
             i = end + 1
             continue
@@ -301,4 +368,4 @@ def of_block(extras: list[ExtraField], block: int | None) -> list[ExtraField]:
     return [e for e in extras if e.block == block and block is not None]
 
 
-__all__ = ["ExtraField", "of_block", "take_out_unknown"]
+__all__ = ["ExtraField", "ExtraValue", "of_block", "take_out_unknown"]

@@ -16,7 +16,6 @@ import codecs
 import math
 import os
 import re
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 
@@ -347,26 +346,11 @@ def _enum_by_name(root: _descriptor.Descriptor, full_name: str):
 
 # ----------------------------------------------------------------------------- nets
 
-TextHook = Callable[[str, str | None], str]
-_TEXT_HOOKS: list[TextHook] = []
-
-
-def add_text_hook(hook: TextHook) -> None:
-    """Run ``hook(text, path) -> text`` on every net prototxt before it is parsed (once per
-    hook). Used by layer plug-ins to take out parameter blocks the schema does not know. A
-    hook must keep every other character where it was (replace what it removes with spaces,
-    keep newlines) so that line and column numbers stay right; it may raise ParseError."""
-    if hook not in _TEXT_HOOKS:
-        _TEXT_HOOKS.append(hook)
-
-
 def net_from_text(
     text: str, path: str | None, proto: Any = None
 ) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
     text = normalize_newlines(text)
     check_text(text, path)
-    for hook in _TEXT_HOOKS:
-        text = hook(text, path)
     source = scan(text, path)
     if {"layer", "layers"} <= source.kinds():
         raise _up.mixed_error(source, path)
@@ -465,9 +449,18 @@ def read_net_with_positions(
     """The upgraded net and a SourceMap whose ``layer(i)`` is where upgraded layer ``i`` is
     written (an Input layer made from ``input:`` fields points at the first ``input:``).
     ``SourceMap.extras`` holds the fields our schema lacks (io.extra.ExtraField): unknown
-    ones kept with their text, or the fork's own, typed, when ``proto`` is given."""
+    ones kept with their text and values (a plug-in type's parameter block among them), or
+    the fork's own, typed, when ``proto`` is given; ``SourceMap.extras_of(i)`` gives those
+    of layer ``i`` (what its builder gets as ``BuildContext.extra``)."""
     p = os.fspath(path)
-    _, source, report = net_from_text(read_text(p), p, proto)
+    return read_net_text_with_positions(read_text(p), p, proto)
+
+
+def read_net_text_with_positions(
+    text: str, path: str | None = None, proto: Any = None,
+) -> tuple[caffe_pb2.NetParameter, SourceMap]:
+    """:func:`read_net_with_positions` for a net given as text (``path``: for messages)."""
+    _, source, report = net_from_text(text, path, proto)
     return report.net, source.remap(report.origin)
 
 
@@ -588,6 +581,7 @@ __all__ = [
     "parse_text",
     "read_net",
     "read_net_text",
+    "read_net_text_with_positions",
     "read_net_with_positions",
     "read_solver",
     "read_solver_text",

@@ -324,7 +324,8 @@ def merge_repeated(extras: list[ExtraField]) -> list[ExtraField]:
             values = prev.value if isinstance(prev.value, list) else [prev.value]
             out[index[key]] = ExtraField(prev.path, prev.owner, [*values, e.value],
                                          f"{prev.text} {e.text}", prev.line, prev.col,
-                                         prev.block, prev.kind, prev.typed)
+                                         prev.block, prev.kind, prev.typed,
+                                         prev.values + e.values)
         else:
             index[key] = len(out)
             out.append(e)

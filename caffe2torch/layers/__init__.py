@@ -1,6 +1,9 @@
-"""Caffe layer types: a registry of builders producing nn.Modules with Caffe's numerics."""
+"""Caffe layer types: a registry of builders producing nn.Modules with Caffe's numerics.
 
-from caffe2torch.layers.plugins import layer_fields, load_entry_points
+``register_layer`` here is the public one (``caffe2torch.register_layer``): the registry's
+arguments plus ``fields=`` for a plug-in type's own parameter block."""
+
+from caffe2torch.layers.plugins import layer_fields, load_entry_points, register_layer
 from caffe2torch.layers.registry import (
     BuildContext,
     LayerSpec,
@@ -8,7 +11,6 @@ from caffe2torch.layers.registry import (
     find_layer_spec,
     get_layer_spec,
     infer_top_shapes,
-    register_layer,
     registered_types,
 )
 

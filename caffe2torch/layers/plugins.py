@@ -10,13 +10,14 @@ them as a dict of fields with their defaults::
         return MyScale(c2t.layer_fields(ctx).factor)
 
 and nets may then write ``my_scale_param { factor: 2 }`` (the block name is the type in
-snake case plus ``_param``, or ``param_name=``). Protobuf's text parser rejects unknown
-fields, so such blocks are taken out of the text before parsing (replaced by blanks, so
-every line and column stays where it was) and their values are kept beside the parsed layer;
-:func:`layer_fields` gives them to the builder, typed like the defaults.
+snake case plus ``_param``, or ``param_name=``). The net reader keeps such a block as it
+keeps every field the schema lacks (io.extra: its values as written, with their line:col),
+in the net's SourceMap, which hands each layer's to its builder (``BuildContext.extra``);
+:func:`layer_fields` types the values like the declared defaults and points at a bad one.
+Reading a net needs no plug-in loaded, and nothing is remembered between nets.
 
 Entry points of the group ``caffe2torch.layers`` (a module or a callable that registers
-types) are loaded once, on the first registry lookup or net parse.
+types) are loaded once, on the first registry lookup.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from google.protobuf import text_format
 
 from caffe2torch.errors import BuildError, ParseError
-from caffe2torch.io import text as _text
+from caffe2torch.io.extra import ExtraField, ExtraValue
 from caffe2torch.layers import registry
 from caffe2torch.layers.registry import BuildContext, Builder
 from caffe2torch.proto import caffe_pb2
@@ -50,12 +51,9 @@ class PluginParam:
     defaults: dict[str, Any]
 
 
-_PARAMS: dict[str, PluginParam] = {}  # block name -> declaration
+# the declarations, beside the layer registry: block name -> declaration, and by type
+_PARAMS: dict[str, PluginParam] = {}
 _BY_TYPE: dict[str, PluginParam] = {}
-# Values read from parsed text: serialized (blanked) layer -> {block: {field: value}}, and
-# (name, type) -> the same, for layers the upgrade rewrote.
-_BY_LAYER: dict[bytes, dict[str, dict[str, Any]]] = {}
-_BY_NAME: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
 
 
 def snake_case(type_name: str) -> str:
@@ -171,210 +169,96 @@ class LayerFields:
 
 
 def layer_fields(ctx: BuildContext) -> LayerFields:
-    """The values of the plug-in parameter block of ``ctx.layer`` (defaults when absent)."""
+    """The values of the plug-in parameter block of ``ctx.layer`` (defaults when absent),
+    read from the fields the net reader kept for this layer (``ctx.extra``)."""
     decl = _BY_TYPE.get(ctx.layer.type)
     if decl is None:
         raise BuildError(
             f"layer '{ctx.layer.name}': type {ctx.layer.type} declares no plug-in fields",
             hint="register it with fields={...} to read a parameter block the schema lacks",
         )
-    key = ctx.layer.SerializeToString(deterministic=True)
-    found = _BY_LAYER.get(key) or _BY_NAME.get((ctx.layer.name, ctx.layer.type)) or {}
-    return LayerFields(decl, found.get(decl.name, {}))
-
-
-# ------------------------------------------------------------------------------ text side
-
-_TOKEN = re.compile(
-    r"""(?P<ws>\s+)|(?P<comment>\#[^\n]*)|(?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
-    r"""|(?P<word>[A-Za-z_][\w.]*)|(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?[fF]?)"""
-    r"""|(?P<punct>[{}:;,\[\]<>])|(?P<other>.)""",
-    re.S,
-)
-
-
-@dataclass
-class _Tok:
-    kind: str
-    text: str
-    start: int
-    end: int
-
-
-def _tokens(text: str) -> list[_Tok]:
-    return [
-        _Tok(m.lastgroup or "other", m.group(), m.start(), m.end())
-        for m in _TOKEN.finditer(text)
-        if m.lastgroup not in ("ws", "comment")
-    ]
-
-
-def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
-
-
-def _blank(text: str, start: int, end: int) -> str:
-    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
-
-
-def _matching_brace(toks: list[_Tok], i: int) -> int:
-    """Index of the '}' closing the '{' at ``toks[i]`` (-1 when unbalanced)."""
-    depth = 0
-    for j in range(i, len(toks)):
-        if toks[j].text == "{" and toks[j].kind == "punct":
-            depth += 1
-        elif toks[j].text == "}" and toks[j].kind == "punct":
-            depth -= 1
-            if depth == 0:
-                return j
-    return -1
-
-
-def _convert(decl: PluginParam, key: str, tok: _Tok, text: str, path: str | None) -> Any:
-    default = decl.defaults[key]
-    kind = type(default[0]) if isinstance(default, list) else type(default)
-    raw = tok.text
-    line, col = _line_col(text, tok.start)
-
-    def fail(expected: str) -> ParseError:
-        return ParseError(
-            f"{decl.name}.{key}: expected {expected}, got {raw}", path=path, line=line, col=col
-        )
-
-    if kind is bool:
-        if raw in ("true", "True", "t", "1"):
-            return True
-        if raw in ("false", "False", "f", "0"):
-            return False
-        raise fail("true or false")
-    if kind is int:
-        if tok.kind != "number" or not re.fullmatch(r"[-+]?\d+", raw):
-            raise fail("an integer")
-        return int(raw)
-    if kind is float:
-        if tok.kind == "word" and raw.lower() in ("inf", "infinity", "nan", "-inf"):
-            return float(raw)
-        if tok.kind != "number":
-            raise fail("a number")
-        return float(raw.rstrip("fF"))
-    if tok.kind == "string":
-        return text_format.Tokenizer([raw]).ConsumeString()
-    if tok.kind == "word":  # an enum-like bare word
-        return raw
-    raise fail("a string")
-
-
-def _parse_block(
-    decl: PluginParam, toks: list[_Tok], text: str, path: str | None
-) -> dict[str, Any]:
+    ctx.used_extra.add(decl.name)  # this builder understands the block
     values: dict[str, Any] = {}
-    i = 0
-    while i < len(toks):
-        key_tok = toks[i]
-        line, col = _line_col(text, key_tok.start)
-        if key_tok.kind != "word":
-            raise ParseError(f"{decl.name}: expected a field name, got {key_tok.text}",
-                             path=path, line=line, col=col)
-        key = key_tok.text
+    for kept in ctx.extra:
+        if kept.kind == "field" and kept.dotted == decl.name:
+            _merge(decl, kept, values)
+    return LayerFields(decl, values)
+
+
+def _merge(decl: PluginParam, kept: ExtraField, values: dict[str, Any]) -> None:
+    """Add one written block to ``values`` as protobuf merges a message given twice: a
+    scalar field takes the last value, a repeated one appends."""
+    # (field name, the value as written or as a fork's schema typed it, its place if written)
+    written: list[tuple[str, Any, ExtraValue | None]]
+    if kept.typed:  # read with a fork's caffe.proto: already typed by its schema
+        blocks = kept.value if isinstance(kept.value, list) else [kept.value]
+        written = [(k, v, None) for b in blocks if isinstance(b, dict) for k, v in b.items()]
+    else:
+        written = [(v.path[0], v, v) for v in kept.values if v.path]
+    for key, raw, value in written:
+        where: ExtraValue | ExtraField = value or kept
         if key not in decl.defaults:
             hint = did_you_mean(close_names(key, decl.defaults)) or (
                 "its fields are: " + ", ".join(decl.defaults)
             )
-            raise ParseError(f'{decl.name} has no field named "{key}"', path=path, line=line,
-                             col=col, hint=hint)
-        if i + 2 >= len(toks) + 1 or i + 1 >= len(toks) or toks[i + 1].text != ":":
-            raise ParseError(f'{decl.name}.{key}: expected ":" and a value (nested blocks are '
-                             "not supported in plug-in fields)", path=path, line=line, col=col)
-        if i + 2 >= len(toks):
-            raise ParseError(f"{decl.name}.{key}: missing value", path=path, line=line, col=col)
-        value = _convert(decl, key, toks[i + 2], text, path)
+            line, col = value.key if value is not None and value.key else (where.line,
+                                                                            where.col)
+            raise ParseError(f'{decl.name} has no field named "{key}"', line=line, col=col,
+                             hint=hint)
+        if value is not None and (value.kind == "block" or len(value.path) > 1):
+            raise ParseError(f"{decl.name}.{key}: nested blocks are not supported in plug-in "
+                             "fields", line=value.line, col=value.col)
+        items = raw if isinstance(raw, list) else [raw]
+        typed = [_convert(decl, key, item, where) for item in items]
         if isinstance(decl.defaults[key], list):
-            values.setdefault(key, []).append(value)
+            values.setdefault(key, []).extend(typed)
         else:
-            values[key] = value  # the last one wins, as in protobuf text
-        i += 3
-        while i < len(toks) and toks[i].text in (",", ";"):
-            i += 1
-    return values
+            values[key] = typed[-1]  # the last one wins, as in protobuf text
 
 
-def _layer_spans(toks: list[_Tok]) -> list[tuple[int, int]]:
-    """(open, close) token indices of the top-level ``layer { ... }`` blocks."""
-    spans = []
-    depth = 0
-    i = 0
-    while i < len(toks):
-        t = toks[i]
-        if t.kind == "punct" and t.text == "{":
-            depth += 1
-        elif t.kind == "punct" and t.text == "}":
-            depth -= 1
-        elif depth == 0 and t.kind == "word" and t.text in ("layer", "layers"):
-            j = i + 1
-            if j < len(toks) and toks[j].text == ":":
-                j += 1
-            if j < len(toks) and toks[j].text == "{":
-                end = _matching_brace(toks, j)
-                if end < 0:
-                    break
-                spans.append((j, end))
-                i = end + 1
-                continue
-        i += 1
-    return spans
+def _convert(decl: PluginParam, key: str, raw: Any, where: ExtraValue | ExtraField) -> Any:
+    """``raw`` (a value as written, or a fork schema's typed value) as the type of the
+    declared default of ``key``."""
+    default = decl.defaults[key]
+    kind = type(default[0]) if isinstance(default, list) else type(default)
+    token = raw.token if isinstance(raw, ExtraValue) else raw
+    tok_kind = raw.kind if isinstance(raw, ExtraValue) else None
 
+    def fail(expected: str) -> ParseError:
+        return ParseError(f"{decl.name}.{key}: expected {expected}, got {token}",
+                          line=where.line, col=where.col)
 
-def strip_plugin_blocks(text: str, path: str | None = None) -> str:
-    """The text hook: blank out every declared plug-in block inside a layer and remember its
-    values for :func:`layer_fields`. Text without such blocks is returned unchanged."""
-    load_entry_points()
-    if not _PARAMS or not any(name in text for name in _PARAMS):
-        return text
-    toks = _tokens(text)
-    found: list[tuple[tuple[int, int], dict[str, dict[str, Any]]]] = []
-    blanks: list[tuple[int, int]] = []
-    for open_i, close_i in _layer_spans(toks):
-        per_layer: dict[str, dict[str, Any]] = {}
-        i = open_i + 1
-        while i < close_i:
-            t = toks[i]
-            decl = _PARAMS.get(t.text) if t.kind == "word" else None
-            j = i + 1
-            if decl is not None and j < close_i and toks[j].text == ":":
-                j += 1
-            if decl is not None and j < close_i and toks[j].text == "{":
-                end = _matching_brace(toks, j)
-                per_layer.setdefault(decl.name, {}).update(
-                    _parse_block(decl, toks[j + 1 : end], text, path)
-                )
-                blanks.append((t.start, toks[end].end))
-                i = end + 1
-                continue
-            if t.text == "{":
-                i = _matching_brace(toks, i) + 1
-                continue
-            i += 1
-        if per_layer:
-            found.append(((toks[open_i].end, toks[close_i].start), per_layer))
-    for start, end in blanks:
-        text = _blank(text, start, end)
-    for (start, end), per_layer in found:
-        _remember(text[start:end], per_layer)
-    return text
-
-
-def _remember(body: str, values: dict[str, dict[str, Any]]) -> None:
-    layer = caffe_pb2.LayerParameter()
-    try:
-        text_format.Merge(body, layer)
-    except text_format.ParseError:
-        return  # the net parse reports it, with its position
-    _BY_LAYER[layer.SerializeToString(deterministic=True)] = values
-    _BY_NAME[(layer.name, layer.type)] = values
-
-
-_text.add_text_hook(strip_plugin_blocks)
+    if tok_kind is None:  # typed by a fork schema: check the Python type only
+        if kind is float and isinstance(token, (int, float)) and not isinstance(token, bool):
+            return float(token)
+        if isinstance(token, kind) and (kind is bool or not isinstance(token, bool)):
+            return token
+        raise fail({bool: "true or false", int: "an integer", float: "a number"}.get(
+            kind, "a string"))
+    if kind is bool:
+        if token in ("true", "True", "t", "1"):
+            return True
+        if token in ("false", "False", "f", "0"):
+            return False
+        raise fail("true or false")
+    if kind is int:
+        if tok_kind != "num" or not re.fullmatch(r"[-+]?\d+", token):
+            raise fail("an integer")
+        return int(token)
+    if kind is float:
+        if tok_kind == "ident" and token.lower().lstrip("-") in ("inf", "infinity", "nan"):
+            return float(token)
+        if tok_kind != "num":
+            raise fail("a number")
+        try:
+            return float(token.rstrip("fF"))
+        except ValueError:
+            raise fail("a number") from None
+    if tok_kind == "str":
+        return text_format.Tokenizer([token]).ConsumeString()
+    if tok_kind == "ident":  # an enum-like bare word
+        return token
+    raise fail("a string")
 
 
 # ---------------------------------------------------------------------------- entry points

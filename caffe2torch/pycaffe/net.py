@@ -133,7 +133,7 @@ class Net:
         self._net = net
         self.phase = TRAIN if net.phase == "TRAIN" else TEST
         ir = net.ir
-        stream = getattr(net, "batch_stream", None)
+        stream = net.batch_stream
         feeder = getattr(stream, "feeder", None)
         self._stream = stream if feeder is not None else None
         fed = set(feeder.tops) if feeder is not None else set()
@@ -702,9 +702,9 @@ def _insert_splits(steps: list[_Step], loss_weights: dict[BlobRef, float]
 
 
 def _build(source: Any, phase: str, level: int, stages: Sequence[str]) -> CaffeNet:
+    from caffe2torch.graph.fed import build_fed_net
     from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir import NetState
-    from caffe2torch.solver.netsetup import build_fed_net
 
     _ensure_caffe_layer_module()
     if isinstance(source, (str, os.PathLike)):

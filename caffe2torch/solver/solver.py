@@ -41,6 +41,7 @@ import torch
 from caffe2torch.errors import CaffeError, SolverError
 from caffe2torch.graph import CaffeNet
 from caffe2torch.graph.compile import compile_net
+from caffe2torch.graph.fed import build_fed_net, stream_of
 from caffe2torch.io import read_net_with_positions, read_solver
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.paths import folder_where_found, shown, where_text
@@ -50,12 +51,12 @@ from caffe2torch.layers.fillers import PendingFills, deferred_fills
 from caffe2torch.layers.grad_buffers import GradBuffers
 from caffe2torch.numerics import f32 as _f32
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.runtime.devices import resolve_device
+from caffe2torch.runtime.glog import GlogWriter, fmt
 from caffe2torch.solver.amp import MixedPrecision
 from caffe2torch.solver.distributed import Distributed
-from caffe2torch.solver.glog import GlogWriter, fmt
 from caffe2torch.solver.lr_policy import LearningRatePolicy
 from caffe2torch.solver.metrics import MetricsCSV
-from caffe2torch.solver.netsetup import build_fed_net
 from caffe2torch.solver.progress import ProgressBar
 from caffe2torch.solver.snapshot import (
     ensure_folder,
@@ -82,31 +83,6 @@ def _merged_state(phase: int, net_param: Any, override: Any | None) -> NetState:
     return NetState.from_proto(msg)
 
 
-def resolve_device(param: Any, requested: Any, log: GlogWriter) -> torch.device:
-    """``requested`` (a torch device, "cpu", "cuda:N" or a GPU id) or, as ``caffe train``
-    without -gpu, the solver's explicit ``solver_mode: GPU`` with ``device_id``; CPU
-    otherwise. A GPU asked for without CUDA falls back to the CPU with a note."""
-    want: torch.device
-    if requested is None:
-        gpu = param.HasField("solver_mode") and param.solver_mode == caffe_pb2.SolverParameter.GPU
-        want = torch.device(f"cuda:{param.device_id}") if gpu else torch.device("cpu")
-    elif isinstance(requested, int):
-        want = torch.device(f"cuda:{requested}")
-    else:
-        want = torch.device(requested)
-    if want.type == "cuda":
-        if not torch.cuda.is_available():
-            log.warning("a GPU was asked for but CUDA is not available: running on the CPU")
-            return torch.device("cpu")
-        index = want.index or 0
-        if index >= torch.cuda.device_count():
-            raise SolverError(f"GPU {index} does not exist ({torch.cuda.device_count()} "
-                              "visible)", hint="see `caffe2torch device_query`")
-        log.info(f"Use GPU with device ID {index}", "caffe.cpp:0")
-        return torch.device("cuda", index)
-    return want
-
-
 # a net output with more values than this is worth a warning: it floods the log
 _MANY_VALUES = 8
 
@@ -126,7 +102,7 @@ class Solver:
     caffe2torch.solver.amp). ``tensorboard``: a folder for TensorBoard scalars.
     ``progress``: a progress bar during solve() (the log lines pass above it).
     ``data_workers``: processes that decode the data layers' rows (default: a few on a
-    GPU, none on the CPU; see caffe2torch.solver.netsetup.default_workers).
+    GPU, none on the CPU; see caffe2torch.runtime.devices.default_workers).
     ``compile``: run the train and test nets through torch.compile (graph.compile).
     ``share``: weight sharing within each net, as load_net's (default "declared": Caffe's
     param names; "auto" also ties twin towers; None unties).
@@ -430,7 +406,7 @@ class Solver:
             return
         if p.display and self.iter % p.display == 0:
             with torch.no_grad():
-                out = self.net(self.net.batch_stream())
+                out = self.net(stream_of(self.net)())
                 loss = _f32(float(self.net.loss(out)))
             self._update_smoothed(loss, start_iter, p.average_loss)
             self.log.info(f"Iteration {self.iter}, loss = {fmt(self._smoothed)}",
@@ -471,7 +447,7 @@ class Solver:
             p.grad = None
 
     def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
-        batch = self.net.batch_stream()
+        batch = stream_of(self.net)()
         with self.grad_buffers.active():
             if self.amp is not None:
                 with self.amp.autocast():
@@ -670,7 +646,7 @@ class Solver:
     def _test_forward(self, net: CaffeNet) -> dict[str, torch.Tensor]:
         """One forward of a test net on its next batch (pycaffe's solver runs its own
         Net here so that the test net's blobs hold the values)."""
-        return net(net.batch_stream())
+        return net(stream_of(net)())
 
     # ------------------------------------------------------------------ snapshots
 
@@ -732,20 +708,20 @@ class Solver:
         self._skip_data(self.iter)
 
     def _skip_data(self, iteration: int) -> None:
-        self.net.batch_stream.skip(iteration * self.config.iter_size)
+        stream_of(self.net).skip(iteration * self.config.iter_size)
         p = self.param
         if not self.test_nets or p.test_interval <= 0:
             return
         tests = sum(1 for i in range(0, iteration, p.test_interval)
                     if i > 0 or p.test_initialization)
         for k, net in enumerate(self.test_nets):
-            net.batch_stream.skip(tests * int(p.test_iter[k]))
+            stream_of(net).skip(tests * int(p.test_iter[k]))
 
     def close(self) -> None:
         for sink in self.metric_sinks:
             sink.close()
         for net in (self.net, *self.test_nets):
-            net.batch_stream.close()
+            stream_of(net).close()
 
 
 def get_solver(
@@ -753,27 +729,35 @@ def get_solver(
     *,
     device: Any = None,
     log: TextIO | object | None = _DEFAULT,
-    log_csv: str | os.PathLike[str] | None = None,
+    log_csv: str | os.PathLike[str] | bool | None = None,
     weights: str | Iterable[str] | None = None,
     max_iter: int | None = None,
+    level: int | None = None,
+    stages: Iterable[str] = (),
     proto: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Solver:
     """pycaffe's ``caffe.get_solver``: a Solver for a solver prototxt (any Caffe version),
     relative paths from the working directory. Without ``snapshot_prefix``, snapshots go
-    beside the solver file (Caffe's default). ``max_iter`` overrides the file's.
+    beside the solver file (Caffe's default). ``max_iter`` overrides the file's; ``level``
+    and ``stages`` are added to its ``train_state`` (``caffe train -level -stage``).
+    ``log_csv``: the metrics CSV, or True for ``<snapshot_prefix>_metrics.csv``.
     ``options``: Solver's ``build_options``, ``amp``, ``tensorboard``, ``progress``,
-    ``distributed``, ``data_workers``. ``proto``: the caffe.proto of the Caffe fork the
-    solver, its nets, weights and snapshots were written for."""
+    ``distributed``, ``data_workers``, ``share``. ``proto``: the caffe.proto of the Caffe
+    fork the solver, its nets, weights and snapshots were written for."""
     p = os.fspath(path)
     schema = as_schema(proto)
     param = read_solver(p, schema)
     param.snapshot_prefix = default_snapshot_prefix(param, p)
     if max_iter is not None:
         param.max_iter = int(max_iter)
+    if level is not None:
+        param.train_state.level = level
+    param.train_state.stage.extend(stages)
+    csv = f"{param.snapshot_prefix}_metrics.csv" if log_csv is True else log_csv or None
     w = [weights] if isinstance(weights, str) else list(weights) if weights else None
-    return Solver(param, path=p, device=device, log=log, log_csv=log_csv, weights=w,
+    return Solver(param, path=p, device=device, log=log, log_csv=csv, weights=w,
                   proto=schema, **options)
 
 
-__all__ = ["Solver", "get_solver", "resolve_device"]
+__all__ = ["Solver", "get_solver"]

@@ -127,3 +127,25 @@ def test_caffe_mistakes_are_still_explained(text: str, line: int) -> None:
     with pytest.raises(ParseError) as info:
         read_net_text(text, "n.prototxt")
     assert info.value.line == line
+
+
+def test_kept_block_lists_each_value_as_written_with_its_place() -> None:
+    from caffe2torch.io.extra import ExtraValue
+    from caffe2torch.io.text import read_net_text_with_positions
+
+    text = ('layer { name: "s" type: "MyScale"\n'
+            '  my_scale_param { factor: 2.5 bias: [1, -2] name: "a" "b"\n'
+            '    sub { x: t } }\n'
+            '  my_scale_param { bias: 3 } }\n')
+    _, source = read_net_text_with_positions(text)
+    (kept,) = source.extras_of(0)  # written twice: one field, as repeated fields are kept
+    assert kept.dotted == "my_scale_param"
+    assert kept.values == (
+        ExtraValue(("factor",), "2.5", "num", 2, 28, (2, 20)),
+        ExtraValue(("bias",), "1", "num", 2, 39, (2, 32)),
+        ExtraValue(("bias",), "-2", "num", 2, 42, (2, 32)),
+        ExtraValue(("name",), '"a" "b"', "str", 2, 52, (2, 46)),
+        ExtraValue(("sub",), "{", "block", 3, 9, (3, 5)),
+        ExtraValue(("sub", "x"), "t", "ident", 3, 14, (3, 11)),
+        ExtraValue(("bias",), "3", "num", 4, 26, (4, 20)),
+    )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from caffe2torch.io.text import read_net_text
+from caffe2torch.io.text import read_net_text_with_positions
 from caffe2torch.layers.registry import BuildContext, build_layer
 
 
@@ -24,10 +24,12 @@ def reference(a, p, lam):
 @pytest.mark.parametrize("fields,lam", [("", 0.002), ("npair_loss_param { reg_lambda: 0.1 }", 0.1)],
                          ids=["default", "reg_lambda"])
 def test_matches_numpy(fields: str, lam: float) -> None:
-    # npair_loss_param is a plug-in block: it goes through the net text reader's hook
-    net = read_net_text(f"""layer {{ name: "loss" type: "NPairLoss" bottom: "anchor"
-                            bottom: "positive" top: "loss" {fields} }}""")
-    m = build_layer(BuildContext(layer=net.layer[0], bottom_shapes=[(5, 3), (5, 3)], num_tops=1))
+    # npair_loss_param is a plug-in block: the reader keeps it for the layer's builder
+    net, source = read_net_text_with_positions(
+        f"""layer {{ name: "loss" type: "NPairLoss" bottom: "anchor"
+               bottom: "positive" top: "loss" {fields} }}""")
+    m = build_layer(BuildContext(layer=net.layer[0], bottom_shapes=[(5, 3), (5, 3)], num_tops=1,
+                                 extra=source.extras_of(0)))
     a = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     p = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     loss = m(a, p)

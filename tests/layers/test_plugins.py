@@ -1,4 +1,5 @@
-"""The plug-in API: explicit registration, plug-in parameter fields read from prototxt,
+"""The plug-in API: explicit registration, plug-in parameter fields read from prototxt
+(kept by the net reader with the layer's other unknown fields, typed by layer_fields),
 entry-point discovery, and a net using a plug-in type."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from torch import nn
 
 import caffe2torch as c2t
 from caffe2torch.errors import ParseError
-from caffe2torch.io.text import read_net_text
+from caffe2torch.io.text import read_net_text_with_positions
 from caffe2torch.layers import plugins, registry
 from caffe2torch.layers.registry import BuildContext, build_layer
 
@@ -53,8 +54,9 @@ def register_my_scale() -> None:
 
 
 def one_layer(text: str, shapes=((2, 3),)) -> nn.Module:
-    net = read_net_text(text)
-    return build_layer(BuildContext(layer=net.layer[0], bottom_shapes=list(shapes), num_tops=1))
+    net, source = read_net_text_with_positions(text)
+    return build_layer(BuildContext(layer=net.layer[0], bottom_shapes=list(shapes), num_tops=1,
+                                    extra=source.extras_of(0)))
 
 
 def test_register_and_read_fields(clean_registry: None) -> None:
@@ -68,32 +70,60 @@ def test_register_and_read_fields(clean_registry: None) -> None:
     torch.testing.assert_close(m(x), x)
 
 
-def test_fields_are_typed_and_positions_kept(clean_registry: None) -> None:
+def test_fields_are_typed_and_positions_kept(clean_registry: None, tmp_path) -> None:
     register_my_scale()
-    text = ('layer {\n  name: "s" type: "MyScale" bottom: "x" top: "y"\n'
+    text = ('input: "x" input_shape { dim: 2 dim: 3 }\nlayer {\n'
+            '  name: "s" type: "MyScale" bottom: "x" top: "y"\n'
             '  my_scale_param { factor: "big" }\n}\n')
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
     with pytest.raises(ParseError, match="expected a number") as err:
-        read_net_text(text, "net.prototxt")
-    assert (err.value.path, err.value.line, err.value.col) == ("net.prototxt", 3, 28)
+        c2t.load_net(path)
+    assert (err.value.path, err.value.line, err.value.col) == (str(path), 4, 28)
+    path.write_text(text.replace('factor: "big"', "factr: 2"))
     with pytest.raises(ParseError, match='no field named "factr"') as err:
-        read_net_text(text.replace('factor: "big"', "factr: 2"))
+        c2t.load_net(path)
     assert 'did you mean "factor"' in (err.value.hint or "")
-    # an error after the blanked block still points at its own line and column
+    assert (err.value.line, err.value.col) == (4, 20)
+    path.write_text(text.replace('factor: "big"', "factor: 2 bias: [1, 2] mode: fast"))
+    assert c2t.load_net(path).module("s").bias == 3.0
+    path.write_text(text.replace('factor: "big"', "factor { x: 2 }"))
+    with pytest.raises(ParseError, match="nested blocks"):
+        c2t.load_net(path)
+    # reading needs no plug-in: an error after the kept block points at its own place
     with pytest.raises(ParseError) as err:
-        read_net_text(text.replace('"big" }\n}', '3 }\n  top: 1\n}'))
-    assert err.value.line == 4
+        read_net_text_with_positions(text.replace('"big" }\n}', '3 }\n  top: 1\n}'))
+    assert err.value.line == 5
+
+
+def test_two_nets_same_type_different_fields(clean_registry: None) -> None:
+    """The values travel with each net: two nets whose plug-in layers are identical but for
+    their fields, read in turn in one process, each get their own (no cache between them)."""
+    register_my_scale()
+    text = 'layer {{ name: "s" type: "MyScale" bottom: "x" top: "y" {} }}'
+    first = read_net_text_with_positions(text.format("my_scale_param { factor: 2 }"))
+    second = read_net_text_with_positions(text.format("my_scale_param { factor: 7 }"))
+    plain = read_net_text_with_positions(text.format(""))
+    factors = [
+        build_layer(BuildContext(layer=net.layer[0], bottom_shapes=[(1,)], num_tops=1,
+                                 extra=source.extras_of(0))).factor
+        for net, source in (first, second, plain, first)
+    ]
+    assert factors == [2.0, 7.0, 1.0, 2.0]
+    assert first[0].layer[0] == plain[0].layer[0]  # the messages alone cannot tell them apart
 
 
 def test_same_layer_in_two_phases_gets_its_own_fields(clean_registry: None) -> None:
     register_my_scale()
-    net = read_net_text("""
+    net, source = read_net_text_with_positions("""
         layer { name: "s" type: "MyScale" bottom: "x" top: "y" include { phase: TRAIN }
                 my_scale_param { factor: 3 } }
         layer { name: "s" type: "MyScale" bottom: "x" top: "y" include { phase: TEST }
                 my_scale_param { factor: 5 } }""")
     factors = [
-        build_layer(BuildContext(layer=lay, bottom_shapes=[(1,)], num_tops=1)).factor
-        for lay in net.layer
+        build_layer(BuildContext(layer=lay, bottom_shapes=[(1,)], num_tops=1,
+                                 extra=source.extras_of(i))).factor
+        for i, lay in enumerate(net.layer)
     ]
     assert factors == [3.0, 5.0]
 
@@ -147,14 +177,20 @@ def test_entry_point_discovery(clean_registry: None, monkeypatch: pytest.MonkeyP
     assert calls == ["plugin"]
     assert registry.find_layer_spec("MyScale") is not None
     assert calls == ["plugin"]  # loaded once
-    # parsing a net also loads them first
+    # reading a net loads none (the reader keeps the block whatever declares it); building
+    # one, in a fresh process, does through its registry lookup
     plugins._entry_points_loaded = False
+    registry._loaded = False
     registry._REGISTRY.pop("MyScale")
     plugins._forget("MyScale")
+    net, source = read_net_text_with_positions(
+        'layer { name: "s" type: "MyScale" bottom: "x" top: "y" my_scale_param { factor: 4 } }')
+    assert calls == ["plugin"]
     with pytest.warns(RuntimeWarning):
-        one_layer('layer { name: "s" type: "MyScale" bottom: "x" top: "y" '
-                  "my_scale_param { factor: 4 } }")
+        module = build_layer(BuildContext(layer=net.layer[0], bottom_shapes=[(1,)], num_tops=1,
+                                          extra=source.extras_of(0)))
     assert calls == ["plugin", "plugin"]
+    assert module.factor == 4.0
 
 
 def test_net_with_plugin_type_builds(clean_registry: None, tmp_path) -> None:
@@ -170,3 +206,27 @@ def test_net_with_plugin_type_builds(clean_registry: None, tmp_path) -> None:
     net = c2t.load_net(str(path), phase="TEST")
     x = torch.randn(2, 3)
     torch.testing.assert_close(net(data=x)["out"], x * 2 + 1)
+
+
+def test_fields_typed_by_a_fork_schema(clean_registry: None) -> None:
+    """A net read with a fork's caffe.proto that defines the block hands typed values."""
+    from caffe2torch.io.extra import ExtraField
+    from caffe2torch.proto import caffe_pb2
+
+    register_my_scale()
+    layer = caffe_pb2.LayerParameter(name="s", type="MyScale", bottom=["x"], top=["y"])
+
+    def kept(value: object) -> list[ExtraField]:
+        return [ExtraField(path=("layer", "my_scale_param"), owner="LayerParameter",
+                           value=value, text="my_scale_param { ... }", line=3, col=5, block=0,
+                           typed=True)]
+
+    ctx = BuildContext(layer=layer, bottom_shapes=[(1,)], num_tops=1,
+                       extra=kept({"factor": 2, "bias": [1.0, 0.5]}))
+    fields = c2t.layer_fields(ctx)
+    assert (fields.factor, fields.bias, fields.mode) == (2.0, [1.0, 0.5], "x")
+    bad = BuildContext(layer=layer, bottom_shapes=[(1,)], num_tops=1,
+                       extra=kept({"factor": "big"}))
+    with pytest.raises(ParseError, match="expected a number") as err:
+        c2t.layer_fields(bad)
+    assert (err.value.line, err.value.col) == (3, 5)

@@ -12,7 +12,7 @@ import torch
 from caffe2torch.data import DataFeeder
 from caffe2torch.errors import DataError
 from caffe2torch.io import read_net
-from caffe2torch.solver.netsetup import default_workers
+from caffe2torch.runtime.devices import default_workers
 from caffe2torch.solver.solver import get_solver
 
 

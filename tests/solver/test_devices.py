@@ -14,9 +14,10 @@ from caffe2torch.cli import train
 from caffe2torch.cli.main import main
 from caffe2torch.errors import SolverError
 from caffe2torch.proto import caffe_pb2
+from caffe2torch.runtime import devices
+from caffe2torch.runtime.devices import resolve_device
+from caffe2torch.runtime.glog import GlogWriter
 from caffe2torch.solver import distributed as ddp
-from caffe2torch.solver.glog import GlogWriter
-from caffe2torch.solver.solver import resolve_device
 
 
 @pytest.fixture
@@ -33,19 +34,19 @@ def gpus(monkeypatch: pytest.MonkeyPatch):
 @pytest.mark.parametrize(("flag", "ids"), [(None, None), ("1", [1]), ("0,2", [0, 2]),
                                            ("all", []), (" 3 , 1", [3, 1])])
 def test_gpu_flag(flag: str | None, ids: list[int] | None) -> None:
-    assert train.gpu_ids(flag) == ids
+    assert devices.gpu_ids(flag) == ids
 
 
 @pytest.mark.parametrize("flag", ["x", "-1", "all,0", ","])
 def test_bad_gpu_flag(flag: str) -> None:
     with pytest.raises(ValueError, match="expected a device id"):
-        train.gpu_ids(flag)
+        devices.gpu_ids(flag)
 
 
 def test_device_flag_takes_the_first() -> None:
-    assert train.device_flag("1") == "cuda:1"
-    assert train.device_flag("2,0") == "cuda:2"
-    assert train.device_flag("all") == "cuda:0"
+    assert devices.device_flag("1") == "cuda:1"
+    assert devices.device_flag("2,0") == "cuda:2"
+    assert devices.device_flag("all") == "cuda:0"
 
 
 def test_resolve_device_picks_the_named_gpu(gpus) -> None:

@@ -1,26 +1,28 @@
-"""A net that draws its own batches, as Caffe's Net::Forward does: the data layers of the
-phase read through a DataFeeder (paths relative to ``cwd``), inputs no data layer feeds
-(Input layers) hold zeros as a fresh Caffe blob does, HDF5Output layers write their file.
+"""Batches for a net that draws its own, as Caffe's Net::Forward does: the data layers of
+the phase read through a DataFeeder (paths relative to ``cwd``), inputs no data layer feeds
+(Input layers) hold zeros as a fresh Caffe blob does.
 
 Data tops whose shape the prototxt does not tell (HDF5Data, Data) take it from the first
-batch, which is kept and handed out first.
+batch (:func:`open_feeder`), which is kept and handed out first. Building the net is
+graph's job (graph.fed.build_fed_net); this module needs only what a built net exposes.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from caffe2torch.data import DataFeeder
 from caffe2torch.data.prefetch import PrefetchingFeeder, prefetch_wanted
 from caffe2torch.data.sources import SOURCE_TYPES
-from caffe2torch.graph import CaffeNet, build_net
 from caffe2torch.ir.netstate import NetState, has_include_and_exclude, layer_included
-from caffe2torch.solver.hdf5_output import attach_hdf5_outputs
+from caffe2torch.runtime.devices import default_workers
+
+if TYPE_CHECKING:
+    from caffe2torch.graph.net import CaffeNet
 
 
 class BatchStream:
@@ -77,62 +79,36 @@ def _cores() -> int:
         os.cpu_count() or 1)
 
 
-def default_workers(device: torch.device, world_size: int = 1) -> int:
-    """Data worker processes when none are asked for: on a GPU, the cores this process's
-    share of the machine has, up to 4, so that decoding keeps up with the device (Caffe
-    prefetches in a background thread); on the CPU none, as the net's own threads need
-    the cores."""
-    if device.type != "cuda":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-    return max(1, min(4, cores // max(world_size, 1) - 1))
-
-
-def build_fed_net(
+def open_feeder(
     net_param: Any,
     state: NetState,
     *,
+    device: torch.device,
     cwd: str | os.PathLike[str] | None = None,
     seed: int | None = None,
-    share_with: CaffeNet | None = None,
-    source_map: Any = None,
-    device: torch.device | str = "cpu",
-    input_shapes: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
     rank: int = 0,
     world_size: int = 1,
     num_workers: int | None = None,
-    share: Any = "declared",
-) -> CaffeNet:
-    """Build ``net_param`` for ``state`` with a BatchStream as ``net.feeder`` (also kept as
-    ``net.batch_stream``), moved to ``device``. ``rank`` / ``world_size``: this process's
-    shard of the TRAIN data (see DataFeeder). ``num_workers``: data worker processes
-    (default: see :func:`default_workers`); batches go to a GPU through pinned memory.
-    ``share``: build_net's weight sharing ("declared", "auto", None or {layer: owner})."""
-    device = torch.device(device)
+) -> tuple[DataFeeder | PrefetchingFeeder | None, dict[str, torch.Tensor] | None]:
+    """A DataFeeder for the data layers of ``state`` (None when there are none) and its
+    first batch, whose shapes the net is built with. ``rank`` / ``world_size``: this
+    process's shard of the TRAIN data (see DataFeeder). ``num_workers``: data worker
+    processes (default: see :func:`~caffe2torch.runtime.devices.default_workers`); batches
+    go to a GPU through pinned memory."""
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     layers = data_layers(net_param, state)
+    if not layers:
+        return None, None
     workers = default_workers(device, world_size) if num_workers is None else num_workers
-    feeder: DataFeeder | PrefetchingFeeder | None = (
-        DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
-                   world_size=world_size, num_workers=workers,
-                   pin_memory=device.type == "cuda") if layers else None)
+    feeder = DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
+                        world_size=world_size, num_workers=workers,
+                        pin_memory=device.type == "cuda")
     started = time.perf_counter()
-    first = feeder.next_batch() if feeder is not None else None
-    if feeder is not None and workers == 0 and device.type == "cpu" and prefetch_wanted(
+    first = feeder.next_batch()
+    if workers == 0 and device.type == "cpu" and prefetch_wanted(
             _cores(), time.perf_counter() - started):
-        feeder = PrefetchingFeeder(feeder)  # Caffe's prefetch thread (data.prefetch)
-    shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
-    shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
-    net = build_net(net_param, state, share_with=share_with, input_shapes=shapes or None,
-                    source_map=source_map, options=options, share=share)
-    net.to(device)
-    stream = BatchStream(net, feeder, first, device)
-    net.feeder = stream
-    net.batch_stream = stream
-    net.hdf5_outputs = attach_hdf5_outputs(net, folder)
-    return net
+        return PrefetchingFeeder(feeder), first  # Caffe's prefetch thread (data.prefetch)
+    return feeder, first
 
 
 class LazyBatchStream:
@@ -164,5 +140,5 @@ def attach_lazy_feeder(net: CaffeNet, net_param: Any, state: NetState,
         net.feeder = LazyBatchStream(net, net_param, state, os.fspath(cwd or os.getcwd()))
 
 
-__all__ = ["BatchStream", "LazyBatchStream", "attach_lazy_feeder", "build_fed_net",
-           "data_layers", "default_workers"]
+__all__ = ["BatchStream", "LazyBatchStream", "attach_lazy_feeder", "data_layers",
+           "open_feeder"]

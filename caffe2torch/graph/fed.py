@@ -1,0 +1,65 @@
+"""build_fed_net: a NetParameter -> a CaffeNet on a device that draws its own batches, as
+the nets of Caffe's Solver and ``caffe test``/``caffe time`` do (runtime.feeding), with a
+writer on each HDF5Output layer (runtime.hdf5_output)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from caffe2torch.errors import CaffeError
+from caffe2torch.graph.builder import build_net
+from caffe2torch.graph.net import CaffeNet
+from caffe2torch.ir.netstate import NetState
+from caffe2torch.runtime.feeding import BatchStream, open_feeder
+from caffe2torch.runtime.hdf5_output import attach_hdf5_outputs
+
+
+def build_fed_net(
+    net_param: Any,
+    state: NetState,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    share_with: CaffeNet | None = None,
+    source_map: Any = None,
+    device: torch.device | str = "cpu",
+    input_shapes: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int | None = None,
+    share: Any = "declared",
+) -> CaffeNet:
+    """Build ``net_param`` for ``state`` with a BatchStream as ``net.feeder`` (also kept as
+    ``net.batch_stream``), moved to ``device``. ``rank`` / ``world_size`` / ``num_workers``:
+    see :func:`~caffe2torch.runtime.feeding.open_feeder`. ``share``: build_net's weight
+    sharing ("declared", "auto", None or {layer: owner})."""
+    device = torch.device(device)
+    folder = os.fspath(cwd) if cwd is not None else os.getcwd()
+    feeder, first = open_feeder(net_param, state, device=device, cwd=folder, seed=seed,
+                                rank=rank, world_size=world_size, num_workers=num_workers)
+    shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
+    shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
+    net = build_net(net_param, state, share_with=share_with, input_shapes=shapes or None,
+                    source_map=source_map, options=options, share=share)
+    net.to(device)
+    stream = BatchStream(net, feeder, first, device)
+    net.feeder = stream
+    net.batch_stream = stream
+    net.hdf5_outputs = attach_hdf5_outputs(net, folder)
+    return net
+
+
+def stream_of(net: CaffeNet) -> BatchStream:
+    """The BatchStream of a net made by :func:`build_fed_net`."""
+    if net.batch_stream is None:
+        raise CaffeError(f"net {net.name!r} does not draw its own batches",
+                         hint="build it with caffe2torch.graph.fed.build_fed_net")
+    return net.batch_stream
+
+
+__all__ = ["build_fed_net", "stream_of"]

@@ -1,0 +1,89 @@
+"""What starting the CLI loads: `caffe2torch --help` and the help of every verb must not
+import torch, OpenCV or ONNX (checked by sys.modules in a fresh interpreter, not by
+timing); and the package facade keeps its public names while loading them on first use."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import caffe2torch as c2t
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "cv2", "onnx", "onnxruntime", "numpy", "h5py")
+
+
+def _loaded_after(code: str) -> dict[str, bool]:
+    """Which heavy modules a fresh interpreter has loaded after running ``code``."""
+    probe = (f"import sys, json\n{code}\n"
+             f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _cli(argv: list[str]) -> str:
+    return ("import contextlib, io\nfrom caffe2torch.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    code = main({argv!r})\nassert code == 0, code")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["lint", "--help"],
+                                  ["train", "--help"], ["export", "--help"]],
+                         ids=lambda a: " ".join(a))
+def test_help_loads_no_heavy_module(argv: list[str]) -> None:
+    loaded = _loaded_after(_cli(argv))
+    assert not any(loaded.values()), [m for m, yes in loaded.items() if yes]
+
+
+def test_importing_the_package_loads_no_heavy_module() -> None:
+    loaded = _loaded_after("import caffe2torch; caffe2torch.__version__")
+    assert not any(loaded.values()), [m for m, yes in loaded.items() if yes]
+
+
+def test_a_public_name_loads_what_it_needs() -> None:
+    loaded = _loaded_after("import caffe2torch as c2t; c2t.load_net")
+    assert loaded["torch"]
+
+
+# the public surface of ../shared/DESIGN.md
+DESIGN_NAMES = ["load_net", "read_net", "read_solver", "read_caffemodel", "upgrade_text",
+                "lint", "get_solver", "export_onnx", "register_layer", "layer_fields",
+                "CaffeNet", "Solver", "NetState", "CaffeError", "ParseError", "BuildError"]
+
+
+@pytest.mark.parametrize("name", DESIGN_NAMES)
+def test_public_names(name: str) -> None:
+    assert name in c2t.__all__
+    assert callable(getattr(c2t, name))
+    assert name in dir(c2t)
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        c2t.nope  # noqa: B018
+
+
+def test_subpackages_are_reachable_as_attributes() -> None:
+    loaded = _loaded_after("import caffe2torch as c2t\nassert c2t.io.read_net is not None")
+    assert not loaded["torch"]  # the reader alone
+
+
+def test_lint_stays_the_function_after_the_subpackage_loads() -> None:
+    import caffe2torch.lint.engine  # noqa: F401 (binds nothing over the public name)
+
+    assert c2t.lint is sys.modules["caffe2torch.lint.engine"].lint
+    assert sys.modules["caffe2torch.lint"].lint is c2t.lint
+
+
+def test_one_public_register_layer() -> None:
+    import caffe2torch.layers
+
+    assert c2t.register_layer is caffe2torch.layers.register_layer
