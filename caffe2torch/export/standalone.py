@@ -28,9 +28,9 @@ from caffe2torch.export import (  # noqa: F401  (each registers its emitters)
 )
 from caffe2torch.export.deploy import DeployView, blob_label, deploy_view
 from caffe2torch.export.pysource import Emit, ModuleSource, emit_layer
-from caffe2torch.export.snippets import SNIPPETS
 from caffe2torch.graph import CaffeNet
 from caffe2torch.graph.names import identifier
+from caffe2torch.layers.portable import sources
 
 _TAKEN = ("self", "torch", "F", "nn", "math", "os")
 
@@ -160,8 +160,8 @@ def _file_text(
         "",
         "",
     ]
-    for helper in out.helpers:
-        lines.append(SNIPPETS[helper].strip("\n"))
+    for text in sources(out.helpers):  # the layers' functional core, copied
+        lines.append(text.strip("\n"))
         lines += ["", ""]
     lines += [
         f"class {class_name}(nn.Module):",

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 
 
@@ -468,6 +469,7 @@ def build_softmax(ctx: BuildContext) -> nn.Module:
     return CaffeSoftmax(_canonical_axis(ctx, ctx.param.axis, len(ctx.bottom_shapes[0])))
 
 
+@portable
 def caffe_topk(x: torch.Tensor, k: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` largest values along ``dim`` and their indices, ordered as Caffe's
     std::partial_sort of (value, index) pairs with std::greater: among equal values the
@@ -486,6 +488,23 @@ def caffe_topk(x: torch.Tensor, k: int, dim: int) -> tuple[torch.Tensor, torch.T
     return vals, (size - 1) - idx
 
 
+@portable
+def caffe_argmax(x: torch.Tensor, top_k: int, out_max_val: bool, axis: int | None) -> torch.Tensor:
+    """Caffe's ArgMax: the ``top_k`` largest values per item (over ``axis``, or over everything
+    after the batch axis), in caffe_topk's order. With an axis: the indices (as floats) or,
+    with ``out_max_val``, the values. Without: (N, 1 or 2, top_k) padded to >= 3 axes,
+    holding the indices then (``out_max_val``) the values."""
+    if axis is not None:
+        vals, idx = caffe_topk(x, top_k, axis)
+        return vals if out_max_val else idx.to(x.dtype)
+    flat = x.reshape(x.shape[0], -1)
+    vals, idx = caffe_topk(flat, top_k, 1)
+    parts = [idx.to(x.dtype), vals] if out_max_val else [idx.to(x.dtype)]
+    out = torch.stack(parts, dim=1)
+    extra = max(x.dim(), 3) - 3
+    return out.reshape(*out.shape, *([1] * extra))
+
+
 class CaffeArgMax(nn.Module):
     """Caffe's ArgMax: indices (as floats) of the top_k values; no gradient."""
 
@@ -496,18 +515,7 @@ class CaffeArgMax(nn.Module):
         self.axis = axis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach()
-        if self.axis is not None:
-            vals, idx = caffe_topk(x, self.top_k, self.axis)
-            return vals if self.out_max_val else idx.to(x.dtype)
-        # Without axis: per item over count(1); top (N, 1 or 2, k) padded to >= 3 axes,
-        # holding the indices then (out_max_val) the values.
-        flat = x.reshape(x.shape[0], -1)
-        vals, idx = caffe_topk(flat, self.top_k, 1)
-        parts = [idx.to(x.dtype), vals] if self.out_max_val else [idx.to(x.dtype)]
-        out = torch.stack(parts, dim=1)
-        extra = max(x.dim(), 3) - 3
-        return out.reshape(*out.shape, *([1] * extra))
+        return caffe_argmax(x.detach(), self.top_k, self.out_max_val, self.axis)
 
     def extra_repr(self) -> str:
         return f"top_k={self.top_k}, out_max_val={self.out_max_val}, axis={self.axis}"
