@@ -448,13 +448,9 @@ def _eltwise(e: Emit) -> list[str]:
         return e.assign(expr)
     if m.operation == blob_ops.PROD:
         return e.assign(" * ".join(xs))
-    # MAX: ties between the first two go to the second, later bottoms win only if greater
-    expr = f"torch.where({xs[0]} > {xs[1]}, {xs[0]}, {xs[1]})"
-    lines = e.assign(expr)
-    for x in xs[2:]:
-        top = e.tops[0]
-        lines.append(f"{top} = torch.where({x} > {top}, {x}, {top})")
-    return lines
+    # MAX: the library's rule for ties (blob_ops.eltwise_max)
+    bottoms = ", ".join(xs)
+    return e.assign(f"{e.call('eltwise_max', f'[{bottoms}]')}[0]")
 
 
 @emitter(blob_ops.CaffeReduction)
@@ -468,14 +464,10 @@ def _reduction(e: Emit) -> list[str]:
         y = f"({flat} ** 2).sum(-1)"
     else:
         y = f"{flat}.sum(-1)"
-    coeff = m.coeff
-    if m.operation == blob_ops.R_MEAN:
-        import numpy as np
-
-        dim = 1
-        for d in e.bottom_shapes[0][m.axis:]:
-            dim *= d
-        coeff = float(np.float32(coeff) / np.float32(dim))
+    dim = 1
+    for d in e.bottom_shapes[0][m.axis:]:
+        dim *= d
+    coeff = blob_ops.reduction_coeff(m.operation, m.coeff, dim)
     return e.assign(y if coeff == 1.0 else f"{y} * {num(coeff)}")
 
 
@@ -488,11 +480,10 @@ def _batch_norm(e: Emit) -> list[str]:
     use_global = not m.training if m.use_global_stats is None else m.use_global_stats
     if not use_global:
         raise e.unsupported("BatchNorm with batch statistics (use_global_stats: false)")
-    mean, var, factor = (b.detach() for b in m.blobs)
     # Caffe divides the stored sums by blob 2 (0 -> 0): stored here already divided
-    scale = torch.where(factor == 0, torch.zeros_like(factor), 1.0 / factor)
-    mean_attr = e.buffer(mean * scale, "mean")
-    var_attr = e.buffer(var * scale, "var")
+    mean, var = normalization.scaled_stats(*m.blobs)
+    mean_attr = e.buffer(mean, "mean")
+    var_attr = e.buffer(var, "var")
     x = e.bottoms[0]
     if len(e.bottom_shapes[0]) < 2:
         x = f"{x}.reshape(-1, 1)"

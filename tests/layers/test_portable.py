@@ -82,7 +82,7 @@ def test_no_python_source_in_string_literals() -> None:
         tree = ast.parse(path.read_text(), str(path))
         docs = _docstrings(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                if id(node) not in docs and _SOURCE_IN_TEXT.search(node.value):
-                    found.append(f"{where}:{node.lineno}")
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and id(node) not in docs and _SOURCE_IN_TEXT.search(text):
+                found.append(f"{where}:{node.lineno}")
     assert not found, f"Python source inside string literals: {found}"

@@ -287,10 +287,12 @@ def build_tile(ctx: BuildContext) -> nn.Module:
 PROD, SUM, MAX = 0, 1, 2  # EltwiseParameter.EltwiseOp
 
 
-def _eltwise_max(
-    bottoms: Sequence[torch.Tensor], with_mask: bool
+@portable
+def eltwise_max(
+    bottoms: list[torch.Tensor] | tuple[torch.Tensor, ...], with_mask: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Caffe's MAX forward and (optionally) the index of the winning bottom."""
+    """Caffe's Eltwise MAX forward and (optionally) the index of the winning bottom: a tie
+    between the first two goes to the second, a later bottom wins only where greater."""
     a, b = bottoms[0], bottoms[1]
     first = a > b
     top = torch.where(first, a, b)
@@ -317,7 +319,7 @@ class _EltwiseMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *bottoms: torch.Tensor) -> torch.Tensor:
-        top, mask = _eltwise_max(bottoms, with_mask=True)
+        top, mask = eltwise_max(bottoms, with_mask=True)
         assert mask is not None
         ctx.save_for_backward(mask)
         ctx.num = len(bottoms)
@@ -377,7 +379,7 @@ class CaffeEltwise(nn.Module):
             return out
         if _needs_grad(bottoms):
             return _EltwiseMax.apply(*bottoms)
-        return _eltwise_max(bottoms, with_mask=False)[0]
+        return eltwise_max(bottoms, with_mask=False)[0]
 
     def extra_repr(self) -> str:
         name = {PROD: "PROD", SUM: "SUM", MAX: "MAX"}[self.operation]
@@ -410,6 +412,14 @@ def build_eltwise(ctx: BuildContext) -> nn.Module:
 R_SUM, R_ASUM, R_SUMSQ, R_MEAN = 1, 2, 3, 4  # ReductionParameter.ReductionOp
 
 
+def reduction_coeff(operation: int, coeff: float, dim: int) -> float:
+    """The factor Reduction applies to its sums: ``coeff``; MEAN folds 1/dim into it, in
+    float32 as Caffe does."""
+    if operation == R_MEAN:
+        return float(np.float32(coeff) / np.float32(dim))
+    return coeff
+
+
 class CaffeReduction(nn.Module):
     """Reduces every axis from ``axis`` on; the top keeps the axes before it."""
 
@@ -427,10 +437,7 @@ class CaffeReduction(nn.Module):
             top = (flat * flat).sum(-1)
         else:
             top = flat.sum(-1)
-        coeff = self.coeff
-        if self.operation == R_MEAN:
-            # Caffe folds 1/dim into the coefficient, in float32
-            coeff = float(np.float32(coeff) / np.float32(flat.shape[-1]))
+        coeff = reduction_coeff(self.operation, self.coeff, flat.shape[-1])
         return top if coeff == 1.0 else top * coeff
 
     def extra_repr(self) -> str:

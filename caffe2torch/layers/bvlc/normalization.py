@@ -47,7 +47,7 @@ def _canonical_axis(ctx: BuildContext, axis: int, num_axes: int) -> int:
 # --------------------------------------------------------------------------- BatchNorm
 
 
-def _scaled_stats(
+def scaled_stats(
     mean: torch.Tensor, var: torch.Tensor, factor: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BatchNorm's global statistics: Caffe's scale_factor = blob2 == 0 ? 0 : 1 / blob2
@@ -96,14 +96,14 @@ class CaffeBatchNorm(nn.Module):
     def _global_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         blobs = tuple(self.blobs)
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return _scaled_stats(*blobs)  # in the graph, from the blobs (ONNX names them)
+            return scaled_stats(*blobs)  # in the graph, from the blobs (ONNX names them)
         # The statistics change only when a blob is written (a load, a TRAIN-mode forward
         # of this layer): reuse them until a blob's version counter moves or its storage
         # is replaced (``blob.data = ...`` keeps the version).
         key = tuple((id(b), b._version, b.data_ptr(), b.device, b.dtype) for b in blobs)
         cached = self.__dict__.get("_stats_cache")
         if cached is None or cached[0] != key:
-            cached = (key, _scaled_stats(*blobs))
+            cached = (key, scaled_stats(*blobs))
             self.__dict__["_stats_cache"] = cached
         return cached[1]
 

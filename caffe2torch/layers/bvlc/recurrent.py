@@ -360,17 +360,7 @@ class CaffeLSTM(_Recurrent):
     blobs=("W_xc", "b_c", "W_hc"),  # W_xc_static goes before W_hc with a static input
 )
 def build_lstm(ctx: BuildContext) -> nn.Module:
-    static, expose = _layout(ctx, 2)
-    param = ctx.param
-    shapes = ctx.bottom_shapes
-    return CaffeLSTM(
-        int(param.num_output),
-        math.prod(shapes[0][2:]),
-        math.prod(shapes[2][1:]) if static else None,
-        expose,
-        param.weight_filler,
-        param.bias_filler,
-    )
+    return _build_recurrent(ctx, CaffeLSTM)
 
 
 # --------------------------------------------------------------------------- RNN
@@ -426,10 +416,15 @@ class CaffeRNN(_Recurrent):
     blobs=("W_xh", "b_h", "W_hh", "W_ho", "b_o"),  # W_xh_static goes before W_hh if static
 )
 def build_rnn(ctx: BuildContext) -> nn.Module:
-    static, expose = _layout(ctx, 1)
+    return _build_recurrent(ctx, CaffeRNN)
+
+
+def _build_recurrent(ctx: BuildContext, cls: type[CaffeLSTM] | type[CaffeRNN]) -> nn.Module:
+    """RecurrentLayer::LayerSetUp: the layout checks, then the layer with its blobs."""
+    static, expose = _layout(ctx, cls.num_state)
     param = ctx.param
     shapes = ctx.bottom_shapes
-    return CaffeRNN(
+    return cls(
         int(param.num_output),
         math.prod(shapes[0][2:]),
         math.prod(shapes[2][1:]) if static else None,

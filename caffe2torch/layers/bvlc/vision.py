@@ -829,10 +829,22 @@ class CaffeInnerProduct(nn.Module):
 @register_layer(
     "InnerProduct",
     param="inner_product_param",
+    bottoms=(1, 2),
     blobs=("weight", "bias"),
     aliases=("INNER_PRODUCT", "innerproduct"),
 )
 def build_inner_product(ctx: BuildContext) -> nn.Module:
+    """BVLC's InnerProduct; happynear's fork options (``normalize: true``, the weight as a
+    second bottom) are built by the fork's module."""
+    if len(ctx.bottom_shapes) == 2 or ctx.param.normalize:
+        from caffe2torch.layers.forks.face import build_inner_product_fork
+
+        return build_inner_product_fork(ctx)
+    return plain_inner_product(ctx)
+
+
+def plain_inner_product(ctx: BuildContext) -> CaffeInnerProduct:
+    """BVLC's InnerProduct over one bottom: y = x W^T + b."""
     p = ctx.param
     shape = ctx.bottom_shapes[0]
     axis = canonical_axis(ctx, p.axis, len(shape))

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, build_inner_product
+from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, plain_inner_product
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
@@ -316,16 +316,9 @@ class BottomWeightInnerProduct(nn.Module):
         return F.linear(x, w, bias)
 
 
-@register_layer(
-    "InnerProduct",
-    param="inner_product_param",
-    bottoms=(1, 2),
-    blobs=("weight", "bias"),
-    aliases=("INNER_PRODUCT", "innerproduct"),
-    replace=True,
-)
-def build_inner_product_forks(ctx: BuildContext) -> nn.Module:
-    """BVLC's InnerProduct, plus happynear's ``normalize`` and weight-from-bottom forms."""
+def build_inner_product_fork(ctx: BuildContext) -> nn.Module:
+    """happynear's InnerProduct options, called by BVLC's InnerProduct builder: the weight
+    as a second bottom, or ``normalize: true``."""
     p = ctx.param
     if len(ctx.bottom_shapes) == 2:
         axis = _axis(ctx, p.axis)
@@ -337,7 +330,7 @@ def build_inner_product_forks(ctx: BuildContext) -> nn.Module:
         gen = ctx.options.get("generator")
         bias = make_filled((n,), p.bias_filler, gen) if p.bias_term else None
         return BottomWeightInnerProduct(bias, axis, bool(p.transpose))
-    module = build_inner_product(ctx)
+    module = plain_inner_product(ctx)
     if not p.normalize:
         return module
     if p.transpose:
