@@ -146,6 +146,20 @@ def _axis_of(ctx: BuildContext, axis: int) -> int:
 
 
 @portable
+def labelled(
+    scores: torch.Tensor, labels: torch.Tensor, axis: int, ignore_label: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class ``scores`` over ``axis`` and their labels as Caffe's losses read them:
+    (scores as (outer, C, inner), int(label) as (outer, 1, inner) with ignored entries at 0,
+    the mask of the entries not ignored (outer, inner))."""
+    outer, channels, inner = _split_axis(tuple(scores.shape), axis)
+    lab = _label_index(labels).reshape(outer, inner)
+    valid = _valid_mask(lab, ignore_label)
+    safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
+    return scores.reshape(outer, channels, inner), safe, valid
+
+
+@portable
 def softmax_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -160,11 +174,8 @@ def softmax_loss(
     -sum_l H[label, l] log(max(p[l], clamp))), 0 where int(label) is ``ignore_label``; the
     sum is divided by caffe_normalizer. Returns (loss, prob, p, safe labels, valid, norm)."""
     prob = torch.softmax(logits, dim=axis)
-    outer, channels, inner = _split_axis(tuple(prob.shape), axis)
-    p = prob.reshape(outer, channels, inner)
-    lab = _label_index(labels).reshape(outer, inner)
-    valid = _valid_mask(lab, ignore_label)
-    safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
+    p, safe, valid = labelled(prob, labels, axis, ignore_label)
+    outer, inner = p.shape[0], p.shape[2]
     if weights is None:
         # SoftmaxWithLoss: -log p[label]
         terms = -torch.log(torch.clamp(p.gather(1, safe).squeeze(1), min=clamp))
@@ -726,11 +737,8 @@ def caffe_accuracy(
     """Caffe's Accuracy: an entry is right when fewer than ``top_k`` other classes score at
     least as high as its label's (ties count against it); entries labelled ``ignore_label``
     are skipped. Returns (accuracy, per-class accuracy or None without ``per_class``)."""
-    outer, channels, inner = _split_axis(tuple(scores.shape), axis)
-    s = scores.reshape(outer, channels, inner)
-    lab = _label_index(labels).reshape(outer, inner)
-    valid = _valid_mask(lab, ignore_label)
-    safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
+    s, safe, valid = labelled(scores, labels, axis, ignore_label)
+    channels = s.shape[1]
     true_score = s.gather(1, safe)
     better = (s >= true_score).sum(dim=1) - 1  # the true class counts itself
     correct = (better < top_k) & valid
