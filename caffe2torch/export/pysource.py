@@ -89,6 +89,11 @@ class Emit:
         if helper not in self.out.helpers:
             self.out.helpers.append(helper)
 
+    def local(self, what: str) -> str:
+        """A new local variable of forward for this layer (a leading _ keeps it apart from
+        the blob variables)."""
+        return self.out.fresh(f"_{self.base}_{what}")
+
     def call(self, helper: str, args: str) -> str:
         """``helper(args)``, with the portable function ``helper`` put into the file."""
         self.use(helper)
@@ -223,7 +228,7 @@ def _pool(
         args = f"{x}, {method!r}, {geom.kernel}, {geom.stride}, {geom.pad}, {geom.out}"
         return [f"{e.tops[0]}, {e.tops[1]} = "
                 f"{e.call('caffe_pool_padded', args + ', with_mask=True')}"]
-    index = e.out.fresh(f"{e.base}_index")
+    index = e.local("index")
     args = _native_pool_args(x, geom)
     return [f"{e.tops[0]}, {index} = F.max_pool2d({args}, return_indices=True)",
             f"{e.tops[1]} = {index}.to({x}.dtype)"]

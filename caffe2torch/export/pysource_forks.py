@@ -237,7 +237,7 @@ def _margin_ip(e: Emit) -> list[str]:
     x, label = e.bottoms
     it = f"self.{e.out.fresh(f'{e.base}_iteration')}"
     e.out.init.append(f"{it} = {num(m.iteration)}")
-    lam = e.out.fresh(f"{e.base}_lambda")
+    lam = e.local("lambda")
     schedule = f"{num(m.base)}, {num(m.gamma)}, {num(m.power)}, {num(m.lambda_min)}"
     weight = e.call("unit_rows", f"{e.param(0, 'weight')}, 0.0")
     labels = e.call("label_index", f"{label}, {x}.shape[0]")

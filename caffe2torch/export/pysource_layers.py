@@ -68,7 +68,7 @@ def _recurrent(e: Emit, kind: str) -> list[str]:
     x, cont = e.bottoms[:2]
     x_static = e.bottoms[2] if m.static else "None"
     w_static = weights[2] if m.static else "None"
-    names = [e.out.fresh(f"{e.base}_{s}") for s in ("h", "c")[:num_state]]
+    names = [e.local(s) for s in ("h", "c")[:num_state]]
     lines = []
     if m.expose_hidden:
         exposed = e.bottoms[3:] if m.static else e.bottoms[2:]
