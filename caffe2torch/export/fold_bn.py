@@ -47,7 +47,7 @@ def _sole_reader(net: CaffeNet, pos: int) -> int | None:
 def fold_batch_norm(net: CaffeNet, outputs: Sequence[str]) -> list[str]:
     """Fold every BatchNorm (+ Scale) the module doc allows, in place; returns the names of
     the layers folded away."""
-    from caffe2torch.layers.bvlc.normalization import CaffeBatchNorm, CaffeScale, _scaled_stats
+    from caffe2torch.layers.bvlc.normalization import CaffeBatchNorm, CaffeScale, scaled_stats
     from caffe2torch.layers.bvlc.vision import CaffeConvolution, CaffeInnerProduct
 
     ir, modules = net.ir, net._modules_in_order
@@ -80,7 +80,7 @@ def fold_batch_norm(net: CaffeNet, outputs: Sequence[str]) -> list[str]:
         if bn.channels != channels:
             continue
         with torch.no_grad():
-            mean, var = _scaled_stats(*bn.blobs)
+            mean, var = scaled_stats(*bn.blobs)
             s = 1.0 / torch.sqrt(var + bn.eps)
             beta = torch.zeros_like(s)
             if scale is not None:

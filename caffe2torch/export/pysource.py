@@ -4,7 +4,8 @@ One emitter per layer module class (``@emitter(CaffeReLU)``), so fork layer type
 build a BVLC module (ConvolutionDepthwise -> CaffeConvolution) are covered too. An emitter
 reads the module's settings and the net's static shapes and writes plain
 ``torch.nn.functional`` calls with constants; a Caffe rule with no single torch call is a
-small class whose source goes into the file (see snippets). Parameters become attributes
+call of the layer's own functional core, whose source goes into the file
+(caffe2torch.layers.portable). Parameters become attributes
 of the generated module (a shared Caffe param is one attribute).
 """
 
@@ -19,6 +20,7 @@ import torch
 from caffe2torch.errors import ExportError
 from caffe2torch.ir.graph import LayerIR
 from caffe2torch.layers.bvlc import blob_ops, neuron, normalization, vision
+from caffe2torch.layers.portable import portable_object
 from caffe2torch.numerics import as_f32
 
 Shape = tuple[int, ...]
@@ -30,7 +32,7 @@ class ModuleSource:
 
     init: list[str] = field(default_factory=list)  # lines of __init__ (after super())
     state: dict[str, torch.Tensor] = field(default_factory=dict)  # state_dict of the module
-    helpers: list[str] = field(default_factory=list)  # snippet class names, first use order
+    helpers: list[str] = field(default_factory=list)  # portable names, first use order
     attrs: set[str] = field(default_factory=set)
     by_tensor: dict[int, str] = field(default_factory=dict)  # id(Parameter) -> attribute
 
@@ -84,15 +86,23 @@ class Emit:
         return f"self.{attr}"
 
     def use(self, helper: str) -> None:
-        """Put the snippet ``helper`` (and the snippets it needs, first) into the file."""
-        from caffe2torch.export.snippets import NEEDS
-
-        for need in NEEDS.get(helper, ()):
-            self.use(need)
+        """Put the portable object ``helper`` (and what it uses) into the file."""
+        portable_object(helper)  # a KeyError here is a bug of the emitter
         if helper not in self.out.helpers:
             self.out.helpers.append(helper)
 
+    def local(self, what: str) -> str:
+        """A new local variable of forward for this layer (a leading _ keeps it apart from
+        the blob variables)."""
+        return self.out.fresh(f"_{self.base}_{what}")
+
+    def call(self, helper: str, args: str) -> str:
+        """``helper(args)``, with the portable function ``helper`` put into the file."""
+        self.use(helper)
+        return f"{helper}({args})"
+
     def submodule(self, helper: str, args: str) -> str:
+        """``self.<attr>``, a new instance ``helper(args)`` of a portable module class."""
         self.use(helper)
         attr = self.out.fresh(self.base)
         self.out.init.append(f"self.{attr} = {helper}({args})")
@@ -109,11 +119,11 @@ class Emit:
         return [f"{self.tops[0]} = {expr}"]
 
     def assign_leading(self, call: str) -> list[str]:
-        """The tops from ``call``, which returns a tuple (one value per possible top): its
-        first value for a one-top layer, else as many values as the layer has tops."""
+        """The tops from ``call``, which returns a tuple (the tops first): its first value
+        for a one-top layer, else as many values as the layer has tops."""
         if len(self.tops) == 1:
             return self.assign(f"{call}[0]")
-        return [f"{', '.join(self.tops)} = {call}"]
+        return [f"{', '.join(self.tops)} = {call}[:{len(self.tops)}]"]
 
 
 Emitter = Callable[[Emit], list[str]]
@@ -192,21 +202,6 @@ def _inner_product(e: Emit) -> list[str]:
     return e.assign(f"F.linear({x}, {w}, {b})")
 
 
-def _native_pool_mode(m: Any) -> bool | None:
-    """torch's ceil_mode that gives Caffe's windows for every input size, or None.
-
-    torch needs pad <= kernel / 2. In ceil mode torch drops a last window that starts
-    inside the padding, as Caffe does, but also one that starts past an unpadded input,
-    which only happens when kernel < stride. FLOOR mode windows never differ."""
-    if any(2 * p > k for p, k in zip(m.pad, m.kernel)):
-        return None
-    if not m.ceil_mode:
-        return False
-    if any(p == 0 and k < s for p, k, s in zip(m.pad, m.kernel, m.stride)):
-        return None
-    return True
-
-
 @emitter(vision.CaffePooling)
 def _pooling(e: Emit) -> list[str]:
     m = e.module
@@ -220,36 +215,57 @@ def _pooling(e: Emit) -> list[str]:
         if is_max:
             return e.assign(f"torch.amax({x}, dim=(2, 3), keepdim=True)")
         return e.assign(f"{x}.mean(dim=(2, 3), keepdim=True)")
-    kernel = tuple(m.kernel) if m.kernel is not None else tuple(e.bottom_shapes[0][2:4])
-    mode = _native_pool_mode(m) if m.kernel is not None else False
-    if mode is None:
-        method = "MAX" if is_max else "AVE"
-        ceil = "" if m.ceil_mode else ", ceil=False"
-        pool = e.submodule(
-            "CaffePool2d", f"{method!r}, {kernel}, {tuple(m.stride)}, {tuple(m.pad)}{ceil}"
-        )
-        if mask:
-            return [f"{e.tops[0]}, {e.tops[1]} = {pool}({x}, with_mask=True)"]
-        return e.assign(f"{pool}({x})")
-    args = f"{x}, {tup(kernel)}, {tup(m.stride)}"
-    if is_max:
-        kw = _kwargs([("padding", tup(m.pad), "0"), ("ceil_mode", str(mode), "False")])
-        if mask:
-            index = e.out.fresh(f"{e.base}_index")
-            return [f"{e.tops[0]}, {index} = F.max_pool2d({args}{kw}, return_indices=True)",
-                    f"{e.tops[1]} = {index}.to({x}.dtype)"]
-        return e.assign(f"F.max_pool2d({args}{kw})")
-    kw = _kwargs([("padding", tup(m.pad), "0"), ("ceil_mode", str(mode), "False")])
-    return e.assign(f"F.avg_pool2d({args}{kw})")
+    return _pool(e, x, "MAX" if is_max else "AVE", m.kernel, m.stride, m.pad, m.ceil_mode, mask)
+
+
+def _pool(
+    e: Emit, x: str, method: str, kernel: Any, stride: Any, pad: Any, ceil: bool, mask: bool
+) -> list[str]:
+    if not mask:
+        return e.assign(pool_expr(e, x, method, kernel, stride, pad, ceil))
+    geom = _pool_geometry(e, kernel, stride, pad, ceil)
+    if geom.torch_ceil_mode is None:
+        args = f"{x}, {method!r}, {geom.kernel}, {geom.stride}, {geom.pad}, {geom.out}"
+        return [f"{e.tops[0]}, {e.tops[1]} = "
+                f"{e.call('caffe_pool_padded', args + ', with_mask=True')}"]
+    index = e.local("index")
+    args = _native_pool_args(x, geom)
+    return [f"{e.tops[0]}, {index} = F.max_pool2d({args}, return_indices=True)",
+            f"{e.tops[1]} = {index}.to({x}.dtype)"]
+
+
+def _pool_geometry(e: Emit, kernel: Any, stride: Any, pad: Any, ceil: bool) -> Any:
+    shape = e.bottom_shapes[0]
+    size = (int(shape[2]), int(shape[3]))
+    window = (int(kernel[0]), int(kernel[1])) if kernel is not None else size
+    return vision.PoolGeometry.make(size, window, (int(stride[0]), int(stride[1])),
+                                    (int(pad[0]), int(pad[1])), ceil)
+
+
+def _native_pool_args(x: str, geom: Any) -> str:
+    kw = _kwargs([("padding", tup(geom.pad), "0"),
+                  ("ceil_mode", str(geom.torch_ceil_mode), "False")])
+    return f"{x}, {tup(geom.kernel)}, {tup(geom.stride)}{kw}"
+
+
+def pool_expr(e: Emit, x: str, method: str, kernel: Any, stride: Any, pad: Any,
+              ceil: bool = True) -> str:
+    """Caffe's MAX or AVE pooling of ``x`` (of the layer's first bottom shape): torch's own
+    pooling where the library's PoolGeometry says it has Caffe's windows, else the
+    library's explicit padding (caffe_pool_padded)."""
+    geom = _pool_geometry(e, kernel, stride, pad, ceil)
+    if geom.torch_ceil_mode is None:
+        args = f"{x}, {method!r}, {geom.kernel}, {geom.stride}, {geom.pad}, {geom.out}"
+        return f"{e.call('caffe_pool_padded', args)}[0]"
+    torch_pool = "F.max_pool2d" if method == "MAX" else "F.avg_pool2d"
+    return f"{torch_pool}({_native_pool_args(x, geom)})"
 
 
 @emitter(vision.CaffeLRN)
 def _lrn(e: Emit) -> list[str]:
     m = e.module
-    lrn = e.submodule(
-        "CaffeLRN", f"{m.size}, {num(m.alpha)}, {num(m.beta)}, {num(m.k)}, within={m.within}"
-    )
-    return e.assign(f"{lrn}({e.bottoms[0]})")
+    args = f"{e.bottoms[0]}, {m.size}, {num(m.alpha)}, {num(m.beta)}, {num(m.k)}, {m.within}"
+    return e.assign(e.call("caffe_lrn", args))
 
 
 # ----------------------------------------------------------------------------- neurons
@@ -439,13 +455,9 @@ def _eltwise(e: Emit) -> list[str]:
         return e.assign(expr)
     if m.operation == blob_ops.PROD:
         return e.assign(" * ".join(xs))
-    # MAX: ties between the first two go to the second, later bottoms win only if greater
-    expr = f"torch.where({xs[0]} > {xs[1]}, {xs[0]}, {xs[1]})"
-    lines = e.assign(expr)
-    for x in xs[2:]:
-        top = e.tops[0]
-        lines.append(f"{top} = torch.where({x} > {top}, {x}, {top})")
-    return lines
+    # MAX: the library's rule for ties (blob_ops.eltwise_max)
+    bottoms = ", ".join(xs)
+    return e.assign(f"{e.call('eltwise_max', f'[{bottoms}]')}[0]")
 
 
 @emitter(blob_ops.CaffeReduction)
@@ -459,14 +471,10 @@ def _reduction(e: Emit) -> list[str]:
         y = f"({flat} ** 2).sum(-1)"
     else:
         y = f"{flat}.sum(-1)"
-    coeff = m.coeff
-    if m.operation == blob_ops.R_MEAN:
-        import numpy as np
-
-        dim = 1
-        for d in e.bottom_shapes[0][m.axis:]:
-            dim *= d
-        coeff = float(np.float32(coeff) / np.float32(dim))
+    dim = 1
+    for d in e.bottom_shapes[0][m.axis:]:
+        dim *= d
+    coeff = blob_ops.reduction_coeff(m.operation, m.coeff, dim)
     return e.assign(y if coeff == 1.0 else f"{y} * {num(coeff)}")
 
 
@@ -479,11 +487,10 @@ def _batch_norm(e: Emit) -> list[str]:
     use_global = not m.training if m.use_global_stats is None else m.use_global_stats
     if not use_global:
         raise e.unsupported("BatchNorm with batch statistics (use_global_stats: false)")
-    mean, var, factor = (b.detach() for b in m.blobs)
     # Caffe divides the stored sums by blob 2 (0 -> 0): stored here already divided
-    scale = torch.where(factor == 0, torch.zeros_like(factor), 1.0 / factor)
-    mean_attr = e.buffer(mean * scale, "mean")
-    var_attr = e.buffer(var * scale, "var")
+    mean, var = normalization.scaled_stats(*m.blobs)
+    mean_attr = e.buffer(mean, "mean")
+    var_attr = e.buffer(var, "var")
     x = e.bottoms[0]
     if len(e.bottom_shapes[0]) < 2:
         x = f"{x}.reshape(-1, 1)"

@@ -3,140 +3,14 @@ Im2col, the recurrent layers (RNN, LSTM, LSTMUnit), DummyData and Parameter."""
 
 from __future__ import annotations
 
-from caffe2torch.export.pysource import Emit, emitter, num, tup
-from caffe2torch.export.snippets import add_snippets
+from caffe2torch.export.pysource import Emit, emitter, num, pool_expr, tup
 from caffe2torch.layers.bvlc import blob_ops, inputs, normalization, recurrent, vision
-
-ARGMAX = '''
-class CaffeArgMax(nn.Module):
-    """Caffe's ArgMax: the top_k largest values per item (over `axis`, or over everything
-    after the batch axis), larger indices first among equal values. Without an axis the top
-    is (N, 1 or 2, top_k[, 1]): the indices, then (out_max_val) the values."""
-
-    def __init__(self, top_k: int, out_max_val: bool, axis: int | None) -> None:
-        super().__init__()
-        self.top_k, self.out_max_val, self.axis = top_k, out_max_val, axis
-
-    @staticmethod
-    def _top(x: torch.Tensor, k: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-        # a stable descending sort of the reversed axis puts the larger index first
-        vals, idx = torch.sort(x.flip(dim), dim=dim, descending=True, stable=True)
-        return vals.narrow(dim, 0, k), (x.shape[dim] - 1) - idx.narrow(dim, 0, k)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.axis is not None:
-            vals, idx = self._top(x, self.top_k, self.axis)
-            return vals if self.out_max_val else idx.to(x.dtype)
-        vals, idx = self._top(x.reshape(x.shape[0], -1), self.top_k, 1)
-        parts = [idx.to(x.dtype), vals] if self.out_max_val else [idx.to(x.dtype)]
-        out = torch.stack(parts, dim=1)
-        return out.reshape(*out.shape, *([1] * (max(x.dim(), 3) - 3)))
-'''
-
-MVN = '''
-class CaffeMVN(nn.Module):
-    """Caffe's MVN: each (num, channel) plane (each num: across_channels) minus its mean,
-    divided by (its standard deviation + eps) with normalize_variance."""
-
-    def __init__(self, across_channels: bool, normalize_variance: bool, eps: float) -> None:
-        super().__init__()
-        self.across_channels = across_channels
-        self.normalize_variance = normalize_variance
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (*x.shape, 1, 1, 1)[:4]  # Caffe's legacy 4-D shape
-        rows = shape[0] if self.across_channels else shape[0] * shape[1]
-        flat = x.reshape(rows, -1)
-        centred = flat - flat.mean(dim=1, keepdim=True)
-        if self.normalize_variance:
-            std = centred.square().mean(dim=1, keepdim=True).sqrt() + self.eps
-            centred = centred / std
-        return centred.reshape(shape)
-'''
-
-RECURRENT = '''
-class CaffeRecurrent(nn.Module):
-    """Caffe's LSTM and RNN layers over x (T, N, ...) and cont (T, N): cont_t multiplies the
-    previous hidden state (0 starts a new sequence). LSTM gates are i, f, o, g with
-    h_t = o * tanh(c_t); RNN h_t = tanh(W_hh (cont h) + W_xh x_t + b_h) and
-    o_t = tanh(W_ho h_t + b_o). Without exposed state bottoms the layer starts each forward
-    from the h_T (c_T) of the previous one, as Caffe does; reset_state() forgets it."""
-
-    def __init__(self, kind: str, hidden: int, static: bool, expose_hidden: bool) -> None:
-        super().__init__()
-        self.kind, self.hidden = kind, hidden
-        self.static, self.expose_hidden = static, expose_hidden
-        self.state: tuple[torch.Tensor, ...] | None = None
-
-    def reset_state(self) -> None:
-        self.state = None
-
-    def forward(self, x: torch.Tensor, cont: torch.Tensor, *rest: torch.Tensor,
-                weights: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        steps, n = x.shape[0], x.shape[1]
-        x_static = rest[0] if self.static else None
-        exposed = rest[1:] if self.static else rest
-        w_in, b_in = weights[0], weights[1]
-        w_static = weights[2] if self.static else None
-        cont = cont.to(x.dtype)
-        x_in = F.linear(x.reshape(steps, n, -1), w_in, b_in)
-        extra = None
-        if w_static is not None:
-            extra = F.linear(x_static.reshape(n, -1), w_static).reshape(1, n, -1)
-        count = 2 if self.kind == "LSTM" else 1
-        if self.expose_hidden:
-            state = tuple(exposed)
-        elif self.state is not None and self.state[0].shape[1] == n:
-            state = self.state
-        else:
-            state = tuple(x.new_zeros(1, n, self.hidden) for _ in range(count))
-        outputs = []
-        for t in range(steps):
-            cont_t = cont[t:t + 1]
-            pre = F.linear(state[0] * cont_t.unsqueeze(-1), weights[-1 if count == 2 else -3])
-            pre = pre + x_in[t:t + 1]
-            if extra is not None:
-                pre = pre + extra
-            if self.kind == "LSTM":
-                c, h = lstm_unit(state[1], pre, cont_t)
-                state = (h, c)
-            else:
-                state = (torch.tanh(pre),)
-            outputs.append(state[0])
-        if not self.expose_hidden:
-            self.state = tuple(s.detach() for s in state)
-        top = torch.cat(outputs, dim=0)
-        if self.kind == "RNN":
-            top = torch.tanh(F.linear(top, weights[-2], weights[-1]))
-        return (top, *state) if self.expose_hidden else (top,)
-'''
-
-LSTM_UNIT = '''
-def lstm_unit(c_prev: torch.Tensor, x: torch.Tensor,
-              cont: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Caffe's LSTMUnit: gates x = (i, f, o, g) pre-activations; the forget gate is
-    cont * sigmoid(x_f); tanh is computed as 2 sigmoid(2 x) - 1. Returns (c, h)."""
-    xi, xf, xo, xg = x.split(c_prev.shape[-1], dim=-1)
-    cont = cont.unsqueeze(-1).to(x.dtype)
-    f = torch.where(cont == 0, torch.zeros_like(xf), cont * torch.sigmoid(xf))
-    g = 2 * torch.sigmoid(2 * xg) - 1
-    c = f * c_prev + torch.sigmoid(xi) * g
-    return c, torch.sigmoid(xo) * (2 * torch.sigmoid(2 * c) - 1)
-'''
-
-add_snippets(
-    {"CaffeArgMax": ARGMAX, "CaffeMVN": MVN, "CaffeRecurrent": RECURRENT,
-     "lstm_unit": LSTM_UNIT},
-    {"CaffeRecurrent": ("lstm_unit",)},
-)
 
 
 @emitter(blob_ops.CaffeArgMax)
 def _argmax(e: Emit) -> list[str]:
     m = e.module
-    module = e.submodule("CaffeArgMax", f"{m.top_k}, {m.out_max_val}, {m.axis}")
-    return e.assign(f"{module}({e.bottoms[0]})")
+    return e.assign(e.call("caffe_argmax", f"{e.bottoms[0]}, {m.top_k}, {m.out_max_val}, {m.axis}"))
 
 
 @emitter(vision.CaffeEmbed)
@@ -150,10 +24,8 @@ def _embed(e: Emit) -> list[str]:
 @emitter(normalization.CaffeMVN)
 def _mvn(e: Emit) -> list[str]:
     m = e.module
-    module = e.submodule(
-        "CaffeMVN", f"{m.across_channels}, {m.normalize_variance}, {num(m.eps)}"
-    )
-    return e.assign(f"{module}({e.bottoms[0]})")
+    args = f"{e.bottoms[0]}, {m.across_channels}, {m.normalize_variance}, {num(m.eps)}"
+    return e.assign(e.call("caffe_mvn", args))
 
 
 @emitter(vision.CaffeSPP)
@@ -169,8 +41,7 @@ def _spp(e: Emit) -> list[str]:
     levels = []
     for level in range(m.pyramid_height):
         kernel, pad = vision.spp_level_geometry((size[0], size[1]), level)
-        pool = e.submodule("CaffePool2d", f"{method!r}, {kernel}, {kernel}, {pad}")
-        levels.append(f"{pool}({x})")
+        levels.append(pool_expr(e, x, method, kernel, kernel, pad))
     if m.pyramid_height == 1:
         return e.assign(levels[0])
     return e.assign(f"torch.cat([{', '.join(p + '.flatten(1)' for p in levels)}], dim=1)")
@@ -189,14 +60,34 @@ def _im2col(e: Emit) -> list[str]:
 
 
 def _recurrent(e: Emit, kind: str) -> list[str]:
+    """The library's lstm_sequence / rnn_sequence; without exposed state bottoms the state
+    between forwards is kept by a RecurrentState, as the library's layer keeps it."""
     m = e.module
+    num_state = 2 if kind == "LSTM" else 1
     weights = [e.param(i, "") for i in range(len(m.blobs))]
-    module = e.submodule(
-        "CaffeRecurrent", f"{kind!r}, {m.hidden}, {m.static}, {m.expose_hidden}"
-    )
-    call = f"{module}({', '.join(e.bottoms)}, weights=({', '.join(weights)}))"
-    return [f"{', '.join(e.tops)}, = {call}" if len(e.tops) == 1 else
-            f"{', '.join(e.tops)} = {call}"]
+    x, cont = e.bottoms[:2]
+    x_static = e.bottoms[2] if m.static else "None"
+    w_static = weights[2] if m.static else "None"
+    names = [e.local(s) for s in ("h", "c")[:num_state]]
+    lines = []
+    if m.expose_hidden:
+        exposed = e.bottoms[3:] if m.static else e.bottoms[2:]
+        lines.append(f"{', '.join(names)}, = {', '.join(exposed)},")
+    else:
+        state = e.submodule("RecurrentState", f"{m.hidden}, {num_state}")
+        lines.append(f"{', '.join(names)}, = {state}.kept_state({x})")
+    if kind == "LSTM":
+        args = [x, cont, *names, weights[0], weights[1], weights[-1], x_static, w_static]
+        call = e.call("lstm_sequence", ", ".join(args))
+    else:
+        args = [x, cont, *names, weights[0], weights[1], *weights[-3:], x_static, w_static]
+        call = e.call("rnn_sequence", ", ".join(args))
+    lines.append(f"{e.tops[0]}, {', '.join(names)} = {call}")
+    if m.expose_hidden:
+        lines += [f"{top} = {name}" for top, name in zip(e.tops[1:], names)]
+    else:
+        lines.append(f"{state}.keep({x}, ({', '.join(names)},))")
+    return lines
 
 
 @emitter(recurrent.CaffeLSTM)
@@ -211,8 +102,8 @@ def _rnn(e: Emit) -> list[str]:
 
 @emitter(recurrent.CaffeLSTMUnit)
 def _lstm_unit(e: Emit) -> list[str]:
-    e.use("lstm_unit")
-    return [f"{', '.join(e.tops)} = lstm_unit({', '.join(e.bottoms)})"]
+    call = e.call("lstm_unit_forward", ", ".join(e.bottoms))
+    return [f"{', '.join(e.tops)} = {call}[:2]"]
 
 
 @emitter(inputs.CaffeDummyData)

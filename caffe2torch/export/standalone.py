@@ -28,9 +28,9 @@ from caffe2torch.export import (  # noqa: F401  (each registers its emitters)
 )
 from caffe2torch.export.deploy import DeployView, blob_label, deploy_view
 from caffe2torch.export.pysource import Emit, ModuleSource, emit_layer
-from caffe2torch.export.snippets import SNIPPETS
 from caffe2torch.graph import CaffeNet
 from caffe2torch.graph.names import identifier
+from caffe2torch.layers.portable import portable_names, sources
 
 _TAKEN = ("self", "torch", "F", "nn", "math", "os")
 
@@ -61,7 +61,8 @@ class _Vars:
 
     def __init__(self) -> None:
         self.names: dict[str, str] = {}
-        self.used: set[str] = set(_TAKEN)
+        # a blob named like a copied function would hide it inside forward
+        self.used: set[str] = set(_TAKEN) | set(portable_names())
 
     def __call__(self, blob: str) -> str:
         if blob not in self.names:
@@ -160,8 +161,8 @@ def _file_text(
         "",
         "",
     ]
-    for helper in out.helpers:
-        lines.append(SNIPPETS[helper].strip("\n"))
+    for text in sources(out.helpers):  # the layers' functional core, copied
+        lines.append(text.strip("\n"))
         lines += ["", ""]
     lines += [
         f"class {class_name}(nn.Module):",

@@ -152,11 +152,13 @@ def register_layer(
     ``data``: the layer's tops are fed from outside the graph (Input, Data, ImageData,
     HDF5Data, MemoryData, WindowData): they become graph inputs. DummyData and Parameter
     compute their tops and are not data layers in this sense.
+    ``replace``: a plug-in's builder takes over a registered type (or alias). caffe2torch's
+    own modules register each type once and never replace: a fork's options of a BVLC type
+    are handled inside the BVLC builder.
     """
 
     def decorate(builder: _B) -> _B:
-        if type_name in _REGISTRY and not replace:
-            raise ValueError(f"layer type {type_name!r} is already registered")
+        _check_new(type_name, aliases, builder, replace)
         spec = LayerSpec(
             type=type_name,
             builder=builder,
@@ -174,6 +176,30 @@ def register_layer(
         return builder
 
     return decorate
+
+
+def _check_new(type_name: str, aliases: Sequence[str], builder: Builder, replace: bool) -> None:
+    """Registering a type (or an alias) twice is an error, except a plug-in's ``replace``."""
+    builtin = getattr(builder, "__module__", "").startswith("caffe2torch.")
+    taken = [f"layer type {type_name!r}"] if type_name in _REGISTRY else []
+    taken += [
+        f"alias {alias!r} (of {_ALIASES[alias]!r})"
+        for alias in aliases
+        if _ALIASES.get(alias, type_name) != type_name
+    ]
+    if not taken or (replace and not builtin):
+        return
+    owner = _REGISTRY[type_name].builder if type_name in _REGISTRY else None
+    name = getattr(owner, "__qualname__", repr(owner))
+    where = f" by {getattr(owner, '__module__', '?')}.{name}" if owner is not None else ""
+    if builtin:
+        raise ValueError(
+            f"{', '.join(taken)} is already registered{where}: a built-in type is registered "
+            f"once (handle a fork's options inside the BVLC builder)"
+        )
+    raise ValueError(
+        f"{', '.join(taken)} is already registered{where} (replace=True takes it over)"
+    )
 
 
 def registered_types() -> list[str]:

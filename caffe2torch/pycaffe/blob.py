@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from caffe2torch.layers.bvlc.inputs import LegacyAxes
+
 Shape = tuple[int, ...]
 
 HOST, DEVICE, SYNCED = "host", "device", "synced"
@@ -108,7 +110,7 @@ def _shape_args(shape: Sequence[Any]) -> Shape:
     return tuple(int(d) for d in shape)
 
 
-class Blob:
+class Blob(LegacyAxes):
     """A named blob of a net (or a param): ``data``, ``diff``, ``shape``, ``count``,
     ``reshape(*shape)`` and the legacy ``num``/``channels``/``height``/``width``."""
 
@@ -135,28 +137,6 @@ class Blob:
     @property
     def count(self) -> int:
         return int(self._data.tensor.numel())
-
-    def _legacy(self, axis: int) -> int:
-        shape = self.shape
-        if len(shape) > 4:
-            raise ValueError(f"cannot use legacy accessors on a blob of {len(shape)} axes")
-        return shape[axis] if axis < len(shape) else 1  # Blob::LegacyShape
-
-    @property
-    def num(self) -> int:
-        return self._legacy(0)
-
-    @property
-    def channels(self) -> int:
-        return self._legacy(1)
-
-    @property
-    def height(self) -> int:
-        return self._legacy(2)
-
-    @property
-    def width(self) -> int:
-        return self._legacy(3)
 
     def reshape(self, *shape: Any) -> None:
         """Blob::Reshape: new storage when the shape changes (contents undefined in Caffe,

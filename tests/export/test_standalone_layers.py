@@ -287,6 +287,26 @@ def test_generated_modules_reproduce_caffe2torch(family: list[NetCase], tmp_path
     check_cases(family, tmp_path)
 
 
+def test_blobs_named_like_copied_functions(tmp_path: Path) -> None:
+    # a forward variable named like a copied function would hide the function
+    case = NetCase(
+        "blob_names",
+        inputs(("data", (2, 3, 5, 5)), ("label", (2,)))
+        + """
+layer { name: "caffe_lrn" type: "LRN" bottom: "data" top: "caffe_lrn" }
+layer { name: "pool" type: "Pooling" bottom: "caffe_lrn" top: "pool_index"
+        pooling_param { pool: MAX kernel_size: 2 stride: 3 } }
+layer { name: "ip" type: "InnerProduct" bottom: "pool_index" top: "label_index"
+        inner_product_param { num_output: 3 } }
+layer { name: "softmax_loss" type: "SoftmaxWithLoss" bottom: "label_index" bottom: "label"
+        top: "softmax_loss" }
+""",
+        {"data": uniform(2, 3, 5, 5), "label": labels(2, 3)},
+        keep_losses=True,
+    )
+    check_cases([case], tmp_path)
+
+
 def test_detection_output_is_refused_by_name(tmp_path: Path) -> None:
     proto = tmp_path / "det.prototxt"
     proto.write_text(
@@ -310,6 +330,6 @@ def test_cli_convert_keep_losses(tmp_path: Path, capsys) -> None:
     assert main(["convert", str(proto), "-o", str(out), "--keep-losses"]) == 0
     assert "outputs acc, loss, per_class, prob" in capsys.readouterr().out
     text = out.read_text()
-    assert "class CaffeSoftmaxLoss(nn.Module):" in text and "class CaffeAccuracy" in text
+    assert "def softmax_loss(" in text and "def caffe_accuracy(" in text
     assert main(["convert", str(proto), "-o", str(out)]) == 0
-    assert "CaffeSoftmaxLoss" not in out.read_text()  # a deploy view by default
+    assert "softmax_loss" not in out.read_text()  # a deploy view by default

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.numerics import as_f32
 
@@ -287,10 +288,12 @@ def build_tile(ctx: BuildContext) -> nn.Module:
 PROD, SUM, MAX = 0, 1, 2  # EltwiseParameter.EltwiseOp
 
 
-def _eltwise_max(
-    bottoms: Sequence[torch.Tensor], with_mask: bool
+@portable
+def eltwise_max(
+    bottoms: list[torch.Tensor] | tuple[torch.Tensor, ...], with_mask: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Caffe's MAX forward and (optionally) the index of the winning bottom."""
+    """Caffe's Eltwise MAX forward and (optionally) the index of the winning bottom: a tie
+    between the first two goes to the second, a later bottom wins only where greater."""
     a, b = bottoms[0], bottoms[1]
     first = a > b
     top = torch.where(first, a, b)
@@ -317,7 +320,7 @@ class _EltwiseMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, *bottoms: torch.Tensor) -> torch.Tensor:
-        top, mask = _eltwise_max(bottoms, with_mask=True)
+        top, mask = eltwise_max(bottoms, with_mask=True)
         assert mask is not None
         ctx.save_for_backward(mask)
         ctx.num = len(bottoms)
@@ -377,7 +380,7 @@ class CaffeEltwise(nn.Module):
             return out
         if _needs_grad(bottoms):
             return _EltwiseMax.apply(*bottoms)
-        return _eltwise_max(bottoms, with_mask=False)[0]
+        return eltwise_max(bottoms, with_mask=False)[0]
 
     def extra_repr(self) -> str:
         name = {PROD: "PROD", SUM: "SUM", MAX: "MAX"}[self.operation]
@@ -410,6 +413,14 @@ def build_eltwise(ctx: BuildContext) -> nn.Module:
 R_SUM, R_ASUM, R_SUMSQ, R_MEAN = 1, 2, 3, 4  # ReductionParameter.ReductionOp
 
 
+def reduction_coeff(operation: int, coeff: float, dim: int) -> float:
+    """The factor Reduction applies to its sums: ``coeff``; MEAN folds 1/dim into it, in
+    float32 as Caffe does."""
+    if operation == R_MEAN:
+        return float(np.float32(coeff) / np.float32(dim))
+    return coeff
+
+
 class CaffeReduction(nn.Module):
     """Reduces every axis from ``axis`` on; the top keeps the axes before it."""
 
@@ -427,10 +438,7 @@ class CaffeReduction(nn.Module):
             top = (flat * flat).sum(-1)
         else:
             top = flat.sum(-1)
-        coeff = self.coeff
-        if self.operation == R_MEAN:
-            # Caffe folds 1/dim into the coefficient, in float32
-            coeff = float(np.float32(coeff) / np.float32(flat.shape[-1]))
+        coeff = reduction_coeff(self.operation, self.coeff, flat.shape[-1])
         return top if coeff == 1.0 else top * coeff
 
     def extra_repr(self) -> str:
@@ -469,6 +477,7 @@ def build_softmax(ctx: BuildContext) -> nn.Module:
     return CaffeSoftmax(_canonical_axis(ctx, ctx.param.axis, len(ctx.bottom_shapes[0])))
 
 
+@portable
 def caffe_topk(x: torch.Tensor, k: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` largest values along ``dim`` and their indices, ordered as Caffe's
     std::partial_sort of (value, index) pairs with std::greater: among equal values the
@@ -487,6 +496,23 @@ def caffe_topk(x: torch.Tensor, k: int, dim: int) -> tuple[torch.Tensor, torch.T
     return vals, (size - 1) - idx
 
 
+@portable
+def caffe_argmax(x: torch.Tensor, top_k: int, out_max_val: bool, axis: int | None) -> torch.Tensor:
+    """Caffe's ArgMax: the ``top_k`` largest values per item (over ``axis``, or over everything
+    after the batch axis), in caffe_topk's order. With an axis: the indices (as floats) or,
+    with ``out_max_val``, the values. Without: (N, 1 or 2, top_k) padded to >= 3 axes,
+    holding the indices then (``out_max_val``) the values."""
+    if axis is not None:
+        vals, idx = caffe_topk(x, top_k, axis)
+        return vals if out_max_val else idx.to(x.dtype)
+    flat = x.reshape(x.shape[0], -1)
+    vals, idx = caffe_topk(flat, top_k, 1)
+    parts = [idx.to(x.dtype), vals] if out_max_val else [idx.to(x.dtype)]
+    out = torch.stack(parts, dim=1)
+    extra = max(x.dim(), 3) - 3
+    return out.reshape(*out.shape, *([1] * extra))
+
+
 class CaffeArgMax(nn.Module):
     """Caffe's ArgMax: indices (as floats) of the top_k values; no gradient."""
 
@@ -497,18 +523,7 @@ class CaffeArgMax(nn.Module):
         self.axis = axis
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach()
-        if self.axis is not None:
-            vals, idx = caffe_topk(x, self.top_k, self.axis)
-            return vals if self.out_max_val else idx.to(x.dtype)
-        # Without axis: per item over count(1); top (N, 1 or 2, k) padded to >= 3 axes,
-        # holding the indices then (out_max_val) the values.
-        flat = x.reshape(x.shape[0], -1)
-        vals, idx = caffe_topk(flat, self.top_k, 1)
-        parts = [idx.to(x.dtype), vals] if self.out_max_val else [idx.to(x.dtype)]
-        out = torch.stack(parts, dim=1)
-        extra = max(x.dim(), 3) - 3
-        return out.reshape(*out.shape, *([1] * extra))
+        return caffe_argmax(x.detach(), self.top_k, self.out_max_val, self.axis)
 
     def extra_repr(self) -> str:
         return f"top_k={self.top_k}, out_max_val={self.out_max_val}, axis={self.axis}"

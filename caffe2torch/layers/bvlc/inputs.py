@@ -344,7 +344,41 @@ def build_hdf5_output(ctx: BuildContext) -> nn.Module:
 # --- Python -------------------------------------------------------------------------------
 
 
-class PyBlob:
+class LegacyAxes:
+    """Caffe's Blob::num/channels/height/width over the class's ``shape``
+    (Blob::LegacyShape): an axis past the end counts 1; more than 4 axes is an error, as
+    Caffe's CHECK_LE(num_axes(), 4)."""
+
+    __slots__ = ()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def _legacy(self, axis: int) -> int:
+        shape = self.shape
+        if len(shape) > 4:
+            raise ValueError(f"cannot use legacy accessors on a blob of {len(shape)} axes")
+        return int(shape[axis]) if axis < len(shape) else 1
+
+    @property
+    def num(self) -> int:
+        return self._legacy(0)
+
+    @property
+    def channels(self) -> int:
+        return self._legacy(1)
+
+    @property
+    def height(self) -> int:
+        return self._legacy(2)
+
+    @property
+    def width(self) -> int:
+        return self._legacy(3)
+
+
+class PyBlob(LegacyAxes):
     """The part of pycaffe's Blob a Python layer uses: ``data``/``diff`` numpy arrays,
     ``reshape(*shape)``, ``shape``, ``count`` and the legacy num/channels/height/width."""
 
@@ -372,24 +406,6 @@ class PyBlob:
     def count(self) -> int:
         return int(self.data.size)
 
-    def _legacy(self, i: int) -> int:
-        return int(self.data.shape[i]) if i < self.data.ndim else 1
-
-    @property
-    def num(self) -> int:
-        return self._legacy(0)
-
-    @property
-    def channels(self) -> int:
-        return self._legacy(1)
-
-    @property
-    def height(self) -> int:
-        return self._legacy(2)
-
-    @property
-    def width(self) -> int:
-        return self._legacy(3)
 
 
 class _LayerBase:

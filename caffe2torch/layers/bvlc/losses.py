@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from caffe2torch.layers.registry import BuildContext, Shape, register_layer
+from caffe2torch.layers.portable import portable
+from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import as_f32
 from caffe2torch.proto import caffe_pb2
 
@@ -49,20 +50,32 @@ def normalization_mode(loss_param: Any, default: int = VALID) -> int:
 def loss_normalizer(
     mode: int, outer: int, inner: int, valid_count: torch.Tensor | None = None
 ) -> torch.Tensor | float:
-    """Caffe's ``get_normalizer``: the divisor of the summed loss, never below 1.
+    """caffe_normalizer for a LossParameter.NormalizationMode value."""
+    return caffe_normalizer(mode_name(mode), outer, inner, valid_count)
 
-    ``valid_count`` (a tensor, the number of non-ignored entries) is used by VALID; without it
-    VALID counts every entry, as Caffe does when no ignore_label is set.
-    """
-    if mode == FULL:
+
+def mode_name(mode: int) -> str:
+    """The NormalizationMode's name ("VALID"), or the number for an unknown one."""
+    names = caffe_pb2.LossParameter.NormalizationMode
+    return names.Name(mode) if mode in names.values() else str(mode)
+
+
+@portable
+def caffe_normalizer(
+    mode: str, outer: int, inner: int, valid_count: torch.Tensor | None = None
+) -> torch.Tensor | float:
+    """Caffe's ``get_normalizer``: the divisor of the summed loss, never below 1. FULL counts
+    every entry, VALID the ``valid_count`` entries not ignored (every entry without it, as
+    Caffe does when no ignore_label is set), BATCH_SIZE the outer count, NONE is 1."""
+    if mode == "FULL":
         return float(max(1, outer * inner))
-    if mode == VALID:
+    if mode == "VALID":
         if valid_count is None:
             return float(max(1, outer * inner))
         return torch.clamp(valid_count.to(torch.float32), min=1.0)
-    if mode == BATCH_SIZE:
+    if mode == "BATCH_SIZE":
         return float(max(1, outer))
-    if mode == NONE:
+    if mode == "NONE":
         return 1.0
     raise ValueError(f"unknown normalization mode {mode}")
 
@@ -72,18 +85,21 @@ def canonical_axis(axis: int, num_axes: int) -> int:
     return axis + num_axes if axis < 0 else axis
 
 
+@portable
 def _label_index(labels: torch.Tensor) -> torch.Tensor:
     # Caffe reads labels with static_cast<int>: truncation toward zero.
     return labels.detach().to(torch.int64)
 
 
+@portable
 def _valid_mask(labels: torch.Tensor, ignore_label: int | None) -> torch.Tensor:
     if ignore_label is None:
         return torch.ones_like(labels, dtype=torch.bool)
     return labels != ignore_label
 
 
-def _split_axis(shape: Shape, axis: int) -> tuple[int, int, int]:
+@portable
+def _split_axis(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
     """(outer, channels, inner) counts around ``axis``."""
     return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
 
@@ -130,6 +146,50 @@ def _axis_of(ctx: BuildContext, axis: int) -> int:
 # --------------------------------------------------------------------------- SoftmaxWithLoss
 
 
+@portable
+def labelled(
+    scores: torch.Tensor, labels: torch.Tensor, axis: int, ignore_label: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class ``scores`` over ``axis`` and their labels as Caffe's losses read them:
+    (scores as (outer, C, inner), int(label) as (outer, 1, inner) with ignored entries at 0,
+    the mask of the entries not ignored (outer, inner))."""
+    outer, channels, inner = _split_axis(tuple(scores.shape), axis)
+    lab = _label_index(labels).reshape(outer, inner)
+    valid = _valid_mask(lab, ignore_label)
+    safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
+    return scores.reshape(outer, channels, inner), safe, valid
+
+
+@portable
+def softmax_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None,
+    axis: int,
+    ignore_label: int | None,
+    mode: str,
+    clamp: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+           torch.Tensor | float]:
+    """Caffe's SoftmaxWithLoss forward, and InfogainLoss's with the matrix ``weights`` H:
+    p = softmax over ``axis``; an entry costs -log(max(p[label], clamp)) (InfogainLoss:
+    -sum_l H[label, l] log(max(p[l], clamp))), 0 where int(label) is ``ignore_label``; the
+    sum is divided by caffe_normalizer. Returns (loss, prob, p, safe labels, valid, norm)."""
+    prob = torch.softmax(logits, dim=axis)
+    p, safe, valid = labelled(prob, labels, axis, ignore_label)
+    outer, inner = p.shape[0], p.shape[2]
+    if weights is None:
+        # SoftmaxWithLoss: -log p[label]
+        terms = -torch.log(torch.clamp(p.gather(1, safe).squeeze(1), min=clamp))
+    else:
+        # InfogainLoss: -sum_l H[label, l] log p[l]
+        rows = weights[safe.squeeze(1)].permute(0, 2, 1)  # (outer, C, inner)
+        terms = -(rows * torch.log(torch.clamp(p, min=clamp))).sum(dim=1)
+    terms = torch.where(valid, terms, torch.zeros_like(terms))
+    norm = caffe_normalizer(mode, outer, inner, valid.sum())
+    return terms.sum() / norm, prob, p, safe, valid, norm
+
+
 class _SoftmaxLossFunction(torch.autograd.Function):
     """Softmax over ``axis``, then -log(max(p[label], clamp)) (or the infogain-weighted sum)
     over non-ignored entries / normalizer. Returns (loss, prob). Gradient w.r.t. the logits:
@@ -147,26 +207,14 @@ class _SoftmaxLossFunction(torch.autograd.Function):
         mode: int,
         clamp: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        prob = torch.softmax(logits, dim=axis)
-        outer, channels, inner = _split_axis(tuple(prob.shape), axis)
-        p = prob.reshape(outer, channels, inner)
-        lab = _label_index(labels).reshape(outer, inner)
-        valid = _valid_mask(lab, ignore_label)
-        safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
-        if weights is None:
-            # SoftmaxWithLoss: -log p[label]
-            terms = -torch.log(torch.clamp(p.gather(1, safe).squeeze(1), min=clamp))
-        else:
-            # InfogainLoss: -sum_l H[label, l] log p[l]
-            rows = weights[safe.squeeze(1)].permute(0, 2, 1)  # (outer, C, inner)
-            terms = -(rows * torch.log(torch.clamp(p, min=clamp))).sum(dim=1)
-        terms = torch.where(valid, terms, torch.zeros_like(terms))
-        norm = loss_normalizer(mode, outer, inner, valid.sum())
+        loss, prob, p, safe, valid, norm = softmax_loss(
+            logits, labels, weights, axis, ignore_label, mode_name(mode), clamp
+        )
         ctx.save_for_backward(p, safe, valid, weights)
         ctx.norm = norm
         ctx.shape = prob.shape
         ctx.mark_non_differentiable(prob)
-        return terms.sum() / norm, prob
+        return loss, prob
 
     @staticmethod
     def backward(
@@ -360,6 +408,23 @@ def _caffe_sigmoid(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.tanh(0.5 * x) + 0.5
 
 
+@portable
+def sigmoid_cross_entropy(
+    x: torch.Tensor, target: torch.Tensor, ignore_label: int | None, mode: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | float]:
+    """Caffe's SigmoidCrossEntropyLoss forward in its stable form: -sum(x (t - [x >= 0]) -
+    log(1 + exp(x - 2 x [x >= 0]))) over the entries whose int(t) is not ``ignore_label``,
+    divided by caffe_normalizer. Returns (loss, t, valid, norm)."""
+    t = target.detach().reshape(x.shape).to(x.dtype)
+    valid = _valid_mask(_label_index(t), ignore_label)
+    pos = (x >= 0).to(x.dtype)
+    terms = x * (t - pos) - torch.log(1 + torch.exp(x - 2 * x * pos))
+    terms = torch.where(valid, terms, torch.zeros_like(terms))
+    outer = x.shape[0] if x.dim() else 1
+    norm = caffe_normalizer(mode, outer, x.numel() // max(outer, 1), valid.sum())
+    return -terms.sum() / norm, t, valid, norm
+
+
 class _SigmoidCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -369,17 +434,10 @@ class _SigmoidCrossEntropyFunction(torch.autograd.Function):
         ignore_label: int | None,
         mode: int,
     ) -> torch.Tensor:
-        t = target.detach().reshape(x.shape).to(x.dtype)
-        valid = _valid_mask(_label_index(t), ignore_label)
-        pos = (x >= 0).to(x.dtype)
-        # Caffe's stable form: x (t - [x >= 0]) - log(1 + exp(x - 2 x [x >= 0]))
-        terms = x * (t - pos) - torch.log(1 + torch.exp(x - 2 * x * pos))
-        terms = torch.where(valid, terms, torch.zeros_like(terms))
-        outer = x.shape[0] if x.dim() else 1
-        norm = loss_normalizer(mode, outer, x.numel() // max(outer, 1), valid.sum())
+        loss, t, valid, norm = sigmoid_cross_entropy(x, target, ignore_label, mode_name(mode))
         ctx.save_for_backward(x, t, valid)
         ctx.norm = norm
-        return -terms.sum() / norm
+        return loss
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -427,8 +485,14 @@ class CaffeEuclideanLoss(nn.Module):
     Caffe's +-diff / N)."""
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        diff = a - b.reshape(a.shape)
-        return (diff * diff).sum() / a.shape[0] / 2
+        return euclidean_loss(a, b)
+
+
+@portable
+def euclidean_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Caffe's EuclideanLoss: sum((a - b)^2) / N / 2."""
+    diff = a - b.reshape(a.shape)
+    return (diff * diff).sum() / a.shape[0] / 2
 
 
 @register_layer(
@@ -459,13 +523,20 @@ class CaffeHingeLoss(nn.Module):
         self.squared = squared
 
     def forward(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        num = scores.shape[0]
-        x = scores.reshape(num, -1)
-        lab = _label_index(labels).reshape(num, 1)
-        sign = torch.ones_like(x).scatter(1, lab, -1.0)
-        margin = torch.relu(1 + sign * x)
-        total = (margin * margin).sum() if self.squared else margin.sum()
-        return total / num
+        return hinge_loss(scores, labels, self.squared)
+
+
+@portable
+def hinge_loss(scores: torch.Tensor, labels: torch.Tensor, squared: bool) -> torch.Tensor:
+    """Caffe's HingeLoss: t_k = max(0, 1 + s_k x_k) with s = -1 at the label and +1
+    elsewhere; L1 sums t, L2 (``squared``) sums t^2; divided by the batch size."""
+    num = scores.shape[0]
+    x = scores.reshape(num, -1)
+    lab = _label_index(labels).reshape(num, 1)
+    sign = torch.ones_like(x).scatter(1, lab, -1.0)
+    margin = torch.relu(1 + sign * x)
+    total = (margin * margin).sum() if squared else margin.sum()
+    return total / num
 
 
 @register_layer(
@@ -483,16 +554,26 @@ def build_hinge_loss(ctx: BuildContext) -> nn.Module:
 # ------------------------------------------------------------------ MultinomialLogisticLoss
 
 
+@portable
+def multinomial_logistic_loss(
+    prob: torch.Tensor, labels: torch.Tensor, clamp: float = 1e-20
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Caffe's MultinomialLogisticLoss over probabilities: -sum log(max(p[label], clamp)) / N.
+    Returns (loss, the clamped p[label], the labels)."""
+    num = prob.shape[0]
+    p = prob.reshape(num, -1)
+    lab = _label_index(labels).reshape(num, 1)
+    picked = torch.clamp(p.gather(1, lab), min=clamp)
+    return -torch.log(picked).sum() / num, picked, lab
+
+
 class _MultinomialLogisticFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, prob: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        num = prob.shape[0]
-        p = prob.reshape(num, -1)
-        lab = _label_index(labels).reshape(num, 1)
-        picked = torch.clamp(p.gather(1, lab), min=LOG_THRESHOLD)
+        loss, picked, lab = multinomial_logistic_loss(prob, labels, LOG_THRESHOLD)
         ctx.save_for_backward(picked, lab)
         ctx.shape = prob.shape
-        return -torch.log(picked).sum() / num
+        return loss
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -531,6 +612,24 @@ def build_multinomial_logistic_loss(ctx: BuildContext) -> nn.Module:
 # --------------------------------------------------------------------------- ContrastiveLoss
 
 
+@portable
+def contrastive_loss(
+    a: torch.Tensor, b: torch.Tensor, sim: torch.Tensor, margin: float, legacy: bool
+) -> tuple[torch.Tensor, ...]:
+    """Caffe's ContrastiveLoss forward: 1/(2N) sum[y d^2 + (1 - y) max(margin - d, 0)^2]
+    (``legacy``: max(margin - d^2, 0)), y = int(sim) != 0. Returns (loss, a - b, d^2, y)."""
+    num = a.shape[0]
+    diff = a.reshape(num, -1) - b.reshape(num, -1)
+    dist_sq = (diff * diff).sum(dim=1)
+    similar = _label_index(sim).reshape(num) != 0
+    if legacy:
+        dissimilar = torch.clamp(margin - dist_sq, min=0.0)
+    else:
+        dissimilar = torch.clamp(margin - torch.sqrt(dist_sq), min=0.0) ** 2
+    loss = torch.where(similar, dist_sq, dissimilar).sum() / num / 2
+    return loss, diff, dist_sq, similar
+
+
 class _ContrastiveFunction(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -541,15 +640,7 @@ class _ContrastiveFunction(torch.autograd.Function):
         margin: float,
         legacy: bool,
     ) -> torch.Tensor:
-        num = a.shape[0]
-        diff = a.reshape(num, -1) - b.reshape(num, -1)
-        dist_sq = (diff * diff).sum(dim=1)
-        similar = _label_index(sim).reshape(num) != 0
-        if legacy:
-            dissimilar = torch.clamp(margin - dist_sq, min=0.0)
-        else:
-            dissimilar = torch.clamp(margin - torch.sqrt(dist_sq), min=0.0) ** 2
-        loss = torch.where(similar, dist_sq, dissimilar).sum() / num / 2
+        loss, diff, dist_sq, similar = contrastive_loss(a, b, sim, margin, legacy)
         ctx.save_for_backward(diff, dist_sq, similar)
         ctx.margin, ctx.legacy, ctx.shapes = margin, legacy, (a.shape, b.shape)
         return loss
@@ -627,25 +718,42 @@ class CaffeAccuracy(nn.Module):
         self, scores: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            outer, channels, inner = _split_axis(tuple(scores.shape), self.axis)
-            s = scores.detach().reshape(outer, channels, inner)
-            lab = _label_index(labels).reshape(outer, inner)
-            valid = _valid_mask(lab, self.ignore_label)
-            safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
-            true_score = s.gather(1, safe)
-            better = (s >= true_score).sum(dim=1) - 1  # the true class counts itself
-            correct = (better < self.top_k) & valid
-            count = valid.sum().to(scores.dtype)
-            hits = correct.sum().to(scores.dtype)
-            accuracy = torch.where(count > 0, hits / torch.clamp(count, min=1), 0.0)
-            if self.num_tops == 1:
-                return accuracy
-            zeros = torch.zeros(channels, dtype=scores.dtype, device=scores.device)
-            flat = safe.reshape(-1)
-            per_total = zeros.index_add(0, flat, valid.reshape(-1).to(scores.dtype))
-            per_hits = zeros.index_add(0, flat, correct.reshape(-1).to(scores.dtype))
-            per_class = torch.where(per_total > 0, per_hits / torch.clamp(per_total, min=1), 0.0)
-            return accuracy, per_class
+            accuracy, per_class = caffe_accuracy(
+                scores.detach(), labels, self.top_k, self.axis, self.ignore_label,
+                self.num_tops > 1,
+            )
+        if per_class is None:
+            return accuracy
+        return accuracy, per_class
+
+
+@portable
+def caffe_accuracy(
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    top_k: int,
+    axis: int,
+    ignore_label: int | None,
+    per_class: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Caffe's Accuracy: an entry is right when fewer than ``top_k`` other classes score at
+    least as high as its label's (ties count against it); entries labelled ``ignore_label``
+    are skipped. Returns (accuracy, per-class accuracy or None without ``per_class``)."""
+    s, safe, valid = labelled(scores, labels, axis, ignore_label)
+    channels = s.shape[1]
+    true_score = s.gather(1, safe)
+    better = (s >= true_score).sum(dim=1) - 1  # the true class counts itself
+    correct = (better < top_k) & valid
+    count = valid.sum().to(scores.dtype)
+    hits = correct.sum().to(scores.dtype)
+    accuracy = torch.where(count > 0, hits / torch.clamp(count, min=1), 0.0)
+    if not per_class:
+        return accuracy, None
+    zeros = torch.zeros(channels, dtype=scores.dtype, device=scores.device)
+    flat = safe.reshape(-1)
+    per_total = zeros.index_add(0, flat, valid.reshape(-1).to(scores.dtype))
+    per_hits = zeros.index_add(0, flat, correct.reshape(-1).to(scores.dtype))
+    return accuracy, torch.where(per_total > 0, per_hits / torch.clamp(per_total, min=1), 0.0)
 
 
 @register_layer(

@@ -31,11 +31,13 @@ from torch import nn
 
 from caffe2torch.layers.plugins import layer_fields
 from caffe2torch.layers.plugins import register_layer as register_plugin_layer
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
 
 # ------------------------------------------------------------------------------ TripletLoss
 
 
+@portable
 def triplet_terms(
     dp: torch.Tensor, dn: torch.Tensor, margin: float, losstype: int
 ) -> torch.Tensor:
@@ -57,24 +59,42 @@ class CaffeTripletLoss(nn.Module):
         self.num_negatives = num_negatives
         self.use_pair = use_pair
 
-    def _loss(self, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        # a, p: (S, D); n: (S, K, D)
-        dp = ((a - p) ** 2).sum(dim=1)
-        dn = ((a.unsqueeze(1) - n) ** 2).sum(dim=2)
-        total = triplet_terms(dp.unsqueeze(1), dn, self.margin, self.losstype).sum()
-        if self.use_pair:
-            total = total + dp.sum()
-        return total / a.shape[0] / 2
-
     def forward(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        if len(rest) == 2:  # anchor, positive, negative bottoms
-            num = x.shape[0]
-            return self._loss(
-                x.reshape(num, -1), rest[0].reshape(num, -1), rest[1].reshape(num, 1, -1)
-            )
-        size = 2 + self.num_negatives
+        positive, negative = (rest[0], rest[1]) if len(rest) == 2 else (None, None)
+        return triplet_loss(
+            x, positive, negative, self.margin, self.losstype, self.num_negatives, self.use_pair
+        )
+
+
+@portable
+def triplet_loss(
+    x: torch.Tensor,
+    positive: torch.Tensor | None,
+    negative: torch.Tensor | None,
+    margin: float,
+    losstype: int,
+    num_negatives: int,
+    use_pair: bool,
+) -> torch.Tensor:
+    """The forks' TripletLoss over the bottoms (anchor ``x``, ``positive``, ``negative``), or
+    over sets (anchor, positive, ``num_negatives`` negatives) in consecutive rows of ``x``:
+    with squared distances dp, dn each (set, negative) costs triplet_terms; ``use_pair``
+    adds dp; the sum is divided by 2 x the number of sets."""
+    if positive is not None and negative is not None:
+        num = x.shape[0]
+        a, p = x.reshape(num, -1), positive.reshape(num, -1)
+        n = negative.reshape(num, 1, -1)
+    else:
+        size = 2 + num_negatives
         sets = x.reshape(x.shape[0] // size, size, -1)
-        return self._loss(sets[:, 0], sets[:, 1], sets[:, 2:])
+        a, p, n = sets[:, 0], sets[:, 1], sets[:, 2:]
+    # a, p: (S, D); n: (S, K, D)
+    dp = ((a - p) ** 2).sum(dim=1)
+    dn = ((a.unsqueeze(1) - n) ** 2).sum(dim=2)
+    total = triplet_terms(dp.unsqueeze(1), dn, margin, losstype).sum()
+    if use_pair:
+        total = total + dp.sum()
+    return total / a.shape[0] / 2
 
 
 @register_layer(
@@ -122,15 +142,22 @@ class NPairLoss(nn.Module):
         self.reg_lambda = reg_lambda
 
     def forward(self, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-        num = anchors.shape[0]
-        a = anchors.reshape(num, -1)
-        p = positives.reshape(num, -1)
-        logits = a @ p.t()
-        target = torch.arange(num, device=a.device)
-        loss = F.cross_entropy(logits, target)
-        if self.reg_lambda:
-            loss = loss + self.reg_lambda * ((a * a).sum() + (p * p).sum()) / num
-        return loss
+        return npair_loss(anchors, positives, self.reg_lambda)
+
+
+@portable
+def npair_loss(anchors: torch.Tensor, positives: torch.Tensor, reg_lambda: float) -> torch.Tensor:
+    """Multi-class N-pair loss: cross-entropy of anchor . positive^T against the diagonal,
+    plus reg_lambda x the summed squared norms of both bottoms / N."""
+    num = anchors.shape[0]
+    a = anchors.reshape(num, -1)
+    p = positives.reshape(num, -1)
+    logits = a @ p.t()
+    target = torch.arange(num, device=a.device)
+    loss = F.cross_entropy(logits, target)
+    if reg_lambda:
+        loss = loss + reg_lambda * ((a * a).sum() + (p * p).sum()) / num
+    return loss
 
 
 @register_plugin_layer(

@@ -24,6 +24,7 @@ from torch import nn
 
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.limits import check_blob
 from caffe2torch.numerics import as_f32 as _f32
@@ -42,7 +43,7 @@ def _canonical_axis(ctx: BuildContext, axis: int, num_axes: int) -> int:
 # --------------------------------------------------------------------------- BatchNorm
 
 
-def _scaled_stats(
+def scaled_stats(
     mean: torch.Tensor, var: torch.Tensor, factor: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BatchNorm's global statistics: Caffe's scale_factor = blob2 == 0 ? 0 : 1 / blob2
@@ -91,14 +92,14 @@ class CaffeBatchNorm(nn.Module):
     def _global_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         blobs = tuple(self.blobs)
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return _scaled_stats(*blobs)  # in the graph, from the blobs (ONNX names them)
+            return scaled_stats(*blobs)  # in the graph, from the blobs (ONNX names them)
         # The statistics change only when a blob is written (a load, a TRAIN-mode forward
         # of this layer): reuse them until a blob's version counter moves or its storage
         # is replaced (``blob.data = ...`` keeps the version).
         key = tuple((id(b), b._version, b.data_ptr(), b.device, b.dtype) for b in blobs)
         cached = self.__dict__.get("_stats_cache")
         if cached is None or cached[0] != key:
-            cached = (key, _scaled_stats(*blobs))
+            cached = (key, scaled_stats(*blobs))
             self.__dict__["_stats_cache"] = cached
         return cached[1]
 
@@ -314,15 +315,45 @@ def build_bias(ctx: BuildContext) -> nn.Module:
 # --------------------------------------------------------------------------- MVN
 
 
+@portable
+def normalized_rows(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ``x`` -> ((x - mean) / (std + eps), std + eps), as MVNLayer::Forward_cpu."""
+    centred = x - x.mean(dim=1, keepdim=True)
+    std = centred.square().mean(dim=1, keepdim=True).sqrt() + eps
+    return centred / std, std
+
+
+@portable
+def caffe_mvn(
+    x: torch.Tensor,
+    across_channels: bool,
+    normalize_variance: bool,
+    eps: float,
+    rows_fn: object = None,
+) -> torch.Tensor:
+    """Caffe's MVN: each (num, channel) plane (each num with ``across_channels``) minus its
+    mean, divided by (its standard deviation + eps) with ``normalize_variance``; the top
+    has the legacy 4-D shape (Blob::LegacyShape: missing axes count 1). ``rows_fn``: the
+    row normalisation to use instead of normalized_rows (one with Caffe's backward)."""
+    shape = (*x.shape, 1, 1, 1, 1)[:4]
+    rows = shape[0] if across_channels else shape[0] * shape[1]
+    flat = x.reshape(rows, -1)
+    if not normalize_variance:
+        y = flat - flat.mean(dim=1, keepdim=True)
+    elif callable(rows_fn):
+        y = rows_fn(flat, eps)
+    else:
+        y = normalized_rows(flat, eps)[0]
+    return y.reshape(shape)
+
+
 class _MeanVarianceNorm(torch.autograd.Function):
     """Rows of ``x`` -> (x - mean) / (std + eps), with Caffe's MVN backward:
     dx = (dy - mean(dy) - y * mean(dy * y)) / (std + eps)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, eps: float) -> torch.Tensor:
-        centred = x - x.mean(dim=1, keepdim=True)
-        std = centred.square().mean(dim=1, keepdim=True).sqrt() + eps
-        y = centred / std
+        y, std = normalized_rows(x, eps)
         ctx.save_for_backward(y, std)
         return y
 
@@ -344,14 +375,10 @@ class CaffeMVN(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = _legacy_shape(x.shape)
-        rows = shape[0] if self.across_channels else shape[0] * shape[1]
-        x2 = x.reshape(rows, -1)
-        if self.normalize_variance:
-            y = _MeanVarianceNorm.apply(x2, self.eps)
-        else:
-            y = x2 - x2.mean(dim=1, keepdim=True)
-        return y.reshape(shape)
+        _legacy_shape(x.shape)  # more than 4 axes: a clear error
+        return caffe_mvn(
+            x, self.across_channels, self.normalize_variance, self.eps, _MeanVarianceNorm.apply
+        )
 
     def extra_repr(self) -> str:
         return (

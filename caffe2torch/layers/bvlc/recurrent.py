@@ -33,29 +33,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe2torch.layers.fillers import fill
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 
 # --------------------------------------------------------------------------- LSTMUnit
 
 
-def _caffe_tanh(x: torch.Tensor) -> torch.Tensor:
-    # lstm_unit_layer.cpp: tanh(x) = 2 sigmoid(2x) - 1
+@portable
+def caffe_tanh(x: torch.Tensor) -> torch.Tensor:
+    """lstm_unit_layer.cpp's tanh: 2 sigmoid(2x) - 1."""
     return 2 * torch.sigmoid(2 * x) - 1
 
 
-def _lstm_unit_forward(
+@portable
+def lstm_unit_forward(
     c_prev: torch.Tensor, x: torch.Tensor, cont: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:
-    """(c, h, i, f, o, g, tanh_c) of lstm_unit_layer.cpp's forward."""
+    """(c, h, i, f, o, g, tanh_c) of lstm_unit_layer.cpp's forward: gates x = (i, f, o, g)
+    pre-activations, the forget gate cont * sigmoid(x_f) (0 where cont is 0)."""
     hidden = c_prev.shape[-1]
     xi, xf, xo, xg = x.split(hidden, dim=-1)
     cont_b = cont.detach().unsqueeze(-1).to(x.dtype)
     i = torch.sigmoid(xi)
     f = torch.where(cont_b == 0, torch.zeros_like(xf), cont_b * torch.sigmoid(xf))
     o = torch.sigmoid(xo)
-    g = _caffe_tanh(xg)
+    g = caffe_tanh(xg)
     c = f * c_prev + i * g
-    tanh_c = _caffe_tanh(c)
+    tanh_c = caffe_tanh(c)
     return c, o * tanh_c, i, f, o, g, tanh_c
 
 
@@ -66,7 +70,7 @@ class _LSTMUnitFunction(torch.autograd.Function):
     def forward(
         ctx: Any, c_prev: torch.Tensor, x: torch.Tensor, cont: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        c, h, i, f, o, g, tanh_c = _lstm_unit_forward(c_prev, x, cont)
+        c, h, i, f, o, g, tanh_c = lstm_unit_forward(c_prev, x, cont)
         ctx.save_for_backward(c_prev, i, f, o, g, tanh_c)
         return c, h
 
@@ -91,7 +95,7 @@ def lstm_unit(
     torch ops (nothing custom for tracers and exporters to handle)."""
     if torch.is_grad_enabled() and (c_prev.requires_grad or x.requires_grad):
         return _LSTMUnitFunction.apply(c_prev, x, cont)
-    c, h = _lstm_unit_forward(c_prev, x, cont)[:2]
+    c, h = lstm_unit_forward(c_prev, x, cont)[:2]
     return c, h
 
 
@@ -178,39 +182,126 @@ def _param(filler: Any, shape: Shape) -> nn.Parameter:
     return nn.Parameter(fill(filler, shape))
 
 
-class _Recurrent(nn.Module):
-    """Common state handling of Caffe's RecurrentLayer."""
+@portable
+class RecurrentState(nn.Module):
+    """The h_T (c_T) that a recurrent layer without exposed state bottoms keeps and starts
+    its next forward from, as Caffe's RecurrentLayer does (detached: no gradient crosses
+    forwards); a change of N starts from zeros; reset_state() is RecurrentLayer::Reset."""
 
-    num_state: int = 1
-
-    def __init__(self, hidden: int, static: bool, expose_hidden: bool) -> None:
+    def __init__(self, hidden: int, num_state: int) -> None:
         super().__init__()
         self.hidden = hidden
-        self.static = static
-        self.expose_hidden = expose_hidden
+        self.num_state = num_state
         self.state: tuple[torch.Tensor, ...] | None = None
 
     def reset_state(self) -> None:
         """Forget the kept h_T (c_T): the next forward starts from zeros (Caffe's Reset)."""
         self.state = None
 
-    def _initial_state(
-        self, x: torch.Tensor, exposed: tuple[torch.Tensor, ...]
-    ) -> tuple[torch.Tensor, ...]:
+    def kept_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = x.shape[1]
-        if self.expose_hidden:
-            if not torch.is_grad_enabled():
-                return tuple(s.to(x.dtype) for s in exposed)
-            return tuple(_ZeroGrad.apply(s.to(x.dtype)) for s in exposed)
         state = self.state
         if state is None or state[0].shape[1] != n:
             zeros = x.new_zeros((1, n, self.hidden))
             return tuple(zeros for _ in range(self.num_state))
         return tuple(s.to(device=x.device, dtype=x.dtype) for s in state)
 
-    def _keep(self, x: torch.Tensor, final: tuple[torch.Tensor, ...]) -> None:
-        if not self.expose_hidden and x.device.type != "meta":
+    def keep(self, x: torch.Tensor, final: tuple[torch.Tensor, ...]) -> None:
+        if x.device.type != "meta":
             self.state = tuple(s.detach() for s in final)
+
+
+@portable
+def lstm_sequence(
+    x: torch.Tensor,
+    cont: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    w_xc: torch.Tensor,
+    b_c: torch.Tensor,
+    w_hc: torch.Tensor,
+    x_static: torch.Tensor | None = None,
+    w_static: torch.Tensor | None = None,
+    unit: object = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Caffe's unrolled LSTM over x (T, N, ...) from (h, c): x_transform is one
+    InnerProduct over all steps; each step's gates W_hc (cont_t h) + W_xc x_t + b_c
+    [+ W_xc_static x_static] go through LSTMUnit (``unit``: one with a custom backward).
+    Returns (h for every step, h_T, c_T)."""
+    steps, n = x.shape[0], x.shape[1]
+    cont = cont.detach().to(x.dtype)
+    x_gates = F.linear(x.reshape(steps, n, -1), w_xc, b_c)
+    static_gates = None
+    if x_static is not None and w_static is not None:
+        static_gates = F.linear(x_static.reshape(n, -1), w_static).reshape(1, n, -1)
+    outputs = []
+    for t in range(steps):
+        cont_t = cont[t : t + 1]
+        gates = F.linear(h * cont_t.unsqueeze(-1), w_hc) + x_gates[t : t + 1]
+        if static_gates is not None:
+            gates = gates + static_gates
+        if callable(unit):
+            c, h = unit(c, gates, cont_t)
+        else:
+            c, h = lstm_unit_forward(c, gates, cont_t)[:2]
+        outputs.append(h)
+    return torch.cat(outputs, dim=0), h, c
+
+
+@portable
+def rnn_sequence(
+    x: torch.Tensor,
+    cont: torch.Tensor,
+    h: torch.Tensor,
+    w_xh: torch.Tensor,
+    b_h: torch.Tensor,
+    w_hh: torch.Tensor,
+    w_ho: torch.Tensor,
+    b_o: torch.Tensor,
+    x_static: torch.Tensor | None = None,
+    w_static: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caffe's unrolled RNN over x (T, N, ...) from h: h_t = tanh(W_hh (cont_t h) + W_xh x_t
+    + b_h [+ W_xh_static x_static]), o_t = tanh(W_ho h_t + b_o). Returns (o, h_T)."""
+    steps, n = x.shape[0], x.shape[1]
+    cont = cont.detach().to(x.dtype)
+    x_in = F.linear(x.reshape(steps, n, -1), w_xh, b_h)
+    static_in = None
+    if x_static is not None and w_static is not None:
+        static_in = F.linear(x_static.reshape(n, -1), w_static).reshape(1, n, -1)
+    hiddens = []
+    for t in range(steps):
+        pre = F.linear(h * cont[t : t + 1].unsqueeze(-1), w_hh) + x_in[t : t + 1]
+        if static_in is not None:
+            pre = pre + static_in
+        h = torch.tanh(pre)
+        hiddens.append(h)
+    # W_ho_h_t and o_neuron_t act on each step independently: one call for all steps.
+    return torch.tanh(F.linear(torch.cat(hiddens, dim=0), w_ho, b_o)), h
+
+
+class _Recurrent(RecurrentState):
+    """Common state handling of Caffe's RecurrentLayer."""
+
+    num_state: int = 1
+
+    def __init__(self, hidden: int, static: bool, expose_hidden: bool) -> None:
+        super().__init__(hidden, type(self).num_state)
+        self.static = static
+        self.expose_hidden = expose_hidden
+
+    def _initial_state(
+        self, x: torch.Tensor, exposed: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, ...]:
+        if self.expose_hidden:
+            if not torch.is_grad_enabled():
+                return tuple(s.to(x.dtype) for s in exposed)
+            return tuple(_ZeroGrad.apply(s.to(x.dtype)) for s in exposed)
+        return self.kept_state(x)
+
+    def _keep(self, x: torch.Tensor, final: tuple[torch.Tensor, ...]) -> None:
+        if not self.expose_hidden:
+            self.keep(x, final)
 
     def _split_bottoms(
         self, rest: tuple[torch.Tensor, ...]
@@ -248,27 +339,14 @@ class CaffeLSTM(_Recurrent):
     def forward(
         self, x: torch.Tensor, cont: torch.Tensor, *rest: torch.Tensor
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        steps, n = x.shape[0], x.shape[1]
-        w_xc, b_c = self.blobs[0], self.blobs[1]
-        w_hc = self.blobs[-1]
         x_static, exposed = self._split_bottoms(rest)
-        cont = cont.detach().to(x.dtype)
-        # x_transform: one InnerProduct (axis 2) over all time steps.
-        x_gates = F.linear(x.reshape(steps, n, -1), w_xc, b_c)
-        static_gates = None
-        if x_static is not None:
-            static_gates = F.linear(x_static.reshape(n, -1), self.blobs[2]).reshape(1, n, -1)
+        w_static = self.blobs[2] if x_static is not None else None
         h, c = self._initial_state(x, exposed)
-        outputs = []
-        for t in range(steps):
-            cont_t = cont[t : t + 1]
-            gates = F.linear(h * cont_t.unsqueeze(-1), w_hc) + x_gates[t : t + 1]
-            if static_gates is not None:
-                gates = gates + static_gates
-            c, h = lstm_unit(c, gates, cont_t)
-            outputs.append(h)
+        h_all, h, c = lstm_sequence(
+            x, cont, h, c, self.blobs[0], self.blobs[1], self.blobs[-1], x_static, w_static,
+            unit=lstm_unit,
+        )
         self._keep(x, (h, c))
-        h_all = torch.cat(outputs, dim=0)
         if not self.expose_hidden:
             return h_all
         return h_all, h.detach(), c.detach()
@@ -282,17 +360,7 @@ class CaffeLSTM(_Recurrent):
     blobs=("W_xc", "b_c", "W_hc"),  # W_xc_static goes before W_hc with a static input
 )
 def build_lstm(ctx: BuildContext) -> nn.Module:
-    static, expose = _layout(ctx, 2)
-    param = ctx.param
-    shapes = ctx.bottom_shapes
-    return CaffeLSTM(
-        int(param.num_output),
-        math.prod(shapes[0][2:]),
-        math.prod(shapes[2][1:]) if static else None,
-        expose,
-        param.weight_filler,
-        param.bias_filler,
-    )
+    return _build_recurrent(ctx, CaffeLSTM)
 
 
 # --------------------------------------------------------------------------- RNN
@@ -327,26 +395,14 @@ class CaffeRNN(_Recurrent):
     def forward(
         self, x: torch.Tensor, cont: torch.Tensor, *rest: torch.Tensor
     ) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        steps, n = x.shape[0], x.shape[1]
-        w_xh, b_h = self.blobs[0], self.blobs[1]
-        w_hh, w_ho, b_o = self.blobs[-3], self.blobs[-2], self.blobs[-1]
         x_static, exposed = self._split_bottoms(rest)
-        cont = cont.detach().to(x.dtype)
-        x_in = F.linear(x.reshape(steps, n, -1), w_xh, b_h)
-        static_in = None
-        if x_static is not None:
-            static_in = F.linear(x_static.reshape(n, -1), self.blobs[2]).reshape(1, n, -1)
+        w_static = self.blobs[2] if x_static is not None else None
         (h,) = self._initial_state(x, exposed)
-        hiddens = []
-        for t in range(steps):
-            pre = F.linear(h * cont[t : t + 1].unsqueeze(-1), w_hh) + x_in[t : t + 1]
-            if static_in is not None:
-                pre = pre + static_in
-            h = torch.tanh(pre)
-            hiddens.append(h)
+        o, h = rnn_sequence(
+            x, cont, h, self.blobs[0], self.blobs[1], self.blobs[-3], self.blobs[-2],
+            self.blobs[-1], x_static, w_static,
+        )
         self._keep(x, (h,))
-        # W_ho_h_t and o_neuron_t act on each step independently: one call for all steps.
-        o = torch.tanh(F.linear(torch.cat(hiddens, dim=0), w_ho, b_o))
         if not self.expose_hidden:
             return o
         return o, h.detach()
@@ -360,10 +416,15 @@ class CaffeRNN(_Recurrent):
     blobs=("W_xh", "b_h", "W_hh", "W_ho", "b_o"),  # W_xh_static goes before W_hh if static
 )
 def build_rnn(ctx: BuildContext) -> nn.Module:
-    static, expose = _layout(ctx, 1)
+    return _build_recurrent(ctx, CaffeRNN)
+
+
+def _build_recurrent(ctx: BuildContext, cls: type[CaffeLSTM] | type[CaffeRNN]) -> nn.Module:
+    """RecurrentLayer::LayerSetUp: the layout checks, then the layer with its blobs."""
+    static, expose = _layout(ctx, cls.num_state)
     param = ctx.param
     shapes = ctx.bottom_shapes
-    return CaffeRNN(
+    return cls(
         int(param.num_output),
         math.prod(shapes[0][2:]),
         math.prod(shapes[2][1:]) if static else None,

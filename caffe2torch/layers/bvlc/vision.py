@@ -36,6 +36,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.layers import grad_buffers
 from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
@@ -421,20 +422,67 @@ class PoolGeometry:
                     break
         return PoolGeometry(size, kernel, stride, pad, out, mode)
 
-    def starts(self, axis: int, device: torch.device) -> torch.Tensor:
-        return torch.arange(self.out[axis], device=device) * self.stride[axis] - self.pad[axis]
-
     def padded(self, x: torch.Tensor, value: float) -> torch.Tensor:
         """``x`` padded (or cropped) so that unpadded floor-mode pooling sees Caffe's windows."""
-        right = [
-            (self.out[i] - 1) * self.stride[i] + self.kernel[i] - self.size[i] - self.pad[i]
-            for i in range(2)
-        ]
-        return F.pad(x, (self.pad[1], right[1], self.pad[0], right[0]), value=value)
+        borders = window_borders(self.size, self.kernel, self.stride, self.pad, self.out)
+        return F.pad(x, borders, value=value)
 
-    def has_empty_windows(self) -> bool:
-        # Only without padding and with kernel < stride can a window start past the input.
-        return any((self.out[i] - 1) * self.stride[i] - self.pad[i] >= self.size[i] for i in (0, 1))
+
+@portable
+def window_borders(
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+    out: tuple[int, int],
+) -> tuple[int, int, int, int]:
+    """F.pad's (left, right, top, bottom) that make floor-mode torch pooling without padding
+    see Caffe's ``out`` windows: ``pad`` before, and after whatever the last window needs
+    (negative: crop what no window reaches)."""
+    right = [(out[i] - 1) * stride[i] + kernel[i] - size[i] - pad[i] for i in range(2)]
+    return (pad[1], right[1], pad[0], right[0])
+
+
+@portable
+def caffe_pool_padded(
+    x: torch.Tensor,
+    method: str,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+    out: tuple[int, int],
+    with_mask: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """Caffe's MAX or AVE pooling (PoolingLayer::Forward_cpu) of (N, C, H, W) ``x`` to
+    ``out`` windows, for geometries torch's own pooling does not share: the input is padded
+    explicitly. MAX: the padding never wins; a window with no input (kernel < stride) is
+    -FLT_MAX with mask -1; the mask is h * W + w as a float. AVE: the window's sum over the
+    input divided by the window clipped to size + pad (padding counts, beyond it not).
+    Returns (top,) or, MAX with ``with_mask``, (top, mask)."""
+    size = (x.shape[-2], x.shape[-1])
+    borders = window_borders(size, kernel, stride, pad, out)
+    starts = [torch.arange(out[i], device=x.device) * stride[i] - pad[i] for i in range(2)]
+    if method == "AVE":
+        summed = F.avg_pool2d(F.pad(x, borders, value=0.0), kernel, stride, divisor_override=1)
+        extents = []
+        for i in range(2):
+            end = torch.clamp(starts[i] + kernel[i], max=size[i] + pad[i])
+            extents.append((end - starts[i]).to(x.dtype))
+        return (summed / (extents[0][:, None] * extents[1][None, :]),)
+    xp = F.pad(x, borders, value=float("-inf"))
+    top, idx = F.max_pool2d(xp, kernel, stride, return_indices=True)
+    # only without padding and with kernel < stride can a window start past the input
+    if any((out[i] - 1) * stride[i] - pad[i] >= size[i] for i in range(2)):
+        empty = (starts[0] >= size[0])[:, None] | (starts[1] >= size[1])[None, :]
+        top = torch.where(empty, torch.finfo(x.dtype).min, top)
+        idx = torch.where(empty, -1, idx)
+    if not with_mask:
+        return (top,)
+    width = xp.shape[-1]
+    h = torch.div(idx, width, rounding_mode="floor") - pad[0]
+    w = torch.remainder(idx, width) - pad[1]
+    mask = torch.where(idx < 0, -1, h * size[1] + w)
+    return top, mask.to(x.dtype)
 
 
 def max_pool(x: torch.Tensor, geom: PoolGeometry, with_mask: bool) -> tuple[torch.Tensor, ...]:
@@ -446,37 +494,7 @@ def max_pool(x: torch.Tensor, geom: PoolGeometry, with_mask: bool) -> tuple[torc
             x, geom.kernel, geom.stride, geom.pad, 1, geom.torch_ceil_mode, return_indices=True
         )
         return top, idx.to(x.dtype)
-    xp = geom.padded(x, float("-inf"))
-    top, idx = F.max_pool2d(xp, geom.kernel, geom.stride, return_indices=True)
-    if geom.has_empty_windows():
-        # Caffe leaves a window with no input at -FLT_MAX with mask -1.
-        empty = _empty_windows(geom, x.device)
-        top = torch.where(empty, torch.finfo(x.dtype).min, top)
-        idx = torch.where(empty, -1, idx)
-    if not with_mask:
-        return (top,)
-    width = xp.shape[-1]
-    h = torch.div(idx, width, rounding_mode="floor") - geom.pad[0]
-    w = torch.remainder(idx, width) - geom.pad[1]
-    mask = torch.where(idx < 0, -1, h * geom.size[1] + w)
-    return top, mask.to(x.dtype)
-
-
-def _empty_windows(geom: PoolGeometry, device: torch.device) -> torch.Tensor:
-    eh = geom.starts(0, device) >= geom.size[0]
-    ew = geom.starts(1, device) >= geom.size[1]
-    return eh[:, None] | ew[None, :]
-
-
-def ave_divisor(geom: PoolGeometry, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Caffe's AVE divisor per output position: the window clipped to the padded input
-    (min(start + kernel, size + pad) - start per axis, start = o * stride - pad)."""
-    extents = []
-    for axis in (0, 1):
-        start = geom.starts(axis, device)
-        end = torch.clamp(start + geom.kernel[axis], max=geom.size[axis] + geom.pad[axis])
-        extents.append((end - start).to(dtype))
-    return extents[0][:, None] * extents[1][None, :]
+    return caffe_pool_padded(x, "MAX", geom.kernel, geom.stride, geom.pad, geom.out, with_mask)
 
 
 def ave_pool(x: torch.Tensor, geom: PoolGeometry) -> torch.Tensor:
@@ -484,8 +502,7 @@ def ave_pool(x: torch.Tensor, geom: PoolGeometry) -> torch.Tensor:
     if geom.torch_ceil_mode is not None:
         # torch's count_include_pad divisor is Caffe's: the window clipped to size + pad.
         return F.avg_pool2d(x, geom.kernel, geom.stride, geom.pad, geom.torch_ceil_mode, True)
-    summed = F.avg_pool2d(geom.padded(x, 0.0), geom.kernel, geom.stride, divisor_override=1)
-    return summed / ave_divisor(geom, x.device, x.dtype)
+    return caffe_pool_padded(x, "AVE", geom.kernel, geom.stride, geom.pad, geom.out)[0]
 
 
 def stochastic_pool(x: torch.Tensor, geom: PoolGeometry, train: bool) -> torch.Tensor:
@@ -710,6 +727,30 @@ def build_spp(ctx: BuildContext) -> nn.Module:
 # --------------------------------------------------------------------------- LRN
 
 
+@portable
+def caffe_lrn(
+    x: torch.Tensor, size: int, alpha: float, beta: float, k: float, within: bool
+) -> torch.Tensor:
+    """Caffe's LRN of (N, C, H, W) ``x`` (LRNLayer). ACROSS_CHANNELS: x * (k + alpha / size *
+    sum of x^2 over ``size`` zero-padded channels)^-beta; WITHIN_CHANNEL (Caffe's sub-net
+    Power(2) -> AVE Pooling(size, pad (size - 1) / 2) -> Power(-beta, alpha, 1)):
+    x * (1 + alpha * AVE-pool of x^2)^-beta, where torch's divisor is Caffe's."""
+    pre_pad = (size - 1) // 2
+    squares = x * x
+    if within:
+        pooled = F.avg_pool2d(squares, size, 1, pre_pad, False, True)
+        scale = 1.0 + alpha * pooled
+    else:
+        # Mean over `size` channels of the zero-padded squares: sum / size.
+        padded = F.pad(squares, (0, 0, 0, 0, pre_pad, size - 1 - pre_pad))
+        window = F.avg_pool3d(padded.unsqueeze(1), (size, 1, 1), 1).squeeze(1)
+        # in place: the pooling's backward does not read its output
+        scale = window.mul_(alpha).add_(k)
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return x * scale.pow_(-beta)  # inference: one buffer for the whole chain
+    return x * torch.pow(scale, -beta)
+
+
 class CaffeLRN(nn.Module):
     """Local response normalisation, ACROSS_CHANNELS or WITHIN_CHANNEL (see module doc)."""
 
@@ -726,21 +767,7 @@ class CaffeLRN(nn.Module):
             raise BuildError(
                 f"LRN needs a 4-D (num, channels, height, width) input, got {x.dim()}-D"
             )
-        pre_pad = (self.size - 1) // 2
-        squares = x * x
-        if self.within:
-            # Caffe's sub-net: Power(2) -> AVE Pooling(size, pad) -> Power(-beta, alpha, 1).
-            pooled = caffe_pool(squares, AVE, (self.size, self.size), (1, 1), (pre_pad, pre_pad))[0]
-            scale = 1.0 + self.alpha * pooled
-        else:
-            # Mean over `size` channels of the zero-padded squares: sum / size.
-            padded = F.pad(squares, (0, 0, 0, 0, pre_pad, self.size - 1 - pre_pad))
-            window = F.avg_pool3d(padded.unsqueeze(1), (self.size, 1, 1), 1).squeeze(1)
-            # in place: the pooling's backward does not read its output
-            scale = window.mul_(self.alpha).add_(self.k)
-        if not (torch.is_grad_enabled() and x.requires_grad):
-            return x * scale.pow_(-self.beta)  # inference: one buffer for the whole chain
-        return x * torch.pow(scale, -self.beta)
+        return caffe_lrn(x, self.size, self.alpha, self.beta, self.k, self.within)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
@@ -798,10 +825,22 @@ class CaffeInnerProduct(nn.Module):
 @register_layer(
     "InnerProduct",
     param="inner_product_param",
+    bottoms=(1, 2),
     blobs=("weight", "bias"),
     aliases=("INNER_PRODUCT", "innerproduct"),
 )
-def build_inner_product(ctx: BuildContext) -> CaffeInnerProduct:
+def build_inner_product(ctx: BuildContext) -> nn.Module:
+    """BVLC's InnerProduct; happynear's fork options (``normalize: true``, the weight as a
+    second bottom) are built by the fork's module."""
+    if len(ctx.bottom_shapes) == 2 or ctx.param.normalize:
+        from caffe2torch.layers.forks.face import build_inner_product_fork
+
+        return build_inner_product_fork(ctx)
+    return plain_inner_product(ctx)
+
+
+def plain_inner_product(ctx: BuildContext) -> CaffeInnerProduct:
+    """BVLC's InnerProduct over one bottom: y = x W^T + b."""
     p = ctx.param
     shape = ctx.bottom_shapes[0]
     axis = canonical_axis(ctx, p.axis, len(shape))

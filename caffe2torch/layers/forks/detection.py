@@ -33,16 +33,18 @@ from torch import nn
 
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.forks.ssd import bbox_size, jaccard_matrix
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import f32
 
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 
-def round_half_away(x: np.ndarray) -> np.ndarray:
+@portable
+def round_half_away(x: torch.Tensor) -> torch.Tensor:
     """C's round(): halves away from zero (exact in double for float inputs)."""
-    x = x.astype(np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    x = x.double()
+    return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
 
 
 def _rois(rois: torch.Tensor) -> np.ndarray:
@@ -53,52 +55,69 @@ def _rois(rois: torch.Tensor) -> np.ndarray:
     return flat[:, :5].numpy()
 
 
-def _batch_index(value: np.float32, batch: int) -> int:
-    index = int(value)  # static_cast<int>: truncation
-    if not 0 <= index < batch:
-        raise BuildError(f"ROI batch index {index} is outside the batch of {batch}")
-    return index
+def _check_batch_indices(rois: np.ndarray, batch: int) -> None:
+    for value in rois[:, 0]:
+        index = int(value)  # static_cast<int>: truncation
+        if not 0 <= index < batch:
+            raise BuildError(f"ROI batch index {index} is outside the batch of {batch}")
 
 
-def _bin_masks(
-    starts: np.ndarray, ends: np.ndarray, device: torch.device
-) -> tuple[torch.Tensor, int]:
+@portable
+def bin_masks(starts: torch.Tensor, ends: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(bins, extent) boolean masks of each [start, end) over [lo, hi), and lo: the span
     from the first start to the last end."""
     lo = int(starts.min())
     hi = max(int(ends.max()), lo)
-    pos = np.arange(lo, hi)
-    mask = (pos[None, :] >= starts[:, None]) & (pos[None, :] < ends[:, None])
-    return torch.from_numpy(mask).to(device), lo
+    pos = torch.arange(lo, hi, device=starts.device)
+    return (pos[None, :] >= starts[:, None]) & (pos[None, :] < ends[:, None]), lo
 
 
 # --------------------------------------------------------------------------- ROIPooling
 
 
-def roi_pool_bins(
-    roi: np.ndarray, scale: np.float32, pooled: tuple[int, int], size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """hstart, hend (pooled_h,), wstart, wend (pooled_w,) of one ROI, clipped to the map."""
-    start_w, start_h, end_w, end_h = (int(v) for v in round_half_away(roi[1:5] * scale))
-    roi_h = max(end_h - start_h + 1, 1)
-    roi_w = max(end_w - start_w + 1, 1)
-    out = []
-    for n, extent, start, limit in (
-        (pooled[0], roi_h, start_h, size[0]),
-        (pooled[1], roi_w, start_w, size[1]),
-    ):
-        bin_size = f32(extent) / f32(n)
-        idx = np.arange(n, dtype=f32)
-        lo = np.floor(idx * bin_size).astype(np.int64)
-        hi = np.ceil((idx + f32(1)) * bin_size).astype(np.int64)
-        out.append(np.clip(lo + start, 0, limit))
-        out.append(np.clip(hi + start, 0, limit))
-    return out[0], out[1], out[2], out[3]
+@portable
+def roi_bins(start: int, extent: int, n: int, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[lo, hi) of each of ``n`` bins over ``extent`` cells from ``start``:
+    floor(i * size / n), ceil((i + 1) * size / n) in float, clipped to [0, limit]."""
+    bin_size = torch.tensor(float(extent)) / torch.tensor(float(n))
+    idx = torch.arange(n, dtype=torch.float32)
+    lo = torch.floor(idx * bin_size).to(torch.int64) + start
+    hi = torch.ceil((idx + 1.0) * bin_size).to(torch.int64) + start
+    return lo.clamp(0, limit), hi.clamp(0, limit)
 
 
-def _masked_max(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
-    """Max over ``dim`` of x where mask, keeping torch.max's first-index gradient."""
-    return x.masked_fill(~mask, float("-inf")).max(dim=dim).values
+@portable
+def roi_pooling(
+    x: torch.Tensor, rois: torch.Tensor, pooled: tuple[int, int], spatial_scale: float
+) -> torch.Tensor:
+    """Fast R-CNN's ROIPooling of (N, C, H, W) ``x``: each ROI [batch, x1, y1, x2, y2] is
+    scaled and rounded half away from zero; its (y2 - y1 + 1) x (x2 - x1 + 1) box is cut into
+    ``pooled`` bins (roi_bins); each bin takes its maximum (0 when empty), the gradient going
+    to the first maximum in row-major order. ``rois``: (R, 5 or more) float32."""
+    size = (int(x.shape[2]), int(x.shape[3]))
+    scale = torch.tensor(spatial_scale, dtype=torch.float32)
+    outs = []
+    for roi in rois.reshape(rois.shape[0], -1)[:, :5].detach().cpu().float():
+        start_w, start_h, end_w, end_h = (int(v) for v in round_half_away(roi[1:5] * scale))
+        hs, he = roi_bins(start_h, max(end_h - start_h + 1, 1), pooled[0], size[0])
+        ws, we = roi_bins(start_w, max(end_w - start_w + 1, 1), pooled[1], size[1])
+        feature = x[int(roi[0])]
+        empty = ((he[:, None] <= hs[:, None]) | (we[None, :] <= ws[None, :])).to(x.device)
+        mask_w, w0 = bin_masks(ws.to(x.device), we.to(x.device))
+        mask_h, h0 = bin_masks(hs.to(x.device), he.to(x.device))
+        if mask_w.shape[1] == 0 or mask_h.shape[1] == 0:
+            outs.append(x.new_zeros((x.shape[1], *pooled)))
+            continue
+        crop = feature[:, h0 : h0 + mask_h.shape[1], w0 : w0 + mask_w.shape[1]]
+        # max over each w-bin, then over each h-bin: the first maximum in row-major order
+        cols = crop.unsqueeze(2).masked_fill(~mask_w[None, None], float("-inf")).max(dim=3)
+        rows = cols.values.unsqueeze(1).masked_fill(~mask_h[None, :, :, None], float("-inf"))
+        top = rows.max(dim=2).values
+        top = top.clamp_min(-3.4028234663852886e38)  # the fork starts every bin at -FLT_MAX
+        outs.append(torch.where(empty, 0.0, top))
+    if not outs:
+        return x.new_zeros((0, x.shape[1], *pooled))
+    return torch.stack(outs)
 
 
 class CaffeROIPooling(nn.Module):
@@ -113,27 +132,8 @@ class CaffeROIPooling(nn.Module):
     def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         if x.device.type == "meta":
             return x.new_empty(self.infer_shapes([tuple(x.shape), tuple(rois.shape)])[0])
-        size = (int(x.shape[2]), int(x.shape[3]))
-        scale = f32(self.spatial_scale)
-        outs = []
-        for roi in _rois(rois):
-            feature = x[_batch_index(roi[0], x.shape[0])]
-            hs, he, ws, we = roi_pool_bins(roi, scale, self.pooled, size)
-            empty = torch.from_numpy((he[:, None] <= hs[:, None]) | (we[None, :] <= ws[None, :]))
-            mask_w, w0 = _bin_masks(ws, we, x.device)
-            mask_h, h0 = _bin_masks(hs, he, x.device)
-            if mask_w.shape[1] == 0 or mask_h.shape[1] == 0:
-                outs.append(x.new_zeros((x.shape[1], *self.pooled)))
-                continue
-            crop = feature[:, h0 : h0 + mask_h.shape[1], w0 : w0 + mask_w.shape[1]]
-            # Max over each w-bin, then over each h-bin: the first maximum in row-major order.
-            cols = _masked_max(crop.unsqueeze(2), mask_w[None, None], dim=3)  # (C, rh, PW)
-            pooled = _masked_max(cols.unsqueeze(1), mask_h[None, :, :, None], dim=2)
-            pooled = pooled.clamp_min(-_FLT_MAX)  # the fork starts every bin at -FLT_MAX
-            outs.append(torch.where(empty.to(x.device), 0.0, pooled))
-        if not outs:
-            return x.new_zeros((0, x.shape[1], *self.pooled))
-        return torch.stack(outs)
+        _check_batch_indices(_rois(rois), x.shape[0])
+        return roi_pooling(x, rois, self.pooled, self.spatial_scale)
 
     def extra_repr(self) -> str:
         return f"pooled={self.pooled}, spatial_scale={self.spatial_scale}"
@@ -152,23 +152,50 @@ def build_roi_pooling(ctx: BuildContext) -> nn.Module:
 # --------------------------------------------------------------------------- PSROIPooling
 
 
+@portable
 def psroi_bins(
-    roi: np.ndarray, scale: np.float32, group: int, size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """hstart, hend, wstart, wend (group,) of one ROI (PSROIPoolingForward), clipped."""
-    corners = round_half_away(roi[1:5]).astype(f32)
-    start_w, start_h = corners[0] * scale, corners[1] * scale
-    end_w = f32(corners[2].astype(np.float64) + 1.0) * scale
-    end_h = f32(corners[3].astype(np.float64) + 1.0) * scale
-    out = []
-    for start, end, limit in ((start_h, end_h, size[0]), (start_w, end_w, size[1])):
-        extent = f32(max(float(end - start), 0.1))  # "force too small ROIs to be 1x1"
-        bin_size = extent / f32(group)
-        idx = np.arange(group, dtype=f32)
-        lo = np.floor(idx * bin_size + start).astype(np.int64)
-        hi = np.ceil((idx + f32(1)) * bin_size + start).astype(np.int64)
-        out += [np.clip(lo, 0, limit), np.clip(hi, 0, limit)]
-    return out[0], out[1], out[2], out[3]
+    start: torch.Tensor, end: torch.Tensor, group: int, limit: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PSROIPoolingForward's ``group`` bins from float ``start`` to ``end``: sizes at least
+    0.1 ("force too small ROIs to be 1x1"), floor/ceil(i * size / group + start), clipped
+    to [0, limit]."""
+    extent = torch.clamp(end - start, min=0.1)
+    bin_size = extent / torch.tensor(float(group))
+    idx = torch.arange(group, dtype=torch.float32)
+    lo = torch.floor(idx * bin_size + start).to(torch.int64)
+    hi = torch.ceil((idx + 1.0) * bin_size + start).to(torch.int64)
+    return lo.clamp(0, limit), hi.clamp(0, limit)
+
+
+@portable
+def psroi_pooling(
+    x: torch.Tensor, rois: torch.Tensor, spatial_scale: float, output_dim: int, group: int
+) -> torch.Tensor:
+    """R-FCN's PSROIPooling of (N, output_dim * group^2, H, W) ``x``: bin (i, j) of output
+    channel d averages input channel (d * group + i) * group + j over the bin; 0 for an
+    empty bin. ROI corners are rounded, then scaled: start = round(x1) * scale, end =
+    (round(x2) + 1) * scale (psroi_bins). ``rois``: (R, 5 or more) float32."""
+    k, d = group, output_dim
+    size = (int(x.shape[2]), int(x.shape[3]))
+    scale = torch.tensor(spatial_scale, dtype=torch.float32)
+    outs = []
+    for roi in rois.reshape(rois.shape[0], -1)[:, :5].detach().cpu().float():
+        corners = round_half_away(roi[1:5]).float()
+        start = corners[:2] * scale
+        end = (corners[2:].double() + 1.0).float() * scale
+        hs, he = psroi_bins(start[1], end[1], k, size[0])
+        ws, we = psroi_bins(start[0], end[0], k, size[1])
+        feature = x[int(roi[0])].reshape(d, k, k, *size)
+        area = ((he - hs)[:, None] * (we - ws)[None, :]).to(device=x.device, dtype=torch.float32)
+        empty = area <= 0
+        mask_h, h0 = bin_masks(hs.to(x.device), he.to(x.device))
+        mask_w, w0 = bin_masks(ws.to(x.device), we.to(x.device))
+        crop = feature[..., h0 : h0 + mask_h.shape[1], w0 : w0 + mask_w.shape[1]]
+        sums = torch.einsum("dpqhw,ph,qw->dpq", crop, mask_h.to(x.dtype), mask_w.to(x.dtype))
+        outs.append(torch.where(empty, 0.0, sums / torch.where(empty, 1.0, area)))
+    if not outs:
+        return x.new_zeros((0, d, k, k))
+    return torch.stack(outs)
 
 
 class CaffePSROIPooling(nn.Module):
@@ -185,25 +212,8 @@ class CaffePSROIPooling(nn.Module):
     def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         if x.device.type == "meta":
             return x.new_empty(self.infer_shapes([tuple(x.shape), tuple(rois.shape)])[0])
-        k, d = self.group_size, self.output_dim
-        size = (int(x.shape[2]), int(x.shape[3]))
-        scale = f32(self.spatial_scale)
-        outs = []
-        for roi in _rois(rois):
-            feature = x[_batch_index(roi[0], x.shape[0])].reshape(d, k, k, *size)
-            hs, he, ws, we = psroi_bins(roi, scale, k, size)
-            area = torch.from_numpy(
-                ((he - hs)[:, None] * (we - ws)[None, :]).astype(np.float32)
-            ).to(x.device)
-            empty = area <= 0
-            mask_h, h0 = _bin_masks(hs, he, x.device)
-            mask_w, w0 = _bin_masks(ws, we, x.device)
-            crop = feature[..., h0 : h0 + mask_h.shape[1], w0 : w0 + mask_w.shape[1]]
-            sums = torch.einsum("dpqhw,ph,qw->dpq", crop, mask_h.to(x.dtype), mask_w.to(x.dtype))
-            outs.append(torch.where(empty, 0.0, sums / torch.where(empty, 1.0, area)))
-        if not outs:
-            return x.new_zeros((0, d, k, k))
-        return torch.stack(outs)
+        _check_batch_indices(_rois(rois), x.shape[0])
+        return psroi_pooling(x, rois, self.spatial_scale, self.output_dim, self.group_size)
 
     def extra_repr(self) -> str:
         return (

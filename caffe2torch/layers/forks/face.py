@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, build_inner_product
+from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, plain_inner_product
 from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.numerics import as_f32 as f32
 from caffe2torch.proto import caffe_pb2
@@ -43,6 +44,7 @@ TRIPLE = caffe_pb2.MarginInnerProductParameter.TRIPLE
 QUADRUPLE = caffe_pb2.MarginInnerProductParameter.QUADRUPLE
 
 
+@portable
 def label_index(labels: torch.Tensor, num: int) -> torch.Tensor:
     # static_cast<int>(label[i]): truncation toward zero, one label per item.
     return labels.detach().reshape(num, -1)[:, 0].to(torch.int64)
@@ -89,24 +91,46 @@ class _ModeCounter:
 # ----------------------------------------------------------------------- MarginInnerProduct
 
 
-def _margin_terms(cos: torch.Tensor, kind: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """psi(theta) of the target and the fork's (coeff_w, coeff_x * |x|) before normalising.
+# the margin m of each MarginInnerProductParameter.MarginType
+MARGIN: dict[int, int] = {SINGLE: 1, DOUBLE: 2, TRIPLE: 3, QUADRUPLE: 4}
 
-    The sign tricks are the fork's: psi = (-1)^k cos(m theta) - 2k on the k-th interval.
-    """
+
+@portable
+def float32(value: float) -> float:
+    """``value`` rounded to float32 (the fork keeps its Dtype scalars in float)."""
+    return torch.tensor(value, dtype=torch.float32).item()
+
+
+@portable
+def margin_lambda(
+    iteration: float, base: float, gamma: float, power: float, lambda_min: float
+) -> float:
+    """SphereFace's lambda at ``iteration``: max(lambda_min, base (1 + gamma it)^-power),
+    each step rounded to float as the fork computes it."""
+    decay = float32(1.0 + float32(gamma * iteration))
+    return max(float32(base * math.pow(decay, -power)), lambda_min)
+
+
+@portable
+def margin_terms(
+    cos: torch.Tensor, m: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """psi(theta) of the target cosine for margin ``m`` (2, 3 or 4) and the fork's
+    (coeff_w, coeff_x * |x|) before normalising. The sign tricks are the fork's:
+    psi = (-1)^k cos(m theta) - 2k on the k-th interval."""
     s0 = torch.sign(cos)
     c2, c3, c4 = cos * cos, cos**3, cos**4
-    if kind == DOUBLE:
+    if m == 2:
         psi = 2 * s0 * c2 - 1
         cw = 4 * s0 * cos
         cx = -(2 * s0 * c2 + 1)
-    elif kind == TRIPLE:
+    elif m == 3:
         s1 = torch.sign(torch.abs(cos) - 0.5)
         s2 = s0 * (1 + s1) - 2
         psi = s1 * (4 * c3 - 3 * cos) + s2
         cw = s1 * (12 * c2 - 3)
         cx = -(8 * s1 * c3 - s2)
-    else:  # QUADRUPLE
+    else:
         s3 = s0 * torch.sign(2 * c2 - 1)
         s4 = 2 * s0 + s3 - 3
         psi = s3 * (8 * c4 - 8 * c2 + 1) + s4
@@ -115,23 +139,38 @@ def _margin_terms(cos: torch.Tensor, kind: int) -> tuple[torch.Tensor, torch.Ten
     return psi, cw, cx
 
 
+@portable
+def margin_logits(
+    x: torch.Tensor, weight: torch.Tensor, label: torch.Tensor, m: int, lam: float
+) -> torch.Tensor:
+    """A-Softmax logits of (N, K) ``x`` with unit weight rows: x W^T, the label's logit
+    replaced by (|x| psi(theta) + lambda x.w) / (1 + lambda) (margin ``m`` > 1)."""
+    xw = x @ weight.t()
+    if m == 1:
+        return xw
+    x_norm = torch.sqrt((x * x).sum(dim=1))
+    rows = torch.arange(x.shape[0], device=x.device)
+    xw_t = xw[rows, label]
+    psi = margin_terms(xw_t / x_norm, m)[0]
+    top = xw.clone()
+    top[rows, label] = (x_norm * psi + lam * xw_t) / (1 + lam)
+    return top
+
+
+@portable
+def unit_rows(weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Each row of ``weight`` divided by sqrt(|row|^2 + eps)."""
+    return weight / torch.sqrt((weight * weight).sum(dim=1, keepdim=True) + eps)
+
+
 class _MarginFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, label: torch.Tensor, kind: int, lam: float
     ) -> torch.Tensor:
-        xw = x @ weight.t()
         ctx.save_for_backward(x, weight, label)
         ctx.kind, ctx.lam = kind, lam
-        if kind == SINGLE:
-            return xw
-        x_norm = torch.sqrt((x * x).sum(dim=1))
-        rows = torch.arange(x.shape[0], device=x.device)
-        xw_t = xw[rows, label]
-        psi, _, _ = _margin_terms(xw_t / x_norm, kind)
-        top = xw.clone()
-        top[rows, label] = (x_norm * psi + lam * xw_t) / (1 + lam)
-        return top
+        return margin_logits(x, weight, label, MARGIN[kind], lam)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -147,7 +186,7 @@ class _MarginFunction(torch.autograd.Function):
                 w_t = weight[label]
                 g_t = grad[rows, label]
                 cos = (x * w_t).sum(dim=1) / x_norm
-                _, cw, cx = _margin_terms(cos, ctx.kind)
+                _, cw, cx = margin_terms(cos, MARGIN[ctx.kind])
                 cx = cx / x_norm
                 norm = torch.sqrt(cw * cw + cx * cx)
                 cw, cx = cw / norm, cx / norm
@@ -166,11 +205,11 @@ def _normalize_rows_(weight: torch.Tensor, eps: float) -> torch.Tensor:
     """Divide each row of ``weight`` by its L2 norm in place (Caffe changes the blob itself)
     and return it; skipped while tracing or exporting, where the blob must not change."""
     with torch.no_grad():
-        normed = weight / torch.sqrt((weight * weight).sum(dim=1, keepdim=True) + eps)
+        normed = unit_rows(weight, eps)
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             weight.copy_(normed)
             return weight
-    return weight / torch.sqrt((weight * weight).sum(dim=1, keepdim=True) + eps)
+    return unit_rows(weight, eps)
 
 
 class CaffeMarginInnerProduct(nn.Module):
@@ -194,8 +233,7 @@ class CaffeMarginInnerProduct(nn.Module):
         return self.counter.get(self.training)
 
     def lambda_at(self, iteration: float) -> float:
-        lam = f32(self.base * math.pow(f32(1.0 + f32(self.gamma * iteration)), -self.power))
-        return max(lam, self.lambda_min)
+        return margin_lambda(iteration, self.base, self.gamma, self.power, self.lambda_min)
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
         out = [(*shapes[0][: self.axis], self.blobs[0].shape[0])]
@@ -274,16 +312,9 @@ class BottomWeightInnerProduct(nn.Module):
         return F.linear(x, w, bias)
 
 
-@register_layer(
-    "InnerProduct",
-    param="inner_product_param",
-    bottoms=(1, 2),
-    blobs=("weight", "bias"),
-    aliases=("INNER_PRODUCT", "innerproduct"),
-    replace=True,
-)
-def build_inner_product_forks(ctx: BuildContext) -> nn.Module:
-    """BVLC's InnerProduct, plus happynear's ``normalize`` and weight-from-bottom forms."""
+def build_inner_product_fork(ctx: BuildContext) -> nn.Module:
+    """happynear's InnerProduct options, called by BVLC's InnerProduct builder: the weight
+    as a second bottom, or ``normalize: true``."""
     p = ctx.param
     if len(ctx.bottom_shapes) == 2:
         axis = _axis(ctx, p.axis)
@@ -295,7 +326,7 @@ def build_inner_product_forks(ctx: BuildContext) -> nn.Module:
         gen = ctx.options.get("generator")
         bias = make_filled((n,), p.bias_filler, gen) if p.bias_term else None
         return BottomWeightInnerProduct(bias, axis, bool(p.transpose))
-    module = build_inner_product(ctx)
+    module = plain_inner_product(ctx)
     if not p.normalize:
         return module
     if p.transpose:
@@ -639,14 +670,24 @@ def build_adacos(ctx: BuildContext) -> nn.Module:
 # ------------------------------------------------------------------------------ CenterLoss
 
 
+@portable
+def center_loss(
+    x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, l1: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Center loss of (N, K) ``x``: sum_i |x_i - c_{y_i}|^2 / N / 2 (``l1``: sum |x_i -
+    c_{y_i}| / N). Returns (loss, x - c_y)."""
+    diff = x - centers[labels]
+    num = x.shape[0]
+    loss = torch.abs(diff).sum() / num if l1 else (diff * diff).sum() / num / 2
+    return loss, diff
+
+
 class _CenterLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, x: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor, l1: bool
     ) -> torch.Tensor:
-        diff = x - centers[labels]
-        num = x.shape[0]
-        loss = torch.abs(diff).sum() / num if l1 else (diff * diff).sum() / num / 2
+        loss, diff = center_loss(x, centers, labels, l1)
         ctx.save_for_backward(diff, labels)
         ctx.l1, ctx.num_centers = l1, centers.shape[0]
         return loss

@@ -44,8 +44,7 @@ from caffe2torch.layers.bvlc.losses import (
     _check_first_dims,
     _check_label_count,
     _ignore_label,
-    _label_index,
-    _split_axis,
+    labelled,
     loss_normalizer,
     normalization_mode,
 )
@@ -203,12 +202,8 @@ class CaffeSoftmaxWithLossOHEM(nn.Module):
             return loss
         if self.num_tops == 2:
             return loss, prob
-        outer, channels, inner = _split_axis(tuple(prob.shape), self.loss.axis)
-        lab = _label_index(labels).reshape(outer, inner)
-        ignore = self.loss.ignore_label
-        valid = torch.ones_like(lab, dtype=torch.bool) if ignore is None else lab != ignore
-        safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
-        p = prob.detach().reshape(outer, channels, inner).gather(1, safe).squeeze(1)
+        p, safe, valid = labelled(prob.detach(), labels, self.loss.axis, self.loss.ignore_label)
+        p = p.gather(1, safe).squeeze(1)
         per_item = torch.where(valid, -torch.log(torch.clamp(p, min=FLT_MIN)), 0.0)
         return loss, prob, per_item.reshape(labels.shape)
 
@@ -305,12 +300,8 @@ class _FocalLossFunction(torch.autograd.Function):
         ignore_label: int | None, mode: int, alpha: float, gamma: float,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         prob = torch.softmax(logits, dim=axis)
-        outer, channels, inner = _split_axis(tuple(prob.shape), axis)
-        p = prob.reshape(outer, channels, inner)
-        lab = _label_index(labels).reshape(outer, inner)
-        valid = torch.ones_like(lab, dtype=torch.bool) if ignore_label is None else (
-            lab != ignore_label)
-        safe = torch.where(valid, lab, torch.zeros_like(lab)).unsqueeze(1)
+        p, safe, valid = labelled(prob, labels, axis, ignore_label)
+        outer, inner = p.shape[0], p.shape[2]
         p_t = p.gather(1, safe).squeeze(1)
         log_p = torch.log(torch.clamp(p_t, min=FLT_MIN))
         power = alpha * torch.pow(1.0 - p_t, gamma)

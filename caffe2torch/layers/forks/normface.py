@@ -36,6 +36,8 @@ import torch
 from torch import nn
 
 from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.forks.face import unit_rows
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import f32
 
@@ -55,6 +57,7 @@ def _check_label_bottom(ctx: BuildContext) -> None:
 # ---------------------------------------------------------------------------- InnerDistance
 
 
+@portable
 def pairwise_distance(x: torch.Tensor, w: torch.Tensor, l1: bool) -> torch.Tensor:
     """(M, N) sum_k (x_mk - w_nk)^2, or sum_k |x_mk - w_nk| when ``l1``."""
     diff = x.unsqueeze(1) - w.unsqueeze(0)
@@ -87,7 +90,7 @@ class CaffeInnerDistance(nn.Module):
             if self.normalize and weight.device.type != "meta":
                 with torch.no_grad():  # the fork rescales its blob in place, every forward
                     rows = weight.view(self.num_output, -1)
-                    rows.div_(torch.sqrt((rows * rows).sum(dim=1, keepdim=True) + 1e-6))
+                    rows.copy_(unit_rows(rows, 1e-6))
             centres = weight.reshape(self.num_output, -1)  # transpose: same memory, as the fork
         else:
             centres = rest[0].reshape(rest[0].shape[0], -1)

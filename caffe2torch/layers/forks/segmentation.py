@@ -38,12 +38,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import f32
 
@@ -77,37 +77,41 @@ class InterpRule:
         return h + (h - 1) * z, w + (w - 1) * z
 
 
-def interp_weights(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per output index: source index, neighbour step (0 or 1), weight of the neighbour."""
-    ratio = f32(size_in - 1) / f32(size_out - 1) if size_out > 1 else f32(0)
-    pos = ratio * np.arange(size_out, dtype=f32)
-    index = pos.astype(np.int64)  # positive: truncation is floor
-    step = (index < size_in - 1).astype(np.int64)
-    weight = (pos - index.astype(f32)).astype(f32)
-    return index, step, weight
+@portable
+def interp_taps(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """caffe_cpu_interp2's taps per output index, in float32: ratio float(in - 1) / (out - 1)
+    (0 when out == 1), source position float(r * o), its integer part i, the neighbour
+    i + 1 (i on the last row/column) and the neighbour's weight float(position - i)."""
+    ratio = torch.tensor(0.0)
+    if size_out > 1:
+        ratio = torch.tensor(float(size_in - 1)) / torch.tensor(float(size_out - 1))
+    pos = ratio * torch.arange(size_out, dtype=torch.float32)
+    index = pos.to(torch.int64)  # positive: truncation is floor
+    step = (index < size_in - 1).to(torch.int64)
+    return index, index + step, pos - index.to(torch.float32)
 
 
-def caffe_interp2(x: torch.Tensor, size_out: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of the last two axes with caffe_cpu_interp2's float arithmetic."""
-    h_in, w_in = int(x.shape[-2]), int(x.shape[-1])
-    if (h_in, w_in) == tuple(size_out):
+@portable
+def caffe_interp(
+    x: torch.Tensor, size_out: tuple[int, int], pad_beg: int = 0, pad_end: int = 0
+) -> torch.Tensor:
+    """The segmentation forks' Interp: crop -pad_beg rows/columns at the start of both axes
+    and -pad_end at the end (caffe_cpu_interp2 gets x1 = y1 = -pad_beg), then bilinear
+    resize of the last two axes to ``size_out`` with caffe_cpu_interp2's float arithmetic:
+    h0 * (w0 * a + w1 * b) + h1 * (w0 * c + w1 * d)."""
+    h = int(x.shape[-2]) + pad_beg + pad_end
+    w = int(x.shape[-1]) + pad_beg + pad_end
+    x = x[..., -pad_beg : h - pad_beg, -pad_beg : w - pad_beg]
+    if (h, w) == tuple(size_out):
         return x.clone()
-    ih, sh, lh = interp_weights(h_in, size_out[0])
-    iw, sw, lw = interp_weights(w_in, size_out[1])
-
-    def idx(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).to(x.device)
-
-    def lam(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).to(device=x.device, dtype=x.dtype)
-
-    h1, w1 = lam(lh)[:, None], lam(lw)
+    i0, i1, lh = interp_taps(h, size_out[0])
+    j0, j1, lw = interp_taps(w, size_out[1])
+    i0, i1, j0, j1 = (t.to(x.device) for t in (i0, i1, j0, j1))
+    h1, w1 = lh.to(device=x.device, dtype=x.dtype)[:, None], lw.to(device=x.device, dtype=x.dtype)
     h0, w0 = 1.0 - h1, 1.0 - w1  # Dtype(1.) - lambda
-    top = x.index_select(-2, idx(ih))
-    bottom = x.index_select(-2, idx(ih + sh))
-    left, right = idx(iw), idx(iw + sw)
-    upper = w0 * top.index_select(-1, left) + w1 * top.index_select(-1, right)
-    lower = w0 * bottom.index_select(-1, left) + w1 * bottom.index_select(-1, right)
+    top, bottom = x.index_select(-2, i0), x.index_select(-2, i1)
+    upper = w0 * top.index_select(-1, j0) + w1 * top.index_select(-1, j1)
+    lower = w0 * bottom.index_select(-1, j0) + w1 * bottom.index_select(-1, j1)
     return h0 * upper + h1 * lower
 
 
@@ -119,11 +123,8 @@ class CaffeInterp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.rule
         h, w = int(x.shape[-2]), int(x.shape[-1])
-        h_eff, w_eff = h + r.pad_beg + r.pad_end, w + r.pad_beg + r.pad_end
-        # caffe_cpu_interp2 is called with x1 = y1 = -pad_beg for both axes.
-        start = -r.pad_beg
-        crop = x[..., start : start + h_eff, start : start + w_eff]
-        return caffe_interp2(crop, r.output_size(h_eff, w_eff))
+        size = r.output_size(h + r.pad_beg + r.pad_end, w + r.pad_beg + r.pad_end)
+        return caffe_interp(x, size, r.pad_beg, r.pad_end)
 
     def extra_repr(self) -> str:
         r = self.rule
@@ -312,6 +313,23 @@ def build_bn(ctx: BuildContext) -> nn.Module:
 # --------------------------------------------------------------------------- Upsample
 
 
+@portable
+def max_unpool(x: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """SegNet's Upsample (max-unpooling): each value of x goes to the position int(mask)
+    names in a ``size`` plane, zeros elsewhere; of values sent to one position the last
+    wins, as the fork writes them in order. The mask indices must lie in the plane."""
+    n, c = x.shape[0], x.shape[1]
+    plane = size[0] * size[1]
+    idx = mask.detach().to(torch.int64).reshape(n, c, -1)
+    flat = x.reshape(n, c, -1)
+    order = torch.arange(flat.shape[2], device=x.device).expand_as(idx)
+    winner = torch.full((n, c, plane), -1, dtype=torch.int64, device=x.device)
+    winner.scatter_reduce_(2, idx, order, reduce="amax")
+    values = flat.gather(2, winner.clamp(min=0))
+    out = torch.where(winner >= 0, values, torch.zeros_like(values))
+    return out.reshape(n, c, *size)
+
+
 class _UnpoolFunction(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -326,17 +344,10 @@ class _UnpoolFunction(torch.autograd.Function):
                 f"upsample top index {int(bad[0])} out of range for a {size[0]} x {size[1]} top",
                 hint="check scale settings match input pooling layer's downsample setup",
             )
-        flat = x.reshape(n, c, -1)
-        # The fork writes in order: the last element with a given index wins.
-        order = torch.arange(flat.shape[2], device=x.device).expand_as(idx)
-        winner = torch.full((n, c, plane), -1, dtype=torch.int64, device=x.device)
-        winner.scatter_reduce_(2, idx, order, reduce="amax")
-        hit = winner >= 0
-        values = flat.gather(2, winner.clamp(min=0))
-        out = torch.where(hit, values, torch.zeros_like(values))
+        out = max_unpool(x, idx, size)
         ctx.save_for_backward(idx)
         ctx.shape = x.shape
-        return out.reshape(n, c, *size)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:

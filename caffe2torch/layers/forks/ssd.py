@@ -32,6 +32,7 @@ from torch import nn
 
 from caffe2torch.errors import BuildError
 from caffe2torch.layers.fillers import make_filled
+from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.limits import check_blob
 from caffe2torch.numerics import f32
@@ -40,6 +41,19 @@ from caffe2torch.proto import caffe_pb2
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 # --------------------------------------------------------------------------- Normalize
+
+
+@portable
+def ssd_normalize(flat: torch.Tensor, across_spatial: bool, eps: float) -> torch.Tensor:
+    """SSD's Normalize of ``flat`` (N, C, H * W) before its scale: x / sqrt(sum x^2 + eps)
+    over C x H x W of each item (``across_spatial``: times the reciprocal rounded to float,
+    as caffe_cpu_scale(dim, Dtype(1.0 / norm)) does) or over C at each position."""
+    if across_spatial:
+        norm = torch.sqrt((flat * flat).sum(dim=(1, 2)) + eps)
+        inv = (1.0 / norm.double()).to(flat.dtype)
+        return flat * inv[:, None, None]
+    norm = torch.sqrt((flat * flat).sum(dim=1, keepdim=True) + eps)
+    return flat / norm
 
 
 class CaffeNormalize(nn.Module):
@@ -65,13 +79,7 @@ class CaffeNormalize(nn.Module):
         return y.reshape(x.shape)
 
     def _normalize(self, flat: torch.Tensor) -> torch.Tensor:
-        if self.across_spatial:
-            norm = torch.sqrt((flat * flat).sum(dim=(1, 2)) + self.eps)
-            # caffe_cpu_scale(dim, Dtype(1.0 / norm), ...): the reciprocal rounded to float.
-            inv = (1.0 / norm.double()).to(flat.dtype)
-            return flat * inv[:, None, None]
-        norm = torch.sqrt((flat * flat).sum(dim=1, keepdim=True) + self.eps)
-        return flat / norm
+        return ssd_normalize(flat, self.across_spatial, self.eps)
 
     def extra_repr(self) -> str:
         shared = self.blobs[0].dim() == 0
