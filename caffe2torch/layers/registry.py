@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.ir.graph import LayerKind
 
 Shape = tuple[int, ...]
 
@@ -203,11 +204,27 @@ def suggest_types(type_name: str, limit: int = 3) -> list[str]:
     return out[:limit]
 
 
+def layer_kind(type_name: str) -> LayerKind:
+    """What Net::Init's wiring (ir.wire_net) needs to know of a type: loss, data, whether
+    it is known, its blob counts (a Python layer's are its own code's business)."""
+    spec = find_layer_spec(type_name)
+    if spec is None:
+        return LayerKind(known=False, unknown_hint=_unknown_type_hint(type_name))
+    if spec.type == "Python":
+        return LayerKind(loss=spec.loss, data=spec.data)
+    return LayerKind(loss=spec.loss, data=spec.data, bottoms=spec.bottoms, tops=spec.tops)
+
+
 def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
     """The spec for ``type_name`` or a BuildError with "did you mean"."""
     spec = find_layer_spec(type_name)
     if spec is not None:
         return spec
+    raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"",
+                     hint=_unknown_type_hint(type_name), code="C2T301")
+
+
+def _unknown_type_hint(type_name: str) -> str:
     from caffe2torch.proto.forks import fork_of_layer_type
 
     suggestions = suggest_types(type_name)
@@ -216,9 +233,8 @@ def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
     fork = fork_of_layer_type(type_name)
     if fork:
         plugin = f"{type_name} comes from {fork}; {plugin}"
-    hint = ("did you mean " + ", ".join(f'"{s}"' for s in suggestions) + "? " + plugin
+    return ("did you mean " + ", ".join(f'"{s}"' for s in suggestions) + "? " + plugin
             if suggestions else plugin)
-    raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"", hint=hint)
 
 
 def build_layer(ctx: BuildContext) -> nn.Module:
