@@ -215,7 +215,7 @@ def _unknown_bottom(
         )
     close = difflib.get_close_matches(blob, list(dict.fromkeys(known)), n=3, cutoff=0.5)
     if close:
-        hints.append("did you mean " + ", ".join(f"'{c}'" for c in close) + "?")
+        hints.append("did you mean " + ", ".join(f'"{c}"' for c in close) + "?")
     if not hints:
         hints.append(f"no layer of this file makes '{blob}'")
     return problem(

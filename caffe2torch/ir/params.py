@@ -102,21 +102,21 @@ def resolve_params(
 
 def param_problems(
     net: NetIR,
-    blob_shapes: Mapping[int, Sequence[Sequence[int | None]]],
+    blob_shapes: Mapping[int, Sequence[Sequence[int | None] | None]],
     *,
     decls: Mapping[int, Sequence[ParamDecl]] | None = None,
     source_map: Any = None,
 ) -> tuple[ParamTable, list[Problem]]:
     """Net::AppendParam over every layer: the parameter table and every refusal, in net
-    order. Sizes may be None (unknown: the linter's shapes); a shape check is then made
-    only where the known sizes already differ."""
+    order. A shape, or a size in it, may be None (unknown: the linter's shapes); a shape
+    check is then made only where the known sizes already differ."""
     owner: dict[Slot, Slot] = {}
     learnable: list[Learnable] = []
     learnable_of: dict[Slot, int] = {}
     by_name: dict[str, Slot] = {}  # param_names_index_
     has_lr: list[bool] = []
     has_decay: list[bool] = []
-    shapes_of: dict[Slot, tuple[int | None, ...]] = {}
+    shapes_of: dict[Slot, tuple[int | None, ...] | None] = {}
     problems: list[Problem] = []
     phase = net.state.phase
 
@@ -141,13 +141,13 @@ def param_problems(
             params = _batchnorm_params(layer, params, len(shapes), report)
         for i, shape in enumerate(shapes):
             slot = (pos, i)
-            shapes_of[slot] = tuple(shape)
+            shapes_of[slot] = None if shape is None else tuple(shape)
             spec = params[i] if i < len(params) else ParamDecl()
             refused = False
             if spec.name and spec.name in by_name:
                 own = by_name[spec.name]
                 refused = _check_share(layer, i, spec, net.layers[own[0]].name, own[1],
-                                       shapes_of[own], tuple(shape), report)
+                                       shapes_of[own], shapes_of[slot], report)
             if not spec.name or spec.name not in by_name or refused:
                 owner[slot] = slot
                 if spec.name and not refused:
@@ -218,11 +218,13 @@ def _check_share(
     spec: ParamDecl,
     owner_layer: str,
     owner_index: int,
-    owner_shape: tuple[int | None, ...],
-    shape: tuple[int | None, ...],
+    owner_shape: tuple[int | None, ...] | None,
+    shape: tuple[int | None, ...] | None,
     report: Report,
 ) -> bool:
     """Whether sharing blob ``index`` of ``layer`` is refused (and reported)."""
+    if owner_shape is None or shape is None:
+        return False
     what = (
         f"layer '{layer.name}': cannot share param '{spec.name}' (blob {index}) owned by "
         f"layer '{owner_layer}' (blob {owner_index})"
