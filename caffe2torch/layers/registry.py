@@ -324,7 +324,7 @@ def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
     return BuildError(
         f"layer '{ctx.layer.name}' ({ctx.layer.type}): the {what} `{e.text}`{more} is not in "
         f"caffe2torch's schema{origin}, and building this layer needs its meaning",
-        line=e.line, col=e.col, hint=hint,
+        line=e.line, col=e.col, hint=hint, code="C2T605",
     )
 
 
