@@ -254,6 +254,7 @@ def _explain(
     """Re-phrase one of protobuf's text-format errors for a Caffe user."""
     line, col = e.GetLine(), e.GetColumn()
     message, hint = raw.rstrip("."), None
+    fname: str | None
     ctx = enclosing_fields(text, line, col) if line and col else []
     in_layer = ctx[:1] == ["layer"] and root.name == "NetParameter"
 
@@ -295,8 +296,8 @@ def _explain(
         elif mtype == "SolverParameter" and fname in net_fields:
             hint = "this looks like a net file: read it as a net (-model / read_net)"
         else:
-            names = list(owner.fields_by_name) if owner is not None else []
-            close = difflib.get_close_matches(fname, names, n=3, cutoff=0.75)
+            known = list(owner.fields_by_name) if owner is not None else []
+            close = difflib.get_close_matches(fname, known, n=3, cutoff=0.75)
             if close:
                 hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "?"
             else:

@@ -180,6 +180,8 @@ def _param_decls(layer: Any) -> tuple[ParamDecl, ...]:
     return tuple(out)
 
 
+# Found when a layer is created and set up (CreateLayer, CheckBlobCounts), not by wiring.
+_SETUP_CODES = frozenset({"C2T301", "C2T302", "C2T303"})
 # What the bottoms of a few types are, for a wrong bottom count.
 _BOTTOM_NOTES = {
     "ContrastiveLoss": " (the two embeddings and the similarity label)",
@@ -408,12 +410,11 @@ def build_ir(
     *,
     kind_of: KindOf | None = None,
     source_map: Any = None,
-    check_types: bool = False,
 ) -> NetIR:
     """:func:`wire_net`, raising the first wiring problem as a BuildError (Caffe stops at
-    the first). Unknown types and blob counts are raised only with ``check_types`` (the
-    builder checks them layer by layer, after its layers before have been set up)."""
+    the first). Unknown types and blob counts stay in ``NetIR.problems``: the builder
+    raises them layer by layer, after the layers before have been set up; ``draw`` shows
+    such nets anyway."""
     ir = wire_net(net, state, kind_of=kind_of, source_map=source_map)
-    raise_first([p for p in ir.problems
-                 if check_types or p.code not in ("C2T301", "C2T302", "C2T303")])
+    raise_first([p for p in ir.problems if p.code not in _SETUP_CODES])
     return ir

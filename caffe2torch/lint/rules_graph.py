@@ -58,9 +58,10 @@ def check_graph(ctx: Context, view: NetView, states: list[StateView],
     outputs = {k: v for k, v in outputs.items() if unavoidable(v, states)}
     for i, (first, phases) in dup_name.items():
         lp = layers[i]
+        at = view.positions[first]
         ctx.report(
             "C2T206", f"layer name '{lp.name}' is used twice in {phases_text(phases)} (first "
-            f"at line {view.positions[first].start_line if view.positions[first] else '?'})"
+            f"at line {at.start_line if at is not None else '?'})"
             ": caffemodel weights go to the first one only", *view.pos(i), layer=lp.name,
             phases=tuple(phases), help="give each layer of a phase its own name")
     left = {k: v for k, v in outputs.items() if k[0] not in broken}

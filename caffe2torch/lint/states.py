@@ -36,7 +36,7 @@ def net_states(layers) -> list[StateView]:
     # A state with no data or input layer is one nobody builds (a TEST net whose data comes
     # with a stage) -- unless the file has no source layer at all (a fragment).
     sourced = any(not lp.bottom for lp in layers)
-    out = []
+    out: list[StateView] = []
     for phase in declared_phases(layers):
         combos: list[tuple[str, ...]] = [(), *((s,) for s in stages)]
         if len(stages) <= 12:  # stage pairs too (lrcn: 'test-on-val' + 'factored')
