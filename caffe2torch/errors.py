@@ -8,7 +8,8 @@ class CaffeError(Exception):
     """Base class of every error caffe2torch raises on purpose.
 
     ``path``, ``line`` and ``col`` locate the problem (any may be None); ``hint`` says how to
-    fix it.
+    fix it; ``code`` is the linter's code for the same problem (``C2T201``...) when it has
+    one, so that ``caffe2torch lint`` and the builder can be compared.
     """
 
     def __init__(
@@ -19,6 +20,7 @@ class CaffeError(Exception):
         line: int | None = None,
         col: int | None = None,
         hint: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -26,6 +28,7 @@ class CaffeError(Exception):
         self.line = line
         self.col = col
         self.hint = hint
+        self.code = code
 
     def location(self) -> str:
         parts = [p for p in (self.path, self.line, self.col) if p is not None]

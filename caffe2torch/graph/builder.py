@@ -22,7 +22,7 @@ from torch.nn.utils import parametrize
 from caffe2torch.errors import BuildError, CaffeError, is_user_code_error
 from caffe2torch.graph.names import NameTable
 from caffe2torch.graph.net import CaffeLayers, CaffeNet
-from caffe2torch.ir.graph import BlobRef, LayerIR, LayerKind, NetIR, build_ir, default_kind
+from caffe2torch.ir.graph import BlobRef, LayerIR, NetIR, build_ir
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.ir.params import ParamTable, resolve_params
 from caffe2torch.ir.sharing import ShareOption, plan_sharing
@@ -32,18 +32,14 @@ from caffe2torch.layers.registry import (
     find_layer_spec,
     infer_top_shapes,
     layer_blobs,
+    layer_kind,
 )
 from caffe2torch.limits import blob_limit, check_layer_count
 
 Shape = tuple[int, ...]
 
 
-def registry_kind(type_name: str) -> LayerKind:
-    """Loss/data knowledge of a type from the layer registry."""
-    spec = find_layer_spec(type_name)
-    if spec is None:
-        return default_kind(type_name)
-    return LayerKind(loss=spec.loss, data=spec.data)
+registry_kind = layer_kind  # what ir's wiring knows of a type, from the layer registry
 
 
 def _state(state: NetState | str | int) -> NetState:
@@ -271,12 +267,16 @@ def _build_net(
         opts["input_shapes"] = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
         net_param = inputs_for_data_layers(net_param, opts["input_shapes"])
     ir = build_ir(net_param, state, kind_of=registry_kind, source_map=source_map)
+    # unknown types and blob counts: raised layer by layer, as CreateLayer/SetUp meet them
+    setup_problems = {p.index: p for p in reversed(ir.problems)}
     names = NameTable()
     layers = CaffeLayers()
     modules: list[nn.Module] = []
     attrs: list[str] = []
     shapes: dict[BlobRef, Shape] = {}
     for pos, layer in enumerate(ir.layers):
+        if layer.index in setup_problems:
+            raise setup_problems[layer.index].error()
         bottom_shapes = [shapes[b] for b in layer.bottoms]
         module, top_shapes = _build_module(layer, bottom_shapes, state.phase, opts, source_map)
         for ref, shape in zip(layer.tops, top_shapes):
@@ -291,12 +291,7 @@ def _build_net(
         if len(layer_blobs(m))
     }
     plan = plan_sharing(ir, blob_shapes, share)
-    try:
-        table = resolve_params(ir, blob_shapes, decls=plan.decls)
-    except BuildError as err:
-        if err.path is None and source_map is not None:
-            err.path = getattr(source_map, "path", None)
-        raise
+    table = resolve_params(ir, blob_shapes, decls=plan.decls, source_map=source_map)
     _apply_table(table, modules)
     if share_with is not None:
         _share_trained(ir, modules, share_with)

@@ -16,7 +16,7 @@ import codecs
 import math
 import os
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
@@ -110,7 +110,7 @@ def parse_text(text: str, message: _M, *, path: str | None = None) -> _M:
     try:
         text_format.Merge(text, message)
     except text_format.ParseError as e:
-        raise _explain(e, text, _descriptor_of(message), path) from None
+        raise explain_parse_error(e, text, _descriptor_of(message), path).error from None
     return message
 
 
@@ -127,14 +127,14 @@ def parse_text_keeping_unknown(
     except text_format.ParseError as e:
         raw = _LOC_RE.sub("", str(e), count=1)
         if "has no field named" not in raw and "has no value named" not in raw:
-            raise _explain(e, text, _descriptor_of(message), path) from None
+            raise explain_parse_error(e, text, _descriptor_of(message), path).error from None
     blanked, extras = take_out_unknown(text, _descriptor_of(message), _caffe_would_explain)
     extras = merge_repeated(extras)  # a repeated field written N times: one list value
     message.Clear()
     try:
         text_format.Merge(blanked, message)
     except text_format.ParseError as e:
-        raise _explain(e, blanked, _descriptor_of(message), path) from None
+        raise explain_parse_error(e, blanked, _descriptor_of(message), path).error from None
     return message, extras
 
 
@@ -167,9 +167,57 @@ def _caffe_would_explain(
 
 
 _LOC_RE = re.compile(r"^\d+(?::\d+)? : ")
-_NO_FIELD_RE = re.compile(r'^Message type "([\w.]+)" has no field named "(.*)"\.$')
-_NO_ENUM_RE = re.compile(r'^Enum type "([\w.]+)" has no value named "?([^"]*?)"?\.$')
-_EXPECTED_STRING_RE = re.compile(r"^Expected string but found: '(.*)'$")
+# protobuf's text-format errors, classified once (io and the linter both use the kinds).
+_KINDS = (
+    ("no-field", re.compile(r'^Message type "([\w.]+)" has no field named "(.*)"')),
+    ("no-enum", re.compile(r'^Enum type "([\w.]+)" has no value named "?([^"]*?)"?\.?$')),
+    ("expected-string", re.compile(r"^Expected string but found: '(.*)'")),
+    ("multiple", re.compile(r'^Message type "([\w.]+)" should not have multiple "(\w+)" fields')),
+    ("oneof", re.compile(r'^Field "([\w.]+)" is specified along with field "([\w.]+)"')),
+)
+
+
+@dataclass(frozen=True)
+class ParseProblem:
+    """One protobuf text-format error, classified: ``raw`` is protobuf's text without its
+    place, ``kind`` the rule it breaks (``no-field``, ``no-enum``, ``expected-string``,
+    ``multiple``, ``oneof``; ``other``), ``names`` what the rule names (message type and
+    field, enum type and value, the value found), ``error`` the error re-phrased for a Caffe
+    user (what the readers raise and the linter shows)."""
+
+    raw: str
+    kind: str
+    names: tuple[str, ...]
+    error: ParseError
+
+
+def _raw_text(e: text_format.ParseError, text: str) -> str:
+    """protobuf's message without its ``line:col : 'source line': `` prefix."""
+    raw = _LOC_RE.sub("", str(e), count=1)
+    line = e.GetLine()
+    lines = text.split("\n")
+    if line is not None and 1 <= line <= len(lines):
+        prefix = f"'{lines[line - 1]}': "
+        if raw.startswith(prefix):
+            raw = raw[len(prefix):]
+    return raw
+
+
+def _classify(raw: str) -> tuple[str, tuple[str, ...]]:
+    for kind, pattern in _KINDS:
+        m = pattern.match(raw)
+        if m:
+            return kind, m.groups()
+    return "other", ()
+
+
+def explain_parse_error(
+    e: text_format.ParseError, text: str, root: _descriptor.Descriptor, path: str | None
+) -> ParseProblem:
+    """The one explanation of a text-format error (readers and linter)."""
+    raw = _raw_text(e, text)
+    kind, names = _classify(raw)
+    return ParseProblem(raw, kind, names, _explain(e, text, root, path, raw, kind, names))
 
 # V1-only fields of a layer and how V2 writes them.
 _V1_FIELD_FIX = {
@@ -207,28 +255,21 @@ def _field_before(text: str, line: int, col: int) -> str | None:
 
 
 def _explain(
-    e: text_format.ParseError, text: str, root: _descriptor.Descriptor, path: str | None
+    e: text_format.ParseError, text: str, root: _descriptor.Descriptor, path: str | None,
+    raw: str, kind: str, names: tuple[str, ...],
 ) -> ParseError:
     """Re-phrase one of protobuf's text-format errors for a Caffe user."""
     line, col = e.GetLine(), e.GetColumn()
-    raw = _LOC_RE.sub("", str(e), count=1)
-    lines = text.split("\n")
-    if line is not None and 1 <= line <= len(lines):
-        prefix = f"'{lines[line - 1]}': "
-        if raw.startswith(prefix):
-            raw = raw[len(prefix):]
     message, hint = raw.rstrip("."), None
+    fname: str | None
     ctx = enclosing_fields(text, line, col) if line and col else []
     in_layer = ctx[:1] == ["layer"] and root.name == "NetParameter"
 
     layer_fields = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
     solver_fields = caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name
     net_fields = caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name
-    m = _NO_FIELD_RE.match(raw)
-    m_enum = _NO_ENUM_RE.match(raw)
-    m_str = _EXPECTED_STRING_RE.match(raw)
-    if m:
-        mtype, fname = _short(m.group(1)), m.group(2)
+    if kind == "no-field":
+        mtype, fname = _short(names[0]), names[1]
         message = f'{mtype} has no field named "{fname}"'
         owner = _resolve(root, ctx)
         if line and fname in ("layer", "layers") and ctx[:1] in (["layer"], ["layers"]):
@@ -262,15 +303,15 @@ def _explain(
         elif mtype == "SolverParameter" and fname in net_fields:
             hint = "this looks like a net file: read it as a net (-model / read_net)"
         else:
-            names = list(owner.fields_by_name) if owner is not None else []
-            hint = did_you_mean(close_names(fname, names, cutoff=0.75))
+            known = list(owner.fields_by_name) if owner is not None else []
+            hint = did_you_mean(close_names(fname, known, cutoff=0.75))
             if hint is None:
                 hint = (
                     f'"{fname}" is not in BVLC Caffe\'s {mtype}; if it comes from a Caffe fork, '
                     "the net needs that fork's layers"
                 )
-    elif m_enum:
-        etype, value = m_enum.group(1), m_enum.group(2)
+    elif kind == "no-enum":
+        etype, value = names
         message = f'"{value}" is not a value of {_short(etype)}'
         if etype == "caffe.V1LayerParameter.LayerType":
             v1_names = {v: k for k, v in _up.V1_TYPES.items()}
@@ -285,8 +326,8 @@ def _explain(
                 close = close_names(value, desc.values_by_name)
                 hint = did_you_mean(close, quote="") or (
                     "expected one of " + ", ".join(desc.values_by_name))
-    elif m_str:
-        value = m_str.group(1)
+    elif kind == "expected-string":
+        value = names[0]
         fname = _field_before(text, line, col) if line and col else None
         message = f"expected a quoted string, found {value}"
         if in_layer and len(ctx) == 1 and fname == "type" and value in _up.V1_TYPES:

@@ -11,6 +11,7 @@ from caffe2torch.ir.graph import (
     ParamDecl,
     build_ir,
     default_kind,
+    wire_net,
 )
 from caffe2torch.ir.netstate import (
     NetState,
@@ -20,6 +21,7 @@ from caffe2torch.ir.netstate import (
     layer_included,
 )
 from caffe2torch.ir.params import Learnable, ParamTable, resolve_params
+from caffe2torch.ir.problems import Place, Problem
 from caffe2torch.ir.sharing import SharingPlan, Tie, auto_pairs, plan_sharing
 
 __all__ = [
@@ -31,6 +33,8 @@ __all__ = [
     "NetState",
     "ParamDecl",
     "ParamTable",
+    "Place",
+    "Problem",
     "SharingPlan",
     "Tie",
     "auto_pairs",
@@ -42,4 +46,5 @@ __all__ = [
     "layer_included",
     "plan_sharing",
     "resolve_params",
+    "wire_net",
 ]

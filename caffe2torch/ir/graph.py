@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from caffe2torch.errors import BuildError
 from caffe2torch.ir.netstate import NetState, filter_layers, has_include_and_exclude
+from caffe2torch.ir.problems import Problem, locate, problem, raise_first
 from caffe2torch.suggest import close_names, did_you_mean
 
 # Types Caffe derives from LossLayer / that feed tops from outside (used when no registry
@@ -27,12 +27,24 @@ _LOSS_TYPES = frozenset({
 _DATA_TYPES = frozenset({"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData"})
 
 
+class Counts(Protocol):
+    """How many bottoms or tops a type accepts (layers.registry.Arity)."""
+
+    def accepts(self, n: int) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class LayerKind:
     """What the wiring needs to know about a layer type."""
 
     loss: bool = False  # Caffe's LossLayer: loss_weight 1 on top 0 unless given
     data: bool = False  # tops fed from outside the graph
+    known: bool = True  # a type some builder is registered for
+    bottoms: Counts | None = None  # accepted bottom count (None: not checked here)
+    tops: Counts | None = None
+    unknown_hint: str | None = None  # for an unknown type: did you mean, how to add it
 
 
 KindOf = Callable[[str], LayerKind]
@@ -107,6 +119,7 @@ class NetIR:
     producer: dict[BlobRef, tuple[int, int]]  # blob -> (position in layers, top index)
     consumers: dict[BlobRef, list[tuple[int, int]]]  # blob -> [(position, bottom index)]
     force_backward: bool = False
+    problems: list[Problem] = field(default_factory=list)  # Net::Init's refusals, in order
     _finals: dict[str, BlobRef] | None = field(default=None, repr=False, compare=False)
 
     def __iter__(self) -> Iterator[LayerIR]:
@@ -167,70 +180,122 @@ def _param_decls(layer: Any) -> tuple[ParamDecl, ...]:
     return tuple(out)
 
 
-def _where(source_map: Any, index: int, field_name: str | None = None, k: int = 0) -> dict:
-    """path/line/col of layer ``index`` (or of its k-th ``field_name``) when known."""
-    if source_map is None:
-        return {}
-    try:
-        pos = source_map.layer(index)
-    except (IndexError, AttributeError):
-        return {}
-    loc: dict[str, Any] = {"path": getattr(source_map, "path", None)}
-    spots = pos.fields.get(field_name, []) if field_name else []
-    if len(spots) > k:
-        loc.update(line=spots[k][0], col=spots[k][1])
-    else:
-        loc.update(line=pos.start_line, col=pos.start_col)
-    return loc
+# Found when a layer is created and set up (CreateLayer, CheckBlobCounts), not by wiring.
+_SETUP_CODES = frozenset({"C2T301", "C2T302", "C2T303"})
+# What the bottoms of a few types are, for a wrong bottom count.
+_BOTTOM_NOTES = {
+    "ContrastiveLoss": " (the two embeddings and the similarity label)",
+    "SoftmaxWithLoss": " (the scores and the label)",
+    "Accuracy": " (the scores and the label)",
+}
+
+
+def _line_of(source_map: Any, index: int) -> str:
+    line = locate(source_map, index).line
+    return f" (line {line})" if line is not None else ""
 
 
 def _unknown_bottom(
     net: Any, order: list[int], pos: int, blob: str, k: int, known: Sequence[str],
     state: NetState, source_map: Any,
-) -> BuildError:
-    layer = net.layer[order[pos]]
-    msg = (
-        f"layer '{layer.name}' ({layer.type}) in the {state.phase} phase: unknown bottom blob "
-        f"'{blob}' (bottom {k}): no earlier layer of this phase makes it"
-    )
+) -> Problem:
+    """AppendBottom's 'Unknown bottom blob', with where the blob is made if anywhere."""
+    index = order[pos]
+    layer = net.layer[index]
     hints = []
-    later = [net.layer[i].name for i in order[pos + 1:] if blob in net.layer[i].top]
-    elsewhere = [ly.name for i, ly in enumerate(net.layer) if blob in ly.top and i not in order]
+    built = set(order)
+    later = [i for i in order[pos + 1:] if blob in net.layer[i].top]
+    elsewhere = [i for i, ly in enumerate(net.layer) if blob in ly.top and i not in built]
     if later:
-        hints.append(f"'{blob}' is made later, by layer '{later[0]}': move that layer up")
+        hints.append(f"'{blob}' is made later, by layer '{net.layer[later[0]].name}'"
+                     f"{_line_of(source_map, later[0])}: move that layer up")
     elif elsewhere:
         hints.append(
-            f"'{blob}' is made by layer '{elsewhere[0]}', which is not in the {state.phase} "
-            "phase (check its include/exclude rules)"
+            f"'{blob}' is made by layer '{net.layer[elsewhere[0]].name}'"
+            f"{_line_of(source_map, elsewhere[0])}, which is not in the {state.phase} phase "
+            "(check its include/exclude rules)"
         )
-    close = did_you_mean(close_names(blob, known, cutoff=0.5), quote="'")
+    close = did_you_mean(close_names(blob, known, cutoff=0.5))
     if close:
         hints.append(close)
-    return BuildError(
-        msg, hint="; ".join(hints) or None, **_where(source_map, order[pos], "bottom", k)
+    if not hints:
+        hints.append(f"no layer of this file makes '{blob}'")
+    return problem(
+        "C2T201",
+        f"layer '{layer.name}' ({layer.type}) in the {state.phase} phase: unknown bottom blob "
+        f"'{blob}' (bottom {k}): no earlier layer of this phase makes it",
+        summary=f"layer '{layer.name}' reads bottom '{blob}', which no earlier layer produces",
+        layer=layer.name, index=index, field="bottom", k=k, hint="; ".join(hints),
+        phase=state.phase, source_map=source_map,
     )
 
 
-def build_ir(
+def _include_and_exclude(net: Any, source_map: Any) -> list[Problem]:
+    """NetStateRule: 'Specify either include rules or exclude rules; not both.'"""
+    return [
+        problem(
+            "C2T203",
+            f"layer '{layer.name}': specify either include rules or exclude rules, not both",
+            summary=f"layer '{layer.name}' has both include and exclude rules: Caffe refuses "
+            "it ('Specify either include rules or exclude rules; not both')",
+            layer=layer.name, index=i, field="exclude",
+            hint="keep the include rules (or the exclude rules), not both",
+            source_map=source_map,
+        )
+        for i, layer in enumerate(net.layer)
+        if has_include_and_exclude(layer)
+    ]
+
+
+def _type_problems(
+    layer: Any, index: int, kind: LayerKind, n_tops: int, phase: str, source_map: Any,
+) -> list[Problem]:
+    """LayerRegistry::CreateLayer (a known type) and Layer::CheckBlobCounts."""
+    name, type_ = layer.name, layer.type
+    if not kind.known:
+        text = f"layer '{name}': unknown layer type \"{type_}\""
+        return [problem("C2T301", text, layer=name, index=index, field="type",
+                        hint=kind.unknown_hint, phase=phase, source_map=source_map)]
+    out = []
+    nb = len(layer.bottom)
+    if kind.bottoms is not None and not kind.bottoms.accepts(nb):
+        out.append(problem(
+            "C2T302",
+            f"layer '{name}' ({type_}): takes {kind.bottoms.describe()} bottom(s), got {nb}",
+            summary=f"{type_} layer '{name}' takes {kind.bottoms.describe()} bottom(s), it has "
+            f"{nb}{_BOTTOM_NOTES.get(type_, '')}",
+            layer=name, index=index, phase=phase, source_map=source_map))
+    if kind.tops is not None and not kind.tops.accepts(n_tops):
+        out.append(problem(
+            "C2T303",
+            f"layer '{name}' ({type_}): takes {kind.tops.describe()} top(s), got {n_tops}",
+            summary=f"{type_} layer '{name}' produces {kind.tops.describe()} top(s), it has "
+            f"{len(layer.top)}",
+            layer=name, index=index, phase=phase, source_map=source_map))
+    return out
+
+
+def wire_net(
     net: Any,
     state: NetState | None = None,
     *,
     kind_of: KindOf | None = None,
     source_map: Any = None,
 ) -> NetIR:
-    """Filter ``net`` (an upgraded caffe_pb2.NetParameter) for ``state`` and wire its blobs.
+    """Net::Init's wiring of ``net`` (an upgraded caffe_pb2.NetParameter) for ``state``,
+    with every refusal collected in ``NetIR.problems`` (in the order Caffe meets them)
+    instead of raised. A layer with a problem is still wired as far as it can be (an
+    unknown bottom is left out), so that later problems are found too.
 
-    ``kind_of(type)`` tells loss and data layers apart (the builder passes the layer
-    registry's answer); ``source_map`` (io.SourceMap) puts file positions on errors.
+    ``kind_of(type)`` tells loss and data layers apart and knows the types and their blob
+    counts (the builder and the linter pass the layer registry's answer); ``source_map``
+    (io.SourceMap, or any object whose ``layer(i)`` has ``start_line``/``start_col``/
+    ``fields``) places the problems in the file.
     """
     state = state or NetState()
     kind_of = kind_of or default_kind
-    for i, layer in enumerate(net.layer):
-        if has_include_and_exclude(layer):
-            raise BuildError(
-                f"layer '{layer.name}': specify either include rules or exclude rules, not both",
-                **_where(source_map, i),
-            )
+    problems = _include_and_exclude(net, source_map)
+    later_problems: list[Problem] = []  # found when the layer is set up, after wiring
     order = filter_layers(net.layer, state)
     current: dict[str, BlobRef] = {}  # blob name -> its latest version
     available: set[str] = set()  # AppendBottom/AppendTop's available_blobs
@@ -242,33 +307,40 @@ def build_ir(
         layer = net.layer[index]
         kind = kind_of(layer.type)
         if layer.propagate_down and len(layer.propagate_down) != len(layer.bottom):
-            raise BuildError(
+            problems.append(problem(
+                "C2T208",
                 f"layer '{layer.name}': propagate_down must be given 0 or {len(layer.bottom)} "
                 f"times (once per bottom), not {len(layer.propagate_down)}",
-                **_where(source_map, index, "propagate_down"),
-            )
+                layer=layer.name, index=index, field="propagate_down", phase=state.phase,
+                source_map=source_map))
         bottoms = []
         for k, blob in enumerate(layer.bottom):
             if blob not in current:
-                raise _unknown_bottom(net, order, pos, blob, k, list(current), state, source_map)
+                problems.append(_unknown_bottom(net, order, pos, blob, k, list(current), state,
+                                                source_map))
+                continue
             ref = current[blob]
             bottoms.append(ref)
             consumers.setdefault(ref, []).append((pos, k))
             available.discard(blob)
         tops = []
         for k, blob in enumerate(layer.top):
-            if k < len(layer.bottom) and blob == layer.bottom[k]:
+            if k < len(layer.bottom) and blob == layer.bottom[k] and blob in current:
                 ref = BlobRef(blob, current[blob].version + 1)  # in-place
             elif blob in current:
-                made_by = layers[producer[current[blob]][0]].name
-                raise BuildError(
+                made_by = layers[producer[current[blob]][0]]
+                problems.append(problem(
+                    "C2T202",
                     f"layer '{layer.name}' ({layer.type}) in the {state.phase} phase: top blob "
-                    f"'{blob}' is produced by multiple sources (layer '{made_by}' made it "
+                    f"'{blob}' is produced by multiple sources (layer '{made_by.name}' made it "
                     "already)",
+                    summary=f"layer '{layer.name}' writes top '{blob}', which layer "
+                    f"'{made_by.name}'{_line_of(source_map, made_by.index)} already produces",
+                    layer=layer.name, index=index, field="top", k=k,
                     hint=f"give the top another name, or make it bottom {k} of the layer too "
                     "for an in-place layer (top k == bottom k)",
-                    **_where(source_map, index, "top", k),
-                )
+                    phase=state.phase, source_map=source_map))
+                ref = BlobRef(blob, current[blob].version + 1)
             else:
                 ref = BlobRef(blob, 0)
             current[blob] = ref
@@ -283,13 +355,17 @@ def build_ir(
             ref = BlobRef(f"({layer.name})", 0)
             producer[ref] = (pos, 0)
             tops.append(ref)
-        if layer.loss_weight:
-            if len(layer.loss_weight) != len(tops):
-                raise BuildError(
-                    f"layer '{layer.name}': loss_weight must be unspecified or given once per "
-                    f"top blob ({len(tops)}), not {len(layer.loss_weight)} times",
-                    **_where(source_map, index, "loss_weight"),
-                )
+        later_problems += _type_problems(layer, index, kind, len(tops), state.phase,
+                                         source_map)
+        if layer.loss_weight and len(layer.loss_weight) != len(tops):
+            problems.append(problem(
+                "C2T209",
+                f"layer '{layer.name}': loss_weight must be unspecified or given once per "
+                f"top blob ({len(tops)}), not {len(layer.loss_weight)} times",
+                layer=layer.name, index=index, field="loss_weight", phase=state.phase,
+                source_map=source_map))
+            weights = (0.0,) * len(tops)
+        elif layer.loss_weight:
             weights = tuple(float(w) for w in layer.loss_weight)
         elif kind.loss:
             weights = (1.0,) + (0.0,) * (len(tops) - 1)  # LossLayer::LayerSetUp
@@ -297,7 +373,7 @@ def build_ir(
             weights = (0.0,) * len(tops)
         propagate = (
             tuple(bool(p) for p in layer.propagate_down)
-            if layer.propagate_down
+            if layer.propagate_down and len(layer.propagate_down) == len(layer.bottom)
             else (True,) * len(layer.bottom)
         )
         layers.append(
@@ -324,4 +400,21 @@ def build_ir(
         producer=producer,
         consumers=consumers,
         force_backward=bool(net.force_backward),
+        problems=problems + later_problems,
     )
+
+
+def build_ir(
+    net: Any,
+    state: NetState | None = None,
+    *,
+    kind_of: KindOf | None = None,
+    source_map: Any = None,
+) -> NetIR:
+    """:func:`wire_net`, raising the first wiring problem as a BuildError (Caffe stops at
+    the first). Unknown types and blob counts stay in ``NetIR.problems``: the builder
+    raises them layer by layer, after the layers before have been set up; ``draw`` shows
+    such nets anyway."""
+    ir = wire_net(net, state, kind_of=kind_of, source_map=source_map)
+    raise_first([p for p in ir.problems if p.code not in _SETUP_CODES])
+    return ir

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.ir.graph import LayerKind
 from caffe2torch.suggest import close_names, did_you_mean
 
 Shape = tuple[int, ...]
@@ -230,11 +231,27 @@ def suggest_types(type_name: str, limit: int = 3) -> list[str]:
     return out[:limit]
 
 
+def layer_kind(type_name: str) -> LayerKind:
+    """What Net::Init's wiring (ir.wire_net) needs to know of a type: loss, data, whether
+    it is known, its blob counts (a Python layer's are its own code's business)."""
+    spec = find_layer_spec(type_name)
+    if spec is None:
+        return LayerKind(known=False, unknown_hint=_unknown_type_hint(type_name))
+    if spec.type == "Python":
+        return LayerKind(loss=spec.loss, data=spec.data)
+    return LayerKind(loss=spec.loss, data=spec.data, bottoms=spec.bottoms, tops=spec.tops)
+
+
 def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
     """The spec for ``type_name`` or a BuildError with "did you mean"."""
     spec = find_layer_spec(type_name)
     if spec is not None:
         return spec
+    raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"",
+                     hint=_unknown_type_hint(type_name), code="C2T301")
+
+
+def _unknown_type_hint(type_name: str) -> str:
     from caffe2torch.proto.forks import fork_of_layer_type
 
     suggestions = suggest_types(type_name)
@@ -244,8 +261,7 @@ def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
     if fork:
         plugin = f"{type_name} comes from {fork}; {plugin}"
     close = did_you_mean(suggestions)
-    hint = f"{close} {plugin}" if close else plugin
-    raise BuildError(f"layer '{layer_name}': unknown layer type \"{type_name}\"", hint=hint)
+    return f"{close} {plugin}" if close else plugin
 
 
 def build_layer(ctx: BuildContext) -> nn.Module:
@@ -341,7 +357,7 @@ def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
     return BuildError(
         f"layer '{ctx.layer.name}' ({ctx.layer.type}): the {what} `{e.text}`{more} is not in "
         f"caffe2torch's schema{origin}, and building this layer needs its meaning",
-        line=e.line, col=e.col, hint=hint,
+        line=e.line, col=e.col, hint=hint, code="C2T605",
     )
 
 

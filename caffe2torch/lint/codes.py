@@ -110,6 +110,14 @@ _TABLE = [
        logs one `Train net output` line per element of it at every display (batch_size
        lines), and the metrics CSV and its plot get one series per element. A Silence
        layer with that bottom consumes it and costs nothing."""),
+    _c("C2T208", "propagate-down-count", "error", "propagate_down not given once per bottom",
+       """Net::Init checks that propagate_down is either absent or given exactly once per
+       bottom blob of the layer: 'propagate_down param must be specified either 0 or
+       bottom_size times'."""),
+    _c("C2T209", "loss-weight-count", "error", "loss_weight not given once per top",
+       """Net::SetLossWeights checks that loss_weight is either absent or given exactly
+       once per top blob: 'loss_weight must be unspecified or specified once per top
+       blob'."""),
     # ------------------------------------------------------------------ layer
     _c("C2T301", "unknown-layer-type", "error", "no layer type of that name",
        """The type is not a BVLC Caffe layer type nor one of the fork types caffe2torch
@@ -133,6 +141,14 @@ _TABLE = [
     _c("C2T308", "ignored-param-block", "warning", "a parameter block the layer type ignores",
        """The layer carries a `*_param` block that its type never reads (a pooling_param on
        a Convolution layer, usually after copy-and-paste): its settings have no effect."""),
+    _c("C2T309", "too-many-params", "error", "more `param { }` blocks than param blobs",
+       """Net::AppendParam refuses a layer with more `param` entries than it has param
+       blobs ('Too many params specified for layer'): usually a bias `param` left after
+       `bias_term: false`, or params on a layer that learns nothing."""),
+    _c("C2T310", "batchnorm-param-lr", "error", "BatchNorm statistics given a learning rate",
+       """BatchNorm's three blobs are statistics, not learned weights: BatchNormLayer::
+       LayerSetUp refuses a `param` whose lr_mult is not 0 ('Cannot configure batch
+       normalization statistics as layer parameters'). Use lr_mult: 0 or no `param`."""),
     _c("C2T320", "paired-data-shuffle", "warning", "paired data layers shuffle independently",
        """A Siamese/triplet net reads pair i from line i of each list file. With shuffle on,
        BVLC Caffe has each data layer permute its own list, so the pairs (and their labels)
@@ -168,6 +184,12 @@ _TABLE = [
        """Layers that share a parameter (`param { name: "w" }`) must agree on lr_mult and
        decay_mult where they set them: Caffe stops with 'Shared param ... has mismatched
        lr_mult'."""),
+    _c("C2T329", "shared-param-shape", "error", "a shared param with blobs of different shapes",
+       """Layers that share a parameter (`param { name: "w" }`) share one blob: Net::
+       AppendParam needs the same shape (STRICT, the default) or the same count
+       (`share_mode: PERMISSIVE`). Two InnerProduct layers of different num_output (or
+       inputs of different size) sharing "w" stop Caffe with 'Cannot share param ...
+       shape mismatch'."""),
     _c("C2T326", "siamese-not-shared", "warning", "twin branches do not share weights",
        """A pairwise loss compares two branches built alike, but the layers of one branch
        have no `param { name: ... }` shared with the other: each branch learns its own

@@ -10,6 +10,7 @@ from caffe2torch.lint.context import Context, Options
 from caffe2torch.lint.diagnostic import Diagnostic
 from caffe2torch.lint.parse import parse_net, parse_solver
 from caffe2torch.lint.rules_graph import check_graph
+from caffe2torch.lint.rules_init import check_net_init
 from caffe2torch.lint.rules_layer import check_layers, check_shapes
 from caffe2torch.lint.rules_metric import check_metric
 from caffe2torch.lint.rules_portability import check_portability
@@ -31,7 +32,8 @@ def lint_text(text: str, path: str | None = None, options: Options | None = None
     else:
         view = parse_net(ctx)
         states = net_states(view.layers)
-        check_graph(ctx, view, states)
+        broken = check_net_init(ctx, view, states)
+        check_graph(ctx, view, states, broken)
         check_layers(ctx, view)
         bottoms = check_shapes(ctx, view, states)
         check_metric(ctx, view, states)

@@ -6,7 +6,6 @@ again until the file reads; then assemble the upgraded V2 net, mixed V1/V2 files
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
 
@@ -17,6 +16,7 @@ from google.protobuf.message import Message
 from caffe2torch.errors import UpgradeError
 from caffe2torch.io import text as _text
 from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, scan
+from caffe2torch.io.text import ParseProblem
 from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.diagnostic import Edit, Fix
@@ -31,11 +31,6 @@ MAX_REPAIRS = 400
 REPAIR_BUDGET_CHARS = 2_000_000
 MIN_REPAIRS = 5
 
-_NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "(.*)"')
-_NO_ENUM = re.compile(r'Enum type "([\w.]+)" has no value named "?([^"]*?)"?\.?$')
-_EXPECTED_STRING = re.compile(r"Expected string but found: '(.*)'")
-_MULTIPLE = re.compile(r'Message type "([\w.]+)" should not have multiple "(\w+)" fields')
-_ONEOF = re.compile(r'Field "([\w.]+)" is specified along with field "([\w.]+)"')
 _V1_IN_LAYER = ("blobs_lr", "weight_decay", "blob_share_mode")
 _V2_NAMES = {v: k for k, v in V1_TYPES.items() if v}
 _LAYER_FIELDS = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
@@ -108,16 +103,16 @@ class Parser(Generic[_Root]):
 
     def _repair(self, e: text_format.ParseError, text: str, root: _descriptor.Descriptor) -> bool:
         line, col = e.GetLine() or 1, e.GetColumn() or 1
-        explained = _text._explain(e, text, root, self.ctx.path)
-        raw = _raw(e, text)
+        pp = _text.explain_parse_error(e, text, root, self.ctx.path)
+        explained, raw = pp.error, pp.raw
         toks = tokenize(text)
         k = token_at(toks, line, col)
         before = self.ctx.buf.text()
-        handled = (self._no_field(raw, toks, k, line, col, explained)
-                   or self._no_enum(raw, toks, k, line, col, explained)
-                   or self._expected_string(raw, toks, k, line, col, explained)
+        handled = (self._no_field(pp, toks, k, line, col, explained)
+                   or self._no_enum(pp, toks, k, line, col, explained)
+                   or self._expected_string(pp, toks, k, line, col, explained)
                    or self._braces(raw, toks, k, line, col, explained, text)
-                   or self._value(raw, toks, k, line, col, explained))
+                   or self._value(pp, toks, k, line, col, explained))
         if not handled:
             self.ctx.report("C2T001", explained.message, line, col, help=explained.hint)
             self._drop_field(toks, k)
@@ -148,11 +143,10 @@ class Parser(Generic[_Root]):
         k = self.rewriter.block_at(ol, oc)
         return self.rewriter.v2_block(k) if k is not None else None
 
-    def _no_field(self, raw, toks, k, line, col, explained) -> bool:
-        m = _NO_FIELD.search(raw)
-        if not m:
+    def _no_field(self, pp: ParseProblem, toks, k, line, col, explained) -> bool:
+        if pp.kind != "no-field":
             return False
-        mtype, fname = m.group(1).removeprefix("caffe."), m.group(2)
+        mtype, fname = pp.names[0].removeprefix("caffe."), pp.names[1]
         ctx = self.ctx
         if fname in ("layer", "layers") and mtype in ("LayerParameter", "V1LayerParameter"):
             ctx.report("C2T002", explained.message, line, col, help=explained.hint)
@@ -207,11 +201,10 @@ class Parser(Generic[_Root]):
         self.ctx.report("C2T101", f'{mtype} has no field named "{fname}"', line, col,
                         help=help_, fix=fix)
 
-    def _no_enum(self, raw, toks, k, line, col, explained) -> bool:
-        m = _NO_ENUM.search(raw)
-        if not m:
+    def _no_enum(self, pp: ParseProblem, toks, k, line, col, explained) -> bool:
+        if pp.kind != "no-enum":
             return False
-        etype, value = m.group(1), m.group(2)
+        etype, value = pp.names
         if etype == "caffe.V1LayerParameter.LayerType" and value in _V2_NAMES:
             enum = _V2_NAMES[value]
             edit = self.rewriter.replace_token(*self._orig(line, col), enum)
@@ -255,11 +248,10 @@ class Parser(Generic[_Root]):
         self._drop_field(toks, k)
         return True
 
-    def _expected_string(self, raw, toks, k, line, col, explained) -> bool:
-        m = _EXPECTED_STRING.search(raw)
-        if not m:
+    def _expected_string(self, pp: ParseProblem, toks, k, line, col, explained) -> bool:
+        if pp.kind != "expected-string":
             return False
-        value = m.group(1)
+        value = pp.names[0]
         if k >= len(toks) or toks[k][KIND] not in ("ident", "num"):
             self.ctx.report("C2T001", f"a value is missing here (found {value})", line, col,
                             help="write the field's value, or delete the field")
@@ -316,7 +308,8 @@ class Parser(Generic[_Root]):
             return True
         return False
 
-    def _value(self, raw, toks, k, line, col, explained) -> bool:
+    def _value(self, pp: ParseProblem, toks, k, line, col, explained) -> bool:
+        raw = pp.raw
         if raw.startswith('Expected ":"') and 0 < k < len(toks) \
                 and toks[k - 1][KIND] == "ident" and toks[k][KIND] in ("str", "num", "ident"):
             name = toks[k - 1][TEXT]
@@ -324,16 +317,15 @@ class Parser(Generic[_Root]):
                             help=f"write `{name}: {toks[k][TEXT]}`")
             self.ctx.buf.replace(line, col, col, ": ")
             return True
-        m = _MULTIPLE.search(raw)
-        if m:
-            fname = m.group(2)
+        if pp.kind == "multiple":
+            fname = pp.names[1]
             self.ctx.report(
-                "C2T110", f'"{fname}" is given twice in one {m.group(1).removeprefix("caffe.")}'
+                "C2T110", f'"{fname}" is given twice in one {pp.names[0].removeprefix("caffe.")}'
                 " block; Caffe's parser refuses a non-repeated field given twice", line, col,
                 help="delete one of them")
             self._drop_field(toks, k)
             return True
-        if _ONEOF.search(raw):
+        if pp.kind == "oneof":
             self.ctx.report("C2T110", explained.message, line, col, help="keep one of them")
             self._drop_field(toks, k)
             return True
@@ -345,17 +337,6 @@ class Parser(Generic[_Root]):
             self._drop_field(toks, k)
             return True
         return False
-
-
-def _raw(e: text_format.ParseError, text: str) -> str:
-    raw = re.sub(r"^\d+(?::\d+)? : ", "", str(e), count=1)
-    line = e.GetLine()
-    lines = text.split("\n")
-    if line is not None and 1 <= line <= len(lines):
-        prefix = f"'{lines[line - 1]}': "
-        if raw.startswith(prefix):
-            raw = raw[len(prefix):]
-    return raw
 
 
 def _misspelt_v1_type(value: str) -> bool:

@@ -1,5 +1,6 @@
-"""Graph rules, per phase: unknown bottoms, tops produced twice, include+exclude, layers in
-no phase, tops nobody reads, duplicate layer names (Net::Init's AppendBottom/AppendTop)."""
+"""Graph warnings, per phase: layers in no phase, tops nobody reads, duplicate layer names.
+(What Caffe refuses -- unknown bottoms, tops produced twice, include with exclude -- is
+ir's, rendered by rules_init.)"""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from caffe2torch.ir.netstate import PHASES, NetState, has_include_and_exclude, r
 from caffe2torch.layers.registry import find_layer_spec
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
-from caffe2torch.lint.states import StateView, phases_text
-from caffe2torch.suggest import close_names, did_you_mean
+from caffe2torch.lint.states import StateView, phases_text, unavoidable
 
 # Layer types whose tops are meant to be read by people, not by other layers.
 _SINK_TYPES = frozenset({"Accuracy", "Silence", "HDF5Output", "Python"})
@@ -27,18 +27,14 @@ def _field_pos(view: NetView, i: int, name: str, j: int):
     return spots[j] if j < len(spots) else lp.start
 
 
-def check_graph(ctx: Context, view: NetView, states: list[StateView]) -> None:
+def check_graph(ctx: Context, view: NetView, states: list[StateView],
+                broken: set[int]) -> None:
+    """``broken``: the layers with an unknown bottom (rules_init reported them)."""
     layers = view.layers
     _rules(ctx, view)
-    unknown: dict[tuple[int, int], list[str]] = {}
-    dup_top: dict[tuple[int, int], tuple[int, list[str]]] = {}
     dup_name: dict[int, tuple[int, list[str]]] = {}
     consumed_any: set[str] = set()
     outputs: dict[tuple[int, str], list[str]] = {}
-    producers_any: dict[str, list[int]] = {}
-    for i, lp in enumerate(layers):
-        for t in lp.top:
-            producers_any.setdefault(t, []).append(i)
     for sv in states:
         phase = sv.label
         produced: dict[str, int] = {}
@@ -50,98 +46,33 @@ def check_graph(ctx: Context, view: NetView, states: list[StateView]) -> None:
             if lp.name in names and lp.name and spec is not None and spec.blobs:
                 dup_name.setdefault(i, (names[lp.name], []))[1].append(phase)
             names.setdefault(lp.name, i)
-            for j, b in enumerate(lp.bottom):
-                if b not in produced:
-                    unknown.setdefault((i, j), []).append(phase)
-                    continue
-                consumed_any.add(b)
-                alive.pop(b, None)
-            for j, t in enumerate(lp.top):
-                in_place = j < len(lp.bottom) and lp.bottom[j] == t
-                if t in produced and not in_place and len(sv.state.stages) <= 1:
-                    # (stage pairs only clear findings: two stages may exclude each other)
-                    dup_top.setdefault((i, j), (produced[t], []))[1].append(phase)
+            for b in lp.bottom:
+                if b in produced:
+                    consumed_any.add(b)
+                    alive.pop(b, None)
+            for t in lp.top:
                 produced[t] = i
                 alive[t] = i
         for blob, i in alive.items():
             outputs.setdefault((i, blob), []).append(phase)
-        sv.produced = dict(produced)
-    unknown = {k: v for k, v in unknown.items() if _unavoidable(v, states)}
-    outputs = {k: v for k, v in outputs.items() if _unavoidable(v, states)}
-    for (i, j), phases in unknown.items():
-        _unknown_bottom(ctx, view, states, i, j, phases, producers_any)
-    for (i, j), (first, phases) in dup_top.items():
-        lp = layers[i]
-        t = lp.top[j]
-        ctx.report(
-            "C2T202", f"layer '{lp.name}' writes top '{t}', which layer '{layers[first].name}'"
-            f"{_line(view, first)} already produces in {phases_text(phases)}: Caffe stops "
-            "('produced by multiple sources')",
-            *_field_pos(view, i, "top", j), layer=lp.name, phases=tuple(phases),
-            help="rename the top; only an in-place layer (top i = bottom i) may rewrite a blob")
+    outputs = {k: v for k, v in outputs.items() if unavoidable(v, states)}
     for i, (first, phases) in dup_name.items():
         lp = layers[i]
+        at = view.positions[first]
         ctx.report(
             "C2T206", f"layer name '{lp.name}' is used twice in {phases_text(phases)} (first "
-            f"at line {getattr(view.positions[first], 'start_line', '?')})"
+            f"at line {at.start_line if at is not None else '?'})"
             ": caffemodel weights go to the first one only", *view.pos(i), layer=lp.name,
             phases=tuple(phases), help="give each layer of a phase its own name")
-    broken = {i for i, _ in unknown}
     left = {k: v for k, v in outputs.items() if k[0] not in broken}
     _unused(ctx, view, states, left, consumed_any)
     _unread_data_tops(ctx, view, states, left, consumed_any)
 
 
-def _unavoidable(found: list[str], states: list[StateView]) -> bool:
-    """In a net with stages, a wiring finding counts only when every checked state of some
-    phase has it: stage-only layers are meant for stage combinations we do not guess."""
-    for phase in {sv.state.phase for sv in states}:
-        labels = [sv.label for sv in states if sv.state.phase == phase]
-        if labels and all(lb in found for lb in labels):
-            return True
-    return False
-
-
-def _unknown_bottom(ctx, view, states, i, j, phases, producers_any) -> None:
-    layers = view.layers
-    lp = layers[i]
-    b = lp.bottom[j]
-    where = phases_text(phases)
-    help_ = None
-    later = [p for p in producers_any.get(b, []) if p > i]
-    other = [p for p in producers_any.get(b, []) if p < i]
-    if later:
-        p = later[0]
-        help_ = (f"'{b}' is produced later, by layer '{layers[p].name}'{_line(view, p)}: "
-                 "Caffe needs every bottom produced by an earlier layer; move this layer after it")
-    elif other:
-        p = other[0]
-        help_ = (f"'{b}' is produced by layer '{layers[p].name}'{_line(view, p)}, which is not "
-                 f"built in {where}: check its include/exclude rules")
-    else:
-        known = set()
-        for sv in states:
-            if sv.label in phases:
-                known.update(sv.produced)
-        before = [t for k in range(i) for t in layers[k].top]
-        pool = [t for t in dict.fromkeys(before) if t in known] or list(known)
-        help_ = did_you_mean(close_names(b, pool))
-        if help_ is None:
-            help_ = f"no layer of this file produces '{b}'"
-    ctx.report(
-        "C2T201", f"layer '{lp.name}' reads bottom '{b}', which no earlier layer produces in "
-        f"{where}", *_field_pos(view, i, "bottom", j), help=help_, layer=lp.name,
-        phases=tuple(phases))
-
-
 def _rules(ctx: Context, view: NetView) -> None:
     for i, lp in enumerate(view.layers):
         if has_include_and_exclude(lp):
-            ctx.report("C2T203", f"layer '{lp.name}' has both include and exclude rules: Caffe "
-                       "refuses it ('Specify either include rules or exclude rules; not both')",
-                       *_field_pos(view, i, "exclude", 0), layer=lp.name,
-                       help="keep the include rules (or the exclude rules), not both")
-            continue
+            continue  # Caffe refuses it (C2T203, from ir)
         if not any(_may_include(lp, ph) for ph in PHASES):
             ctx.report("C2T204", f"layer '{lp.name}' is built in no phase: its include/exclude "
                        "rules leave out both TRAIN and TEST", *view.pos(i), layer=lp.name,

@@ -3,13 +3,12 @@ parameter blocks the type ignores, and the shape checks (kernel vs input, Concat
 
 from __future__ import annotations
 
-from caffe2torch.layers.registry import find_layer_spec, suggest_types
-from caffe2torch.lint import shapes as _shapes
+from caffe2torch.ir import shapes as _shapes
+from caffe2torch.layers.registry import find_layer_spec
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text
 from caffe2torch.proto import forks
-from caffe2torch.suggest import close_names, did_you_mean
 
 # Parameter blocks a type reads besides the registry's ``param``.
 _ALSO_READS = {
@@ -20,56 +19,18 @@ _ALSO_READS = {
 
 
 def check_layers(ctx: Context, view: NetView) -> None:
+    """Settings rules of each known type (its type and blob counts are ir's: rules_init)."""
     for i, lp in enumerate(view.layers):
         spec = find_layer_spec(lp.type)
-        if spec is None:
-            if not lp.type:
-                blk = view.positions[i] if i < len(view.positions) else None
-                if blk is not None and any(blk.start_line <= ln <= blk.end_line
-                                           for ln in ctx.untyped_ok):
-                    continue  # its misspelt enum type was reported (C2T104)
-                ctx.report("C2T301", f"layer '{lp.name}' has no type", *view.pos(i),
-                           layer=lp.name, help='add `type: "..."`')
-            elif forks.fork_of_layer_type(lp.type) is None:
-                ctx.report("C2T301", f"layer '{lp.name}': unknown layer type \"{lp.type}\"",
-                           *view.pos(i, "type"), layer=lp.name,
-                           help=did_you_mean(_suggest(lp.type)))
-            continue
-        if lp.type == "Python":
+        if spec is None or lp.type == "Python":
             continue
         nb, nt = len(lp.bottom), len(lp.top)
-        if not spec.bottoms.accepts(nb):
-            ctx.report("C2T302", f"{lp.type} layer '{lp.name}' takes {spec.bottoms.describe()} "
-                       f"bottom(s), it has {nb}{_bottom_hint(lp.type)}", *view.pos(i),
-                       layer=lp.name)
-        if not spec.tops.accepts(nt) and not (spec.loss and nt < spec.tops.low):
-            # (a loss layer with too few tops gets anonymous ones: LossLayer::AutoTopBlobs)
-            ctx.report("C2T303", f"{lp.type} layer '{lp.name}' produces "
-                       f"{spec.tops.describe()} top(s), it has {nt}", *view.pos(i),
-                       layer=lp.name)
-        elif lp.type in ("Convolution", "Deconvolution") and nt != nb and nb:
+        if spec.tops.accepts(nt) and lp.type in ("Convolution", "Deconvolution") \
+                and nt != nb and nb:
             ctx.report("C2T303", f"{lp.type} layer '{lp.name}' makes one top per bottom: "
                        f"{nb} bottom(s) but {nt} top(s)", *view.pos(i), layer=lp.name)
         _required(ctx, view, i, lp)
         _ignored_params(ctx, view, i, lp, spec)
-
-
-def _suggest(type_: str) -> list[str]:
-    """Registered types and fork types close to ``type_`` (a fork's variant such as
-    SmoothL1LossOHEM finds SmoothL1Loss)."""
-    found = suggest_types(type_)
-    pool = list(forks.FORK_LAYER_TYPES)
-    found += close_names(type_, pool)
-    found += [t for t in pool if type_.startswith(t) and t not in found]
-    return found[:3]
-
-
-def _bottom_hint(type_: str) -> str:
-    if type_ == "ContrastiveLoss":
-        return " (the two embeddings and the similarity label)"
-    if type_ in ("SoftmaxWithLoss", "Accuracy"):
-        return " (the scores and the label)"
-    return ""
 
 
 def _required(ctx: Context, view: NetView, i: int, lp) -> None:

@@ -35,7 +35,6 @@ def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
             if layers[i].type == "ContrastiveLoss":
                 for k in _squashing_layers(layers, sv.indices, i):
                     squashed.setdefault((k, i), []).append(sv.label)
-        _shared_params(ctx, view, sv)
         if pairwise:
             _twins(ctx, view, sv)
     others = [layers[i].name for i in shuffled]
@@ -97,41 +96,6 @@ def _squashing_layers(layers, indices, loss_i: int) -> list[int]:
             if not in_place:
                 break
     return out
-
-
-def _shared_params(ctx: Context, view: NetView, sv: StateView) -> None:
-    layers = view.layers
-    owner: dict[str, tuple[int, int]] = {}
-    for i in sv.indices:
-        for j, ps in enumerate(layers[i].param):
-            if not ps.name:
-                continue
-            if ps.name not in owner:
-                owner[ps.name] = (i, j)
-                continue
-            oi, oj = owner[ps.name]
-            first = layers[oi].param[oj]
-            for f in ("lr_mult", "decay_mult"):
-                if ps.HasField(f) and first.HasField(f) and getattr(ps, f) != getattr(first, f):
-                    lp = layers[i]
-                    ctx.report("C2T325", f"layer '{lp.name}' shares param '{ps.name}' with "
-                               f"layer '{layers[oi].name}' but sets {f} {getattr(ps, f):g} "
-                               f"where it has {getattr(first, f):g}: Caffe stops ('Shared "
-                               f"param '{ps.name}' has mismatched {f}')",
-                               *_param_pos(view, i, j, f), layer=lp.name,
-                               phases=(sv.label,), help=f"give both the same {f}")
-
-
-def _param_pos(view: NetView, i: int, j: int, f: str):
-    lp = view.positions[i] if i < len(view.positions) else None
-    if lp is None:
-        return None, None
-    v1 = {"lr_mult": "blobs_lr", "decay_mult": "weight_decay"}[f]
-    for path in (f"param.{f}", v1, "param"):
-        spots = lp.fields.get(path)
-        if spots:
-            return spots[min(j, len(spots) - 1)]
-    return lp.start
 
 
 def _branch(layers, indices, blob: str, at: int) -> list[int]:

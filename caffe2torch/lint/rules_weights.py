@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from caffe2torch.errors import CaffeError
 from caffe2torch.io.binary import blob_shape, read_caffemodel
+from caffe2torch.ir.shapes import Shape, prod
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
-from caffe2torch.lint.shapes import Shape, _prod
 
 
 def _strip(s: tuple) -> tuple:
@@ -25,7 +25,7 @@ def _expected(lp, bottom: Shape | None) -> list[tuple[int | None, ...]] | None:
         k = None
         if bottom is not None:
             axis = p.axis if p.axis >= 0 else len(bottom) + p.axis
-            k = _prod(bottom[axis:])
+            k = prod(bottom[axis:])
         w = (k, p.num_output) if p.transpose else (p.num_output, k)
         return [w, (p.num_output,)] if p.bias_term else [w]
     if t in ("Convolution", "Deconvolution"):

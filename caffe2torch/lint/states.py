@@ -4,6 +4,7 @@ filtering; this only picks the states)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from caffe2torch.ir.netstate import NetState, declared_phases, layer_included, rule_matches
@@ -49,6 +50,18 @@ def net_states(layers) -> list[StateView]:
                 continue
             out.append(StateView(state, idx))
     return out
+
+
+def unavoidable(found: Iterable[str], states: list[StateView]) -> bool:
+    """In a net with stages, a finding counts only when every checked state of some phase
+    has it (``found``: the labels of the states that have it): stage-only layers are meant
+    for stage combinations we do not guess."""
+    have = set(found)
+    for phase in {sv.state.phase for sv in states}:
+        labels = [sv.label for sv in states if sv.state.phase == phase]
+        if labels and all(lb in have for lb in labels):
+            return True
+    return False
 
 
 def phases_text(phases) -> str:

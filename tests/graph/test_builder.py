@@ -99,7 +99,7 @@ def test_unknown_bottom_names_layer_blob_phase_and_suggestion():
         build_ir(read_net_text(text), NetState("TRAIN"))
     msg = str(err.value)
     assert "layer 'ip'" in msg and "'bb'" in msg and "TRAIN" in msg
-    assert "did you mean 'b'" in msg
+    assert "did you mean \"b\"" in msg
 
 
 def test_unknown_bottom_made_only_in_other_phase(tmp_path):

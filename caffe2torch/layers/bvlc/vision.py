@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.ir.geometry import conv_out, deconv_out, pool_ceil_mode, pooled_size
 from caffe2torch.layers import grad_buffers
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
@@ -78,14 +79,14 @@ class ConvGeometry:
     def output_size(self, sizes: Sequence[int]) -> tuple[int, ...]:
         """Convolution output size: (in + 2 pad - (dilation (kernel - 1) + 1)) / stride + 1."""
         return tuple(
-            (n + 2 * p - (d * (k - 1) + 1)) // s + 1
+            conv_out(n, k, s, p, d)
             for n, k, s, p, d in zip(sizes, self.kernel, self.stride, self.pad, self.dilation)
         )
 
     def deconv_output_size(self, sizes: Sequence[int]) -> tuple[int, ...]:
         """Deconvolution output size: stride (in - 1) + dilation (kernel - 1) + 1 - 2 pad."""
         return tuple(
-            s * (n - 1) + d * (k - 1) + 1 - 2 * p
+            deconv_out(n, k, s, p, d)
             for n, k, s, p, d in zip(sizes, self.kernel, self.stride, self.pad, self.dilation)
         )
 
@@ -356,18 +357,6 @@ def build_im2col(ctx: BuildContext) -> nn.Module:
 # --------------------------------------------------------------------------- pooling
 
 
-def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool = True) -> int:
-    """Caffe's pooled output size along one axis (PoolingLayer::Reshape).
-
-    ceil (or floor) of (size + 2 pad - kernel) / stride, plus 1; with padding, one window
-    less when the last would start inside the padding (at or after size + pad)."""
-    ratio = (size + 2 * pad - kernel) / stride
-    out = (math.ceil(ratio) if ceil_mode else math.floor(ratio)) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
 def _torch_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
     # torch's pooling_output_shape: the drop rule applies in ceil mode even without padding.
     out = (size + 2 * pad - kernel + (stride - 1 if ceil_mode else 0)) // stride + 1
@@ -624,14 +613,6 @@ def _pool_pair(ctx: BuildContext, p: Any, name: str, default: int | None) -> Pai
     return default, default
 
 
-def _ceil_mode(p: Any) -> bool:
-    # round_mode (BVLC); forks spell it `ceil_mode: false` (same meaning as FLOOR).
-    fields = p.DESCRIPTOR.fields_by_name
-    if "ceil_mode" in fields and p.HasField("ceil_mode"):
-        return bool(p.ceil_mode)
-    return p.round_mode != caffe_pb2.PoolingParameter.FLOOR
-
-
 @register_layer("Pooling", param="pooling_param", tops=(1, 2), aliases=("POOLING", "pool"))
 def build_pooling(ctx: BuildContext) -> nn.Module:
     p = ctx.param
@@ -655,7 +636,7 @@ def build_pooling(ctx: BuildContext) -> nn.Module:
         raise ctx.error("needs kernel_size (or kernel_h and kernel_w), or global_pooling: true")
     if p.pool == STOCHASTIC and pad != (0, 0):
         raise ctx.error("STOCHASTIC pooling takes no padding (Caffe pads only AVE and MAX)")
-    module = CaffePooling(p.pool, kernel, stride, pad, _ceil_mode(p), ctx.num_tops == 2)
+    module = CaffePooling(p.pool, kernel, stride, pad, pool_ceil_mode(p), ctx.num_tops == 2)
     try:  # Caffe checks the geometry at setup
         PoolGeometry.make(
             (shape[2], shape[3]), kernel or (shape[2], shape[3]), stride, pad, module.ceil_mode

@@ -1,12 +1,17 @@
-"""A light shape pass for diagnostics: blob shapes from the net text alone (Input,
-DummyData, MemoryData, ImageData sizes; crop_size), propagated through the layer types
-whose output shape Caffe computes from settings. A dimension it cannot know is None and
-the checks that need it are skipped. Formulas follow the Reshape() of each Caffe layer."""
+"""The torch-free shape pass: blob shapes from the net text alone (Input, DummyData,
+MemoryData, ImageData sizes; crop_size), propagated through the layer types whose output
+shape Caffe computes from settings, and the param blob shapes of the layers that share
+params most. A dimension it cannot know is None and the checks that need it are skipped.
+Formulas follow the Reshape() of each Caffe layer; window geometry is ir.geometry's (the
+builder's). The linter uses it; the builder gets exact shapes from its built modules."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from caffe2torch.ir.geometry import conv_out, deconv_out, kernel_extent, pool_ceil_mode, pooled_size
 
 Dim = int | None
 Shape = tuple[Dim, ...]
@@ -36,13 +41,13 @@ class ShapeResult:
     issues: list[ShapeIssue] = field(default_factory=list)
 
 
-def _rep(values, i: int, default: int) -> int:
+def _rep(values: Sequence[int], i: int, default: int) -> int:
     if not values:
         return default
     return int(values[i] if len(values) > i else values[0])
 
 
-def conv_geometry(p, n: int) -> tuple[list[int], list[int], list[int], list[int]] | None:
+def conv_geometry(p: Any, n: int) -> tuple[list[int], list[int], list[int], list[int]] | None:
     """kernel, stride, pad, dilation per spatial axis (ConvolutionParameter)."""
     if p.HasField("kernel_h") or p.HasField("kernel_w"):
         if n != 2:
@@ -60,7 +65,7 @@ def conv_geometry(p, n: int) -> tuple[list[int], list[int], list[int], list[int]
     return k, s, pd, d
 
 
-def _conv(lp, b: Shape, res: ShapeResult, i: int, deconv: bool) -> Shape | None:
+def _conv(lp: Any, b: Shape, res: ShapeResult, i: int, deconv: bool) -> Shape | None:
     p = lp.convolution_param
     axis = p.axis if p.axis >= 0 else len(b) + p.axis
     n = len(b) - axis - 1
@@ -71,22 +76,22 @@ def _conv(lp, b: Shape, res: ShapeResult, i: int, deconv: bool) -> Shape | None:
     out: list[Dim] = [*b[:axis], p.num_output]
     for a in range(n):
         size = b[axis + 1 + a]
-        ext = d[a] * (k[a] - 1) + 1
+        ext = kernel_extent(k[a], d[a])
         if size is None or s[a] <= 0:  # stride 0: the builder refuses it
             out.append(None)
         elif deconv:
-            out.append(s[a] * (size - 1) + ext - 2 * pd[a])
+            out.append(deconv_out(size, k[a], s[a], pd[a], d[a]))
         else:
             if size + 2 * pd[a] < ext and not any(x.layer == i for x in res.issues):
                 res.issues.append(ShapeIssue(
                     "C2T304", i, f"kernel {ext} (axis {axis + 1 + a}) of Convolution "
                     f"'{lp.name}' is larger than its padded input {size}+2*{pd[a]}="
                     f"{size + 2 * pd[a]} (input {_fmt(b)})", "convolution_param"))
-            out.append(max(0, (size + 2 * pd[a] - ext) // s[a] + 1))
+            out.append(max(0, conv_out(size, k[a], s[a], pd[a], d[a])))
     return tuple(out)
 
 
-def _pool(lp, b: Shape, res: ShapeResult, i: int) -> Shape | None:
+def _pool(lp: Any, b: Shape, res: ShapeResult, i: int) -> Shape | None:
     p = lp.pooling_param
     if len(b) != 4:
         return None
@@ -100,17 +105,14 @@ def _pool(lp, b: Shape, res: ShapeResult, i: int) -> Shape | None:
         return None
     s = [p.stride_h, p.stride_w] if p.HasField("stride_h") else [p.stride] * 2
     pd = [p.pad_h, p.pad_w] if p.HasField("pad_h") else [p.pad] * 2
-    ceil = p.round_mode == p.CEIL and not (p.HasField("ceil_mode") and not p.ceil_mode)
+    ceil = pool_ceil_mode(p)
     out: list[Dim] = [b[0], b[1]]
     for a in range(2):
         size = b[2 + a]
         if size is None or s[a] <= 0:
             out.append(None)
             continue
-        span = size + 2 * pd[a] - k[a]
-        o = (math.ceil(span / s[a]) if ceil else span // s[a]) + 1
-        if pd[a] and (o - 1) * s[a] >= size + pd[a]:
-            o -= 1
+        o = pooled_size(size, k[a], s[a], pd[a], ceil)
         if size + 2 * pd[a] < k[a] and not any(x.layer == i for x in res.issues):
             res.issues.append(ShapeIssue(
                 "C2T304", i, f"kernel {k[a]} of Pooling '{lp.name}' is larger than its padded "
@@ -125,13 +127,13 @@ def _fmt(s: Shape | None) -> str:
     return "x".join("?" if d is None else str(d) for d in s) if s is not None else "?"
 
 
-def _ip(lp, b: Shape) -> Shape:
+def _ip(lp: Any, b: Shape) -> Shape:
     p = lp.inner_product_param
     axis = p.axis if p.axis >= 0 else len(b) + p.axis
     return (*b[:axis], p.num_output)
 
 
-def _prod(dims) -> Dim:
+def prod(dims: Iterable[Dim]) -> Dim:
     out = 1
     for d in dims:
         if d is None:
@@ -140,7 +142,7 @@ def _prod(dims) -> Dim:
     return out
 
 
-def _concat(lp, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | None:
+def _concat(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | None:
     p = lp.concat_param
     known = [b for b in bs if b is not None]
     if len(known) != len(bs) or not known:
@@ -166,7 +168,7 @@ def _concat(lp, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | Non
     return tuple(out)
 
 
-def _eltwise(lp, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | None:
+def _eltwise(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | None:
     known = [(j, b) for j, b in enumerate(bs) if b is not None]
     if not known:
         return None
@@ -180,14 +182,14 @@ def _eltwise(lp, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | No
     return first
 
 
-def _flatten(lp, b: Shape) -> Shape:
+def _flatten(lp: Any, b: Shape) -> Shape:
     p = lp.flatten_param
     a = p.axis if p.axis >= 0 else len(b) + p.axis
     e = p.end_axis if p.end_axis >= 0 else len(b) + p.end_axis
-    return (*b[:a], _prod(b[a:e + 1]), *b[e + 1:])
+    return (*b[:a], prod(b[a:e + 1]), *b[e + 1:])
 
 
-def _reshape(lp, b: Shape) -> Shape | None:
+def _reshape(lp: Any, b: Shape) -> Shape | None:
     p = lp.reshape_param
     axis = p.axis if p.axis >= 0 else len(b) + p.axis + 1
     end = len(b) if p.num_axes == -1 else axis + p.num_axes
@@ -196,13 +198,13 @@ def _reshape(lp, b: Shape) -> Shape | None:
         dims.append(b[axis + k] if d == 0 and axis + k < len(b) else (d if d != -1 else -1))
     out = [*b[:axis], *dims, *b[end:]]
     if -1 in out:
-        total, rest = _prod(b), _prod(d for d in out if d != -1)
+        total, rest = prod(b), prod(d for d in out if d != -1)
         fill = total // rest if total is not None and rest else None
         out = [fill if d == -1 else d for d in out]
     return tuple(out)
 
 
-def _slice(lp, b: Shape) -> list[Shape | None] | None:
+def _slice(lp: Any, b: Shape) -> list[Shape | None] | None:
     p = lp.slice_param
     axis = p.slice_dim if p.HasField("slice_dim") else p.axis
     axis = axis if axis >= 0 else len(b) + axis
@@ -219,7 +221,7 @@ def _slice(lp, b: Shape) -> list[Shape | None] | None:
     return [tuple(s if a == axis else d for a, d in enumerate(b)) for s in sizes]
 
 
-def _data_shapes(lp) -> list[Shape | None] | None:
+def _data_shapes(lp: Any) -> list[Shape | None] | None:
     t = lp.type
     crop = lp.transform_param.crop_size if lp.transform_param.HasField("crop_size") else None
     if t == "Input":
@@ -255,7 +257,7 @@ def _data_shapes(lp) -> list[Shape | None] | None:
     return None
 
 
-def infer(layers, indices) -> ShapeResult:
+def infer(layers: Sequence[Any], indices: Iterable[int]) -> ShapeResult:
     """Shapes of every blob of the net state whose layers are ``indices``."""
     res = ShapeResult()
     blobs = res.blobs
@@ -269,7 +271,7 @@ def infer(layers, indices) -> ShapeResult:
     return res
 
 
-def _tops(lp, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Shape | None] | None:
+def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Shape | None] | None:
     t = lp.type
     if not lp.bottom:
         return _data_shapes(lp)
@@ -305,4 +307,40 @@ def _tops(lp, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Shape | 
         axis = lp.crop_param.axis
         axis = axis if axis >= 0 else len(b) + axis
         return [(*b[:axis], *bs[1][axis:])]
+    return None
+
+
+def param_shapes(lp: Any, bottoms: Sequence[Shape | None]) -> list[Shape | None] | None:
+    """The param blob shapes of layer ``lp`` (caffemodel order) from its settings and its
+    bottom shapes, for the types whose params are shared in practice (Convolution,
+    Deconvolution, InnerProduct, Embed, BatchNorm); None for other types. An entry is
+    None where the blob's shape depends on what is not known here."""
+    t = lp.type
+    b = bottoms[0] if bottoms else None
+    if t in ("Convolution", "Deconvolution"):
+        p = lp.convolution_param
+        bias: list[Shape | None] = [(p.num_output,)] if p.bias_term else []
+        axis = (p.axis if p.axis >= 0 else len(b) + p.axis) if b is not None else 1
+        geo = conv_geometry(p, len(b) - axis - 1) if b is not None else None
+        if b is None or geo is None or not 0 <= axis < len(b):
+            return [None, *bias]
+        channels, group = b[axis], p.group or 1
+        w: Shape = ((channels, p.num_output // group, *geo[0]) if t == "Deconvolution"
+                    else (p.num_output, None if channels is None else channels // group,
+                          *geo[0]))
+        return [w, *bias]
+    if t == "InnerProduct":
+        p = lp.inner_product_param
+        bias = [(p.num_output,)] if p.bias_term else []
+        if b is None:
+            return [None, *bias]
+        axis = p.axis if p.axis >= 0 else len(b) + p.axis
+        k = prod(b[axis:])
+        return [(k, p.num_output) if p.transpose else (p.num_output, k), *bias]
+    if t == "Embed":
+        p = lp.embed_param
+        return [(p.input_dim, p.num_output), *([(p.num_output,)] if p.bias_term else [])]
+    if t == "BatchNorm":
+        c = b[1] if b is not None and len(b) > 1 else None
+        return [(c,), (c,), (1,)]
     return None
