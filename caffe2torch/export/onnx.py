@@ -50,7 +50,6 @@ NOT_EXPRESSIBLE = {
     "Filter": "its output size depends on the values of its selector bottom",
     "HDF5Output": "it writes a file instead of computing a top",
     "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
-    "PSROIPooling": "its bins are computed from the ROI values outside the traced graph",
     "MarginInnerProduct": "its lambda follows an iteration counter that moves every forward",
     "AdaCosAddmScale": "its scale is updated from the previous forward's logits",
     "YoloDetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
@@ -183,13 +182,17 @@ def _torch_export(
 
 
 def onnx_detection_heads(net: CaffeNet, trt_nms: bool = False) -> list[str]:
-    """Replace each DetectionOutput and ROIPooling by its standard-ONNX form (in place),
-    or DetectionOutput by TensorRT's BatchedNMS_TRT node (``trt_nms``); returns the names
-    of the DetectionOutput tops (their row count follows the values)."""
-    from caffe2torch.export.detection import OnnxROIPooling, onnx_detection_output
+    """Replace each DetectionOutput, ROIPooling and PSROIPooling by its standard-ONNX form
+    (in place), or DetectionOutput by TensorRT's BatchedNMS_TRT node (``trt_nms``);
+    returns the names of the DetectionOutput tops (their row count follows the values)."""
+    from caffe2torch.export.detection import (
+        OnnxPSROIPooling,
+        OnnxROIPooling,
+        onnx_detection_output,
+    )
     from caffe2torch.export.static import replace_module
     from caffe2torch.export.trt_nms import trt_detection_output
-    from caffe2torch.layers.forks.detection import CaffeROIPooling
+    from caffe2torch.layers.forks.detection import CaffePSROIPooling, CaffeROIPooling
     from caffe2torch.layers.forks.ssd import CaffeDetectionOutput
 
     tops = []
@@ -197,6 +200,8 @@ def onnx_detection_heads(net: CaffeNet, trt_nms: bool = False) -> list[str]:
     for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
         if isinstance(module, CaffeROIPooling):
             replace_module(net, pos, OnnxROIPooling(module))  # rows follow the rois input
+        if isinstance(module, CaffePSROIPooling):
+            replace_module(net, pos, OnnxPSROIPooling(module))
         if isinstance(module, CaffeDetectionOutput):
             prior = tuple(shapes[layer.bottoms[2]])
             make = trt_detection_output if trt_nms else onnx_detection_output
