@@ -52,7 +52,6 @@ NOT_EXPRESSIBLE = {
     "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
     "MarginInnerProduct": "its lambda follows an iteration counter that moves every forward",
     "AdaCosAddmScale": "its scale is updated from the previous forward's logits",
-    "YoloDetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
     "DetectionEvaluate": "it matches detections with ground truth outside the traced graph",
     "BoxAnnotatorOHEM": "it picks hard examples by value outside the traced graph",
 }
@@ -181,10 +180,11 @@ def _torch_export(
         )
 
 
-def onnx_detection_heads(net: CaffeNet, trt_nms: bool = False) -> list[str]:
-    """Replace each DetectionOutput, ROIPooling and PSROIPooling by its standard-ONNX form
-    (in place), or DetectionOutput by TensorRT's BatchedNMS_TRT node (``trt_nms``);
-    returns the names of the DetectionOutput tops (their row count follows the values)."""
+def onnx_detection_heads(net: CaffeNet, trt_nms: bool = False) -> tuple[list[str], list[str]]:
+    """Replace each DetectionOutput, YoloDetectionOutput, ROIPooling and PSROIPooling by
+    its standard-ONNX form (in place), or DetectionOutput by TensorRT's BatchedNMS_TRT
+    node (``trt_nms``); returns the tops whose row count follows the values, and the
+    DetectionOutput tops that BatchedNMS_TRT nodes compute."""
     from caffe2torch.export.detection import (
         OnnxPSROIPooling,
         OnnxROIPooling,
@@ -192,22 +192,31 @@ def onnx_detection_heads(net: CaffeNet, trt_nms: bool = False) -> list[str]:
     )
     from caffe2torch.export.static import replace_module
     from caffe2torch.export.trt_nms import trt_detection_output
-    from caffe2torch.layers.forks.detection import CaffePSROIPooling, CaffeROIPooling
+    from caffe2torch.export.yolo import OnnxYoloDetectionOutput
+    from caffe2torch.layers.forks.detection import (
+        CaffePSROIPooling,
+        CaffeROIPooling,
+        CaffeYoloDetectionOutput,
+    )
     from caffe2torch.layers.forks.ssd import CaffeDetectionOutput
 
-    tops = []
+    rows: list[str] = []
+    plugin: list[str] = []
     shapes = net._version_shapes
     for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
         if isinstance(module, CaffeROIPooling):
             replace_module(net, pos, OnnxROIPooling(module))  # rows follow the rois input
         if isinstance(module, CaffePSROIPooling):
             replace_module(net, pos, OnnxPSROIPooling(module))
+        if isinstance(module, CaffeYoloDetectionOutput):
+            replace_module(net, pos, OnnxYoloDetectionOutput(module))
+            rows += [t.name for t in layer.tops]
         if isinstance(module, CaffeDetectionOutput):
             prior = tuple(shapes[layer.bottoms[2]])
             make = trt_detection_output if trt_nms else onnx_detection_output
             replace_module(net, pos, make(layer, module, prior))
-            tops += [t.name for t in layer.tops]
-    return tops
+            (plugin if trt_nms else rows).extend(t.name for t in layer.tops)
+    return rows, plugin
 
 
 def check_opset(opset: int) -> None:
@@ -388,8 +397,8 @@ def export_onnx(
     deploy = view.net.eval()
     freeze_static_sizes(deploy)
     make_batch_free(deploy)
-    detections = onnx_detection_heads(deploy, trt_nms)
-    if detections and not trt_nms:  # the row count follows the values: an axis of its own
+    detections, plugin_tops = onnx_detection_heads(deploy, trt_nms)
+    if detections:  # the row count follows the values: an axis of its own
         axes = dict(axes or {})
         for name in (n for n in view.outputs if n in detections):
             axes[name] = {**axes.get(name, {}), 2: f"{name}_rows"}
@@ -416,10 +425,10 @@ def export_onnx(
     if opset > TRACER_MAX_OPSET:
         model = _convert_opset(model, opset)
     plugin_outputs: list[str] = []
-    if trt_nms and detections:
+    if plugin_tops:
         from caffe2torch.export.trt_nms import expose_plugin_outputs
 
-        tops = [n for n in view.outputs if n in detections]
+        tops = [n for n in view.outputs if n in plugin_tops]
         plugin_outputs = expose_plugin_outputs(
             model, tops, BATCH_AXIS if dynamic else trace_batch)
         notes.append(f"DetectionOutput as TensorRT's BatchedNMS_TRT: outputs "
@@ -456,7 +465,8 @@ def export_onnx(
         default = ([2, 4] if even_only else [1, 3]) if dynamic else [trace_batch] * 2
         batches = list(verify_batches or default)
         reference = deploy
-        if fold_bn or half or detections:  # checked against the net as it was, in float32
+        # checked against the net as it was, in float32
+        if fold_bn or half or detections or plugin_tops:
             reference = deploy_view(source, outputs, branches, keep_losses,
                                     batch=trace_batch, shared=True).net.eval()
         report.verify = verify_export(
