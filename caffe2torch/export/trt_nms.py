@@ -119,8 +119,9 @@ class TrtDetectionOutput(OnnxDetectionOutput):
     def forward(self, loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
                 *unused: torch.Tensor) -> torch.Tensor:
         s, p = self.spec, self.num_priors
-        boxes = self._decode(loc.reshape(-1, p, 4), prior).unsqueeze(2)  # (B, P, 1, 4)
         scores = conf.reshape(-1, p, s.num_classes)
+        # (B, P, 1, 4), in the scores' type (the decode is float32: float16 with --half)
+        boxes = self._decode(loc.reshape(-1, p, 4), prior).unsqueeze(2).to(scores.dtype)
         count, nboxes, nscores, nclasses = _BatchedNMS.apply(
             boxes, scores, plugin_attributes(s, p))
         counts = count.to(nscores.dtype).unsqueeze(-1).expand(-1, nscores.shape[1], 1)
@@ -162,9 +163,10 @@ def expose_plugin_outputs(model: Any, tops: list[str], batch: int | str) -> list
                 other.input[:] = [new if i == old else i for i in other.input]
         node.output[:] = renamed
         pos = next(i for i, o in enumerate(graph.output) if o.name == top)
+        real = graph.output[pos].type.tensor_type.elem_type  # float, or float16 (--half)
         del graph.output[pos]
         shapes = ([batch, 1], [batch, keep, 4], [batch, keep], [batch, keep])
-        types = (TensorProto.INT32, TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT)
+        types = (TensorProto.INT32, real, real, real)
         for i, (name, shape, kind) in enumerate(zip(renamed, shapes, types)):
             graph.output.insert(pos + i, helper.make_tensor_value_info(name, kind, shape))
         names += renamed

@@ -108,3 +108,18 @@ def test_help_names_the_plugin(capsys: pytest.CaptureFixture) -> None:
         code = stop.code
     assert code == 0
     assert "BatchedNMS_TRT" in capsys.readouterr().out
+
+
+def test_half_feeds_and_returns_float16(tmp_path: Path) -> None:
+    net = _mini(tmp_path)
+    export_onnx(net, tmp_path / "m.onnx", trt_nms=True, half=True, batch=1)
+    model, node = _plugin(tmp_path / "m.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in [*inferred.graph.value_info, *model.graph.output]}
+    f16 = onnx.TensorProto.FLOAT16
+    assert [types[i] for i in node.input] == [f16, f16]
+    assert [types[o] for o in TOPS] == [onnx.TensorProto.INT32, f16, f16, f16]
+    dims = [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output]
+    assert dims == [[1, 1], [1, 10, 4], [1, 10], [1, 10]]
