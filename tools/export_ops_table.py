@@ -65,11 +65,42 @@ FORKS = {
 }
 FORK_INPUT = ('layer { name: "in" type: "Input" top: "data" '
               "input_param { shape { dim: 2 dim: 4 dim: 6 dim: 6 } } }\n")
+ROI_INPUT = ('layer { name: "in" type: "Input" top: "data" top: "rois" input_param { '
+             "shape { dim: 2 dim: 8 dim: 6 dim: 6 } shape { dim: 3 dim: 5 } } }\n")
+SSD_INPUT = ('layer { name: "in" type: "Input" top: "data" top: "loc" top: "conf" '
+             "input_param { shape { dim: 2 dim: 4 dim: 2 dim: 2 } shape { dim: 2 dim: 16 } "
+             "shape { dim: 2 dim: 12 } } }\n"
+             'layer { name: "prior" type: "PriorBox" bottom: "data" bottom: "data" '
+             'top: "prior" prior_box_param { min_size: 1 variance: 0.1 } }\n')
+DETECTION_OUTPUT = (
+    'layer { name: "x" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" '
+    'top: "x" detection_output_param { num_classes: 3 share_location: true '
+    "background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 4 } "
+    "code_type: CENTER_SIZE keep_top_k: 4 confidence_threshold: 0.01 } }")
+# (net text, export options) of the detection heads
+HEADS = {
+    "ROIPooling": (ROI_INPUT + 'layer { name: "x" type: "ROIPooling" bottom: "data" '
+                   'bottom: "rois" top: "x" roi_pooling_param { pooled_h: 2 pooled_w: 2 } }',
+                   {}),
+    "PSROIPooling": (ROI_INPUT + 'layer { name: "x" type: "PSROIPooling" bottom: "data" '
+                     'bottom: "rois" top: "x" psroi_pooling_param { spatial_scale: 1 '
+                     "output_dim: 2 group_size: 2 } }", {}),
+    "DetectionOutput": (SSD_INPUT + DETECTION_OUTPUT, {}),
+    "DetectionOutput (--trt-nms)": (SSD_INPUT + DETECTION_OUTPUT, {"trt_nms": True}),
+    "YoloDetectionOutput": (
+        'layer { name: "in" type: "Input" top: "data" '
+        "input_param { shape { dim: 2 dim: 16 dim: 2 dim: 2 } } }\n"
+        'layer { name: "x" type: "YoloDetectionOutput" bottom: "data" top: "x" '
+        "yolo_detection_output_param { side: 2 num_classes: 3 num_box: 2 "
+        "biases: 1 biases: 1 biases: 2 biases: 2 } }", {}),
+}
 
 
-def ops_of(net: c2t.CaffeNet, tmp: Path) -> set[str]:
-    export_onnx(net, tmp / "m.onnx", keep_losses=True)
-    return {n.op_type for n in onnx.load(tmp / "m.onnx").graph.node} - {"Constant", "Identity"}
+def ops_of(net: c2t.CaffeNet, tmp: Path, **options: bool) -> set[str]:
+    export_onnx(net, tmp / "m.onnx", keep_losses=True, **options)
+    nodes = onnx.load(tmp / "m.onnx").graph.node
+    return {f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in nodes} - {
+        "Constant", "Identity"}
 
 
 def rows(golden: Path, tmp: Path) -> list[tuple[str, str]]:
@@ -91,6 +122,13 @@ def rows(golden: Path, tmp: Path) -> list[tuple[str, str]]:
             out.append((name, ", ".join(sorted(ops)) or "(constant)"))
         except CaffeError as err:
             out.append((name, f"not exported: {err.message[:80]}"))
+    for name, (text, options) in HEADS.items():
+        (tmp / "f.prototxt").write_text(text)
+        try:
+            ops = ops_of(c2t.load_net(tmp / "f.prototxt"), tmp, **options)
+            out.append((name, ", ".join(sorted(ops))))
+        except CaffeError as err:
+            out.append((name, f"not exported: {err.message[:80]}"))
     return out
 
 
@@ -101,6 +139,9 @@ def accepted(ops_text: str) -> tuple[str, str]:
     trt = [f"no ({o})" for o in ops if o in TENSORRT_NO]
     notes = [f"{o}: {TENSORRT_NOTE[o]}" for o in ops if o in TENSORRT_NOTE]
     ov = [o for o in ops if o not in OPENVINO_OPS]
+    plugins = [o for o in ops if o.startswith("TRT::")]
+    if plugins:  # a TensorRT plugin: TensorRT with its plugin library, nothing else
+        return (f"yes (plugin {', '.join(p[5:] for p in plugins)})", f"no ({', '.join(ov)})")
     return ("; ".join(trt) or ("yes" + (f" ({'; '.join(notes)})" if notes else "")),
             f"no ({', '.join(ov)})" if ov else "yes")
 

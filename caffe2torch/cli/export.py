@@ -60,6 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "onnxruntime's basic graph optimisations)")
     p.add_argument("--half", action="store_true",
                    help="float16 weights and activations (inputs and outputs float16 too)")
+    p.add_argument("--trt-nms", action="store_true",
+                   help="write each SSD DetectionOutput as one TRT::BatchedNMS_TRT node "
+                   "(TensorRT's batched NMS plugin) fed the decoded boxes and the scores; its "
+                   "top becomes four outputs TOP_num_detections, TOP_nmsed_boxes, "
+                   "TOP_nmsed_scores, TOP_nmsed_classes. The file then runs only in TensorRT "
+                   "(onnxruntime has no such op): --verify is skipped")
     p.set_defaults(run=run)
 
 
@@ -86,7 +92,8 @@ its owner's name), nodes carry the Caffe layer names, inputs and outputs the blo
 The batch axis is symbolic: the file runs at any batch size. A net that runs at one batch
 only (a Reshape or Slice that fixes it) is exported with its prototxt's batch, and the
 command says so. SSD's PriorBox becomes a constant and DetectionOutput standard ONNX ops
-(docs/export.md lists what each layer type becomes).
+(docs/export.md lists what each layer type becomes); with --trt-nms, DetectionOutput is
+one node for TensorRT's BatchedNMS_TRT plugin instead.
 
 --verify warns when the weights are fillers or one constant, or when an output is
 constant, and fails when an output differs by more than 1e-4 of its magnitude (2e-2 with
@@ -103,6 +110,7 @@ examples:
   caffe2torch export deploy.prototxt --weights bvlc_alexnet.caffemodel -o alexnet.onnx
   caffe2torch export deploy.prototxt -w w.caffemodel -o m.onnx --verify
   caffe2torch export deploy.prototxt -w w.caffemodel -o m.onnx --fold-bn --simplify
+  caffe2torch export ssd_deploy.prototxt -w ssd.caffemodel -o ssd_trt.onnx --trt-nms
   caffe2torch export siamese.prototxt -w w.caffemodel -o tower.onnx --branch data
   caffe2torch export net.prototxt -o feat.onnx --outputs fc7 --input-shape data=1,3,227,227"""
 
@@ -159,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
             outputs=args.outputs or None, branch=args.branch or None,
             keep_losses=args.keep_losses, verify=args.verify, fold_bn=args.fold_bn,
             simplify=args.simplify, half=args.half, from_fillers=args.weights is None,
+            trt_nms=args.trt_nms,
         )
     except CaffeError:
         raise

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -207,3 +208,69 @@ class OnnxROIPooling(nn.Module):
         layer = self.__dict__["layer"]
         return _MaxRoiPool.apply(x, rois.reshape(-1, 5), layer, tuple(layer.pooled),
                                  float(layer.spatial_scale))
+
+
+def _round_half_away(x: torch.Tensor) -> torch.Tensor:
+    """C's round() in float32 ops: floor(|x|) plus one where the fraction is >= 0.5 (exact,
+    unlike floor(|x| + 0.5), which can round up below a half)."""
+    a = x.abs()
+    whole = torch.floor(a)
+    return torch.sign(x) * (whole + (a - whole >= 0.5).to(x.dtype))
+
+
+def _psroi_bins(start: torch.Tensor, end: torch.Tensor, group: int,
+                limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, group) first and end row (or column) of each bin, as psroi_bins: float32
+    floor/ceil of i * size / group + start, sizes at least 0.1, clipped to the map."""
+    extent = torch.clamp(end - start, min=0.1)
+    size = extent / float(group)
+    idx = torch.arange(group, dtype=start.dtype)
+    lo = torch.floor(idx[None] * size[:, None] + start[:, None])
+    hi = torch.ceil((idx[None] + 1.0) * size[:, None] + start[:, None])
+    return lo.clamp(0, limit), hi.clamp(0, limit)
+
+
+class OnnxPSROIPooling(nn.Module):
+    """R-FCN's PSROIPooling (see layers.forks.detection) in standard ops, without a loop
+    over the ROIs: each ROI's bins become 0/1 masks over the rows and the columns of the
+    map; summing a bin is then two batched MatMuls (the rows of each bin row i, then the
+    columns of each bin column j, of the channels (d, i, j) that bin reads), the image
+    picked per ROI by GatherElements, the sum divided by the bin's area (0 when empty).
+
+    The ROI arithmetic is the layer's, in float32: corners rounded half away from zero,
+    start = round(x1) * scale, end = (round(x2) + 1) * scale. An ROI whose batch index is
+    outside the batch is an error in onnxruntime (Gather) as in the layer."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.__dict__["layer"] = layer  # not a submodule: the net owns it
+        self.blobs = nn.ParameterList()
+
+    def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        layer = self.__dict__["layer"]
+        k, d = int(layer.group_size), int(layer.output_dim)
+        h, w = int(x.shape[2]), int(x.shape[3])
+        scale = float(np.float32(layer.spatial_scale))
+        r = rois.flatten(1)[:, :5]
+        corners = _round_half_away(r[:, 1:5])
+        hs, he = _psroi_bins(corners[:, 1] * scale, (corners[:, 3] + 1.0) * scale, k, h)
+        ws, we = _psroi_bins(corners[:, 0] * scale, (corners[:, 2] + 1.0) * scale, k, w)
+        rows = torch.arange(h, dtype=x.dtype)
+        cols = torch.arange(w, dtype=x.dtype)
+        mask_h = ((rows >= hs[..., None]) & (rows < he[..., None])).to(x.dtype)  # (R, k, H)
+        mask_w = ((cols >= ws[..., None]) & (cols < we[..., None])).to(x.dtype)  # (R, k, W)
+        # rows: (N, i, H, d*j*W) by (1, i, R, H) -> (N, i, R, d*j*W)
+        feat = x.reshape(-1, d, k, k, h, w).permute(0, 2, 4, 1, 3, 5).reshape(-1, k, h, d * k * w)
+        per_row = torch.matmul(mask_h.permute(1, 0, 2).unsqueeze(0), feat)
+        # each ROI's own image: (R, 1, i, d*j*W)
+        per_row = per_row.permute(2, 0, 1, 3)
+        image = r[:, 0].to(torch.int64).reshape(-1, 1, 1, 1).expand(-1, 1, k, d * k * w)
+        mine = torch.gather(per_row, 1, image).reshape(-1, k, d, k, w)
+        # columns: (R, j, i*d, W) by (R, j, W, 1) -> (R, j, i*d)
+        by_col = mine.permute(0, 3, 1, 2, 4).reshape(-1, k, k * d, w)
+        sums = torch.matmul(by_col, mask_w.unsqueeze(-1)).reshape(-1, k, k, d)
+        sums = sums.permute(0, 3, 2, 1)  # (R, d, i, j)
+        area = ((he - hs)[:, :, None] * (we - ws)[:, None, :]).unsqueeze(1)  # (R, 1, i, j)
+        empty = area <= 0
+        return torch.where(empty, torch.zeros_like(sums),
+                           sums / torch.where(empty, torch.ones_like(area), area))

@@ -50,10 +50,8 @@ NOT_EXPRESSIBLE = {
     "Filter": "its output size depends on the values of its selector bottom",
     "HDF5Output": "it writes a file instead of computing a top",
     "BatchReindex": "it gathers rows by the values of a bottom into a value-dependent size",
-    "PSROIPooling": "its bins are computed from the ROI values outside the traced graph",
     "MarginInnerProduct": "its lambda follows an iteration counter that moves every forward",
     "AdaCosAddmScale": "its scale is updated from the previous forward's logits",
-    "YoloDetectionOutput": "its non-maximum suppression keeps a value-dependent number of boxes",
     "DetectionEvaluate": "it matches detections with ground truth outside the traced graph",
     "BoxAnnotatorOHEM": "it picks hard examples by value outside the traced graph",
 }
@@ -183,24 +181,43 @@ def _torch_export(
         )
 
 
-def onnx_detection_heads(net: CaffeNet) -> list[str]:
-    """Replace each DetectionOutput and ROIPooling by its standard-ONNX form (in place);
-    returns the names of the DetectionOutput tops (their row count follows the values)."""
-    from caffe2torch.export.detection import OnnxROIPooling, onnx_detection_output
+def onnx_detection_heads(net: CaffeNet, trt_nms: bool = False) -> tuple[list[str], list[str]]:
+    """Replace each DetectionOutput, YoloDetectionOutput, ROIPooling and PSROIPooling by
+    its standard-ONNX form (in place), or DetectionOutput by TensorRT's BatchedNMS_TRT
+    node (``trt_nms``); returns the tops whose row count follows the values, and the
+    DetectionOutput tops that BatchedNMS_TRT nodes compute."""
+    from caffe2torch.export.detection import (
+        OnnxPSROIPooling,
+        OnnxROIPooling,
+        onnx_detection_output,
+    )
     from caffe2torch.export.static import replace_module
-    from caffe2torch.layers.forks.detection import CaffeROIPooling
+    from caffe2torch.export.trt_nms import trt_detection_output
+    from caffe2torch.export.yolo import OnnxYoloDetectionOutput
+    from caffe2torch.layers.forks.detection import (
+        CaffePSROIPooling,
+        CaffeROIPooling,
+        CaffeYoloDetectionOutput,
+    )
     from caffe2torch.layers.forks.ssd import CaffeDetectionOutput
 
-    tops = []
+    rows: list[str] = []
+    plugin: list[str] = []
     shapes = net._version_shapes
     for pos, (layer, module) in enumerate(zip(net.ir.layers, net._modules_in_order)):
         if isinstance(module, CaffeROIPooling):
             replace_module(net, pos, OnnxROIPooling(module))  # rows follow the rois input
+        if isinstance(module, CaffePSROIPooling):
+            replace_module(net, pos, OnnxPSROIPooling(module))
+        if isinstance(module, CaffeYoloDetectionOutput):
+            replace_module(net, pos, OnnxYoloDetectionOutput(module))
+            rows += [t.name for t in layer.tops]
         if isinstance(module, CaffeDetectionOutput):
             prior = tuple(shapes[layer.bottoms[2]])
-            replace_module(net, pos, onnx_detection_output(layer, module, prior))
-            tops += [t.name for t in layer.tops]
-    return tops
+            make = trt_detection_output if trt_nms else onnx_detection_output
+            replace_module(net, pos, make(layer, module, prior))
+            (plugin if trt_nms else rows).extend(t.name for t in layer.tops)
+    return rows, plugin
 
 
 def check_opset(opset: int) -> None:
@@ -318,6 +335,7 @@ def export_onnx(
     fold_bn: bool = False,
     simplify: bool = False,
     half: bool = False,
+    trt_nms: bool = False,
 ) -> ExportReport:
     """Write the deploy view of ``net`` (a CaffeNet or a prototxt path) as ONNX.
 
@@ -330,7 +348,9 @@ def export_onnx(
     data-like inputs, the result in ``report.verify``; ``from_fillers``: the weights are
     the fillers' (a warning). ``fold_bn``: BatchNorm and Scale folded into the layer
     before them. ``simplify``: constant folding and graph simplification. ``half``:
-    float16 weights and activations. ``opset``: 11..21.
+    float16 weights and activations. ``opset``: 11..21. ``trt_nms``: each DetectionOutput
+    as one ``TRT::BatchedNMS_TRT`` node (TensorRT's plugin; see trt_nms), whose four
+    outputs replace its top; onnxruntime cannot run it, so ``verify`` is skipped (a note).
     """
     import onnx
 
@@ -346,6 +366,10 @@ def export_onnx(
         if fixed <= 0:
             raise ExportError(f"batch must be a positive integer, not {fixed}")
     check_opset(opset)
+    if trt_nms and simplify:
+        raise ExportError("--simplify runs the model in onnxruntime (or onnxsim), which "
+                          "cannot load TensorRT's BatchedNMS_TRT node of --trt-nms",
+                          hint="leave out one of --simplify and --trt-nms")
     branches = [branch] if isinstance(branch, str) else list(branch or [])
     notes: list[str] = list(pruned)
     axes = None
@@ -374,8 +398,8 @@ def export_onnx(
     deploy = view.net.eval()
     freeze_static_sizes(deploy)
     make_batch_free(deploy)
-    detections = onnx_detection_heads(deploy)
-    if detections:  # their row count follows the values: a symbolic axis of its own
+    detections, plugin_tops = onnx_detection_heads(deploy, trt_nms)
+    if detections:  # the row count follows the values: an axis of its own
         axes = dict(axes or {})
         for name in (n for n in view.outputs if n in detections):
             axes[name] = {**axes.get(name, {}), 2: f"{name}_rows"}
@@ -401,6 +425,15 @@ def export_onnx(
     caffe_names(model, module, deploy)
     if opset > TRACER_MAX_OPSET:
         model = _convert_opset(model, opset)
+    plugin_outputs: list[str] = []
+    if plugin_tops:
+        from caffe2torch.export.trt_nms import expose_plugin_outputs
+
+        tops = [n for n in view.outputs if n in plugin_tops]
+        plugin_outputs = expose_plugin_outputs(
+            model, tops, BATCH_AXIS if dynamic else trace_batch)
+        notes.append(f"DetectionOutput as TensorRT's BatchedNMS_TRT: outputs "
+                     f"{', '.join(plugin_outputs)}")
     nodes_before = len(model.graph.node)
     if simplify:
         model, how = simplify_model(model)
@@ -419,16 +452,22 @@ def export_onnx(
     # an input read only for its shape (PriorBox's image) is not a graph input
     graph_inputs = [i.name for i in model.graph.input]
     used = [n for n in view.inputs if n in graph_inputs]
-    report = ExportReport(out_path, opset, used, list(view.outputs), view.dropped)
+    outs = [o.name for o in model.graph.output] if plugin_outputs else list(view.outputs)
+    report = ExportReport(out_path, opset, used, outs, view.dropped)
     report.notes = notes
     report.nodes = len(model.graph.node)
     report.folded = folded
     report.batch = "dynamic" if dynamic else trace_batch
-    if verify:
+    if verify and plugin_outputs:
+        notes.append("--verify skipped: onnxruntime cannot run TensorRT's BatchedNMS_TRT "
+                     "(the file runs in TensorRT with its plugins); export without "
+                     "--trt-nms to verify the rest of the net")
+    elif verify:
         default = ([2, 4] if even_only else [1, 3]) if dynamic else [trace_batch] * 2
         batches = list(verify_batches or default)
         reference = deploy
-        if fold_bn or half or detections:  # checked against the net as it was, in float32
+        # checked against the net as it was, in float32
+        if fold_bn or half or detections or plugin_tops:
             reference = deploy_view(source, outputs, branches, keep_losses,
                                     batch=trace_batch, shared=True).net.eval()
         report.verify = verify_export(

@@ -108,16 +108,16 @@ def test_shape_only_input_is_left_out(tmp_path: Path) -> None:
     assert report.inputs == [] and report.worst == 0.0
 
 
-# ROIPooling exports as MaxRoiPool (tests/export/test_onnx_detection.py); R-FCN's
-# position-sensitive pooling still has no ONNX form
+# ROIPooling and PSROIPooling export (tests/export/test_onnx_detection.py,
+# test_onnx_psroi.py); Filter's output size follows the values of its selector
 @pytest.mark.parametrize(("kind", "layer"), [
-    ("PSROIPooling", 'layer { name: "pool_rois" type: "PSROIPooling" bottom: "x" bottom: "rois"'
-     " top: \"y\" psroi_pooling_param { spatial_scale: 1 output_dim: 2 group_size: 1 } }"),
+    ("Filter", 'layer { name: "pool_rois" type: "Filter" bottom: "x" bottom: "rois"'
+     ' top: "y" }'),
 ])
 def test_value_dependent_layer_is_refused_by_name(tmp_path: Path, kind: str, layer: str) -> None:
     text = f"""
     layer {{ name: "in" type: "Input" top: "x" top: "rois"
-            input_param {{ shape {{ dim: 1 dim: 2 dim: 4 dim: 4 }} shape {{ dim: 1 dim: 5 }} }} }}
+            input_param {{ shape {{ dim: 1 dim: 2 dim: 4 dim: 4 }} shape {{ dim: 1 }} }} }}
     {layer}
     """
     with pytest.raises(ExportError, match=rf"layer 'pool_rois' \({kind}\) cannot be exported"):
