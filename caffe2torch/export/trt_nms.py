@@ -59,7 +59,7 @@ class _BatchedNMS(torch.autograd.Function):
     file."""
 
     @staticmethod
-    def forward(ctx: Any, boxes: torch.Tensor, scores: torch.Tensor,  # type: ignore[override]
+    def forward(ctx: Any, boxes: torch.Tensor, scores: torch.Tensor,
                 attrs: dict[str, Any]) -> tuple[torch.Tensor, ...]:
         keep = attrs["keepTopK"]
         batch = boxes.shape[0]
