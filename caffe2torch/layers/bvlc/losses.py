@@ -778,6 +778,8 @@ def build_accuracy(ctx: BuildContext) -> nn.Module:
 
 # ----------------------------------------------------------------------------- standalone source
 # convert's emitters for the module classes above (caffe2torch.layers.emit)
+# (kept with keep_losses): each loss is a call of the layer's own forward function, copied
+# into the file, giving Caffe's forward value (the unweighted top, as the net reports it).
 
 
 def _emit_mode(value: int) -> str:
