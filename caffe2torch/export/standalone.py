@@ -20,16 +20,11 @@ from typing import Any
 import torch
 
 from caffe2torch.errors import ExportError, WriteError
-from caffe2torch.export import (  # noqa: F401  (each registers its emitters)
-    pysource_forks,
-    pysource_layers,
-    pysource_losses,
-    pysource_metric,
-)
 from caffe2torch.export.deploy import DeployView, blob_label, deploy_view
-from caffe2torch.export.pysource import Emit, ModuleSource, emit_layer
+from caffe2torch.export.pysource import emit_layer
 from caffe2torch.graph import CaffeNet
 from caffe2torch.graph.names import identifier
+from caffe2torch.layers.emit import Emit, ModuleSource
 from caffe2torch.layers.portable import portable_names, sources
 
 _TAKEN = ("self", "torch", "F", "nn", "math", "os")
@@ -79,7 +74,7 @@ class _Vars:
 def generate(view: DeployView, class_name: str, stem: str, source: str) -> tuple[str, ModuleSource]:
     """The file's text and the generated module's state."""
     net = view.net
-    out = ModuleSource()
+    out = ModuleSource(identifier)
     names = _Vars()
     shapes = net._version_shapes
     body: list[str] = []

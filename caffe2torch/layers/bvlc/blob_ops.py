@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.numerics import as_f32
@@ -655,3 +656,121 @@ def build_crop(ctx: BuildContext) -> nn.Module:
                 f"a bottom of size {data[d]}"
             )
     return CaffeCrop(axis, offsets)
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeSoftmax)
+def _emit_softmax(e: Emit) -> list[str]:
+    return e.assign(f"torch.softmax({e.bottoms[0]}, dim={e.module.axis})")
+
+
+@emitter(CaffeConcat)
+def _emit_concat(e: Emit) -> list[str]:
+    if len(e.bottoms) == 1:
+        return e.assign(e.bottoms[0])
+    return e.assign(f"torch.cat([{', '.join(e.bottoms)}], dim={e.module.axis})")
+
+
+@emitter(CaffeSlice)
+def _emit_slice(e: Emit) -> list[str]:
+    m = e.module
+    if len(e.tops) == 1:
+        return e.assign(e.bottoms[0])
+    sizes = m.sizes(e.bottom_shapes[0][m.axis])
+    return [f"{', '.join(e.tops)} = torch.split({e.bottoms[0]}, {sizes}, dim={m.axis})"]
+
+
+@emitter(CaffeSplit)
+def _emit_split(e: Emit) -> list[str]:
+    return [f"{top} = {e.bottoms[0]}" for top in e.tops if top != e.bottoms[0]]
+
+
+@emitter(CaffeFlatten)
+def _emit_flatten(e: Emit) -> list[str]:
+    m = e.module
+    end = m.end_axis - len(e.bottom_shapes[0])  # negative: right for any rank
+    return e.assign(f"torch.flatten({e.bottoms[0]}, {m.axis}, {end})")
+
+
+@emitter(CaffeReshape)
+def _emit_reshape(e: Emit) -> list[str]:
+    m = e.module
+    bottom, top = e.bottom_shapes[0], e.top_shapes[0]
+    x = e.bottoms[0]
+    dims = [str(d) for d in top]
+    start = m.axis if m.axis >= 0 else len(bottom) + m.axis + 1
+    keeps_batch = start >= 1 or (m.dims[:1] == (0,))
+    if bottom and top and keeps_batch:
+        dims[0] = f"{x}.shape[0]"  # the batch axis is copied: any batch size works
+    return e.assign(f"{x}.reshape({', '.join(dims)})")
+
+
+@emitter(CaffeTile)
+def _emit_tile(e: Emit) -> list[str]:
+    return e.assign(f"{e.bottoms[0]}.repeat{tuple(e.module.reps)}")
+
+
+@emitter(CaffeCrop)
+def _emit_crop(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    data, ref = e.bottom_shapes
+    parts = []
+    for d in range(len(data)):
+        if d < m.axis or data[d] == ref[d]:
+            parts.append(":")
+        else:
+            off = m.offsets[d - m.axis]
+            parts.append(f"{off}:{off + ref[d]}")
+    while parts and parts[-1] == ":":
+        parts.pop()
+    return e.assign(f"{x}[{', '.join(parts)}]" if parts else x)
+
+
+@emitter(CaffeEltwise)
+def _emit_eltwise(e: Emit) -> list[str]:
+    m = e.module
+    xs = e.bottoms
+    if m.operation == SUM:
+        terms = [x if c == 1.0 else f"{x} * {num(c)}" for x, c in zip(xs, m.coeffs)]
+        expr = terms[0]
+        for t in terms[1:]:
+            expr = f"{expr} - {t[1:]}" if t.startswith("-") else f"{expr} + {t}"
+        return e.assign(expr)
+    if m.operation == PROD:
+        return e.assign(" * ".join(xs))
+    # MAX: the library's rule for ties (eltwise_max)
+    bottoms = ", ".join(xs)
+    return e.assign(f"{e.call('eltwise_max', f'[{bottoms}]')}[0]")
+
+
+@emitter(CaffeReduction)
+def _emit_reduction(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    flat = f"{x}.reshape(*{x}.shape[:{m.axis}], -1)"
+    if m.operation == R_ASUM:
+        y = f"{flat}.abs().sum(-1)"
+    elif m.operation == R_SUMSQ:
+        y = f"({flat} ** 2).sum(-1)"
+    else:
+        y = f"{flat}.sum(-1)"
+    dim = 1
+    for d in e.bottom_shapes[0][m.axis:]:
+        dim *= d
+    coeff = reduction_coeff(m.operation, m.coeff, dim)
+    return e.assign(y if coeff == 1.0 else f"{y} * {num(coeff)}")
+
+
+@emitter(CaffeArgMax)
+def _emit_argmax(e: Emit) -> list[str]:
+    m = e.module
+    return e.assign(e.call("caffe_argmax", f"{e.bottoms[0]}, {m.top_k}, {m.out_max_val}, {m.axis}"))
+
+
+@emitter(CaffeSilence)
+def _emit_silence(e: Emit) -> list[str]:
+    return [f"# {e.layer.name}: Silence reads {', '.join(e.bottoms)} and computes nothing"]

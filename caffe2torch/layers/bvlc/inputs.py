@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError, mark_user_code_error
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import FILLER_TYPES, fill
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.limits import check_blob
@@ -599,3 +600,32 @@ def build_python(ctx: BuildContext) -> nn.Module:
     except Exception as exc:  # the user's setup/reshape failed: its own exception, as pycaffe
         raise mark_user_code_error(
             exc, f"in Python layer '{ctx.name}' ({where}), during setup") from None
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeDummyData)
+def _emit_dummy_data(e: Emit) -> list[str]:
+    """Constant fillers give the same tops at every forward; gaussian and uniform fillers
+    draw new values each time, as Caffe's DummyData does."""
+    lines = []
+    for top, shape, filler in zip(e.tops, e.module.shapes, e.module.fillers):
+        dims = ", ".join(map(str, shape))
+        if filler.type == "constant":
+            lines.append(f"{top} = torch.full(({dims},), {num(filler.value)})")
+        elif filler.type == "uniform":
+            lo, hi = num(filler.min), num(filler.max)
+            lines.append(f"{top} = torch.empty({dims}).uniform_({lo}, {hi})")
+        elif filler.type == "gaussian" and int(filler.sparse) < 0:
+            lines.append(f"{top} = torch.empty({dims}).normal_({num(filler.mean)}, "
+                         f"{num(filler.std)})")
+        else:
+            raise e.unsupported(f"a DummyData top with the {filler.type} filler")
+    return lines
+
+
+@emitter(CaffeParameter)
+def _emit_parameter(e: Emit) -> list[str]:
+    return e.assign(e.param(0, "value"))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import as_f32
@@ -773,3 +774,76 @@ def build_accuracy(ctx: BuildContext) -> nn.Module:
         raise ctx.error(f"top_k {param.top_k} is larger than the number of classes ({classes})")
     ignore = int(param.ignore_label) if param.HasField("ignore_label") else None
     return CaffeAccuracy(int(param.top_k), axis, ignore, ctx.num_tops)
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+# (kept with keep_losses): each loss is a call of the layer's own forward function, copied
+# into the file, giving Caffe's forward value (the unweighted top, as the net reports it).
+
+
+def _emit_mode(value: int) -> str:
+    return repr(caffe_pb2.LossParameter.NormalizationMode.Name(value))
+
+
+def _emit_bottoms(e: Emit, count: int) -> str:
+    return ", ".join(e.bottoms[:count])
+
+
+@emitter(CaffeSoftmaxWithLoss)
+def _emit_softmax_loss(e: Emit) -> list[str]:
+    m = e.module
+    weights = "None"
+    if m.class_weights is not None:  # SegNet's class weights: the infogain rule, H = diag(w)
+        weights = e.buffer(m.class_weights, "class_weights")
+    args = (f"{_emit_bottoms(e, 2)}, {weights}, {m.axis}, {m.ignore_label}, "
+            f"{_emit_mode(m.normalization)}, {num(FLT_MIN)}")
+    return e.assign_leading(e.call("softmax_loss", args))
+
+
+@emitter(CaffeInfogainLoss)
+def _emit_infogain_loss(e: Emit) -> list[str]:
+    m = e.module
+    logits = e.bottoms[0]
+    matrix = e.bottoms[2] if len(e.bottoms) > 2 else e.buffer(m.infogain, "infogain")
+    matrix = f"{matrix}.reshape({logits}.shape[{m.axis}], -1)"
+    args = (f"{_emit_bottoms(e, 2)}, {matrix}, {m.axis}, {m.ignore_label}, "
+            f"{_emit_mode(m.normalization)}, {num(LOG_THRESHOLD)}")
+    return e.assign_leading(e.call("softmax_loss", args))
+
+
+@emitter(CaffeSigmoidCrossEntropyLoss)
+def _emit_sigmoid_ce(e: Emit) -> list[str]:
+    m = e.module
+    args = f"{_emit_bottoms(e, 2)}, {m.ignore_label}, {_emit_mode(m.normalization)}"
+    return e.assign(f"{e.call('sigmoid_cross_entropy', args)}[0]")
+
+
+@emitter(CaffeEuclideanLoss)
+def _emit_euclidean(e: Emit) -> list[str]:
+    return e.assign(e.call("euclidean_loss", _emit_bottoms(e, 2)))
+
+
+@emitter(CaffeHingeLoss)
+def _emit_hinge(e: Emit) -> list[str]:
+    return e.assign(e.call("hinge_loss", f"{_emit_bottoms(e, 2)}, {e.module.squared}"))
+
+
+@emitter(CaffeMultinomialLogisticLoss)
+def _emit_multinomial(e: Emit) -> list[str]:
+    args = f"{_emit_bottoms(e, 2)}, {num(LOG_THRESHOLD)}"
+    return e.assign(f"{e.call('multinomial_logistic_loss', args)}[0]")
+
+
+@emitter(CaffeContrastiveLoss)
+def _emit_contrastive(e: Emit) -> list[str]:
+    m = e.module
+    args = f"{_emit_bottoms(e, 3)}, {num(m.margin)}, {m.legacy}"
+    return e.assign(f"{e.call('contrastive_loss', args)}[0]")
+
+
+@emitter(CaffeAccuracy)
+def _emit_accuracy(e: Emit) -> list[str]:
+    m = e.module
+    args = f"{_emit_bottoms(e, 2)}, {m.top_k}, {m.axis}, {m.ignore_label}, {len(e.tops) > 1}"
+    return e.assign_leading(e.call("caffe_accuracy", args))

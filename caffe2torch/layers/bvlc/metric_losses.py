@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.plugins import layer_fields
 from caffe2torch.layers.plugins import register_layer as register_plugin_layer
 from caffe2torch.layers.portable import portable
@@ -177,3 +178,21 @@ def build_npair_loss(ctx: BuildContext) -> nn.Module:
     if a[0] < 1 or math.prod(a[1:]) < 1:
         raise ctx.error(f"empty embeddings {list(a)}")
     return NPairLoss(float(layer_fields(ctx).reg_lambda))
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeTripletLoss)
+def _emit_triplet(e: Emit) -> list[str]:
+    m = e.module
+    # with a label bottom (sets in consecutive rows) the label is not read
+    bottoms = ", ".join(e.bottoms) if len(e.bottoms) == 3 else f"{e.bottoms[0]}, None, None"
+    args = f"{bottoms}, {num(m.margin)}, {m.losstype}, {m.num_negatives}, {m.use_pair}"
+    return e.assign(e.call("triplet_loss", args))
+
+
+@emitter(NPairLoss)
+def _emit_npair(e: Emit) -> list[str]:
+    return e.assign(e.call("npair_loss", f"{', '.join(e.bottoms)}, {num(e.module.reg_lambda)}"))

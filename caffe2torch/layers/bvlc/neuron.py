@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import fill
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.numerics import as_f32 as _f32
@@ -352,3 +353,108 @@ def build_dropout(ctx: BuildContext) -> nn.Module:
     scale_train = bool(getattr(p, "scale_train", True))
     sample_test = bool(ctx.extra_field("dropout_param.sample_weights_test", False))
     return CaffeDropout(ratio, scale_train, sample_test)
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeReLU)
+def _emit_relu(e: Emit) -> list[str]:
+    slope = e.module.negative_slope
+    x = e.bottoms[0]
+    return e.assign(f"F.leaky_relu({x}, {num(slope)})" if slope else f"F.relu({x})")
+
+
+@emitter(CaffePReLU)
+def _emit_prelu(e: Emit) -> list[str]:
+    return e.assign(f"F.prelu({e.bottoms[0]}, {e.param(0, 'slope')}.reshape(-1))")
+
+
+@emitter(CaffeSigmoid)
+def _emit_sigmoid(e: Emit) -> list[str]:
+    return e.assign(f"torch.sigmoid({e.bottoms[0]})")
+
+
+@emitter(CaffeTanH)
+def _emit_tanh(e: Emit) -> list[str]:
+    return e.assign(f"torch.tanh({e.bottoms[0]})")
+
+
+@emitter(CaffeAbsVal)
+def _emit_absval(e: Emit) -> list[str]:
+    return e.assign(f"torch.abs({e.bottoms[0]})")
+
+
+@emitter(CaffeBNLL)
+def _emit_bnll(e: Emit) -> list[str]:
+    return e.assign(f"F.softplus({e.bottoms[0]}, beta=1.0, threshold=50.0)")
+
+
+@emitter(CaffeClip)
+def _emit_clip(e: Emit) -> list[str]:
+    m = e.module
+    return e.assign(f"torch.clamp({e.bottoms[0]}, {num(m.low)}, {num(m.high)})")
+
+
+@emitter(CaffeELU)
+def _emit_elu(e: Emit) -> list[str]:
+    return e.assign(f"F.elu({e.bottoms[0]}, {num(e.module.alpha)})")
+
+
+@emitter(CaffeSwish)
+def _emit_swish(e: Emit) -> list[str]:
+    x, beta = e.bottoms[0], e.module.beta
+    return e.assign(f"F.silu({x})" if beta == 1.0 else f"{x} * torch.sigmoid({x} * {num(beta)})")
+
+
+@emitter(CaffeThreshold)
+def _emit_threshold(e: Emit) -> list[str]:
+    x = e.bottoms[0]
+    return e.assign(f"({x} > {num(e.module.threshold)}).to({x}.dtype)")
+
+
+@emitter(CaffeDropout)
+def _emit_dropout(e: Emit) -> list[str]:
+    if e.module.training:
+        raise e.unsupported("Dropout in the TRAIN phase")
+    x, top = e.bottoms[0], e.tops[0]
+    note = f"# {e.layer.name}: Dropout is the identity at test time"
+    return [note] if x == top else [note, f"{top} = {x}"]
+
+
+@emitter(CaffePower)
+def _emit_power(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    if m.power * m.scale == 0.0:  # Caffe ignores the input
+        value = 1.0 if m.power == 0 else float(m.shift) ** float(m.power)
+        return e.assign(f"torch.full_like({x}, {num(value)})")
+    y = x if m.scale == 1 else f"{x} * {num(m.scale)}"
+    if m.shift != 0:
+        y = f"{y} + {num(m.shift)}"
+    if m.power == 2:
+        y = f"torch.square({y})"
+    elif m.power != 1:
+        y = f"torch.pow({y}, {num(m.power)})"
+    return e.assign(y)
+
+
+@emitter(CaffeExp)
+def _emit_exp(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    y = f"torch.exp({x})" if m.inner_scale == 1 else f"torch.exp({x} * {num(m.inner_scale)})"
+    return e.assign(y if m.outer_scale == 1 else f"{y} * {num(m.outer_scale)}")
+
+
+@emitter(CaffeLog)
+def _emit_log(e: Emit) -> list[str]:
+    m = e.module
+    y = e.bottoms[0]
+    if m.scale != 1:
+        y = f"{y} * {num(m.scale)}"
+    if m.shift != 0:
+        y = f"{y} + {num(m.shift)}"
+    y = f"torch.log({y})"
+    return e.assign(y if m.base_scale == 1 else f"{y} * {num(m.base_scale)}")

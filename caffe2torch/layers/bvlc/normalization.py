@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
@@ -406,3 +407,68 @@ def build_mvn(ctx: BuildContext) -> nn.Module:
     if math.prod(shape) == 0:
         raise ctx.error("the bottom is empty")
     return CaffeMVN(bool(p.across_channels), bool(p.normalize_variance), _f32(p.eps))
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeBatchNorm)
+def _emit_batch_norm(e: Emit) -> list[str]:
+    m = e.module
+    use_global = not m.training if m.use_global_stats is None else m.use_global_stats
+    if not use_global:
+        raise e.unsupported("BatchNorm with batch statistics (use_global_stats: false)")
+    # Caffe divides the stored sums by blob 2 (0 -> 0): stored here already divided
+    mean, var = scaled_stats(*m.blobs)
+    mean_attr = e.buffer(mean, "mean")
+    var_attr = e.buffer(var, "var")
+    x = e.bottoms[0]
+    if len(e.bottom_shapes[0]) < 2:
+        x = f"{x}.reshape(-1, 1)"
+    y = f"F.batch_norm({x}, {mean_attr}, {var_attr}, eps={num(m.eps)})"
+    if len(e.bottom_shapes[0]) < 2:
+        y = f"{y}.reshape(-1)"
+    return e.assign(y)
+
+
+def _emit_spread(e: Emit, expr: str, blob_shape: Shape, axis: int) -> str:
+    """``expr`` (of ``blob_shape``) viewed to broadcast from ``axis`` of the bottom."""
+    ndim = len(e.bottom_shapes[0])
+    trailing = ndim - axis - len(blob_shape)
+    if not blob_shape or trailing <= 0:
+        return expr
+    return f"{expr}.view({', '.join(str(d) for d in (*blob_shape, *[1] * trailing))})"
+
+
+@emitter(CaffeScale)
+def _emit_scale(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    if m.learned_scale:
+        s = _emit_spread(e, e.param(0, "scale"), tuple(m.blobs[0].shape), m.axis)
+    else:
+        s = _emit_spread(e, e.bottoms[1], tuple(e.bottom_shapes[1]), m.axis)
+    y = f"{x} * {s}"
+    if m.bias_term:
+        bias = e.param(len(m.blobs) - 1, "bias")
+        b = _emit_spread(e, bias, tuple(m.blobs[-1].shape), m.bias_axis)
+        y = f"{y} + {b}"
+    return e.assign(y)
+
+
+@emitter(CaffeBias)
+def _emit_bias(e: Emit) -> list[str]:
+    m = e.module
+    if len(m.blobs):
+        b = _emit_spread(e, e.param(0, "bias"), tuple(m.blobs[0].shape), m.axis)
+    else:
+        b = _emit_spread(e, e.bottoms[1], tuple(e.bottom_shapes[1]), m.axis)
+    return e.assign(f"{e.bottoms[0]} + {b}")
+
+
+@emitter(CaffeMVN)
+def _emit_mvn(e: Emit) -> list[str]:
+    m = e.module
+    args = f"{e.bottoms[0]}, {m.across_channels}, {m.normalize_variance}, {num(m.eps)}"
+    return e.assign(e.call("caffe_mvn", args))

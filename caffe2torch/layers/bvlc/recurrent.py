@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caffe2torch.layers.emit import Emit, emitter
 from caffe2torch.layers.fillers import fill
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
@@ -432,3 +433,54 @@ def _build_recurrent(ctx: BuildContext, cls: type[CaffeLSTM] | type[CaffeRNN]) -
         param.weight_filler,
         param.bias_filler,
     )
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+def _emit_recurrent(e: Emit, kind: str) -> list[str]:
+    """The library's lstm_sequence / rnn_sequence; without exposed state bottoms the state
+    between forwards is kept by a RecurrentState, as the library's layer keeps it."""
+    m = e.module
+    num_state = 2 if kind == "LSTM" else 1
+    weights = [e.param(i, "") for i in range(len(m.blobs))]
+    x, cont = e.bottoms[:2]
+    x_static = e.bottoms[2] if m.static else "None"
+    w_static = weights[2] if m.static else "None"
+    names = [e.local(s) for s in ("h", "c")[:num_state]]
+    lines = []
+    if m.expose_hidden:
+        exposed = e.bottoms[3:] if m.static else e.bottoms[2:]
+        lines.append(f"{', '.join(names)}, = {', '.join(exposed)},")
+    else:
+        state = e.submodule("RecurrentState", f"{m.hidden}, {num_state}")
+        lines.append(f"{', '.join(names)}, = {state}.kept_state({x})")
+    if kind == "LSTM":
+        args = [x, cont, *names, weights[0], weights[1], weights[-1], x_static, w_static]
+        call = e.call("lstm_sequence", ", ".join(args))
+    else:
+        args = [x, cont, *names, weights[0], weights[1], *weights[-3:], x_static, w_static]
+        call = e.call("rnn_sequence", ", ".join(args))
+    lines.append(f"{e.tops[0]}, {', '.join(names)} = {call}")
+    if m.expose_hidden:
+        lines += [f"{top} = {name}" for top, name in zip(e.tops[1:], names)]
+    else:
+        lines.append(f"{state}.keep({x}, ({', '.join(names)},))")
+    return lines
+
+
+@emitter(CaffeLSTM)
+def _emit_lstm(e: Emit) -> list[str]:
+    return _emit_recurrent(e, "LSTM")
+
+
+@emitter(CaffeRNN)
+def _emit_rnn(e: Emit) -> list[str]:
+    return _emit_recurrent(e, "RNN")
+
+
+@emitter(CaffeLSTMUnit)
+def _emit_lstm_unit(e: Emit) -> list[str]:
+    call = e.call("lstm_unit_forward", ", ".join(e.bottoms))
+    return [f"{', '.join(e.tops)} = {call}[:2]"]

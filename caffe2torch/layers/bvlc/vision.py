@@ -36,6 +36,7 @@ from torch import nn
 from caffe2torch.errors import BuildError
 from caffe2torch.ir.geometry import conv_out, deconv_out, pool_ceil_mode, pooled_size
 from caffe2torch.layers import grad_buffers
+from caffe2torch.layers.emit import Emit, emitter, nondefault_kwargs, num, tup
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
@@ -869,3 +870,148 @@ def build_embed(ctx: BuildContext) -> nn.Module:
     weight = make_filled((int(p.input_dim), int(p.num_output)), p.weight_filler, gen)
     bias = make_filled((int(p.num_output),), p.bias_filler, gen) if p.bias_term else None
     return CaffeEmbed(weight, bias)
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeConvolution)
+def _emit_conv(e: Emit) -> list[str]:
+    m = e.module
+    g = m.geometry
+    n = len(g.kernel)
+    if m.axis != 1 or not 1 <= n <= 3:
+        raise e.unsupported(f"a convolution over axis {m.axis} with {n} spatial axes")
+    w = e.param(0, "weight")
+    b = e.param(1, "bias") if len(m.blobs) > 1 else "None"
+    lines = []
+    for x, top in zip(e.bottoms, e.tops):
+        if m.transposed:
+            kw = nondefault_kwargs([("stride", tup(g.stride), "1"), ("padding", tup(g.pad), "0"),
+                          ("groups", str(m.group), "1"), ("dilation", tup(g.dilation), "1")])
+            lines.append(f"{top} = F.conv_transpose{n}d({x}, {w}, {b}{kw})")
+        else:
+            kw = nondefault_kwargs([("stride", tup(g.stride), "1"), ("padding", tup(g.pad), "0"),
+                          ("dilation", tup(g.dilation), "1"), ("groups", str(m.group), "1")])
+            lines.append(f"{top} = F.conv{n}d({x}, {w}, {b}{kw})")
+    return lines
+
+
+@emitter(CaffeInnerProduct)
+def _emit_inner_product(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    if len(e.bottom_shapes[0]) != m.axis + 1:
+        x = f"{x}.flatten({m.axis})"
+    w = e.param(0, "weight")
+    if m.transpose:
+        w += ".t()"
+    b = e.param(1, "bias") if len(m.blobs) > 1 else "None"
+    return e.assign(f"F.linear({x}, {w}, {b})")
+
+
+@emitter(CaffePooling)
+def _emit_pooling(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    if m.method not in (MAX, AVE):
+        raise e.unsupported("STOCHASTIC pooling")
+    is_max = m.method == MAX
+    # the mask top (MAX only): argmax h * W + w of each window, as a float blob
+    mask = m.with_mask and len(e.tops) > 1
+    if m.kernel is None and not mask:  # global pooling: the window is the whole plane
+        if is_max:
+            return e.assign(f"torch.amax({x}, dim=(2, 3), keepdim=True)")
+        return e.assign(f"{x}.mean(dim=(2, 3), keepdim=True)")
+    method = "MAX" if is_max else "AVE"
+    return _emit_pool(e, x, method, m.kernel, m.stride, m.pad, m.ceil_mode, mask)
+
+
+def _emit_pool(
+    e: Emit, x: str, method: str, kernel: Any, stride: Any, pad: Any, ceil: bool, mask: bool
+) -> list[str]:
+    if not mask:
+        return e.assign(pool_expr(e, x, method, kernel, stride, pad, ceil))
+    geom = _emit_pool_geometry(e, kernel, stride, pad, ceil)
+    if geom.torch_ceil_mode is None:
+        args = f"{x}, {method!r}, {geom.kernel}, {geom.stride}, {geom.pad}, {geom.out}"
+        return [f"{e.tops[0]}, {e.tops[1]} = "
+                f"{e.call('caffe_pool_padded', args + ', with_mask=True')}"]
+    index = e.local("index")
+    args = _emit_native_pool_args(x, geom)
+    return [f"{e.tops[0]}, {index} = F.max_pool2d({args}, return_indices=True)",
+            f"{e.tops[1]} = {index}.to({x}.dtype)"]
+
+
+def _emit_pool_geometry(e: Emit, kernel: Any, stride: Any, pad: Any, ceil: bool) -> Any:
+    shape = e.bottom_shapes[0]
+    size = (int(shape[2]), int(shape[3]))
+    window = (int(kernel[0]), int(kernel[1])) if kernel is not None else size
+    return PoolGeometry.make(size, window, (int(stride[0]), int(stride[1])),
+                                    (int(pad[0]), int(pad[1])), ceil)
+
+
+def _emit_native_pool_args(x: str, geom: Any) -> str:
+    kw = nondefault_kwargs([("padding", tup(geom.pad), "0"),
+                  ("ceil_mode", str(geom.torch_ceil_mode), "False")])
+    return f"{x}, {tup(geom.kernel)}, {tup(geom.stride)}{kw}"
+
+
+def pool_expr(e: Emit, x: str, method: str, kernel: Any, stride: Any, pad: Any,
+              ceil: bool = True) -> str:
+    """Caffe's MAX or AVE pooling of ``x`` (of the layer's first bottom shape): torch's own
+    pooling where the library's PoolGeometry says it has Caffe's windows, else the
+    library's explicit padding (caffe_pool_padded)."""
+    geom = _emit_pool_geometry(e, kernel, stride, pad, ceil)
+    if geom.torch_ceil_mode is None:
+        args = f"{x}, {method!r}, {geom.kernel}, {geom.stride}, {geom.pad}, {geom.out}"
+        return f"{e.call('caffe_pool_padded', args)}[0]"
+    torch_pool = "F.max_pool2d" if method == "MAX" else "F.avg_pool2d"
+    return f"{torch_pool}({_emit_native_pool_args(x, geom)})"
+
+
+@emitter(CaffeLRN)
+def _emit_lrn(e: Emit) -> list[str]:
+    m = e.module
+    args = f"{e.bottoms[0]}, {m.size}, {num(m.alpha)}, {num(m.beta)}, {num(m.k)}, {m.within}"
+    return e.assign(e.call("caffe_lrn", args))
+
+
+@emitter(CaffeEmbed)
+def _emit_embed(e: Emit) -> list[str]:
+    y = f"F.embedding({e.bottoms[0]}.long(), {e.param(0, 'weight')})"  # int(x): truncation
+    if len(e.module.blobs) > 1:
+        y = f"{y} + {e.param(1, 'bias')}"
+    return e.assign(y)
+
+
+@emitter(CaffeSPP)
+def _emit_spp(e: Emit) -> list[str]:
+    """One Caffe pooling per pyramid level (kernel = stride = ceil(size / 2^level)),
+    flattened and concatenated; the level sizes are fixed by the net's input shape."""
+    m = e.module
+    if m.method not in (MAX, AVE):
+        raise e.unsupported("STOCHASTIC spatial pyramid pooling")
+    method = "MAX" if m.method == MAX else "AVE"
+    x = e.bottoms[0]
+    size = tuple(e.bottom_shapes[0][2:4])
+    levels = []
+    for level in range(m.pyramid_height):
+        kernel, pad = spp_level_geometry((size[0], size[1]), level)
+        levels.append(pool_expr(e, x, method, kernel, kernel, pad))
+    if m.pyramid_height == 1:
+        return e.assign(levels[0])
+    return e.assign(f"torch.cat([{', '.join(p + '.flatten(1)' for p in levels)}], dim=1)")
+
+
+@emitter(CaffeIm2col)
+def _emit_im2col(e: Emit) -> list[str]:
+    m = e.module
+    g = m.geometry
+    if m.axis != 1 or len(g.kernel) != 2:
+        raise e.unsupported(f"Im2col over axis {m.axis} with {len(g.kernel)} spatial axes")
+    top = e.top_shapes[0]
+    cols = (f"F.unfold({e.bottoms[0]}, {tup(g.kernel)}, dilation={tup(g.dilation)}, "
+            f"padding={tup(g.pad)}, stride={tup(g.stride)})")
+    return e.assign(f"{cols}.reshape({e.bottoms[0]}.shape[0], {', '.join(map(str, top[1:]))})")

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.forks.ssd import bbox_size, jaccard_matrix
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
@@ -422,3 +423,36 @@ def build_yolo_detection_output(ctx: BuildContext) -> nn.Module:
         side, num_box, classes, [float(b) for b in p.biases][: 2 * num_box],
         float(f32(p.confidence_threshold)), float(f32(p.nms_threshold)),
     )
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeReorg)
+def _emit_reorg(e: Emit) -> list[str]:
+    """darknet's reorg: a fixed reshape / permute / reshape of the blob's memory."""
+    _, c, h, w = e.bottom_shapes[0]
+    s = e.module.stride
+    x = e.bottoms[0]
+    if not e.module.reverse:
+        return e.assign(f"{x}.reshape({x}.shape[0], {c // (s * s)}, {h}, {s}, {w}, {s})"
+                        f".permute(0, 3, 5, 1, 2, 4).reshape({x}.shape[0], {c * s * s}, "
+                        f"{h // s}, {w // s})")
+    return e.assign(f"{x}.reshape({x}.shape[0], {s}, {s}, {c // (s * s)}, {h}, {w})"
+                    f".permute(0, 3, 4, 1, 5, 2).reshape({x}.shape[0], {c // (s * s)}, "
+                    f"{h * s}, {w * s})")
+
+
+@emitter(CaffeROIPooling)
+def _emit_roi_pooling(e: Emit) -> list[str]:
+    m = e.module
+    args = f"{', '.join(e.bottoms)}, {m.pooled}, {num(m.spatial_scale)}"
+    return e.assign(e.call("roi_pooling", args))
+
+
+@emitter(CaffePSROIPooling)
+def _emit_psroi_pooling(e: Emit) -> list[str]:
+    m = e.module
+    args = f"{', '.join(e.bottoms)}, {num(m.spatial_scale)}, {m.output_dim}, {m.group_size}"
+    return e.assign(e.call("psroi_pooling", args))

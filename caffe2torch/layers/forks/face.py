@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, plain_inner_product
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
@@ -747,3 +748,128 @@ def build_center_loss(ctx: BuildContext) -> nn.Module:
         raise ctx.error(f'distance_type must be "L1" or "L2", got "{p.distance_type}"')
     centers = make_filled((p.num_output, k), p.center_filler, ctx.options.get("generator"))
     return CaffeCenterLoss(centers, axis, p.distance_type == "L1")
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeFeatureNormalize)
+def _emit_feature_normalize(e: Emit) -> list[str]:
+    """NormFace's Normalize: x / ||x|| over channels (L2: sqrt(sum x^2 + 1e-6); L1:
+    sum |x| + 1e-6), 4-D top; optional second top: the norm."""
+    m = e.module
+    x, top = e.bottoms[0], e.tops[0]
+    shape = ", ".join(map(str, (*e.bottom_shapes[0], 1, 1, 1)[1:4]))
+    lines = [f"{top} = {x}.reshape({x}.shape[0], {shape})"]
+    if m.kind == "L2":
+        norm = f"torch.sqrt(({top} * {top}).sum(dim=1, keepdim=True) + 1e-6)"
+    else:
+        norm = f"torch.abs({top}).sum(dim=1, keepdim=True) + 1e-6"
+    if len(e.tops) == 1:
+        return [*lines, f"{top} = {top} / ({norm})"]
+    return [*lines, f"{e.tops[1]} = {norm}", f"{top} = {top} / {e.tops[1]}"]
+
+
+@emitter(CaffeNormL2)
+def _emit_norm_l2(e: Emit) -> list[str]:
+    x, top = e.bottoms[0], e.tops[0]
+    shape = ", ".join(map(str, (*e.bottom_shapes[0], 1, 1, 1)[1:4]))
+    return [
+        f"{top} = {x}.reshape({x}.shape[0], -1)",
+        f"{top} = {top} / torch.sqrt(({top} * {top}).sum(dim=1, keepdim=True) + 1e-7)",
+        f"{top} = {top}.reshape({x}.shape[0], {shape})",
+    ]
+
+
+@emitter(CaffeFlip)
+def _emit_flip(e: Emit) -> list[str]:
+    dims = e.module.dims
+    x = e.bottoms[0]
+    return e.assign(f"torch.flip({x}, {list(dims)})" if dims else f"{x}.clone()")
+
+
+@emitter(NormalizedInnerProduct)
+def _emit_normalized_ip(e: Emit) -> list[str]:
+    """happynear's InnerProduct { normalize: true }: unit weight rows, then x W^T + b."""
+    m = e.module
+    x = e.bottoms[0]
+    if len(e.bottom_shapes[0]) != m.axis + 1:
+        x = f"{x}.flatten({m.axis})"
+    w = e.param(0, "weight")
+    b = e.param(1, "bias") if len(m.blobs) > 1 else "None"
+    return e.assign(f"F.linear({x}, {e.call('unit_rows', f'{w}, 1e-12')}, {b})")
+
+
+@emitter(BottomWeightInnerProduct)
+def _emit_bottom_weight_ip(e: Emit) -> list[str]:
+    m = e.module
+    x, w = e.bottoms
+    w = f"{w}.reshape({w}.shape[0], -1)" + (".t()" if m.transpose else "")
+    b = e.param(0, "bias") if len(m.blobs) else "None"
+    return e.assign(f"F.linear({x}.flatten({m.axis}), {w}, {b})")
+
+
+@emitter(CaffeMarginInnerProduct)
+def _emit_margin_ip(e: Emit) -> list[str]:
+    """SphereFace's A-Softmax logits; lambda follows the fork's schedule over an iteration
+    counter kept in the generated module (one step per forward)."""
+    m = e.module
+    if m.axis != 1:
+        raise e.unsupported(f"MarginInnerProduct over axis {m.axis}")
+    x, label = e.bottoms
+    it = f"self.{e.out.fresh(f'{e.base}_iteration')}"
+    e.out.init.append(f"{it} = {num(m.iteration)}")
+    lam = e.local("lambda")
+    schedule = f"{num(m.base)}, {num(m.gamma)}, {num(m.power)}, {num(m.lambda_min)}"
+    weight = e.call("unit_rows", f"{e.param(0, 'weight')}, 0.0")
+    labels = e.call("label_index", f"{label}, {x}.shape[0]")
+    flat = f"{x}.reshape({x}.shape[0], -1)"
+    margin = MARGIN[m.kind]
+    lines = [
+        f"{it} = {e.call('float32', f'{it} + 1.0')}",
+        f"{lam} = {e.call('margin_lambda', f'{it}, {schedule}')}",
+        f"{e.tops[0]} = {e.call('margin_logits', f'{flat}, {weight}, {labels}, {margin}, {lam}')}",
+    ]
+    if len(e.tops) > 1:
+        lines.append(f"{e.tops[1]} = torch.tensor([{lam}], dtype={x}.dtype)")
+    return lines
+
+
+@emitter(CaffeCosinAddm)
+def _emit_cosin_add_m(e: Emit) -> list[str]:
+    m = e.module
+    if not m.training and not m.transform_test:
+        return [f"# {e.layer.name}: CosinAddm leaves the logits alone at test time",
+                *e.assign(e.bottoms[0])]
+    raise e.unsupported("CosinAddm applying its margin (TRAIN phase or transform_test)")
+
+
+@emitter(CaffeLabelSpecificAdd)
+def _emit_label_specific_add(e: Emit) -> list[str]:
+    if e.module.training:
+        raise e.unsupported("LabelSpecificAdd in the TRAIN phase")
+    return [f"# {e.layer.name}: LabelSpecificAdd is the identity at test time",
+            *e.assign(e.bottoms[0])]
+
+
+@emitter(CaffeLabelSpecificRescale)
+def _emit_label_specific_rescale(e: Emit) -> list[str]:
+    m = e.module
+    if m.training or m.rescale_test:
+        raise e.unsupported("LabelSpecificRescale rescaling its logits (TRAIN or rescale_test)")
+    lines = [f"# {e.layer.name}: LabelSpecificRescale is the identity at test time",
+             *e.assign(e.bottoms[0])]
+    if len(e.tops) == 2:
+        lines.append(f"{e.tops[1]} = torch.tensor([{num(m.positive_weight)}])")
+    return lines
+
+
+@emitter(CaffeCenterLoss)
+def _emit_center(e: Emit) -> list[str]:
+    m = e.module
+    x, label = e.bottoms[:2]
+    flat = f"{x}.reshape({x}.shape[0], -1)"
+    labels = e.call("label_index", f"{label}, {x}.shape[0]")
+    args = f"{flat}, {e.param(0, 'centers')}, {labels}, {m.l1}"
+    return e.assign(f"{e.call('center_loss', args)}[0]")

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from caffe2torch.layers.bvlc.vision import CaffeConvolution, conv_geometry
+from caffe2torch.layers.emit import Emit, emitter
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
 
@@ -137,3 +138,29 @@ def build_axpy(ctx: BuildContext) -> nn.Module:
     if x != y:
         raise ctx.error(f"x {x} and y {y} must have the same shape")
     return CaffeAxpy()
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeShuffleChannel)
+def _emit_shuffle(e: Emit) -> list[str]:
+    shape = e.bottom_shapes[0]
+    g = e.module.group
+    x = e.bottoms[0]
+    rest = ", ".join(map(str, shape[2:]))
+    grouped = f"{x}.reshape({x}.shape[0], {g}, {shape[1] // g}{', ' + rest if rest else ''})"
+    return e.assign(f"{grouped}.transpose(1, 2).reshape({x}.shape)")
+
+
+@emitter(CaffeReLU6)
+def _emit_relu6(e: Emit) -> list[str]:
+    return e.assign(f"torch.clamp({e.bottoms[0]}, 0.0, 6.0)")
+
+
+@emitter(CaffeAxpy)
+def _emit_axpy(e: Emit) -> list[str]:
+    a, x, y = e.bottoms
+    ones = ", 1" * (len(e.bottom_shapes[1]) - 2)
+    return e.assign(f"{y} + {a}.reshape({a}.shape[0], {a}.shape[1]{ones}) * {x}")

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from caffe2torch.layers.emit import Emit, emitter
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.forks.face import unit_rows
 from caffe2torch.layers.portable import portable
@@ -423,3 +424,26 @@ def build_general_triplet_loss(ctx: BuildContext) -> nn.Module:
     cfg = {name: getattr(p, name) for name in TRIPLET_FIELDS}
     cfg = {k: (bool(v) if isinstance(v, bool) else float(f32(v))) for k, v in cfg.items()}
     return CaffeGeneralTripletLoss(cfg, ctx.num_tops)
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeInnerDistance)
+def _emit_inner_distance(e: Emit) -> list[str]:
+    m = e.module
+    if m.center_only:
+        raise e.unsupported("InnerDistance with update_center_only (a training rule)")
+    x = e.bottoms[0]
+    flat = f"{x}.flatten({m.axis}).flatten(0, {m.axis - 1})"  # (items before axis, features)
+    if len(m.blobs):
+        centres = f"{e.param(0, 'centres')}.reshape({m.num_output}, -1)"
+        if m.normalize:  # the fork rescales its blob at every forward
+            centres = e.call("unit_rows", f"{centres}, 1e-6")
+    else:
+        centres = f"{e.bottoms[1]}.reshape({e.bottoms[1]}.shape[0], -1)"
+    call = e.call("pairwise_distance", f"{flat}, {centres}, {m.l1}")
+    if m.axis == 1:
+        return e.assign(call)
+    return e.assign(f"{call}.reshape(*{x}.shape[:{m.axis}], -1)")

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
@@ -452,3 +453,33 @@ class _ListSource:
     source: str
     root_folder: str
     is_color: bool
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeUpsample)
+def _emit_upsample(e: Emit) -> list[str]:
+    size = tuple(e.top_shapes[0][2:4])
+    return e.assign(e.call("max_unpool", f"{e.bottoms[0]}, {e.bottoms[1]}, {size}"))
+
+
+@emitter(CaffeInterp)
+def _emit_interp(e: Emit) -> list[str]:
+    r = e.module.rule
+    size = tuple(e.top_shapes[0][2:4])
+    return e.assign(e.call("caffe_interp", f"{e.bottoms[0]}, {size}, {r.pad_beg}, {r.pad_end}"))
+
+
+@emitter(CaffeBN)
+def _emit_bn(e: Emit) -> list[str]:
+    """PSPNet's BN with its stored statistics: (x - mean) (var + eps)^-1/2 slope + bias."""
+    m = e.module
+    if m.training and not m.frozen:
+        raise e.unsupported("BN with batch statistics (TRAIN phase, frozen: false)")
+    slope, bias, mean, var = (e.param(i, "") for i in range(4))
+    x = e.bottoms[0]
+    return e.assign(
+        f"({x} - {mean}) * torch.pow({var} + {num(m.eps)}, -0.5) * {slope} + {bias}"
+    )

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, register_layer
@@ -634,3 +635,47 @@ def build_detection_output(ctx: BuildContext) -> nn.Module:
                 f"(bottom 1 shape {shapes[1]}, {spec.num_classes} classes)"
             )
     return CaffeDetectionOutput(spec)
+
+
+# ----------------------------------------------------------------------------- standalone source
+# convert's emitters for the module classes above (caffe2torch.layers.emit)
+
+
+@emitter(CaffeNormalize)
+def _emit_ssd_normalize(e: Emit) -> list[str]:
+    m = e.module
+    x = e.bottoms[0]
+    c = e.bottom_shapes[0][1]
+    normed = e.call("ssd_normalize", f"{x}.reshape({x}.shape[0], {c}, -1), "
+                    f"{m.across_spatial}, {num(m.eps)}")
+    # the learned scale: one value or one per channel
+    shape = "1, 1, 1" if m.blobs[0].dim() == 0 else f"1, {c}, 1"
+    return e.assign(f"({normed} * {e.param(0, 'scale')}.reshape({shape})).reshape({x}.shape)")
+
+
+@emitter(CaffePermute)
+def _emit_permute(e: Emit) -> list[str]:
+    order = tuple(e.module.order)
+    if order == tuple(range(len(e.bottom_shapes[0]))):
+        return e.assign(e.bottoms[0])
+    return e.assign(f"{e.bottoms[0]}.permute{order}.contiguous()")
+
+
+@emitter(CaffePriorBox)
+def _emit_prior_box(e: Emit) -> list[str]:
+    """The boxes depend only on the (fixed) feature map and image sizes: computed once
+    here and kept as a buffer."""
+    shapes = [torch.zeros(s) for s in e.bottom_shapes]
+    with torch.no_grad():
+        boxes = e.module(*shapes)
+    return [f"# {e.layer.name}: SSD default boxes of a {e.bottom_shapes[0][2]}x"
+            f"{e.bottom_shapes[0][3]} map (fixed by the input size)",
+            f"{e.tops[0]} = {e.buffer(boxes, 'boxes')}"]
+
+
+@emitter(CaffeDetectionOutput)
+def _emit_detection_output(e: Emit) -> list[str]:
+    raise e.unsupported(
+        "DetectionOutput (its non-maximum suppression keeps a value-dependent number of "
+        "boxes)"
+    )
