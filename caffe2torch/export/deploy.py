@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -143,6 +144,29 @@ def plan_view(
     return used_inputs, kept, out_refs, dropped
 
 
+@dataclass(frozen=True)
+class _KeptFields:
+    """What the view's builders read of the file beyond the protos: the fields the schema
+    lacks (plug-in blocks, a fork's own fields) that ``net`` was read with, by the view's
+    layer index. Without them a plug-in module of the view would fall back to its defaults."""
+
+    extras: list[Any]
+    by_layer: dict[int, list[Any]]
+    path: str | None
+
+    @staticmethod
+    def of(net: CaffeNet, view_index: dict[int, int]) -> _KeptFields | None:
+        source = net.source_map
+        if source is None or not getattr(source, "extras", None):
+            return None
+        by_layer = {view_index[pos]: source.extras_of(net.ir.layers[pos].index)
+                    for pos in view_index}
+        return _KeptFields(list(source.extras), by_layer, getattr(source, "path", None))
+
+    def extras_of(self, index: int) -> list[Any]:
+        return self.by_layer.get(index, [])
+
+
 def deploy_view(
     net: CaffeNet,
     outputs: Sequence[str] | None = None,
@@ -174,9 +198,11 @@ def deploy_view(
         layer.ClearField("include")
         layer.ClearField("exclude")
         layer.ClearField("blobs")
-    view = build_net(proto, net.state, share_with=net if shared else None)
-    view.train(net.training)
     offset = 1 if inputs else 0
+    kept_fields = _KeptFields.of(net, {pos: i + offset for i, pos in enumerate(kept)})
+    view = build_net(proto, net.state, share_with=net if shared else None,
+                     source_map=kept_fields)
+    view.train(net.training)
     if not shared:
         copy_params(net, view, {pos: i + offset for i, pos in enumerate(kept)})
     return DeployView(view, [r.name for r in inputs], [r.name for r in out_refs], dropped)

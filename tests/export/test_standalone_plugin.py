@@ -75,8 +75,6 @@ def test_plugin_without_emitter_is_reported(plugin: None, tmp_path: Path) -> Non
         convert_net(str(tmp_path / "net.prototxt"), tmp_path / "affine.py", safetensors=False)
 
 
-@pytest.mark.xfail(strict=True, reason="deploy_view rebuilds the layers from their protos "
-                   "without the plug-in fields the net was read with (export/deploy.py)")
 def test_plugin_fields_reach_the_emitter(plugin: None, tmp_path: Path) -> None:
     @emitter(Affine)
     def _emit_affine(e: Emit) -> list[str]:
@@ -89,3 +87,16 @@ def test_plugin_fields_reach_the_emitter(plugin: None, tmp_path: Path) -> None:
     convert_net(net, tmp_path / "affine.py", safetensors=False)
     x = torch.randn(2, 3)
     assert torch.equal(_run_generated(tmp_path / "affine.py", x), net(data=x)["y"])
+
+
+def test_plugin_fields_reach_the_onnx_file(plugin: None, tmp_path: Path) -> None:
+    """export_onnx runs the same deploy view: the plug-in's fields, not its defaults."""
+    from caffe2torch.export.onnx import export_onnx, run_onnx
+
+    text = NET.replace('top: "y" }', 'top: "y" affine_param { factor: 3 offset: 1 } }')
+    (tmp_path / "net.prototxt").write_text(text)
+    net = c2t.load_net(tmp_path / "net.prototxt")
+    export_onnx(net, tmp_path / "affine.onnx")
+    x = torch.randn(2, 3)
+    (got,) = run_onnx(tmp_path / "affine.onnx", {"data": x.numpy()})
+    assert torch.allclose(torch.from_numpy(got), x * 3 + 1)
