@@ -33,6 +33,7 @@ BENCHMARKS = {
     "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
     "export": ("bench.bench_export", "ONNX export"),
     "caffe": ("bench.bench_caffe", "fwd+bwd against BVLC Caffe (needs --caffe PATH)"),
+    "gpu": ("bench.bench_gpu", "channels_last, CUDA graphs, AMP, pinned copy-ahead"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
