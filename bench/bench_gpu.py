@@ -72,7 +72,7 @@ def _channels_last_cpu(report: Report, quick: bool, tmp: Path) -> None:
             nhwc = make(_load(path, phase, cpu, True), feed, lambda: None)
             a, b, ratio = paired_ratio(plain, nhwc, repeat)
             report.add("layout", f"channels_last {case.name} {what} (CPU)",
-                       f"{a * 1e3:.0f} -> {b * 1e3:.0f} ms ({ratio:.2f}x)", "", None)
+                       f"{a * 1e3:.0f} -> {b * 1e3:.0f} ms ({1 / ratio:.2f}x)", "", None)
 
 
 def _cuda_graph_case(report: Report, device: torch.device, repeat: int, tmp: Path) -> None:
@@ -112,7 +112,7 @@ def _cuda_graph_case(report: Report, device: torch.device, repeat: int, tmp: Pat
         graphed()  # warm-up passes and the capture
     a, b, ratio = paired_ratio(eager, graphed, repeat)
     report.add("gpu", "CUDA graph LeNet b64 fwd+bwd", f"{a * 1e3:.2f} -> {b * 1e3:.2f} ms "
-               f"({ratio:.2f}x)", "", None, f"{step.replays} replays")
+               f"({1 / ratio:.2f}x)", "", None, f"{step.replays} replays")
 
 
 def _amp_case(report: Report, device: torch.device, repeat: int, tmp: Path) -> None:
@@ -131,7 +131,7 @@ def _amp_case(report: Report, device: torch.device, repeat: int, tmp: Path) -> N
         steps.append(amp_step)
     a, b, ratio = paired_ratio(steps[0], steps[1], repeat)
     report.add("gpu", "AMP ResNet-50 b32 fwd+bwd: NCHW -> channels_last",
-               f"{a * 1e3:.1f} -> {b * 1e3:.1f} ms ({ratio:.2f}x)", "", None)
+               f"{a * 1e3:.1f} -> {b * 1e3:.1f} ms ({1 / ratio:.2f}x)", "", None)
 
 
 def _pinned_case(report: Report, device: torch.device, repeat: int) -> None:
@@ -161,7 +161,7 @@ def _pinned_case(report: Report, device: torch.device, repeat: int) -> None:
 
     a, b, ratio = paired_ratio(plain, overlapped, repeat)
     report.add("gpu", "pinned copy-ahead (64x3x224x224 + 4 convs)",
-               f"{a * 1e3:.2f} -> {b * 1e3:.2f} ms ({ratio:.2f}x)", "", None)
+               f"{a * 1e3:.2f} -> {b * 1e3:.2f} ms ({1 / ratio:.2f}x)", "", None)
 
 
 def run(report: Report, quick: bool) -> None:
