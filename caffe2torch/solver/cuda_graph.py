@@ -99,10 +99,13 @@ class CapturedStep:
         self._result: Any = None
         self._sums: list[torch.Tensor | None] = []
         self._warned = False
+        self.failed: str | None = None  # why the capture failed: every pass runs eagerly
 
     def run(self, batch: dict[str, torch.Tensor], first: bool
             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One pass on ``batch``; ``first``: the first of the iteration (diffs cleared)."""
+        if self.failed is not None:
+            return self.fn(batch)
         if self._replay is None and self.passes < self.warmup:
             self.passes += 1
             with self.graphs.side_stream():
@@ -116,7 +119,10 @@ class CapturedStep:
         if not first:  # keep the earlier passes' diffs: the replay rewrites the diffs
             self._keep_sums()
         if self._replay is None:
-            self._capture(batch)
+            try:
+                self._capture(batch)
+            except RuntimeError as e:  # e.g. a layer synchronised with the host
+                return self._give_up(batch, first, e)
         else:
             for name, tensor in batch.items():
                 self._inputs[name].copy_(tensor, non_blocking=True)
@@ -145,6 +151,15 @@ class CapturedStep:
                 held = torch.empty_like(p.grad)
             held.copy_(p.grad)
             self._sums[i] = held
+
+    def _give_up(self, batch: dict[str, torch.Tensor], first: bool, error: Exception
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self.failed = str(error).splitlines()[0] if str(error) else type(error).__name__
+        self.log.warning(f"CUDA graph capture failed ({self.failed}): training runs eagerly")
+        self._replay, self._result, self._signature = None, None, None
+        for p, held in zip(self.params, self._sums):  # the diffs as before the capture
+            p.grad = None if first or held is None else held.clone()
+        return self.fn(batch)
 
     def _capture(self, batch: dict[str, torch.Tensor]) -> None:
         self._inputs = {k: v.clone() for k, v in batch.items()}

@@ -224,3 +224,33 @@ def test_torch_graph_api_call_order(monkeypatch: pytest.MonkeyPatch) -> None:
                      "exit stream side", "current waits side", "enter capture",
                      "captured pass", "exit capture", "replay"]
 
+
+
+def test_failed_capture_falls_back_to_eager_keeping_the_earlier_diffs() -> None:
+    weight = torch.nn.Parameter(torch.ones(3))
+
+    def fn(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = (batch["x"].sum(0) * weight).sum()
+        loss.backward()
+        return loss.detach(), {}
+
+    class Failing(ReplayingGraphs):
+        def capture(self, fn: Any) -> tuple[Any, Any]:
+            self.calls.append("capture")
+            fn()  # the pass ran part way (grads cleared) before the error
+            raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    graphs = Failing()
+    log = SimpleNamespace(lines=[], info=lambda *a: None)
+    log.warning = log.lines.append
+    step = CapturedStep(fn, [weight], log, graphs=graphs, warmup=1)
+    step.run({"x": torch.ones(2, 3)}, True)  # warm-up: grad 2
+    step.run({"x": torch.ones(3, 3)}, False)  # iter_size's second pass: capture fails
+    torch.testing.assert_close(weight.grad, torch.full((3,), 5.0))
+    assert step.failed == "operation not permitted when stream is capturing"
+    assert log.lines == ["CUDA graph capture failed (operation not permitted when stream is "
+                         "capturing): training runs eagerly"]
+    weight.grad = None
+    step.run({"x": torch.ones(4, 3)}, True)
+    torch.testing.assert_close(weight.grad, torch.full((3,), 4.0))
+    assert graphs.calls == ["side", "capture"]
