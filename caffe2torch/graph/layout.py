@@ -45,6 +45,12 @@ def has_4d_input(net: Any) -> bool:
     return any(len(shapes.get(name) or ()) == 4 for name in net.inputs)
 
 
+def channels_last_default(amp: bool, device: torch.device, net: Any) -> bool:
+    """The solver's choice when none is given: on under AMP on a GPU for a net that takes
+    an image batch (tensor-core convolutions run NHWC), off elsewhere."""
+    return amp and device.type == "cuda" and has_4d_input(net)
+
+
 def use_channels_last(net: Any, enabled: bool = True) -> Any:
     """Lay ``net``'s 4-D params and buffers out NHWC and feed it NHWC from now on
     (``enabled=False``: inputs as given again; params keep their layout, which changes
@@ -63,4 +69,5 @@ def use_channels_last(net: Any, enabled: bool = True) -> Any:
     return net
 
 
-__all__ = ["as_channels_last", "has_4d_input", "inputs_channels_last", "use_channels_last"]
+__all__ = ["as_channels_last", "channels_last_default", "has_4d_input", "inputs_channels_last",
+           "use_channels_last"]

@@ -183,9 +183,9 @@ class Solver:
         if self.amp is not None:
             self.amp.prepare(self.net)
         if channels_last is None:  # tensor-core convolutions under float16 are NHWC
-            from caffe2torch.graph.layout import has_4d_input
+            from caffe2torch.graph.layout import channels_last_default
 
-            channels_last = amp and self.device.type == "cuda" and has_4d_input(self.net)
+            channels_last = channels_last_default(amp, self.device, self.net)
         if channels_last:
             from caffe2torch.graph.layout import use_channels_last
 

@@ -10,7 +10,7 @@ import torch
 
 import caffe2torch as c2t
 from caffe2torch.errors import CaffeError
-from caffe2torch.graph.layout import has_4d_input, use_channels_last
+from caffe2torch.graph.layout import channels_last_default, has_4d_input, use_channels_last
 from tests.graph.test_golden_nets import run_net_case
 from tests.support.golden import case_dirs, load_case
 
@@ -77,3 +77,13 @@ def test_channels_last_matches_caffe_golden(name: str, monkeypatch: pytest.Monke
     monkeypatch.setattr(c2t, "load_net", load)
     run_net_case(load_case(dirs[0]))
     assert made and made[0].memory_format is torch.channels_last
+
+
+def test_default_rule_on_only_under_amp_on_a_gpu_for_image_nets(tiny: Path) -> None:
+    net = c2t.load_net(tiny)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert channels_last_default(True, cuda, net)
+    assert not channels_last_default(False, cuda, net)
+    assert not channels_last_default(True, cpu, net)
+    flat = c2t.load_net(tiny, input_shapes={"data": (2, 192)})
+    assert not has_4d_input(flat) and not channels_last_default(True, cuda, flat)
