@@ -33,6 +33,7 @@ BENCHMARKS = {
     "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
     "export": ("bench.bench_export", "ONNX export"),
     "caffe": ("bench.bench_caffe", "fwd+bwd against BVLC Caffe (needs --caffe PATH)"),
+    "gpu": ("bench.bench_gpu", "channels_last, CUDA graphs, AMP, pinned copy-ahead"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -115,6 +116,21 @@ Beyond eager PyTorch (issue 21):
   forward+backward, batch 1, 8x8x8): 228 ms per step at 1000 layers, 90 ms at 250 (per
   layer 228 vs 361 us under load; no growth with depth); Python-side time (module calls,
   getattr) is ~10 us per layer, the rest is in the ops and autograd's engine.
+- **channels_last** (`channels_last=True`, `--channels-last` on train/test/time;
+  `caffe2torch/graph/layout.py`): 4-D params and inputs laid out NHWC, same values within
+  the golden tolerances. On this CPU, one quick run on a heavily loaded machine
+  (`python -m bench --only gpu --quick`, 2 pairs, plain/NHWC time): fwd+bwd LeNet b64
+  1.22x, CaffeNet b8 1.04x, GoogLeNet b4 1.41x, ResNet-50 b2 0.76x, seed Siamese b4 1.16x;
+  inference 1.04x, 1.52x, 0.71x, 1.43x, 1.08x. Mixed and noisy, so off by default on the
+  CPU; on a GPU the solver turns it on with `--amp` (tensor-core convolutions are NHWC).
+- **GPU path** (no GPU here; `python -m bench --only gpu` reports "no CUDA device" and
+  takes the numbers where one is present): `--cuda-graph` replays each fixed-shape
+  forward/backward as one captured CUDA graph after 3 eager warm-up passes on a side
+  stream (`caffe2torch/solver/cuda_graph.py`; diffs cleared by the graph, `iter_size`
+  sums kept aside, the update after it; falls back to eager with the reason logged for a
+  CPU device, a compiled net, a Python layer, other batch shapes or a failed capture);
+  batches for a net on a GPU are copied from pinned memory on a side stream one step
+  ahead (`caffe2torch/runtime/pinned.py`). Tested with CUDA faked.
 """
 
 

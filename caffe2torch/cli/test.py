@@ -46,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the net through torch.compile (inductor): compiled at the "
                    "first pass, which takes a while on a CPU; pays off on long runs")
+    p.add_argument("--channels-last", action="store_true",
+                   help="lay 4-D params and blobs out NHWC (graph.layout; same values)")
     add_share_arg(p)
     add_python_layers_arg(p)
     m = p.add_argument_group("metric mode (embedding nets)")
@@ -164,6 +166,10 @@ def _run_caffe(args: argparse.Namespace) -> int:
                 net.copy_from(name, args.proto)
     else:
         common.note("caffe2torch test: note: no -weights: scoring the fillers' values")
+    if args.channels_last:
+        from caffe2torch.graph.layout import use_channels_last
+
+        use_channels_last(net)
     if args.compile:
         from caffe2torch.graph.compile import compile_net
 

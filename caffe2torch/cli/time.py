@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="time the net compiled through torch.compile (inductor): compiled at the "
                    "first pass, which takes a while on a CPU (not timed); no per-layer times")
+    p.add_argument("--channels-last", action="store_true",
+                   help="time the net with 4-D params and blobs laid out NHWC (graph.layout)")
     p.add_argument("--iterations", type=int, default=50, metavar="N",
                    help="forward-backward passes to average (default 50)")
     p.add_argument("--gpu", metavar="ID", help="GPU id (default: CPU)")
@@ -100,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    if args.channels_last:
+        from caffe2torch.graph.layout import use_channels_last
+
+        use_channels_last(net)
     if args.compile:  # the first (untimed) pass compiles forward and backward
         from caffe2torch.graph.compile import compile_net
 

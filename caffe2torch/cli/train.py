@@ -59,6 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the nets through torch.compile (inductor): compiled at the "
                    "first pass, which takes a while on a CPU; pays off on long runs")
+    p.add_argument("--channels-last", action="store_true", default=None,
+                   help="lay 4-D params and blobs out NHWC (default: on with --amp on a GPU)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="on a GPU, replay each fixed-shape forward/backward as one captured "
+                   "CUDA graph (falls back to eager with a logged reason where it cannot)")
     add_share_arg(p)
     add_python_layers_arg(p)
     p.set_defaults(run=run)
@@ -141,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
                             distributed=group, amp=args.amp, tensorboard=args.tensorboard,
                             progress=progress_wanted(False if args.no_progress else None),
                             data_workers=args.workers, share=share_option(args),
-                            compile=args.compile)
+                            compile=args.compile, channels_last=args.channels_last,
+                            cuda_graph=args.cuda_graph)
         try:
             with SignalHandler(args.sigint_effect, args.sighup_effect,
                                args.sigterm_effect) as handler:

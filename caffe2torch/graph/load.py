@@ -29,6 +29,7 @@ def load_net(
     proto: str | os.PathLike[str] | None = None,
     compile: bool = False,
     fold_conv_bn: bool = False,
+    channels_last: bool = False,
     **options: Any,
 ) -> CaffeNet:
     """Build a Caffe net as an nn.Module.
@@ -48,6 +49,8 @@ def load_net(
     it pays off), compiled at its first call.
     ``fold_conv_bn``: for inference, run each Convolution with the BatchNorm (global
     statistics) and Scale after it as one convolution (graph.fold; not bit-exact).
+    ``channels_last``: 4-D params and inputs laid out NHWC (graph.layout; same values,
+    faster convolutions on some nets and devices).
     ``options``: build options for layer builders (``allow_python_layers=True``...).
     """
     schema = as_schema(proto)
@@ -80,6 +83,10 @@ def load_net(
         from caffe2torch.graph.fold import fold_conv_bn as fold
 
         fold(net)
+    if channels_last:
+        from caffe2torch.graph.layout import use_channels_last
+
+        use_channels_last(net)
     if compile:
         from caffe2torch.graph.compile import compile_net
 

@@ -98,6 +98,7 @@ class CaffeNet(nn.Module):
         self.feeder: Callable[[], Mapping[str, Any]] | None = None
         self.compiled: Any = None  # graph.compile.CompiledGraphs once compile_net ran
         self.fold_conv_bn = False  # graph.fold: Convolution + BatchNorm (+ Scale) as one
+        self.memory_format: Any = None  # graph.layout: torch.channels_last feeds NHWC
         # the stream a solver or `caffe2torch test` reads, skips and closes (build_fed_net)
         self.batch_stream: BatchStream | None = None
         # writers attached to the HDF5Output layers (build_fed_net)
@@ -188,6 +189,10 @@ class CaffeNet(nn.Module):
         ``feeder`` set, the next batch comes from it. ``blobs`` adds intermediate blobs to
         the result (``"all"``: every blob)."""
         feed = self._collect_inputs(args, kwargs)
+        if self.memory_format is not None:
+            from caffe2torch.graph.layout import inputs_channels_last
+
+            feed = inputs_channels_last(feed)
         extra = self._extra(blobs)
         gm = self._graph(extra)
         run = gm if self.compiled is None else self.compiled.runner(gm)

@@ -43,7 +43,8 @@ class _PycaffeSolver(_CoreSolver):
                 ensure_grad(p).zero_()
         self._started = False
 
-    def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
+    def _forward_backward(self, first: bool = True
+                          ) -> tuple[np.float32, dict[str, torch.Tensor]]:
         if not self._started:  # Solver::Step: on_start after the tests, before forward
             self._started = True
             for on_start, _ in self.callbacks:

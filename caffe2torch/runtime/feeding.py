@@ -20,6 +20,7 @@ from caffe2torch.data.prefetch import PrefetchingFeeder, prefetch_wanted
 from caffe2torch.data.sources import SOURCE_TYPES
 from caffe2torch.ir.netstate import NetState, has_include_and_exclude, layer_included
 from caffe2torch.runtime.devices import default_workers
+from caffe2torch.runtime.pinned import CopyAhead
 
 if TYPE_CHECKING:
     from caffe2torch.graph.net import CaffeNet
@@ -29,7 +30,8 @@ class BatchStream:
     """``stream()`` -> {input name: tensor on the net's device} for one forward."""
 
     def __init__(self, net: CaffeNet, feeder: DataFeeder | PrefetchingFeeder | None,
-                 first: dict[str, torch.Tensor] | None, device: torch.device) -> None:
+                 first: dict[str, torch.Tensor] | None, device: torch.device,
+                 copy_ahead: bool | None = None) -> None:
         self.net = net
         self.feeder = feeder
         self._first = first or None
@@ -39,13 +41,24 @@ class BatchStream:
         self.zeros = {name: torch.zeros(shapes[name], device=device)
                       for name in net.inputs if name not in fed}
         self.batches = 0  # batches handed out (or skipped)
+        # on a GPU the next batch copies from pinned memory while a step runs (runtime.pinned)
+        if copy_ahead is None:
+            copy_ahead = device.type == "cuda"
+        self.ahead = CopyAhead(self._draw, device) if copy_ahead and feeder is not None \
+            else None
+
+    def _draw(self) -> dict[str, torch.Tensor]:
+        assert self.feeder is not None
+        drawn = self._first if self._first is not None else self.feeder.next_batch()
+        self._first = None
+        return drawn
 
     def __call__(self) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = dict(self.zeros)
-        if self.feeder is not None:
-            drawn = self._first if self._first is not None else self.feeder.next_batch()
-            self._first = None
-            for k, v in drawn.items():
+        if self.ahead is not None:
+            batch.update(self.ahead.next())
+        elif self.feeder is not None:
+            for k, v in self._draw().items():
                 batch[k] = v.to(self.device, non_blocking=True)
         self.batches += 1
         return {name: batch[name] for name in self.net.inputs if name in batch}
@@ -57,10 +70,13 @@ class BatchStream:
         self.batches += n
         if self.feeder is None:
             return
-        if self._first is not None:
+        if self.ahead is not None and self.ahead.drop():
+            n -= 1
+        if n and self._first is not None:
             self._first = None
             n -= 1
-        self.feeder.skip_batches(n)
+        if n:
+            self.feeder.skip_batches(n)
 
     def close(self) -> None:
         if self.feeder is not None:

@@ -57,8 +57,9 @@ class MixedPrecision:
             module.register_forward_pre_hook(_float32_args)
             module.forward = _without_autocast(module.forward, self.device_type)
 
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return torch.autocast(self.device_type, dtype=self.dtype)
+    def autocast(self, cache: bool = True) -> contextlib.AbstractContextManager[Any]:
+        """``cache``: autocast's cache of cast weights (off while a CUDA graph captures)."""
+        return torch.autocast(self.device_type, dtype=self.dtype, cache_enabled=cache)
 
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()

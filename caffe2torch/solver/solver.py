@@ -54,6 +54,7 @@ from caffe2torch.proto import caffe_pb2
 from caffe2torch.runtime.devices import resolve_device
 from caffe2torch.runtime.glog import GlogWriter, fmt
 from caffe2torch.solver.amp import MixedPrecision
+from caffe2torch.solver.cuda_graph import CapturedStep, refusal
 from caffe2torch.solver.distributed import Distributed
 from caffe2torch.solver.lr_policy import LearningRatePolicy
 from caffe2torch.solver.metrics import MetricsCSV
@@ -106,6 +107,10 @@ class Solver:
     ``compile``: run the train and test nets through torch.compile (graph.compile).
     ``share``: weight sharing within each net, as load_net's (default "declared": Caffe's
     param names; "auto" also ties twin towers; None unties).
+    ``channels_last``: 4-D params and blobs laid out NHWC (graph.layout); None (default):
+    on with ``amp`` on a GPU for nets with a 4-D input, else off.
+    ``cuda_graph``: on a GPU, each forward/backward replayed as a captured CUDA graph
+    (solver.cuda_graph; where it cannot be, the reason is logged and training is eager).
     """
 
     def __init__(
@@ -127,6 +132,8 @@ class Solver:
         share: Any = "declared",
         proto: Any = None,
         compile: bool = False,
+        channels_last: bool | None = None,
+        cuda_graph: bool = False,
     ) -> None:
         self.param = param
         self.share = share
@@ -175,6 +182,15 @@ class Solver:
         self.amp = MixedPrecision(self.device) if amp else None
         if self.amp is not None:
             self.amp.prepare(self.net)
+        if channels_last is None:  # tensor-core convolutions under float16 are NHWC
+            from caffe2torch.graph.layout import channels_last_default
+
+            channels_last = channels_last_default(amp, self.device, self.net)
+        if channels_last:
+            from caffe2torch.graph.layout import use_channels_last
+
+            for net in (self.net, *self.test_nets):
+                use_channels_last(net)
         if compile:  # each net compiled once at its first pass (see graph.compile)
             for net in (self.net, *self.test_nets):
                 compile_net(net)
@@ -186,6 +202,14 @@ class Solver:
         # Net::ClearParamDiffs keeps each diff allocated: layers that compute a weight
         # gradient as one product write it into a buffer kept across iterations
         self.grad_buffers = GradBuffers(self.optimizer.learnable())
+        self.captured: CapturedStep | None = None
+        if cuda_graph:
+            reason = refusal(self.device, self.net)
+            if reason is not None:
+                self.log.warning(f"CUDA graph not used: {reason}; training runs eagerly")
+            else:
+                self.captured = CapturedStep(self._plain_pass, list(self.optimizer.learnable()),
+                                             self.log)
         self.iter = 0
         self.requested_early_exit = False
         self.action_function: Callable[[], str | None] | None = None
@@ -359,8 +383,8 @@ class Solver:
             display = bool(p.display) and self.iter % p.display == 0
             loss = _f32(0)
             outputs: dict[str, torch.Tensor] = {}
-            for _ in range(self.config.iter_size):
-                sub, outputs = self._forward_backward()
+            for k in range(self.config.iter_size):
+                sub, outputs = self._forward_backward(k == 0)
                 loss = _f32(loss + sub)
             loss = _f32(loss / _f32(self.config.iter_size))
             if self.distributed is not None:
@@ -446,8 +470,31 @@ class Solver:
         for p in self.optimizer.learnable():
             p.grad = None
 
-    def _forward_backward(self) -> tuple[np.float32, dict[str, torch.Tensor]]:
+    def _plain_pass(self, batch: dict[str, torch.Tensor]
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Forward, loss and backward with nothing read on the host (what a CUDA graph
+        captures): the float32 loss and the outputs."""
+        if self.amp is not None:
+            with self.amp.autocast(cache=False):  # autocast's cache is not capturable
+                out = self.net(batch)
+        else:
+            out = self.net(batch)
+        loss = self.net.loss(out).float()
+        if loss.requires_grad:
+            if self.amp is not None:
+                self.amp.backward(loss)
+            else:
+                loss.backward()
+        return loss.detach(), out
+
+    def _forward_backward(self, first: bool = True) -> tuple[np.float32, dict[str, torch.Tensor]]:
         batch = stream_of(self.net)()
+        if self.captured is not None:  # the loss is checked after the replay
+            loss_t, out = self.captured.run(batch, first)
+            value = _f32(float(loss_t))
+            if not math.isfinite(float(value)):
+                raise self._diverged(value, batch)
+            return value, out
         with self.grad_buffers.active():
             if self.amp is not None:
                 with self.amp.autocast():

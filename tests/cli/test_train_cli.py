@@ -177,3 +177,27 @@ def test_hdf5_output_writes_every_batch(tiny: Path) -> None:
     with h5py.File("feat.h5", "r") as f, h5py.File("data.h5", "r") as src:
         assert f["data"].shape == (24, 3, 1, 1)  # Caffe's legacy 4-D shape
         np.testing.assert_array_equal(f["label"][:, 0, 0, 0], src["label"][:24])
+
+
+def test_channels_last_and_cuda_graph_flags_on_the_cpu(tiny: Path, capsys) -> None:
+    assert main(["train", "-solver", "solver.prototxt", "-q"]) == 0
+    with h5py.File("data.h5") as f:
+        shapes = {"data": (8, *f["data"].shape[1:]), "label": (8,)}
+    plain = c2t.load_net("train.prototxt", weights="out/tiny_iter_10.caffemodel",
+                         phase="TRAIN", input_shapes=shapes)
+    shutil.rmtree("out")
+    capsys.readouterr()
+    assert main(["train", "-solver", "solver.prototxt", "--channels-last", "--cuda-graph"]) == 0
+    err = capsys.readouterr().err
+    assert "CUDA graph not used: the device is cpu, not a GPU; training runs eagerly" in err
+    nhwc = c2t.load_net("train.prototxt", weights="out/tiny_iter_10.caffemodel",
+                        phase="TRAIN", input_shapes=shapes)
+    for name, blobs in plain.params.items():  # same training up to float rounding
+        for a, b in zip(blobs, nhwc.params[name]):
+            np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(),
+                                       rtol=1e-4, atol=1e-6)
+    assert main(["test", "-model", "train.prototxt", "-weights", "out/tiny_iter_10.caffemodel",
+                 "-iterations", "2", "-phase", "TRAIN", "--channels-last"]) == 0
+    assert main(["time", "-model", "train.prototxt", "-iterations", "2",
+                 "--channels-last"]) == 0
+    assert "Average Forward-Backward" in capsys.readouterr().err
