@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-f32 = np.float32
+    f32 = np.float32
 
 _FLOAT32 = struct.Struct("<f")
 
@@ -31,3 +33,14 @@ def as_f32(value: float) -> float:
         return float(_FLOAT32.unpack(_FLOAT32.pack(value))[0])
     except OverflowError:
         return math.copysign(math.inf, value)
+
+
+def __getattr__(name: str) -> Any:
+    """``f32`` on first use (PEP 562): reading a prototxt rounds with ``as_f32`` alone and
+    need not load numpy."""
+    if name == "f32":
+        import numpy as np
+
+        globals()["f32"] = np.float32
+        return np.float32
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape as _html_escape
 from itertools import pairwise
-from xml.sax.saxutils import escape
 
 _CHAR_W = 6.6  # average glyph width of 11px Helvetica
 _LINE_H = 14.0
@@ -25,6 +25,12 @@ _RANK_GAP = 46.0
 _NODE_GAP = 18.0
 _SWEEPS = 4
 _LANE = 6.0  # the size of a long edge's virtual node
+
+
+def escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as entities (xml.sax.saxutils.escape's job, without the
+    urllib that module loads at import)."""
+    return _html_escape(text, quote=False)
 
 
 @dataclass(frozen=True)

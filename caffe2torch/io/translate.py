@@ -27,7 +27,6 @@ from google.protobuf import message_factory, text_format
 
 from caffe2torch.errors import ParseError
 from caffe2torch.io.extra import ExtraField
-from caffe2torch.io.wire import encode_varint
 
 _FD = _descriptor.FieldDescriptor
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
@@ -163,6 +162,9 @@ class Translator:
     def _message(self, buf: memoryview, pos: int, end: int, plan: _Plan,
                  path: tuple[str, ...], block: int | None, extras: list[ExtraField],
                  top: bool = False) -> list[bytes | memoryview]:
+        # here, not at the top: io.wire loads numpy, which reading a prototxt never needs
+        from caffe2torch.io.wire import encode_varint
+
         out: list[bytes | memoryview] = []
         n_blocks = 0
         while pos < end:

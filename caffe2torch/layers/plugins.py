@@ -35,10 +35,10 @@ from caffe2torch.errors import BuildError, ParseError
 from caffe2torch.io.extra import ExtraField, ExtraValue
 from caffe2torch.layers import registry
 from caffe2torch.layers.registry import BuildContext, Builder
+from caffe2torch.layers.typeinfo import ENTRY_POINT_GROUP
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.suggest import close_names, did_you_mean
 
-ENTRY_POINT_GROUP = "caffe2torch.layers"
 Scalar = bool | int | float | str
 
 

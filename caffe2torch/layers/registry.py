@@ -32,27 +32,10 @@ from torch import nn
 
 from caffe2torch.errors import BuildError
 from caffe2torch.ir.graph import LayerKind
+from caffe2torch.layers.typeinfo import Arity, kind_of, suggest_from, unknown_type_hint
 from caffe2torch.suggest import close_names, did_you_mean
 
 Shape = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Arity:
-    """How many bottoms or tops a layer accepts: ``low <= n <= high`` (high None: no limit)."""
-
-    low: int
-    high: int | None
-
-    def accepts(self, n: int) -> bool:
-        return n >= self.low and (self.high is None or n <= self.high)
-
-    def describe(self) -> str:
-        if self.high == self.low:
-            return f"exactly {self.low}"
-        if self.high is None:
-            return f"at least {self.low}"
-        return f"{self.low} to {self.high}"
 
 
 def _arity(value: int | tuple[int, int | None] | Arity) -> Arity:
@@ -220,26 +203,13 @@ def find_layer_spec(type_name: str) -> LayerSpec | None:
 def suggest_types(type_name: str, limit: int = 3) -> list[str]:
     """Up to ``limit`` registered names or aliases close to ``type_name`` (did you mean)."""
     _load_builtin_layers()
-    names = list(_REGISTRY) + list(_ALIASES)
-    by_lower = {n.lower(): n for n in names}
-    matches = close_names(type_name.lower(), by_lower, n=limit * 2)
-    out: list[str] = []
-    for m in matches:
-        canonical = _ALIASES.get(by_lower[m], by_lower[m])
-        if canonical not in out:
-            out.append(canonical)
-    return out[:limit]
+    return suggest_from(type_name, list(_REGISTRY), _ALIASES, limit)
 
 
 def layer_kind(type_name: str) -> LayerKind:
     """What Net::Init's wiring (ir.wire_net) needs to know of a type: loss, data, whether
     it is known, its blob counts (a Python layer's are its own code's business)."""
-    spec = find_layer_spec(type_name)
-    if spec is None:
-        return LayerKind(known=False, unknown_hint=_unknown_type_hint(type_name))
-    if spec.type == "Python":
-        return LayerKind(loss=spec.loss, data=spec.data)
-    return LayerKind(loss=spec.loss, data=spec.data, bottoms=spec.bottoms, tops=spec.tops)
+    return kind_of(find_layer_spec(type_name), type_name, list(_REGISTRY), _ALIASES)
 
 
 def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
@@ -252,16 +222,7 @@ def get_layer_spec(type_name: str, layer_name: str = "?") -> LayerSpec:
 
 
 def _unknown_type_hint(type_name: str) -> str:
-    from caffe2torch.proto.forks import fork_of_layer_type
-
-    suggestions = suggest_types(type_name)
-    plugin = (f'if it is a layer of its own, register a builder with '
-              f'caffe2torch.register_layer("{type_name}") (README, \'Custom layers\')')
-    fork = fork_of_layer_type(type_name)
-    if fork:
-        plugin = f"{type_name} comes from {fork}; {plugin}"
-    close = did_you_mean(suggestions)
-    return f"{close} {plugin}" if close else plugin
+    return unknown_type_hint(type_name, suggest_types(type_name))
 
 
 def build_layer(ctx: BuildContext) -> nn.Module:

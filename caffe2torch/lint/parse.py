@@ -342,9 +342,9 @@ class Parser(Generic[_Root]):
 def _misspelt_v1_type(value: str) -> bool:
     """An unknown V1 enum type that is one slip from a BVLC one (CONVOLUTON) and that no
     fork or plug-in defines: a typo to report as such, not a layer type of its own."""
-    from caffe2torch.layers.registry import find_layer_spec
+    from caffe2torch.layers.typeinfo import find_type_info
 
-    if value in forks.FOREIGN_V1_TYPES or find_layer_spec(value) is not None:
+    if value in forks.FOREIGN_V1_TYPES or find_type_info(value) is not None:
         return False
     names = list(caffe_pb2.V1LayerParameter.LayerType.keys())
     return bool(close_names(value.upper(), names, n=1, cutoff=0.8))

@@ -5,7 +5,7 @@ ir's, rendered by rules_init.)"""
 from __future__ import annotations
 
 from caffe2torch.ir.netstate import PHASES, NetState, has_include_and_exclude, rule_matches
-from caffe2torch.layers.registry import find_layer_spec
+from caffe2torch.layers.typeinfo import find_type_info
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text, unavoidable
@@ -42,7 +42,7 @@ def check_graph(ctx: Context, view: NetView, states: list[StateView],
         alive: dict[str, int] = {}  # blob -> producer, not read since
         for i in sv.indices:
             lp = layers[i]
-            spec = find_layer_spec(lp.type)
+            spec = find_type_info(lp.type)
             if lp.name in names and lp.name and spec is not None and spec.blobs:
                 dup_name.setdefault(i, (names[lp.name], []))[1].append(phase)
             names.setdefault(lp.name, i)
@@ -109,7 +109,7 @@ def _phase_only(rule):
 
 
 def _is_loss(lp) -> bool:
-    spec = find_layer_spec(lp.type)
+    spec = find_type_info(lp.type)
     return bool((spec is not None and spec.loss) or lp.type.endswith("Loss")
                 or any(w != 0 for w in lp.loss_weight))
 
@@ -120,7 +120,7 @@ def _unused(ctx, view, states, outputs, consumed_any) -> None:
     loss_states = {sv.label for sv in states if any(_is_loss(layers[i]) for i in sv.indices)}
     for (i, blob), phases in outputs.items():
         lp = layers[i]
-        spec = find_layer_spec(lp.type)
+        spec = find_type_info(lp.type)
         if blob in consumed_any or _is_loss(lp) or lp.type in _SINK_TYPES:
             continue
         if any(t in consumed_any for t in lp.top):
@@ -147,7 +147,7 @@ def _unread_data_tops(ctx, view, states, outputs, consumed_any) -> None:
     loss_states = {sv.label for sv in states if any(_is_loss(layers[i]) for i in sv.indices)}
     for (i, blob), phases in outputs.items():
         lp = layers[i]
-        spec = find_layer_spec(lp.type)
+        spec = find_type_info(lp.type)
         if spec is None or not spec.data or blob in consumed_any:
             continue
         if not all(p in loss_states for p in phases):

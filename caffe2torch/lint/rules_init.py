@@ -12,7 +12,7 @@ from caffe2torch.ir.graph import wire_net
 from caffe2torch.ir.params import param_problems
 from caffe2torch.ir.problems import Problem
 from caffe2torch.ir.shapes import Shape, infer, param_shapes
-from caffe2torch.layers.registry import layer_kind
+from caffe2torch.layers.typeinfo import type_kind
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text, unavoidable
@@ -48,7 +48,7 @@ class Found:
 def _state_problems(view: NetView, sv: StateView, places: _Places) -> list[Problem]:
     """Every problem of one state: its wiring, then its params (blob shapes from the
     torch-free shape pass; a blob whose shape is unknown is not compared)."""
-    ir = wire_net(view.net, sv.state, kind_of=layer_kind, source_map=places)
+    ir = wire_net(view.net, sv.state, kind_of=type_kind, source_map=places)
     shapes = infer(view.layers, sv.indices)
     blob_shapes: dict[int, list[Shape | None]] = {}
     for pos, layer in enumerate(ir.layers):

@@ -4,7 +4,7 @@ parameter blocks the type ignores, and the shape checks (kernel vs input, Concat
 from __future__ import annotations
 
 from caffe2torch.ir import shapes as _shapes
-from caffe2torch.layers.registry import find_layer_spec
+from caffe2torch.layers.typeinfo import find_type_info
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text
@@ -21,7 +21,7 @@ _ALSO_READS = {
 def check_layers(ctx: Context, view: NetView) -> None:
     """Settings rules of each known type (its type and blob counts are ir's: rules_init)."""
     for i, lp in enumerate(view.layers):
-        spec = find_layer_spec(lp.type)
+        spec = find_type_info(lp.type)
         if spec is None or lp.type == "Python":
             continue
         nb, nt = len(lp.bottom), len(lp.top)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from caffe2torch.layers.registry import find_layer_spec
+from caffe2torch.layers.typeinfo import find_type_info
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text
@@ -110,7 +110,7 @@ def _branch(layers, indices, blob: str, at: int) -> list[int]:
         if writer is None or (b, writer) in seen:
             continue
         seen.add((b, writer))
-        spec = find_layer_spec(layers[writer].type)
+        spec = find_type_info(layers[writer].type)
         if spec is not None and spec.blobs and writer not in out:
             out.append(writer)
         todo.extend((x, writer) for x in layers[writer].bottom)

@@ -4,7 +4,6 @@ name and stops on a shape mismatch (Net::CopyTrainedLayersFrom)."""
 from __future__ import annotations
 
 from caffe2torch.errors import CaffeError
-from caffe2torch.io.binary import blob_shape, read_caffemodel
 from caffe2torch.ir.shapes import Shape, prod
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
@@ -47,6 +46,8 @@ def check_weights(ctx: Context, view: NetView, bottoms: dict[int, list]) -> None
     path = ctx.options.weights
     if not path:
         return
+    from caffe2torch.io.binary import blob_shape, read_caffemodel  # numpy: only with --weights
+
     try:
         model = read_caffemodel(path)
     except CaffeError as e:

@@ -87,3 +87,20 @@ def test_one_public_register_layer() -> None:
     import caffe2torch.layers
 
     assert c2t.register_layer is caffe2torch.layers.register_layer
+
+
+
+LINT_FIXTURES = ROOT / "tests" / "lint" / "fixtures"
+
+
+@pytest.mark.parametrize("fixture", ["layer.prototxt", "graph.prototxt", "legacy_v1.prototxt"])
+def test_lint_loads_no_heavy_module(fixture: str) -> None:
+    # what lint knows of layer types comes from layers/builtin_types.py, not the builders
+    target = str(LINT_FIXTURES / fixture)
+    cli = ("import contextlib, io\nfrom caffe2torch.cli.main import main\n"
+           "with contextlib.redirect_stdout(io.StringIO()):\n"
+           f"    main(['lint', {target!r}])")
+    api = f"import caffe2torch as c2t\nassert c2t.lint({target!r})"
+    for code in (cli, api):
+        loaded = _loaded_after(code)
+        assert not any(loaded.values()), [m for m, yes in loaded.items() if yes]
