@@ -36,6 +36,7 @@ class MetricsCSV:
         self._writer = csv.writer(self._file)
         if new:
             self._writer.writerow(HEADER)
+            self._file.flush()  # readers following the file (plot, tests) see the columns
 
     def write(self, iteration: int, net: str, values: Iterable[tuple[str, float]]) -> None:
         seconds = f"{time.monotonic() - self.start:.3f}"
