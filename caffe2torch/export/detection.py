@@ -168,16 +168,22 @@ class OnnxDetectionOutput(nn.Module):
 
 def onnx_detection_output(layer: Any, module: Any, prior_shape: tuple[int, ...]) -> nn.Module:
     """The ONNX form of a built DetectionOutput, or ExportError naming what it lacks."""
-    s = module.spec
+    refuse_unexportable_nms(layer, module.spec, "to ONNX")
+    return OnnxDetectionOutput(module.spec, int(prior_shape[-1]) // 4)
+
+
+def refuse_unexportable_nms(layer: Any, s: Any, target: str) -> None:
+    """ExportError for the DetectionOutput settings neither ONNX NonMaxSuppression nor
+    TensorRT's NMS plugin express: a box per class (share_location: false) and Caffe's
+    adaptive NMS threshold (eta < 1)."""
     why = None
     if not s.share_location:
-        why = "share_location: false (a box per class) has no standard ONNX form here"
+        why = "share_location: false (a box per class) is not decoded here"
     elif s.eta < 1:
-        why = f"adaptive NMS (eta {s.eta}) has no ONNX NonMaxSuppression form"
+        why = f"adaptive NMS (eta {s.eta}) has no fixed-threshold NMS form"
     if why:
-        raise ExportError(f"layer '{layer.name}' (DetectionOutput) cannot be exported to ONNX: "
-                          f"{why}", hint="export the part before it with --output BLOB")
-    return OnnxDetectionOutput(s, int(prior_shape[-1]) // 4)
+        raise ExportError(f"layer '{layer.name}' (DetectionOutput) cannot be exported "
+                          f"{target}: {why}", hint="export the part before it with --outputs BLOB")
 
 
 class _MaxRoiPool(torch.autograd.Function):

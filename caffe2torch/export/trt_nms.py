@@ -25,7 +25,11 @@ from typing import Any
 import torch
 
 from caffe2torch.errors import ExportError
-from caffe2torch.export.detection import OnnxDetectionOutput, _iou_matrix
+from caffe2torch.export.detection import (
+    OnnxDetectionOutput,
+    _iou_matrix,
+    refuse_unexportable_nms,
+)
 
 DOMAIN = "TRT"
 OP = "BatchedNMS_TRT"
@@ -132,17 +136,8 @@ def trt_detection_output(layer: Any, module: Any,
                          prior_shape: tuple[int, ...]) -> TrtDetectionOutput:
     """The BatchedNMS_TRT form of a built DetectionOutput, or ExportError naming what it
     lacks."""
-    s = module.spec
-    why = None
-    if not s.share_location:
-        why = "share_location: false (a box per class) is not decoded here"
-    elif s.eta < 1:
-        why = f"adaptive NMS (eta {s.eta}) has no BatchedNMS_TRT parameter"
-    if why:
-        raise ExportError(f"layer '{layer.name}' (DetectionOutput) cannot be exported as "
-                          f"TensorRT's {OP}: {why}",
-                          hint="export the part before it with --outputs BLOB")
-    return TrtDetectionOutput(s, int(prior_shape[-1]) // 4)
+    refuse_unexportable_nms(layer, module.spec, f"as TensorRT's {OP}")
+    return TrtDetectionOutput(module.spec, int(prior_shape[-1]) // 4)
 
 
 def expose_plugin_outputs(model: Any, tops: list[str], batch: int | str) -> list[str]:
