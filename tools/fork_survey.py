@@ -228,7 +228,9 @@ def survey(mirrors: str) -> list[Row]:
                     row.reasons.append(f"{name}: read without proto: {e}"[:200])
                 with contextlib.redirect_stdout(io.StringIO()), \
                         contextlib.redirect_stderr(io.StringIO()):
-                    if cli(["info", path]) == 0:
+                    # exit 1: the table is printed but the net does not build (the
+                    # build column says why); 2 would be a file info cannot read
+                    if cli(["info", path]) in (0, 1):
                         row.info += 1
                     try:
                         lint_file(path)
