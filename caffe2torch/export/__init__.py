@@ -6,8 +6,9 @@ The names below load on first use, so that the torch-free modules of this packag
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from caffe2torch.lazy import lazy_names
 
 if TYPE_CHECKING:
     from caffe2torch.export.deploy import DeployView, deploy_view
@@ -22,13 +23,7 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'caffe2torch.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _PUBLIC, globals())
 
 
 __all__ = ["DeployView", "ExportReport", "deploy_view", "export_onnx", "verify_onnx"]

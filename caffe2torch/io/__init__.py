@@ -3,8 +3,9 @@ V0/V1 -> V2 upgrades, and (io.binary) caffemodel / binaryproto / solverstate."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from caffe2torch.lazy import lazy_names
 
 if TYPE_CHECKING:
     from caffe2torch.io.binary import (
@@ -80,13 +81,7 @@ _PUBLIC: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'caffe2torch.io' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _PUBLIC, globals())
 
 __all__ = [
     "LayerPos",

@@ -8,8 +8,9 @@ The names load on first use (PEP 562), so that a torch-free submodule
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from caffe2torch.lazy import lazy_names
 
 if TYPE_CHECKING:
     from caffe2torch.layers.plugins import layer_fields, load_entry_points, register_layer
@@ -50,13 +51,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(
+    __name__, {name: f"{__name__}.{home}" for name, home in _HOME.items()}, globals())
 
 
 def __dir__() -> list[str]:

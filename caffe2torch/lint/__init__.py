@@ -7,9 +7,9 @@ the CLI can list the codes and formats without loading what the rules need.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from caffe2torch.lazy import lazy_names
 from caffe2torch.lint.codes import CODES, explain
 from caffe2torch.lint.context import Options
 from caffe2torch.lint.diagnostic import Diagnostic, Edit, Fix
@@ -20,12 +20,8 @@ if TYPE_CHECKING:
 _ENGINE = ("lint", "lint_file", "lint_text")
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _ENGINE:
-        raise AttributeError(f"module 'caffe2torch.lint' has no attribute {name!r}")
-    value = getattr(importlib.import_module("caffe2torch.lint.engine"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(
+    __name__, dict.fromkeys(_ENGINE, "caffe2torch.lint.engine"), globals())
 
 
 __all__ = ["CODES", "Diagnostic", "Edit", "Fix", "Options", "explain", "lint", "lint_file",
