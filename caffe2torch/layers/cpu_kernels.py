@@ -1,0 +1,135 @@
+"""Faster CPU routes for layers whose default torch kernel is slow at Caffe's shapes.
+
+Each route gives the numbers of the plain route it replaces (max pooling: bit for bit;
+LRN: Caffe's own forward and backward formulas) and is taken only in eager CPU float32
+execution (:func:`eager_cpu`): tracing for ONNX, torch.compile and other devices keep the
+plain ops, which export and compile as before.
+
+* Max pooling: torch's NCHW max-pool kernel on CPU works one plane at a time, ~8x slower
+  than its channels-last kernel, which vectorises over channels. The route pools a
+  channels-last copy, returns an NCHW top, keeps the argmax (the same h * W + w index per
+  plane) and scatters the top diff back as PoolingLayer::Backward_cpu does.
+* LRN across channels: LRNLayer::CrossChannelForward_cpu / CrossChannelBackward_cpu, a
+  window sum over channels written as ``size`` shifted adds (torch's avg_pool3d route
+  and autograd through pow take ~3x longer), with the backward Caffe writes by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_PLAIN_TYPES = (torch.Tensor, nn.Parameter)
+
+
+def eager_cpu(x: torch.Tensor) -> bool:
+    """Whether ``x`` runs in plain eager CPU float32 (not traced, compiled or fake)."""
+    return (type(x) in _PLAIN_TYPES and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
+
+
+# --------------------------------------------------------------------------- max pooling
+
+
+class _MaxPoolChannelsLast(torch.autograd.Function):
+    """Caffe's MAX pooling of (N, C, H, W) ``x`` with torch's own window rule (the
+    geometries where ``ceil_mode`` reproduces Caffe's output size)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                pad: tuple[int, int], ceil_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        nhwc = x.contiguous(memory_format=torch.channels_last)
+        top, index = torch.ops.aten.max_pool2d_with_indices(
+            nhwc, list(kernel), list(stride), list(pad), [1, 1], ceil_mode)
+        index = index.contiguous()
+        ctx.save_for_backward(index)
+        ctx.input_shape = x.shape
+        ctx.mark_non_differentiable(index)
+        return top.contiguous(), index
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, _: Any) -> tuple[Any, ...]:
+        (index,) = ctx.saved_tensors
+        n, c, h, w = ctx.input_shape
+        planes = n * c
+        # PoolingLayer::Backward_cpu: each top diff added to its argmax, in top order
+        bottom = grad.new_zeros(ctx.input_shape)
+        bottom.view(planes, h * w).scatter_add_(
+            1, index.view(planes, -1), grad.contiguous().view(planes, -1))
+        return bottom, None, None, None, None
+
+
+def max_pool_channels_last(
+    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+    pad: tuple[int, int], ceil_mode: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top, argmax index h * W + w) of torch's max pooling, computed channels-last."""
+    if x.requires_grad and torch.is_grad_enabled():
+        top, index = _MaxPoolChannelsLast.apply(x, kernel, stride, pad, ceil_mode)
+        return top, index
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    top, index = torch.ops.aten.max_pool2d_with_indices(
+        nhwc, list(kernel), list(stride), list(pad), [1, 1], ceil_mode)
+    return top.contiguous(), index
+
+
+# --------------------------------------------------------------------------- LRN
+
+
+def _channel_window_sum(padded: torch.Tensor, size: int, channels: int,
+                        start: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over ``size`` consecutive channels of a channel-padded tensor, for each of
+    ``channels`` window positions (added to ``start`` when given)."""
+    total = padded[:, 0:channels] + start if start is not None \
+        else padded[:, 0:channels].clone()
+    for i in range(1, size):
+        total += padded[:, i:i + channels]
+    return total
+
+
+def lrn_scale(x: torch.Tensor, size: int, alpha: float, k: float) -> torch.Tensor:
+    """LRNLayer's ``scale_``: k + alpha / size * sum of x^2 over the ``size`` zero-padded
+    channels centred on each channel (CrossChannelForward_cpu)."""
+    pre_pad = (size - 1) // 2
+    squares = x * x
+    squares.mul_(alpha / size)
+    padded = F.pad(squares, (0, 0, 0, 0, pre_pad, size - 1 - pre_pad))
+    return _channel_window_sum(padded, size, x.shape[1], torch.tensor(k, dtype=x.dtype))
+
+
+class _CrossChannelLRN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, size: int, alpha: float, beta: float,
+                k: float) -> torch.Tensor:
+        scale = lrn_scale(x, size, alpha, k)
+        top = scale.pow(-beta).mul_(x)
+        ctx.save_for_backward(x, top, scale)
+        ctx.settings = (size, alpha, beta)
+        return top
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        x, top, scale = ctx.saved_tensors
+        size, alpha, beta = ctx.settings
+        # CrossChannelBackward_cpu: diff * scale^-beta
+        #   - 2 alpha beta / size * x * (sum over the window of diff * top / scale)
+        ratio = grad * top
+        ratio.div_(scale)
+        inverse_pre_pad = size - (size + 1) // 2
+        padded = F.pad(ratio, (0, 0, 0, 0, inverse_pre_pad, size - 1 - inverse_pre_pad))
+        accumulated = _channel_window_sum(padded, size, x.shape[1])
+        bottom = scale.pow(-beta).mul_(grad)
+        bottom.add_(accumulated.mul_(x), alpha=-2.0 * alpha * beta / size)
+        return bottom, None, None, None, None
+
+
+def cross_channel_lrn(x: torch.Tensor, size: int, alpha: float, beta: float,
+                      k: float) -> torch.Tensor:
+    """Caffe's LRN ACROSS_CHANNELS of (N, C, H, W) ``x``."""
+    if x.requires_grad and torch.is_grad_enabled():
+        top: torch.Tensor = _CrossChannelLRN.apply(x, size, alpha, beta, k)
+        return top
+    return lrn_scale(x, size, alpha, k).pow_(-beta).mul_(x)

@@ -1,0 +1,97 @@
+"""The CPU routes of layers/cpu_kernels.py against the plain torch routes they replace."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from caffe2torch.layers import cpu_kernels
+from caffe2torch.layers.bvlc.vision import CaffeLRN, caffe_lrn, caffe_pool
+
+MAX = 0
+
+GEOMETRIES = [  # (shape, kernel, stride, pad): GoogLeNet's, AlexNet's, a rectangular one
+    ((2, 8, 14, 14), (3, 3), (1, 1), (1, 1)),
+    ((2, 6, 55, 55), (3, 3), (2, 2), (0, 0)),
+    ((1, 5, 13, 11), (3, 2), (2, 1), (1, 0)),
+    ((3, 4, 7, 7), (2, 2), (2, 2), (0, 0)),
+]
+
+
+@pytest.mark.parametrize(("shape", "kernel", "stride", "pad"), GEOMETRIES)
+def test_max_pool_route_equals_torch_bit_for_bit(shape, kernel, stride, pad) -> None:
+    # ReLU'd input: most windows hold ties of zeros, where Caffe's first argmax wins
+    x0 = torch.relu(torch.randn(shape, generator=torch.Generator().manual_seed(3)))
+    x = x0.clone().requires_grad_()
+    top, index = cpu_kernels.max_pool_channels_last(x, kernel, stride, pad, True)
+    ref_x = x0.clone().requires_grad_()
+    ref_top, ref_index = F.max_pool2d(ref_x, kernel, stride, pad, ceil_mode=True,
+                                      return_indices=True)
+    assert top.is_contiguous()
+    assert torch.equal(top, ref_top)
+    assert torch.equal(index, ref_index)
+    diff = torch.randn(top.shape, generator=torch.Generator().manual_seed(4))
+    top.backward(diff)
+    ref_top.backward(diff)
+    assert x.grad is not None and ref_x.grad is not None
+    assert x.grad.is_contiguous()
+    assert torch.equal(x.grad, ref_x.grad)  # overlapping windows add in the same order
+
+
+def test_pooling_layer_takes_the_route_and_keeps_its_mask() -> None:
+    x = torch.relu(torch.randn(2, 3, 9, 9))
+    with torch.no_grad():
+        top, mask = caffe_pool(x, MAX, (3, 3), (2, 2), (0, 0), with_mask=True)
+        ref_top, ref_index = F.max_pool2d(x, 3, 2, 0, ceil_mode=True, return_indices=True)
+    assert torch.equal(top, ref_top)
+    assert torch.equal(mask, ref_index.float())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_routes_are_not_taken_when_traced_or_off_cpu() -> None:
+    x = torch.randn(1, 2, 4, 4)
+    assert cpu_kernels.eager_cpu(x)
+    assert not cpu_kernels.eager_cpu(x.double())
+    assert not cpu_kernels.eager_cpu(torch.empty(1, 2, 4, 4, device="meta"))
+    seen = []
+
+    def probe(t: torch.Tensor) -> torch.Tensor:
+        seen.append(cpu_kernels.eager_cpu(t))
+        return t * 2
+
+    torch.jit.trace(probe, (x,), check_trace=False)  # as the ONNX exporter traces
+    assert seen == [False]
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7])
+def test_lrn_route_matches_the_autograd_route(size: int) -> None:
+    x0 = torch.randn(2, 9, 6, 5, generator=torch.Generator().manual_seed(size))
+    diff = torch.randn(2, 9, 6, 5, generator=torch.Generator().manual_seed(10 + size))
+    x = x0.clone().requires_grad_()
+    top = cpu_kernels.cross_channel_lrn(x, size, 0.3, 0.75, 2.0)
+    top.backward(diff)
+    ref_x = x0.clone().requires_grad_()
+    ref = caffe_lrn(ref_x, size, 0.3, 0.75, 2.0, False)
+    ref.backward(diff)
+    assert x.grad is not None and ref_x.grad is not None
+    torch.testing.assert_close(top, ref, rtol=2e-6, atol=1e-7)
+    torch.testing.assert_close(x.grad, ref_x.grad, rtol=2e-5, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(cpu_kernels.cross_channel_lrn(x0, size, 0.3, 0.75, 2.0),
+                                   ref, rtol=2e-6, atol=1e-7)
+
+
+def test_lrn_backward_is_the_exact_gradient() -> None:
+    # Caffe's hand-written CrossChannelBackward, checked by finite differences in float64
+    x = torch.randn(1, 6, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda t: cpu_kernels._CrossChannelLRN.apply(t, 5, 0.7, 0.75, 1.5), (x,))
+
+
+def test_lrn_module_uses_the_route_only_across_channels() -> None:
+    x = torch.randn(1, 4, 5, 5) + 1
+    across = CaffeLRN(3, 0.5, 0.75, 1.0, within=False)
+    within = CaffeLRN(3, 0.5, 0.75, 1.0, within=True)
+    torch.testing.assert_close(across(x), caffe_lrn(x, 3, 0.5, 0.75, 1.0, False))
+    assert torch.equal(within(x), caffe_lrn(x, 3, 0.5, 0.75, 1.0, True))
