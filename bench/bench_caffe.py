@@ -91,17 +91,57 @@ def write_timing_net(case: CaffeCase, path: Path) -> None:
     path.write_text(text_format.MessageToString(out))
 
 
-def _run(command: list[str], env: dict[str, str]) -> tuple[float, dict[str, float]]:
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    text = done.stdout + done.stderr
+@dataclass
+class TimedRun:
+    ms: float  # "Average Forward-Backward"
+    layers: dict[str, float]  # forward + backward ms per layer
+    peak_rss_mb: float  # the process's peak resident memory
+
+
+# Linux keeps a process's peak RSS across fork and exec: a command forked from this
+# (large) process would report at least this process's size. A small launcher forks it
+# instead and writes the command's own peak (os.wait4's ru_maxrss, KB) to a file.
+_LAUNCHER = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def _run_measured(command: list[str], env: dict[str, str]) -> tuple[str, int, float]:
+    """Output, exit status and peak RSS (MB) of ``command``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = os.path.join(tmp, "peak")
+        done = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, peak_file, *command],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                              text=True, check=False)
+        peak_kb = float(Path(peak_file).read_text()) if os.path.exists(peak_file) else 0.0
+    return done.stdout, done.returncode, peak_kb / 1024
+
+
+def _run(command: list[str], env: dict[str, str]) -> TimedRun:
+    text, code, peak = _run_measured(command, env)
     found = _TOTAL.search(text)
-    if done.returncode != 0 or found is None:
+    if code != 0 or found is None:
         tail = "\n".join(text.splitlines()[-8:])
-        raise RuntimeError(f"`{' '.join(command)}` failed (exit {done.returncode}):\n{tail}")
+        raise RuntimeError(f"`{' '.join(command)}` failed (exit {code}):\n{tail}")
     layers: dict[str, float] = {}
     for name, _, ms in _LAYER.findall(text):
         layers[name] = layers.get(name, 0.0) + float(ms)
-    return float(found[1]), layers
+    return TimedRun(float(found[1]), layers, peak)
+
+
+def write_baseline_net(path: Path) -> None:
+    """The smallest net both tools time: what each process holds before a real net's
+    blobs (libraries, runtime), subtracted from the peaks to compare the nets' memory."""
+    path.write_text('layer { name: "data" type: "Input" top: "data" '
+                    'input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n'
+                    'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" '
+                    'convolution_param { num_output: 1 kernel_size: 1 } }\n'
+                    'force_backward: true\n')
 
 
 def sgemm_rate(env: dict[str, str], n: int = 2048, repeat: int = 5) -> float:
@@ -158,6 +198,12 @@ def run(report: Report, quick: bool) -> None:
     pairs = 1 if quick else 3
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
+        baseline = Path(tmp) / "baseline.prototxt"
+        write_baseline_net(baseline)
+        base_ours = _run([sys.executable, "-m", "caffe2torch", "time", "--model",
+                          str(baseline), "--iterations", "2"], env).peak_rss_mb
+        base_caffe = _run([caffe, "time", "-model", str(baseline), "-iterations", "2"],
+                          env).peak_rss_mb
         for case in cases():
             path = Path(tmp) / (re.sub(r"\W+", "_", case.name) + ".prototxt")
             write_timing_net(case, path)
@@ -168,13 +214,16 @@ def run(report: Report, quick: bool) -> None:
             pair_ratios, ours_ms, caffe_ms = [], [], []
             layers_ours: dict[str, float] = {}
             layers_caffe: dict[str, float] = {}
+            peak_ours = peak_caffe = 0.0
             for k in range(pairs):
                 order = (caffe_cmd, ours_cmd) if k % 2 == 0 else (ours_cmd, caffe_cmd)
                 got = {id(c): _run(c, env) for c in order}
-                (c_ms, layers_caffe), (o_ms, layers_ours) = got[id(caffe_cmd)], got[id(ours_cmd)]
-                caffe_ms.append(c_ms)
-                ours_ms.append(o_ms)
-                pair_ratios.append(c_ms / o_ms)
+                theirs, ours = got[id(caffe_cmd)], got[id(ours_cmd)]
+                layers_caffe, layers_ours = theirs.layers, ours.layers
+                caffe_ms.append(theirs.ms)
+                ours_ms.append(ours.ms)
+                pair_ratios.append(theirs.ms / ours.ms)
+                peak_ours, peak_caffe = ours.peak_rss_mb, theirs.peak_rss_mb
             ratio = statistics.median(pair_ratios)
             ratios.append(ratio)
             flops = net_flops(case, path)
@@ -189,6 +238,13 @@ def run(report: Report, quick: bool) -> None:
                        f">= {GOALS['each']}x", ratio >= GOALS["each"],
                        f"sgemm share ours {share_o:.0%} / Caffe {share_c:.0%} of "
                        f"{flops / 1e9:.1f} GFLOP; heaviest layers ours/Caffe ms: {slow}")
+            net_ours, net_caffe = peak_ours - base_ours, peak_caffe - base_caffe
+            report.add("caffe", f"{case.name} peak memory of the net vs caffe time",
+                       f"{net_ours:.0f} vs {net_caffe:.0f} MB = {net_ours / net_caffe:.2f}x",
+                       "<= 1.0x", net_ours <= net_caffe,
+                       f"peak RSS over each tool's own one-layer net ({base_ours:.0f} / "
+                       f"{base_caffe:.0f} MB): whole process {peak_ours:.0f} vs "
+                       f"{peak_caffe:.0f} MB")
             if case.gemm_bound:
                 report.add("caffe", f"{case.name} share of sgemm rate", f"{share_o:.0%}",
                            f">= {GOALS['sgemm']:.0%}", share_o >= GOALS["sgemm"],
