@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.weak import WeakIdKeyDictionary
 
+from caffe2torch.layers import cpu_kernels
+
 _ACTIVE: GradBuffers | None = None
 
 
@@ -110,6 +112,8 @@ class _Linear(torch.autograd.Function):
         ctx.save_for_backward(x, weight)
         ctx.transpose = transpose
         ctx.has_bias = bias is not None
+        if not transpose and cpu_kernels.skinny(x, weight):
+            return cpu_kernels.skinny_linear(x, weight, bias)
         return F.linear(x, weight.t() if transpose else weight, bias)
 
     @staticmethod
@@ -119,7 +123,12 @@ class _Linear(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = (g2 @ weight.t() if ctx.transpose else g2 @ weight).reshape(x.shape)
+            if ctx.transpose:
+                gx = (g2 @ weight.t()).reshape(x.shape)
+            elif cpu_kernels.skinny(g2, weight):
+                gx = cpu_kernels.skinny_input_grad(g2, weight).reshape(x.shape)
+            else:
+                gx = (g2 @ weight).reshape(x.shape)
         if ctx.needs_input_grad[1]:
             a, b = (x2.t(), g2) if ctx.transpose else (g2.t(), x2)
             store = _writable(grad, weight)
@@ -142,6 +151,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     weight gradient kept in place while a store is active (see the module docstring)."""
     if writes_directly(weight) and weight.is_contiguous():
         return _Linear.apply(x, weight, bias, transpose)
+    if not transpose and x.dim() == 2 and cpu_kernels.skinny(x, weight) and not (
+            torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+        return cpu_kernels.skinny_linear(x, weight, bias)  # autograd's mm backward is slow
     return F.linear(x, weight.t() if transpose else weight, bias)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from caffe2torch.layers import cpu_kernels
 from caffe2torch.layers.bvlc.vision import CaffeLRN, caffe_lrn, caffe_pool
@@ -95,3 +96,52 @@ def test_lrn_module_uses_the_route_only_across_channels() -> None:
     within = CaffeLRN(3, 0.5, 0.75, 1.0, within=True)
     torch.testing.assert_close(across(x), caffe_lrn(x, 3, 0.5, 0.75, 1.0, False))
     assert torch.equal(within(x), caffe_lrn(x, 3, 0.5, 0.75, 1.0, True))
+
+
+def _big_weight() -> torch.Tensor:
+    n, k = 520, cpu_kernels.SKINNY_WEIGHT // 500  # a few rows past a block edge
+    return torch.randn(n, k, generator=torch.Generator().manual_seed(7)) * 0.01
+
+
+@pytest.mark.parametrize("rows", [1, 3, cpu_kernels.SKINNY_ROWS])
+def test_small_batch_inner_product_route(rows: int) -> None:
+    weight = _big_weight()
+    x = torch.randn(rows, weight.shape[1])
+    grad = torch.randn(rows, weight.shape[0])
+    bias = torch.randn(weight.shape[0])
+    assert cpu_kernels.skinny(x, weight)
+    assert not cpu_kernels.skinny(torch.randn(cpu_kernels.SKINNY_ROWS + 1, weight.shape[1]),
+                                  weight)
+    torch.testing.assert_close(cpu_kernels.skinny_linear(x, weight, bias),
+                               F.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cpu_kernels.skinny_input_grad(grad, weight), grad @ weight,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_inner_product_with_kept_diffs_takes_the_route_and_keeps_gradients(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from caffe2torch.layers.grad_buffers import GradBuffers, linear
+
+    calls: list[str] = []
+    for name in ("skinny_linear", "skinny_input_grad"):
+        real = getattr(cpu_kernels, name)
+        monkeypatch.setattr(cpu_kernels, name,
+                            lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+
+    weight = nn.Parameter(_big_weight())
+    bias = nn.Parameter(torch.zeros(weight.shape[0]))
+    x0 = torch.randn(4, weight.shape[1])
+    ref_x = x0.clone().requires_grad_()
+    ref_w = nn.Parameter(weight.detach().clone())
+    F.linear(ref_x, ref_w, bias.detach()).square().sum().backward()
+    x = x0.clone().requires_grad_()
+    store = GradBuffers([weight, bias])
+    with store.active():
+        linear(x, weight, bias).square().sum().backward()
+    assert calls == ["skinny_linear", "skinny_input_grad"]
+    assert x.grad is not None and ref_x.grad is not None and ref_w.grad is not None
+    torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(weight.grad, ref_w.grad, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # inference takes the route through the plain entry too
+        torch.testing.assert_close(linear(x0, weight, bias), F.linear(x0, weight, bias),
+                                   rtol=1e-5, atol=1e-5)
