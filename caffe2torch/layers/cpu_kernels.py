@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 _PLAIN_TYPES = (torch.Tensor, nn.Parameter)
@@ -79,14 +78,15 @@ def max_pool_channels_last(
 # --------------------------------------------------------------------------- LRN
 
 
-def _channel_window_sum(padded: torch.Tensor, size: int, channels: int,
-                        start: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum over ``size`` consecutive channels of a channel-padded tensor, for each of
-    ``channels`` window positions (added to ``start`` when given)."""
-    total = padded[:, 0:channels] + start if start is not None \
-        else padded[:, 0:channels].clone()
-    for i in range(1, size):
-        total += padded[:, i:i + channels]
+def _channel_window_sum(values: torch.Tensor, before: int, after: int,
+                        start: float | None = None) -> torch.Tensor:
+    """For each channel c, the sum of ``values`` over channels c - before .. c + after
+    that exist (Caffe's zero padding adds nothing), plus ``start`` when given."""
+    total = values + start if start is not None else values.clone()
+    for offset in range(1, before + 1):
+        total[:, offset:] += values[:, :-offset]
+    for offset in range(1, after + 1):
+        total[:, :-offset] += values[:, offset:]
     return total
 
 
@@ -96,8 +96,7 @@ def lrn_scale(x: torch.Tensor, size: int, alpha: float, k: float) -> torch.Tenso
     pre_pad = (size - 1) // 2
     squares = x * x
     squares.mul_(alpha / size)
-    padded = F.pad(squares, (0, 0, 0, 0, pre_pad, size - 1 - pre_pad))
-    return _channel_window_sum(padded, size, x.shape[1], torch.tensor(k, dtype=x.dtype))
+    return _channel_window_sum(squares, pre_pad, size - 1 - pre_pad, k)
 
 
 class _CrossChannelLRN(torch.autograd.Function):
@@ -118,9 +117,9 @@ class _CrossChannelLRN(torch.autograd.Function):
         #   - 2 alpha beta / size * x * (sum over the window of diff * top / scale)
         ratio = grad * top
         ratio.div_(scale)
+        # channel c gathers the ratios of the tops whose windows hold it
         inverse_pre_pad = size - (size + 1) // 2
-        padded = F.pad(ratio, (0, 0, 0, 0, inverse_pre_pad, size - 1 - inverse_pre_pad))
-        accumulated = _channel_window_sum(padded, size, x.shape[1])
+        accumulated = _channel_window_sum(ratio, inverse_pre_pad, size - 1 - inverse_pre_pad)
         bottom = scale.pow(-beta).mul_(grad)
         bottom.add_(accumulated.mul_(x), alpha=-2.0 * alpha * beta / size)
         return bottom, None, None, None, None

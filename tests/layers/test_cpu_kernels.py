@@ -145,3 +145,15 @@ def test_inner_product_with_kept_diffs_takes_the_route_and_keeps_gradients(
     with torch.no_grad():  # inference takes the route through the plain entry too
         torch.testing.assert_close(linear(x0, weight, bias), F.linear(x0, weight, bias),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_lrn_route_with_fewer_channels_than_the_window() -> None:
+    x0 = torch.randn(1, 2, 3, 3)
+    x = x0.clone().requires_grad_()
+    ref_x = x0.clone().requires_grad_()
+    top = cpu_kernels.cross_channel_lrn(x, 5, 0.5, 0.75, 1.0)
+    ref = caffe_lrn(ref_x, 5, 0.5, 0.75, 1.0, False)
+    top.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(top, ref)
+    torch.testing.assert_close(x.grad, ref_x.grad)
