@@ -56,3 +56,32 @@ def test_layer_timer_times_each_layer_forward_and_backward() -> None:
     assert all(timer.forward[name] > 0 for name in ("ip", "relu"))
     assert all(math.isfinite(v) and v >= 0 for v in timer.backward.values())
     assert timer.backward["relu"] > 0
+
+
+def test_layer_backward_times_do_not_overlap_across_branches() -> None:
+    # Two towers on inputs that need no gradient: each layer is charged only for the
+    # autograd nodes its forward made, so the per-layer times add up to at most the pass
+    # (a layer is not charged while the other tower's nodes run).
+    tower = ('layer {{ name: "conv{s}" type: "Convolution" bottom: "x{s}" top: "c{s}" '
+             '  convolution_param {{ num_output: 8 kernel_size: 3 '
+             '    weight_filler {{ type: "xavier" }} }} }}\n'
+             'layer {{ name: "relu{s}" type: "ReLU" bottom: "c{s}" top: "c{s}" }}\n')
+    net = build_net(read_net_text(
+        'input: "xa" input_shape { dim: 2 dim: 3 dim: 16 dim: 16 }\n'
+        'input: "xb" input_shape { dim: 2 dim: 3 dim: 16 dim: 16 }\n'
+        + tower.format(s="a") + tower.format(s="b")
+        + 'layer { name: "cat" type: "Concat" bottom: "ca" bottom: "cb" top: "cat" }\n'),
+        "TRAIN")
+    timer = LayerTimer(net, lambda: None)
+    total = 0.0
+    for _ in range(3):
+        out = net(xa=torch.randn(2, 3, 16, 16), xb=torch.randn(2, 3, 16, 16))["cat"]
+        timer.start_backward()
+        started = time.perf_counter()
+        out.square().sum().backward()
+        ended = time.perf_counter()
+        timer.end_backward(started, ended)
+        total += ended - started
+    backward = {n: timer.backward[n] for n in ("conva", "convb", "relua", "relub", "cat")}
+    assert all(v > 0 for v in backward.values()), backward
+    assert sum(backward.values()) <= total
