@@ -157,3 +157,10 @@ def test_lrn_route_with_fewer_channels_than_the_window() -> None:
     ref.sum().backward()
     torch.testing.assert_close(top, ref)
     torch.testing.assert_close(x.grad, ref_x.grad)
+
+
+def test_channels_last_input_keeps_its_layout_through_pooling() -> None:
+    x = torch.relu(torch.randn(2, 8, 9, 9)).contiguous(memory_format=torch.channels_last)
+    (top,) = caffe_pool(x, MAX, (3, 3), (2, 2), (0, 0))
+    assert top.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(top, F.max_pool2d(x.contiguous(), 3, 2, 0, ceil_mode=True))

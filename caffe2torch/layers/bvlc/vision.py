@@ -478,7 +478,7 @@ def caffe_pool_padded(
 def max_pool(x: torch.Tensor, geom: PoolGeometry, with_mask: bool) -> tuple[torch.Tensor, ...]:
     """Caffe's MAX pooling: (top,) or (top, argmax h * W + w as float)."""
     if geom.torch_ceil_mode is not None:
-        if cpu_kernels.eager_cpu(x):  # torch's NCHW CPU kernel is ~8x slower
+        if cpu_kernels.eager_cpu(x) and x.is_contiguous():  # NCHW: ~8x slower kernel
             top, index = cpu_kernels.max_pool_channels_last(
                 x, geom.kernel, geom.stride, geom.pad, geom.torch_ceil_mode)
             return (top, index.to(x.dtype)) if with_mask else (top,)
