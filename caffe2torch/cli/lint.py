@@ -17,14 +17,7 @@ from caffe2torch.lint.diagnostic import Diagnostic
 from caffe2torch.lint.render import FORMATS, render
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "lint",
-        help="explain what is wrong with a net or solver prototxt, where, and how to fix it",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help="net or solver prototxt files")
     p.add_argument("--format", choices=FORMATS, default="full",
                    help="full (default: each finding with its source line), concise (one "
@@ -44,7 +37,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="CAFFEMODEL", help="check the net against these weights")
     p.add_argument("--explain", metavar="CODE", help="print what a code means and exit")
     add_proto_arg(p)
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

@@ -104,3 +104,40 @@ def test_lint_loads_no_heavy_module(fixture: str) -> None:
     for code in (cli, api):
         loaded = _loaded_after(code)
         assert not any(loaded.values()), [m for m, yes in loaded.items() if yes]
+
+
+def _modules_after(code: str, prefix: str) -> set[str]:
+    """The modules under ``prefix`` a fresh interpreter has loaded after running ``code``."""
+    probe = (f"import sys, json\n{code}\n"
+             f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefix!r}))))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+VERB_MODULES = {f"caffe2torch.cli.{v}" for v in
+                ("upgrade", "info", "lint", "demo", "export", "convert", "draw", "train", "test",
+                 "time", "device_query", "plot", "pairs", "triplets", "run", "compare")}
+
+
+def test_help_imports_no_verb_module() -> None:
+    # the verb list of `caffe2torch --help` comes from cli.main.VERBS alone
+    assert not _modules_after(_cli(["--help"]), "caffe2torch.cli.") & VERB_MODULES
+
+
+def test_a_verb_imports_only_its_own_module() -> None:
+    target = str(LINT_FIXTURES / "layer.prototxt")
+    code = ("import contextlib, io\nfrom caffe2torch.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    main(['lint', {target!r}])")
+    assert _modules_after(code, "caffe2torch.cli.") & VERB_MODULES == {"caffe2torch.cli.lint"}
+    assert _modules_after(_cli(["info", "--help"]), "caffe2torch.cli.") & VERB_MODULES \
+        == {"caffe2torch.cli.info"}
+
+
+def test_every_verb_of_the_list_has_its_module() -> None:
+    from caffe2torch.cli.main import VERBS
+
+    assert {f"caffe2torch.cli.{v}" for v in VERBS} == VERB_MODULES
