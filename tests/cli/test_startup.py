@@ -141,3 +141,19 @@ def test_every_verb_of_the_list_has_its_module() -> None:
     from caffe2torch.cli.main import VERBS
 
     assert {f"caffe2torch.cli.{v}" for v in VERBS} == VERB_MODULES
+
+
+# what `caffe2torch lint FILE` (a net without --proto, --fix, --diff) does not need: each
+# was made lazy for lint's start-up time, which bench/bench_lint.py measures
+LINT_NEEDS_NONE_OF = (
+    "importlib.metadata",  # plug-ins are looked for by layers.discovery first
+)
+
+
+@pytest.mark.parametrize("fixture", ["layer.prototxt", "graph.prototxt", "legacy_v1.prototxt"])
+def test_lint_loads_only_what_it_needs(fixture: str) -> None:
+    target = str(LINT_FIXTURES / fixture)
+    code = ("import contextlib, io\nfrom caffe2torch.cli.main import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    main(['lint', {target!r}])")
+    assert not _modules_after(code, "") & set(LINT_NEEDS_NONE_OF)
