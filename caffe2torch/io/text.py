@@ -26,7 +26,6 @@ from google.protobuf.message import Message
 from caffe2torch.errors import CaffeError, ParseError, UpgradeError
 from caffe2torch.io import upgrade as _up
 from caffe2torch.io.extra import ExtraField, take_out_unknown
-from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
 from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
@@ -408,9 +407,12 @@ def _parse_with(
     """Parse ``text`` as message ``name`` of our schema, or (``proto``) of the fork's schema
     mapped into ours by field name; the fields kept aside, located."""
     ours = getattr(caffe_pb2, name)()
-    schema = as_schema(proto)
-    if schema is None:
+    if proto is None:
         return parse_text_keeping_unknown(text, ours, path=path)
+    from caffe2torch.io.fork_schema import as_schema  # compiles a .proto: only when given
+
+    schema = as_schema(proto)
+    assert schema is not None
     # Text names fields, so a file that only uses fields our schema has reads the same
     # through the fork's schema and the mapping by name: parse it as ours (fast path).
     try:
