@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import shutil
 import sys
 
 from caffe2torch.cli import common
@@ -125,6 +124,8 @@ def _fix(path: str, text: str, diags: list[Diagnostic], opts: Options,
     if errors(after) > errors(diags):
         common.note(f"{path}: fixes not applied (they would leave more errors)")
         return text, diags
+    import shutil  # only --fix writes
+
     backup = path + ".orig"
     try:
         if not os.path.exists(backup):  # an older backup holds the older original: keep it

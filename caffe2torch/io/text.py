@@ -17,7 +17,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_encoding, text_format
@@ -25,14 +25,15 @@ from google.protobuf.message import Message
 
 from caffe2torch.errors import CaffeError, ParseError, UpgradeError
 from caffe2torch.io import upgrade as _up
-from caffe2torch.io.extra import ExtraField, take_out_unknown
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
-from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
 from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.proto.forks import FORK_FIELDS
 from caffe2torch.suggest import close_names, did_you_mean
+
+if TYPE_CHECKING:
+    from caffe2torch.io.extra import ExtraField
 
 # ----------------------------------------------------------------------------- bytes -> text
 
@@ -127,6 +128,10 @@ def parse_text_keeping_unknown(
         raw = _LOC_RE.sub("", str(e), count=1)
         if "has no field named" not in raw and "has no value named" not in raw:
             raise explain_parse_error(e, text, _descriptor_of(message), path).error from None
+    # what a file without unknown fields never needs
+    from caffe2torch.io.extra import take_out_unknown
+    from caffe2torch.io.translate import merge_repeated
+
     blanked, extras = take_out_unknown(text, _descriptor_of(message), _caffe_would_explain)
     extras = merge_repeated(extras)  # a repeated field written N times: one list value
     message.Clear()
@@ -410,6 +415,7 @@ def _parse_with(
     if proto is None:
         return parse_text_keeping_unknown(text, ours, path=path)
     from caffe2torch.io.fork_schema import as_schema  # compiles a .proto: only when given
+    from caffe2torch.io.translate import merge_repeated
 
     schema = as_schema(proto)
     assert schema is not None

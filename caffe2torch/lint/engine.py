@@ -14,7 +14,6 @@ from caffe2torch.lint.rules_init import check_net_init
 from caffe2torch.lint.rules_layer import check_layers, check_shapes
 from caffe2torch.lint.rules_metric import check_metric
 from caffe2torch.lint.rules_portability import check_portability
-from caffe2torch.lint.rules_solver import check_solver
 from caffe2torch.lint.rules_weights import check_weights
 from caffe2torch.lint.states import net_states
 
@@ -28,6 +27,8 @@ def lint_text(text: str, path: str | None = None, options: Options | None = None
     if ctx.options.proto:
         ctx.fork_fields = _fork_fields(text, path, ctx.options.proto)
     if is_solver_text(ctx.src.text):
+        from caffe2torch.lint.rules_solver import check_solver  # nets, the most linted, skip it
+
         check_solver(ctx, parse_solver(ctx))
     else:
         view = parse_net(ctx)
