@@ -550,7 +550,12 @@ _SOLVER_ONLY = frozenset(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name) - 
 def is_solver_text(text: str) -> bool:
     """Whether ``text`` is a solver (it has a top-level field only SolverParameter has)."""
     check_text(text)  # scanning a million layers would take minutes
-    return any(name in _SOLVER_ONLY for name in scan(text).top_fields)
+    return is_solver_source(scan(text))
+
+
+def is_solver_source(source: SourceMap) -> bool:
+    """:func:`is_solver_text` of a text already scanned."""
+    return any(name in _SOLVER_ONLY for name in source.top_fields)
 
 
 def net_to_text(msg: Message) -> str:
@@ -624,6 +629,7 @@ __all__ = [
     "ParseError",
     "UpgradeError",
     "decode",
+    "is_solver_source",
     "is_solver_text",
     "net_to_text",
     "normalize_newlines",

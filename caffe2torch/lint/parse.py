@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 
 from caffe2torch.errors import UpgradeError
 from caffe2torch.io import text as _text
-from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, scan
+from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, SourceMap, scan
 from caffe2torch.io.text import ParseProblem
 from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
 from caffe2torch.lint.context import Context
@@ -353,11 +353,16 @@ def _misspelt_v1_type(value: str) -> bool:
 # ---------------------------------------------------------------------------- nets
 
 
-def parse_net(ctx: Context) -> NetView:
-    """Parse (leniently), report syntax/schema problems, and upgrade to V2."""
+def parse_net(ctx: Context, scanned: SourceMap | None = None) -> NetView:
+    """Parse (leniently), report syntax/schema problems, and upgrade to V2. ``scanned``:
+    the positions of ``ctx.src.text``, used when no repair changed the text."""
     parser = Parser(ctx, caffe_pb2.NetParameter)
     raw = parser.parse()
-    source = scan(ctx.buf.text(), ctx.path)
+    text = ctx.buf.text()
+    if scanned is not None and text == ctx.src.text and scanned.path == ctx.path:
+        source = scanned
+    else:
+        source = scan(text, ctx.path)
     if {"layer", "layers"} <= source.kinds():
         return _mixed(ctx, parser, raw, source)
     try:
