@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from caffe2torch.errors import UpgradeError
 from caffe2torch.io import text as _text
+from caffe2torch.io.plain_text import parse_plain
 from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, SourceMap, scan
 from caffe2torch.io.text import ParseProblem
 from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
@@ -79,6 +80,9 @@ class Parser(Generic[_Root]):
         buf = self.ctx.buf
         size = max(1, len(buf.text()))
         budget = max(MIN_REPAIRS, min(MAX_REPAIRS, REPAIR_BUDGET_CHARS // size))
+        plain = self.root()
+        if parse_plain(buf.text(), plain):  # what text_format.Parse would read, faster
+            return plain
         for _ in range(budget):
             msg = self.root()
             text = buf.text()
