@@ -91,8 +91,9 @@ def _fields(toks: list[Token], k: int, message: Message, depth: int) -> int:
         _separate(toks, k)
         k += 1
         if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-            if (field.type == FieldDescriptor.TYPE_GROUP or field.message_type is None
-                    or field.message_type.GetOptions().map_entry):
+            sub_type = field.message_type
+            if (field.type == FieldDescriptor.TYPE_GROUP or sub_type is None
+                    or (sub_type.has_options and sub_type.GetOptions().map_entry)):
                 raise _Unsure
             if k < n and toks[k][TEXT] == ":":
                 k += 1
