@@ -50,10 +50,11 @@ Files a verb writes are named with -o/--out FILE. Exit codes: 0 ok, 1 findings o
 failed run, 2 usage or I/O error."""
 
 
-def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None, others: bool = True) -> argparse.ArgumentParser:
     """The whole command line; with ``verb``, only that verb gets its arguments (its module
-    is imported) and the others are names with their help line, enough for the verb list,
-    for `caffe2torch --help` and for argparse's "invalid choice" message."""
+    is imported) and, with ``others``, the other verbs are names with their help line,
+    enough for the verb list, for `caffe2torch --help` and for argparse's "invalid choice"
+    message."""
     parser = argparse.ArgumentParser(
         prog="caffe2torch",
         description="Caffe nets, weights and solvers in PyTorch, with Caffe's numerics. "
@@ -67,7 +68,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     sub.required = True
     for name, help_line in VERBS.items():
         if verb is not None and name != verb:
-            sub.add_parser(name, help=help_line)
+            if others:
+                sub.add_parser(name, help=help_line)
             continue
         module = importlib.import_module(f"caffe2torch.cli.{name}")
         p = sub.add_parser(name, help=help_line, description=module.DESCRIPTION,
@@ -79,8 +81,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 
 def verb_of(argv: Sequence[str]) -> str:
-    """The verb argparse will dispatch to: the first argument that is not a flag (the
-    top-level flags take no value); "" when there is none."""
+    """The first argument that is not a flag, "" when there is none: the verb argparse
+    dispatches to, if any (the top-level flags take no value; where argparse takes an
+    argument such as '--' or '-1' for the verb, it refuses it and lists every verb)."""
     return next((a for a in argv if not a.startswith("-")), "")
 
 
@@ -88,7 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 failed run, 2 usage or I/O error)."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     normalized = common.normalize_argv(args_in)
-    parser = build_parser(verb_of(normalized))
+    if normalized and normalized[0] in VERBS:  # all that follows is the verb's business
+        parser = build_parser(normalized[0], others=False)
+    else:
+        parser = build_parser(verb_of(normalized))
     try:
         args = parser.parse_args(normalized)
     except SystemExit as e:  # --help, --version, usage errors

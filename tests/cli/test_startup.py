@@ -178,3 +178,23 @@ def test_lint_loads_only_what_it_needs(fixture: str) -> None:
     loaded = _new_modules_after(code)
     assert "caffe2torch.lint.engine" in loaded  # the probe did lint
     assert not loaded & set(LINT_NEEDS_NONE_OF)
+
+
+LAZY_PARSER_ARGV = [[], ["--help"], ["-h", "lint"], ["--version", "lint"], ["lnt"], ["--bogus"],
+                    ["--bogus", "lint", "x"], ["--", "lint"], ["-1", "lint"], ["-", "lint"],
+                    ["lint", "--bogus"], ["lint", "--help"], ["lint", "--format", "nope", "x"],
+                    ["lint", "--explain", "C2T001"], ["info"], ["draw", "-h"]]
+
+
+@pytest.mark.parametrize("argv", LAZY_PARSER_ARGV, ids=lambda a: " ".join(a) or "(none)")
+def test_the_lazy_parser_answers_as_the_whole_one(
+        argv: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from caffe2torch.cli import main as cli_main
+
+    code = cli_main.main(argv)
+    lazy = capsys.readouterr()
+    whole = cli_main.build_parser
+    monkeypatch.setattr(cli_main, "build_parser", lambda *a, **k: whole())
+    assert cli_main.main(argv) == code
+    assert capsys.readouterr() == lazy
