@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_format
@@ -21,10 +22,12 @@ from caffe2torch.io.text import ParseProblem
 from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.diagnostic import Edit, Fix
-from caffe2torch.lint.fix import Rewriter
 from caffe2torch.lint.source import field_end, field_start, token_at, token_end, tokenize
 from caffe2torch.proto import caffe_pb2, forks
 from caffe2torch.suggest import close_names, did_you_mean
+
+if TYPE_CHECKING:
+    from caffe2torch.lint.fix import Rewriter
 
 MAX_REPAIRS = 400
 # Each repair re-parses the whole text, so the repairs of one file are bounded by its size
@@ -72,9 +75,15 @@ class Parser(Generic[_Root]):
     def __init__(self, ctx: Context, root: type[_Root]) -> None:
         self.ctx = ctx
         self.root = root
-        self.rewriter = Rewriter(ctx.src)
         self.block_fixes: list[tuple[int, int]] = []  # blocks that want a V2 rewrite
         self.v1_types: list[tuple[int, str]] = []  # (line, name) of unknown V1 enum types
+
+    @cached_property
+    def rewriter(self) -> Rewriter:
+        """The fixes' view of the original text (a file that reads as written needs none)."""
+        from caffe2torch.lint.fix import Rewriter
+
+        return Rewriter(self.ctx.src)
 
     def parse(self) -> _Root:
         buf = self.ctx.buf
