@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 
@@ -141,6 +140,8 @@ def _fix(path: str, text: str, diags: list[Diagnostic], opts: Options,
 
 def _print_diff(path: str, text: str, diags: list[Diagnostic]) -> None:
     """The unified diff --fix would apply (to stdout, before the findings)."""
+    import difflib
+
     from caffe2torch.lint.fix import apply_edits, fix_edits
 
     edits = fix_edits(diags)

@@ -5,7 +5,6 @@ again until the file reads; then assemble the upgraded V2 net, mixed V1/V2 files
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
@@ -183,6 +182,8 @@ class Parser(Generic[_Root]):
         for part in mtype.split(".")[1:]:
             desc = desc.nested_types_by_name.get(part) if desc is not None else None
         names = list(desc.fields_by_name) if desc is not None else []
+        import difflib
+
         scored = sorted(((difflib.SequenceMatcher(None, fname, n).ratio(), n) for n in names),
                         reverse=True)
         close = [n for r, n in scored if r >= 0.7][:3]

@@ -181,6 +181,8 @@ def test_lint_loads_only_what_it_needs(net: str) -> None:
     loaded = _new_modules_after(code)
     assert "caffe2torch.lint.engine" in loaded  # the probe did lint
     assert not loaded & set(LINT_NEEDS_NONE_OF)
+    if net.startswith("models/"):  # no finding, so no "did you mean" (suggest.close_names)
+        assert "difflib" not in loaded
 
 
 LAZY_PARSER_ARGV = [[], ["--help"], ["-h", "lint"], ["--version", "lint"], ["lnt"], ["--bogus"],
