@@ -114,6 +114,32 @@ def min_median_time(fn: Callable[[], object], repeat: int, warmup: int = 1
     return min(times), statistics.median(times)
 
 
+def fresh_process_times(argv: list[str], repeat: int, env: dict[str, str] | None = None,
+                        ) -> tuple[float, float]:
+    """(best wall, best CPU) seconds of ``argv`` run as a new process ``repeat`` times (one
+    warm-up run first): CPU is user + system time of the child (resource.RUSAGE_CHILDREN),
+    which another job on the machine does not add to, as it does to the wall time. Output
+    is discarded; the command runs in an empty temporary folder."""
+    import resource
+    import subprocess
+    import tempfile
+
+    walls, cpus = [], []
+    with tempfile.TemporaryDirectory() as cwd:
+        for i in range(repeat + 1):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+            wall = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if i:
+                walls.append(wall)
+                cpus.append(after.ru_utime - before.ru_utime
+                            + after.ru_stime - before.ru_stime)
+    return min(walls), min(cpus)
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

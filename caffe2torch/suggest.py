@@ -8,13 +8,14 @@ everywhere.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
 def close_names(word: str, candidates: Iterable[str], *, n: int = 3,
                 cutoff: float = 0.6) -> list[str]:
     """Up to ``n`` of ``candidates`` that look like ``word``, closest first."""
+    import difflib  # a misspelling is rare: a clean file never loads it
+
     return difflib.get_close_matches(word, list(dict.fromkeys(candidates)), n=n, cutoff=cutoff)
 
 

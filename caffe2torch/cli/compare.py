@@ -38,14 +38,7 @@ examples:
   caffe2torch compare deploy.prototxt --onnx model.onnx -w w.caffemodel"""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "compare",
-        help="find the first layer whose output differs from real Caffe's (or onnxruntime's)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("blobs", metavar="BLOBS", nargs="?",
                    help="Caffe's blobs: an .npz or a folder of .npy files (optional with --onnx)")
@@ -59,7 +52,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atol", type=float, help="absolute tolerance (default 1e-5)")
     p.add_argument("--all", action="store_true",
                    help="print every row (default: up to the first failing layer and 3 after)")
-    p.set_defaults(run=run)
 
 
 def _fmt(value: float) -> str:

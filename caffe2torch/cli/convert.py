@@ -9,20 +9,12 @@ from caffe2torch.cli.export import add_outputs_args
 from caffe2torch.cli.netargs import add_model_args, load_model
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "convert",
-        help="write a net as a standalone PyTorch .py file plus its weights",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the .py file to write")
     add_outputs_args(p)
     p.add_argument("--class-name", metavar="NAME", help="name of the nn.Module class "
                    "(default: from the net's name)")
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

@@ -8,20 +8,12 @@ import sys
 from caffe2torch.cli import common
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="train the built-in Siamese example on bundled MNIST digits",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", "--out", dest="out", default="caffe2torch-demo", metavar="DIR",
                    help="work folder for images, lists, snapshots and plots "
                         "(default: ./caffe2torch-demo)")
     p.add_argument("--iterations", type=int, metavar="N",
                    help="training iterations (default: the solver's max_iter)")
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

@@ -22,13 +22,9 @@ examples:
   caffe2torch device_query -gpu 0"""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("device_query", help="show the GPUs (or the CPU) training can use",
-                       description=DESCRIPTION, epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", metavar="ID",
                    help="only this GPU, a comma list (0,1) or 'all' (default: all)")
-    p.set_defaults(run=run)
 
 
 def _error(message: str) -> None:

@@ -41,16 +41,8 @@ examples:
   caffe2torch draw deploy.prototxt -o net.png          # needs Graphviz"""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from caffe2torch.export.draw import RANKDIRS
-
-    p = sub.add_parser(
-        "draw",
-        help="draw a net as SVG (built in), or DOT, PNG, PDF (Graphviz)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("model", metavar="MODEL", help="net prototxt (any Caffe version)")
     add_netstate_args(p, "TEST")
     add_input_shape_arg(p)
@@ -66,7 +58,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "else built in), 'builtin' or 'graphviz'")
     p.add_argument("--no-shapes", action="store_true",
                    help="do not build the net to show blob shapes")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

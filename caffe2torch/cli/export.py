@@ -33,14 +33,7 @@ def _opset(text: str) -> int:
     return value
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="export a net's deploy view to ONNX (checked with onnxruntime on --verify)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_args(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the .onnx file to write")
     p.add_argument("--opset", type=_opset, default=None, metavar="N",
@@ -66,7 +59,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "top becomes four outputs TOP_num_detections, TOP_nmsed_boxes, "
                    "TOP_nmsed_scores, TOP_nmsed_classes. The file then runs only in TensorRT "
                    "(onnxruntime has no such op): --verify is skipped")
-    p.set_defaults(run=run)
 
 
 def add_outputs_args(p: argparse.ArgumentParser) -> None:

@@ -20,16 +20,8 @@ if TYPE_CHECKING:  # the readers load numpy and protobuf: only when a file is re
     from caffe2torch.proto import caffe_pb2
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from caffe2torch.cli.netargs import add_input_shape_arg, add_netstate_args, add_share_arg
-
-    p = sub.add_parser(
-        "info",
-        help="list a net's layers per phase (prototxt or caffemodel)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     p.add_argument("file", metavar="FILE", help="net prototxt (any version) or caffemodel")
     add_proto_arg(p)
     add_netstate_args(p, None)
@@ -37,7 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a caffemodel whose learned blob shapes to show beside a prototxt")
     add_input_shape_arg(p)
     add_share_arg(p)
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

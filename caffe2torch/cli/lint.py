@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
-import shutil
 import sys
 
 from caffe2torch.cli import common
@@ -17,14 +15,7 @@ from caffe2torch.lint.diagnostic import Diagnostic
 from caffe2torch.lint.render import FORMATS, render
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "lint",
-        help="explain what is wrong with a net or solver prototxt, where, and how to fix it",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", metavar="FILE", help="net or solver prototxt files")
     p.add_argument("--format", choices=FORMATS, default="full",
                    help="full (default: each finding with its source line), concise (one "
@@ -44,7 +35,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="CAFFEMODEL", help="check the net against these weights")
     p.add_argument("--explain", metavar="CODE", help="print what a code means and exit")
     add_proto_arg(p)
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\
@@ -133,6 +123,8 @@ def _fix(path: str, text: str, diags: list[Diagnostic], opts: Options,
     if errors(after) > errors(diags):
         common.note(f"{path}: fixes not applied (they would leave more errors)")
         return text, diags
+    import shutil  # only --fix writes
+
     backup = path + ".orig"
     try:
         if not os.path.exists(backup):  # an older backup holds the older original: keep it
@@ -148,6 +140,8 @@ def _fix(path: str, text: str, diags: list[Diagnostic], opts: Options,
 
 def _print_diff(path: str, text: str, diags: list[Diagnostic]) -> None:
     """The unified diff --fix would apply (to stdout, before the findings)."""
+    import difflib
+
     from caffe2torch.lint.fix import apply_edits, fix_edits
 
     edits = fix_edits(diags)

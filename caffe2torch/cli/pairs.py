@@ -30,12 +30,8 @@ def add_source_args(p: argparse.ArgumentParser, what: str) -> None:
                    help="list file name prefix (default train; e.g. test for a test set)")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pairs", help="write aligned Siamese pair lists from labelled images",
-                       description=DESCRIPTION, epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_source_args(p, "pairs")
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

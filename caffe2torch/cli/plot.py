@@ -17,17 +17,13 @@ _OUTPUT = re.compile(r"(Train|Test) net output #(\d+): (\S+) = ([-+.\deEinfa]+)"
 _TEST_NET = re.compile(r"Testing net \(#(\d+)\)")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="loss/accuracy curves from a metrics CSV or a Caffe log",
-                       description=DESCRIPTION, epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="LOG_OR_CSV",
                    help="the metrics CSV of `caffe2torch train`, or a Caffe training log")
     p.add_argument("-o", "--out", default="curves.png", metavar="FILE",
                    help="the image to write, .png, .svg or .pdf (default curves.png)")
     p.add_argument("--output", dest="out", action=common.DeprecatedAlias, new="-o/--out FILE",
                    help=argparse.SUPPRESS)
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

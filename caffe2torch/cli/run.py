@@ -29,18 +29,10 @@ examples:
   caffe2torch run train_lenet.py"""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run a pycaffe script unchanged ('import caffe' runs on caffe2torch)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     p.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments for the script, passed on as given")
-    p.set_defaults(run=run)
 
 
 def _raw_script_args(args: argparse.Namespace) -> list[str]:

@@ -28,10 +28,7 @@ if TYPE_CHECKING:
     Scatter = tuple[np.ndarray, np.ndarray | None]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("test", help="score a net over N batches (Caffe's `caffe test`)",
-                       description=DESCRIPTION, epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
     add_proto_arg(p)
     p.add_argument("--input-shape", action="append", default=[], metavar="BLOB=N,C,H,W",
@@ -79,7 +76,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--roc", metavar="PNG", help="draw the ROC curve of --pairs")
     m.add_argument("--scatter", metavar="PNG", help="scatter the embeddings (2-D, or their "
                    "first two principal components)")
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

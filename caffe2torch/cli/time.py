@@ -20,10 +20,7 @@ from caffe2torch.cli.netargs import (
 from caffe2torch.errors import DataError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("time", help="per-layer forward/backward times (Caffe's `caffe time`)",
-                       description=DESCRIPTION, epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="M", help="net prototxt")
     add_proto_arg(p)
     p.add_argument("--compile", action="store_true",
@@ -37,7 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_netstate_args(p, "TRAIN")
     add_input_shape_arg(p)
     add_python_layers_arg(p)
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

@@ -17,14 +17,7 @@ from caffe2torch.cli.netargs import (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a net from a solver prototxt (Caffe's `caffe train`)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", required=True, metavar="S", help="solver prototxt")
     add_proto_arg(p)
     p.add_argument("--weights", metavar="W",
@@ -66,7 +59,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "CUDA graph (falls back to eager with a logged reason where it cannot)")
     add_share_arg(p)
     add_python_layers_arg(p)
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

@@ -10,12 +10,8 @@ from caffe2torch.cli.pairs import add_source_args, write_lists
 ROLES = ("anchor", "positive", "negative")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("triplets", help="write aligned triplet lists from labelled images",
-                       description=DESCRIPTION, epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_source_args(p, "triplets")
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

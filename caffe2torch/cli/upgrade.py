@@ -11,14 +11,7 @@ from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "upgrade",
-        help="rewrite an old (V0/V1) net, solver or caffemodel in the current format",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IN", help="net or solver prototxt, or a caffemodel")
     p.add_argument("output_pos", nargs="?", metavar="OUT",
                    help="where to write (Caffe's tools take it as a second argument)")
@@ -26,7 +19,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", dest="out", action=common.DeprecatedAlias, new="-o/--out FILE",
                    help=argparse.SUPPRESS)
     add_proto_arg(p)
-    p.set_defaults(run=run)
 
 
 DESCRIPTION = """\

@@ -9,6 +9,7 @@ final ``}`` are absorbed (an unclosed block ends at the last token and is marked
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,13 @@ COL: Final = 3
 
 def tokenize(text: str) -> list[Token]:
     """Significant tokens of ``text`` (comments dropped) with 1-based positions."""
+    return list(_tokens(text))
+
+
+# Lint tokenizes one text three times (the solver test, the --fix rewriter, the layer
+# positions): the last texts' tokens are kept (tokens are tuples; each caller gets its list).
+@functools.lru_cache(maxsize=2)
+def _tokens(text: str) -> tuple[Token, ...]:
     out: list[Token] = []
     append = out.append
     line = 1
@@ -61,7 +69,7 @@ def tokenize(text: str) -> list[Token]:
                 line_start = next_nl + 1
                 next_nl = find_nl("\n", line_start)
         append((kind or "other", m.group(), line, pos - line_start + 1))
-    return out
+    return tuple(out)
 
 
 @dataclass

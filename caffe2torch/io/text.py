@@ -17,7 +17,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_encoding, text_format
@@ -25,15 +25,15 @@ from google.protobuf.message import Message
 
 from caffe2torch.errors import CaffeError, ParseError, UpgradeError
 from caffe2torch.io import upgrade as _up
-from caffe2torch.io.extra import ExtraField, take_out_unknown
-from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.positions import SourceMap, enclosing_fields, scan, tokenize
-from caffe2torch.io.translate import merge_repeated
 from caffe2torch.limits import check_text
 from caffe2torch.numerics import as_f32 as _f32
 from caffe2torch.proto import caffe_pb2
 from caffe2torch.proto.forks import FORK_FIELDS
 from caffe2torch.suggest import close_names, did_you_mean
+
+if TYPE_CHECKING:
+    from caffe2torch.io.extra import ExtraField
 
 # ----------------------------------------------------------------------------- bytes -> text
 
@@ -128,6 +128,10 @@ def parse_text_keeping_unknown(
         raw = _LOC_RE.sub("", str(e), count=1)
         if "has no field named" not in raw and "has no value named" not in raw:
             raise explain_parse_error(e, text, _descriptor_of(message), path).error from None
+    # what a file without unknown fields never needs
+    from caffe2torch.io.extra import take_out_unknown
+    from caffe2torch.io.translate import merge_repeated
+
     blanked, extras = take_out_unknown(text, _descriptor_of(message), _caffe_would_explain)
     extras = merge_repeated(extras)  # a repeated field written N times: one list value
     message.Clear()
@@ -408,9 +412,13 @@ def _parse_with(
     """Parse ``text`` as message ``name`` of our schema, or (``proto``) of the fork's schema
     mapped into ours by field name; the fields kept aside, located."""
     ours = getattr(caffe_pb2, name)()
-    schema = as_schema(proto)
-    if schema is None:
+    if proto is None:
         return parse_text_keeping_unknown(text, ours, path=path)
+    from caffe2torch.io.fork_schema import as_schema  # compiles a .proto: only when given
+    from caffe2torch.io.translate import merge_repeated
+
+    schema = as_schema(proto)
+    assert schema is not None
     # Text names fields, so a file that only uses fields our schema has reads the same
     # through the fork's schema and the mapping by name: parse it as ours (fast path).
     try:
@@ -542,7 +550,12 @@ _SOLVER_ONLY = frozenset(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name) - 
 def is_solver_text(text: str) -> bool:
     """Whether ``text`` is a solver (it has a top-level field only SolverParameter has)."""
     check_text(text)  # scanning a million layers would take minutes
-    return any(name in _SOLVER_ONLY for name in scan(text).top_fields)
+    return is_solver_source(scan(text))
+
+
+def is_solver_source(source: SourceMap) -> bool:
+    """:func:`is_solver_text` of a text already scanned."""
+    return any(name in _SOLVER_ONLY for name in source.top_fields)
 
 
 def net_to_text(msg: Message) -> str:
@@ -616,6 +629,7 @@ __all__ = [
     "ParseError",
     "UpgradeError",
     "decode",
+    "is_solver_source",
     "is_solver_text",
     "net_to_text",
     "normalize_newlines",

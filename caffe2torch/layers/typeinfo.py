@@ -15,7 +15,6 @@ import functools
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from caffe2torch.ir.graph import LayerKind
@@ -72,7 +71,9 @@ def _use_registry() -> bool:
 def _plugins_installed() -> bool:
     """Whether any distribution declares the entry-point group (looked up once: the
     registry too loads the entry points once per process)."""
-    return bool(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    from caffe2torch.layers.discovery import declares_entry_points
+
+    return declares_entry_points(ENTRY_POINT_GROUP)
 
 
 @functools.cache

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from caffe2torch.io.text import is_solver_text, normalize_newlines, read_text
+from caffe2torch.io.positions import scan
+from caffe2torch.io.text import is_solver_source, is_solver_text, normalize_newlines, read_text
 from caffe2torch.limits import check_text
 from caffe2torch.lint.context import Context, Options
 from caffe2torch.lint.diagnostic import Diagnostic
@@ -14,7 +15,6 @@ from caffe2torch.lint.rules_init import check_net_init
 from caffe2torch.lint.rules_layer import check_layers, check_shapes
 from caffe2torch.lint.rules_metric import check_metric
 from caffe2torch.lint.rules_portability import check_portability
-from caffe2torch.lint.rules_solver import check_solver
 from caffe2torch.lint.rules_weights import check_weights
 from caffe2torch.lint.states import net_states
 
@@ -27,10 +27,13 @@ def lint_text(text: str, path: str | None = None, options: Options | None = None
     ctx = Context(path, text, options)
     if ctx.options.proto:
         ctx.fork_fields = _fork_fields(text, path, ctx.options.proto)
-    if is_solver_text(ctx.src.text):
+    source = scan(ctx.src.text, path)  # the net's layer positions too, when it parses as is
+    if is_solver_source(source):
+        from caffe2torch.lint.rules_solver import check_solver  # nets, the most linted, skip it
+
         check_solver(ctx, parse_solver(ctx))
     else:
-        view = parse_net(ctx)
+        view = parse_net(ctx, source)
         states = net_states(view.layers)
         broken = check_net_init(ctx, view, states)
         check_graph(ctx, view, states, broken)

@@ -5,9 +5,9 @@ again until the file reads; then assemble the upgraded V2 net, mixed V1/V2 files
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import text_format
@@ -15,15 +15,18 @@ from google.protobuf.message import Message
 
 from caffe2torch.errors import UpgradeError
 from caffe2torch.io import text as _text
-from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, scan
+from caffe2torch.io.plain_text import parse_plain
+from caffe2torch.io.positions import KIND, LINE, TEXT, LayerPos, SourceMap, scan
 from caffe2torch.io.text import ParseProblem
 from caffe2torch.io.upgrade import V1_TYPES, mixed_error, upgrade_net_report
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.diagnostic import Edit, Fix
-from caffe2torch.lint.fix import Rewriter
 from caffe2torch.lint.source import field_end, field_start, token_at, token_end, tokenize
 from caffe2torch.proto import caffe_pb2, forks
 from caffe2torch.suggest import close_names, did_you_mean
+
+if TYPE_CHECKING:
+    from caffe2torch.lint.fix import Rewriter
 
 MAX_REPAIRS = 400
 # Each repair re-parses the whole text, so the repairs of one file are bounded by its size
@@ -71,14 +74,23 @@ class Parser(Generic[_Root]):
     def __init__(self, ctx: Context, root: type[_Root]) -> None:
         self.ctx = ctx
         self.root = root
-        self.rewriter = Rewriter(ctx.src)
         self.block_fixes: list[tuple[int, int]] = []  # blocks that want a V2 rewrite
         self.v1_types: list[tuple[int, str]] = []  # (line, name) of unknown V1 enum types
+
+    @cached_property
+    def rewriter(self) -> Rewriter:
+        """The fixes' view of the original text (a file that reads as written needs none)."""
+        from caffe2torch.lint.fix import Rewriter
+
+        return Rewriter(self.ctx.src)
 
     def parse(self) -> _Root:
         buf = self.ctx.buf
         size = max(1, len(buf.text()))
         budget = max(MIN_REPAIRS, min(MAX_REPAIRS, REPAIR_BUDGET_CHARS // size))
+        plain = self.root()
+        if parse_plain(buf.text(), plain):  # what text_format.Parse would read, faster
+            return plain
         for _ in range(budget):
             msg = self.root()
             text = buf.text()
@@ -170,6 +182,8 @@ class Parser(Generic[_Root]):
         for part in mtype.split(".")[1:]:
             desc = desc.nested_types_by_name.get(part) if desc is not None else None
         names = list(desc.fields_by_name) if desc is not None else []
+        import difflib
+
         scored = sorted(((difflib.SequenceMatcher(None, fname, n).ratio(), n) for n in names),
                         reverse=True)
         close = [n for r, n in scored if r >= 0.7][:3]
@@ -353,11 +367,16 @@ def _misspelt_v1_type(value: str) -> bool:
 # ---------------------------------------------------------------------------- nets
 
 
-def parse_net(ctx: Context) -> NetView:
-    """Parse (leniently), report syntax/schema problems, and upgrade to V2."""
+def parse_net(ctx: Context, scanned: SourceMap | None = None) -> NetView:
+    """Parse (leniently), report syntax/schema problems, and upgrade to V2. ``scanned``:
+    the positions of ``ctx.src.text``, used when no repair changed the text."""
     parser = Parser(ctx, caffe_pb2.NetParameter)
     raw = parser.parse()
-    source = scan(ctx.buf.text(), ctx.path)
+    text = ctx.buf.text()
+    if scanned is not None and text == ctx.src.text and scanned.path == ctx.path:
+        source = scanned
+    else:
+        source = scan(text, ctx.path)
     if {"layer", "layers"} <= source.kinds():
         return _mixed(ctx, parser, raw, source)
     try:

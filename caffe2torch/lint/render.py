@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from caffe2torch import __version__
 from caffe2torch.lint.codes import CODES
 from caffe2torch.lint.diagnostic import Diagnostic
@@ -41,6 +39,8 @@ def full(diags: list[Diagnostic], sources: dict[str | None, str]) -> str:
 
 
 def as_json(diags: list[Diagnostic], sources: dict[str | None, str]) -> str:
+    import json  # the text formats (the default) do without it
+
     return json.dumps([d.to_dict() for d in diags], indent=2) + "\n"
 
 
@@ -78,6 +78,8 @@ def sarif(diags: list[Diagnostic], sources: dict[str | None, str]) -> str:
             "results": results,
         }],
     }
+    import json
+
     return json.dumps(doc, indent=2) + "\n"
 
 
