@@ -23,12 +23,13 @@ from caffe2torch.ir.geometry import (
 Dim = int | None
 Shape = tuple[Dim, ...]
 S = TypeVar("S")
+D = TypeVar("D", int, int | None)
 
 # Types whose only top has the shape of their first bottom.
 _SAME = frozenset({
     "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
     "Threshold", "Clip", "Swish", "Dropout", "LRN", "BatchNorm", "Scale", "Bias", "MVN",
-    "Softmax", "Normalize", "BN", "ShuffleChannel", "Axpy",
+    "Softmax", "BN", "ShuffleChannel",
 })
 _SCALAR = frozenset({"Accuracy"})
 
@@ -89,6 +90,35 @@ def pool_shape(bottom: Shape, window: PoolWindow) -> Shape:
 def inner_product_shape(bottom: Shape, axis: int, num_output: int) -> Shape:
     """InnerProduct's top: the axes before ``axis``, then num_output."""
     return (*bottom[:axis], num_output)
+
+
+def legacy_4d(shape: Sequence[D]) -> tuple[D | int, D | int, D | int, D | int]:
+    """Blob's num/channels/height/width accessors: missing axes count as 1."""
+    if len(shape) > 4:
+        raise ValueError(f"a legacy 4-axis blob cannot have shape {list(shape)}")
+    dims: list[Any] = [*shape, *[1] * (4 - len(shape))]
+    return dims[0], dims[1], dims[2], dims[3]
+
+
+def is_feature_normalize(layer: Any, rank: int, num_tops: int) -> bool:
+    """Whether a "Normalize" layer is NormFace's (normalize_param) rather than SSD's
+    (norm_param): the block written decides; with neither, NormFace's when it has two tops
+    (the second is the norm) or a bottom without spatial axes (SSD normalises maps)."""
+    if layer.HasField("normalize_param"):
+        return True
+    if layer.HasField("norm_param"):
+        return False
+    return num_tops == 2 or rank < 4
+
+
+def normalize_shapes(layer: Any, bottom: Shape, num_tops: int) -> list[Shape]:
+    """Normalize's tops: SSD's keeps the bottom's shape; NormFace's is the legacy 4-D
+    (num, channels, height, width), its second top the norm (num, 1, height, width)."""
+    if not is_feature_normalize(layer, len(bottom), num_tops):
+        return [bottom]
+    n, c, h, w = legacy_4d(bottom)
+    out: list[Shape] = [(n, c, h, w), (n, 1, h, w)]
+    return out[:num_tops]
 
 
 def concat_shape(bottoms: Sequence[Shape], axis: int) -> Shape:
@@ -157,10 +187,17 @@ def _fmt(s: Shape | None) -> str:
     return "x".join("?" if d is None else str(d) for d in s) if s is not None else "?"
 
 
-def _ip(lp: Any, b: Shape) -> Shape | None:
+def _ip(lp: Any, bs: list[Shape | None]) -> Shape | None:
     p = lp.inner_product_param
-    axis = _axis(p.axis, len(b))
-    return None if axis is None else inner_product_shape(b, axis, p.num_output)
+    b = bs[0]
+    axis = _axis(p.axis, len(b)) if b is not None else None
+    if b is None or axis is None:
+        return None
+    if len(bs) == 2:  # happynear's fork: the weight is the second bottom
+        w = bs[1]
+        n = None if w is None or len(w) < 2 else w[1] if p.transpose else w[0]
+        return (*b[:axis], n)
+    return inner_product_shape(b, axis, p.num_output)
 
 
 def prod(dims: Iterable[Dim]) -> Dim:
@@ -248,6 +285,25 @@ def _slice(lp: Any, b: Shape) -> list[Shape | None] | None:
     return [tuple(s if a == axis else d for a, d in enumerate(b)) for s in sizes]
 
 
+def memory_data_shapes(p: Any) -> list[Shape]:
+    """MemoryData's tops: (batch, channels, height, width) as set (the transformed size),
+    and the label, which MemoryDataLayer::Forward_cpu reshapes to (batch, 1, 1, 1)."""
+    return [(p.batch_size, p.channels, p.height, p.width), (p.batch_size, 1, 1, 1)]
+
+
+def image_data_shapes(p: Any, crop: int, first_image: tuple[int, int] | None = None,
+                      ) -> list[Shape]:
+    """ImageData's tops (ImageDataLayer::DataLayerSetUp): (batch, 3 or 1 channels, crop x
+    crop, else new_height x new_width, else the first listed image's size), and the label
+    (batch,). ``first_image``: that size when the list can be read (else unknown)."""
+    hw: tuple[Dim, Dim] = (None, None) if first_image is None else first_image
+    if crop > 0:
+        hw = (crop, crop)
+    elif p.new_height > 0 and p.new_width > 0:
+        hw = (p.new_height, p.new_width)
+    return [(p.batch_size, 3 if p.is_color else 1, *hw), (p.batch_size,)]
+
+
 def _data_shapes(lp: Any) -> list[Shape | None] | None:
     t = lp.type
     crop = lp.transform_param.crop_size if lp.transform_param.HasField("crop_size") else None
@@ -265,19 +321,9 @@ def _data_shapes(lp: Any) -> list[Shape | None] | None:
                      _rep(p.width, k, 1)) for k in range(len(lp.top))]
         return None
     if t == "MemoryData":
-        p = lp.memory_data_param
-        h, w = (crop, crop) if crop else (p.height, p.width)
-        return [(p.batch_size, p.channels, h, w), (p.batch_size,)]
+        return list(memory_data_shapes(lp.memory_data_param))
     if t == "ImageData":
-        p = lp.image_data_param
-        c = 3 if p.is_color else 1
-        if crop:
-            h = w = crop
-        elif p.new_height and p.new_width:
-            h, w = p.new_height, p.new_width
-        else:
-            h = w = None
-        return [(p.batch_size, c, h, w), (p.batch_size,)]
+        return list(image_data_shapes(lp.image_data_param, crop or 0))
     if t == "Data":
         p = lp.data_param
         return [(p.batch_size or None, None, crop, crop), (p.batch_size or None,)]
@@ -318,7 +364,8 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
     if t == "Split":
         return [same_shape(bs)] * len(lp.top)
     if t.endswith("Loss") or t in _SCALAR:
-        return [()] * len(lp.top)
+        # LossLayer::Reshape: the loss is a scalar; other tops are each layer's own
+        return [(), *[None] * (len(lp.top) - 1)]
     if b is None:
         return None
     if t in _SAME:
@@ -331,7 +378,11 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
         o = _pool(lp, b, res, i)
         return [o, o]
     if t == "InnerProduct":
-        return [_ip(lp, b)]
+        return [_ip(lp, bs)]
+    if t == "Normalize" and len(b) <= 4:
+        return list(normalize_shapes(lp, b, len(lp.top)))
+    if t == "Axpy" and len(bs) == 3:  # y += a * x: AxpyLayer::Reshape, top like x
+        return [bs[1]]
     if t == "Flatten":
         return [_flatten(lp, b)]
     if t == "Reshape":
