@@ -2,8 +2,12 @@
 MemoryData, ImageData sizes; crop_size), propagated through the layer types whose output
 shape Caffe computes from settings, and the param blob shapes of the layers that share
 params most. A dimension it cannot know is None and the checks that need it are skipped.
-Formulas follow the Reshape() of each Caffe layer; window geometry is ir.geometry's (the
-builder's). The linter uses it; the builder gets exact shapes from its built modules."""
+Formulas follow the Reshape() of each Caffe layer, each written once as a function over
+shapes with unknown dims (conv_shape, pool_shape, concat_shape, ...) that the builder's
+modules call too (their ``infer_shapes``); settings are read by ir.geometry's readers.
+The linter and ``info`` run the pass; tests/ir/test_shape_agreement.py holds it to the
+builder's shapes over the fixtures and the corpus. Types it does not cover get unknown
+tops here and meta-tensor shapes in the builder."""
 
 from __future__ import annotations
 
@@ -169,9 +173,11 @@ def _pool(lp: Any, b: Shape, res: ShapeResult, i: int) -> Shape | None:
     if isinstance(window, ParamProblem):
         return None
     out = pool_shape(b, window)
+    kernel = window.kernel
+    if kernel is None:  # global pooling: one window over the whole plane
+        return out
     for a in range(2):
-        size, o = b[2 + a], out[2 + a]
-        k, pd = window.kernel[a] if window.kernel else 0, window.pad[a]
+        size, o, k, pd = b[2 + a], out[2 + a], kernel[a], window.pad[a]
         if size is None or o is None or size + 2 * pd >= k or any(
                 x.layer == i for x in res.issues):
             continue
