@@ -39,7 +39,8 @@ the multiply-adds of convolutions and inner products, 2 per multiply-accumulate)
 caffemodel, or with --weights, the shapes of the learned blobs too.
 
 Data tops whose shape comes from the data (an image list without new_height/new_width, an
-LMDB) need --input-shape for the shape columns.
+LMDB) need --input-shape for the params and FLOPs; until then the top shapes column shows
+what the prototxt alone says, with ? for the sizes that need --input-shape.
 
 Exit codes: 0 listed; 1 the net cannot be built (the reason is printed); 2 usage or I/O
 error (a missing file, a solver instead of a net)."""
@@ -102,6 +103,17 @@ def _shape_list(shapes: Sequence[tuple[int, ...]]) -> str:
 def _count(n: int) -> str:
     return f"{n:,}" if n else "-"
 
+
+def _known_shape_list(shapes: Sequence[tuple[int | None, ...] | None]) -> str:
+    return ", ".join(
+        "?" if s is None else "x".join("?" if d is None else str(d) for d in s) or "scalar"
+        for s in shapes
+    ) or "-"
+
+
+# Where the net cannot be built: the top shapes the shape pass (ir.shapes) knows from the
+# prototxt alone, "?" for what it does not (LayerRow.extra["pass_shapes"]).
+PASS_COLUMN = Column("top shapes", lambda r: _known_shape_list(r.extra["pass_shapes"]))
 
 # Columns that need the built net (LayerRow.extra["stats"] is a build.stats.LayerStats).
 BUILT_COLUMNS: list[Column] = [
@@ -169,12 +181,26 @@ def rows_for(info: NetInfo, state: NetState) -> list[LayerRow]:
     return rows
 
 
-def columns_for(info: NetInfo, built: bool = False) -> list[Column]:
+def columns_for(info: NetInfo, built: bool = False, pass_shapes: bool = False) -> list[Column]:
     return (
         BASE_COLUMNS
-        + (BUILT_COLUMNS if built else [])
+        + (BUILT_COLUMNS if built else [PASS_COLUMN] if pass_shapes else [])
         + ([BLOBS_COLUMN] if info.blob_shapes is not None else [])
     )
+
+
+def attach_pass_shapes(
+    info: NetInfo, rows: list[LayerRow], shapes: dict[str, list[int]] | None
+) -> bool:
+    """Put on each row the top shapes the torch-free shape pass knows (with the
+    --input-shape shapes); whether it knows any dimension at all."""
+    from caffe2torch.ir.shapes import infer
+
+    res = infer(info.net.layer, [r.index for r in rows], shapes)
+    for row in rows:
+        row.extra["pass_shapes"] = res.tops.get(row.index, [])
+    return any(s is not None and any(d is not None for d in s)
+               for tops in res.tops.values() for s in tops)
 
 
 def attach_stats(
@@ -224,12 +250,17 @@ def print_info(
             label += f", stages {', '.join(state.stages)}"
         totals = attach_stats(info, state, rows, input_shapes, share)
         built = not isinstance(totals, CaffeError)
+        known = not built and attach_pass_shapes(info, rows, input_shapes)
         print(f"\n{label}: {len(rows)} layers", file=stream)
-        for line in render_table(rows, columns_for(info, built)):
+        for line in render_table(rows, columns_for(info, built, known)):
             print(f"  {line}", file=stream)
         if isinstance(totals, CaffeError):
             why = f"{totals.message}; {totals.hint}" if totals.hint else totals.message
-            print(f"  (no shapes, params or FLOPs: {why})", file=stream)
+            print(f"  (no {'' if known else 'shapes, '}params or FLOPs: {why})", file=stream)
+            if known and any("?" in PASS_COLUMN.cell(r) for r in rows):
+                print("  note: shapes marked ? need --input-shape" if needs_data(totals)
+                      else "  note: shapes marked ? are not known from the prototxt alone",
+                      file=stream)
             if info.kind == "prototxt" and not needs_data(totals):
                 # (a caffemodel's layers are there for their weights: a deploy model
                 # often lacks the input layer, so its build failing is no fault)

@@ -2,25 +2,38 @@
 MemoryData, ImageData sizes; crop_size), propagated through the layer types whose output
 shape Caffe computes from settings, and the param blob shapes of the layers that share
 params most. A dimension it cannot know is None and the checks that need it are skipped.
-Formulas follow the Reshape() of each Caffe layer; window geometry is ir.geometry's (the
-builder's). The linter uses it; the builder gets exact shapes from its built modules."""
+Formulas follow the Reshape() of each Caffe layer, each written once as a function over
+shapes with unknown dims (conv_shape, pool_shape, concat_shape, ...) that the builder's
+modules call too (their ``infer_shapes``); settings are read by ir.geometry's readers.
+The linter and ``info`` run the pass; tests/ir/test_shape_agreement.py holds it to the
+builder's shapes over the fixtures and the corpus. Types it does not cover get unknown
+tops here and meta-tensor shapes in the builder."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from caffe2torch.ir.geometry import conv_out, deconv_out, kernel_extent, pool_ceil_mode, pooled_size
+from caffe2torch.ir.geometry import (
+    ConvGeometry,
+    ParamProblem,
+    PoolWindow,
+    kernel_extent,
+    read_conv_geometry,
+    read_pool_window,
+)
 
 Dim = int | None
 Shape = tuple[Dim, ...]
+S = TypeVar("S")
+D = TypeVar("D", int, int | None)
 
 # Types whose only top has the shape of their first bottom.
 _SAME = frozenset({
     "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
     "Threshold", "Clip", "Swish", "Dropout", "LRN", "BatchNorm", "Scale", "Bias", "MVN",
-    "Softmax", "Normalize", "BN", "ShuffleChannel", "Axpy",
+    "Softmax", "BN", "ShuffleChannel",
 })
 _SCALAR = frozenset({"Accuracy"})
 
@@ -38,6 +51,7 @@ class ShapeIssue:
 class ShapeResult:
     blobs: dict[str, Shape | None] = field(default_factory=dict)
     bottoms: dict[int, list[Shape | None]] = field(default_factory=dict)
+    tops: dict[int, list[Shape | None]] = field(default_factory=dict)
     issues: list[ShapeIssue] = field(default_factory=list)
 
 
@@ -47,90 +61,149 @@ def _rep(values: Sequence[int], i: int, default: int) -> int:
     return int(values[i] if len(values) > i else values[0])
 
 
-def conv_geometry(p: Any, n: int) -> tuple[list[int], list[int], list[int], list[int]] | None:
-    """kernel, stride, pad, dilation per spatial axis (ConvolutionParameter)."""
-    if p.HasField("kernel_h") or p.HasField("kernel_w"):
-        if n != 2:
-            return None
-        k = [p.kernel_h, p.kernel_w]
-    elif p.kernel_size:
-        k = [_rep(p.kernel_size, i, 0) for i in range(n)]
-    else:
-        return None
-    s = [p.stride_h, p.stride_w] if p.HasField("stride_h") and n == 2 else [
-        _rep(p.stride, i, 1) for i in range(n)]
-    pd = [p.pad_h, p.pad_w] if p.HasField("pad_h") and n == 2 else [
-        _rep(p.pad, i, 0) for i in range(n)]
-    d = [_rep(p.dilation, i, 1) for i in range(n)]
-    return k, s, pd, d
+# ----------------------------------------------------------------------------- the rules
+# One function per Caffe Reshape() rule, over shapes whose unknown dims are None; the
+# builder's modules call them with known shapes (their infer_shapes) and take :func:`known`.
+
+
+def known(shape: Shape) -> tuple[int, ...]:
+    """``shape`` with every dim known (the builder's shapes always are)."""
+    if any(d is None for d in shape):
+        raise ValueError(f"shape {_fmt(shape)} has an unknown dim")
+    return tuple(int(d) for d in shape if d is not None)
+
+
+def same_shape(bottoms: Sequence[S]) -> S:
+    """The top of an elementwise layer (neurons, Dropout, BatchNorm, Scale, LRN, Softmax,
+    Eltwise, Split): its first bottom's shape."""
+    return bottoms[0]
+
+
+def conv_shape(bottom: Shape, axis: int, num_output: int, geom: ConvGeometry,
+               transposed: bool = False) -> Shape:
+    """A (de)convolution's top (BaseConvolutionLayer::Reshape): the axes before ``axis``,
+    num_output channels, then compute_output_shape per spatial axis."""
+    return (*bottom[:axis], num_output, *geom.output_dims(bottom[axis + 1:], transposed))
+
+
+def pool_shape(bottom: Shape, window: PoolWindow) -> Shape:
+    """Pooling's top (PoolingLayer::Reshape): N x C x pooled H x pooled W."""
+    return (bottom[0], bottom[1], *window.output_dims(bottom[2:4]))
+
+
+def inner_product_shape(bottom: Shape, axis: int, num_output: int) -> Shape:
+    """InnerProduct's top: the axes before ``axis``, then num_output."""
+    return (*bottom[:axis], num_output)
+
+
+def legacy_4d(shape: Sequence[D]) -> tuple[D | int, D | int, D | int, D | int]:
+    """Blob's num/channels/height/width accessors: missing axes count as 1."""
+    if len(shape) > 4:
+        raise ValueError(f"a legacy 4-axis blob cannot have shape {list(shape)}")
+    dims: list[Any] = [*shape, *[1] * (4 - len(shape))]
+    return dims[0], dims[1], dims[2], dims[3]
+
+
+def is_feature_normalize(layer: Any, rank: int, num_tops: int) -> bool:
+    """Whether a "Normalize" layer is NormFace's (normalize_param) rather than SSD's
+    (norm_param): the block written decides; with neither, NormFace's when it has two tops
+    (the second is the norm) or a bottom without spatial axes (SSD normalises maps)."""
+    if layer.HasField("normalize_param"):
+        return True
+    if layer.HasField("norm_param"):
+        return False
+    return num_tops == 2 or rank < 4
+
+
+def normalize_shapes(layer: Any, bottom: Shape, num_tops: int) -> list[Shape]:
+    """Normalize's tops: SSD's keeps the bottom's shape; NormFace's is the legacy 4-D
+    (num, channels, height, width), its second top the norm (num, 1, height, width)."""
+    if not is_feature_normalize(layer, len(bottom), num_tops):
+        return [bottom]
+    n, c, h, w = legacy_4d(bottom)
+    out: list[Shape] = [(n, c, h, w), (n, 1, h, w)]
+    return out[:num_tops]
+
+
+def concat_shape(bottoms: Sequence[Shape], axis: int) -> Shape:
+    """Concat's top: the first bottom's shape with the sizes along ``axis`` summed."""
+    out = list(bottoms[0])
+    sizes = [b[axis] for b in bottoms]
+    out[axis] = None if None in sizes else sum(d for d in sizes if d is not None)
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------- the pass
+
+
+def _axis(axis: int, rank: int) -> int | None:
+    """Blob::CanonicalAxisIndex, or None when ``axis`` is out of range."""
+    return axis + rank if -rank <= axis < 0 else axis if 0 <= axis < rank else None
 
 
 def _conv(lp: Any, b: Shape, res: ShapeResult, i: int, deconv: bool) -> Shape | None:
     p = lp.convolution_param
-    axis = p.axis if p.axis >= 0 else len(b) + p.axis
-    n = len(b) - axis - 1
-    geo = conv_geometry(p, n)
-    if geo is None or n < 1:
+    axis = _axis(p.axis, len(b))
+    if axis is None or not 0 <= len(b) - axis - 1 <= 3:
         return None
-    k, s, pd, d = geo
-    out: list[Dim] = [*b[:axis], p.num_output]
+    n = len(b) - axis - 1
+    geom = read_conv_geometry(p, n)
+    if isinstance(geom, ParamProblem):
+        return None
+    out = conv_shape(b, axis, p.num_output, geom, deconv)
+    if deconv:
+        return out
     for a in range(n):
         size = b[axis + 1 + a]
-        ext = kernel_extent(k[a], d[a])
-        if size is None or s[a] <= 0:  # stride 0: the builder refuses it
-            out.append(None)
-        elif deconv:
-            out.append(deconv_out(size, k[a], s[a], pd[a], d[a]))
-        else:
-            if size + 2 * pd[a] < ext and not any(x.layer == i for x in res.issues):
-                res.issues.append(ShapeIssue(
-                    "C2T304", i, f"kernel {ext} (axis {axis + 1 + a}) of Convolution "
-                    f"'{lp.name}' is larger than its padded input {size}+2*{pd[a]}="
-                    f"{size + 2 * pd[a]} (input {_fmt(b)})", "convolution_param"))
-            out.append(max(0, conv_out(size, k[a], s[a], pd[a], d[a])))
-    return tuple(out)
+        pad = geom.pad[a]
+        ext = kernel_extent(geom.kernel[a], geom.dilation[a])
+        if size is not None and size + 2 * pad < ext and not any(
+                x.layer == i for x in res.issues):
+            res.issues.append(ShapeIssue(
+                "C2T304", i, f"kernel {ext} (axis {axis + 1 + a}) of Convolution "
+                f"'{lp.name}' is larger than its padded input {size}+2*{pad}="
+                f"{size + 2 * pad} (input {_fmt(b)})", "convolution_param"))
+    return tuple(None if d is None else max(0, d) for d in out)
 
 
 def _pool(lp: Any, b: Shape, res: ShapeResult, i: int) -> Shape | None:
-    p = lp.pooling_param
     if len(b) != 4:
         return None
-    if p.global_pooling:
-        return (b[0], b[1], 1, 1)
-    if p.HasField("kernel_h"):
-        k = [p.kernel_h, p.kernel_w]
-    elif p.HasField("kernel_size"):
-        k = [p.kernel_size] * 2
-    else:
+    window = read_pool_window(lp.pooling_param)
+    if isinstance(window, ParamProblem):
         return None
-    s = [p.stride_h, p.stride_w] if p.HasField("stride_h") else [p.stride] * 2
-    pd = [p.pad_h, p.pad_w] if p.HasField("pad_h") else [p.pad] * 2
-    ceil = pool_ceil_mode(p)
-    out: list[Dim] = [b[0], b[1]]
+    out = pool_shape(b, window)
+    kernel = window.kernel
+    if kernel is None:  # global pooling: one window over the whole plane
+        return out
     for a in range(2):
-        size = b[2 + a]
-        if size is None or s[a] <= 0:
-            out.append(None)
+        size, o, k, pd = b[2 + a], out[2 + a], kernel[a], window.pad[a]
+        if size is None or o is None or size + 2 * pd >= k or any(
+                x.layer == i for x in res.issues):
             continue
-        o = pooled_size(size, k[a], s[a], pd[a], ceil)
-        if size + 2 * pd[a] < k[a] and not any(x.layer == i for x in res.issues):
-            res.issues.append(ShapeIssue(
-                "C2T304", i, f"kernel {k[a]} of Pooling '{lp.name}' is larger than its padded "
-                f"input {size}+2*{pd[a]}={size + 2 * pd[a]} (input {_fmt(b)})"
-                + ("" if o <= 0 else f"; Caffe clips the window to a {o}-wide output"),
-                "pooling_param", None if o <= 0 else "warning"))
-        out.append(o)
-    return tuple(out)
+        res.issues.append(ShapeIssue(
+            "C2T304", i, f"kernel {k} of Pooling '{lp.name}' is larger than its padded "
+            f"input {size}+2*{pd}={size + 2 * pd} (input {_fmt(b)})"
+            + ("" if o <= 0 else f"; Caffe clips the window to a {o}-wide output"),
+            "pooling_param", None if o <= 0 else "warning"))
+    return out
 
 
 def _fmt(s: Shape | None) -> str:
     return "x".join("?" if d is None else str(d) for d in s) if s is not None else "?"
 
 
-def _ip(lp: Any, b: Shape) -> Shape:
+def _ip(lp: Any, bs: list[Shape | None]) -> Shape | None:
     p = lp.inner_product_param
-    axis = p.axis if p.axis >= 0 else len(b) + p.axis
-    return (*b[:axis], p.num_output)
+    b = bs[0]
+    axis = _axis(p.axis, len(b)) if b is not None else None
+    if b is None or axis is None:
+        return None
+    if len(bs) == 2:  # happynear's fork: the weight is the second bottom
+        w = bs[1]
+        n = None if w is None or len(w) < 2 else w[1] if p.transpose else w[0]
+        return (*b[:axis], n)
+    return inner_product_shape(b, axis, p.num_output)
 
 
 def prod(dims: Iterable[Dim]) -> Dim:
@@ -162,10 +235,7 @@ def _concat(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape 
                 f"'{lp.bottom[j]}' is {_fmt(b)} and bottom '{lp.bottom[0]}' is {_fmt(first)} "
                 f"(axis {bad[0]} differs)", None))
             return None
-    out = list(first)
-    sizes = [b[axis] for b in known]
-    out[axis] = None if None in sizes else sum(sizes)
-    return tuple(out)
+    return concat_shape(known, axis)
 
 
 def _eltwise(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> Shape | None:
@@ -221,6 +291,25 @@ def _slice(lp: Any, b: Shape) -> list[Shape | None] | None:
     return [tuple(s if a == axis else d for a, d in enumerate(b)) for s in sizes]
 
 
+def memory_data_shapes(p: Any) -> list[Shape]:
+    """MemoryData's tops: (batch, channels, height, width) as set (the transformed size),
+    and the label, which MemoryDataLayer::Forward_cpu reshapes to (batch, 1, 1, 1)."""
+    return [(p.batch_size, p.channels, p.height, p.width), (p.batch_size, 1, 1, 1)]
+
+
+def image_data_shapes(p: Any, crop: int, first_image: tuple[int, int] | None = None,
+                      ) -> list[Shape]:
+    """ImageData's tops (ImageDataLayer::DataLayerSetUp): (batch, 3 or 1 channels, crop x
+    crop, else new_height x new_width, else the first listed image's size), and the label
+    (batch,). ``first_image``: that size when the list can be read (else unknown)."""
+    hw: tuple[Dim, Dim] = (None, None) if first_image is None else first_image
+    if crop > 0:
+        hw = (crop, crop)
+    elif p.new_height > 0 and p.new_width > 0:
+        hw = (p.new_height, p.new_width)
+    return [(p.batch_size, 3 if p.is_color else 1, *hw), (p.batch_size,)]
+
+
 def _data_shapes(lp: Any) -> list[Shape | None] | None:
     t = lp.type
     crop = lp.transform_param.crop_size if lp.transform_param.HasField("crop_size") else None
@@ -238,36 +327,34 @@ def _data_shapes(lp: Any) -> list[Shape | None] | None:
                      _rep(p.width, k, 1)) for k in range(len(lp.top))]
         return None
     if t == "MemoryData":
-        p = lp.memory_data_param
-        h, w = (crop, crop) if crop else (p.height, p.width)
-        return [(p.batch_size, p.channels, h, w), (p.batch_size,)]
+        return list(memory_data_shapes(lp.memory_data_param))
     if t == "ImageData":
-        p = lp.image_data_param
-        c = 3 if p.is_color else 1
-        if crop:
-            h = w = crop
-        elif p.new_height and p.new_width:
-            h, w = p.new_height, p.new_width
-        else:
-            h = w = None
-        return [(p.batch_size, c, h, w), (p.batch_size,)]
+        return list(image_data_shapes(lp.image_data_param, crop or 0))
     if t == "Data":
         p = lp.data_param
         return [(p.batch_size or None, None, crop, crop), (p.batch_size or None,)]
     return None
 
 
-def infer(layers: Sequence[Any], indices: Iterable[int]) -> ShapeResult:
-    """Shapes of every blob of the net state whose layers are ``indices``."""
+def infer(layers: Sequence[Any], indices: Iterable[int],
+          given: Mapping[str, Sequence[int]] | None = None) -> ShapeResult:
+    """Shapes of every blob of the net state whose layers are ``indices``. ``given``:
+    {top: shape} for the tops of source layers (--input-shape, the builder's
+    ``input_shapes``), used where every top of the layer has one."""
     res = ShapeResult()
     blobs = res.blobs
     for i in indices:
         lp = layers[i]
         bs = [blobs.get(b) for b in lp.bottom]
         res.bottoms[i] = bs
-        tops = _tops(lp, bs, res, i)
-        for k, t in enumerate(lp.top):
-            blobs[t] = tops[k] if tops is not None and k < len(tops) else None
+        if given and not lp.bottom and lp.top and all(t in given for t in lp.top):
+            tops: list[Shape | None] | None = [tuple(int(d) for d in given[t]) for t in lp.top]
+        else:
+            tops = _tops(lp, bs, res, i)
+        res.tops[i] = [tops[k] if tops is not None and k < len(tops) else None
+                       for k in range(len(lp.top))]
+        for t, shape in zip(lp.top, res.tops[i]):
+            blobs[t] = shape
     return res
 
 
@@ -281,13 +368,14 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
     if t == "Eltwise":
         return [_eltwise(lp, bs, res, i)]
     if t == "Split":
-        return [b] * len(lp.top)
+        return [same_shape(bs)] * len(lp.top)
     if t.endswith("Loss") or t in _SCALAR:
-        return [()] * len(lp.top)
+        # LossLayer::Reshape: the loss is a scalar; other tops are each layer's own
+        return [(), *[None] * (len(lp.top) - 1)]
     if b is None:
         return None
     if t in _SAME:
-        return [b] * len(lp.top)
+        return [same_shape(bs)] * len(lp.top)
     if t in ("Convolution", "Deconvolution"):
         out = [_conv(lp, x, res, i, t == "Deconvolution") if x is not None else None
                for x in bs]
@@ -296,7 +384,11 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
         o = _pool(lp, b, res, i)
         return [o, o]
     if t == "InnerProduct":
-        return [_ip(lp, b)]
+        return [_ip(lp, bs)]
+    if t == "Normalize" and len(b) <= 4:
+        return list(normalize_shapes(lp, b, len(lp.top)))
+    if t == "Axpy" and len(bs) == 3:  # y += a * x: AxpyLayer::Reshape, top like x
+        return [bs[1]]
     if t == "Flatten":
         return [_flatten(lp, b)]
     if t == "Reshape":
@@ -320,14 +412,16 @@ def param_shapes(lp: Any, bottoms: Sequence[Shape | None]) -> list[Shape | None]
     if t in ("Convolution", "Deconvolution"):
         p = lp.convolution_param
         bias: list[Shape | None] = [(p.num_output,)] if p.bias_term else []
-        axis = (p.axis if p.axis >= 0 else len(b) + p.axis) if b is not None else 1
-        geo = conv_geometry(p, len(b) - axis - 1) if b is not None else None
-        if b is None or geo is None or not 0 <= axis < len(b):
+        axis = _axis(p.axis, len(b)) if b is not None else None
+        if b is None or axis is None:
+            return [None, *bias]
+        geo = read_conv_geometry(p, len(b) - axis - 1)
+        if isinstance(geo, ParamProblem):
             return [None, *bias]
         channels, group = b[axis], p.group or 1
-        w: Shape = ((channels, p.num_output // group, *geo[0]) if t == "Deconvolution"
+        w: Shape = ((channels, p.num_output // group, *geo.kernel) if t == "Deconvolution"
                     else (p.num_output, None if channels is None else channels // group,
-                          *geo[0]))
+                          *geo.kernel))
         return [w, *bias]
     if t == "InnerProduct":
         p = lp.inner_product_param

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from caffe2torch.ir.shapes import concat_shape, known, same_shape
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.portable import portable
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
@@ -45,10 +46,7 @@ class CaffeConcat(nn.Module):
         return torch.cat(bottoms, dim=self.axis)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        top = list(shapes[0])  # the builder checked every other axis matches
-        if len(shapes) > 1:
-            top[self.axis] = sum(s[self.axis] for s in shapes)
-        return [tuple(top)]
+        return [known(concat_shape(shapes, self.axis))]  # the builder checked the other axes
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
@@ -148,7 +146,7 @@ class CaffeSplit(nn.Module):
         return (x,) * self.num_tops
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])] * self.num_tops
+        return [same_shape(shapes)] * self.num_tops
 
 
 @register_layer("Split", tops=(1, None), aliases=("SPLIT", "split"))
@@ -388,7 +386,7 @@ class CaffeEltwise(nn.Module):
         return f"operation={name}, coeff={list(self.coeffs)}"
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+        return [same_shape(shapes)]  # elementwise
 
 
 @register_layer("Eltwise", param="eltwise_param", bottoms=(2, None), aliases=("ELTWISE",))
@@ -467,7 +465,7 @@ class CaffeSoftmax(nn.Module):
         return torch.softmax(x, dim=self.axis)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+        return [same_shape(shapes)]  # elementwise
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError, mark_user_code_error
+from caffe2torch.ir.shapes import image_data_shapes, known, memory_data_shapes
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import FILLER_TYPES, fill
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
@@ -134,24 +135,18 @@ def build_image_data(ctx: BuildContext) -> nn.Module:
     _check_batch(ctx, p.batch_size)
     if (p.new_height > 0) != (p.new_width > 0):
         raise ctx.error("new_height and new_width must be set together (or neither)")
-    channels = 3 if p.is_color else 1
     crop = _crop_size(ctx)
-    if crop > 0:
-        hw: tuple[int, int] | None = (crop, crop)
-    elif p.new_height > 0:
-        hw = (int(p.new_height), int(p.new_width))
-    else:
-        hw = None
-    if hw is None:
-        hw = _first_image_size(p)  # ImageDataLayer::DataLayerSetUp reads it
-    if hw is None:
+    shapes = image_data_shapes(p, crop)
+    if None in shapes[0]:
+        shapes = image_data_shapes(p, crop, _first_image_size(p))  # DataLayerSetUp reads it
+    if None in shapes[0]:
         return _data_module(
             ctx,
             None,
             f"without new_height/new_width or crop_size the image size comes from "
             f"the first image listed in {p.source!r}, which cannot be read here",
         )
-    return _data_module(ctx, [(p.batch_size, channels, *hw), (p.batch_size,)])
+    return _data_module(ctx, [known(s) for s in shapes])
 
 
 def _first_image_size(p: Any, first_token: bool = False) -> tuple[int, int] | None:
@@ -200,8 +195,7 @@ def build_memory_data(ctx: BuildContext) -> nn.Module:
     dims = (p.batch_size, p.channels, p.height, p.width)
     if min(dims) <= 0:
         raise ctx.error(f"batch_size, channels, height and width must all be positive, got {dims}")
-    # Caffe's Forward reshapes the label to (batch, 1, 1, 1)
-    module = _data_module(ctx, [tuple(int(d) for d in dims), (int(p.batch_size), 1, 1, 1)])
+    module = _data_module(ctx, [known(s) for s in memory_data_shapes(p)])
     return MemoryDataInput(module.layer_type, module.layer_name, module.shapes, module.why)
 
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caffe2torch.ir.shapes import same_shape
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import fill
 from caffe2torch.layers.registry import BuildContext, register_layer
@@ -38,7 +39,7 @@ class CaffeReLU(nn.Module):
         return F.leaky_relu(x, self.negative_slope)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+        return [same_shape(shapes)]  # elementwise
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -341,7 +342,7 @@ class CaffeDropout(nn.Module):
         return f"ratio={self.ratio}, scale_train={self.scale_train}"
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+        return [same_shape(shapes)]  # elementwise
 
 
 @register_layer("Dropout", param="dropout_param", aliases=("DROPOUT", "dropout"))

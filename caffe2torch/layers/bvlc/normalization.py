@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.ir.shapes import same_shape
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
@@ -88,7 +89,7 @@ class CaffeBatchNorm(nn.Module):
         return y.reshape(x.shape)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+        return [same_shape(shapes)]  # elementwise
 
     def _global_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         blobs = tuple(self.blobs)
@@ -249,7 +250,7 @@ class CaffeScale(nn.Module):
         return f"axis={self.axis}, learned_scale={self.learned_scale}, bias={self.bias_term}"
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+        return [same_shape(shapes)]  # elementwise
 
 
 @register_layer("Scale", param="scale_param", bottoms=(1, 2), blobs=("scale", "bias"))

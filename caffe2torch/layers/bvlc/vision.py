@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from caffe2torch.errors import BuildError
-from caffe2torch.ir.geometry import conv_out, deconv_out, pool_ceil_mode, pooled_size
+from caffe2torch.ir.geometry import (
+    ConvGeometry,
+    ParamProblem,
+    PoolWindow,
+    check_pool_window,
+    pooled_size,
+    read_conv_geometry,
+    read_pool_window,
+)
+from caffe2torch.ir.shapes import (
+    conv_shape,
+    inner_product_shape,
+    known,
+    pool_shape,
+    same_shape,
+)
 from caffe2torch.layers import cpu_kernels, grad_buffers
 from caffe2torch.layers.emit import Emit, emitter, nondefault_kwargs, num, tup
 from caffe2torch.layers.fillers import make_filled
@@ -68,92 +82,15 @@ def _generator(ctx: BuildContext) -> torch.Generator | None:
 # --------------------------------------------------------------------------- convolution
 
 
-@dataclass(frozen=True)
-class ConvGeometry:
-    """Kernel, stride, pad and dilation per spatial axis (Caffe's BaseConvolutionLayer)."""
-
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    pad: tuple[int, ...]
-    dilation: tuple[int, ...]
-
-    def output_size(self, sizes: Sequence[int]) -> tuple[int, ...]:
-        """Convolution output size: (in + 2 pad - (dilation (kernel - 1) + 1)) / stride + 1."""
-        return tuple(
-            conv_out(n, k, s, p, d)
-            for n, k, s, p, d in zip(sizes, self.kernel, self.stride, self.pad, self.dilation)
-        )
-
-    def deconv_output_size(self, sizes: Sequence[int]) -> tuple[int, ...]:
-        """Deconvolution output size: stride (in - 1) + dilation (kernel - 1) + 1 - 2 pad."""
-        return tuple(
-            deconv_out(n, k, s, p, d)
-            for n, k, s, p, d in zip(sizes, self.kernel, self.stride, self.pad, self.dilation)
-        )
-
-
-def _per_axis(
-    ctx: BuildContext,
-    p: Any,
-    name: str,
-    n: int,
-    default: int | None,
-) -> tuple[int, ...]:
-    """``name`` (repeated) once or once per spatial axis, or ``name_h``/``name_w`` for 2-D."""
-    repeated = "kernel_size" if name == "kernel" else name
-    values = list(getattr(p, repeated))
-    if p.HasField(f"{name}_h") or p.HasField(f"{name}_w"):
-        if n != 2:
-            raise ctx.error(f"{name}_h & {name}_w can only be used for 2-D convolution")
-        if values:
-            raise ctx.error(f"either {repeated} or {name}_h/{name}_w should be given, not both")
-        return int(getattr(p, f"{name}_h")), int(getattr(p, f"{name}_w"))
-    allowed = (1, n) if default is None else (0, 1, n)
-    if len(values) not in allowed:
-        raise ctx.error(
-            f"{repeated} must be given once or once per spatial dimension "
-            f"({len(values)} given, {n} spatial dims)"
-        )
-    if not values:
-        assert default is not None
-        return (default,) * n
-    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n))
-
-
 def conv_geometry(ctx: BuildContext, p: Any, n: int) -> ConvGeometry:
-    """Read a ConvolutionParameter for ``n`` spatial axes, with Caffe's checks."""
-    if n == 0:
-        if len(p.kernel_size) > 1:
-            raise ctx.error("kernel_size must be given once for 0 spatial dimensions")
-        return ConvGeometry((), (), (), ())
-    geom = ConvGeometry(
-        kernel=_per_axis(ctx, p, "kernel", n, None),
-        stride=_per_axis(ctx, p, "stride", n, 1),
-        pad=_per_axis(ctx, p, "pad", n, 0),
-        dilation=_dilation(ctx, p, n),
-    )
-    if any(k <= 0 for k in geom.kernel):
-        raise ctx.error(f"kernel dimensions must be > 0, got {geom.kernel}")
-    if any(s <= 0 for s in geom.stride):
-        raise ctx.error(f"stride dimensions must be > 0, got {geom.stride}")
-    if any(d <= 0 for d in geom.dilation):
-        raise ctx.error(f"dilation must be > 0, got {geom.dilation}")
+    """Read a ConvolutionParameter for ``n`` spatial axes, with Caffe's checks (ir.geometry's
+    reader; its problem is this layer's error)."""
+    block = ctx.spec.param if ctx.spec and ctx.spec.param else "convolution_param"
+    hole = ctx.extra_field(f"{block}.hole")  # DeepLab v1's name for the dilation
+    geom = read_conv_geometry(p, n, None if hole is None else int(hole), block)
+    if isinstance(geom, ParamProblem):
+        raise ctx.error(geom.message, hint=geom.hint)
     return geom
-
-
-def _dilation(ctx: BuildContext, p: Any, n: int) -> tuple[int, ...]:
-    values = list(p.dilation)
-    hole = ctx.extra_field(f"{ctx.spec.param if ctx.spec else 'convolution_param'}.hole")
-    if hole is not None and not values:  # DeepLab v1's name for the dilation (im2col "hole")
-        values = [int(hole)]
-    if len(values) not in (0, 1, n):
-        raise ctx.error(
-            f"dilation must be given once or once per spatial dimension "
-            f"({len(values)} given, {n} spatial dims)"
-        )
-    if not values:
-        return (1,) * n
-    return tuple(int(values[0 if len(values) == 1 else i]) for i in range(n))
 
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -210,14 +147,11 @@ class CaffeConvolution(nn.Module):
         return y
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        # The builder checked the geometry; same arithmetic as Caffe's compute_output_shape.
+        # The builder checked the geometry (ir.shapes.conv_shape: compute_output_shape).
         weight = self.blobs[0].shape
-        channels = weight[1] * self.group if self.transposed else weight[0]
-        sizes = shapes[0][self.axis + 1 :]
-        g = self.geometry
-        out = g.deconv_output_size(sizes) if self.transposed else g.output_size(sizes)
-        top = (*shapes[0][: self.axis], int(channels), *out)
-        return [tuple(top)] * len(shapes)
+        channels = int(weight[1] * self.group if self.transposed else weight[0])
+        top = conv_shape(shapes[0], self.axis, channels, self.geometry, self.transposed)
+        return [known(top)] * len(shapes)
 
     def extra_repr(self) -> str:
         g = self.geometry
@@ -380,11 +314,9 @@ class PoolGeometry:
 
     @staticmethod
     def make(size: Pair, kernel: Pair, stride: Pair, pad: Pair, ceil_mode: bool) -> PoolGeometry:
-        for name, pair in (("kernel", kernel), ("stride", stride)):
-            if min(pair) <= 0:
-                raise BuildError(f"pooling {name} must be > 0, got {pair}")
-        if pad[0] >= kernel[0] or pad[1] >= kernel[1] or min(pad) < 0:
-            raise BuildError(f"pooling pad {pad} must be >= 0 and smaller than kernel {kernel}")
+        refused = check_pool_window(kernel, stride, pad)
+        if refused:
+            raise BuildError(refused)
         out = (
             pooled_size(size[0], kernel[0], stride[0], pad[0], ceil_mode),
             pooled_size(size[1], kernel[1], stride[1], pad[1], ceil_mode),
@@ -586,10 +518,9 @@ class CaffePooling(nn.Module):
         return tops if self.with_mask else tops[0]
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        n, c, h, w = shapes[0]
-        kernel = self.kernel if self.kernel is not None else (h, w)
-        geom = PoolGeometry.make((h, w), kernel, self.stride, self.pad, self.ceil_mode)
-        top = (n, c, *geom.out)
+        # The builder checked the geometry (ir.shapes.pool_shape: PoolingLayer::Reshape).
+        window = PoolWindow(self.kernel, self.stride, self.pad, self.ceil_mode)
+        top = known(pool_shape(shapes[0], window))
         return [top, top] if self.with_mask else [top]
 
     def extra_repr(self) -> str:
@@ -599,23 +530,6 @@ class CaffePooling(nn.Module):
             f"{_POOL_NAMES.get(self.method, self.method)}, kernel={kernel}, stride={self.stride}, "
             f"pad={self.pad}, round={mode}"
         )
-
-
-def _pool_pair(ctx: BuildContext, p: Any, name: str, default: int | None) -> Pair | None:
-    repeated = "kernel_size" if name == "kernel" else name
-    has_hw = p.HasField(f"{name}_h") or p.HasField(f"{name}_w")
-    if p.HasField(repeated):
-        if has_hw:
-            raise ctx.error(f"{repeated} OR {name}_h and {name}_w may be given, not both")
-        v = int(getattr(p, repeated))
-        return v, v
-    if has_hw:
-        if not (p.HasField(f"{name}_h") and p.HasField(f"{name}_w")):
-            raise ctx.error(f"{name}_h and {name}_w must be given together")
-        return int(getattr(p, f"{name}_h")), int(getattr(p, f"{name}_w"))
-    if default is None:
-        return None
-    return default, default
 
 
 @register_layer("Pooling", param="pooling_param", tops=(1, 2), aliases=("POOLING", "pool"))
@@ -628,20 +542,11 @@ def build_pooling(ctx: BuildContext) -> nn.Module:
         raise ctx.error(f"unknown pooling method {p.pool}")
     if ctx.num_tops == 2 and p.pool != MAX:
         raise ctx.error("only MAX pooling has a second (argmax mask) top")
-    kernel = _pool_pair(ctx, p, "kernel", None)
-    pad = _pool_pair(ctx, p, "pad", 0)
-    stride = _pool_pair(ctx, p, "stride", 1)
-    assert pad is not None and stride is not None
-    if p.global_pooling:
-        if kernel is not None:
-            raise ctx.error("with global_pooling: true the kernel size cannot be given")
-        if pad != (0, 0) or stride != (1, 1):
-            raise ctx.error("with global_pooling: true only pad = 0 and stride = 1 are allowed")
-    elif kernel is None:
-        raise ctx.error("needs kernel_size (or kernel_h and kernel_w), or global_pooling: true")
-    if p.pool == STOCHASTIC and pad != (0, 0):
-        raise ctx.error("STOCHASTIC pooling takes no padding (Caffe pads only AVE and MAX)")
-    module = CaffePooling(p.pool, kernel, stride, pad, pool_ceil_mode(p), ctx.num_tops == 2)
+    window = read_pool_window(p)
+    if isinstance(window, ParamProblem):
+        raise ctx.error(window.message, hint=window.hint)
+    kernel, stride, pad = window.kernel, window.stride, window.pad
+    module = CaffePooling(p.pool, kernel, stride, pad, window.ceil_mode, ctx.num_tops == 2)
     try:  # Caffe checks the geometry at setup
         PoolGeometry.make(
             (shape[2], shape[3]), kernel or (shape[2], shape[3]), stride, pad, module.ceil_mode
@@ -758,7 +663,7 @@ class CaffeLRN(nn.Module):
         return caffe_lrn(x, self.size, self.alpha, self.beta, self.k, self.within)
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        return [tuple(shapes[0])]  # elementwise: the top has the bottom's shape
+        return [same_shape(shapes)]
 
     def extra_repr(self) -> str:
         region = "WITHIN_CHANNEL" if self.within else "ACROSS_CHANNELS"
@@ -801,7 +706,7 @@ class CaffeInnerProduct(nn.Module):
 
     def infer_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         n = self.blobs[0].shape[1] if self.transpose else self.blobs[0].shape[0]
-        return [(*shapes[0][: self.axis], int(n))]
+        return [known(inner_product_shape(shapes[0], self.axis, int(n)))]
 
     def extra_repr(self) -> str:
         return (

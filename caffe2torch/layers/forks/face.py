@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caffe2torch.ir.shapes import legacy_4d
 from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, plain_inner_product
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
@@ -64,14 +65,6 @@ def _check_labels(ctx: BuildContext, index: int = 1) -> None:
         raise ctx.error(
             f"the label bottom {list(labels)} must have one label per item of {list(data)}"
         )
-
-
-def legacy_4d(shape: Shape) -> tuple[int, int, int, int]:
-    """Caffe's num/channels/height/width accessors: missing axes count as 1."""
-    if len(shape) > 4:
-        raise ValueError(f"a legacy 4-axis blob cannot have shape {list(shape)}")
-    dims = list(shape) + [1] * (4 - len(shape))
-    return dims[0], dims[1], dims[2], dims[3]
 
 
 class _ModeCounter:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from caffe2torch.ir.geometry import conv_out
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.registry import BuildContext, register_layer
 from caffe2torch.proto import caffe_pb2
@@ -76,7 +77,7 @@ def build_local(ctx: BuildContext) -> nn.Module:
     _, c, h, w = shape
     if h < kernel or w < kernel:
         raise ctx.error(f"the bottom ({h} x {w}) is smaller than the kernel ({kernel})")
-    out_hw = ((h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1)
+    out_hw = (conv_out(h, kernel, stride, pad), conv_out(w, kernel, stride, pad))
     k, n = c * kernel * kernel, out_hw[0] * out_hw[1]
     gen = ctx.options.get("generator")
     weight = make_filled((num_output, 1, k, n), _filler(p.get("weight_filler")), gen)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from caffe2torch.errors import BuildError
+from caffe2torch.ir.shapes import is_feature_normalize
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
 from caffe2torch.layers.portable import portable
@@ -88,18 +89,10 @@ class CaffeNormalize(nn.Module):
 
 
 def _is_feature_normalize(ctx: BuildContext) -> bool:
-    """NormFace's "Normalize" (normalize_param) rather than SSD's (norm_param).
-
-    ``normalize_param`` decides; a layer with neither parameter is NormFace's when it has
-    two tops (NormFace's second top is the norm) or a bottom without spatial axes (SSD
-    normalises feature maps)."""
-    layer = ctx.layer
-    if layer.HasField("normalize_param"):
-        return True
-    if layer.HasField("norm_param"):
-        return False
+    """NormFace's "Normalize" (normalize_param) rather than SSD's (norm_param): ir.shapes'
+    rule."""
     shape = ctx.bottom_shapes[0] if ctx.bottom_shapes else ()
-    return ctx.num_tops == 2 or len(shape) < 4
+    return is_feature_normalize(ctx.layer, len(shape), ctx.num_tops)
 
 
 def _build_feature_normalize(ctx: BuildContext) -> nn.Module:

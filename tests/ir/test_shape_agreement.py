@@ -1,0 +1,107 @@
+"""The torch-free shape pass (ir.shapes) agrees with the builder.
+
+For every fixture net and every net of ../shared/corpus, in each state the linter checks
+that ``load_net`` builds (the states and the guessed data shapes of
+tests/lint/test_builder_agreement.py; the guesses are given to both), every top shape the
+shape pass knows fully equals the builder's, and a partly known one has the builder's
+rank and the builder's size on every known axis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import caffe2torch as c2t
+from caffe2torch.errors import BuildError, CaffeError
+from caffe2torch.graph.stats import net_stats
+from caffe2torch.ir.shapes import Shape, infer
+from caffe2torch.lint.states import StateView, net_states
+from tests.lint.test_builder_agreement import (
+    _NO_SHAPES,
+    _guess_shapes,
+    _label,
+    corpus_nets,
+    fixture_nets,
+)
+
+
+def _built(path: Path, sv: StateView, param: Any) -> tuple[Any, dict[str, tuple[int, ...]]]:
+    """The net of state ``sv`` and the data shapes guessed for it; (None, {}) when the
+    state does not build."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    s = sv.state
+    for _ in range(8):
+        try:
+            net = c2t.load_net(path, phase=s.phase, level=s.level, stages=s.stages,
+                               input_shapes=shapes or None)
+            return net, shapes
+        except BuildError as err:
+            if _NO_SHAPES in err.message and err.code is None \
+                    and _guess_shapes(err, param, shapes):
+                continue
+            return None, {}
+    return None, {}
+
+
+def _fmt(s: Shape | tuple[int, ...] | None) -> str:
+    return "?" if s is None else "x".join("?" if d is None else str(d) for d in s) or "scalar"
+
+
+def _differs(mine: Shape, theirs: tuple[int, ...]) -> bool:
+    return len(mine) != len(theirs) or any(
+        d is not None and d != t for d, t in zip(mine, theirs))
+
+
+def disagreements(path: Path) -> tuple[list[str], int]:
+    """Every top shape where the shape pass and the builder differ, and how many known
+    (or partly known) shapes were compared."""
+    try:
+        param = c2t.read_net(path)
+    except CaffeError:
+        return [], 0  # reading errors: tests/lint/test_builder_agreement.py
+    layers = list(param.layer)
+    found: list[str] = []
+    compared = 0
+    for sv in net_states(layers):
+        if len(sv.state.stages) > 1:
+            continue
+        net, guessed = _built(path, sv, param)
+        if net is None:
+            continue
+        res = infer(layers, sv.indices, guessed)
+        for stats in net_stats(net):
+            mine = res.tops.get(stats.index, [])
+            for k, theirs in enumerate(stats.top_shapes):
+                shape = mine[k] if k < len(mine) else None
+                if shape is None:
+                    continue
+                compared += 1
+                if _differs(shape, theirs):
+                    lp = layers[stats.index]
+                    found.append(
+                        f"{_label(path)} [{sv.label}] {lp.type} '{lp.name}' top "
+                        f"'{lp.top[k]}': shape pass {_fmt(shape)}, builder {_fmt(theirs)}")
+    return found, compared
+
+
+FIXTURES = fixture_nets()
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_fixture_net_shapes_agree(path: Path) -> None:
+    found, _ = disagreements(path)
+    assert not found, "\n".join(found)
+
+
+CORPUS_NETS = corpus_nets()
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not CORPUS_NETS, reason="../shared/corpus is absent")
+@pytest.mark.parametrize("path", CORPUS_NETS, ids=[_label(p) for p in CORPUS_NETS])
+def test_corpus_net_shapes_agree(path: Path) -> None:
+    found, _ = disagreements(path)
+    assert not found, "\n".join(found)
