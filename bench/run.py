@@ -32,7 +32,8 @@ BENCHMARKS = {
     "train": ("bench.bench_train", "training step and memory"),
     "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
     "export": ("bench.bench_export", "ONNX export"),
-    "caffe": ("bench.bench_caffe", "fwd+bwd against BVLC Caffe (needs --caffe PATH)"),
+    "caffe": ("bench.bench_caffe", "fwd+bwd and training against BVLC Caffe (needs --caffe PATH)"),
+    "caffe-train": ("bench.bench_caffe_train", "training against BVLC Caffe (needs --caffe PATH)"),
     "gpu": ("bench.bench_gpu", "channels_last, CUDA graphs, AMP, pinned copy-ahead"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
