@@ -186,7 +186,8 @@ def run_case(report: Report, caffe: str, quick: bool) -> None:
     report.add("caffe", "MNIST Siamese train from ImageData lists vs caffe train",
                f"{ratio:.2f}x ({ours:.1f} vs {theirs_rate:.1f} it/s)", f">= {GOAL}x",
                ratio >= GOAL,
-               f"{pairs} pairs, iterations {a}-{b} of {max_iter}; lists {lists}; final "
+               f"{pairs} pairs ({', '.join(f'{r:.2f}' for r in ratios)}), iterations "
+               f"{a}-{b} of {max_iter}; lists {lists}; final "
                f"loss ours {last['ours'].losses[-1][1]:.4f} / Caffe "
                f"{last['caffe'].losses[-1][1]:.4f}; 1-min load {load:.1f} at start")
 
