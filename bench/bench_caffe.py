@@ -3,6 +3,8 @@ prototxt, forward+backward, side by side.
 
     python -m bench --only caffe --caffe /usr/bin/caffe [--compile] [--quick]
 
+(then the training case of bench/bench_caffe_train.py: `caffe train` against ours)
+
 Each case's net is written once as Caffe reads it: its data layers replaced by one Input
 layer of the case's shapes and ``force_backward: true`` (without it Caffe skips the
 backward of a net without a loss, and ``caffe time`` would time forward only). Both tools
@@ -252,3 +254,6 @@ def run(report: Report, quick: bool) -> None:
     gm = _geomean(ratios)
     report.add("caffe", "geomean fwd+bwd vs caffe time", f"{gm:.2f}x",
                f">= {GOALS['geomean']}x", gm >= GOALS["geomean"], f"{len(ratios)} nets")
+    from bench.bench_caffe_train import run_case
+
+    run_case(report, caffe, quick)  # a whole `caffe train` run (bench_caffe_train.py)

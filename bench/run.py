@@ -32,7 +32,8 @@ BENCHMARKS = {
     "train": ("bench.bench_train", "training step and memory"),
     "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
     "export": ("bench.bench_export", "ONNX export"),
-    "caffe": ("bench.bench_caffe", "fwd+bwd against BVLC Caffe (needs --caffe PATH)"),
+    "caffe": ("bench.bench_caffe", "fwd+bwd and training against BVLC Caffe (needs --caffe PATH)"),
+    "caffe-train": ("bench.bench_caffe_train", "training against BVLC Caffe (needs --caffe PATH)"),
     "gpu": ("bench.bench_gpu", "channels_last, CUDA graphs, AMP, pinned copy-ahead"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,7 +112,16 @@ Beyond eager PyTorch (issue 21):
 - **Prefetch thread** (`caffe2torch/data/prefetch.py`): on the CPU with no worker
   processes, the feeder's next batch is read in a thread while the net runs (Caffe's
   prefetch thread) when there are two cores or more and the first batch took >= 2 ms to
-  read; same batches, same order. Not yet measured against `caffe train` (loaded machine).
+  read; same batches, same order. The thread reads ahead only while a moving average of
+  the read's CPU time stays >= 2 ms: with ImageData's decoded-image cache warm, an MNIST
+  Siamese batch (2 x 64 rows) costs ~1.1 ms, and a thread taking a core from torch's
+  parallel regions costs the net more than that.
+- **OpenMP spin during training** (`omp_wait.bound_spin`): `caffe2torch train` and `demo`
+  set `GOMP_SPINCOUNT=1000` unless the wait policy is decided (by the user, or PASSIVE
+  from the load at start). With libgomp's default spin the Siamese list solver ran at
+  1.2-3.2 it/s against 8-14 it/s with PASSIVE once others loaded the machine (load 4-6 on
+  2 cores; spin count 20000: 3.6-5.8 it/s, 1000: 8-11); a run of minutes outlives the load
+  it started under. Not measured on an idle machine.
 - **Per-step Python overhead** (cProfile of a generated 1000-layer residual net's
   forward+backward, batch 1, 8x8x8): 228 ms per step at 1000 layers, 90 ms at 250 (per
   layer 228 vs 361 us under load; no growth with depth); Python-side time (module calls,

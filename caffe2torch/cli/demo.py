@@ -34,6 +34,9 @@ examples:
 
 
 def run(args: argparse.Namespace) -> int:
+    from caffe2torch.omp_wait import bound_spin
+
+    bound_spin()  # before torch loads: training, as `train` (omp_wait)
     from caffe2torch.examples.siamese_demo import run_demo
 
     if args.iterations is not None and args.iterations < 1:

@@ -33,6 +33,29 @@ def share_option(args: argparse.Namespace) -> str | None:
     """The ``share=`` value of load_net / build_net for ``--share``."""
     value = getattr(args, "share", "declared")
     return None if value == "none" else value
+def add_image_cache_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-cache-mb", type=_megabytes, metavar="MB",
+                   help="ImageData keeps decoded images up to MB MiB per data layer and "
+                   "process (default 256, or $CAFFE2TORCH_IMAGE_CACHE_MB; 0: decode every "
+                   "image at every use, as Caffe). Crops and mirrors are still drawn for "
+                   "every row; a file changed on disk during the run is not read again")
+
+
+def _megabytes(raw: str) -> float:
+    value = float(raw)  # argparse turns a ValueError into a usage error
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a size in MiB (a number >= 0)")
+    return value
+
+
+def apply_image_cache(args: argparse.Namespace) -> None:
+    """Set the decoded-image budget that ``--image-cache-mb`` asks for (data.image_cache)."""
+    if getattr(args, "image_cache_mb", None) is not None:
+        from caffe2torch.data.image_cache import set_cache_megabytes
+
+        set_cache_megabytes(args.image_cache_mb)
+
+
 def add_proto_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proto", metavar="PATH",
                    help="the caffe.proto of the Caffe fork the files were written for (its "

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
+    add_image_cache_arg,
     add_netstate_args,
     add_proto_arg,
     add_python_layers_arg,
     add_share_arg,
+    apply_image_cache,
     build_options,
     check_shape_names,
     input_shapes,
@@ -45,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "first pass, which takes a while on a CPU; pays off on long runs")
     p.add_argument("--channels-last", action="store_true",
                    help="lay 4-D params and blobs out NHWC (graph.layout; same values)")
+    add_image_cache_arg(p)
     add_share_arg(p)
     add_python_layers_arg(p)
     m = p.add_argument_group("metric mode (embedding nets)")
@@ -112,6 +115,7 @@ def _metric_mode(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_image_cache(args)
     if _metric_mode(args) or _metric_only_flags(args):
         return _run_metric(args)
     return _run_caffe(args)

@@ -9,9 +9,11 @@ from typing import Any
 
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import (
+    add_image_cache_arg,
     add_proto_arg,
     add_python_layers_arg,
     add_share_arg,
+    apply_image_cache,
     build_options,
     share_option,
 )
@@ -45,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (it shows only when stderr is a terminal)")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="data worker processes (default: up to 4 on a GPU, 0 on the CPU)")
+                   help="data worker processes (default: up to 4 on a GPU, 0 on the CPU, "
+                   "where a thread reads the next batch while the net runs)")
+    add_image_cache_arg(p)
     p.add_argument("--distributed-backend", choices=["nccl", "gloo"],
                    help="process-group backend under torchrun (default: nccl on GPUs, gloo "
                    "on the CPU)")
@@ -98,6 +102,9 @@ def _usage(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from caffe2torch.omp_wait import bound_spin
+
+    bound_spin()  # before torch loads: a data thread runs beside the net (omp_wait)
     from caffe2torch.errors import SolverError
     from caffe2torch.io import read_solver
     from caffe2torch.runtime.devices import gpu_ids
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.snapshot and args.weights:
         return _usage("give a snapshot to resume training or weights to fine-tune, not both")
+    apply_image_cache(args)
     try:
         gpus = gpu_ids(args.gpu)
     except ValueError as e:

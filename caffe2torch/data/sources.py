@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from caffe2torch.data.image_cache import DEFAULT_CACHE_BYTES, cache_budget
 from caffe2torch.data.images import decode_image, read_image, to_chw
 from caffe2torch.data.listfile import read_list_file
 from caffe2torch.data.transform import Draws, Transformer
@@ -82,15 +83,16 @@ class Source:
 class ImageListSource(Source):
     """An ImageData layer.
 
-    Decoded images are kept, up to ``cache_bytes`` per source and process (the first files
-    that fit; files past the budget are decoded every time): a file listed again, in a
-    later row or a later epoch, is not read again, and the pixels are the very ones OpenCV
-    decoded. Caffe re-reads
-    every file each epoch, so a file changed on disk during training is seen by Caffe and
-    not here. Set ``ImageListSource.cache_bytes = 0`` to decode every time."""
+    Decoded (and resized) images are kept, up to ``cache_bytes`` per source and process
+    (the first files that fit; files past the budget are decoded every time): a file listed
+    again, in a later row or a later epoch, is not read again, and the pixels are the very
+    ones OpenCV decoded; crops, mirrors, mean and scale are applied to every row after the
+    cache. Caffe re-reads every file each epoch, so a file changed on disk during training
+    is seen by Caffe and not here. The budget: ``$CAFFE2TORCH_IMAGE_CACHE_MB`` (MiB, 0:
+    off) when set, else the class's ``cache_bytes`` (see caffe2torch.data.image_cache)."""
 
     type = "ImageData"
-    cache_bytes = 256 * 2**20
+    cache_bytes = DEFAULT_CACHE_BYTES
 
     def __init__(self, layer: Any, phase: str, cwd: str) -> None:
         super().__init__(layer, phase, cwd)
@@ -107,6 +109,7 @@ class ImageListSource(Source):
         self.rand_skip = int(p.rand_skip)
         self.entries = read_list_file(_join(cwd, p.source), shown_as=p.source)
         self.transform = Transformer(layer.transform_param, phase, cwd, f"layer '{self.layer}'")
+        self.cache_bytes = cache_budget(type(self).cache_bytes)
         self._cache: dict[str, np.ndarray] = {}
         self._cache_left = self.cache_bytes
 

@@ -121,9 +121,10 @@ def open_feeder(
                         pin_memory=device.type == "cuda")
     started = time.perf_counter()
     first = feeder.next_batch()
-    if workers == 0 and device.type == "cpu" and prefetch_wanted(
-            _cores(), time.perf_counter() - started):
-        return PrefetchingFeeder(feeder), first  # Caffe's prefetch thread (data.prefetch)
+    seconds = time.perf_counter() - started
+    if workers == 0 and device.type == "cpu" and prefetch_wanted(_cores(), seconds):
+        # Caffe's prefetch thread, while reading costs enough (data.prefetch)
+        return PrefetchingFeeder(feeder, seconds), first
     return feeder, first
 
 

@@ -45,3 +45,27 @@ def test_package_import_chooses_before_torch_loads() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, check=True)
     assert done.stdout.strip() == "PASSIVE"
+
+
+def test_training_bounds_the_spin_unless_decided() -> None:
+    env: dict[str, str] = {}
+    assert omp_wait.bound_spin(env, modules=set()) == str(omp_wait.TRAINING_SPIN_COUNT)
+    assert env == {"GOMP_SPINCOUNT": str(omp_wait.TRAINING_SPIN_COUNT)}
+    for decided in ({"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "5"},
+                    {"CAFFE2TORCH_OMP_WAIT": "off"}):
+        before = dict(decided)
+        assert omp_wait.bound_spin(decided, modules=set()) is None and decided == before
+    assert omp_wait.bound_spin({}, modules={"torch"}) is None
+
+
+def test_train_verb_bounds_the_spin_before_torch_loads(tmp_path) -> None:
+    code = ("import os, sys\n"
+            "os.getloadavg = lambda: (0.0, 0.0, 0.0)\n"
+            "from caffe2torch.cli.main import main\n"
+            "main(['train', '--solver', 'missing.prototxt', '-q'])\n"
+            "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "CAFFE2TORCH_OMP_WAIT")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, check=True)
+    assert done.stdout.strip().splitlines()[-1] == f"{omp_wait.TRAINING_SPIN_COUNT} None"

@@ -1,5 +1,6 @@
 """ImageData keeps decoded images across epochs, within a byte budget: the second epoch
-reads no file and gives the same rows, bit for bit."""
+reads no file and gives the same rows, bit for bit; the budget comes from
+$CAFFE2TORCH_IMAGE_CACHE_MB or --image-cache-mb."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from caffe2torch.data import sources
+from caffe2torch.data import image_cache, sources
 from caffe2torch.data.sources import ImageListSource
+from caffe2torch.errors import DataError
 from caffe2torch.proto import caffe_pb2
 
 SIDE = 12  # a 12x12 colour image is 432 bytes
@@ -115,3 +117,80 @@ def _source_entries(folder: Path, name: str):
     from caffe2torch.data.listfile import read_list_file
 
     return read_list_file(str(folder / name), shown_as=name)
+
+
+# ------------------------------------------------------------- budget and whole epochs
+
+def _pair_layers(shuffle: bool, transform: str) -> list:
+    from google.protobuf import text_format
+
+    layers = []
+    for name, listing, tops in (("pair_a", "list.txt", ["data", "sim"]),
+                                ("pair_b", "list_p.txt", ["data_p", "sim_p"])):
+        layer = caffe_pb2.LayerParameter(name=name, type="ImageData", top=tops)
+        layer.image_data_param.source = listing
+        layer.image_data_param.batch_size = 4
+        layer.image_data_param.shuffle = shuffle
+        text_format.Merge(transform, layer.transform_param)
+        layers.append(layer)
+    return layers
+
+
+def _batches(folder: Path, n: int, shuffle: bool, transform: str) -> list[dict[str, bytes]]:
+    from caffe2torch.data import DataFeeder
+
+    with DataFeeder(_pair_layers(shuffle, transform), "TRAIN", cwd=folder, seed=7) as feeder:
+        return [{k: v.numpy().tobytes() for k, v in feeder.next_batch().items()}
+                for _ in range(n)]
+
+
+@pytest.mark.parametrize("shuffle, transform", [
+    (False, "scale: 0.5"),
+    (True, "crop_size: 8 mirror: true mean_value: 3 mean_value: 4 mean_value: 5"),
+])
+def test_cached_epochs_equal_decoded_epochs(folder: Path, reads: list[str],
+                                            monkeypatch: pytest.MonkeyPatch, shuffle: bool,
+                                            transform: str) -> None:
+    # the second list pairs every image with another one, as a Siamese pair list does
+    (folder / "list_p.txt").write_text("".join(f"im{(i + 1) % 6}.png {i}\n" for i in range(6)))
+    n = 6  # four epochs of 6 rows in batches of 4, shuffled anew at each epoch
+    cached = _batches(folder, n, shuffle, transform)
+    assert len(reads) == 12, "each source decodes each of its files once"
+    monkeypatch.setenv(image_cache.CACHE_ENV, "0")
+    decoded = _batches(folder, n, shuffle, transform)
+    assert len(reads) == 12 + 2 * 4 * n, "without the cache every row decodes its file"
+    assert cached == decoded  # same rows, order, crops and mirrors, bit for bit
+
+
+def test_environment_sets_the_budget(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(image_cache.CACHE_ENV, "0.5")
+    src = _source(folder)
+    assert src.cache_bytes == 2**19
+    clone = pickle.loads(pickle.dumps(src))  # a worker process keeps the budget
+    assert clone.cache_bytes == 2**19 and clone._cache_left == 2**19
+    monkeypatch.setenv(image_cache.CACHE_ENV, "0")
+    _epoch(src := _source(folder))
+    assert not src._cache
+
+
+@pytest.mark.parametrize("raw", ["lots", "-1", "nan", "inf"])
+def test_a_bad_budget_is_a_clear_error(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                                       raw: str) -> None:
+    monkeypatch.setenv(image_cache.CACHE_ENV, raw)
+    with pytest.raises(DataError, match=image_cache.CACHE_ENV) as info:
+        _source(folder)
+    assert "MiB" in info.value.message and info.value.hint
+
+
+def test_cli_flag_sets_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from caffe2torch.cli.netargs import add_image_cache_arg, apply_image_cache
+
+    monkeypatch.delenv(image_cache.CACHE_ENV, raising=False)
+    p = argparse.ArgumentParser()
+    add_image_cache_arg(p)
+    apply_image_cache(p.parse_args(["--image-cache-mb", "64"]))
+    assert image_cache.cache_budget() == 64 * 2**20
+    with pytest.raises(SystemExit):
+        p.parse_args(["--image-cache-mb", "-3"])
