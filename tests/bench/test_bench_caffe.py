@@ -36,13 +36,21 @@ def test_timing_net_has_the_case_inputs_and_forces_backward(case, tmp_path: Path
         assert shapes[top] == shape
 
 
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def test_reads_the_total_and_the_layer_times(tmp_path: Path) -> None:
     fake = tmp_path / "caffe"
     fake.write_text(f"#!{sys.executable}\nimport sys\nsys.stderr.write({LOG!r})\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    total, layers = bench_caffe._run([str(fake), "time"], dict(os.environ))
-    assert total == 1959.0
-    assert layers == {"conv1": pytest.approx(32.75)}
+    run = bench_caffe._run([str(fake), "time"], dict(os.environ))
+    assert run.ms == 1959.0
+    assert run.layers == {"conv1": pytest.approx(32.75)}
+    # the command's own peak, not this (larger) process's, which fork and exec carry over
+    assert 0 < run.peak_rss_mb < _peak_rss_mb()
     bad = tmp_path / "bad"
     bad.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(3)\n")
     bad.chmod(bad.stat().st_mode | stat.S_IEXEC)
