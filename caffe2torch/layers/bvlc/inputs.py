@@ -202,7 +202,8 @@ def build_memory_data(ctx: BuildContext) -> nn.Module:
         raise ctx.error(f"batch_size, channels, height and width must all be positive, got {dims}")
     # Caffe's Forward reshapes the label to (batch, 1, 1, 1)
     module = _data_module(ctx, [tuple(int(d) for d in dims), (int(p.batch_size), 1, 1, 1)])
-    return MemoryDataInput(module.layer_type, module.layer_name, module.shapes, module.why)
+    return MemoryDataInput(module.layer_type, module.layer_name, module.shapes, module.why,
+                           module.tops)
 
 
 class MemoryDataInput(DataInput):
