@@ -12,13 +12,20 @@ and docs/forks.md gets the table. A build that needs data (a Data layer's channe
 the shapes the error asks for (batch, 3, crop or 224, crop or 224 for images, batch for
 labels); a layer type nobody registered must fail with its name and the plug-in hint.
 
+A second section (``ZOO``) takes nets users commonly bring (model zoos, papers' code; none
+in ../shared/corpus) through what a user runs without a fork schema: ``caffe2torch info``,
+``lint``, ``upgrade`` when V0/V1, a build of every phase, and ``export --verify`` for
+deploy nets when onnxruntime is installed.
+
     python tools/fork_survey.py --mirrors /path/to/mirrors --out docs/forks.md
+    python tools/fork_survey.py --mirrors /path/to/mirrors --only zoo   # one section
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
 import os
 import re
@@ -91,6 +98,85 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
     ]),
 ]
 
+# Nets users bring from model zoos and papers' code, read as a user reads them: with the
+# package's own schema (no fork proto). Files already in ../shared/corpus are left out.
+# (label, repository, [(prototxt path[, input shapes the net needs[, phases to build]])])
+ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
+    ("OpenPose", "CMU-Perceptual-Computing-Lab/openpose", [
+        # input_dim 1x1 "defined at runtime": the size the demo feeds
+        ("models/pose/body_25/pose_deploy.prototxt", {"image": [1, 3, 368, 368]}),
+        ("models/pose/coco/pose_deploy_linevec.prototxt", {"image": [1, 3, 368, 368]}),
+        ("models/pose/mpi/pose_deploy_linevec_faster_4_stages.prototxt",
+         {"image": [1, 3, 368, 368]}),
+        ("models/face/pose_deploy.prototxt", {"image": [1, 3, 368, 368]}),
+        ("models/hand/pose_deploy.prototxt", {"image": [1, 3, 368, 368]}),
+    ]),
+    ("MTCNN", "kpzhang93/MTCNN_face_detection_alignment", [
+        ("code/codes/MTCNNv1/model/det2.prototxt",),
+        ("code/codes/MTCNNv2/model/det1.prototxt",),
+        ("code/codes/MTCNNv2/model/det2.prototxt",),
+        ("code/codes/MTCNNv2/model/det3.prototxt",),
+    ]),
+    ("center loss", "ydwen/caffe-face", [
+        ("face_example/face_deploy.prototxt",),
+        ("mnist_example/mnist_deploy.prototxt",),
+        ("examples/siamese/mnist_siamese_train_test.prototxt",
+         {"pair_data": [64, 2, 28, 28], "sim": [64]}),
+    ]),
+    ("SphereFace", "wy1iu/sphereface", [
+        ("tools/caffe-sphereface/examples/siamese/mnist_siamese.prototxt",),
+    ]),
+    ("SqueezeNet", "DeepScale/SqueezeNet", [
+        ("SqueezeNet_v1.1/deploy.prototxt",),
+    ]),
+    ("DenseNet", "shicai/DenseNet-Caffe", [
+        ("DenseNet_161.prototxt",),
+        ("DenseNet_169.prototxt",),
+    ]),
+    ("PSPNet", "hszhao/PSPNet", [
+        ("evaluation/prototxt/pspnet101_cityscapes_713.prototxt",),
+    ]),
+    ("cvjena", "cvjena/cnn-models", [
+        ("AlexNet_cvgj/deploy.prototxt",),
+        ("AlexNet_cvgj/train.prototxt",),
+        ("ResNet_preact/ResNet50_cvgj/deploy.prototxt",),
+        ("ResNet_preact/ResNet10_cvgj/train.prototxt",),
+        ("VGG19_cvgj/test.prototxt",),
+    ]),
+    ("GoogLeNet-BN", "lim0606/caffe-googlenet-bn", [
+        ("deploy.prototxt",),
+        ("train_val.prototxt",),
+    ]),
+    ("MobileNet-SSD", "chuanqi305/MobileNet-SSD", [
+        # train files: their data layer is TRAIN-only, so only TRAIN builds (as in Caffe)
+        ("voc/MobileNetSSD_train.prototxt", {"data": [24, 3, 300, 300]}, ["TRAIN"]),
+        ("template/MobileNetSSD_deploy_template.prototxt",),
+    ]),
+    ("MobileNetv2-SSDLite", "chuanqi305/MobileNetv2-SSDLite", [
+        ("ssdlite/voc/deploy.prototxt",),
+        ("ssdlite/voc/train.prototxt", {"data": [24, 3, 300, 300]}, ["TRAIN"]),
+        ("ssd/deploy.prototxt",),
+    ]),
+    ("DepthwiseConvolution", "yonghenglh6/DepthwiseConvolution", [
+        ("example/depthwised_mobilenet_deploy.prototxt",),
+    ]),
+    ("MobileNet-YOLO", "eric612/MobileNet-YOLO", [
+        ("models/darknet_yolov3/yolov3-tiny.prototxt",),
+        ("models/darknet/darknet19_deploy.prototxt",),
+        ("models/mobilenetv2_voc/ssd_lite/deploy.prototxt",),
+        ("models/cityscapes/mobilenet_yolov3_deploy.prototxt",),
+    ]),
+]
+
+# What a failure above was found to be, when it is not caffe2torch's (checked by hand).
+ZOO_NOTES = {
+    "ssdlite/voc/deploy.prototxt":
+        "on filler weights the Sigmoid confidences saturate at 1.0, so NMS and keep_top_k "
+        "pick among ties by box overlap; PyTorch alone moves detection_out by 1.0 when "
+        "the input moves by 1e-4 of itself, as onnxruntime's float rounding does; every "
+        "other output agrees within 1e-4",
+}
+
 
 def git_dir(mirrors: str, repo: str) -> str:
     base = os.path.join(mirrors, repo.replace("/", "+"), "repo")
@@ -150,20 +236,29 @@ def _guess_shapes(net_param, tops: list[str]) -> dict[str, list[int]]:
 
 
 def build_all(path: str, proto: str | None,
-              given: dict[str, list[int]] | None = None) -> tuple[bool, str]:
-    """Build every declared phase; (ok, why not). A type nobody registered counts as ok
-    when the error names it and gives the plug-in hint ("plugin: TYPE")."""
+              given: dict[str, list[int]] | None = None,
+              phases: list[str] | None = None,
+              found: dict[str, list[int]] | None = None) -> tuple[bool, str]:
+    """Build every declared phase (or ``phases``); (ok, why not). A type nobody registered
+    counts as ok when the error names it and gives the plug-in hint ("plugin: TYPE").
+    ``found`` receives the input shapes the builds needed."""
     import caffe2torch as c2t
     from caffe2torch.errors import CaffeError
     from caffe2torch.io.text import read_net
     from caffe2torch.ir.netstate import declared_phases
 
-    net_param = read_net(path, proto)
-    for phase in declared_phases(net_param.layer):
+    try:
+        net_param = read_net(path, proto)
+    except CaffeError as e:  # a file Caffe rejects too: the message is the finding
+        where = f"{e.line}:{e.col}: " if e.line else ""
+        return False, f"read: {where}{e.message}"[:160]
+    for phase in phases or declared_phases(net_param.layer):
         shapes: dict[str, list[int]] = dict(given or {})
         for _ in range(4):
             try:
                 c2t.load_net(path, phase=phase, input_shapes=shapes or None, proto=proto)
+                if found is not None:
+                    found.update(shapes)
                 break
             except CaffeError as e:
                 m = _MISSING.search(e.message)
@@ -246,6 +341,152 @@ def survey(mirrors: str) -> list[Row]:
     return rows
 
 
+@dataclass
+class ZooRow:
+    label: str
+    repo: str
+    files: int = 0
+    info: int = 0
+    lint: int = 0
+    old: int = 0  # V0/V1 files, which get `upgrade`
+    upgrade: int = 0
+    build: int = 0
+    plugin: int = 0
+    deploy: int = 0  # deploy nets that build: the ones `export --verify` is tried on
+    export: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+_OLD_FORMAT = re.compile(r"^\s*layers\s*\{", re.M)
+
+
+def _cli(argv: list[str], strip: str = "") -> tuple[int, str]:
+    """Run one CLI verb as a user would; (exit code, its last message lines, with the
+    prefix ``strip`` taken off the paths)."""
+    from caffe2torch.cli.main import main as cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = cli(argv)
+        except BaseException as e:  # a traceback is a bug the survey must show
+            return 99, f"crash {e!r}"
+    lines = [ln for ln in (err.getvalue() + out.getvalue()).splitlines() if ln.strip()]
+    failed = [ln for ln in lines if "FAILED" in ln or "error:" in ln]
+    text = " / ".join(ln.strip() for ln in (failed or lines)[-2:])
+    return rc, (text.replace(strip, "") if strip else text)[:220]
+
+
+def _is_deploy(path: str) -> bool:
+    """No data layer and no loss: what export's deploy view leaves as is."""
+    from caffe2torch.io.text import read_net
+
+    types = [lp.type for lp in read_net(path).layer]
+    return not any(t.endswith("Data") or "Loss" in t or t == "Accuracy" for t in types)
+
+
+def survey_zoo(mirrors: str, export: bool) -> list[ZooRow]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, repo, nets in ZOO:
+            row = ZooRow(label, repo)
+            for npath, *given in nets:
+                shapes: dict[str, list[int]] = dict(given[0]) if given else {}
+                phases: list[str] | None = given[1] if len(given) > 1 else None
+                path = extract(mirrors, repo, npath, tmp)
+                name = npath
+                row.files += 1
+                with open(path, "rb") as f:
+                    if f.read(40).startswith(b"version https://git-lfs"):
+                        row.reasons.append(f"{name}: a Git LFS pointer, not a prototxt")
+                        continue
+                try:  # first, so that info and export get the shapes a build needed
+                    ok, why = build_all(path, None, shapes, phases, found=shapes)
+                except Exception as e:
+                    ok, why = False, f"crash {e!r}"[:160]
+                shape_args = [a for blob, dims in shapes.items() for a in
+                              ("--input-shape", f"{blob}={','.join(map(str, dims))}")]
+                phase_args = ["--phase", phases[0]] if phases else []
+                rc, msg = _cli(["info", path, *phase_args, *shape_args], tmp + os.sep)
+                # exit 1 on a net that does not build: the table is printed with the
+                # reason, which the build column records
+                if rc == 0 or (rc == 1 and not ok and not why.startswith("read: ")):
+                    row.info += 1
+                else:
+                    row.reasons.append(f"{name}: info exit {rc}: {msg}")
+                rc, msg = _cli(["lint", "--format", "concise", path], tmp + os.sep)
+                if rc in (0, 1):
+                    row.lint += 1
+                else:
+                    row.reasons.append(f"{name}: lint exit {rc}: {msg}")
+                if _OLD_FORMAT.search(read_text_file(path)):
+                    row.old += 1
+                    rc, msg = _cli(["upgrade", path, path + ".v2"], tmp + os.sep)
+                    if rc == 0:
+                        row.upgrade += 1
+                    else:
+                        row.reasons.append(f"{name}: upgrade exit {rc}: {msg}")
+                if ok:
+                    row.build += 1
+                elif why.startswith("plugin: "):
+                    row.plugin += 1
+                    row.reasons.append(f"{name}: unregistered type {why[8:]} (plug-in hint)")
+                    continue
+                else:
+                    row.reasons.append(f"{name}: build: {why}")
+                    continue
+                if not (export and _is_deploy(path)):
+                    continue
+                row.deploy += 1
+                rc, msg = _cli(["export", path, "-o", path + ".onnx", "--verify",
+                                *shape_args], tmp + os.sep)
+                if rc == 0:
+                    row.export += 1
+                else:
+                    row.reasons.append(f"{name}: export --verify exit {rc}: {msg}"
+                                       + (f" ({ZOO_NOTES[npath]})" if npath in ZOO_NOTES else ""))
+            rows.append(row)
+    return rows
+
+
+def read_text_file(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+def render_zoo(rows: list[ZooRow], seconds: float, export: bool) -> str:
+    out = [
+        "",
+        "# Nets from model zoos and papers' code",
+        "",
+        "The same tool, section two: nets users commonly bring (model zoos, papers' code), "
+        "none of them in the shared corpus, read as a user reads them, without a fork "
+        "schema. Each file goes through `caffe2torch info` (exit 0), `lint` (no crash: "
+        "exit 0 or 1), `upgrade` when it is V0/V1 (*old*), a build of every phase it "
+        "declares (`load_net`), and, for deploy nets that build (no data or loss layer), "
+        "`export --verify` (ONNX, checked against onnxruntime"
+        + ("" if export else "; skipped: onnxruntime is not installed") + ").",
+        "",
+        "| repository | files | info | lint | old | upgrade | build | plug-in "
+        "| deploy | export |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = ("files", "info", "lint", "old", "upgrade", "build", "plugin", "deploy", "export")
+    tot = ZooRow("total", "")
+    for r in rows:
+        out.append(f"| {r.repo} | " + " | ".join(str(getattr(r, k)) for k in keys) + " |")
+        for k in keys:
+            setattr(tot, k, getattr(tot, k) + getattr(r, k))
+    out.append(f"| **total** ({len(rows)} repositories) | "
+               + " | ".join(str(getattr(tot, k)) for k in keys) + " |")
+    out += ["", "## Reasons", ""]
+    for r in rows:
+        for why in r.reasons:
+            out.append(f"- {r.label}: {why}".replace("\n", " "))
+    out += ["", f"({len(rows)} repositories, {tot.files} files, {seconds:.0f} s.)", ""]
+    return "\n".join(out)
+
+
 def render(rows: list[Row], seconds: float) -> str:
     head = [
         "# Nets of Caffe forks",
@@ -287,10 +528,19 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mirrors", required=True, help="folder of owner+name/repo git mirrors")
     p.add_argument("--out", help="write the markdown table here (default: stdout)")
+    p.add_argument("--only", choices=("forks", "zoo"),
+                   help="run one section only (default: both)")
     args = p.parse_args(argv)
-    start = time.perf_counter()
-    rows = survey(args.mirrors)
-    text = render(rows, time.perf_counter() - start)
+    text = ""
+    if args.only != "zoo":
+        start = time.perf_counter()
+        rows = survey(args.mirrors)
+        text += render(rows, time.perf_counter() - start)
+    if args.only != "forks":
+        start = time.perf_counter()
+        export = importlib.util.find_spec("onnxruntime") is not None
+        zoo = survey_zoo(args.mirrors, export)
+        text += render_zoo(zoo, time.perf_counter() - start, export)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)

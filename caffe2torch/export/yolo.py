@@ -7,7 +7,8 @@ How the fork's NMS maps onto ONNX's (the same devices as DetectionOutput's, dete
 
 * the fork scans boxes in memory order (cell j * side + i, then box), not by score: NMS is
   fed each box's rank in that order as its score (strictly decreasing, > 0), and -1 for a
-  box whose confidence is below ``confidence_threshold`` (the fork keeps >=);
+  box whose confidence is below ``confidence_threshold`` (the fork skips only what
+  compares below, so it keeps >= and NaN);
 * one NMS group per image over every class (the fork's NMS ignores the class);
 * the fork drops a box whose overlap is >= ``nms_threshold``, ONNX one whose overlap is >
   its threshold: the threshold given is the float32 just below the fork's;
@@ -69,7 +70,8 @@ class OnnxYoloDetectionOutput(nn.Module):
         cx, cy, hw, hh = bx.double(), by.double(), bw.double() / 2.0, bh.double() / 2.0
         corners = torch.stack([cx - hw, cy - hh, cx + hw, cy + hh], -1).float().clamp(0.0, 1.0)
         rank = torch.arange(count, 0, -1, dtype=x.dtype) / count  # scan order, > 0
-        above = conf >= float(np.float32(layer.confidence_threshold))
+        # the fork skips a box when conf < threshold: a NaN confidence is kept
+        above = torch.logical_not(conf < float(np.float32(layer.confidence_threshold)))
         scores = torch.where(above, rank.expand_as(conf), torch.full_like(conf, -1.0))
         threshold = float(np.nextafter(np.float32(layer.nms_threshold), np.float32(-1)))
         selected = _NonMaxSuppression.apply(corners, scores.unsqueeze(1), count, threshold, 0.0)

@@ -26,6 +26,9 @@ CEIL_MODE = "BVLC/caffe PR #3057 (ceil_mode; DenseNet/DPN/ResNeXt ports)"
 SENET = "hujie-frank/SENet"
 HED = "s9xie/hed"
 SEGNET = "alexgkendall/caffe-segnet (SegNet)"
+CONV_DW = "farmingyard/caffe-mobilenet (conv_dw; ShuffleNet's deploy files use it)"
+DEPTHWISE = "yonghenglh6/DepthwiseConvolution (and its copies, e.g. eric612/MobileNet-YOLO)"
+RELU6 = "chuanqi305/ssd (MobileNetv2-SSDLite)"
 
 # Fields that forks added to messages BVLC Caffe also defines.
 FORK_FIELDS: dict[str, dict[str, str]] = {
@@ -192,7 +195,9 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "BN": PSPNET,
     "Interp": PSPNET,
     "ShuffleChannel": SHUFFLENET,
-    "ConvolutionDepthwise": CTC,
+    "ConvolutionDepthwise": CONV_DW,
+    "DepthwiseConvolution": DEPTHWISE,
+    "ReLU6": RELU6,
     "CtcLoss": CTC,
     "ContinuationIndicator": CTC,
     "LabelsequenceAccuracy": CTC,
@@ -213,6 +218,7 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "CosinAddm": ARCFACE,
     "AdaCosAddmScale": ARCFACE,
     "FocalLoss": ARCFACE,
+    "NormL2": ARCFACE,
     "Axpy": SENET,
     "ImageLabelmapData": HED,
     "Upsample": SEGNET,

@@ -61,3 +61,18 @@ def test_yolo_detection_output_equals_the_layer(tmp_path: Path, channels: int,
         else:  # NMS dropped some of the boxes above the threshold, in every image
             assert set(got[0, 0, :, 0]) == set(range(batch))
             assert 0 < got.shape[2] < batch * 50
+
+
+def test_nan_confidences_are_kept_as_the_fork_keeps_them(tmp_path: Path) -> None:
+    """The fork skips a box only when conf < threshold, so a NaN map (a net whose filler
+    BatchNorm stats overflow) keeps every box; the export must not drop them."""
+    net = _net(tmp_path, 16, 0.2)
+    export_onnx(net, tmp_path / "m.onnx", opset=21)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 20, 20)).astype(np.float32)
+    x[0, :, :8, :8] = np.nan  # the cells of the first two grid rows and columns
+    (got,) = run_onnx(tmp_path / "m.onnx", {"data": x})
+    with torch.no_grad():
+        want = net(torch.from_numpy(x))["det"].numpy()
+    assert np.isnan(want[..., 2]).any()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)

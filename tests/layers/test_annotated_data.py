@@ -112,7 +112,11 @@ def test_cropping_batch_sampler_is_refused(tmp_path, images) -> None:
 
 
 def test_build_shapes() -> None:
-    with pytest.raises(BuildError, match="channels from the records"):
+    with pytest.raises(BuildError, match="channels from the records") as info:
         top_shapes(build(layer_text("x")), [])
+    # the image top is named (the label's setup shape is known), not "?"
+    assert info.value.message.endswith("top(s) still without a shape: data")
+    assert "--input-shape data=N,C,H,W" in (info.value.hint or "")
+    assert "label=" not in (info.value.hint or "")
     m = build(layer_text("x"), options={"input_shapes": {"data": (2, 3, 12, 10)}})
     assert m.infer_shapes([]) == [(2, 3, 12, 10), (1, 1, 1, 8)]

@@ -196,7 +196,8 @@ def build_memory_data(ctx: BuildContext) -> nn.Module:
     if min(dims) <= 0:
         raise ctx.error(f"batch_size, channels, height and width must all be positive, got {dims}")
     module = _data_module(ctx, [known(s) for s in memory_data_shapes(p)])
-    return MemoryDataInput(module.layer_type, module.layer_name, module.shapes, module.why)
+    return MemoryDataInput(module.layer_type, module.layer_name, module.shapes, module.why,
+                           module.tops)
 
 
 class MemoryDataInput(DataInput):

@@ -221,9 +221,9 @@ def build_annotated_data(ctx: BuildContext) -> nn.Module:
     data: Shape | None = tuple(given[tops[0]]) if tops[0] in given else None
     why = (f"an AnnotatedData layer takes its channels from the records of {p.source!r}"
            + ("" if _resize_size(ctx.layer) else " and its size too (no resize_param)"))
-    if data is None:
-        return DataInput(ctx.type, ctx.name, None, why)
+    if data is None:  # the label's setup shape is known: only the image top is asked for
+        return DataInput(ctx.type, ctx.name, None, why, tops[:1])
     shapes = [data]
     if len(tops) > 1:
         shapes.append(tuple(given.get(tops[1], LABEL_SETUP_SHAPE)))
-    return DataInput(ctx.type, ctx.name, shapes, why)
+    return DataInput(ctx.type, ctx.name, shapes, why, tops)
