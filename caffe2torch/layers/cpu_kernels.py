@@ -136,21 +136,26 @@ def cross_channel_lrn(x: torch.Tensor, size: int, alpha: float, beta: float,
 
 # --------------------------------------------------------------------------- InnerProduct
 
-# A big weight at a small batch (Caffe's fc6 at batch 4-8) is read once per product, so the
-# product runs at memory speed, but torch's CPU GEMM for a (few x K) @ (K x N) product
-# streams the weight several times (~2-3x Caffe's time for fc6 forward and input
-# gradient). Up to SKINNY_ROWS rows and from SKINNY_WEIGHT weight elements, the products
-# are written so that the weight is streamed once: y^T = W x^T, and the input gradient as
-# matrix-vector products over row blocks of W that stay in cache for every row of x.
-SKINNY_ROWS = 8
+# A big weight at a small batch (Caffe's fc6 at batch 4) is read once per product, so the
+# product runs at memory speed, but torch's CPU GEMM for a (2-4 x K) @ (K x N) product
+# reads it several times. For 2 to SKINNY_ROWS rows, the products are written so that the
+# weight is streamed once: the forward as y^T = W x^T (from SKINNY_WEIGHT weight elements),
+# the input gradient as matrix-vector products over row blocks of W that stay in cache for
+# every row (from SKINNY_GRAD_WEIGHT elements). Measured on an idle 2-core machine
+# (docs/benchmarks.md): forward 1.25-2.2x, input gradient 1.1-1.4x of torch's at 2-4 rows;
+# at 8 rows and beyond, and for the input gradient of smaller weights, torch's is faster.
+SKINNY_ROWS = 4
 SKINNY_WEIGHT = 1 << 20
+SKINNY_GRAD_WEIGHT = 1 << 24
 _ROW_BLOCK = 128
 
 
-def skinny(x2: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether ``x2 @ weight.T`` (x2 flattened to rows) takes the small-batch route."""
+def skinny(x2: torch.Tensor, weight: torch.Tensor, min_weight: int | None = None) -> bool:
+    """Whether ``x2 @ weight.T`` (x2 flattened to rows) takes the small-batch route
+    (``min_weight``: SKINNY_WEIGHT; the input gradient asks with SKINNY_GRAD_WEIGHT)."""
+    least = SKINNY_WEIGHT if min_weight is None else min_weight
     return (eager_cpu(x2) and eager_cpu(weight) and x2.dim() == 2
-            and x2.shape[0] <= SKINNY_ROWS and weight.numel() >= SKINNY_WEIGHT
+            and 2 <= x2.shape[0] <= SKINNY_ROWS and weight.numel() >= least
             and weight.is_contiguous())
 
 

@@ -125,7 +125,7 @@ class _Linear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             if ctx.transpose:
                 gx = (g2 @ weight.t()).reshape(x.shape)
-            elif cpu_kernels.skinny(g2, weight):
+            elif cpu_kernels.skinny(g2, weight, cpu_kernels.SKINNY_GRAD_WEIGHT):
                 gx = cpu_kernels.skinny_input_grad(g2, weight).reshape(x.shape)
             else:
                 gx = (g2 @ weight).reshape(x.shape)

@@ -103,15 +103,16 @@ def _big_weight() -> torch.Tensor:
     return torch.randn(n, k, generator=torch.Generator().manual_seed(7)) * 0.01
 
 
-@pytest.mark.parametrize("rows", [1, 3, cpu_kernels.SKINNY_ROWS])
+@pytest.mark.parametrize("rows", [2, 3, cpu_kernels.SKINNY_ROWS])
 def test_small_batch_inner_product_route(rows: int) -> None:
     weight = _big_weight()
     x = torch.randn(rows, weight.shape[1])
     grad = torch.randn(rows, weight.shape[0])
     bias = torch.randn(weight.shape[0])
     assert cpu_kernels.skinny(x, weight)
-    assert not cpu_kernels.skinny(torch.randn(cpu_kernels.SKINNY_ROWS + 1, weight.shape[1]),
-                                  weight)
+    for other in (1, cpu_kernels.SKINNY_ROWS + 1):  # one row, or enough for torch's GEMM
+        assert not cpu_kernels.skinny(torch.randn(other, weight.shape[1]), weight)
+    assert not cpu_kernels.skinny(x, weight, cpu_kernels.SKINNY_GRAD_WEIGHT)
     torch.testing.assert_close(cpu_kernels.skinny_linear(x, weight, bias),
                                F.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(cpu_kernels.skinny_input_grad(grad, weight), grad @ weight,
@@ -122,6 +123,7 @@ def test_inner_product_with_kept_diffs_takes_the_route_and_keeps_gradients(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from caffe2torch.layers.grad_buffers import GradBuffers, linear
 
+    monkeypatch.setattr(cpu_kernels, "SKINNY_GRAD_WEIGHT", cpu_kernels.SKINNY_WEIGHT)
     calls: list[str] = []
     for name in ("skinny_linear", "skinny_input_grad"):
         real = getattr(cpu_kernels, name)
