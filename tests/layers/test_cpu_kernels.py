@@ -166,3 +166,28 @@ def test_channels_last_input_keeps_its_layout_through_pooling() -> None:
     (top,) = caffe_pool(x, MAX, (3, 3), (2, 2), (0, 0))
     assert top.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(top, F.max_pool2d(x.contiguous(), 3, 2, 0, ceil_mode=True))
+
+
+@pytest.mark.parametrize(("size", "stride", "group"), [((7, 7), (2, 2), 1), ((9, 6), (3, 2), 2)])
+def test_strided_pointwise_convolution_reads_the_same_pixels(size, stride, group) -> None:
+    from caffe2torch.ir.geometry import ConvGeometry
+    from caffe2torch.layers.bvlc.vision import CaffeConvolution
+
+    weight = torch.randn(6, 4 // group, 1, 1)
+    bias = torch.randn(6)
+    geometry = ConvGeometry((1, 1), stride, (0, 0), (1, 1))
+    conv = CaffeConvolution(weight, bias, geometry, group, 1, False)
+    x0 = torch.randn(2, 4, *size)
+    assert cpu_kernels.strided_pointwise(x0, (1, 1), stride, (0, 0))
+    assert not cpu_kernels.strided_pointwise(x0, (1, 1), stride, (1, 0))
+    assert not cpu_kernels.strided_pointwise(x0, (3, 3), stride, (0, 0))
+    x = x0.clone().requires_grad_()
+    top = conv(x)
+    ref_x = x0.clone().requires_grad_()
+    ref = F.conv2d(ref_x, weight, bias, stride, 0, 1, group)
+    assert top.shape == ref.shape
+    torch.testing.assert_close(top, ref)
+    diff = torch.randn(ref.shape)
+    top.backward(diff)
+    ref.backward(diff)
+    torch.testing.assert_close(x.grad, ref_x.grad)

@@ -139,6 +139,8 @@ class CaffeConvolution(nn.Module):
         if self.transposed:
             y = _DECONV[x.dim() - 2](x, weight, bias, stride, pad, 0, self.group, dilation)
         else:
+            if x.dim() == 4 and cpu_kernels.strided_pointwise(x, kernel, stride, pad):
+                x, stride = cpu_kernels.subsample(x, stride), (1, 1)
             y = _CONV[x.dim() - 2](x, weight, bias, stride, pad, dilation, self.group)
         if not kernel:
             y = y.squeeze(-1)
