@@ -91,8 +91,11 @@ def strided_pointwise(x: torch.Tensor, kernel: tuple[int, ...], stride: tuple[in
 
 
 def subsample(x: torch.Tensor, stride: tuple[int, ...]) -> torch.Tensor:
-    """The pixels a 1x1 convolution with ``stride`` reads: rows and columns 0, s, 2s, ..."""
-    return x[:, :, ::stride[0], ::stride[1]].contiguous()
+    """The pixels a 1x1 convolution with ``stride`` reads: rows and columns 0, s, 2s, ...
+    (in ``x``'s layout: a channels-last net stays channels-last)."""
+    layout = torch.channels_last if (x.is_contiguous(memory_format=torch.channels_last)
+                                     and not x.is_contiguous()) else torch.contiguous_format
+    return x[:, :, ::stride[0], ::stride[1]].contiguous(memory_format=layout)
 
 
 # --------------------------------------------------------------------------- LRN

@@ -191,3 +191,11 @@ def test_strided_pointwise_convolution_reads_the_same_pixels(size, stride, group
     top.backward(diff)
     ref.backward(diff)
     torch.testing.assert_close(x.grad, ref_x.grad)
+
+
+def test_subsampling_keeps_a_channels_last_layout() -> None:
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    picked = cpu_kernels.subsample(x, (2, 2))
+    assert picked.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(picked, x[:, :, ::2, ::2])
+    assert cpu_kernels.subsample(x.contiguous(), (2, 2)).is_contiguous()
