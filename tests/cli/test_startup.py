@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,15 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "cv2", "onnx", "onnxruntime", "numpy", "h5py")
 
 
-def _loaded_after(code: str) -> dict[str, bool]:
-    """Which heavy modules a fresh interpreter has loaded after running ``code``."""
-    probe = (f"import sys, json\n{code}\n"
-             f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))")
+def _fresh_json(code: str, expression: str) -> Any:
+    """Run ``code`` in a fresh interpreter, then print ``expression`` (about sys.modules)
+    as JSON and give it back."""
+    probe = f"import sys, json\n{code}\nprint(json.dumps({expression}))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _loaded_after(code: str) -> dict[str, bool]:
+    """Which heavy modules a fresh interpreter has loaded after running ``code``."""
+    return _fresh_json(code, f"{{m: m in sys.modules for m in {HEAVY!r}}}")
 
 
 def _cli(argv: list[str]) -> str:
@@ -108,13 +114,7 @@ def test_lint_loads_no_heavy_module(fixture: str) -> None:
 
 def _modules_after(code: str, prefix: str) -> set[str]:
     """The modules under ``prefix`` a fresh interpreter has loaded after running ``code``."""
-    probe = (f"import sys, json\n{code}\n"
-             f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefix!r}))))")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return set(_fresh_json(code, f"sorted(m for m in sys.modules if m.startswith({prefix!r}))"))
 
 
 VERB_MODULES = {f"caffe2torch.cli.{v}" for v in
