@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     from caffe2torch.omp_wait import bound_spin
 
     bound_spin()  # before torch loads: training, as `train` (omp_wait)
+    from caffe2torch.runtime.heap import keep_freed_memory
+
+    keep_freed_memory()  # each iteration reuses the last one's memory (runtime.heap)
     from caffe2torch.examples.siamese_demo import run_demo
 
     if args.iterations is not None and args.iterations < 1:

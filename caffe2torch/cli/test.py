@@ -115,6 +115,9 @@ def _metric_mode(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from caffe2torch.runtime.heap import keep_freed_memory
+
+    keep_freed_memory()  # each batch reuses the last one's memory (runtime.heap)
     apply_image_cache(args)
     if _metric_mode(args) or _metric_only_flags(args):
         return _run_metric(args)

@@ -64,12 +64,14 @@ def run(args: argparse.Namespace) -> int:
     from caffe2torch.runtime.devices import device_flag, resolve_device
     from caffe2torch.runtime.feeding import BatchStream
     from caffe2torch.runtime.glog import GlogWriter, fmt
+    from caffe2torch.runtime.heap import keep_freed_memory
     from caffe2torch.runtime.timing import LayerTimer
 
     if args.iterations < 1:
         print("caffe2torch time: error: -iterations must be >= 1", file=sys.stderr)
         return common.USAGE
     log = GlogWriter(sys.stderr)
+    keep_freed_memory()  # every pass reuses the last one's memory, as Caffe's blobs do
     try:
         requested = device_flag(args.gpu)
     except ValueError as e:

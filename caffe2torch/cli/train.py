@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     from caffe2torch.omp_wait import bound_spin
 
     bound_spin()  # before torch loads: a data thread runs beside the net (omp_wait)
+    from caffe2torch.runtime.heap import keep_freed_memory
+
+    keep_freed_memory()  # each iteration reuses the last one's memory (runtime.heap)
     from caffe2torch.errors import SolverError
     from caffe2torch.io import read_solver
     from caffe2torch.runtime.devices import gpu_ids
