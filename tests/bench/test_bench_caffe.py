@@ -56,3 +56,16 @@ def test_reads_the_total_and_the_layer_times(tmp_path: Path) -> None:
     bad.chmod(bad.stat().st_mode | stat.S_IEXEC)
     with pytest.raises(RuntimeError, match="exit 3"):
         bench_caffe._run([str(bad)], dict(os.environ))
+
+
+def test_samples_the_commands_peak_anonymous_memory(tmp_path: Path) -> None:
+    # a fake tool that writes 64 MB of its own memory, holds it, and frees it before exit
+    fake = tmp_path / "caffe"
+    fake.write_text(f"#!{sys.executable}\nimport sys, time\n"
+                    "block = bytearray(64 * 1024 * 1024)\nblock[::4096] = b'x' * (len(block) // 4096)\n"
+                    "time.sleep(0.3)\ndel block\n"
+                    f"sys.stderr.write({LOG!r})\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    run = bench_caffe._run([str(fake), "time"], dict(os.environ))
+    assert 64 <= run.peak_anon_mb < 64 + 40  # the block, plus the interpreter's own
+    assert run.peak_anon_mb <= run.peak_rss_mb
