@@ -65,13 +65,9 @@ def installed() -> bool:
 
 
 def install() -> None:
-    """Put the alias first on sys.meta_path (once). The bare stand-in that Python layers
-    loaded through load_net get when no pycaffe exists (layers/bvlc/inputs.py) gives way."""
+    """Put the alias first on sys.meta_path (once)."""
     if not installed():
         sys.meta_path.insert(0, CaffeAliasFinder())
-    stand_in = sys.modules.get(ALIAS)
-    if stand_in is not None and getattr(stand_in, "CAFFE2TORCH_STAND_IN", False):
-        del sys.modules[ALIAS]
 
 
 def uninstall() -> None:

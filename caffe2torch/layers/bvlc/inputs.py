@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -404,29 +403,10 @@ class PyBlob(LegacyAxes):
 
 
 
-class _LayerBase:
-    """Stand-in for ``caffe.Layer`` when pycaffe is not installed."""
-
-    param_str: str = ""
-    phase: int = 1
-    blobs: list[PyBlob]
-
-    def setup(self, bottom: list[PyBlob], top: list[PyBlob]) -> None:
-        pass
-
-    def reshape(self, bottom: list[PyBlob], top: list[PyBlob]) -> None:
-        pass
-
-    def forward(self, bottom: list[PyBlob], top: list[PyBlob]) -> None:
-        pass
-
-    def backward(self, top: list[PyBlob], propagate_down: list[bool], bottom: list[PyBlob]) -> None:
-        pass
-
-
 def _ensure_caffe_module() -> None:
-    """Python layers subclass ``caffe.Layer``: provide a minimal ``caffe`` module (Layer,
-    TRAIN, TEST) when the real pycaffe is not importable."""
+    """Python layers subclass ``caffe.Layer`` and may use the rest of pycaffe (``caffe.io``,
+    ``caffe._caffe.RawBlobVec``, ``caffe.TRAIN``): when no real pycaffe is importable,
+    ``import caffe`` gives caffe2torch's own (caffe2torch.pycaffe.alias)."""
     if "caffe" in sys.modules:
         return
     try:
@@ -434,18 +414,15 @@ def _ensure_caffe_module() -> None:
         return
     except ImportError:
         pass
-    shim = types.ModuleType("caffe")
-    shim.Layer = _LayerBase  # type: ignore[attr-defined]
-    shim.TRAIN, shim.TEST = 0, 1  # type: ignore[attr-defined]
-    shim.__doc__ = "caffe2torch stand-in for pycaffe, only for Python layers"
-    shim.CAFFE2TORCH_STAND_IN = True  # type: ignore[attr-defined]  # pycaffe's alias replaces it
-    sys.modules["caffe"] = shim
+    from caffe2torch.pycaffe import alias
+
+    alias.install()
 
 
 def defines_backward(layer: Any) -> bool:
-    """True when the user's class (not ``caffe.Layer`` or the stand-in) defines backward."""
+    """True when the user's class (not ``caffe.Layer``) defines backward."""
     owner = next((c for c in type(layer).__mro__ if "backward" in c.__dict__), None)
-    if owner is None or owner is _LayerBase:
+    if owner is None:
         return False
     base = getattr(sys.modules.get("caffe"), "Layer", None)
     return owner is not base and owner.__module__.split(".")[0] != "caffe"
