@@ -62,7 +62,8 @@ def test_samples_the_commands_peak_anonymous_memory(tmp_path: Path) -> None:
     # a fake tool that writes 64 MB of its own memory, holds it, and frees it before exit
     fake = tmp_path / "caffe"
     fake.write_text(f"#!{sys.executable}\nimport sys, time\n"
-                    "block = bytearray(64 * 1024 * 1024)\nblock[::4096] = b'x' * (len(block) // 4096)\n"
+                    "block = bytearray(64 * 1024 * 1024)\n"
+                    "block[::4096] = b'x' * (len(block) // 4096)\n"
                     "time.sleep(0.3)\ndel block\n"
                     f"sys.stderr.write({LOG!r})\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
