@@ -46,6 +46,12 @@ class ConvNormFold(nn.Module):
         self.__dict__["_parts"] = (conv, bn, scale)
         self.__dict__["_cache"] = None
 
+    def forget_param_cache(self) -> None:
+        """Drop the folded weights and the BatchNorm's statistics they came from (see
+        CaffeBatchNorm.forget_param_cache)."""
+        self.__dict__["_cache"] = None
+        self._parts[1].forget_param_cache()
+
     def _uses_global_stats(self) -> bool:
         bn = self._parts[1]
         return bool(not bn.training if bn.use_global_stats is None else bn.use_global_stats)

@@ -13,6 +13,7 @@ layer once.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -157,6 +158,18 @@ class CaffeNet(nn.Module):
                                entry.decay_mult)
             )
         return out
+
+    def forget_param_caches(self) -> None:
+        """Drop what layers derived from their params and reuse while the params' version
+        counters stay (BatchNorm's scaled statistics, folded convolution weights). Needed
+        after writes that bypass the counters: through numpy views of the params (as
+        pycaffe's ``net.params[...][i].data[...] = x``, whose Net calls this before each
+        pass) or ``p.data[...] = x``; writes under ``torch.no_grad()`` and loads are seen."""
+        graphs = [gm.modules() for gm in self._graphs.values()]  # folded chains live there
+        for module in {id(m): m for m in itertools.chain(self.modules(), *graphs)}.values():
+            forget = getattr(module, "forget_param_cache", None)
+            if forget is not None:
+                forget()
 
     def _graph(self, extra: tuple[str, ...]) -> fx.GraphModule:
         gm = self._graphs.get(extra)

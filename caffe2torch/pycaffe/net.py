@@ -299,8 +299,11 @@ class Net:
         blob.data[...] = arr
 
     def _write_back_params(self) -> None:
-        """On a GPU, param values a script wrote through ``.data`` / ``.diff`` go back to
-        the device before the net uses them (SyncedMemory's gpu_data)."""
+        """Param values a script wrote through ``.data`` / ``.diff`` reach the net before it
+        uses them: on a GPU they go back to the device (SyncedMemory's gpu_data), and on
+        any device the layers forget what they derived from the params (numpy writes
+        leave torch's version counters as they were)."""
+        self._net.forget_param_caches()
         if self._on_device:
             for ly in self._layers:
                 for view in ly.blobs._views:

@@ -141,6 +141,24 @@ def test_param_writes_are_seen_by_the_next_forward(fan: caffe.Net) -> None:
                             fan.caffe_net.params["a"][0].detach().numpy())
 
 
+def test_batchnorm_statistics_written_through_a_kept_view_are_used(tmp_path: Path) -> None:
+    # numpy writes leave torch's version counters alone: the layer's cached statistics
+    # must not outlive them (a view kept across passes, as net-surgery scripts do)
+    path = tmp_path / "bn.prototxt"
+    path.write_text('input: "x" input_shape { dim: 2 dim: 3 dim: 2 dim: 2 }\n'
+                    'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" '
+                    'batch_norm_param { use_global_stats: true eps: 0 } }\n')
+    net = caffe.Net(str(path), caffe.TEST)
+    mean, var, factor = (b.data for b in net.params["bn"])
+    factor[...] = 1
+    var[...] = 4
+    net.blobs["x"].data[...] = 3
+    np.testing.assert_allclose(net.forward()["y"], 1.5)
+    for m in (1.0, 3.0):
+        mean[...] = m
+        np.testing.assert_allclose(net.forward()["y"], (3 - m) / 2)
+
+
 def test_blob_data_is_one_array_until_the_blob_changes(fan: caffe.Net) -> None:
     first = fan.blobs["x"].data
     assert fan.blobs["x"].data is first

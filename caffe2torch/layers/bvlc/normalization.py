@@ -97,13 +97,19 @@ class CaffeBatchNorm(nn.Module):
             return scaled_stats(*blobs)  # in the graph, from the blobs (ONNX names them)
         # The statistics change only when a blob is written (a load, a TRAIN-mode forward
         # of this layer): reuse them until a blob's version counter moves or its storage
-        # is replaced (``blob.data = ...`` keeps the version).
+        # is replaced (``blob.data = ...`` keeps the version). Writes that move neither
+        # (through numpy views) need forget_param_cache(); pycaffe's Net calls it.
         key = tuple((id(b), b._version, b.data_ptr(), b.device, b.dtype) for b in blobs)
         cached = self.__dict__.get("_stats_cache")
         if cached is None or cached[0] != key:
             cached = (key, scaled_stats(*blobs))
             self.__dict__["_stats_cache"] = cached
         return cached[1]
+
+    def forget_param_cache(self) -> None:
+        """Drop the cached statistics: for writes to the blobs that leave their version
+        counters as they were (numpy views of ``p.data``, as pycaffe hands out)."""
+        self.__dict__.pop("_stats_cache", None)
 
     def _batch_stats(self, x: torch.Tensor) -> torch.Tensor:
         m = x.numel() // max(self.channels, 1)
