@@ -11,6 +11,7 @@ demand, as in pycaffe.
 """
 
 from caffe2torch.pycaffe import (
+    _caffe,
     io,
     proto,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "Solver",
     "Timer",
     "__version__",
+    "_caffe",
     "get_solver",
     "has_nccl",
     "init_log",
