@@ -34,6 +34,7 @@ from caffe2torch.pycaffe.mode import (
     solver_count,
     solver_rank,
 )
+from caffe2torch.pycaffe.nccl import NCCL
 from caffe2torch.pycaffe.net import Net
 from caffe2torch.pycaffe.net_spec import NetSpec, layers, params, to_proto
 from caffe2torch.pycaffe.solver import (
@@ -48,6 +49,7 @@ from caffe2torch.pycaffe.solver import (
 )
 
 __all__ = [
+    "NCCL",
     "TEST",
     "TRAIN",
     "AdaDeltaSolver",

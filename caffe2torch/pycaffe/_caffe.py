@@ -18,6 +18,7 @@ from caffe2torch.pycaffe.mode import (
     solver_count,
     solver_rank,
 )
+from caffe2torch.pycaffe.nccl import NCCL
 from caffe2torch.pycaffe.net import Net
 from caffe2torch.pycaffe.solver import (
     AdaDeltaSolver,
@@ -31,6 +32,7 @@ from caffe2torch.pycaffe.solver import (
 )
 
 __all__ = [
+    "NCCL",
     "AdaDeltaSolver",
     "AdaGradSolver",
     "AdamSolver",

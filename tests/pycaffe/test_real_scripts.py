@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 import caffe2torch.pycaffe as caffe
+from caffe2torch.errors import CaffeError
 from tests.pycaffe.test_example_workflows import run_script
 
 
@@ -23,3 +26,14 @@ def test_fold_batchnorm_surgery(tmp_path: Path) -> None:
     assert "conv [(4, 3, 3, 3), (4,)]" in out
     diff = float(re.search(r"max difference (\S+)", out).group(1))
     assert diff < 1e-4, out
+
+
+def test_nccl_refuses_with_the_multi_gpu_route() -> None:
+    # python/train.py starts with caffe.NCCL.new_uid(); has_nccl() stays False
+    assert caffe.has_nccl() is False
+    assert caffe._caffe.NCCL is caffe.NCCL
+    with pytest.raises(CaffeError, match="NCCL") as info:
+        caffe.NCCL.new_uid()
+    assert "-gpu all" in (info.value.hint or "")
+    with pytest.raises(CaffeError, match="NCCL"):
+        caffe.NCCL(None, "")
