@@ -24,7 +24,9 @@ def test_caffe_module_names_the_compiled_module_types() -> None:
 def test_fold_batchnorm_surgery(tmp_path: Path) -> None:
     out = run_script("fold_batchnorm.py", str(tmp_path), cwd=tmp_path)
     assert "conv [(4, 3, 3, 3), (4,)]" in out
-    diff = float(re.search(r"max difference (\S+)", out).group(1))
+    found = re.search(r"max difference (\S+)", out)
+    assert found, out
+    diff = float(found.group(1))
     assert diff < 1e-4, out
 
 
