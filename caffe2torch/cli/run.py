@@ -68,6 +68,9 @@ def run_script(path: str, argv: list[str]) -> int:
         raise  # the dispatcher prints it as path:line: error
     except Exception:  # the script's own failure: Python's traceback, without ours
         etype, value, tb = sys.exc_info()
+        if isinstance(value, SyntaxError) and value.filename in (path, os.path.abspath(path)):
+            _syntax_error(path, value)
+            return common.FAILED
         while tb is not None and tb.tb_frame.f_code.co_filename != os.path.abspath(path) \
                 and tb.tb_frame.f_code.co_filename != path:
             tb = tb.tb_next
@@ -77,6 +80,16 @@ def run_script(path: str, argv: list[str]) -> int:
         sys.argv = saved_argv
         sys.path[:] = saved_path
     return common.OK
+
+
+def _syntax_error(path: str, exc: SyntaxError) -> None:
+    """The script does not compile: Python's own report (runpy's frames left out) and a
+    note for the common case of a script written for Python 2."""
+    sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
+    print(f"note: {path} does not compile on Python {sys.version_info[0]}."
+          f"{sys.version_info[1]}; a script written for Python 2 (print statements, "
+          "exec statements, old except syntax) needs converting first, e.g. with 2to3",
+          file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ demand, as in pycaffe.
 """
 
 from caffe2torch.pycaffe import (
+    _caffe,
     io,
     proto,
 )
@@ -33,6 +34,7 @@ from caffe2torch.pycaffe.mode import (
     solver_count,
     solver_rank,
 )
+from caffe2torch.pycaffe.nccl import NCCL
 from caffe2torch.pycaffe.net import Net
 from caffe2torch.pycaffe.net_spec import NetSpec, layers, params, to_proto
 from caffe2torch.pycaffe.solver import (
@@ -47,6 +49,7 @@ from caffe2torch.pycaffe.solver import (
 )
 
 __all__ = [
+    "NCCL",
     "TEST",
     "TRAIN",
     "AdaDeltaSolver",
@@ -65,6 +68,7 @@ __all__ = [
     "Solver",
     "Timer",
     "__version__",
+    "_caffe",
     "get_solver",
     "has_nccl",
     "init_log",

@@ -1,6 +1,7 @@
 """``caffe.pycaffe``: where BVLC's package defines Net and the solvers (some scripts import
 them from here)."""
 
+from caffe2torch.pycaffe.nccl import NCCL
 from caffe2torch.pycaffe.net import Net
 from caffe2torch.pycaffe.solver import (
     AdaDeltaSolver,
@@ -11,5 +12,13 @@ from caffe2torch.pycaffe.solver import (
     SGDSolver,
 )
 
-__all__ = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "NesterovSolver", "Net",
-           "RMSPropSolver", "SGDSolver"]
+__all__ = [
+    "NCCL",
+    "AdaDeltaSolver",
+    "AdaGradSolver",
+    "AdamSolver",
+    "NesterovSolver",
+    "Net",
+    "RMSPropSolver",
+    "SGDSolver",
+]

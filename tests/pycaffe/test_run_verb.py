@@ -20,6 +20,8 @@ import caffe.net_spec
 import caffe.coord_map
 from caffe.pycaffe import Net, SGDSolver
 import caffe.classifier, caffe.detector
+import caffe._caffe
+assert caffe._caffe.BlobVec is caffe.BlobVec
 assert Net is caffe.Net and SGDSolver is caffe.SGDSolver
 from caffe.proto import caffe_pb2
 from caffe import layers as L, params as P
@@ -63,6 +65,16 @@ def test_script_exception_is_a_failed_run(tmp_path: Path,
     assert main(["run", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "KeyError: 'oops'" in err and "bad.py" in err and "runpy" not in err
+
+
+def test_python_2_script_gets_the_syntax_error_and_a_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = tmp_path / "old.py"
+    old.write_text("import caffe\nprint caffe.TEST\n")
+    assert main(["run", str(old)]) == 1
+    err = capsys.readouterr().err
+    assert "line 2" in err and "SyntaxError" in err and "2to3" in err
+    assert "runpy" not in err and "Traceback" not in err
 
 
 def test_caffe_error_in_a_script_is_reported_cleanly(tmp_path: Path,
