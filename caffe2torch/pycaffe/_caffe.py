@@ -1,6 +1,7 @@
 """``caffe._caffe``: the names of pycaffe's compiled module (python/caffe/_caffe.cpp),
 which some scripts reach directly, e.g. ``type(net.params[k]) is caffe._caffe.BlobVec``
-to tell a layer's param vector apart. Each name is the same object as ``caffe.<name>``.
+to tell a layer's param vector apart, or ``from caffe._caffe import RawBlobVec`` in a
+Python layer. Each name that ``caffe`` also has is the same object as ``caffe.<name>``.
 """
 
 from caffe2torch.pycaffe.blob import Blob, BlobVec
@@ -31,6 +32,15 @@ from caffe2torch.pycaffe.solver import (
     get_solver,
 )
 
+# The C++ vectors the module wraps (a layer's bottom and top, the net's names and
+# flags) are plain Python lists here; scripts import them by name or test isinstance.
+RawBlobVec = list
+LayerVec = list
+StringVec = list
+IntVec = list
+DtypeVec = list
+BoolVec = list
+
 __all__ = [
     "NCCL",
     "AdaDeltaSolver",
@@ -38,12 +48,18 @@ __all__ = [
     "AdamSolver",
     "Blob",
     "BlobVec",
+    "BoolVec",
+    "DtypeVec",
+    "IntVec",
     "Layer",
+    "LayerVec",
     "NesterovSolver",
     "Net",
     "RMSPropSolver",
+    "RawBlobVec",
     "SGDSolver",
     "Solver",
+    "StringVec",
     "Timer",
     "__version__",
     "get_solver",

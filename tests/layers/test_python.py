@@ -69,6 +69,7 @@ PYCAFFE_USER_CODE = textwrap.dedent(
     """
     import caffe
     import caffe.io
+    from caffe._caffe import RawBlobVec
     from caffe.proto import caffe_pb2
 
     class Norm(caffe.Layer):
@@ -81,6 +82,7 @@ PYCAFFE_USER_CODE = textwrap.dedent(
             top[0].reshape(*bottom[0].data.shape)
 
         def forward(self, bottom, top):
+            assert isinstance(bottom, RawBlobVec) and isinstance(top, RawBlobVec)
             flat = caffe.io.blobproto_to_array(caffe.io.array_to_blobproto(bottom[0].data))
             top[0].data[...] = flat / ((flat ** 2).sum(axis=1, keepdims=True) ** 0.5)
     """
