@@ -164,10 +164,10 @@ def nonfinite_warning(name: str, checks: Sequence[OutputCheck]) -> str:
     """Why output ``name`` was not verified: it had no finite value at these checks."""
     seen = [c for c in checks if c.name == name and c.nonfinite]
     batches = ", ".join(str(c.batch) for c in seen)
-    return (f"output '{name}' is {seen[0].nonfinite} (batch {batches}): NaN and inf compare "
-            "as equal, so it was not verified; give the trained weights with --weights "
-            "(filler weights, or an input without the net's mean and scale, can overflow) "
-            "or pick a finite blob with --outputs")
+    return (f"output '{name}' is {seen[0].nonfinite} (batch {batches}): with no finite "
+            "value there is nothing to compare (NaN matches NaN), so it was not verified; "
+            "give the trained weights with --weights (filler weights, or an input without "
+            "the net's mean and scale, can overflow) or pick a finite blob with --outputs")
 
 
 def _compare(name: str, batch: int, want: np.ndarray, have: np.ndarray) -> OutputCheck:
