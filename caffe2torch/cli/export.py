@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verify", action="store_true",
                    help="compare onnxruntime with PyTorch at batch 1 and 3 on data-like inputs, "
                    "print the largest absolute and relative difference per output; exit 1 "
-                   "beyond tolerance")
+                   "beyond tolerance or when an output is all NaN or inf")
     p.add_argument("--fold-bn", action="store_true",
                    help="fold BatchNorm (and the Scale after it) into the convolution or "
                    "inner product before it: same outputs, fewer nodes")
@@ -89,10 +89,12 @@ one node for TensorRT's BatchedNMS_TRT plugin instead.
 
 --verify warns when the weights are fillers or one constant, or when an output is
 constant, and fails when an output differs by more than 1e-4 of its magnitude (2e-2 with
---half).
+--half) or has no finite value (all NaN or inf) in PyTorch or onnxruntime: NaN agrees
+with NaN, so such an output is not verified (give real --weights; fillers or an input
+without the net's mean and scale can overflow).
 
 Exit codes: 0 written (and verified); 1 the net cannot be built or exported, or --verify
-found a difference; 2 usage or I/O error.
+found a difference or an output with no finite value; 2 usage or I/O error.
 
 The old spelling --output BLOB still works (deprecated): use --outputs BLOB; -o/--out
 names the file."""
@@ -182,13 +184,20 @@ def run(args: argparse.Namespace) -> int:
     for c in result.checks:
         if c.error:
             print(f"  verify {c.name} (batch {c.batch}): {c.error}")
+        elif c.nonfinite:
+            print(f"  verify {c.name} (batch {c.batch}): not checked, {c.nonfinite}")
         else:
             print(f"  verify {c.name} (batch {c.batch}): max abs {c.max_abs:.3g}, "
                   f"max rel {c.max_rel:.3g} (|torch| up to {c.scale:.3g})")
     if not result.ok:
-        bad = sorted({c.name for c in result.failures()})
-        print(f"verify FAILED for {', '.join(bad)} (tolerance: {result.rtol:g} x max|output|)",
-              file=sys.stderr)
+        unchecked = sorted({c.name for c in result.failures() if c.nonfinite})
+        bad = sorted({c.name for c in result.failures()} - set(unchecked))
+        if bad:
+            print(f"verify FAILED for {', '.join(bad)} (tolerance: {result.rtol:g} x "
+                  "max|output|)", file=sys.stderr)
+        if unchecked:
+            print(f"verify FAILED: no finite value to compare for {', '.join(unchecked)} "
+                  "(see the warning above)", file=sys.stderr)
         return common.FAILED
     print(f"verify ok (tolerance {result.rtol:g} x max|output|)")
     return common.OK

@@ -32,18 +32,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 DESCRIPTION = """\
-List the layers of a net for each phase it declares (TRAIN, TEST), filtered by the
-include/exclude rules as Caffe filters them: name, type, bottoms, tops and, when the net
-can be built, the top shapes, the parameter count and the FLOPs of each layer (FLOPs count
-the multiply-adds of convolutions and inner products, 2 per multiply-accumulate). For a
-caffemodel, or with --weights, the shapes of the learned blobs too.
+List the layers of a net for each phase it declares (TRAIN, TEST), or for the --phase
+given, filtered by the include/exclude rules as Caffe filters them: name, type, bottoms,
+tops and, when the net can be built, the top shapes, the parameter count and the FLOPs of
+each layer (FLOPs count the multiply-adds of convolutions and inner products, 2 per
+multiply-accumulate). For a caffemodel, or with --weights, the shapes of the learned blobs
+too.
 
 Data tops whose shape comes from the data (an image list without new_height/new_width, an
 LMDB) need --input-shape for the params and FLOPs; until then the top shapes column shows
 what the prototxt alone says, with ? for the sizes that need --input-shape.
 
-Exit codes: 0 listed; 1 the net cannot be built (the reason is printed); 2 usage or I/O
-error (a missing file, a solver instead of a net)."""
+Without --phase, a phase that cannot be built because its data layers are all in the
+other phase (a train-only file: they all `include { phase: TRAIN }`) is not listed: one
+note says why and which --phase lists it; the other phase is listed as usual.
+
+Exit codes: 0 listed; 1 the net cannot be built in a phase listed, in the --phase asked
+for, or in any phase (the reason is printed); 2 usage or I/O error (a missing file, a
+solver instead of a net)."""
 
 EXAMPLES = """\
 examples:
@@ -229,29 +235,85 @@ def needs_data(err: CaffeError) -> bool:
     return "--input-shape" in (err.hint or "")
 
 
+def has_no_data(info: NetInfo, rows: Sequence[LayerRow], err: CaffeError) -> bool:
+    """Whether a phase failed (C2T201, an unknown bottom) only because its data comes from
+    data layers of another phase: every bottom that no earlier layer of the phase makes is
+    made in the file by a layer that reads nothing (a data or Input layer) and is not in
+    the phase, as in a train-only file whose data layers all say ``include { phase: TRAIN }``."""
+    if err.code != "C2T201":
+        return False
+    in_phase = {r.index for r in rows}
+    sources = {top: i for i, layer in enumerate(info.net.layer) if len(layer.bottom) == 0
+               for top in layer.top}
+    made: set[str] = set(info.net.input)
+    missing = []
+    for row in rows:
+        missing += [b for b in row.layer.bottom if b not in made]
+        made.update(row.layer.top)
+    return bool(missing) and all(b in sources and sources[b] not in in_phase for b in missing)
+
+
+@dataclass
+class PhaseTable:
+    """One state's rows and the totals of its build, or why it cannot be built."""
+
+    state: NetState
+    rows: list[LayerRow]
+    totals: tuple[int, int] | CaffeError
+
+
+def _label(state: NetState) -> str:
+    label = f"phase {state.phase}"
+    if state.level:
+        label += f", level {state.level}"
+    if state.stages:
+        label += f", stages {', '.join(state.stages)}"
+    return label
+
+
+def _skip_note(table: PhaseTable, others: Sequence[str]) -> str:
+    err = table.totals
+    assert isinstance(err, CaffeError)
+    phase = table.state.phase
+    only = "/".join(others)
+    return (f"note: phase {phase} not listed: its data layers are in another phase only, so it "
+            f"cannot be built ({err.message}); this looks like a {only}-only file. --phase "
+            f"{phase} lists that phase anyway, --phase {others[0]} the {others[0]} phase alone")
+
+
 def print_info(
     info: NetInfo,
     states: Sequence[NetState],
     stream: TextIO,
     input_shapes: dict[str, list[int]] | None = None,
     share: str | None = "declared",
+    guessed: bool = False,
 ) -> list[CaffeError]:
     """Print the table of each state; returns the build errors of the states whose net
-    cannot be built."""
+    cannot be built. ``guessed``: the states are the phases the file declares, not ones the
+    user asked for; then a phase whose data is another phase's (``has_no_data``) gets one note
+    instead of a table and no error, as long as another phase is listed."""
     failed: list[CaffeError] = []
     name = info.net.name or "(unnamed)"
     print(f"{info.path}: net {name!r}, {len(info.net.layer)} layers ({info.kind})", file=stream)
+    tables = []
     for state in states:
         rows = rows_for(info, state)
-        label = f"phase {state.phase}"
-        if state.level:
-            label += f", level {state.level}"
-        if state.stages:
-            label += f", stages {', '.join(state.stages)}"
-        totals = attach_stats(info, state, rows, input_shapes, share)
+        tables.append(PhaseTable(state, rows, attach_stats(info, state, rows, input_shapes,
+                                                           share)))
+    skipped = [t for t in tables if guessed and isinstance(t.totals, CaffeError)
+               and has_no_data(info, t.rows, t.totals)]
+    if len(skipped) == len(tables):  # no phase has data: show them all, each an error
+        skipped = []
+    listed = [t.state.phase for t in tables if t not in skipped]
+    for table in tables:
+        if table in skipped:
+            print(f"\n{_skip_note(table, listed)}", file=stream)
+            continue
+        rows, totals = table.rows, table.totals
         built = not isinstance(totals, CaffeError)
         known = not built and attach_pass_shapes(info, rows, input_shapes)
-        print(f"\n{label}: {len(rows)} layers", file=stream)
+        print(f"\n{_label(table.state)}: {len(rows)} layers", file=stream)
         for line in render_table(rows, columns_for(info, built, known)):
             print(f"  {line}", file=stream)
         if isinstance(totals, CaffeError):
@@ -285,7 +347,8 @@ def run(args: argparse.Namespace) -> int:
     check_shape_names(shapes, net_blob_names(info.net), args.file)
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]
-    failed = print_info(info, states, sys.stdout, shapes, share_option(args))
+    failed = print_info(info, states, sys.stdout, shapes, share_option(args),
+                        guessed=not args.phase)
     for err in failed:
         if err.path is None:
             err.path = args.file

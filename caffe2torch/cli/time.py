@@ -41,8 +41,10 @@ Time a net as Caffe's `caffe time` does: the average forward and backward time o
 layer and of the whole net over -iterations passes (TRAIN phase by default). The net reads
 its data layers when their sources are reachable; otherwise every input is zeros of the
 shape the prototxt gives (or --input-shape). A net without a loss is timed backward from
-the sum of its outputs. Backward times run from the moment a layer's output gradient is
-ready to the moment its input gradients are. Caffe's one-dash flags work too.
+the sum of its outputs. A layer's backward time is the time spent computing the gradients
+of the operations its own forward ran, as Caffe times each layer's Backward; waiting while
+other branches of the net run backward, and adding up parameter gradients, count for no
+layer. Caffe's one-dash flags work too.
 
 Exit codes: 0 timed; 1 the net cannot be built or run; 2 usage or I/O error."""
 

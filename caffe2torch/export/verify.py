@@ -14,6 +14,10 @@ What a check does (``verify_export``):
 * warns when the weights are fillers (no caffemodel) or a layer's weights are all zero or
   all one value, and when an output is constant (the same value everywhere: a comparison
   of such outputs proves little);
+* refuses to vouch for an output with no finite value (all NaN or infinite) in PyTorch or
+  onnxruntime: NaN against NaN compares as agreeing, so such a check is a failure with a
+  warning naming the output (fillers or an input without the net's mean and scale can
+  overflow);
 * never raises for a model that fails to run: the failure is the result.
 """
 
@@ -46,9 +50,12 @@ class OutputCheck:
     max_rel: float  # max_abs / max |PyTorch|
     scale: float  # max |PyTorch|
     error: str | None = None  # the shape or run failure, if any
+    # which side had no finite value: "all NaN from PyTorch and onnxruntime", ...
+    nonfinite: str | None = None
 
     def ok(self, rtol: float, atol: float = ATOL) -> bool:
-        return self.error is None and self.max_abs <= rtol * self.scale + atol
+        return (self.error is None and self.nonfinite is None
+                and self.max_abs <= rtol * self.scale + atol)
 
 
 @dataclass
@@ -133,6 +140,36 @@ def weight_warnings(net: CaffeNet, from_fillers: bool) -> list[str]:
     return out
 
 
+def _nonfinite_kind(value: np.ndarray) -> str | None:
+    """'all NaN', 'all inf' or 'all NaN or inf' when no element is finite, else None."""
+    if value.size == 0 or bool(np.isfinite(value).any()):
+        return None
+    if bool(np.isnan(value).all()):
+        return "all NaN"
+    return "all inf" if bool(np.isinf(value).all()) else "all NaN or inf"
+
+
+def _nonfinite(want: np.ndarray, have: np.ndarray) -> str | None:
+    """Which side has no finite value, in words (None when both have one)."""
+    kinds = [(k, side) for k, side in ((_nonfinite_kind(want), "PyTorch"),
+                                       (_nonfinite_kind(have), "onnxruntime")) if k]
+    if not kinds:
+        return None
+    if len(kinds) == 2 and kinds[0][0] == kinds[1][0]:
+        return f"{kinds[0][0]} from PyTorch and onnxruntime"
+    return " and ".join(f"{k} from {side}" for k, side in kinds)
+
+
+def nonfinite_warning(name: str, checks: Sequence[OutputCheck]) -> str:
+    """Why output ``name`` was not verified: it had no finite value at these checks."""
+    seen = [c for c in checks if c.name == name and c.nonfinite]
+    batches = ", ".join(str(c.batch) for c in seen)
+    return (f"output '{name}' is {seen[0].nonfinite} (batch {batches}): with no finite "
+            "value there is nothing to compare (NaN matches NaN), so it was not verified; "
+            "give the trained weights with --weights (filler weights, or an input without "
+            "the net's mean and scale, can overflow) or pick a finite blob with --outputs")
+
+
 def _compare(name: str, batch: int, want: np.ndarray, have: np.ndarray) -> OutputCheck:
     finite = np.abs(want[np.isfinite(want)])
     scale = float(finite.max()) if finite.size else 0.0
@@ -142,10 +179,11 @@ def _compare(name: str, batch: int, want: np.ndarray, have: np.ndarray) -> Outpu
                            "from PyTorch")
     both_nan = np.isnan(want) & np.isnan(have)
     same_inf = np.isinf(want) & (want == have)
-    delta = np.where(both_nan | same_inf, 0.0, np.abs(want.astype(np.float64) - have))
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, counted as a difference below
+        delta = np.where(both_nan | same_inf, 0.0, np.abs(want.astype(np.float64) - have))
     max_abs = float(np.nan_to_num(delta, nan=np.inf).max()) if delta.size else 0.0
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else math.inf)
-    return OutputCheck(name, batch, max_abs, max_rel, scale)
+    return OutputCheck(name, batch, max_abs, max_rel, scale, nonfinite=_nonfinite(want, have))
 
 
 def _session(path: str | os.PathLike[str]):
@@ -194,6 +232,9 @@ def verify_export(
             result.checks.append(_compare(name, batch, want, np.asarray(have, np.float32)))
             if want.size > 1 and not np.all(want == want.reshape(-1)[0]):
                 constant.discard(name)
+    for name in dict.fromkeys(c.name for c in result.checks if c.nonfinite):
+        result.warnings.append(nonfinite_warning(name, result.checks))
+        constant.discard(name)  # the NaN warning says more
     for name in sorted(constant):
         result.warnings.append(f"output '{name}' is one constant value at every batch: "
                                "equal outputs here prove little")

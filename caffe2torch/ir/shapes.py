@@ -33,7 +33,7 @@ D = TypeVar("D", int, int | None)
 _SAME = frozenset({
     "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
     "Threshold", "Clip", "Swish", "Dropout", "LRN", "BatchNorm", "Scale", "Bias", "MVN",
-    "Softmax", "BN", "ShuffleChannel",
+    "Softmax", "BN", "ShuffleChannel", "LabelSpecificAdd",
 })
 _SCALAR = frozenset({"Accuracy"})
 
@@ -94,6 +94,13 @@ def pool_shape(bottom: Shape, window: PoolWindow) -> Shape:
 def inner_product_shape(bottom: Shape, axis: int, num_output: int) -> Shape:
     """InnerProduct's top: the axes before ``axis``, then num_output."""
     return (*bottom[:axis], num_output)
+
+
+def margin_inner_product_shapes(bottom: Shape, axis: int, num_output: int,
+                                num_tops: int) -> list[Shape]:
+    """MarginInnerProduct (SphereFace's A-Softmax, MarginInnerProductLayer::Reshape): an
+    InnerProduct's top, then, when asked for, the current lambda as a 1-element blob."""
+    return [inner_product_shape(bottom, axis, num_output), (1,)][:num_tops]
 
 
 def legacy_4d(shape: Sequence[D]) -> tuple[D | int, D | int, D | int, D | int]:
@@ -385,6 +392,11 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
         return [o, o]
     if t == "InnerProduct":
         return [_ip(lp, bs)]
+    if t == "MarginInnerProduct":
+        p = lp.margin_inner_product_param
+        axis = _axis(p.axis, len(b))
+        return None if axis is None else list(
+            margin_inner_product_shapes(b, axis, p.num_output, len(lp.top)))
     if t == "Normalize" and len(b) <= 4:
         return list(normalize_shapes(lp, b, len(lp.top)))
     if t == "Axpy" and len(bs) == 3:  # y += a * x: AxpyLayer::Reshape, top like x

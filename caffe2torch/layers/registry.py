@@ -32,6 +32,8 @@ from torch import nn
 
 from caffe2torch.errors import BuildError
 from caffe2torch.ir.graph import LayerKind
+from caffe2torch.ir.problems import raise_first
+from caffe2torch.ir.settings import missing_settings
 from caffe2torch.layers.typeinfo import Arity, kind_of, suggest_from, unknown_type_hint
 from caffe2torch.suggest import close_names, did_you_mean
 
@@ -236,6 +238,7 @@ def build_layer(ctx: BuildContext) -> nn.Module:
         )
     if not spec.tops.accepts(ctx.num_tops):
         raise ctx.error(f"takes {spec.tops.describe()} top(s), got {ctx.num_tops}")
+    raise_first(missing_settings(ctx.layer))  # C2T307, the linter's rule
     try:
         module = spec.builder(ctx)
     except BuildError:

@@ -4,6 +4,7 @@ parameter blocks the type ignores, and the shape checks (kernel vs input, Concat
 from __future__ import annotations
 
 from caffe2torch.ir import shapes as _shapes
+from caffe2torch.ir.settings import missing_settings
 from caffe2torch.layers.typeinfo import find_type_info
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
@@ -37,26 +38,8 @@ def _required(ctx: Context, view: NetView, i: int, lp) -> None:
     blk = view.positions[i] if i < len(view.positions) else None
     if blk is not None and ctx.repaired_within(blk.start_line, blk.end_line):
         return
-    t = lp.type
-    if t in ("Convolution", "Deconvolution"):
-        p = lp.convolution_param
-        if p.num_output == 0:
-            ctx.report("C2T307", f"{t} layer '{lp.name}' has no num_output", *view.pos(i),
-                       layer=lp.name, help="set convolution_param { num_output: N }")
-        if not p.kernel_size and not (p.HasField("kernel_h") and p.HasField("kernel_w")):
-            ctx.report("C2T307", f"{t} layer '{lp.name}' has no kernel size", *view.pos(i),
-                       layer=lp.name, help="set convolution_param { kernel_size: K } (or "
-                       "kernel_h and kernel_w)")
-    elif t == "InnerProduct" and lp.inner_product_param.num_output == 0 and len(lp.bottom) < 2:
-        ctx.report("C2T307", f"InnerProduct layer '{lp.name}' has no num_output", *view.pos(i),
-                   layer=lp.name, help="set inner_product_param { num_output: N }")
-    elif t == "Pooling":
-        p = lp.pooling_param
-        if not p.global_pooling and not p.HasField("kernel_size") and not (
-                p.HasField("kernel_h") and p.HasField("kernel_w")):
-            ctx.report("C2T307", f"Pooling layer '{lp.name}' has no kernel size", *view.pos(i),
-                       layer=lp.name, help="set pooling_param { kernel_size: K } or "
-                       "global_pooling: true")
+    for found in missing_settings(lp):  # C2T307: the rule the builder raises too
+        ctx.report(found.code, found.summary, *view.pos(i), layer=lp.name, help=found.hint)
 
 
 def _ignored_params(ctx: Context, view: NetView, i: int, lp, spec) -> None:

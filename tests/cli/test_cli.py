@@ -172,6 +172,53 @@ def test_info_phases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["info", str(src), "--phase", "TRIAN"]) == 2
 
 
+# the data layer is TRAIN-only and nothing names TEST: the TEST phase has no data at all
+TRAIN_ONLY = """name: "to"
+layer { name: "d" type: "Input" top: "data" top: "label" include { phase: TRAIN }
+        input_param { shape { dim: 2 dim: 4 } shape { dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 3 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+def test_info_train_only_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --phase, a phase whose data layers are all in the other phase is a note, not
+    an error; asked for with --phase it is listed and fails as before."""
+    src = _write(tmp_path / "to.prototxt", TRAIN_ONLY)
+    assert main(["info", str(src)]) == 0
+    captured = capsys.readouterr()
+    assert "phase TRAIN: 3 layers" in captured.out and "total: 15 params" in captured.out
+    assert "phase TEST:" not in captured.out and captured.err == ""
+    (note,) = [line for line in captured.out.splitlines() if "phase TEST" in line]
+    assert note.startswith("note: phase TEST not listed: ")
+    assert "unknown bottom blob 'data'" in note and "TRAIN-only file" in note
+    assert "--phase TEST lists that phase anyway" in note and "--phase TRAIN" in note
+    assert main(["info", str(src), "--phase", "TEST"]) == 1
+    captured = capsys.readouterr()
+    assert "phase TEST: 2 layers" in captured.out and "note:" not in captured.out
+    assert "unknown bottom blob 'data'" in captured.err
+    assert main(["info", str(src), "--phase", "TRAIN"]) == 0
+    # an Input layer in every phase (a label) does not make TEST's missing data its own
+    with_label = TRAIN_ONLY.replace(
+        'layer { name: "ip"', 'layer { name: "l" type: "Input" top: "lab" '
+        'input_param { shape { dim: 2 } } }\nlayer { name: "ip"')
+    assert main(["info", str(_write(tmp_path / "l.prototxt", with_label))]) == 0
+    assert "note: phase TEST not listed" in capsys.readouterr().out
+
+
+def test_info_no_phase_builds_is_an_error(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A file whose data is made by no phase at all: every phase is listed and fails."""
+    src = _write(tmp_path / "none.prototxt", TRAIN_ONLY.replace("phase: TRAIN", "stage: 'x'")
+                 .replace('name: "loss"', 'name: "loss" include { phase: TRAIN }'))
+    assert main(["info", str(src)]) == 1
+    captured = capsys.readouterr()
+    assert "phase TRAIN: 2 layers" in captured.out and "phase TEST: 1 layers" in captured.out
+    assert "not listed" not in captured.out
+    assert captured.err.count("unknown bottom blob 'data'") == 2
+
+
 def test_info_caffemodel_and_weights(tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     net = caffe_pb2.NetParameter(name="tt")

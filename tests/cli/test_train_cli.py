@@ -201,3 +201,13 @@ def test_channels_last_and_cuda_graph_flags_on_the_cpu(tiny: Path, capsys) -> No
     assert main(["time", "-model", "train.prototxt", "-iterations", "2",
                  "--channels-last"]) == 0
     assert "Average Forward-Backward" in capsys.readouterr().err
+
+
+def test_time_help_says_what_a_backward_time_counts(capsys) -> None:
+    """runtime/timing.py charges each layer the autograd nodes its own forward made, not
+    the span from its output gradient to its input gradients: the help says the former."""
+    assert main(["time", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "output gradient is ready" not in text
+    assert "the gradients of the operations its own forward ran" in text
+    assert "waiting while other branches of the net run backward" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,58 @@ def test_cli_bad_opset_is_a_usage_error(net_path: Path, tmp_path: Path, capsys) 
         assert main(["export", str(net_path), "-o", str(tmp_path / "m.onnx"), "--opset", bad]) == 2
         assert "choose an opset from 11 to 21" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+# sqrt of (input - 1000): NaN everywhere in both runtimes; exp(1000 x input): inf or 0
+NAN_NET = """
+name: "nan"
+layer { name: "in" type: "Input" top: "data"
+        input_param { shape { dim: 2 dim: 3 dim: 16 dim: 16 } } }
+layer { name: "root" type: "Power" bottom: "data" top: "root"
+        power_param { power: 0.5 shift: -1000 } }
+layer { name: "tanh" type: "TanH" bottom: "data" top: "tanh" }
+"""
+
+
+def test_verify_refuses_an_all_nan_output(tmp_path: Path) -> None:
+    path = tmp_path / "nan.prototxt"
+    path.write_text(NAN_NET)
+    report = export_onnx(c2t.load_net(path), tmp_path / "m.onnx", verify=True)
+    result = report.verify
+    assert result is not None and not result.ok
+    assert {c.name for c in result.failures()} == {"root"}
+    assert all(c.nonfinite == "all NaN from PyTorch and onnxruntime"
+               for c in result.checks if c.name == "root")
+    (line,) = [w for w in result.warnings if "'root'" in w]
+    assert "all NaN" in line and "batch 1, 3" in line and "--weights" in line
+    assert not any("'tanh'" in w for w in result.warnings)
+
+
+def test_nonfinite_names_the_side() -> None:
+    from caffe2torch.export.verify import _compare
+
+    nan = np.full((2, 3), np.nan, np.float32)
+    inf = np.full((2, 3), np.inf, np.float32)
+    fine = np.ones((2, 3), np.float32)
+    assert _compare("x", 1, inf, inf).nonfinite == "all inf from PyTorch and onnxruntime"
+    assert not _compare("x", 1, inf, inf).ok(1e-4)
+    assert _compare("x", 1, nan, fine).nonfinite == "all NaN from PyTorch"
+    assert _compare("x", 1, fine, inf).nonfinite == "all inf from onnxruntime"
+    mixed = np.array([np.nan, np.inf], np.float32)
+    assert _compare("x", 1, mixed, mixed).nonfinite == (
+        "all NaN or inf from PyTorch and onnxruntime")
+    partly = np.array([np.nan, 1.0], np.float32)
+    check = _compare("x", 1, partly, partly)
+    assert check.nonfinite is None and check.ok(1e-4)
+
+
+def test_cli_all_nan_output_is_not_verified(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "nan.prototxt"
+    path.write_text(NAN_NET)
+    code = main(["export", str(path), "-o", str(tmp_path / "m.onnx"), "--verify"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "warning: output 'root' is all NaN" in captured.err
+    assert "verify root (batch 1): not checked, all NaN" in captured.out
+    assert "no finite value to compare for root" in captured.err
+    assert "verify ok" not in captured.out and "Traceback" not in captured.err

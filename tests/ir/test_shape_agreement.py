@@ -105,3 +105,31 @@ CORPUS_NETS = corpus_nets()
 def test_corpus_net_shapes_agree(path: Path) -> None:
     found, _ = disagreements(path)
     assert not found, "\n".join(found)
+
+
+# SphereFace/AM-Softmax heads: their modules and the shape pass share ir.shapes' rules
+MARGIN_HEADS = """name: "heads"
+layer { name: "in" type: "Input" top: "feat" top: "label"
+        input_param { shape { dim: 4 dim: 2 dim: 3 dim: 3 } shape { dim: 4 } } }
+layer { name: "fc" type: "MarginInnerProduct" bottom: "feat" bottom: "label"
+        top: "fc" top: "lambda"
+        margin_inner_product_param { num_output: 5 type: DOUBLE } }
+layer { name: "fc1" type: "MarginInnerProduct" bottom: "feat" bottom: "label" top: "fc1"
+        margin_inner_product_param { num_output: 7 axis: -3 } }
+layer { name: "am" type: "LabelSpecificAdd" bottom: "fc" bottom: "label" top: "am"
+        label_specific_add_param { bias: -0.35 } }
+"""
+
+
+def test_margin_heads_shapes_agree(tmp_path: Path) -> None:
+    """The shape pass knows MarginInnerProduct's and LabelSpecificAdd's tops (ir.shapes'
+    rules, the ones the modules' infer_shapes call) and they equal the builder's."""
+    path = tmp_path / "heads.prototxt"
+    path.write_text(MARGIN_HEADS)
+    param = c2t.read_net(path)
+    res = infer(list(param.layer), range(len(param.layer)))
+    assert res.tops[1] == [(4, 5), (1,)] and res.tops[2] == [(4, 7)]
+    assert res.tops[3] == [(4, 5)]
+    found, compared = disagreements(path)
+    assert not found, "\n".join(found)
+    assert compared == 6  # feat, label, fc, lambda, fc1, am (a net without phase rules: TEST)

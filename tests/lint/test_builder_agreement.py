@@ -212,3 +212,54 @@ def test_new_user_shared_param_of_two_shapes(tmp_path: Path) -> None:
     found = [(d.code, d.line) for d in lint_file(net) if d.severity == "error"]
     assert found == [("C2T329", 6)]
     assert compare(net).disagreements == []
+
+
+# C2T307 (ir/settings.py): one layer lacking a setting Caffe's setup requires, on line 3
+_MISSING_SETTING = {
+    "conv-num_output": 'type: "Convolution" convolution_param { kernel_size: 3 }',
+    "conv-kernel": 'type: "Convolution" convolution_param { num_output: 4 }',
+    "conv-kernel_h-alone": 'type: "Convolution" convolution_param { num_output: 4 kernel_h: 3 }',
+    "deconv-kernel": 'type: "Deconvolution" convolution_param { num_output: 4 }',
+    "ip-num_output": 'type: "InnerProduct"',
+    "pool-kernel": 'type: "Pooling" pooling_param { pool: MAX }',
+    "pool-kernel_w-alone": 'type: "Pooling" pooling_param { pool: AVE kernel_w: 2 }',
+}
+
+
+@pytest.mark.parametrize("body", list(_MISSING_SETTING.values()), ids=list(_MISSING_SETTING))
+def test_missing_setting_same_code_and_line(tmp_path: Path, body: str) -> None:
+    """The builder refuses a layer without a required setting with lint's code C2T307, on
+    the line lint reports (the builder used to raise its own text without a code)."""
+    net = tmp_path / "missing.prototxt"
+    net.write_text(
+        'layer { name: "in" type: "Input" top: "data"\n'
+        '        input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }\n'
+        f'layer {{ name: "x" bottom: "data" top: "x" {body} }}\n'
+    )
+    with pytest.raises(BuildError) as err:
+        c2t.load_net(net)
+    assert err.value.code == "C2T307" and err.value.line == 3
+    assert "layer 'x'" in err.value.message and "has no " in err.value.message
+    found = [(d.code, d.line) for d in lint_file(net) if d.severity == "error"]
+    assert found == [("C2T307", 3)]
+    assert compare(net).disagreements == []
+
+
+def test_required_settings_present_build(tmp_path: Path) -> None:
+    """What the rule accepts builds: global pooling without a kernel, kernel_h with
+    kernel_w, an InnerProduct whose weights are its second bottom."""
+    net = tmp_path / "present.prototxt"
+    net.write_text(
+        'layer { name: "in" type: "Input" top: "data" top: "w"\n'
+        '        input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 }\n'
+        '                      shape { dim: 5 dim: 192 } } }\n'
+        'layer { name: "g" type: "Pooling" bottom: "data" top: "g"\n'
+        '        pooling_param { pool: AVE global_pooling: true } }\n'
+        'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
+        '        convolution_param { num_output: 2 kernel_h: 3 kernel_w: 1 } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" bottom: "w" top: "ip" }\n'
+    )
+    shapes = c2t.load_net(net).blob_shapes
+    assert shapes["g"] == (2, 3, 1, 1) and shapes["c"] == (2, 2, 6, 8)
+    assert not [d for d in lint_file(net) if d.code == "C2T307"]
+    assert compare(net).disagreements == []

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caffe2torch.ir.shapes import legacy_4d
+from caffe2torch.ir.shapes import known, legacy_4d, margin_inner_product_shapes, same_shape
 from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, plain_inner_product
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
@@ -230,8 +230,8 @@ class CaffeMarginInnerProduct(nn.Module):
         return margin_lambda(iteration, self.base, self.gamma, self.power, self.lambda_min)
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
-        out = [(*shapes[0][: self.axis], self.blobs[0].shape[0])]
-        return [*out, (1,)] if self.num_tops == 2 else out
+        return [known(s) for s in margin_inner_product_shapes(
+            shapes[0], self.axis, int(self.blobs[0].shape[0]), self.num_tops)]
 
     def forward(
         self, x: torch.Tensor, label: torch.Tensor
@@ -344,7 +344,7 @@ class CaffeLabelSpecificAdd(nn.Module):
         self.iteration = iteration
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
-        return [shapes[0]]
+        return [same_shape(shapes)]  # LabelSpecificAddLayer::Reshape: like the scores
 
     def current_bias(self) -> float:
         if self.anneal is None:
