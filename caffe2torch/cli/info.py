@@ -21,7 +21,12 @@ if TYPE_CHECKING:  # the readers load numpy and protobuf: only when a file is re
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from caffe2torch.cli.netargs import add_input_shape_arg, add_netstate_args, add_share_arg
+    from caffe2torch.cli.netargs import (
+        add_input_shape_arg,
+        add_netstate_args,
+        add_python_layers_arg,
+        add_share_arg,
+    )
     p.add_argument("file", metavar="FILE", help="net prototxt (any version) or caffemodel")
     add_proto_arg(p)
     add_netstate_args(p, None)
@@ -29,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a caffemodel whose learned blob shapes to show beside a prototxt")
     add_input_shape_arg(p)
     add_share_arg(p)
+    add_python_layers_arg(p)
 
 
 DESCRIPTION = """\
@@ -211,7 +217,7 @@ def attach_pass_shapes(
 
 def attach_stats(
     info: NetInfo, state: NetState, rows: list[LayerRow], shapes: dict[str, list[int]] | None,
-    share: str | None = "declared",
+    share: str | None = "declared", options: dict[str, Any] | None = None,
 ) -> tuple[int, int] | CaffeError:
     """Build the net for ``state`` and put each layer's statistics on its row; returns the
     totals (unique params, FLOPs), or why the net could not be built."""
@@ -220,7 +226,7 @@ def attach_stats(
 
     try:
         net = build_net(info.net, state, input_shapes=shapes, share=share,
-                        source_map=info.source_map)
+                        source_map=info.source_map, options=options)
     except CaffeError as err:
         return err
     by_index = {s.index: s for s in net_stats(net)}
@@ -288,6 +294,7 @@ def print_info(
     input_shapes: dict[str, list[int]] | None = None,
     share: str | None = "declared",
     guessed: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> list[CaffeError]:
     """Print the table of each state; returns the build errors of the states whose net
     cannot be built. ``guessed``: the states are the phases the file declares, not ones the
@@ -300,7 +307,7 @@ def print_info(
     for state in states:
         rows = rows_for(info, state)
         tables.append(PhaseTable(state, rows, attach_stats(info, state, rows, input_shapes,
-                                                           share)))
+                                                           share, options)))
     skipped = [t for t in tables if guessed and isinstance(t.totals, CaffeError)
                and has_no_data(info, t.rows, t.totals)]
     if len(skipped) == len(tables):  # no phase has data: show them all, each an error
@@ -335,6 +342,7 @@ def print_info(
 
 def run(args: argparse.Namespace) -> int:
     from caffe2torch.cli.netargs import (
+        build_options,
         check_shape_names,
         input_shapes,
         net_blob_names,
@@ -348,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]
     failed = print_info(info, states, sys.stdout, shapes, share_option(args),
-                        guessed=not args.phase)
+                        guessed=not args.phase, options=build_options(args))
     for err in failed:
         if err.path is None:
             err.path = args.file

@@ -251,3 +251,27 @@ def test_python_m_help() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "usage: caffe2torch" in proc.stdout and "info" in proc.stdout
+
+
+def test_info_builds_python_layers_when_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # the refusal's hint names --allow-python-layers: info takes it, as time and export do
+    (tmp_path / "c2t_info_double.py").write_text(
+        "import caffe\n\n"
+        "class Double(caffe.Layer):\n"
+        "    def reshape(self, bottom, top):\n"
+        "        top[0].reshape(*bottom[0].data.shape)\n\n"
+        "    def forward(self, bottom, top):\n"
+        "        top[0].data[...] = 2 * bottom[0].data\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = _write(tmp_path / "py.prototxt",
+                 'input: "x" input_shape { dim: 2 dim: 3 }\n'
+                 'layer { name: "d" type: "Python" bottom: "x" top: "d" '
+                 'python_param { module: "c2t_info_double" layer: "Double" } }\n'
+                 'layer { name: "ip" type: "InnerProduct" bottom: "d" top: "ip" '
+                 'inner_product_param { num_output: 4 } }\n')
+    assert main(["info", str(src)]) == 1
+    assert "--allow-python-layers" in capsys.readouterr().err
+    assert main(["info", str(src), "--allow-python-layers"]) == 0
+    out = capsys.readouterr().out
+    assert "total: 16 params" in out and "2x4" in out
