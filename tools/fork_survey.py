@@ -166,6 +166,35 @@ ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
         ("models/mobilenetv2_voc/ssd_lite/deploy.prototxt",),
         ("models/cityscapes/mobilenet_yolov3_deploy.prototxt",),
     ]),
+    ("FCN", "shelhamer/fcn.berkeleyvision.org", [
+        ("voc-fcn8s/deploy.prototxt",),
+        # Python data layers (voc_layers.py, ...) read the datasets: their tops as inputs
+        ("voc-fcn-alexnet/val.prototxt", {"data": [1, 3, 500, 500], "label": [1, 1, 500, 500]}),
+        ("siftflow-fcn8s/test.prototxt",
+         {"data": [1, 3, 256, 256], "sem": [1, 1, 256, 256], "geo": [1, 1, 256, 256]}),
+        ("nyud-fcn32s-color-hha/test.prototxt",
+         {"color": [1, 3, 425, 560], "hha": [1, 3, 425, 560], "label": [1, 1, 425, 560]}),
+    ]),
+    ("HED", "s9xie/hed", [
+        ("examples/hed/train_val.prototxt",),
+    ]),
+    ("Places365", "CSAILVision/places365", [
+        ("deploy_googlenet_places365.prototxt",),
+        ("deploy_alexnet_places365.prototxt",),
+        ("deploy_vgg16_hybrid1365.prototxt",),
+    ]),
+    ("age and gender", "GilLevi/AgeGenderDeepLearning", [
+        ("gender_net_definitions/deploy.prototxt",),
+        ("gender_net_definitions/train_val_test_fold_is_1.prototxt",),
+    ]),
+    ("triplet loss", "luhaofang/tripletloss", [
+        ("deploy.prototxt",),
+        ("train.prototxt", {"data": [30, 3, 224, 224], "labels": [30]}, ["TRAIN"]),
+    ]),
+    ("MobileNet", "shicai/MobileNet-Caffe", [
+        ("mobilenet_deploy.prototxt",),
+        ("mobilenet_v2_deploy.prototxt",),
+    ]),
 ]
 
 # What a failure above was found to be, when it is not caffe2torch's (checked by hand).
