@@ -238,8 +238,8 @@ def build_layer(ctx: BuildContext) -> nn.Module:
         )
     if not spec.tops.accepts(ctx.num_tops):
         raise ctx.error(f"takes {spec.tops.describe()} top(s), got {ctx.num_tops}")
-    raise_first(missing_settings(ctx.layer))  # C2T307, the linter's rule
     try:
+        raise_first(missing_settings(ctx.layer))  # C2T307, the linter's rule
         module = spec.builder(ctx)
     except BuildError:
         # a kept field the builder did not read is the likelier cause (a typo of a
