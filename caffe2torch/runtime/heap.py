@@ -10,8 +10,11 @@ thresholds with ``mallopt`` so that freed blocks stay in the heap and are reused
 with ``caffe2torch time`` on a 2-core machine, median over 6-8 interleaved pairs of
 processes: the seed Siamese b4 5-6% faster, LeNet b64, GoogLeNet b4 and ResNet-50 b2 0-5%
 (within the machine's noise in some runs). The price is glibc's fragmentation: a freed
-block that a small allocation splits is not reused whole, so the heap settles a little
-higher (GoogLeNet b4 training: a peak of 599 MB after 15 steps against 586 MB).
+block that a small allocation splits is not reused whole, so the heap settles higher than
+the live memory: GoogLeNet b4 training at 599 MB after 15 steps against 586 MB, the peak
+of each net's first steps unchanged; in the worst pattern, one 24 MB block written and
+freed at a time between small allocations, the heap held seven such blocks before it
+stopped growing. Blocks above 32 MB are mapped and unmapped as before.
 
 ``caffe2torch time``, ``train``, ``test`` and ``demo`` call it; a program of its own can
 too. It acts only where glibc's ``mallopt`` exists, and not when the user has tuned glibc's

@@ -16,8 +16,9 @@ glibc_only = pytest.mark.skipif(
     sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
 
 # A 24 MB tensor (above glibc's default mmap threshold, below the raised one) is written
-# and freed; the anonymous memory of the process is read before and after the free, and
-# after two more blocks of that size were written and freed one after the other.
+# and freed; the anonymous memory of the process is read before and after the free. Then
+# 20 more such blocks are written and freed one after another, with small allocations
+# between them (as a pass makes): the memory read after the 10th and after the 20th.
 _PROBE = """
 import json
 import torch
@@ -33,12 +34,14 @@ block = torch.ones(6 * 1024 * 1024)
 held = anon_mb()
 del block
 freed = anon_mb()
-block = torch.ones(6 * 1024 * 1024)
-del block
-block = torch.ones(6 * 1024 * 1024)
-del block
-again = anon_mb()
-print(json.dumps({"applied": applied, "held": held, "freed": freed, "again": again}))
+reads = []
+for _ in range(20):
+    block = torch.ones(6 * 1024 * 1024)
+    small = [object() for _ in range(100)]
+    del block
+    reads.append(anon_mb())
+print(json.dumps({"applied": applied, "held": held, "freed": freed,
+                  "tenth": reads[9], "twentieth": reads[19]}))
 """
 
 
@@ -51,11 +54,13 @@ def _probe(**env: str) -> dict[str, float]:
 
 
 @glibc_only
-def test_a_freed_block_stays_in_the_heap_and_is_reused() -> None:
+def test_a_freed_block_stays_in_the_heap_and_the_heap_settles() -> None:
     got = _probe()
     assert got["applied"] is True
     assert got["held"] - got["freed"] < 4  # the 24 MB stay resident after the free
-    assert got["again"] - got["freed"] < 28  # blocks of that size after it take them again
+    # blocks split by small allocations are not reused whole (glibc's fragmentation), but
+    # the heap settles: the later blocks take freed memory, they do not add to it
+    assert got["twentieth"] - got["tenth"] < 4
 
 
 @glibc_only
