@@ -76,6 +76,16 @@ class GradBuffers:
         param.grad = buf
         return buf, False
 
+    def release_unkept(self, params: Iterable[torch.Tensor]) -> None:
+        """Drop the gradients autograd allocated (``p.grad = None``) and leave the kept
+        buffers summing: Caffe's ``time`` runs Backward again and again without
+        Net::ClearParamDiffs, so each pass's weight gradients accumulate (gemm with
+        beta = 1, which MKL runs faster than an overwrite: it scales C by zero in a pass
+        of its own)."""
+        for p in params:
+            if p.grad is not None and p.grad is not self._members.get(p):
+                p.grad = None
+
 
 def writes_directly(param: torch.Tensor) -> bool:
     """Whether a layer should route ``param``'s gradient through the active store now."""

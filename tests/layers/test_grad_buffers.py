@@ -57,6 +57,27 @@ def test_buffer_is_kept_across_clears_and_accumulates() -> None:
     torch.testing.assert_close(w.grad, 2 * once)
 
 
+def test_release_unkept_keeps_summing_as_caffe_time_does() -> None:
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(4, 6))  # an InnerProduct weight: kept buffer
+    k = torch.nn.Parameter(torch.randn(4, 6))  # a param autograd hands a fresh gradient
+    x = torch.randn(3, 6)
+    store = gb.GradBuffers([w, k])
+
+    def passes(n: int) -> None:
+        for _ in range(n):
+            with store.active():
+                (gb.linear(x, w, None).sum() + (x @ k.t()).sum()).backward()
+            store.release_unkept([w, k])
+
+    passes(1)
+    once = w.grad.clone()
+    assert k.grad is None
+    passes(2)  # Caffe's `time`: Backward again without ClearParamDiffs
+    assert k.grad is None and store.allocations == 1
+    torch.testing.assert_close(w.grad, 3 * once)
+
+
 def test_outside_an_active_store_autograd_owns_the_gradient() -> None:
     w = torch.nn.Parameter(torch.randn(4, 6))
     x = torch.randn(3, 6)
