@@ -91,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 failed run, 2 usage or I/O error)."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     normalized = common.normalize_argv(args_in)
+    if not normalized:  # `caffe2torch` alone: what it can do, not only "VERB is required"
+        build_parser("").print_help(sys.stderr)
+        return common.USAGE
     if normalized and normalized[0] in VERBS:  # all that follows is the verb's business
         parser = build_parser(normalized[0], others=False)
     else:

@@ -258,6 +258,35 @@ def _field_before(text: str, line: int, col: int) -> str | None:
     return None
 
 
+# a line of a data layer's list file: an image path with its label(s) (ImageData,
+# WindowData's images, a Siamese net's train1.txt) or an HDF5 file's path (HDF5Data)
+_LIST_LINE = re.compile(r"^\S+(\s+-?\d+(\.\d+)?)+\s*$"
+                        r"|^\S+\.(h5|hdf5|jpe?g|png|bmp|p[gp]m|tiff?)\s*$", re.IGNORECASE)
+
+
+def _list_file_kind(text: str) -> str | None:
+    """Which data layer's list ``text`` looks like (its first lines are all list lines)."""
+    lines = [ln.strip() for ln in text.split("\n")
+             if ln.strip() and not ln.lstrip().startswith("#")][:5]
+    if not lines or not all(_LIST_LINE.match(ln) and not ln.split()[0].endswith(":")
+                            for ln in lines):  # `max_iter: 100` is prototxt
+        return None
+    return "HDF5Data" if lines[0].lower().endswith((".h5", ".hdf5")) else "ImageData"
+
+
+def refuse_file_list(text: str, path: str | None) -> None:
+    """A data layer's list file given where a net or solver prototxt belongs: say so (some
+    such lists would even parse, as unknown fields kept aside, into an empty net)."""
+    data_layer = _list_file_kind(text)
+    if data_layer is not None:
+        param = "hdf5_data_param" if data_layer == "HDF5Data" else "image_data_param"
+        raise ParseError(
+            f"this looks like the file list of a data layer ({data_layer}), not prototxt",
+            path=path, line=1,
+            hint=f"give the net's prototxt here; the net names this list in its {data_layer} "
+            f"layer ({param} {{ source: ... }})")
+
+
 def _explain(
     e: text_format.ParseError, text: str, root: _descriptor.Descriptor, path: str | None,
     raw: str, kind: str, names: tuple[str, ...],
@@ -396,6 +425,7 @@ def net_from_text(
 ) -> tuple[caffe_pb2.NetParameter, SourceMap, _up.UpgradeReport]:
     text = normalize_newlines(text)
     check_text(text, path)
+    refuse_file_list(text, path)
     source = scan(text, path)
     if {"layer", "layers"} <= source.kinds():
         raise _up.mixed_error(source, path)
@@ -524,6 +554,7 @@ def read_solver_text(
     caffe.proto (its solver fields are mapped into ours by name)."""
     text = normalize_newlines(text)
     check_text(text, path)
+    refuse_file_list(text, path)
     if proto is None:
         solver = parse_text(text, caffe_pb2.SolverParameter(), path=path)
     else:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 
 from caffe2torch.io.positions import scan
-from caffe2torch.io.text import is_solver_source, is_solver_text, normalize_newlines, read_text
+from caffe2torch.io.text import (
+    is_solver_source,
+    is_solver_text,
+    normalize_newlines,
+    read_text,
+    refuse_file_list,
+)
 from caffe2torch.limits import check_text
 from caffe2torch.lint.context import Context, Options
 from caffe2torch.lint.diagnostic import Diagnostic
@@ -24,6 +30,7 @@ def lint_text(text: str, path: str | None = None, options: Options | None = None
     """Findings for a net or solver prototxt given as text."""
     text = normalize_newlines(text)
     check_text(text, path)  # a million layers: refused before the work starts
+    refuse_file_list(text, path)  # an image list: one message, not one per token
     ctx = Context(path, text, options)
     if ctx.options.proto:
         ctx.fork_fields = _fork_fields(text, path, ctx.options.proto)

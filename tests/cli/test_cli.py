@@ -63,7 +63,9 @@ def test_normalize_argv() -> None:
 def test_help_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "upgrade" in capsys.readouterr().out
+    capsys.readouterr()
     assert main([]) == 2
+    assert "train a net from a solver prototxt" in capsys.readouterr().err  # the verbs
     assert main(["nonsense-verb"]) == 2
     assert main(["info"]) == 2  # FILE missing
 

@@ -98,6 +98,30 @@ def test_missing_file_is_a_parse_error(tmp_path: Path) -> None:
     assert info.value.path == str(tmp_path / "nope.prototxt")
 
 
+@pytest.mark.parametrize("lines, layer", [
+    ("/data/a_1.jpg 0\n/data/a_2.jpg 1\n", "ImageData"),  # a Siamese net's train1.txt
+    ("img/cat.png\nimg/dog.png\n", "ImageData"),  # a test list without labels
+    ("/data/train_0.h5\n/data/train_1.h5\n", "HDF5Data"),
+])
+def test_a_data_layers_file_list_given_as_the_net_says_so(tmp_path: Path, lines: str,
+                                                           layer: str) -> None:
+    path = tmp_path / "train1.txt"
+    path.write_text(lines)
+    with pytest.raises(ParseError) as info:
+        read_net(path)
+    assert f"file list of a data layer ({layer}), not prototxt" in info.value.message
+    assert "source:" in (info.value.hint or "")
+
+
+def test_a_solver_of_numbers_only_is_not_taken_for_a_file_list(tmp_path: Path) -> None:
+    path = tmp_path / "solver.prototxt"
+    path.write_text("base_lr: 0.01\nmax_iter: 100\nmomentum: 0.9\nbogus_field: 1\n")
+    with pytest.raises(ParseError) as info:
+        read_solver(path)
+    assert "file list" not in info.value.message
+    assert "bogus_field" in info.value.message
+
+
 # --------------------------------------------------------------------------- positions
 
 
