@@ -29,13 +29,14 @@ verbs' --proto).
 In your own code, `import caffe2torch.pycaffe as caffe` does the same without this verb.
 
 Exit codes: the script's own (sys.exit); 0 when it ends normally; 1 when it raises (its
-traceback is printed, as Python prints it); 2 when SCRIPT cannot be read."""
+traceback is printed, as Python prints it); 2 when SCRIPT cannot be read, or the --proto
+schema cannot be read or does not compile (its file and line are named)."""
 
 EXAMPLES = """\
 examples:
   caffe2torch run classify.py --model deploy.prototxt --weights net.caffemodel cat.jpg
   caffe2torch run train_lenet.py
-  caffe2torch run --proto caffe-enet/src/caffe/proto/caffe.proto BN-absorber-enet.py \
+  caffe2torch run --proto caffe-enet/src/caffe/proto/caffe.proto BN-absorber-enet.py \\
       --model enet_deploy.prototxt --weights enet.caffemodel --out_dir final"""
 
 
