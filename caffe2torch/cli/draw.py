@@ -9,7 +9,9 @@ from caffe2torch.cli.netargs import (
     add_input_shape_arg,
     add_netstate_args,
     add_proto_arg,
+    add_python_layers_arg,
     add_share_arg,
+    build_options,
     check_shape_names,
     input_shapes,
     net_blob_names,
@@ -29,7 +31,8 @@ Caffe's draw_net.py ignores). The file's extension picks the format:
         graphviz); without it the .dot file is written beside and the command says so
 
 Blob shapes come from building the net; data tops whose shape comes from the data need
---input-shape (or --no-shapes).
+--input-shape (or --no-shapes), and a net with Python layers needs --allow-python-layers
+(their modules are imported and set up to give their tops' shapes).
 
 Exit codes: 0 drawn; 1 the drawing failed (no Graphviz for .png/.pdf); 2 usage or I/O
 error."""
@@ -48,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_input_shape_arg(p)
     add_share_arg(p)
     add_proto_arg(p)
+    add_python_layers_arg(p)
     p.add_argument("-o", "--out", required=True, metavar="FILE",
                    help="where to draw: .svg, .dot, .png or .pdf")
     p.add_argument("--rankdir", type=str.upper, choices=RANKDIRS, default="LR",
@@ -75,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
     state = NetState.of(args.phase, args.level, args.stage)
     drawing = draw_net(
         net_param, state, args.rankdir, input_shapes=shapes, shapes=not args.no_shapes,
-        share=share_option(args),
+        share=share_option(args), options=build_options(args),
     )
     if drawing.note and not args.no_shapes:
-        common.note(f"blob shapes not shown: {drawing.note}")
+        common.note(f"blob shapes not shown: {drawing.note}"
+                    + (f"\n  help: {drawing.hint}" if drawing.hint else ""))
     for path in write_drawing(drawing, args.out, layout=args.layout):
         print(f"wrote {path} ({drawing.layers} layers, {state.phase} phase)")
     return common.OK

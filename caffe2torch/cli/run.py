@@ -18,18 +18,34 @@ caffe.coord_map...) is caffe2torch's pycaffe: Caffe's Python interface running o
 PyTorch. The script runs as __main__ with sys.argv = [SCRIPT, ARGS...] and its own folder
 first on sys.path, as `python SCRIPT ARGS` would run it; ARGS are passed on untouched.
 
+With --proto PATH (the fork's src/caffe/proto/caffe.proto), the script gets that Caffe
+fork's schema, as a pycaffe built from the fork would: caffe.proto.caffe_pb2 is the fork's
+generated module (its messages, fields and enums; `text_format.Merge(text,
+caffe_pb2.NetParameter())` reads the fork's prototxt), and caffe.Net, caffe.Classifier,
+caffe.Detector and the solvers read nets, solvers and caffemodels with the fork's field
+numbers; Net.save writes them so. The .proto is compiled once and cached (see the net
+verbs' --proto).
+
 In your own code, `import caffe2torch.pycaffe as caffe` does the same without this verb.
 
 Exit codes: the script's own (sys.exit); 0 when it ends normally; 1 when it raises (its
-traceback is printed, as Python prints it); 2 when SCRIPT cannot be read."""
+traceback is printed, as Python prints it); 2 when SCRIPT cannot be read, or the --proto
+schema cannot be read or does not compile (its file and line are named)."""
 
 EXAMPLES = """\
 examples:
   caffe2torch run classify.py --model deploy.prototxt --weights net.caffemodel cat.jpg
-  caffe2torch run train_lenet.py"""
+  caffe2torch run train_lenet.py
+  caffe2torch run --proto caffe-enet/src/caffe/proto/caffe.proto BN-absorber-enet.py \\
+      --model enet_deploy.prototxt --weights enet.caffemodel --out_dir final"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--proto", metavar="PATH",
+                   help="the caffe.proto of the Caffe fork the script was written for (its "
+                   "src/caffe/proto/caffe.proto): caffe.proto.caffe_pb2 is that schema, and "
+                   "nets, solvers and weights are read and written with its fields and "
+                   "numbers. Give it before SCRIPT")
     p.add_argument("script", metavar="SCRIPT", help="the Python script to run")
     p.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments for the script, passed on as given")
@@ -46,10 +62,12 @@ def _raw_script_args(args: argparse.Namespace) -> list[str]:
         return list(args.script_args)
 
 
-def run_script(path: str, argv: list[str]) -> int:
-    """Run ``path`` as __main__ with the caffe alias; returns its exit code."""
-    from caffe2torch.pycaffe import alias
+def run_script(path: str, argv: list[str], proto: str | None = None) -> int:
+    """Run ``path`` as __main__ with the caffe alias (and, with ``proto``, the fork's
+    schema: pycaffe.schema); returns its exit code."""
+    from caffe2torch.pycaffe import alias, schema
 
+    before = schema.use(proto) if proto is not None else schema.active()
     alias.install()
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
@@ -79,6 +97,8 @@ def run_script(path: str, argv: list[str]) -> int:
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path
+        if proto is not None:
+            schema.use(before)
     return common.OK
 
 
@@ -97,4 +117,4 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(path):
         print(f"caffe2torch run: error: {path}: no such script", file=sys.stderr)
         return common.USAGE
-    return run_script(path, _raw_script_args(args))
+    return run_script(path, _raw_script_args(args), getattr(args, "proto", None))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ class Drawing:
     layers: int
     shapes_known: bool
     note: str | None = None  # why shapes are missing
+    hint: str | None = None  # what would give them
     # the same graph for the built-in SVG writer
     nodes: tuple[Node, ...] = ()
     edges: tuple[tuple[str, str], ...] = ()
@@ -101,16 +102,18 @@ def key_settings(layer: LayerIR) -> list[str]:
     return out
 
 
-def _shapes(net_param: Any, state: NetState, input_shapes: Any, share: Any = "declared"
-            ) -> tuple[dict, str | None]:
-    """Blob version -> shape from a build of the net, or ({}, why not)."""
+def _shapes(net_param: Any, state: NetState, input_shapes: Any, share: Any = "declared",
+            options: Mapping[str, Any] | None = None
+            ) -> tuple[dict, str | None, str | None]:
+    """Blob version -> shape from a build of the net, or ({}, why not, what to do)."""
     try:
         from caffe2torch.graph import build_net
 
-        net = build_net(net_param, state, input_shapes=input_shapes, share=share)
+        net = build_net(net_param, state, input_shapes=input_shapes, share=share,
+                        options=options)
     except CaffeError as err:
-        return {}, err.message
-    return dict(net._version_shapes), None
+        return {}, err.message, err.hint
+    return dict(net._version_shapes), None, None
 
 
 def draw_net(
@@ -120,20 +123,21 @@ def draw_net(
     input_shapes: Any = None,
     shapes: bool = True,
     share: Any = "declared",
+    options: Mapping[str, Any] | None = None,
 ) -> Drawing:
     """The drawing of ``net_param`` (an upgraded NetParameter) for ``state``; ``share``
-    is build_net's, for the shapes."""
+    and ``options`` (``allow_python_layers``...) are build_net's, for the shapes."""
     state = state or NetState()
     if rankdir not in RANKDIRS:
         raise ExportError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
     ir = build_ir(net_param, state, kind_of=_kind_of)
-    blob_shapes, note = (_shapes(net_param, state, input_shapes, share) if shapes
-                         else ({}, None))
+    blob_shapes, note, hint = (_shapes(net_param, state, input_shapes, share, options)
+                               if shapes else ({}, None, None))
     nodes: list[Node] = []
     edges: list[tuple[str, str]] = []
     dot = _dot(ir, blob_shapes, rankdir, nodes, edges)
-    return Drawing(dot, len(ir.layers), bool(blob_shapes), note, tuple(nodes), tuple(edges),
-                   _title(ir), rankdir)
+    return Drawing(dot, len(ir.layers), bool(blob_shapes), note, hint, tuple(nodes),
+                   tuple(edges), _title(ir), rankdir)
 
 
 def _title(ir: NetIR) -> str:

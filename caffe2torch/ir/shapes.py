@@ -33,7 +33,7 @@ D = TypeVar("D", int, int | None)
 _SAME = frozenset({
     "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
     "Threshold", "Clip", "Swish", "Dropout", "LRN", "BatchNorm", "Scale", "Bias", "MVN",
-    "Softmax", "BN", "ShuffleChannel", "LabelSpecificAdd",
+    "Softmax", "BN", "ShuffleChannel", "LabelSpecificAdd", "CosinAddm", "AdaCosAddmScale",
 })
 _SCALAR = frozenset({"Accuracy"})
 
@@ -101,6 +101,12 @@ def margin_inner_product_shapes(bottom: Shape, axis: int, num_output: int,
     """MarginInnerProduct (SphereFace's A-Softmax, MarginInnerProductLayer::Reshape): an
     InnerProduct's top, then, when asked for, the current lambda as a 1-element blob."""
     return [inner_product_shape(bottom, axis, num_output), (1,)][:num_tops]
+
+
+def label_specific_rescale_shapes(scores: Shape, num_tops: int) -> list[Shape]:
+    """LabelSpecificRescale (happynear's NormFace, LabelSpecificRescaleLayer::Reshape): the
+    scores' shape, then, when asked for, the positive weight as a 1-element blob."""
+    return [scores, (1,)][:num_tops]
 
 
 def legacy_4d(shape: Sequence[D]) -> tuple[D | int, D | int, D | int, D | int]:
@@ -397,6 +403,8 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
         axis = _axis(p.axis, len(b))
         return None if axis is None else list(
             margin_inner_product_shapes(b, axis, p.num_output, len(lp.top)))
+    if t == "LabelSpecificRescale":
+        return list(label_specific_rescale_shapes(b, len(lp.top)))
     if t == "Normalize" and len(b) <= 4:
         return list(normalize_shapes(lp, b, len(lp.top)))
     if t == "Axpy" and len(bs) == 3:  # y += a * x: AxpyLayer::Reshape, top like x

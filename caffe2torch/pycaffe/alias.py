@@ -16,8 +16,6 @@ from typing import Any
 
 ALIAS = "caffe"
 TARGET = "caffe2torch.pycaffe"
-# names whose module lives elsewhere than TARGET + the same suffix
-_SPECIAL = {"caffe.proto.caffe_pb2": "caffe2torch.proto.caffe_pb2"}
 
 
 def target_of(fullname: str) -> str | None:
@@ -25,7 +23,9 @@ def target_of(fullname: str) -> str | None:
     if fullname == ALIAS:
         return TARGET
     if fullname.startswith(ALIAS + "."):
-        return _SPECIAL.get(fullname, TARGET + fullname[len(ALIAS):])
+        # caffe.proto.caffe_pb2 is caffe2torch.pycaffe.proto's entry: ours, or the schema
+        # of `run --proto` (pycaffe.schema)
+        return TARGET + fullname[len(ALIAS):]
     return None
 
 

@@ -28,9 +28,10 @@ _LAYER_COLOR = "#6495ED"
 
 
 def _v1_type_name(layer: Any) -> str:
-    from caffe2torch.proto import caffe_pb2
-
-    name = caffe_pb2.V1LayerParameter.LayerType.Name(layer.type)
+    # the enum of the layer's own schema: ours, or a fork's (`run --proto`)
+    enum = layer.DESCRIPTOR.fields_by_name["type"].enum_type
+    value = enum.values_by_number.get(layer.type)
+    name = value.name if value is not None else str(layer.type)
     return {"INNER_PRODUCT": "InnerProduct", "SOFTMAX_LOSS": "SoftmaxWithLoss",
             "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output", "TANH": "TanH",
             "RELU": "ReLU", "BNLL": "BNLL", "LRN": "LRN", "ABSVAL": "AbsVal",

@@ -14,9 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from caffe2torch.proto import caffe_pb2
+from caffe2torch.pycaffe import schema
 
 # ---------------------------------------------------------------- protobuf <-> arrays
+
+
+def _message(name: str) -> Any:
+    """A new message ``name`` of the schema in use (a fork's under `run --proto`, where it
+    defines one; else ours)."""
+    cls = getattr(schema.caffe_pb2(), name, None)
+    if cls is None:
+        from caffe2torch.proto import caffe_pb2
+
+        cls = getattr(caffe_pb2, name)
+    return cls()
 
 
 def blobproto_to_array(blob: Any, return_diff: bool = False) -> np.ndarray:
@@ -31,7 +42,7 @@ def blobproto_to_array(blob: Any, return_diff: bool = False) -> np.ndarray:
 
 def array_to_blobproto(arr: np.ndarray, diff: np.ndarray | None = None) -> Any:
     """An N-d array (and optionally its diff, same shape) as a BlobProto with ``shape``."""
-    blob = caffe_pb2.BlobProto()
+    blob = _message("BlobProto")
     arr = np.asarray(arr)
     blob.shape.dim.extend(int(d) for d in arr.shape)
     blob.data.extend(arr.astype(np.float32).ravel().tolist())
@@ -45,14 +56,14 @@ def array_to_blobproto(arr: np.ndarray, diff: np.ndarray | None = None) -> Any:
 
 def arraylist_to_blobprotovector_str(arraylist: Iterable[np.ndarray]) -> bytes:
     """A list of arrays as a serialized BlobProtoVector."""
-    vec = caffe_pb2.BlobProtoVector()
+    vec = _message("BlobProtoVector")
     vec.blobs.extend(array_to_blobproto(a) for a in arraylist)
     return vec.SerializeToString()
 
 
 def blobprotovector_str_to_arraylist(data: bytes) -> list[np.ndarray]:
     """A serialized BlobProtoVector as a list of arrays."""
-    vec = caffe_pb2.BlobProtoVector()
+    vec = _message("BlobProtoVector")
     vec.ParseFromString(data)
     return [blobproto_to_array(b) for b in vec.blobs]
 
@@ -64,7 +75,7 @@ def array_to_datum(arr: np.ndarray, label: int | None = None) -> Any:
     if arr.ndim != 3:
         raise ValueError(f"array_to_datum needs a 3-D (channels x height x width) array, "
                          f"got {arr.ndim}-D")
-    datum = caffe_pb2.Datum()
+    datum = _message("Datum")
     datum.channels, datum.height, datum.width = (int(d) for d in arr.shape)
     if arr.dtype == np.uint8:
         datum.data = arr.tobytes()

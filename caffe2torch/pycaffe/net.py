@@ -30,6 +30,7 @@ from caffe2torch.errors import CaffeError, mark_user_code_error
 from caffe2torch.graph import CaffeNet
 from caffe2torch.ir.graph import BlobRef
 from caffe2torch.layers.registry import layer_blobs
+from caffe2torch.pycaffe import schema
 from caffe2torch.pycaffe.blob import Blob, BlobVec, ensure_grad
 from caffe2torch.pycaffe.mode import TEST, TRAIN, current_device, phase_name
 
@@ -627,8 +628,9 @@ class Net:
                             else weights)
 
     def save(self, filename: Any) -> None:
-        """Net::ToProto + WriteProtoToBinaryFile: a caffemodel."""
-        self._net.save_caffemodel(os.fspath(filename))
+        """Net::ToProto + WriteProtoToBinaryFile: a caffemodel, with the field numbers of
+        the schema the net was read with (a fork's under `run --proto`)."""
+        self._net.save_caffemodel(os.fspath(filename), self._net.proto)
 
     def save_hdf5(self, filename: Any) -> None:
         from caffe2torch.solver.snapshot import write_hdf5_caffemodel
@@ -710,11 +712,21 @@ def _build(source: Any, phase: str, level: int, stages: Sequence[str]) -> CaffeN
     from caffe2torch.ir import NetState
 
     _ensure_caffe_layer_module()
+    fork = schema.active()  # `run --proto`: the fork's numbers for the net and its weights
     if isinstance(source, (str, os.PathLike)):
-        net_param, source_map = read_net_with_positions(os.fspath(source))
+        net_param, source_map = read_net_with_positions(os.fspath(source), fork)
+    elif fork is not None and not schema.is_ours(source):  # a message of the fork's caffe_pb2
+        from google.protobuf import text_format
+
+        from caffe2torch.io.text import read_net_text_with_positions
+
+        net_param, source_map = read_net_text_with_positions(
+            text_format.MessageToString(source), None, fork)
     else:
         net_param, source_map = source, None
     state = NetState.of(phase, level, stages)
-    return build_fed_net(net_param, state, cwd=os.getcwd(), source_map=source_map,
-                         device=current_device(), options={"allow_python_layers": True},
-                         num_workers=0)
+    net = build_fed_net(net_param, state, cwd=os.getcwd(), source_map=source_map,
+                        device=current_device(), options={"allow_python_layers": True},
+                        num_workers=0)
+    net.proto = fork
+    return net

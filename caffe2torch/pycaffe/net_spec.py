@@ -17,14 +17,16 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from typing import Any
 
-from caffe2torch.proto import caffe_pb2
+from caffe2torch.pycaffe import schema
 
 
 def param_name_dict() -> dict[str, str]:
     """{layer type: its ``*_param`` field without ``_param``}: the schema's convention
     (``convolution_param`` holds a ConvolutionParameter), then the registry's own
-    mapping for the types that share another's message (fork types included)."""
-    layer = caffe_pb2.LayerParameter()
+    mapping for the types that share another's message (fork types included), where the
+    schema in use (ours, or a fork's under `run --proto`) has that field."""
+    layer = schema.caffe_pb2().LayerParameter()
+    fields = layer.DESCRIPTOR.fields_by_name
     out: dict[str, str] = {}
     for f in layer.DESCRIPTOR.fields:
         if f.name.endswith("_param") and f.message_type is not None:
@@ -37,21 +39,21 @@ def param_name_dict() -> dict[str, str]:
         _load_builtin_layers()
         for name, spec in _REGISTRY.items():
             param = getattr(spec, "param", None)
-            if param and param.endswith("_param") and name not in out:
+            if param and param.endswith("_param") and name not in out and param in fields:
                 out[name] = param[: -len("_param")]
     except ImportError:  # the schema's convention alone
         pass
     return out
 
 
-_param_names: dict[str, str] | None = None
+_param_names: dict[int, dict[str, str]] = {}  # per schema module (id)
 
 
 def _param_field(type_name: str) -> str | None:
-    global _param_names
-    if _param_names is None:
-        _param_names = param_name_dict()
-    name = _param_names.get(type_name)
+    key = id(schema.caffe_pb2())
+    if key not in _param_names:
+        _param_names[key] = param_name_dict()
+    name = _param_names[key].get(type_name)
     return name + "_param" if name else None
 
 
@@ -129,7 +131,7 @@ class Function:
         for inp in self.inputs:
             inp._to_proto(layers, names, autonames)
             bottoms.append(layers[inp.fn].top[inp.n])
-        layer = caffe_pb2.LayerParameter()
+        layer = schema.caffe_pb2().LayerParameter()
         layer.type = self.type_name
         layer.bottom.extend(bottoms)
         if self.in_place:
@@ -155,7 +157,7 @@ def to_proto(*tops: Top) -> Any:
     autonames: Counter = Counter()
     for top in tops:
         top.fn._to_proto(layers, {}, autonames)
-    net = caffe_pb2.NetParameter()
+    net = schema.caffe_pb2().NetParameter()
     net.layer.extend(layers.values())
     return net
 
@@ -194,7 +196,7 @@ class NetSpec:
         layers: OrderedDict = OrderedDict()
         for top in self.tops.values():
             top._to_proto(layers, names, autonames)
-        net = caffe_pb2.NetParameter()
+        net = schema.caffe_pb2().NetParameter()
         net.layer.extend(layers.values())
         return net
 
@@ -223,7 +225,7 @@ class Parameters:
     def __getattr__(self, type_name: str) -> Any:
         if type_name.startswith("__"):
             raise AttributeError(type_name)
-        message = getattr(caffe_pb2, type_name + "Parameter")
+        message = getattr(schema.caffe_pb2(), type_name + "Parameter")
 
         class _Enums:
             def __getattr__(self, value: str) -> Any:

@@ -19,6 +19,7 @@ from caffe2torch.graph import CaffeNet
 from caffe2torch.io import read_solver
 from caffe2torch.io.upgrade import snapshot_prefix as default_snapshot_prefix
 from caffe2torch.numerics import f32 as _f32
+from caffe2torch.pycaffe import schema
 from caffe2torch.pycaffe.blob import ensure_grad
 from caffe2torch.pycaffe.mode import current_device
 from caffe2torch.pycaffe.net import Net, _ensure_caffe_layer_module
@@ -82,13 +83,16 @@ class Solver:
     def __init__(self, filename: Any) -> None:
         _ensure_caffe_layer_module()
         path = os.fspath(filename)
-        param = read_solver(path)
+        fork = schema.active()  # `run --proto`: solver, nets and weights in the fork's schema
+        param = read_solver(path, fork)
         if self.solver_type is not None:
             param.type = self.solver_type
         param.snapshot_prefix = default_snapshot_prefix(param, path)
         self._solver = _PycaffeSolver(param, path=path, device=current_device(),
                                       build_options={"allow_python_layers": True},
-                                      data_workers=0)
+                                      data_workers=0, proto=fork)
+        for net in (self._solver.net, *self._solver.test_nets):
+            net.proto = fork  # Net.save writes what the fork's Caffe reads
         self.net: Net = self._solver.py_net  # type: ignore[assignment]
         self.test_nets: list[Net] = list(self._solver.py_test_nets)
 

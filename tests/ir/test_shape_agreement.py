@@ -133,3 +133,36 @@ def test_margin_heads_shapes_agree(tmp_path: Path) -> None:
     found, compared = disagreements(path)
     assert not found, "\n".join(found)
     assert compared == 6  # feat, label, fc, lambda, fc1, am (a net without phase rules: TEST)
+
+
+# Face-margin layers on cosine scores (4 items x 5 classes): top 0 like the scores
+# (each Reshape's ReshapeLike(*bottom[0])), LabelSpecificRescale's optional top 1 the
+# positive weight (1,)
+FACE_HEAD = """name: "face"
+layer {{ name: "in" type: "Input" top: "cos" top: "label"
+        input_param {{ shape {{ dim: 4 dim: 5 }} shape {{ dim: 4 }} }} }}
+layer {{ name: "head" type: "{type}" bottom: "cos" bottom: "label" {tops} }}
+"""
+
+
+@pytest.mark.parametrize("type_name,tops,expected", [
+    ("LabelSpecificRescale", 'top: "out" top: "weight"', [(4, 5), (1,)]),
+    ("LabelSpecificRescale", 'top: "out"', [(4, 5)]),
+    ("CosinAddm", 'top: "out"', [(4, 5)]),
+    ("AdaCosAddmScale", 'top: "out"', [(4, 5)]),
+], ids=["LabelSpecificRescale_2_tops", "LabelSpecificRescale", "CosinAddm",
+        "AdaCosAddmScale"])
+def test_face_margin_layer_shapes_come_from_the_shape_rules(
+        tmp_path: Path, type_name: str, tops: str, expected: list[tuple[int, ...]]) -> None:
+    """The shape pass knows these tops, and the built module's infer_shapes (which the
+    builder uses) gives the same shapes from the same rules."""
+    path = tmp_path / "face.prototxt"
+    path.write_text(FACE_HEAD.format(type=type_name, tops=tops))
+    param = c2t.read_net(path)
+    assert infer(list(param.layer), range(2)).tops[1] == expected
+    net = c2t.load_net(path)
+    module = net._modules_in_order[1]
+    assert module.infer_shapes([(4, 5), (4,)]) == expected
+    found, compared = disagreements(path)
+    assert not found, "\n".join(found)
+    assert compared == 2 + len(expected)

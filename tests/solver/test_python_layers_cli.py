@@ -92,3 +92,16 @@ def test_train_verb_runs_the_python_layer(folder: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "Train net output #0: doubled = " in err
     assert (folder / "out/py_iter_2.caffemodel").exists()
+
+
+def test_draw_shows_shapes_with_the_flag_and_suggests_it_without(folder: Path, capsys) -> None:
+    draw = ["draw", "deploy.prototxt", "-o", "net.dot"]
+    assert main(draw) == 0  # drawn without shapes: the build refused the Python layer
+    err = capsys.readouterr().err
+    assert "blob shapes not shown" in err and "Python layers are refused" in err
+    assert "help: if you trust that code, allow it with --allow-python-layers" in err
+    assert "1x2" not in (folder / "net.dot").read_text()
+    assert main([*draw, "--allow-python-layers"]) == 0
+    assert "shapes not shown" not in capsys.readouterr().err
+    dot = (folder / "net.dot").read_text()
+    assert 'label="x\\n1x2"' in dot and 'label="y\\n1x2"' in dot

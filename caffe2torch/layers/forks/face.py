@@ -31,7 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caffe2torch.ir.shapes import known, legacy_4d, margin_inner_product_shapes, same_shape
+from caffe2torch.ir.shapes import (
+    known,
+    label_specific_rescale_shapes,
+    legacy_4d,
+    margin_inner_product_shapes,
+    same_shape,
+)
 from caffe2torch.layers.bvlc.vision import CaffeInnerProduct, plain_inner_product
 from caffe2torch.layers.emit import Emit, emitter, num
 from caffe2torch.layers.fillers import make_filled
@@ -420,7 +426,7 @@ class CaffeLabelSpecificRescale(nn.Module):
         self.num_tops = num_tops
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
-        return [shapes[0], (1,)][: self.num_tops]
+        return [known(s) for s in label_specific_rescale_shapes(shapes[0], self.num_tops)]
 
     def _weight(self) -> float:
         a = self.anneal
@@ -609,6 +615,9 @@ class CaffeCosinAddm(nn.Module):
         self.m = m
         self.transform_test = transform_test
 
+    def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
+        return [same_shape(shapes)]  # CosinAddmLayer::Reshape: like the cosines
+
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         if not self.training and not self.transform_test:
             return x
@@ -634,7 +643,7 @@ class CaffeAdaCosAddmScale(nn.Module):
         self.scale = {True: start, False: start}
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
-        return [shapes[0]]
+        return [same_shape(shapes)]  # AdaCosAddmScaleLayer::Reshape: like the cosines
 
     def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         num = x.shape[0]
