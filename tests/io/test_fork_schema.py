@@ -275,3 +275,18 @@ def test_cli_proto_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad = _write(tmp_path / "bad.proto", "message {")
     assert main(["info", str(path), "--proto", str(bad)]) == 2
     assert f"{bad}:1:" in capsys.readouterr().err
+
+
+def test_draw_gives_the_builders_the_fork_fields(tmp_path: Path) -> None:
+    # `hole` (the fork's dilation) makes conv1's kernel 5 wide: 8x8 -> 4x4, not 6x6
+    path = _write(tmp_path / "n.prototxt", NET.replace("input_dim: 6 input_dim: 6",
+                                                      "input_dim: 8 input_dim: 8").replace(
+        "kernel_size: 3 pad: 1", "kernel_size: 3 hole: 2"))
+    out = tmp_path / "n.dot"
+    assert main(["draw", str(path), "--proto", str(FORK), "-o", str(out)]) == 0
+    dot = out.read_text()
+    assert "2x4x4x4" in dot and "2x4x6x6" not in dot
+    assert "2x5" in dot  # the shapes after conv1 follow
+    # without --proto `hole` is a field kept aside as unknown: the builder gets it all the same
+    assert main(["draw", str(path), "-o", str(out)]) == 0
+    assert "2x4x4x4" in out.read_text()
