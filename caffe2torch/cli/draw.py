@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from caffe2torch.export.draw import draw_net, output_format, write_drawing
-    from caffe2torch.io import read_net
+    from caffe2torch.io import read_net_with_positions
     from caffe2torch.ir import NetState
 
     try:
@@ -74,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
     except CaffeError as err:
         raise UsageError(err.message, hint=err.hint) from None
     shapes = input_shapes(args.input_shape)
-    net_param = read_net(args.model, args.proto)
+    # the source map carries the fields only the fork (or a plug-in) has to the builders
+    net_param, source_map = read_net_with_positions(args.model, args.proto)
     check_shape_names(shapes, net_blob_names(net_param), args.model)
     state = NetState.of(args.phase, args.level, args.stage)
     drawing = draw_net(
         net_param, state, args.rankdir, input_shapes=shapes, shapes=not args.no_shapes,
-        share=share_option(args), options=build_options(args),
+        share=share_option(args), options=build_options(args), source_map=source_map,
     )
     if drawing.note and not args.no_shapes:
         common.note(f"blob shapes not shown: {drawing.note}"

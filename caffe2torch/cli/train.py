@@ -74,6 +74,8 @@ are relative to the working directory, as in Caffe. Caffe's one-dash flags (-sol
 -weights fine-tunes (copies a caffemodel, or a comma-separated list, by layer name);
 -snapshot resumes from a .solverstate (ours or Caffe's). SIGINT, SIGHUP and SIGTERM take
 the chosen effect: 'stop' writes a snapshot and exits, 'snapshot' writes one and goes on.
+With --proto, snapshots are written in the fork's field numbers, as its Caffe writes them:
+resume them with the same --proto (the fork's Caffe reads them too).
 
 Caffe's log lines go to stderr (Caffe's tools/extra/parse_log.py reads them); every
 displayed metric also goes to a CSV (default <snapshot_prefix>_metrics.csv) that

@@ -103,14 +103,14 @@ def key_settings(layer: LayerIR) -> list[str]:
 
 
 def _shapes(net_param: Any, state: NetState, input_shapes: Any, share: Any = "declared",
-            options: Mapping[str, Any] | None = None
+            options: Mapping[str, Any] | None = None, source_map: Any = None,
             ) -> tuple[dict, str | None, str | None]:
     """Blob version -> shape from a build of the net, or ({}, why not, what to do)."""
     try:
         from caffe2torch.graph import build_net
 
         net = build_net(net_param, state, input_shapes=input_shapes, share=share,
-                        options=options)
+                        options=options, source_map=source_map)
     except CaffeError as err:
         return {}, err.message, err.hint
     return dict(net._version_shapes), None, None
@@ -124,15 +124,18 @@ def draw_net(
     shapes: bool = True,
     share: Any = "declared",
     options: Mapping[str, Any] | None = None,
+    source_map: Any = None,
 ) -> Drawing:
     """The drawing of ``net_param`` (an upgraded NetParameter) for ``state``; ``share``
-    and ``options`` (``allow_python_layers``...) are build_net's, for the shapes."""
+    and ``options`` (``allow_python_layers``...) are build_net's, for the shapes;
+    ``source_map`` (io.read_net_with_positions') gives the builders the fields our schema
+    lacks (a fork's, a plug-in's), which can change a shape, and locates errors."""
     state = state or NetState()
     if rankdir not in RANKDIRS:
         raise ExportError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
-    ir = build_ir(net_param, state, kind_of=_kind_of)
-    blob_shapes, note, hint = (_shapes(net_param, state, input_shapes, share, options)
-                               if shapes else ({}, None, None))
+    ir = build_ir(net_param, state, kind_of=_kind_of, source_map=source_map)
+    blob_shapes, note, hint = (_shapes(net_param, state, input_shapes, share, options,
+                                       source_map) if shapes else ({}, None, None))
     nodes: list[Node] = []
     edges: list[tuple[str, str]] = []
     dot = _dot(ir, blob_shapes, rankdir, nodes, edges)

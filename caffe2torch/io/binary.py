@@ -558,9 +558,11 @@ def write_caffemodel_arrays(
 ) -> None:
     """Write a caffemodel from a net definition and numpy arrays (the fast path: the array
     bytes go to the file without passing through protobuf). See :func:`caffemodel_pieces`.
-    ``proto``: write in that fork's field numbers."""
-    pieces = caffemodel_pieces(net, arrays, legacy_4d=legacy_4d)
+    ``proto``: write in that fork's field numbers (and legacy 4-D shapes for a fork
+    without BlobShape)."""
     schema = as_schema(proto)
+    legacy_4d = legacy_4d or (schema is not None and schema.legacy_blobs)
+    pieces = caffemodel_pieces(net, arrays, legacy_4d=legacy_4d)
     if schema is not None:
         pieces = [schema.from_ours("NetParameter", b"".join(pieces))]
     atomic_write(path, pieces)
@@ -600,21 +602,27 @@ def write_solverstate(
     path: PathLike,
     state: caffe_pb2.SolverState,
     history: Sequence[np.ndarray] | None = None,
+    proto: Any = None,
 ) -> None:
     """Write a SolverState as SGDSolver::SnapshotSolverStateToBinaryProto does. With
     ``history`` (arrays), those replace the state's history blobs and go to the file
-    directly."""
+    directly. ``proto``: a fork's caffe.proto; the state is written in its field numbers,
+    as that fork's Caffe writes its snapshots (and reads them back)."""
+    schema = as_schema(proto)
     if history is None:
-        atomic_write(path, [state.SerializeToString()])
-        return
-    head = caffe_pb2.SolverState()
-    _copy_fields(state, head, frozenset({"history"}))
-    before, after = wire.split_before(head.SerializeToString(), 3)
-    pieces: list[bytes | memoryview] = [before]
-    for arr in history:
-        blob = _blob_bytes(np.asarray(arr))
-        pieces += [wire.len_header(3, wire.pieces_len(blob)), *blob]
-    pieces.append(after)
+        pieces: list[bytes | memoryview] = [state.SerializeToString()]
+    else:
+        head = caffe_pb2.SolverState()
+        _copy_fields(state, head, frozenset({"history"}))
+        before, after = wire.split_before(head.SerializeToString(), 3)
+        legacy_4d = schema is not None and schema.legacy_blobs
+        pieces = [before]
+        for arr in history:
+            blob = _blob_bytes(np.asarray(arr), legacy_4d)
+            pieces += [wire.len_header(3, wire.pieces_len(blob)), *blob]
+        pieces.append(after)
+    if schema is not None:
+        pieces = [schema.from_ours("SolverState", b"".join(pieces))]
     atomic_write(path, pieces)
 
 

@@ -86,6 +86,13 @@ class ForkSchema:
         are left out)."""
         return self.translator(name, to_ours=False).run(data)[0]
 
+    @property
+    def legacy_blobs(self) -> bool:
+        """Whether the fork's BlobProto predates ``shape`` (Caffe before BlobShape): its
+        Caffe writes every blob as num/channels/height/width, and so must we for it."""
+        blob = self.cls("BlobProto")
+        return blob is not None and "shape" not in blob.DESCRIPTOR.fields_by_name
+
     def need(self, name: str) -> type[Message]:
         cls = self.cls(name)
         if cls is None:

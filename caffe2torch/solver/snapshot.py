@@ -63,12 +63,13 @@ def write_hdf5_caffemodel(net: Any, path: str) -> None:
     _atomically(path, write)
 
 
-def write_state(path: str, data: SolverStateData, fmt: str) -> None:
-    """The solver state, atomically (the binary writer already is)."""
+def write_state(path: str, data: SolverStateData, fmt: str, proto: Any = None) -> None:
+    """The solver state, atomically (the binary writer already is); ``proto``: the fork
+    schema a binary state is written in."""
     if fmt == "HDF5":
         _atomically(path, lambda tmp: write_solver_state(tmp, data, "HDF5"))
     else:
-        write_solver_state(path, data, fmt)
+        write_solver_state(path, data, fmt, proto)
 
 
 def history_arrays(optimizer: Any) -> list[np.ndarray]:

@@ -722,7 +722,9 @@ class Solver:
             write_hdf5_caffemodel(self.net, model)
         else:
             self.log.info(f"Snapshotting to binary proto file {learned}", "solver.cpp:436")
-            self.net.save_caffemodel(model)
+            # with a fork's schema, in its numbers: what the fork's Caffe writes and what
+            # restore (which reads with the same schema) and the fork itself read back
+            self.net.save_caffemodel(model, self.proto)
         state_ext = ".solverstate.h5" if hdf5 else ".solverstate"
         state_path = snapshot_filename(prefix, self.iter, state_ext)
         data = SolverStateData(self.iter, self.policy.current_step, learned,
@@ -730,7 +732,7 @@ class Solver:
         kind = "HDF5" if hdf5 else "binary proto"
         self.log.info(f"Snapshotting solver state to {kind} file "
                       f"{snapshot_filename(shown, self.iter, state_ext)}", "sgd_solver.cpp:273")
-        write_state(state_path, data, "HDF5" if hdf5 else "BINARYPROTO")
+        write_state(state_path, data, "HDF5" if hdf5 else "BINARYPROTO", self.proto)
         return model, state_path
 
     def restore(self, state_file: str | os.PathLike[str]) -> None:

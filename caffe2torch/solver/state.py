@@ -81,8 +81,10 @@ def _read_h5(p: str) -> SolverStateData:
     return SolverStateData(it, step, learned, history)
 
 
-def write_solver_state(path: PathLike, data: SolverStateData, fmt: str = "BINARYPROTO") -> None:
-    """Write ``data`` as SnapshotSolverStateToBinaryProto / ...ToHDF5 do."""
+def write_solver_state(path: PathLike, data: SolverStateData, fmt: str = "BINARYPROTO",
+                       proto: Any = None) -> None:
+    """Write ``data`` as SnapshotSolverStateToBinaryProto / ...ToHDF5 do; ``proto``: the
+    fork's caffe.proto whose field numbers a BINARYPROTO state is written in."""
     p = os.fspath(path)
     if fmt == "HDF5":
         _write_h5(p, data)
@@ -94,7 +96,8 @@ def write_solver_state(path: PathLike, data: SolverStateData, fmt: str = "BINARY
     state.iter = data.iter
     state.learned_net = data.learned_net
     state.current_step = data.current_step
-    write_solverstate(p, state, [np.asarray(h, dtype=np.float32) for h in data.history])
+    write_solverstate(p, state, [np.asarray(h, dtype=np.float32) for h in data.history],
+                      proto)
 
 
 def _write_h5(p: str, data: SolverStateData) -> None:

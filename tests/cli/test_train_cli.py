@@ -15,8 +15,10 @@ import pytest
 
 import caffe2torch as c2t
 from caffe2torch.cli.main import main
-from caffe2torch.errors import SolverError
+from caffe2torch.errors import ParseError, SolverError
+from caffe2torch.io.binary import read_caffemodel_arrays
 from caffe2torch.solver.metrics import read_metrics
+from caffe2torch.solver.state import read_solver_state
 from tests.conftest import GOLDEN, need_shared
 
 CASE = GOLDEN / "solver" / "sgd_momentum_l2"
@@ -87,6 +89,50 @@ def test_train_overrides_and_resume(tiny: Path, capsys) -> None:
                  "out/tiny_iter_10.caffemodel", "-iterations", "1", "-q"]) == 0
     # -snapshot and -weights together are refused, as by Caffe
     assert main(["train", "-solver", "solver.prototxt", "-weights", "x", "-snapshot", "y"]) == 2
+
+
+FORK = Path(__file__).parents[1] / "fixtures" / "fork_proto" / "fork.proto"
+
+
+def _losses(csv: Path) -> dict[int, float]:
+    return {r["iteration"]: r["value"] for r in read_metrics(csv)
+            if r["metric"] == "iteration_loss"}
+
+
+def test_train_with_a_fork_schema_snapshots_resumes_and_tests(tiny: Path, capsys) -> None:
+    # the reference: one run without --proto
+    assert main(["train", "-solver", "solver.prototxt", "-q", "--log-csv", "ours.csv"]) == 0
+    shutil.move(tiny / "out", tiny / "ours")
+    _, ours_weights = read_caffemodel_arrays(tiny / "ours/tiny_iter_10.caffemodel")
+    ours_state = read_solver_state(tiny / "ours/tiny_iter_10.solverstate")
+    # the fork's: 5 iterations, then resumed from the snapshot, both with the fork's schema
+    fork = ["--proto", str(FORK)]
+    assert main(["train", *fork, "-solver", "solver.prototxt", "-iterations", "5", "-q",
+                 "--log-csv", "fork.csv"]) == 0
+    assert main(["train", *fork, "-solver", "solver.prototxt", "-snapshot",
+                 "out/tiny_iter_5.solverstate", "-q", "--log-csv", "fork.csv"]) == 0
+    assert _losses(tiny / "fork.csv") == _losses(tiny / "ours.csv")
+    assert sorted(_losses(tiny / "ours.csv")) == [0, 2, 4, 6, 8]
+    state = read_solver_state("out/tiny_iter_10.solverstate", FORK)
+    assert (state.iter, state.current_step) == (ours_state.iter, ours_state.current_step)
+    assert all(np.array_equal(a, b) for a, b in zip(state.history, ours_state.history, strict=True))
+    _, weights = read_caffemodel_arrays("out/tiny_iter_10.caffemodel", FORK)
+    for name, blobs in ours_weights.items():
+        assert all(np.array_equal(a, b) for a, b in zip(weights[name], blobs, strict=True))
+    # written in the fork's numbers: without --proto it is not a caffemodel of ours
+    with pytest.raises(ParseError):
+        read_caffemodel_arrays("out/tiny_iter_10.caffemodel")
+    # the net verbs read it with --proto
+    capsys.readouterr()
+    assert main(["info", *fork, "out/tiny_iter_10.caffemodel"]) == 0
+    assert re.search(r"ip2 +InnerProduct +ip1 +ip2 +3x10, 3", capsys.readouterr().out)
+    losses = []
+    for weights_file, proto in (("ours/tiny_iter_10.caffemodel", []),
+                                ("out/tiny_iter_10.caffemodel", fork)):
+        assert main(["test", *proto, "-model", "train.prototxt", "-weights", weights_file,
+                     "-iterations", "2", "-phase", "TRAIN"]) == 0
+        losses.append(re.findall(r"^loss = (\S+)", capsys.readouterr().out, re.M))
+    assert losses[0] == losses[1] and len(losses[0]) == 1
 
 
 def test_test_time_plot_device_query(tiny: Path, capsys) -> None:

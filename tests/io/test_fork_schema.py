@@ -19,6 +19,8 @@ from caffe2torch.io.binary import (
     read_caffemodel_arrays,
     read_solverstate_arrays,
     write_caffemodel,
+    write_caffemodel_arrays,
+    write_solverstate,
 )
 from caffe2torch.io.fork_schema import load_schema
 from caffe2torch.io.text import read_net_with_positions, read_solver
@@ -161,6 +163,43 @@ def test_solver_and_solverstate_read_with_the_fork(tmp_path: Path) -> None:
     assert np.array_equal(history[0], np.array([[1, 2], [3, 4]], np.float32))
 
 
+def test_solverstate_written_with_the_fork_numbers_reads_back(tmp_path: Path) -> None:
+    history = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(2, np.float32)]
+    state = caffe_pb2.SolverState(iter=4, learned_net="w.caffemodel", current_step=1)
+    path = tmp_path / "x.solverstate"
+    write_solverstate(path, state, history, proto=FORK)
+    fork = load_schema(FORK).need("SolverState")()  # what the fork's Caffe reads
+    fork.ParseFromString(path.read_bytes())
+    assert [list(h.shape.dim) for h in fork.history] == [[2, 3], [2]]
+    got, arrays = read_solverstate_arrays(path, proto=FORK)
+    assert (got.iter, got.learned_net, got.current_step) == (4, "w.caffemodel", 1)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, history, strict=True))
+
+
+def test_a_fork_without_blob_shape_gets_legacy_4d_blobs(tmp_path: Path) -> None:
+    old = tmp_path / "old.proto"  # Caffe before BlobShape: num/channels/height/width only
+    old.write_text(FORK.read_text().replace("  optional BlobShape shape = 17;\n", ""))
+    schema = load_schema(old)
+    assert schema.legacy_blobs and not load_schema(FORK).legacy_blobs
+    weight = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = tmp_path / "x.solverstate"
+    write_solverstate(path, caffe_pb2.SolverState(iter=2), [weight], proto=old)
+    fork = schema.need("SolverState")()
+    fork.ParseFromString(path.read_bytes())
+    h = fork.history[0]
+    assert (h.num, h.channels, h.height, h.width) == (1, 1, 2, 3)
+    _, arrays = read_solverstate_arrays(path, proto=old)
+    assert np.array_equal(arrays[0].reshape(2, 3), weight)
+    net = caffe_pb2.NetParameter(name="n")
+    net.layer.add(name="ip", type="InnerProduct")
+    model = tmp_path / "x.caffemodel"
+    write_caffemodel_arrays(model, net, {"ip": [weight]}, proto=old)
+    fork_net = schema.net()
+    fork_net.ParseFromString(model.read_bytes())
+    b = fork_net.layer[0].blobs[0]
+    assert (b.num, b.channels, b.height, b.width) == (1, 1, 2, 3)
+
+
 def test_v1_enum_type_only_the_fork_has_becomes_a_layer_type(tmp_path: Path) -> None:
     path = _write(tmp_path / "v1.prototxt", 'name: "v1"\nlayers {\n  name: "loc"\n'
                   "  type: LOCAL\n  bottom: \"data\"\n  top: \"loc\"\n}\n")
@@ -236,3 +275,18 @@ def test_cli_proto_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     bad = _write(tmp_path / "bad.proto", "message {")
     assert main(["info", str(path), "--proto", str(bad)]) == 2
     assert f"{bad}:1:" in capsys.readouterr().err
+
+
+def test_draw_gives_the_builders_the_fork_fields(tmp_path: Path) -> None:
+    # `hole` (the fork's dilation) makes conv1's kernel 5 wide: 8x8 -> 4x4, not 6x6
+    path = _write(tmp_path / "n.prototxt", NET.replace("input_dim: 6 input_dim: 6",
+                                                      "input_dim: 8 input_dim: 8").replace(
+        "kernel_size: 3 pad: 1", "kernel_size: 3 hole: 2"))
+    out = tmp_path / "n.dot"
+    assert main(["draw", str(path), "--proto", str(FORK), "-o", str(out)]) == 0
+    dot = out.read_text()
+    assert "2x4x4x4" in dot and "2x4x6x6" not in dot
+    assert "2x5" in dot  # the shapes after conv1 follow
+    # without --proto `hole` is a field kept aside as unknown: the builder gets it all the same
+    assert main(["draw", str(path), "-o", str(out)]) == 0
+    assert "2x4x4x4" in out.read_text()

@@ -4,6 +4,7 @@ module, and Net, the solvers, net_spec and caffe.io read and write with its numb
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -133,6 +134,47 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "target" top: "l
     solver.net.save("trained.caffemodel")
     _, arrays = read_caffemodel_arrays("trained.caffemodel", proto=FORK)
     np.testing.assert_array_equal(arrays["ip"][0], solver.net.params["ip"][0].data)
+
+
+SNAPSHOT_SCRIPT = Path(__file__).parent / "scripts" / "snapshot_resume.py"
+SNAPSHOT_NET = """layer { name: "data" type: "Input" top: "data" top: "target"
+  input_param { shape { dim: 4 dim: 3 } shape { dim: 4 dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+  inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "ip" bottom: "target" top: "loss" }
+"""
+
+
+def _snapshot_run(folder: Path, capsys: pytest.CaptureFixture[str], *proto: str) -> dict:
+    folder.mkdir()
+    head = 'fork_comment: "trained by the fork"\n' if proto else ""
+    (folder / "net.prototxt").write_text(head + SNAPSHOT_NET)
+    (folder / "solver.prototxt").write_text(
+        'net: "net.prototxt" base_lr: 0.1 lr_policy: "fixed" momentum: 0.9 max_iter: 100\n'
+        'snapshot_prefix: "snap/s" random_seed: 3\n')
+    capsys.readouterr()
+    assert main(["run", *proto, str(SNAPSHOT_SCRIPT), str(folder)]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_solver_snapshot_and_restore_with_the_fork_schema(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ours_run = _snapshot_run(tmp_path / "ours", capsys)
+    fork_run = _snapshot_run(tmp_path / "fork", capsys, "--proto", str(FORK))
+    # restore goes on where snapshot left off: iteration, weights and momentum history
+    assert fork_run["resumed_at"] == 3 and fork_run["same_weights"]
+    assert fork_run["resumed"] == fork_run["full"][3:]
+    # and the fork's run is the run without --proto, loss for loss
+    assert fork_run["full"] == ours_run["full"] and ours_run["resumed"] == ours_run["full"][3:]
+    # the snapshot is in the fork's numbers: the fork's own messages read it
+    fork = fork_schema.load_schema(FORK)
+    state = fork.need("SolverState")()
+    state.ParseFromString((tmp_path / "fork/snap/s_iter_3.solverstate").read_bytes())
+    assert state.iter == 3 and state.learned_net == "snap/s_iter_3.caffemodel"
+    assert [list(h.shape.dim) for h in state.history] == [[2, 3], [2]]
+    model = fork.net()
+    model.ParseFromString((tmp_path / "fork/snap/s_iter_3.caffemodel").read_bytes())
+    assert [list(b.shape.dim) for b in model.layer[1].blobs] == [[2, 3], [2]]
 
 
 # ----------------------------------------------------------------- ENet's BN absorber
