@@ -3,7 +3,8 @@ prototxt, forward+backward, side by side.
 
     python -m bench --only caffe --caffe /usr/bin/caffe [--compile] [--quick]
 
-(then the training case of bench/bench_caffe_train.py: `caffe train` against ours)
+(then the training case of bench/bench_caffe_train.py: `caffe train` against ours, and
+the training steps' peak memory of bench/bench_caffe_memory.py)
 
 Each case's net is written once as Caffe reads it: its data layers replaced by one Input
 layer of the case's shapes and ``force_backward: true`` (without it Caffe skips the
@@ -282,3 +283,6 @@ def run(report: Report, quick: bool) -> None:
     from bench.bench_caffe_train import run_case
 
     run_case(report, caffe, quick)  # a whole `caffe train` run (bench_caffe_train.py)
+    from bench.bench_caffe_memory import run_cases
+
+    run_cases(report, caffe, quick)  # training steps' peak memory (bench_caffe_memory.py)

@@ -34,6 +34,8 @@ BENCHMARKS = {
     "export": ("bench.bench_export", "ONNX export"),
     "caffe": ("bench.bench_caffe", "fwd+bwd and training against BVLC Caffe (needs --caffe PATH)"),
     "caffe-train": ("bench.bench_caffe_train", "training against BVLC Caffe (needs --caffe PATH)"),
+    "caffe-memory": ("bench.bench_caffe_memory",
+                     "training peak memory against BVLC Caffe (needs --caffe PATH)"),
     "gpu": ("bench.bench_gpu", "channels_last, CUDA graphs, AMP, pinned copy-ahead"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
