@@ -29,6 +29,7 @@ from torch import nn
 from caffe2torch.errors import CaffeError, mark_user_code_error
 from caffe2torch.graph import CaffeNet
 from caffe2torch.ir.graph import BlobRef
+from caffe2torch.layers.bvlc.inputs import layer_phase
 from caffe2torch.layers.registry import layer_blobs
 from caffe2torch.pycaffe.blob import Blob, BlobVec, ensure_grad
 from caffe2torch.pycaffe.mode import TEST, TRAIN, current_device, phase_name
@@ -364,7 +365,7 @@ class Net:
 
     def _python_forward(self, s: _Step) -> None:
         layer = s.module.layer
-        layer.phase = self.phase
+        layer.phase = layer_phase(self.phase == TRAIN)
         bottoms = [self.blobs[b.name] for b in s.bottoms]
         tops = [self.blobs[t.name] for t in s.tops]
         layer.reshape(bottoms, tops)
