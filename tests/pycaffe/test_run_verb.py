@@ -82,7 +82,11 @@ def test_caffe_error_in_a_script_is_reported_cleanly(tmp_path: Path,
     bad = tmp_path / "bad.py"
     bad.write_text("import caffe\ncaffe.Net('missing.prototxt', caffe.TEST)\n")
     assert main(["run", str(bad)]) == 2
-    assert "missing.prototxt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing.prototxt" in err
+    # the script's line that led to it (set_mode_gpu without a GPU fails at caffe.Net)
+    assert f"in {bad}, line 2: caffe.Net('missing.prototxt', caffe.TEST)" in err
+    assert "Traceback" not in err
 
 
 def test_missing_script_is_a_usage_error(tmp_path: Path,
