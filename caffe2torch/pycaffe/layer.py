@@ -20,6 +20,7 @@ from caffe2torch.pycaffe.blob import BlobVec
 class Layer:
     param_str: str = ""
     param_str_: str = ""
+    type: str = "Python"  # PythonLayer::type(), as net.layers[i].type shows it
     phase: int = 0
 
     @property

@@ -157,6 +157,18 @@ def test_phase_is_the_nets(tmp_path: Path) -> None:
         assert caffe.Net(str(path), phase).forward()["phase"][0] == phase
 
 
+def test_net_layers_gives_the_python_layer_object(tmp_path: Path) -> None:
+    # py-faster-rcnn's train.py: solver.net.layers[0].set_roidb(roidb) on its data layer
+    net = caffe.Net(scale_net(tmp_path), caffe.TRAIN)
+    layer = net.layers[1]
+    assert isinstance(layer, Scale) and layer is net.layer_dict["scale"]
+    assert layer.type == "Python" and net.layers[0].type == "Input"
+    layer.blobs[0].data[0] = 4.0  # the layer's own blobs are the net's params
+    assert net.params["scale"][0].data[0] == 4.0
+    net.blobs["data"].data[...] = 1.0
+    assert (net.forward()["out"] == 4.0).all()
+
+
 def test_caffe_fast_rcnn_layer_api(tmp_path: Path) -> None:
     path = tmp_path / "old.prototxt"
     path.write_text(f"""layer {{ name: "p" type: "Python" top: "out"
