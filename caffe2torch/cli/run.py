@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import linecache
 import os
 import runpy
 import sys
@@ -29,8 +30,10 @@ verbs' --proto).
 In your own code, `import caffe2torch.pycaffe as caffe` does the same without this verb.
 
 Exit codes: the script's own (sys.exit); 0 when it ends normally; 1 when it raises (its
-traceback is printed, as Python prints it); 2 when SCRIPT cannot be read, or the --proto
-schema cannot be read or does not compile (its file and line are named)."""
+traceback is printed, as Python prints it); caffe2torch's own code for an error it reports
+(e.g. 2 for a missing prototxt), printed with the script line that led to it; 2 when
+SCRIPT cannot be read, or the --proto schema cannot be read or does not compile (its file
+and line are named)."""
 
 EXAMPLES = """\
 examples:
@@ -82,8 +85,12 @@ def run_script(path: str, argv: list[str], proto: str | None = None) -> int:
             return code
         print(code, file=sys.stderr)
         return common.FAILED
-    except CaffeError:
-        raise  # the dispatcher prints it as path:line: error
+    except CaffeError as exc:  # printed as the dispatcher does, with the script's line
+        code = common.report(exc)
+        where = _script_line(exc, path)
+        if where:
+            print(f"  in {where}", file=sys.stderr)
+        return code
     except Exception:  # the script's own failure: Python's traceback, without ours
         etype, value, tb = sys.exc_info()
         if isinstance(value, SyntaxError) and value.filename in (path, os.path.abspath(path)):
@@ -100,6 +107,20 @@ def run_script(path: str, argv: list[str], proto: str | None = None) -> int:
         if proto is not None:
             schema.use(before)
     return common.OK
+
+
+def _script_line(exc: BaseException, path: str) -> str | None:
+    """'SCRIPT, line N: source' of the script's last frame in the traceback (the call
+    that failed, e.g. ``caffe.Net(...)`` after ``caffe.set_mode_gpu()`` without a GPU)."""
+    files = (path, os.path.abspath(path))
+    found = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename in files:
+            found = lineno
+    if found is None:
+        return None
+    source = linecache.getline(os.path.abspath(path), found).strip()
+    return f"{path}, line {found}" + (f": {source}" if source else "")
 
 
 def _syntax_error(path: str, exc: SyntaxError) -> None:

@@ -4,6 +4,7 @@ to tell a layer's param vector apart, or ``from caffe._caffe import RawBlobVec``
 Python layer. Each name that ``caffe`` also has is the same object as ``caffe.<name>``.
 """
 
+from caffe2torch.layers.bvlc.inputs import Phase
 from caffe2torch.pycaffe.blob import Blob, BlobVec
 from caffe2torch.pycaffe.layer import Layer
 from caffe2torch.pycaffe.misc import Timer, __version__, init_log, layer_type_list, log
@@ -55,6 +56,7 @@ __all__ = [
     "LayerVec",
     "NesterovSolver",
     "Net",
+    "Phase",
     "RMSPropSolver",
     "RawBlobVec",
     "SGDSolver",

@@ -9,12 +9,19 @@ not needed).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from caffe2torch.pycaffe import schema
+
+# BVLC's caffe.io imports scikit-image, whose io loads PIL.Image: scripts that say `import
+# PIL` and then use PIL.Image (py-faster-rcnn's datasets/imdb.py) rely on that. Pillow is
+# not a dependency; without it nothing relies on this.
+with contextlib.suppress(ImportError):
+    import PIL.Image  # noqa: F401
 
 # ---------------------------------------------------------------- protobuf <-> arrays
 

@@ -2,9 +2,12 @@
 
 A subclass defines ``setup(bottom, top)``, ``reshape(bottom, top)``, ``forward(bottom,
 top)`` and ``backward(top, propagate_down, bottom)`` on lists of blobs; the net sets
-``param_str`` and ``phase`` before ``setup``. ``self.blobs.add_blob(*shape)`` gives the
-layer learnable parameters: they are the layer's param blobs in the net, saved by
-``net.save``, loaded by ``copy_from``, shared by ``share_with`` and updated by the solver.
+``param_str`` (also as ``param_str_``, its name in caffe-fast-rcnn, the 2015 BVLC Caffe
+that py-faster-rcnn builds) and ``phase`` (equal to ``caffe.TRAIN`` / ``caffe.TEST``; its
+``str`` is "TRAIN" / "TEST", as that version's Boost.Python enum) before ``setup``.
+``self.blobs.add_blob(*shape)`` gives the layer learnable parameters: they are the layer's
+param blobs in the net, saved by ``net.save``, loaded by ``copy_from``, shared by
+``share_with`` and updated by the solver.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from caffe2torch.pycaffe.blob import BlobVec
 
 class Layer:
     param_str: str = ""
+    param_str_: str = ""
+    type: str = "Python"  # PythonLayer::type(), as net.layers[i].type shows it
     phase: int = 0
 
     @property

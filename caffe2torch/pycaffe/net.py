@@ -29,6 +29,7 @@ from torch import nn
 from caffe2torch.errors import CaffeError, mark_user_code_error
 from caffe2torch.graph import CaffeNet
 from caffe2torch.ir.graph import BlobRef
+from caffe2torch.layers.bvlc.inputs import layer_phase
 from caffe2torch.layers.registry import layer_blobs
 from caffe2torch.pycaffe import schema
 from caffe2torch.pycaffe.blob import Blob, BlobVec, ensure_grad
@@ -191,6 +192,10 @@ class Net:
                 else:
                     self.blobs[t.name] = Blob(torch.zeros(shapes[t], device=device))
         self._layers = [LayerView(s) for s in steps]
+        # pycaffe's net.layers: a Python layer is the layer's own object, so a script can
+        # call its methods (py-faster-rcnn's train.py: solver.net.layers[0].set_roidb(...))
+        self._public_layers = [s.module.layer if s.kind == _PYTHON else view
+                               for s, view in zip(steps, self._layers)]
         self._layer_names = [s.name for s in steps]
         self.inputs = [t.name for s in steps if s.type == "Input" for t in s.tops]
         self.outputs = sorted(available)  # std::set order, as Caffe lists them
@@ -210,12 +215,12 @@ class Net:
     # ------------------------------------------------------------------ structure
 
     @property
-    def layers(self) -> list[LayerView]:
-        return self._layers
+    def layers(self) -> list[Any]:
+        return self._public_layers
 
     @property
-    def layer_dict(self) -> OrderedDict[str, LayerView]:
-        return OrderedDict(zip(self._layer_names, self._layers))
+    def layer_dict(self) -> OrderedDict[str, Any]:
+        return OrderedDict(zip(self._layer_names, self._public_layers))
 
     @property
     def params(self) -> OrderedDict[str, BlobVec]:
@@ -365,7 +370,7 @@ class Net:
 
     def _python_forward(self, s: _Step) -> None:
         layer = s.module.layer
-        layer.phase = self.phase
+        layer.phase = layer_phase(self.phase == TRAIN)
         bottoms = [self.blobs[b.name] for b in s.bottoms]
         tops = [self.blobs[t.name] for t in s.tops]
         layer.reshape(bottoms, tops)

@@ -190,6 +190,15 @@ class NetSpec:
     def keys(self) -> list[str]:
         return list(self.tops)
 
+    # vals and update: weiliu89/caffe's (SSD) NetSpec, which its model_libs.py and the
+    # forks built on it (RefineDet, MobileNet-SSD's generators) call
+    def vals(self) -> list[Any]:
+        return list(self.tops.values())
+
+    def update(self, name: str, params: dict[str, Any]) -> None:
+        """Changes or adds settings of the layer that made top ``name``."""
+        self.tops[name].fn.params.update(params)
+
     def to_proto(self) -> Any:
         names = {v: k for k, v in self.tops.items()}
         autonames: Counter = Counter()

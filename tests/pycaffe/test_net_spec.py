@@ -105,3 +105,18 @@ def test_anonymous_names_follow_pycaffe() -> None:
     proto = ip.to_proto()
     assert [ly.name for ly in proto.layer] == ["Input1", "ReLU1", "InnerProduct1"]
     assert list(proto.layer[2].bottom) == ["ReLU1"]
+
+
+def test_ssd_fork_netspec_update_and_vals() -> None:
+    # weiliu89/caffe's model_libs.py: net.update(name, {...}) changes the settings of the
+    # layer behind a top after it was made (CreateMultiBoxHead's PriorBox max_size, step)
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 3, 8, 8]))
+    n.prior = L.PriorBox(n.data, n.data, min_size=4.0)
+    n.update("prior", {"max_size": 8.0, "step": 2.0})
+    assert n.vals() == [n.data, n.prior] and n.keys() == ["data", "prior"]
+    layer = n.to_proto().layer[1]
+    assert list(layer.prior_box_param.max_size) == [8.0]
+    assert layer.prior_box_param.step == 2.0
+    with pytest.raises(KeyError):
+        n.update("missing", {})

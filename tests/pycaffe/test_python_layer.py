@@ -81,6 +81,24 @@ class Phase(caffe.Layer):
         top[0].data[0] = self.phase
 
 
+# py-faster-rcnn's proposal layer: settings per phase, looked up by the phase's name
+SETTINGS = {"TRAIN": 12.0, "TEST": 6.0}
+
+
+class OldStyle(caffe.Layer):
+    """Written for caffe-fast-rcnn's Python layers: ``param_str_`` (the name until 2016)
+    and ``cfg[str(self.phase)]`` (a Boost.Python enum, whose str is its name)."""
+
+    def setup(self, bottom, top):  # type: ignore[no-untyped-def]
+        self.offset = float(self.param_str_)
+
+    def reshape(self, bottom, top):  # type: ignore[no-untyped-def]
+        top[0].reshape(1)
+
+    def forward(self, bottom, top):  # type: ignore[no-untyped-def]
+        top[0].data[0] = SETTINGS[str(self.phase)] + self.offset
+
+
 def scale_net(tmp_path: Path, name: str = "net.prototxt") -> str:
     path = tmp_path / name
     path.write_text(f"""name: "py" force_backward: true
@@ -137,6 +155,33 @@ def test_phase_is_the_nets(tmp_path: Path) -> None:
   python_param {{ module: "{MODULE}" layer: "Phase" }} }}""")
     for phase in (caffe.TRAIN, caffe.TEST):
         assert caffe.Net(str(path), phase).forward()["phase"][0] == phase
+
+
+def test_net_layers_gives_the_python_layer_object(tmp_path: Path) -> None:
+    # py-faster-rcnn's train.py: solver.net.layers[0].set_roidb(roidb) on its data layer
+    net = caffe.Net(scale_net(tmp_path), caffe.TRAIN)
+    layer = net.layers[1]
+    assert isinstance(layer, Scale) and layer is net.layer_dict["scale"]
+    assert layer.type == "Python" and net.layers[0].type == "Input"
+    layer.blobs[0].data[0] = 4.0  # the layer's own blobs are the net's params
+    assert net.params["scale"][0].data[0] == 4.0
+    net.blobs["data"].data[...] = 1.0
+    assert (net.forward()["out"] == 4.0).all()
+
+
+def test_caffe_fast_rcnn_layer_api(tmp_path: Path) -> None:
+    path = tmp_path / "old.prototxt"
+    path.write_text(f"""layer {{ name: "p" type: "Python" top: "out"
+  python_param {{ module: "{MODULE}" layer: "OldStyle" param_str: "0.5" }} }}""")
+    for phase, want in ((caffe.TRAIN, 12.5), (caffe.TEST, 6.5)):
+        assert caffe.Net(str(path), phase).forward()["out"][0] == want
+    # the same layer in a net built by load_net (the CLI verbs' route)
+    from caffe2torch.graph import load_net
+
+    net = load_net(str(path), phase="TEST", allow_python_layers=True)
+    assert float(net()["out"][0]) == 6.5
+    # the phase stays equal to caffe.TRAIN / caffe.TEST and prints as Caffe's enum
+    assert caffe._caffe.Phase.TEST == caffe.TEST and f"{caffe._caffe.Phase.TRAIN}" == "TRAIN"
 
 
 def data_layer_net(tmp_path: Path) -> str:

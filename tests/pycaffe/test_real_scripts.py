@@ -39,3 +39,17 @@ def test_nccl_refuses_with_the_multi_gpu_route() -> None:
     assert "-gpu all" in (info.value.hint or "")
     with pytest.raises(CaffeError, match="NCCL"):
         caffe.NCCL(None, "")
+
+
+def test_import_caffe_loads_pil_image_as_pycaffe_does() -> None:
+    # py-faster-rcnn's imdb.py says `import PIL` and calls PIL.Image.open: with BVLC's
+    # pycaffe, caffe.io's scikit-image has loaded PIL.Image by then
+    pytest.importorskip("PIL")
+    import subprocess
+    import sys
+
+    code = ("import caffe2torch.pycaffe.alias as a; a.install(); import caffe, PIL; "
+            "print(PIL.Image.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "PIL.Image", out.stderr

@@ -82,7 +82,11 @@ def test_caffe_error_in_a_script_is_reported_cleanly(tmp_path: Path,
     bad = tmp_path / "bad.py"
     bad.write_text("import caffe\ncaffe.Net('missing.prototxt', caffe.TEST)\n")
     assert main(["run", str(bad)]) == 2
-    assert "missing.prototxt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing.prototxt" in err
+    # the script's line that led to it (set_mode_gpu without a GPU fails at caffe.Net)
+    assert f"in {bad}, line 2: caffe.Net('missing.prototxt', caffe.TEST)" in err
+    assert "Traceback" not in err
 
 
 def test_missing_script_is_a_usage_error(tmp_path: Path,
@@ -104,3 +108,47 @@ def test_alias_install_and_uninstall() -> None:
         import caffe.no_such_module  # type: ignore[import-not-found]
     alias.uninstall()
     assert "caffe" not in sys.modules and not alias.installed()
+
+
+FORK_MODULE = """import caffe
+from caffe import layers as L
+from .proto import caffe_pb2
+
+
+def ConvReLU(net, bottom, name):
+    net[name] = L.Convolution(bottom, num_output=2, kernel_size=1)
+    net[name + "_relu"] = L.ReLU(net[name], in_place=True)
+    return caffe_pb2.Phase.Value("TEST")
+"""
+
+
+def test_a_forks_pure_python_module_runs_on_ours(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # weiliu89/caffe's SSD scripts say `from caffe.model_libs import *`, a module of the
+    # fork's python/caffe/ folder that only builds on net_spec and caffe_pb2
+    fork = tmp_path / "fork" / "python"
+    (fork / "caffe").mkdir(parents=True)
+    (fork / "caffe" / "__init__.py").write_text("raise ImportError('the fork is not built')\n")
+    (fork / "caffe" / "model_libs.py").write_text(FORK_MODULE)
+    monkeypatch.syspath_prepend(str(fork))
+    script = tmp_path / "ssd.py"
+    script.write_text("import caffe\nfrom caffe.model_libs import *\n"
+                      "import caffe2torch.pycaffe as ours\nassert caffe is ours\n"
+                      "net = caffe.NetSpec()\n"
+                      "net.data = caffe.layers.Input(shape=dict(dim=[1, 3]))\n"
+                      "print(ConvReLU(net, net.data, 'conv'), len(net.to_proto().layer))\n")
+    assert main(["run", str(script)]) == 0
+    assert capsys.readouterr().out.split() == ["1", "3"]
+    alias.uninstall()
+    assert "caffe.model_libs" not in sys.modules
+
+
+def test_a_module_no_caffe_has_says_where_one_would_come_from(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    script = tmp_path / "ssd.py"
+    script.write_text("from caffe.model_libs import *\n")
+    assert main(["run", str(script)]) == 1
+    err = capsys.readouterr().err
+    assert "No module named 'caffe.model_libs'" in err and "PYTHONPATH" in err

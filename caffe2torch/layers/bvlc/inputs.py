@@ -403,6 +403,29 @@ class PyBlob(LegacyAxes):
 
 
 
+class Phase(int):
+    """A Python layer's ``self.phase``: 0 (TRAIN) or 1 (TEST), equal to ``caffe.TRAIN`` /
+    ``caffe.TEST``, whose ``str`` is the name, as the Boost.Python enum ``caffe._caffe.Phase``
+    that caffe-fast-rcnn gives its layers (py-faster-rcnn's proposal layer looks its
+    settings up by ``cfg[str(self.phase)]``)."""
+
+    TRAIN: Phase
+    TEST: Phase
+
+    def __str__(self) -> str:
+        return "TRAIN" if self == 0 else "TEST"
+
+    def __repr__(self) -> str:
+        return f"caffe._caffe.Phase.{self}"
+
+
+Phase.TRAIN, Phase.TEST = Phase(0), Phase(1)
+
+
+def layer_phase(training: bool) -> Phase:
+    return Phase.TRAIN if training else Phase.TEST
+
+
 def _ensure_caffe_module() -> None:
     """Python layers subclass ``caffe.Layer`` and may use the rest of pycaffe (``caffe.io``,
     ``caffe._caffe.RawBlobVec``, ``caffe.TRAIN``): when no real pycaffe is importable,
@@ -512,7 +535,7 @@ class CaffePythonLayer(nn.Module):
         return [b.shape for b in self.top_blobs]
 
     def run_forward(self, blobs: list[PyBlob]) -> list[PyBlob]:
-        self.layer.phase = 0 if self.training else 1
+        self.layer.phase = layer_phase(self.training)
         self.layer.reshape(blobs, self.top_blobs)
         self.layer.forward(blobs, self.top_blobs)
         return self.top_blobs
@@ -564,7 +587,10 @@ def build_python(ctx: BuildContext) -> nn.Module:
     except TypeError:
         layer = cls.__new__(cls)  # pycaffe passes the LayerParameter to the C++ base only
     layer.param_str = p.param_str
-    layer.phase = 0 if ctx.phase == "TRAIN" else 1
+    # caffe-fast-rcnn's python_layer.hpp (BVLC Caffe of 2015) names it param_str_;
+    # layers written for it (py-faster-rcnn, R-FCN) read that name
+    layer.param_str_ = p.param_str
+    layer.phase = layer_phase(ctx.phase == "TRAIN")
     if not hasattr(layer, "blobs"):
         layer.blobs = []
     try:
