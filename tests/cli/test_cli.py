@@ -91,6 +91,25 @@ def test_upgrade_v1_text_to_stdout_and_file(tmp_path: Path,
     assert again.out == out.out and "latest" in again.err
 
 
+def test_upgrade_warns_once_per_problem(tmp_path: Path) -> None:
+    # a V0 data layer with window_data's det_* fields (caffe-cvprw15's CIFAR nets): Caffe
+    # logs "Unknown parameter" and continues; the verb says so once, then exits 1 as
+    # upgrade_net_proto_text does
+    src = _write(tmp_path / "v0.prototxt", """name: "v0"
+layers { layer { name: "data" type: "data" source: "db" batchsize: 2 det_context_pad: 16 }
+         top: "data" top: "label" }
+""")
+    # a process of its own: pytest's log capture would hide what the log prints
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "caffe2torch", "upgrade", str(src)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("Unknown parameter det_context_pad for layer type data") == 1
+    assert f"{src}: warning: Unknown parameter det_context_pad" in proc.stderr
+    assert 'type: "Data"' in proc.stdout
+
+
 @pytest.mark.shared
 def test_upgrade_matches_caffe_golden(capsys: pytest.CaptureFixture[str]) -> None:
     case = need_shared(UPGRADE / "BVLC__caffe@11a4c16__examples__mnist__lenet_train_test.prototxt")
