@@ -12,7 +12,6 @@ from caffe2torch.cli.netargs import (
     add_share_arg,
     check_shape_names,
     input_shapes,
-    net_blob_names,
     share_option,
 )
 from caffe2torch.errors import CaffeError, UsageError
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(err.message, hint=err.hint) from None
     shapes = input_shapes(args.input_shape)
     net_param = read_net(args.model, args.proto)
-    check_shape_names(shapes, net_blob_names(net_param), args.model)
+    check_shape_names(shapes, net_param, args.model)
     state = NetState.of(args.phase, args.level, args.stage)
     drawing = draw_net(
         net_param, state, args.rankdir, input_shapes=shapes, shapes=not args.no_shapes,

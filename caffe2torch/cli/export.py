@@ -15,7 +15,6 @@ from caffe2torch.cli.netargs import (
     build_options,
     check_shape_names,
     input_shapes,
-    net_blob_names,
     share_option,
 )
 
@@ -129,8 +128,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, list[str]]:
 
     shapes = input_shapes(args.input_shape)
     if shapes:  # refuse a name the net does not have before building (it would be ignored)
-        check_shape_names(shapes, net_blob_names(read_net(args.model, args.proto)),
-                          args.model)
+        check_shape_names(shapes, read_net(args.model, args.proto), args.model)
     return load_for_export(
         args.model, weights=args.weights, phase=args.phase, level=args.level,
         stages=args.stage, input_shapes=shapes, share=share_option(args), proto=args.proto,

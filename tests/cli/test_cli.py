@@ -238,6 +238,40 @@ def test_info_no_phase_builds_is_an_error(tmp_path: Path,
     assert captured.err.count("unknown bottom blob 'data'") == 2
 
 
+# a block meant to be pasted into a bigger net (NormFace's, AM-Softmax's prototxt/ files):
+# its first layer reads a blob nothing here makes; the second makes one only in place
+PIECE = """layer { name: "norm" type: "Normalize" bottom: "feat" top: "normed" }
+layer { name: "bn" type: "BatchNorm" bottom: "map" top: "map" }
+layer { name: "ip" type: "InnerProduct" bottom: "normed" top: "ip"
+        inner_product_param { num_output: 3 } }
+"""
+
+
+def test_info_piece_of_a_net_says_how_to_build_it(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    src = _write(tmp_path / "piece.prototxt", PIECE)
+    assert main(["info", str(src), "--phase", "TEST"]) == 1
+    err = capsys.readouterr().err
+    assert f"{src}:1:40: error: layer 'norm' (Normalize) in the TEST phase: unknown bottom " \
+           "blob 'feat'" in err
+    assert "paste it after the layer that makes 'feat'" in err
+    assert 'declare the blob at the top (input: "feat" input_shape' in err
+    # --input-shape cannot stand in for the missing maker: said so, not "no blob named"
+    for blob in ("feat", "map"):
+        assert main(["info", str(src), "--input-shape", f"{blob}=2,4"]) == 2
+        err = capsys.readouterr().err
+        assert f"no layer or input of this net makes '{blob}', layers only read it" in err
+        assert f'declare it at the top of the file (input: "{blob}"' in err
+    assert main(["info", str(src), "--input-shape", "normd=2,4"]) == 2  # a typo, as before
+    assert "the net has no blob named 'normd'" in capsys.readouterr().err
+    # declared as the hint says, the piece builds
+    assert main(["info", str(_write(tmp_path / "whole.prototxt",
+                                     'input: "feat" input_shape { dim: 2 dim: 4 }\n'
+                                     'input: "map" input_shape { dim: 2 dim: 1 dim: 2 dim: 2 }'
+                                     "\n" + PIECE))]) == 0
+    assert "total: 18 params" in capsys.readouterr().out  # ip's 15, bn's 3
+
+
 def test_info_caffemodel_and_weights(tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     net = caffe_pb2.NetParameter(name="tt")
