@@ -90,7 +90,9 @@ one node for TensorRT's BatchedNMS_TRT plugin instead.
 constant, and fails when an output differs by more than 1e-4 of its magnitude (2e-2 with
 --half) or has no finite value (all NaN or inf) in PyTorch or onnxruntime: NaN agrees
 with NaN, so such an output is not verified (give real --weights; fillers or an input
-without the net's mean and scale can overflow).
+without the net's mean and scale can overflow). It then names the first blob with inf or
+NaN and the BatchNorm layers whose statistics are all zero (fillers: each divides by
+sqrt(eps), as in Caffe).
 
 Exit codes: 0 written (and verified); 1 the net cannot be built or exported, or --verify
 found a difference or an output with no finite value; 2 usage or I/O error.
