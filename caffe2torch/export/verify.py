@@ -173,9 +173,10 @@ def nonfinite_warning(name: str, checks: Sequence[OutputCheck]) -> str:
 def zero_statistics(net: CaffeNet) -> list[str]:
     """BatchNorm layers whose statistics are all zero (the fillers' values): Caffe then
     uses mean 0 and variance 0, so each divides its input by sqrt(eps)."""
+    params = net.params
     out = []
     for layer in net.ir.layers:
-        blobs = getattr(net.module(layer.name), "blobs", ())
+        blobs = params.get(layer.name, [])
         if layer.type == "BatchNorm" and len(blobs) == 3 and not bool(blobs[2].any()):
             out.append(layer.name)
     return out
