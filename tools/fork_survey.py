@@ -19,6 +19,7 @@ deploy nets when onnxruntime is installed.
 
     python tools/fork_survey.py --mirrors /path/to/mirrors --out docs/forks.md
     python tools/fork_survey.py --mirrors /path/to/mirrors --only zoo   # one section
+    python tools/fork_survey.py --mirrors /path/to/mirrors --only zoo --repo intel/caffe
 """
 
 from __future__ import annotations
@@ -195,16 +196,120 @@ ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
         ("mobilenet_deploy.prototxt",),
         ("mobilenet_v2_deploy.prototxt",),
     ]),
+    ("ResNet (MSRA)", "KaimingHe/deep-residual-networks", [
+        ("prototxt/ResNet-50-deploy.prototxt",),
+        ("prototxt/ResNet-101-deploy.prototxt",),
+        ("prototxt/ResNet-152-deploy.prototxt",),
+    ]),
+    ("soeaver zoo", "soeaver/caffe-model", [
+        ("cls/inception/deploy_inception-v3.prototxt",),
+        ("cls/inception/deploy_inception-v4.prototxt",),
+        ("cls/inception/deploy_inception-resnet-v2.prototxt",),
+        ("cls/inception/deploy_xception.prototxt",),
+        ("cls/resnext/deploy_resnext50-32x4d.prototxt",),
+        ("cls/dpn/deploy_dpn92.prototxt",),
+        ("cls/air/deploy_air50-1x32d.prototxt",),
+        ("cls/resnet-v2/deploy_resnet101-v2.prototxt",),
+        ("cls/wider-resnet/deploy_wrn50-2.prototxt",),
+        ("cls/vgg/deploy_vgg16bn-pytorch.prototxt",),
+        ("cls/densenet/deploy_densenet121.prototxt",),
+        ("cls/inception/deploy_xception-dw.prototxt",),
+        ("cls/resnet-v2/deploy_resnet38a.prototxt",),
+        ("cls/inception/deploy_inception-v1-tf.prototxt",),
+        ("det/faster_rcnn/models/pascal_voc/air101/rpn_rcnn_deploys/"
+         "rpn_deploy_faster_voc_air101-merge.prototxt",),
+    ]),
+    ("NormFace", "happynear/NormFace", [
+        ("prototxt/scaled_cosine_softmax.prototxt",),
+        ("prototxt/normalized_Euclidean_triplet.prototxt",),
+        ("prototxt/example_of_mirror_face.prototxt",),
+        ("mnist/lenet_train_test.prototxt",),
+    ]),
+    ("AM-Softmax", "happynear/AMSoftmax", [
+        ("prototxt/face_deploy_mirror_normalize.prototxt",),
+        ("prototxt/face_train_test.prototxt",),
+        ("prototxt/GNAP.prototxt",),
+        ("prototxt/face_train_test_wo_fn.prototxt",
+         {"data": [256, 3, 112, 96], "label": [256]}),
+    ]),
+    ("RankIQA", "xialeiliu/RankIQA", [
+        ("src/RankIQA/live/deploy_vgg.prototxt",),
+        ("src/RankIQA/live/train_vgg.prototxt",),
+        ("src/FT/live/train_live.prototxt",),
+        ("src/FT/tid2013/deploy_vgg.prototxt",),
+    ]),
+    ("deep hashing (CVPRW15)", "kevinlin311tw/caffe-cvprw15", [
+        ("examples/cvprw15-cifar10/KevinNet_CIFAR10_48_deploy.prototxt",),
+        ("examples/cvprw15-cifar10/train_CIFAR10_48.prototxt",),
+        ("examples/cvprw15-cifar10/test_CIFAR10_48.prototxt",),
+    ]),
+    ("Intel Caffe", "intel/caffe", [
+        ("models/intel_optimized_models/resnext_50/ResNeXt-50-deploy.prototxt",),
+        ("models/intel_optimized_models/benchmark/mobilenet_v2/deploy.prototxt",),
+        ("models/intel_optimized_models/benchmark/googlenet_v3/deploy.prototxt",),
+        # test files: their data layer is TEST-only, so only TEST builds (as in Caffe)
+        ("models/intel_optimized_models/yolo/yolov2_test.prototxt",
+         {"data": [8, 3, 544, 544]}, ["TEST"]),
+        ("models/intel_optimized_models/int8/resnet50_int8_acc.prototxt", {}, ["TEST"]),
+        # a deploy net whose Reshapes are TEST-only: Caffe's TRAIN net would not wire
+        ("examples/LRCN_activity_recognition/deploy_lstm.prototxt", {}, ["TEST"]),
+        ("models/intel_optimized_models/dcgan/discriminator.prototxt",),
+        ("models/intel_optimized_models/ssd/VGGNet/VOC0712/SSD_300x300/deploy.prototxt",),
+        ("models/intel_optimized_models/faster-rcnn/pascal_voc/ZF/faster_rcnn_end2end/"
+         "test.prototxt",),
+        ("examples/cifar10/cifar10_full_sigmoid_train_test_bn.prototxt",),
+        ("models/intel_optimized_models/dcgan/generator.prototxt",),
+        ("models/intel_optimized_models/benchmark/ssd_mobilenet/deploy.prototxt",),
+    ]),
+    ("GeekLiB zoo", "GeekLiB/caffe-model", [
+        ("prototxts/inception_bn/inception_bn_deploy.prototxt",),
+        ("prototxts/alexnet/alexnet_scale_deploy.prototxt",),
+        ("prototxts/inception_v4_train_test.prototxt",),
+        ("prototxts/inception_resnet_v2_train_test.prototxt",),
+        ("cls/resnet-v2/deploy_resnet269_v2.prototxt",),
+    ]),
+    ("Pelee", "Robert-JunWang/Pelee", [
+        ("model/voc/deploy_merged.prototxt",),
+        ("model/voc/train_merged.prototxt", {"data": [32, 3, 304, 304]}, ["TRAIN"]),
+    ]),
+    ("MobileNet 1/2", "farmingyard/caffe-mobilenet", [
+        ("mobilenet_1by2_deploy.prototxt",),
+    ]),
 ]
 
 # What a failure above was found to be, when it is not caffe2torch's (checked by hand).
+_WINDOW_FIELDS = (
+    "V0 `data` layers carrying window_data's det_* fields: Caffe's upgrade_net_proto_text "
+    "drops them with the same warnings and exits 1 too; the net builds")
+_PIECE = (
+    "a piece of a bigger net, not a net: its first layer reads a blob no layer of the file "
+    "makes, which Caffe refuses too; the error says to paste it into a net or declare the "
+    "blob as an input")
 ZOO_NOTES = {
     "ssdlite/voc/deploy.prototxt":
         "on filler weights the Sigmoid confidences saturate at 1.0, so NMS and keep_top_k "
         "pick among ties by box overlap; PyTorch alone moves detection_out by 1.0 when "
         "the input moves by 1e-4 of itself, as onnxruntime's float rounding does; every "
         "other output agrees within 1e-4",
+    # the second set of zoo repositories
+    "examples/cvprw15-cifar10/train_CIFAR10_48.prototxt": _WINDOW_FIELDS,
+    "examples/cvprw15-cifar10/test_CIFAR10_48.prototxt": _WINDOW_FIELDS,
+    "prototxt/scaled_cosine_softmax.prototxt": _PIECE,
+    "prototxt/normalized_Euclidean_triplet.prototxt": _PIECE,
+    "prototxt/GNAP.prototxt": _PIECE,
+    "prototxt/face_train_test_wo_fn.prototxt":
+        "happynear/caffe-windows' ChannelScale (the feature norm times the scores) is not "
+        "implemented: a plug-in, or the fork's caffe.proto and a builder",
+    "models/intel_optimized_models/int8/resnet50_int8_acc.prototxt":
+        "intel/caffe's own transform field; the message says to read the net with "
+        "intel's caffe.proto and build Data with a plug-in, or delete the field",
+    "models/intel_optimized_models/yolo/yolov2_test.prototxt":
+        "intel/caffe's YOLOv2 loss, not implemented",
 }
+
+
+def _note(npath: str) -> str:
+    return f" ({ZOO_NOTES[npath]})" if npath in ZOO_NOTES else ""
 
 
 def git_dir(mirrors: str, repo: str) -> str:
@@ -305,7 +410,7 @@ def build_all(path: str, proto: str | None,
     return True, ""
 
 
-def survey(mirrors: str) -> list[Row]:
+def survey(mirrors: str, only: list[str] | None = None) -> list[Row]:
     from caffe2torch.cli.main import main as cli
     from caffe2torch.io.text import read_net, read_text, upgrade_text
     from caffe2torch.lint.context import Options
@@ -314,6 +419,8 @@ def survey(mirrors: str) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, prepo, ppath, nets in SURVEY:
+            if only and not ({prepo.partition("@")[0]} | {n[0] for n in nets}) & set(only):
+                continue
             row = Row(label, prepo)
             proto = extract(mirrors, prepo, ppath, os.path.join(tmp, "protos"))
             for repo, npath, *given in nets:
@@ -383,6 +490,7 @@ class ZooRow:
     plugin: int = 0
     deploy: int = 0  # deploy nets that build: the ones `export --verify` is tried on
     export: int = 0
+    unit_bn: int = 0  # exports verified on unit BatchNorm statistics (fillers overflow)
     reasons: list[str] = field(default_factory=list)
 
 
@@ -414,10 +522,12 @@ def _is_deploy(path: str) -> bool:
     return not any(t.endswith("Data") or "Loss" in t or t == "Accuracy" for t in types)
 
 
-def survey_zoo(mirrors: str, export: bool) -> list[ZooRow]:
+def survey_zoo(mirrors: str, export: bool, only: list[str] | None = None) -> list[ZooRow]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, repo, nets in ZOO:
+            if only and repo not in only:
+                continue
             row = ZooRow(label, repo)
             for npath, *given in nets:
                 shapes: dict[str, list[int]] = dict(given[0]) if given else {}
@@ -454,28 +564,60 @@ def survey_zoo(mirrors: str, export: bool) -> list[ZooRow]:
                     if rc == 0:
                         row.upgrade += 1
                     else:
-                        row.reasons.append(f"{name}: upgrade exit {rc}: {msg}")
+                        row.reasons.append(f"{name}: upgrade exit {rc}: {msg}" + _note(npath))
                 if ok:
                     row.build += 1
                 elif why.startswith("plugin: "):
                     row.plugin += 1
-                    row.reasons.append(f"{name}: unregistered type {why[8:]} (plug-in hint)")
+                    row.reasons.append(f"{name}: unregistered type {why[8:]} (plug-in hint)"
+                                       + _note(npath))
                     continue
                 else:
-                    row.reasons.append(f"{name}: build: {why}")
+                    row.reasons.append(f"{name}: build: {why}" + _note(npath))
                     continue
                 if not (export and _is_deploy(path)):
                     continue
                 row.deploy += 1
                 rc, msg = _cli(["export", path, "-o", path + ".onnx", "--verify",
                                 *shape_args], tmp + os.sep)
+                if rc != 0 and "no finite value" in msg:
+                    # the fillers' zero BatchNorm statistics divide by sqrt(eps) at each
+                    # BatchNorm (as in Caffe) until float32 overflows: check the export
+                    # on weights with unit statistics instead
+                    weights = unit_batchnorm_weights(path, shapes, phases)
+                    rc, msg = _cli(["export", path, "-o", path + ".onnx", "--verify",
+                                    "--weights", weights, *shape_args], tmp + os.sep)
+                    if rc == 0:
+                        row.unit_bn += 1
+                        row.reasons.append(f"{name}: export verified on unit BatchNorm "
+                                           "statistics (see above)")
                 if rc == 0:
                     row.export += 1
                 else:
-                    row.reasons.append(f"{name}: export --verify exit {rc}: {msg}"
-                                       + (f" ({ZOO_NOTES[npath]})" if npath in ZOO_NOTES else ""))
+                    row.reasons.append(f"{name}: export --verify exit {rc}: {msg}" + _note(npath))
             rows.append(row)
     return rows
+
+
+def unit_batchnorm_weights(path: str, shapes: dict[str, list[int]],
+                           phases: list[str] | None) -> str:
+    """A caffemodel of the net's filler weights with every BatchNorm's statistics set to
+    mean 0, variance 1 and scale factor 1 (fillers leave them all 0); its path."""
+    import torch
+
+    import caffe2torch as c2t
+    from caffe2torch.io.text import read_net
+
+    types = {lp.name: lp.type for lp in read_net(path).layer}
+    net = c2t.load_net(path, phase=(phases or ["TEST"])[0], input_shapes=shapes or None)
+    with torch.no_grad():
+        for name, blobs in net.params.items():
+            if types.get(name) == "BatchNorm":
+                blobs[1].fill_(1.0)
+                blobs[2].fill_(1.0)
+    out = path + ".unit_bn.caffemodel"
+    net.save_caffemodel(out)
+    return out
 
 
 def read_text_file(path: str) -> str:
@@ -494,7 +636,11 @@ def render_zoo(rows: list[ZooRow], seconds: float, export: bool) -> str:
         "exit 0 or 1), `upgrade` when it is V0/V1 (*old*), a build of every phase it "
         "declares (`load_net`), and, for deploy nets that build (no data or loss layer), "
         "`export --verify` (ONNX, checked against onnxruntime"
-        + ("" if export else "; skipped: onnxruntime is not installed") + ").",
+        + ("" if export else "; skipped: onnxruntime is not installed") + "). Without "
+        "trained weights the check runs on the fillers' values; where those overflow "
+        "(BatchNorm's statistics are filled with 0, so each BatchNorm multiplies by "
+        "1/sqrt(eps), as in Caffe, until float32 gives inf and NaN), it runs on the same "
+        "weights with every BatchNorm's variance and scale factor set to 1 (noted below).",
         "",
         "| repository | files | info | lint | old | upgrade | build | plug-in "
         "| deploy | export |",
@@ -559,16 +705,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the markdown table here (default: stdout)")
     p.add_argument("--only", choices=("forks", "zoo"),
                    help="run one section only (default: both)")
+    p.add_argument("--repo", action="append", metavar="OWNER/NAME",
+                   help="survey only these repositories (repeatable; a fork row is "
+                   "picked by its nets' repositories)")
     args = p.parse_args(argv)
     text = ""
     if args.only != "zoo":
         start = time.perf_counter()
-        rows = survey(args.mirrors)
+        rows = survey(args.mirrors, args.repo)
         text += render(rows, time.perf_counter() - start)
     if args.only != "forks":
         start = time.perf_counter()
         export = importlib.util.find_spec("onnxruntime") is not None
-        zoo = survey_zoo(args.mirrors, export)
+        zoo = survey_zoo(args.mirrors, export, args.repo)
         text += render_zoo(zoo, time.perf_counter() - start, export)
     if args.out:
         with open(args.out, "w") as f:

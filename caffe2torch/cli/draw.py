@@ -14,7 +14,6 @@ from caffe2torch.cli.netargs import (
     build_options,
     check_shape_names,
     input_shapes,
-    net_blob_names,
     share_option,
 )
 from caffe2torch.errors import CaffeError, UsageError
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     shapes = input_shapes(args.input_shape)
     # the source map carries the fields only the fork (or a plug-in) has to the builders
     net_param, source_map = read_net_with_positions(args.model, args.proto)
-    check_shape_names(shapes, net_blob_names(net_param), args.model)
+    check_shape_names(shapes, net_param, args.model)
     state = NetState.of(args.phase, args.level, args.stage)
     drawing = draw_net(
         net_param, state, args.rankdir, input_shapes=shapes, shapes=not args.no_shapes,

@@ -15,7 +15,6 @@ from caffe2torch.cli.netargs import (
     build_options,
     check_shape_names,
     input_shapes,
-    net_blob_names,
     share_option,
 )
 
@@ -91,7 +90,9 @@ one node for TensorRT's BatchedNMS_TRT plugin instead.
 constant, and fails when an output differs by more than 1e-4 of its magnitude (2e-2 with
 --half) or has no finite value (all NaN or inf) in PyTorch or onnxruntime: NaN agrees
 with NaN, so such an output is not verified (give real --weights; fillers or an input
-without the net's mean and scale can overflow).
+without the net's mean and scale can overflow). It then names the first blob with inf or
+NaN and the BatchNorm layers whose statistics are all zero (fillers: each divides by
+sqrt(eps), as in Caffe).
 
 Exit codes: 0 written (and verified); 1 the net cannot be built or exported, or --verify
 found a difference or an output with no finite value; 2 usage or I/O error.
@@ -129,8 +130,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, list[str]]:
 
     shapes = input_shapes(args.input_shape)
     if shapes:  # refuse a name the net does not have before building (it would be ignored)
-        check_shape_names(shapes, net_blob_names(read_net(args.model, args.proto)),
-                          args.model)
+        check_shape_names(shapes, read_net(args.model, args.proto), args.model)
     return load_for_export(
         args.model, weights=args.weights, phase=args.phase, level=args.level,
         stages=args.stage, input_shapes=shapes, share=share_option(args), proto=args.proto,

@@ -345,14 +345,13 @@ def run(args: argparse.Namespace) -> int:
         build_options,
         check_shape_names,
         input_shapes,
-        net_blob_names,
         share_option,
     )
     from caffe2torch.ir.netstate import NetState, declared_phases
 
     shapes = input_shapes(args.input_shape)
     info = load(args.file, args.weights, args.proto)
-    check_shape_names(shapes, net_blob_names(info.net), args.file)
+    check_shape_names(shapes, info.net, args.file)
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]
     failed = print_info(info, states, sys.stdout, shapes, share_option(args),

@@ -5,7 +5,6 @@ the weights, the NetState, input shapes, weight sharing and ``--allow-python-lay
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
 from typing import Any
 
 from caffe2torch.errors import UsageError
@@ -120,23 +119,46 @@ def input_shapes(values: list[str]) -> dict[str, list[int]] | None:
     return out or None
 
 
-def check_shape_names(shapes: dict[str, list[int]] | None, known: Iterable[str],
+def check_shape_names(shapes: dict[str, list[int]] | None, net_param: Any,
                       model: str) -> None:
-    """Refuse --input-shape for a blob the net does not have (it would be ignored)."""
-    names = list(dict.fromkeys(known))
+    """Refuse --input-shape for a blob the net does not make (it would be ignored)."""
+    names = net_blob_names(net_param)
+    loose = read_before_made(net_param)
     for name in shapes or {}:
-        if name not in names:
-            from caffe2torch.suggest import close_names, did_you_mean
-
+        if name in names and name not in loose:
+            continue
+        if name in loose:
+            # read but never made: a piece of a bigger net (NormFace's and AM-Softmax's
+            # prototxt/ blocks), which Caffe refuses too ("Unknown bottom blob")
             raise UsageError(
-                f"--input-shape {name}=...: the net has no blob named {name!r}", path=model,
-                hint=(did_you_mean(close_names(name, names, cutoff=0.5), quote="") or
-                      f"its blobs: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"))
+                f"--input-shape {name}=...: no layer or input of this net makes {name!r}, "
+                "layers only read it (a piece of a bigger net?)", path=model,
+                hint=f"declare it at the top of the file (input: \"{name}\" input_shape "
+                "{ dim: N dim: C ... }), or paste the file after the layer that makes it")
+        from caffe2torch.suggest import close_names, did_you_mean
+
+        raise UsageError(
+            f"--input-shape {name}=...: the net has no blob named {name!r}", path=model,
+            hint=(did_you_mean(close_names(name, names, cutoff=0.5), quote="") or
+                  f"its blobs: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"))
+
+
+def read_before_made(net_param: Any) -> set[str]:
+    """Blobs that no input makes and no layer makes except in place (reading it first):
+    every phase that builds a layer reading them refuses it ("Unknown bottom blob")."""
+    made = set(net_param.input)
+    read = set()
+    for layer in net_param.layer:
+        read |= set(layer.bottom)
+        made |= {t for k, t in enumerate(layer.top)
+                 if k >= len(layer.bottom) or layer.bottom[k] != t}
+    return read - made
 
 
 def net_blob_names(net_param: Any) -> list[str]:
-    """Every blob the prototxt names: its inputs and every layer's tops, any phase."""
-    return [*net_param.input, *(t for layer in net_param.layer for t in layer.top)]
+    """Every blob the prototxt makes: its inputs and every layer's tops, any phase."""
+    return list(dict.fromkeys(
+        [*net_param.input, *(t for layer in net_param.layer for t in layer.top)]))
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -147,7 +169,7 @@ def load_model(args: argparse.Namespace) -> Any:
     shapes = input_shapes(args.input_shape)
     proto = getattr(args, "proto", None)
     if shapes:  # refuse a name the net does not have before building (it would be ignored)
-        check_shape_names(shapes, net_blob_names(read_net(args.model, proto)), args.model)
+        check_shape_names(shapes, read_net(args.model, proto), args.model)
     return load_net(
         args.model,
         weights=getattr(args, "weights", None),

@@ -20,7 +20,6 @@ from caffe2torch.cli.netargs import (
     build_options,
     check_shape_names,
     input_shapes,
-    net_blob_names,
     share_option,
 )
 
@@ -159,7 +158,7 @@ def _run_caffe(args: argparse.Namespace) -> int:
     stages = [s.strip() for v in args.stage for s in v.split(",") if s.strip()]
     net_param, source_map = read_net_with_positions(args.model, args.proto)
     shapes = input_shapes(args.input_shape)
-    check_shape_names(shapes, net_blob_names(net_param), args.model)
+    check_shape_names(shapes, net_param, args.model)
     net = build_fed_net(net_param, NetState.of(args.phase, args.level, stages),
                         source_map=source_map, device=device, options=build_options(args),
                         share=share_option(args), input_shapes=shapes)

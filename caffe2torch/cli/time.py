@@ -15,7 +15,6 @@ from caffe2torch.cli.netargs import (
     build_options,
     check_shape_names,
     input_shapes,
-    net_blob_names,
 )
 from caffe2torch.errors import DataError
 
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     state = NetState.of(args.phase, args.level, stages)
     net_param, source_map = read_net_with_positions(args.model, args.proto)
     shapes = input_shapes(args.input_shape)
-    check_shape_names(shapes, net_blob_names(net_param), args.model)
+    check_shape_names(shapes, net_param, args.model)
     try:
         net = build_fed_net(net_param, state, source_map=source_map, device=device,
                             input_shapes=shapes, options=build_options(args))

@@ -4,7 +4,10 @@ upgrade_net_proto_binary in one verb, chosen by what the file holds."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import add_proto_arg
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             print("caffe2torch upgrade: error: a caffemodel is binary: give the output file "
                   "(caffe2torch upgrade IN.caffemodel OUT.caffemodel)", file=sys.stderr)
             return common.USAGE
-        report = upgrade_caffemodel(src, out, args.proto)
+        with _quiet_upgrade_log():
+            report = upgrade_caffemodel(src, out, args.proto)
         _say(src, report.steps)
         return _warn(src, report.warnings)
     text = read_text(src)
@@ -85,13 +89,27 @@ def run(args: argparse.Namespace) -> int:
         _say(src, ["solver_type -> type"] if solver_needs_upgrade(old) else [])
         _emit(net_to_text(solver), out)
         return common.OK
-    _, source, report = net_from_text(text, src, args.proto)
+    with _quiet_upgrade_log():  # _warn prints the report's warnings once, located
+        _, source, report = net_from_text(text, src, args.proto)
     for extra in source.extras:
         common.note(f"{src}:{extra.line}:{extra.col}: note: `{extra.text}` is not in caffe2torch's "
                     "schema: left out of the output")
     _say(src, report.steps)
     _emit(net_to_text(report.net), out)
     return _warn(src, report.warnings)
+
+
+@contextlib.contextmanager
+def _quiet_upgrade_log() -> Iterator[None]:
+    """Silence the upgrade's log (what Caffe's LOG(ERROR) says while upgrading): this verb
+    prints the same warnings itself from the report, so a user would read each twice."""
+    log = logging.getLogger("caffe2torch.io.upgrade")
+    was = log.disabled
+    log.disabled = True
+    try:
+        yield
+    finally:
+        log.disabled = was
 
 
 def _say(src: str, steps: list[str]) -> None:

@@ -170,6 +170,42 @@ def nonfinite_warning(name: str, checks: Sequence[OutputCheck]) -> str:
             "the net's mean and scale, can overflow) or pick a finite blob with --outputs")
 
 
+def zero_statistics(net: CaffeNet) -> list[str]:
+    """BatchNorm layers whose statistics are all zero (the fillers' values): Caffe then
+    uses mean 0 and variance 0, so each divides its input by sqrt(eps)."""
+    params = net.params
+    out = []
+    for layer in net.ir.layers:
+        blobs = params.get(layer.name, [])
+        if layer.type == "BatchNorm" and len(blobs) == 3 and not bool(blobs[2].any()):
+            out.append(layer.name)
+    return out
+
+
+def overflow_notes(net: CaffeNet, inputs: Sequence[torch.Tensor]) -> list[str]:
+    """Where PyTorch's forward on ``inputs`` first meets inf or NaN, and the BatchNorm
+    layers with zero statistics that make filler weights overflow."""
+    notes = []
+    reset_states(net)
+    with torch.no_grad():
+        blobs = net(*inputs, blobs="all")
+    reset_states(net)
+    for layer in net.ir.layers:
+        bad = [t.name for t in layer.tops if t.name in blobs
+               and not bool(torch.isfinite(blobs[t.name]).all())]
+        if bad:
+            notes.append(f"the first blob with inf or NaN is '{bad[0]}' (layer '{layer.name}', "
+                         f"{layer.type}; an in-place chain shows its last value)")
+            break
+    zero = zero_statistics(net)
+    if zero:
+        shown = ", ".join(zero[:4]) + (f" and {len(zero) - 4} more" if len(zero) > 4 else "")
+        notes.append(f"{len(zero)} BatchNorm layer(s) have all-zero statistics ({shown}): "
+                     "like Caffe, each then divides its input by sqrt(eps), and a deep net "
+                     "overflows float32; give the trained weights with --weights")
+    return notes
+
+
 def _compare(name: str, batch: int, want: np.ndarray, have: np.ndarray) -> OutputCheck:
     finite = np.abs(want[np.isfinite(want)])
     scale = float(finite.max()) if finite.size else 0.0
@@ -235,6 +271,9 @@ def verify_export(
     for name in dict.fromkeys(c.name for c in result.checks if c.nonfinite):
         result.warnings.append(nonfinite_warning(name, result.checks))
         constant.discard(name)  # the NaN warning says more
+    if any(c.nonfinite for c in result.checks):
+        result.warnings += overflow_notes(net, data_like_inputs(net, batches[0], seed,
+                                                                index_inputs))
     for name in sorted(constant):
         result.warnings.append(f"output '{name}' is one constant value at every batch: "
                                "equal outputs here prove little")

@@ -218,8 +218,11 @@ def _unknown_bottom(
     close = did_you_mean(close_names(blob, known, cutoff=0.5))
     if close:
         hints.append(close)
-    if not hints:
-        hints.append(f"no layer of this file makes '{blob}'")
+    if not hints:  # a piece of a bigger net (a block meant to be pasted into one)?
+        hints.append(f"no layer of this file makes '{blob}': if the file is a piece of a "
+                     f"bigger net, paste it after the layer that makes '{blob}'; to build it "
+                     f"alone, declare the blob at the top (input: \"{blob}\" input_shape "
+                     "{ dim: N dim: C ... })")
     return problem(
         "C2T201",
         f"layer '{layer.name}' ({layer.type}) in the {state.phase} phase: unknown bottom blob "

@@ -33,7 +33,7 @@ D = TypeVar("D", int, int | None)
 _SAME = frozenset({
     "ReLU", "PReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
     "Threshold", "Clip", "Swish", "Dropout", "LRN", "BatchNorm", "Scale", "Bias", "MVN",
-    "Softmax", "BN", "ShuffleChannel", "LabelSpecificAdd", "CosinAddm", "AdaCosAddmScale",
+    "Softmax", "BN", "ShuffleChannel", "CosinAddm", "AdaCosAddmScale",
 })
 _SCALAR = frozenset({"Accuracy"})
 
@@ -398,6 +398,8 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
         return [o, o]
     if t == "InnerProduct":
         return [_ip(lp, bs)]
+    if t == "LabelSpecificAdd":  # Reshape: like the scores; top 1 the bias, shape {1}
+        return [same_shape(bs), (1,)][: len(lp.top)]
     if t == "MarginInnerProduct":
         p = lp.margin_inner_product_param
         axis = _axis(p.axis, len(b))

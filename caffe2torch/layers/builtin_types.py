@@ -128,7 +128,7 @@ TYPES: tuple[TypeInfo, ...] = (
     TypeInfo('MarginInnerProduct', param='margin_inner_product_param', bottoms=Arity(2, 2),
              tops=Arity(1, 2), blobs=('weight',)),
     TypeInfo('LabelSpecificAdd', param='label_specific_add_param', bottoms=Arity(2, 2),
-             tops=Arity(1, 1)),
+             tops=Arity(1, 2)),
     TypeInfo('LabelSpecificRescale', param='label_specific_rescale_param', bottoms=Arity(2, 2),
              tops=Arity(1, 2)),
     TypeInfo('NormL2', param=None, bottoms=Arity(1, 1), tops=Arity(1, 1)),

@@ -93,6 +93,25 @@ def test_upgrade_v1_text_to_stdout_and_file(tmp_path: Path,
     assert again.out == out.out and "latest" in again.err
 
 
+def test_upgrade_warns_once_per_problem(tmp_path: Path) -> None:
+    # a V0 data layer with window_data's det_* fields (caffe-cvprw15's CIFAR nets): Caffe
+    # logs "Unknown parameter" and continues; the verb says so once, then exits 1 as
+    # upgrade_net_proto_text does
+    src = _write(tmp_path / "v0.prototxt", """name: "v0"
+layers { layer { name: "data" type: "data" source: "db" batchsize: 2 det_context_pad: 16 }
+         top: "data" top: "label" }
+""")
+    # a process of its own: pytest's log capture would hide what the log prints
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "caffe2torch", "upgrade", str(src)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("Unknown parameter det_context_pad for layer type data") == 1
+    assert f"{src}: warning: Unknown parameter det_context_pad" in proc.stderr
+    assert 'type: "Data"' in proc.stdout
+
+
 @pytest.mark.shared
 def test_upgrade_matches_caffe_golden(capsys: pytest.CaptureFixture[str]) -> None:
     case = need_shared(UPGRADE / "BVLC__caffe@11a4c16__examples__mnist__lenet_train_test.prototxt")
@@ -219,6 +238,40 @@ def test_info_no_phase_builds_is_an_error(tmp_path: Path,
     assert "phase TRAIN: 2 layers" in captured.out and "phase TEST: 1 layers" in captured.out
     assert "not listed" not in captured.out
     assert captured.err.count("unknown bottom blob 'data'") == 2
+
+
+# a block meant to be pasted into a bigger net (NormFace's, AM-Softmax's prototxt/ files):
+# its first layer reads a blob nothing here makes; the second makes one only in place
+PIECE = """layer { name: "norm" type: "Normalize" bottom: "feat" top: "normed" }
+layer { name: "bn" type: "BatchNorm" bottom: "map" top: "map" }
+layer { name: "ip" type: "InnerProduct" bottom: "normed" top: "ip"
+        inner_product_param { num_output: 3 } }
+"""
+
+
+def test_info_piece_of_a_net_says_how_to_build_it(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    src = _write(tmp_path / "piece.prototxt", PIECE)
+    assert main(["info", str(src), "--phase", "TEST"]) == 1
+    err = capsys.readouterr().err
+    assert f"{src}:1:40: error: layer 'norm' (Normalize) in the TEST phase: unknown bottom " \
+           "blob 'feat'" in err
+    assert "paste it after the layer that makes 'feat'" in err
+    assert 'declare the blob at the top (input: "feat" input_shape' in err
+    # --input-shape cannot stand in for the missing maker: said so, not "no blob named"
+    for blob in ("feat", "map"):
+        assert main(["info", str(src), "--input-shape", f"{blob}=2,4"]) == 2
+        err = capsys.readouterr().err
+        assert f"no layer or input of this net makes '{blob}', layers only read it" in err
+        assert f'declare it at the top of the file (input: "{blob}"' in err
+    assert main(["info", str(src), "--input-shape", "normd=2,4"]) == 2  # a typo, as before
+    assert "the net has no blob named 'normd'" in capsys.readouterr().err
+    # declared as the hint says, the piece builds
+    assert main(["info", str(_write(tmp_path / "whole.prototxt",
+                                     'input: "feat" input_shape { dim: 2 dim: 4 }\n'
+                                     'input: "map" input_shape { dim: 2 dim: 1 dim: 2 dim: 2 }'
+                                     "\n" + PIECE))]) == 0
+    assert "total: 18 params" in capsys.readouterr().out  # ip's 15, bn's 3
 
 
 def test_info_caffemodel_and_weights(tmp_path: Path,

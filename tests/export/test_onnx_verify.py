@@ -127,9 +127,32 @@ def test_verify_refuses_an_all_nan_output(tmp_path: Path) -> None:
     assert {c.name for c in result.failures()} == {"root"}
     assert all(c.nonfinite == "all NaN from PyTorch and onnxruntime"
                for c in result.checks if c.name == "root")
-    (line,) = [w for w in result.warnings if "'root'" in w]
+    (line,) = [w for w in result.warnings if "output 'root'" in w]
     assert "all NaN" in line and "batch 1, 3" in line and "--weights" in line
     assert not any("'tanh'" in w for w in result.warnings)
+    # where it starts; no BatchNorm to blame here
+    assert any("the first blob with inf or NaN is 'root' (layer 'root', Power" in w
+               for w in result.warnings), result.warnings
+    assert not any("BatchNorm" in w for w in result.warnings)
+
+
+def test_verify_names_batchnorms_with_zero_statistics(tmp_path: Path) -> None:
+    # deploy nets without weights (MobileNet, Inception v3): the fillers leave BatchNorm's
+    # statistics at 0, each BatchNorm multiplies by 1/sqrt(eps) and the output overflows
+    path = tmp_path / "bn.prototxt"
+    path.write_text("""
+layer { name: "in" type: "Input" top: "data"
+        input_param { shape { dim: 2 dim: 3 dim: 16 dim: 16 } } }
+layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" }
+layer { name: "root" type: "Power" bottom: "bn" top: "root"
+        power_param { power: 0.5 shift: -1e9 } }
+""")
+    report = export_onnx(c2t.load_net(path), tmp_path / "m.onnx", verify=True)
+    assert report.verify is not None and not report.verify.ok
+    first, zero = report.verify.warnings[-2:]
+    assert "the first blob with inf or NaN is 'root' (layer 'root', Power" in first
+    assert zero.startswith("1 BatchNorm layer(s) have all-zero statistics (bn): ")
+    assert "sqrt(eps)" in zero and "--weights" in zero
 
 
 def test_nonfinite_names_the_side() -> None:

@@ -219,6 +219,8 @@ layer { name: "arc" type: "CosinAddm" bottom: "cos" bottom: "label" top: "arc"
         cosin_add_m_param { m: 0.3 } }
 layer { name: "am" type: "LabelSpecificAdd" bottom: "cos" bottom: "label" top: "am"
         label_specific_add_param { bias: -0.3 } }
+layer { name: "am2" type: "LabelSpecificAdd" bottom: "cos" bottom: "label" top: "am2"
+        top: "margin" label_specific_add_param { bias_base: 0 bias_gamma: -0.5 bias_min: -0.4 } }
 layer { name: "rescale" type: "LabelSpecificRescale" bottom: "cos" bottom: "label"
         top: "rescaled" top: "weight" label_specific_rescale_param { positive_weight: 0.7 } }
 layer { name: "sphere" type: "MarginInnerProduct" bottom: "data" bottom: "label"

@@ -118,6 +118,8 @@ layer { name: "fc1" type: "MarginInnerProduct" bottom: "feat" bottom: "label" to
         margin_inner_product_param { num_output: 7 axis: -3 } }
 layer { name: "am" type: "LabelSpecificAdd" bottom: "fc" bottom: "label" top: "am"
         label_specific_add_param { bias: -0.35 } }
+layer { name: "am2" type: "LabelSpecificAdd" bottom: "fc" bottom: "label" top: "am2"
+        top: "margin" label_specific_add_param { bias: -0.35 } }
 """
 
 
@@ -129,10 +131,11 @@ def test_margin_heads_shapes_agree(tmp_path: Path) -> None:
     param = c2t.read_net(path)
     res = infer(list(param.layer), range(len(param.layer)))
     assert res.tops[1] == [(4, 5), (1,)] and res.tops[2] == [(4, 7)]
-    assert res.tops[3] == [(4, 5)]
+    assert res.tops[3] == [(4, 5)] and res.tops[4] == [(4, 5), (1,)]
     found, compared = disagreements(path)
     assert not found, "\n".join(found)
-    assert compared == 6  # feat, label, fc, lambda, fc1, am (a net without phase rules: TEST)
+    # feat, label, fc, lambda, fc1, am, am2, margin (a net without phase rules: TEST)
+    assert compared == 8
 
 
 # Face-margin layers on cosine scores (4 items x 5 classes): top 0 like the scores

@@ -341,16 +341,21 @@ def build_inner_product_fork(ctx: BuildContext) -> nn.Module:
 class CaffeLabelSpecificAdd(nn.Module):
     """TRAIN: target logit += bias where it is > -bias (AM-Softmax's cos - m); TEST: identity.
     With ``bias_base`` the bias anneals: base + (1 + gamma it)^power - 1 in [bias_min,
-    bias_max], ``it`` counting forwards from ``iteration``. The gradient is the identity."""
+    bias_max], ``it`` counting forwards from ``iteration``. The gradient is the identity.
+    Optional top 1 (shape {1}): the bias of this forward in TRAIN; at TEST the fork returns
+    before writing it, so it keeps its zero-initialised value."""
 
-    def __init__(self, bias: float, anneal: dict[str, float] | None, iteration: int) -> None:
+    def __init__(self, bias: float, anneal: dict[str, float] | None, iteration: int,
+                 num_tops: int = 1) -> None:
         super().__init__()
         self.bias = bias
         self.anneal = anneal
         self.iteration = iteration
+        self.num_tops = num_tops
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
-        return [same_shape(shapes)]  # LabelSpecificAddLayer::Reshape: like the scores
+        # LabelSpecificAddLayer::Reshape: like the scores; top 1 Reshape({1})
+        return [same_shape(shapes), (1,)][: self.num_tops]
 
     def current_bias(self) -> float:
         if self.anneal is None:
@@ -361,21 +366,27 @@ class CaffeLabelSpecificAdd(nn.Module):
         self.iteration += 1
         return min(max(value, a["min"]), a["max"])
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, label: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if not self.training:
-            return x
-        bias = self.current_bias()
-        num = x.shape[0]
-        flat = x.reshape(num, -1)
-        labels = label_index(label, num)
-        rows = torch.arange(num, device=x.device)
-        target = flat.detach()[rows, labels]
-        add = torch.zeros_like(flat)
-        add[rows, labels] = torch.where(target > -bias, bias, 0.0).to(flat.dtype)
-        return (flat + add).reshape(x.shape)
+            y, bias = x, 0.0
+        else:
+            bias = self.current_bias()
+            num = x.shape[0]
+            flat = x.reshape(num, -1)
+            labels = label_index(label, num)
+            rows = torch.arange(num, device=x.device)
+            target = flat.detach()[rows, labels]
+            add = torch.zeros_like(flat)
+            add[rows, labels] = torch.where(target > -bias, bias, 0.0).to(flat.dtype)
+            y = (flat + add).reshape(x.shape)
+        if self.num_tops == 1:
+            return y
+        return y, torch.tensor([bias], dtype=x.dtype, device=x.device)
 
 
-@register_layer("LabelSpecificAdd", param="label_specific_add_param", bottoms=2)
+@register_layer("LabelSpecificAdd", param="label_specific_add_param", bottoms=2, tops=(1, 2))
 def build_label_specific_add(ctx: BuildContext) -> nn.Module:
     p = ctx.param
     _check_labels(ctx)
@@ -385,7 +396,7 @@ def build_label_specific_add(ctx: BuildContext) -> nn.Module:
             "base": f32(p.bias_base), "gamma": f32(p.bias_gamma), "power": f32(p.bias_power),
             "min": f32(p.bias_min), "max": f32(p.bias_max),
         }
-    return CaffeLabelSpecificAdd(f32(p.bias), anneal, int(p.iteration))
+    return CaffeLabelSpecificAdd(f32(p.bias), anneal, int(p.iteration), ctx.num_tops)
 
 
 # -------------------------------------------------------------------- LabelSpecificRescale
@@ -851,8 +862,11 @@ def _emit_cosin_add_m(e: Emit) -> list[str]:
 def _emit_label_specific_add(e: Emit) -> list[str]:
     if e.module.training:
         raise e.unsupported("LabelSpecificAdd in the TRAIN phase")
-    return [f"# {e.layer.name}: LabelSpecificAdd is the identity at test time",
-            *e.assign(e.bottoms[0])]
+    lines = [f"# {e.layer.name}: LabelSpecificAdd is the identity at test time",
+             *e.assign(e.bottoms[0])]
+    if len(e.tops) == 2:  # the bias top, never written at test time
+        lines.append(f"{e.tops[1]} = torch.zeros(1)")
+    return lines
 
 
 @emitter(CaffeLabelSpecificRescale)
