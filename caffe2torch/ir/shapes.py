@@ -103,9 +103,10 @@ def margin_inner_product_shapes(bottom: Shape, axis: int, num_output: int,
     return [inner_product_shape(bottom, axis, num_output), (1,)][:num_tops]
 
 
-def label_specific_rescale_shapes(scores: Shape, num_tops: int) -> list[Shape]:
-    """LabelSpecificRescale (happynear's NormFace, LabelSpecificRescaleLayer::Reshape): the
-    scores' shape, then, when asked for, the positive weight as a 1-element blob."""
+def label_specific_shapes(scores: Shape, num_tops: int) -> list[Shape]:
+    """happynear's LabelSpecificRescale and LabelSpecificAdd (their Reshape): the scores'
+    shape, then, when asked for, the scalar of this forward as a 1-element blob (the
+    positive weight, the added bias)."""
     return [scores, (1,)][:num_tops]
 
 
@@ -398,15 +399,13 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
         return [o, o]
     if t == "InnerProduct":
         return [_ip(lp, bs)]
-    if t == "LabelSpecificAdd":  # Reshape: like the scores; top 1 the bias, shape {1}
-        return [same_shape(bs), (1,)][: len(lp.top)]
     if t == "MarginInnerProduct":
         p = lp.margin_inner_product_param
         axis = _axis(p.axis, len(b))
         return None if axis is None else list(
             margin_inner_product_shapes(b, axis, p.num_output, len(lp.top)))
-    if t == "LabelSpecificRescale":
-        return list(label_specific_rescale_shapes(b, len(lp.top)))
+    if t in ("LabelSpecificRescale", "LabelSpecificAdd"):
+        return list(label_specific_shapes(b, len(lp.top)))
     if t == "Normalize" and len(b) <= 4:
         return list(normalize_shapes(lp, b, len(lp.top)))
     if t == "Axpy" and len(bs) == 3:  # y += a * x: AxpyLayer::Reshape, top like x

@@ -33,7 +33,7 @@ from torch import nn
 
 from caffe2torch.ir.shapes import (
     known,
-    label_specific_rescale_shapes,
+    label_specific_shapes,
     legacy_4d,
     margin_inner_product_shapes,
     same_shape,
@@ -354,8 +354,7 @@ class CaffeLabelSpecificAdd(nn.Module):
         self.num_tops = num_tops
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
-        # LabelSpecificAddLayer::Reshape: like the scores; top 1 Reshape({1})
-        return [same_shape(shapes), (1,)][: self.num_tops]
+        return [known(s) for s in label_specific_shapes(shapes[0], self.num_tops)]
 
     def current_bias(self) -> float:
         if self.anneal is None:
@@ -437,7 +436,7 @@ class CaffeLabelSpecificRescale(nn.Module):
         self.num_tops = num_tops
 
     def infer_shapes(self, shapes: list[Shape]) -> list[Shape]:
-        return [known(s) for s in label_specific_rescale_shapes(shapes[0], self.num_tops)]
+        return [known(s) for s in label_specific_shapes(shapes[0], self.num_tops)]
 
     def _weight(self) -> float:
         a = self.anneal
