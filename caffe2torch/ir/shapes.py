@@ -121,10 +121,8 @@ def multibox_loss_problem(loc: Shape, conf: Shape, prior: Shape, num_classes: in
         return "MultiBoxLoss reads legacy blobs of at most 4 axes"
     (n_loc, c_loc, _, _), (n_conf, c_conf, _, _) = legacy_4d(loc), legacy_4d(conf)
     height = legacy_4d(prior)[2]
-    if None in (n_loc, c_loc, n_conf, c_conf, height):
+    if n_loc is None or c_loc is None or n_conf is None or c_conf is None or height is None:
         return None
-    assert n_loc is not None and c_loc is not None and c_conf is not None
-    assert height is not None
     priors = height // 4
     loc_classes = 1 if share_location else num_classes
     if n_loc != n_conf:

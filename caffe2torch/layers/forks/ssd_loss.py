@@ -268,7 +268,7 @@ def find_matches(loc: torch.Tensor, priors: torch.Tensor, var: torch.Tensor,
     num, num_priors = loc.shape[0], priors.shape[0]
     psize = bbox_size(priors)
     out: list[list[tuple[int, torch.Tensor, torch.Tensor]]] = []
-    preds = loc.detach().float().reshape(num, num_priors, spec.loc_classes, 4)
+    preds = loc.detach().float().cpu().reshape(num, num_priors, spec.loc_classes, 4)
     for i in range(num):
         t = truth.get(i)
         if t is None:
@@ -318,16 +318,16 @@ def _encoded_pairs(loc: torch.Tensor, priors: torch.Tensor, var: torch.Tensor,
     targets (M, 4)) of the positives in prior order. ``loc`` is (P, L, 4)."""
     js = torch.nonzero(index > -1).squeeze(1)
     target = encode_boxes(truth.boxes[index[js]], priors[js], var[js], spec.code_type,
-                          spec.variance_in_target).to(loc.dtype)
-    pred = loc[js, slot]
+                          spec.variance_in_target).to(loc)
+    pred = loc[js.to(loc.device), slot]
     if spec.bp_inside:
         match = priors[js]
         if not spec.use_prior_for_matching:
-            match = decode_boxes(pred.detach().float(), priors[js], var[js], spec.code_type,
-                                 spec.variance_in_target)
-        pred = torch.where((match < 0) | (match > 1), target, pred)
+            match = decode_boxes(pred.detach().float().cpu(), priors[js], var[js],
+                                 spec.code_type, spec.variance_in_target)
+        pred = torch.where(((match < 0) | (match > 1)).to(loc.device), target, pred)
     if spec.variance_in_target:
-        v = var[js].to(loc.dtype)
+        v = var[js].to(loc)
         # the fork divides both by the variance and copies d loss / d(pred / v) back
         pred = pred.detach() / v + (pred - pred.detach())
         target = target / v
@@ -343,7 +343,7 @@ def _loc_terms(diff: torch.Tensor, loss_type: int) -> torch.Tensor:
 
 def _prior_conf_loss(conf: torch.Tensor, labels: torch.Tensor, loss_type: int) -> torch.Tensor:
     """ComputeConfLoss: the confidence loss of each (P, C) row for its label (float)."""
-    x = conf.detach().float()
+    x = conf.detach().float().cpu()
     if loss_type == MB.SOFTMAX:
         e = torch.exp(x - x.amax(dim=1, keepdim=True))
         prob = e.gather(1, labels[:, None]).squeeze(1) / e.sum(dim=1)
@@ -401,7 +401,7 @@ def multibox_loss(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
     """MultiBoxLossLayer::Forward_cpu; autograd gives the fork's Backward_cpu."""
     num = loc.shape[0]
     num_priors = prior.numel() // 8
-    flat = prior.detach().float().reshape(-1)
+    flat = prior.detach().float().cpu().reshape(-1)  # matching runs on the CPU, as the fork's
     priors = flat[: num_priors * 4].reshape(num_priors, 4)
     var = flat[num_priors * 4: num_priors * 8].reshape(num_priors, 4)
     truth = ground_truth(gt, spec)
@@ -421,7 +421,7 @@ def multibox_loss(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
                                               index, spec)
                 js = torch.nonzero(index > -1).squeeze(1)
                 terms = _loc_terms((pred - target).float(), spec.loc_loss).sum(dim=1)
-                loc_loss[js] = terms
+                loc_loss[js] = terms.cpu()
             index, negatives[i] = _mine(confs[i], loc_loss, truth[i], index, best, spec)
             entries[0] = (slot, index, best)
 
@@ -459,20 +459,21 @@ def _conf_sum(confs: torch.Tensor, matches: list[list[tuple[int, torch.Tensor, t
     SigmoidCrossEntropyLoss (one item): None when no row is scored."""
     num, num_priors, nc = confs.shape
     bg = spec.background
+    dev = confs.device
     if spec.mining != MB.NONE:
         rows, labels = [], []
         for i, entries in enumerate(matches):
             for _, index, _ in entries:
                 js = torch.nonzero(index > -1).squeeze(1)
-                rows.append(confs[i, js])
+                rows.append(confs[i, js.to(dev)])
                 labels.append(_gt_label(truth[i], index[js], spec))
             if entries:
-                rows.append(confs[i, negatives[i]])
+                rows.append(confs[i, negatives[i].to(dev)])
                 labels.append(torch.full_like(negatives[i], bg))
         if not sum(int(r.shape[0]) for r in rows):
             return None
         scores = torch.cat(rows)
-        lab = torch.cat(labels)
+        lab = torch.cat(labels).to(dev)
         if spec.conf_loss == MB.SOFTMAX:
             return _SoftmaxLossFunction.apply(scores, lab.to(scores.dtype), None, 1, None,
                                               NONE, FLT_MIN)[0]
@@ -488,17 +489,17 @@ def _conf_sum(confs: torch.Tensor, matches: list[list[tuple[int, torch.Tensor, t
                 js = torch.nonzero(index > -1).squeeze(1)
                 lab[i, js] = _gt_label(truth[i], index[js], spec)
         scores = confs.reshape(num * num_priors, nc)
-        return _SoftmaxLossFunction.apply(scores, lab.reshape(-1).to(scores.dtype), None, 1,
+        return _SoftmaxLossFunction.apply(scores, lab.reshape(-1).to(scores), None, 1,
                                           None, NONE, FLT_MIN)[0]
-    target = torch.full((num * num_priors * nc,), float(bg), dtype=confs.dtype)
+    target = torch.full((num * num_priors * nc,), float(bg), dtype=confs.dtype)  # CPU
     for i, entries in enumerate(matches):
         for _, index, _ in entries:
             js = torch.nonzero(index > -1).squeeze(1)
             # the fork's target pointer moves num_priors (not num_priors * nc) per image
             target[i * num_priors + js * nc + _gt_label(truth[i], index[js], spec)] = 1
     scores = confs.reshape(1, num * num_priors, nc)
-    return _SigmoidCrossEntropyFunction.apply(scores, target.reshape(scores.shape), None,
-                                              BATCH_SIZE)
+    return _SigmoidCrossEntropyFunction.apply(scores, target.reshape(scores.shape).to(dev),
+                                              None, BATCH_SIZE)
 
 
 # ---------------------------------------------------------------------------- the layer
