@@ -40,6 +40,9 @@ class Params:
     neg_pos_ratio: float = 3.0
     neg_overlap: float = 0.5
     sample_size: int = 64
+    nms_threshold: float = 0.0  # has_nms_param && nms_threshold > 0
+    nms_top_k: int = 0
+    use_prior_for_nms: bool = False
     loc_loss: int = SMOOTH_L1
     conf_loss: int = SOFTMAX
     loc_weight: float = 1.0
@@ -173,6 +176,29 @@ def decode(prior: Box, var: list[F], code: int, vit: bool, b: Box) -> Box:
     box = Box(*out)
     box.size = size_of(Box(*out))
     return box
+
+
+def apply_nms(boxes: list[Box], scores: list[float], thr: float, top_k: int) -> list[int]:
+    pairs = sorted(((scores[i], i) for i in range(len(scores))), key=lambda q: -q[0])
+    if -1 < top_k < len(pairs):
+        pairs = pairs[:top_k]
+    out: list[int] = []
+    while pairs:
+        best = pairs.pop(0)[1]
+        if size_of(boxes[best]) < 1e-5:
+            continue
+        out.append(best)
+        if top_k > -1 and len(out) >= top_k:
+            break
+        keep = []
+        for sc, k in pairs:
+            if size_of(boxes[k]) < 1e-5:
+                continue
+            if jaccard(boxes[best], boxes[k]) > F(thr):
+                continue
+            keep.append((sc, k))
+        pairs = keep
+    return out
 
 
 def softmax_row(x: np.ndarray) -> np.ndarray:
@@ -331,8 +357,17 @@ def reference(loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, gt: np.ndarr
                     num_sel = min(int(F(num_pos) * F(p.neg_pos_ratio)), len(cands))
                 else:
                     num_sel = min(p.sample_size, len(cands))
-                ranked = sorted(cands, key=lambda pair: -pair[0])  # stable: prior order on ties
-                sel = {m for _, m in ranked[:num_sel]}
+                if p.nms_threshold > 0:
+                    boxes = [priors[m] if p.use_prior_for_nms else
+                             decode(priors[m], variances[m], p.code_type, p.variance_in_target,
+                                    preds[i][lab][m]) for _, m in cands]
+                    kept = apply_nms(boxes, [sc for sc, _ in cands], p.nms_threshold,
+                                     p.nms_top_k)
+                    num_sel = min(len(kept), num_sel)
+                    sel = {cands[kept[n]][1] for n in range(num_sel)}
+                else:
+                    ranked = sorted(cands, key=lambda pair: -pair[0])  # stable: prior order
+                    sel = {m for _, m in ranked[:num_sel]}
                 for m in range(npri):
                     if mi[m] > -1:
                         if p.mining == HARD_EXAMPLE and m not in sel:

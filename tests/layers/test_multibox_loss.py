@@ -176,6 +176,24 @@ def test_neg_pos_ratio_truncates() -> None:
     assert [j for j in range(6) if np.any(gc[0, 2 * j: 2 * j + 2])] == [0, 4]
 
 
+def test_nms_among_the_candidates() -> None:
+    """With nms_param the candidates go through greedy NMS by loss first. Ranked 4, 2, 5, 3;
+    prior 2 lies inside prior 3 (overlap 0.25): a threshold of 0.3 keeps all four, one of
+    0.2 drops 3. top_k 0 (the proto's default) keeps no candidate at all."""
+    loc, conf, prior, gt = mining_case()
+    p = ref.Params(num_classes=2, neg_pos_ratio=4.0, neg_overlap=0.3, nms_threshold=0.3,
+                   nms_top_k=-1, use_prior_for_nms=True)
+
+    def scored(q: ref.Params) -> list[int]:
+        gc = run(loc, conf, prior, gt, q)[2]
+        return [j for j in range(6) if np.any(gc[0, 2 * j: 2 * j + 2])]
+
+    assert scored(p) == [0, 2, 3, 4, 5]
+    assert scored(dataclasses.replace(p, nms_threshold=0.2)) == [0, 2, 4, 5]
+    assert scored(dataclasses.replace(p, nms_top_k=2)) == [0, 2, 4]
+    assert scored(dataclasses.replace(p, nms_top_k=0)) == [0]
+
+
 def test_hard_example_keeps_sample_size() -> None:
     loc, conf, prior, gt = mining_case()
     p = ref.Params(num_classes=2, mining=ref.HARD_EXAMPLE, sample_size=2)
@@ -271,6 +289,9 @@ CASES = [
                neg_overlap=0.3),
     ref.Params(num_classes=2, map_object_to_agnostic=True, mining=ref.NONE_MINING,
                propagate=(True, False)),
+    ref.Params(num_classes=4, nms_threshold=0.05, nms_top_k=-1, use_prior_for_nms=True),
+    ref.Params(num_classes=4, mining=ref.HARD_EXAMPLE, sample_size=9, nms_threshold=0.1,
+               nms_top_k=20, code_type=ref.CENTER_SIZE),
 ]
 
 
@@ -340,7 +361,6 @@ def test_built_layer_and_loss_weight(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("param", "extra", "says"), [
     ("share_location: true", "", "num_classes is required"),
-    ("num_classes: 2 nms_param { nms_threshold: 0.5 }", "", "nms_param"),
     ("num_classes: 2 share_location: false", "", "share_location: true"),
     ("num_classes: 2 do_neg_mining: false", "", "do_neg_mining"),
     ("num_classes: 2 background_label_id: 2", "", "background_label_id"),

@@ -17,7 +17,9 @@ ground truth (..., K, 8) rows [item, label, instance, xmin, ymin, xmax, ymax, di
   by their confidence loss (float) and keeps int(num_pos * neg_pos_ratio) per image;
   HARD_EXAMPLE ranks every prediction by confidence plus localisation loss and keeps
   ``sample_size`` (positives not kept stop being positives). Equal losses keep prior order
-  (the fork's std::sort leaves it unspecified). Images without a box add nothing.
+  (the fork's std::sort leaves it unspecified). Images without a box add nothing. With
+  ``nms_param`` (nms_threshold > 0) the candidates first go through the fork's greedy NMS
+  (ApplyNMS) on the priors (``use_prior_for_nms``) or the decoded predictions, by loss.
 * EncodeLocPrediction / EncodeBBox (CORNER, CENTER_SIZE, CORNER_SIZE; the log in double as
   the C++ calls ::log); ``bp_inside`` replaces coordinates whose box is outside [0, 1] by
   the target; ``encode_variance_in_target`` divides prediction and target by the variance.
@@ -34,8 +36,7 @@ ground truth (..., K, 8) rows [item, label, instance, xmin, ymin, xmax, ymax, di
   with LOGISTIC and no mining the targets of image i start num_priors (not num_priors *
   num_classes) entries after image i - 1's.
 
-Refused (not implemented): mining with ``nms_param.nms_threshold`` > 0, mining without
-``share_location`` (the fork refuses it too).
+Refused as the fork refuses it: mining without ``share_location``.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class MultiBoxSpec:
     neg_pos_ratio: float = 3.0
     neg_overlap: float = 0.5
     sample_size: int = 64
+    nms_threshold: float = 0.0  # 0: no NMS among the mined examples (no nms_param)
+    nms_top_k: int = 0
+    use_prior_for_nms: bool = False
     loc_loss: int = MB.SMOOTH_L1
     conf_loss: int = MB.SOFTMAX
     loc_weight: float = 1.0
@@ -355,11 +359,36 @@ def _prior_conf_loss(conf: torch.Tensor, labels: torch.Tensor, loss_type: int) -
     return -(x * (t - pos) - torch.log(1 + torch.exp(x - 2 * x * pos))).sum(dim=1)
 
 
+def nms_keep(boxes: torch.Tensor, scores: torch.Tensor, threshold: float,
+             top_k: int) -> list[int]:
+    """ApplyNMS (bbox_util.cpp, the greedy one mining uses): the rows of ``boxes`` kept, in
+    the order kept. Scores sorted stably, cut to ``top_k`` (-1: all; the proto's default 0
+    keeps none); boxes of size < 1e-5 are dropped; a box goes when its overlap with a kept
+    one is > ``threshold``; stops after ``top_k`` kept."""
+    sizes = bbox_size(boxes)
+    overlap = jaccard(boxes, sizes, boxes, sizes)
+    order = torch.sort(scores, descending=True, stable=True).indices.tolist()
+    if top_k > -1:
+        order = order[:top_k]
+    small = (sizes < 1e-5).tolist()
+    kept: list[int] = []
+    while order:
+        best = order.pop(0)
+        if small[best]:
+            continue
+        kept.append(best)
+        if -1 < top_k <= len(kept):
+            break
+        order = [k for k in order if not small[k] and not bool(overlap[best, k] > threshold)]
+    return kept
+
+
 def _mine(conf: torch.Tensor, loc_loss: torch.Tensor, truth: _Truth,
-          index: torch.Tensor, best: torch.Tensor, spec: MultiBoxSpec
-          ) -> tuple[torch.Tensor, torch.Tensor]:
+          index: torch.Tensor, best: torch.Tensor, nms_boxes: torch.Tensor | None,
+          spec: MultiBoxSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """MineHardExamples for one image (shared locations): (match index after mining,
-    negative prior indices ascending)."""
+    negative prior indices ascending). ``nms_boxes``: the (P, 4) boxes of the NMS among the
+    candidates (priors or decoded predictions), None without it."""
     labels = torch.full_like(index, spec.background)
     pos = index > -1
     if bool(pos.any()):
@@ -374,7 +403,11 @@ def _mine(conf: torch.Tensor, loc_loss: torch.Tensor, truth: _Truth,
         want = spec.sample_size
     cand = torch.nonzero(eligible).squeeze(1)
     num_sel = min(want, int(cand.numel()))
-    order = torch.sort(loss[cand], descending=True, stable=True).indices[:num_sel]
+    if nms_boxes is None:
+        order = torch.sort(loss[cand], descending=True, stable=True).indices[:num_sel]
+    else:
+        kept = nms_keep(nms_boxes[cand], loss[cand], spec.nms_threshold, spec.nms_top_k)
+        order = torch.tensor(kept[:num_sel], dtype=torch.long)
     chosen = torch.zeros_like(pos)
     chosen[cand[order]] = True
     if spec.mining == MB.HARD_EXAMPLE:
@@ -422,7 +455,13 @@ def multibox_loss(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
                 js = torch.nonzero(index > -1).squeeze(1)
                 terms = _loc_terms((pred - target).float(), spec.loc_loss).sum(dim=1)
                 loc_loss[js] = terms.cpu()
-            index, negatives[i] = _mine(confs[i], loc_loss, truth[i], index, best, spec)
+            nms_boxes = None
+            if spec.nms_threshold > 0:
+                nms_boxes = priors if spec.use_prior_for_nms else decode_boxes(
+                    locs[i, :, slot].detach().float().cpu(), priors, var, spec.code_type,
+                    spec.variance_in_target)
+            index, negatives[i] = _mine(confs[i], loc_loss, truth[i], index, best, nms_boxes,
+                                        spec)
             entries[0] = (slot, index, best)
 
     preds, targets = [], []
@@ -542,9 +581,6 @@ def read_spec(ctx: BuildContext) -> MultiBoxSpec:
     if mining != MB.NONE and not p.share_location:
         raise ctx.error("multibox_loss_param: mining needs share_location: true (the fork: "
                         "'Currently only support negative mining if share_location is true')")
-    if mining != MB.NONE and p.HasField("nms_param") and p.nms_param.nms_threshold > 0:
-        raise ctx.error("multibox_loss_param.nms_param (NMS among the mined examples) is not "
-                        "implemented", hint="remove nms_param or set its nms_threshold to 0")
     if mining == MB.HARD_EXAMPLE and p.sample_size <= 0:
         raise ctx.error(f"multibox_loss_param.sample_size must be > 0 for HARD_EXAMPLE, got "
                         f"{p.sample_size}")
@@ -569,6 +605,8 @@ def read_spec(ctx: BuildContext) -> MultiBoxSpec:
         map_object_to_agnostic=bool(p.map_object_to_agnostic), mining=mining,
         neg_pos_ratio=float(f32(p.neg_pos_ratio)), neg_overlap=float(f32(p.neg_overlap)),
         sample_size=int(p.sample_size), loc_loss=int(p.loc_loss_type),
+        nms_threshold=float(f32(p.nms_param.nms_threshold)) if p.HasField("nms_param") else 0.0,
+        nms_top_k=int(p.nms_param.top_k), use_prior_for_nms=bool(p.use_prior_for_nms),
         conf_loss=int(p.conf_loss_type), loc_weight=float(f32(p.loc_weight)),
         normalization=normalization_mode(ctx.layer.loss_param), use_loc=bool(use[0]),
         use_conf=bool(use[1]),
