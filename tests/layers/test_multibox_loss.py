@@ -38,8 +38,8 @@ def run(loc, conf, prior, gt, p: ref.Params, dtype=torch.float32):
     lt = torch.tensor(np.asarray(loc), dtype=dtype, requires_grad=True)
     ct = torch.tensor(np.asarray(conf), dtype=dtype, requires_grad=True)
     loss = multibox_loss(lt, ct, torch.tensor(prior), torch.tensor(gt), spec_of(p))
-    if loss.requires_grad:
-        loss.backward()
+    assert loss.shape == () and loss.requires_grad  # also with nothing to score
+    loss.backward()
     gl = lt.grad if lt.grad is not None else torch.zeros_like(lt)
     gc = ct.grad if ct.grad is not None else torch.zeros_like(ct)
     return float(loss.detach()), gl.numpy(), gc.numpy()

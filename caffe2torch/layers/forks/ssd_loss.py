@@ -473,7 +473,9 @@ def multibox_loss(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
                 targets.append(t)
     num_matches = sum(int(p.shape[0]) for p in preds)
     norm = normalizer(spec.normalization, num, num_priors, num_matches)
-    total = loc.new_zeros(())
+    # an empty sum: 0 that still reaches both bottoms, so a batch with nothing to score
+    # backpropagates zeros (the fork's caffe_set of the diffs) instead of failing
+    total = loc.reshape(-1)[:0].sum() + conf.reshape(-1)[:0].sum().to(loc.dtype)
     if spec.use_loc and num_matches:
         diff = torch.cat(preds) - torch.cat(targets)
         loc_sum = _loc_terms(diff, spec.loc_loss).sum()
