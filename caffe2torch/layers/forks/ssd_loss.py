@@ -36,7 +36,10 @@ ground truth (..., K, 8) rows [item, label, instance, xmin, ymin, xmax, ymax, di
   with LOGISTIC and no mining the targets of image i start num_priors (not num_priors *
   num_classes) entries after image i - 1's.
 
-Refused as the fork refuses it: mining without ``share_location``.
+Refused as the fork refuses it: mining without ``share_location``. A ground-truth label
+outside [0, num_classes) is a DataError here (the fork would index past its rows). Matching
+and mining run on CPU copies, as the fork's CPU path does; the losses stay on the
+predictions' device.
 """
 
 from __future__ import annotations
