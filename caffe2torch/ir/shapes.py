@@ -110,6 +110,34 @@ def label_specific_shapes(scores: Shape, num_tops: int) -> list[Shape]:
     return [scores, (1,)][:num_tops]
 
 
+def multibox_loss_problem(loc: Shape, conf: Shape, prior: Shape, num_classes: int,
+                          share_location: bool) -> str | None:
+    """SSD's MultiBoxLoss (MultiBoxLossLayer::Reshape): the priors' legacy height / 4 is the
+    number of priors P; the location bottom needs P * L * 4 channels (L = 1 with
+    share_location, else num_classes), the confidence bottom P * num_classes, and both the
+    same num. What is wrong, or None (also when a dimension is unknown). Its top is the
+    scalar loss of every LossLayer."""
+    if max(len(loc), len(conf), len(prior)) > 4:
+        return "MultiBoxLoss reads legacy blobs of at most 4 axes"
+    (n_loc, c_loc, _, _), (n_conf, c_conf, _, _) = legacy_4d(loc), legacy_4d(conf)
+    height = legacy_4d(prior)[2]
+    if n_loc is None or c_loc is None or n_conf is None or c_conf is None or height is None:
+        return None
+    priors = height // 4
+    loc_classes = 1 if share_location else num_classes
+    if n_loc != n_conf:
+        return f"the location ({n_loc}) and confidence ({n_conf}) bottoms differ in num"
+    if c_loc != priors * loc_classes * 4:
+        return (f"the location bottom has {c_loc} channels, not {priors} priors x "
+                f"{loc_classes} x 4 = {priors * loc_classes * 4} (the fork: 'Number of priors "
+                "must match number of location predictions.')")
+    if c_conf != priors * num_classes:
+        return (f"the confidence bottom has {c_conf} channels, not {priors} priors x "
+                f"{num_classes} classes = {priors * num_classes} (the fork: 'Number of priors "
+                "must match number of confidence predictions.')")
+    return None
+
+
 def legacy_4d(shape: Sequence[D]) -> tuple[D | int, D | int, D | int, D | int]:
     """Blob's num/channels/height/width accessors: missing axes count as 1."""
     if len(shape) > 4:
@@ -383,6 +411,8 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
         return [_eltwise(lp, bs, res, i)]
     if t == "Split":
         return [same_shape(bs)] * len(lp.top)
+    if t == "MultiBoxLoss":  # SSD: the scalar loss (multibox_loss_problem checks bottoms)
+        return [()]
     if t.endswith("Loss") or t in _SCALAR:
         # LossLayer::Reshape: the loss is a scalar; other tops are each layer's own
         return [(), *[None] * (len(lp.top) - 1)]

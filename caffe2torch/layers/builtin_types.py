@@ -173,4 +173,6 @@ TYPES: tuple[TypeInfo, ...] = (
              data=True),
     TypeInfo('DetectionEvaluate', param='detection_evaluate_param', bottoms=Arity(2, 2),
              tops=Arity(1, 1)),
+    TypeInfo('MultiBoxLoss', param='multibox_loss_param', bottoms=Arity(4, 4), tops=Arity(1, 1),
+             loss=True),
 )

@@ -19,3 +19,4 @@ import caffe2torch.layers.forks.segmentation
 import caffe2torch.layers.forks.ssd
 import caffe2torch.layers.forks.ssd_data
 import caffe2torch.layers.forks.ssd_eval
+import caffe2torch.layers.forks.ssd_loss

@@ -7,7 +7,7 @@ import pytest
 from google.protobuf import text_format
 
 from caffe2torch.ir.geometry import ParamProblem, read_conv_geometry, read_pool_window
-from caffe2torch.ir.shapes import infer
+from caffe2torch.ir.shapes import infer, multibox_loss_problem
 from caffe2torch.proto import caffe_pb2
 
 _INPUT = ('layer { name: "in" type: "Input" top: "x" top: "w" top: "a"\n'
@@ -48,6 +48,27 @@ def test_only_the_first_loss_top_is_a_scalar() -> None:
     blobs = _tops('layer { name: "l" type: "GeneralContrastiveLoss" bottom: "x" bottom: "a" '
                   'top: "loss" top: "mean_distance" }\n')
     assert blobs["loss"] == () and blobs["mean_distance"] is None
+
+
+def test_multibox_loss_is_a_scalar_even_before_its_bottoms_are_known() -> None:
+    blobs = _tops('layer { name: "m" type: "MultiBoxLoss" bottom: "u" bottom: "v" bottom: "p" '
+                  'bottom: "g" top: "mbox_loss" multibox_loss_param { num_classes: 3 } }\n')
+    assert blobs["mbox_loss"] == ()
+
+
+@pytest.mark.parametrize(("loc", "conf", "prior", "classes", "shared", "says"), [
+    ((2, 40), (2, 30), (1, 2, 40), 3, True, None),  # 10 priors
+    ((2, 120), (2, 30), (1, 2, 40), 3, False, None),  # 10 priors x 3 classes x 4
+    ((2, 40), (2, 30), (1, 2, 40), 3, False, "location bottom has 40 channels, not 10"),
+    ((2, 40), (2, 20), (1, 2, 40), 3, True, "confidence bottom has 20 channels"),
+    ((2, 40), (3, 30), (1, 2, 40), 3, True, "differ in num"),
+    ((None, 40), (2, 30), (1, 2, 40), 3, True, None),  # unknown: no verdict
+    ((2, 10, 2, 2), (2, 30), (1, 2, 40), 3, True, "location bottom has 10 channels"),
+])
+def test_multibox_loss_bottoms(loc, conf, prior, classes: int, shared: bool,
+                               says: str | None) -> None:
+    problem = multibox_loss_problem(loc, conf, prior, classes, shared)
+    assert (problem is None) if says is None else (says in (problem or ""))
 
 
 def test_unknown_image_size_stays_unknown() -> None:

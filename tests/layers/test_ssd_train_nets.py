@@ -1,0 +1,75 @@
+"""Real SSD-family TRAIN nets (MultiBoxLoss at the end) build from the repositories' own
+files, and MobileNet-SSD's trains: a few SGD steps on one drawn image with three boxes lower
+its loss. The nets are read from the bare mirrors under /work/.mirror (skipped without
+them). The AnnotatedData layer becomes an input of the given shape: its LMDB and its
+augmenting TRAIN path are not needed to feed a synthetic batch."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+import caffe2torch as c2t
+from tests.layers.test_ssd_end_to_end import drawn_image, preprocess
+
+MIRROR = Path("/work/.mirror")
+NETS = {
+    "MobileNet-SSD": ("chuanqi305+MobileNet-SSD", "voc/MobileNetSSD_train.prototxt", 300),
+    "MobileNetv2-SSDLite": ("chuanqi305+MobileNetv2-SSDLite", "ssdlite/voc/train.prototxt",
+                            300),
+    "Pelee": ("Robert-JunWang+Pelee", "model/voc/train_merged.prototxt", 304),
+}
+# the drawn image's rectangle, circle and ellipse, [item, label, instance, box, difficult]
+BOXES = [[0, 1, 0, 30 / 300, 40 / 300, 140 / 300, 200 / 300, 0],
+         [0, 2, 0, 165 / 300, 55 / 300, 275 / 300, 165 / 300, 0],
+         [0, 3, 0, 130 / 300, 205 / 300, 270 / 300, 275 / 300, 0]]
+
+
+def mirrored_file(name: str, tmp_path: Path) -> Path:
+    repo, path, _ = NETS[name]
+    root = MIRROR / repo / "repo"
+    git_dir = root / ".git" if (root / ".git").is_dir() else root
+    if not (git_dir / "HEAD").is_file():
+        pytest.skip(f"needs the mirror of {repo.replace('+', '/')} under {MIRROR}")
+    shown = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"HEAD:{path}"],
+                           capture_output=True, text=True)
+    if shown.returncode:
+        pytest.skip(f"{path} is not in the mirror of {repo}: {shown.stderr.strip()}")
+    out = tmp_path / Path(path).name
+    out.write_text(shown.stdout)
+    return out
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_train_net_builds(tmp_path: Path, name: str) -> None:
+    size = NETS[name][2]
+    net = c2t.load_net(mirrored_file(name, tmp_path), phase="TRAIN",
+                       input_shapes={"data": (1, 3, size, size)})
+    assert type(net.module("mbox_loss")).__name__ == "CaffeMultiBoxLoss"
+    assert net.blob_shapes["mbox_loss"] == ()
+    assert net.inputs == ["data", "label"]
+
+
+@pytest.mark.slow
+def test_mobilenet_ssd_loss_goes_down(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = c2t.load_net(mirrored_file("MobileNet-SSD", tmp_path), phase="TRAIN",
+                       input_shapes={"data": (1, 3, 300, 300)})
+    image = preprocess(drawn_image())  # the train net's own mean 127.5 and scale 0.007843
+    label = torch.tensor(BOXES).reshape(1, 1, -1, 8)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    losses = []
+    for _ in range(4):
+        opt.zero_grad()
+        loss = net.loss(net(data=image, label=label))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert bool(torch.isfinite(torch.tensor(losses)).all())
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
+    assert losses[-1] < 0.97 * losses[0], losses
