@@ -17,6 +17,19 @@ from typing import Any
 _OPEN: dict[tuple[int, int, int], list[Any]] = {}
 
 
+def _forget_after_fork() -> None:
+    # a forked DataLoader worker opens its own environments: py-lmdb refuses an open
+    # while the parent's Environment object is alive in the child, so close those copies
+    # (the parent's stay open) and let the readers, which see the new pid, open again
+    for env, _ in _OPEN.values():
+        env.close()
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _identity(path: str) -> tuple[int, int, int]:
     # the files, not the path: a database deleted and written again at the same path
     # while the old one is open is another database (py-lmdb keys its guard the same way)
@@ -48,4 +61,4 @@ def release(env: Any) -> None:
                 del _OPEN[key]
                 env.close()
             return
-    env.close()  # not shared (opened before a fork, or by someone else)
+    env.close()  # not one of ours

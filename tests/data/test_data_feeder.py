@@ -292,6 +292,9 @@ def test_one_lmdb_read_by_two_feeders_at_once(tmp_path: Path) -> None:
     second = DataFeeder([dl], "TEST", cwd=tmp_path)
     assert first.next_batch()["label"].tolist() == [0, 1]
     assert second.next_batch()["label"].tolist() == [0, 1]
+    # a worker process forked while both are open reads it too
+    with DataFeeder([dl], "TEST", cwd=tmp_path, num_workers=1) as forked:
+        assert forked.next_batch()["label"].tolist() == [0, 1]
     first.close()
     assert second.next_batch()["label"].tolist() == [2, 3]  # still open for the other
     second.close()
