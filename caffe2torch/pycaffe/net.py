@@ -377,11 +377,13 @@ class Net:
 
     def _forget_readers(self, i: int, ref: BlobRef) -> None:
         """Step ``i`` wrote new values into ``ref``'s storage: the graphs other layers
-        recorded on that storage are dropped (their backward runs their forward again on
-        the current data, which is what Caffe's backward reads)."""
+        recorded on that storage (an input, or an output that was the blob's tensor) are
+        dropped; their backward runs their forward again on the current data, which is
+        what Caffe's backward reads."""
         where = self.blobs[ref.name]._data.tensor.untyped_storage().data_ptr()
         for j in [j for j in self._saved if j != i]:
-            if any(leaf.untyped_storage().data_ptr() == where for leaf in self._saved[j][0]):
+            leaves, outs = self._saved[j]
+            if any(t.untyped_storage().data_ptr() == where for t in (*leaves, *outs)):
                 del self._saved[j]
 
     def _python_forward(self, s: _Step) -> None:

@@ -232,6 +232,22 @@ def test_held_arrays_through_in_place_layers_keep_backward_exact(tmp_path: Path)
             np.testing.assert_allclose(a.diff, b.diff, rtol=1e-6, atol=1e-7)
 
 
+def test_backward_after_a_partial_forward_reads_the_current_data(tmp_path: Path) -> None:
+    # forward(end='ip') writes ip's output into h's held storage again (Scale and ReLU
+    # do not run): Caffe's backward then reads that h, for the 'out' layer's weight diff
+    net = caffe.Net(write(tmp_path, IN_PLACE), caffe.TRAIN)
+    rng = np.random.default_rng(4)
+    net.blobs["y"].data[...] = rng.standard_normal((4, 2))
+    net.forward(x=rng.standard_normal((4, 3)))
+    h = net.blobs["h"].data
+    net.forward(end="ip")
+    net.clear_param_diffs()
+    net.backward()
+    s_diff = (net.blobs["s"].data - net.blobs["y"].data) / 4  # EuclideanLoss, weight 1
+    np.testing.assert_allclose(net.params["out"][0].diff, s_diff.T @ h, rtol=1e-5,
+                               atol=1e-6)
+
+
 # ----------------------------------------------------------------- forward / backward
 
 
