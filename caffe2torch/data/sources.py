@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from caffe2torch.data import lmdb_envs
 from caffe2torch.data.image_cache import DEFAULT_CACHE_BYTES, cache_budget
 from caffe2torch.data.images import decode_image, read_image, to_chw
 from caffe2torch.data.listfile import read_list_file
@@ -202,9 +203,10 @@ class DatumSource(Source):
                                 "package", path=self.source,
                                 hint="pip install lmdb (or caffe2torch[lmdb])") from None
             try:
-                self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False,
-                                      max_readers=512, subdir=True)
-            except lmdb.Error as e:
+                # shared with every other reader of this database in the process, as
+                # Caffe opens one LMDB in several layers and solvers
+                self._env = lmdb_envs.acquire(self.path)
+            except (lmdb.Error, OSError) as e:
                 raise DataError(f"layer '{self.layer}': cannot open the LMDB: {e}",
                                 path=self.source) from None
             self._txn = self._env.begin(buffers=False)
@@ -243,8 +245,10 @@ class DatumSource(Source):
         return bytes(value)
 
     def close(self) -> None:
+        if self._txn is not None:
+            self._txn.abort()
         if self._env is not None:
-            self._env.close()
+            lmdb_envs.release(self._env)
         if self._db is not None:
             self._db.close()
         self._env = self._txn = self._db = None

@@ -97,6 +97,12 @@ class SyncedMemory:
                                   .reshape(self.tensor.shape))
             self.head = SYNCED
 
+    @property
+    def handed_out(self) -> bool:
+        """On the CPU: a host array of the current tensor has been given out (a script
+        may hold it, or a slice of it)."""
+        return self.on_cpu and self._host is not None
+
     def set(self, tensor: torch.Tensor) -> None:
         """The layer wrote a new tensor: the device holds the newest values."""
         self.tensor = tensor.detach()
@@ -163,9 +169,27 @@ class Blob(LegacyAxes):
     def diff_tensor(self) -> torch.Tensor:
         return self._diff_memory().peek()
 
-    def set_tensor(self, value: torch.Tensor) -> None:
-        """A layer's new top: rebinds the data (no copy)."""
-        self._data.set(value)
+    @property
+    def held(self) -> bool:
+        """Whether ``data`` has been read since the blob's tensor was last rebound."""
+        return self._data.handed_out
+
+    def set_tensor(self, value: torch.Tensor) -> bool:
+        """A layer's new top. Rebinds the data (no copy), unless ``data`` has been read
+        since the last rebinding: then the values are copied into that storage when they
+        fit, so an array a script took (BVLC's net_surgery notebook keeps
+        ``conv0 = net.blobs['conv'].data[0, 0]`` across a forward) sees them, as Caffe's
+        layers write into the blob's own memory. Returns whether it copied."""
+        mem = self._data
+        t = mem.tensor
+        if (mem.handed_out and tuple(t.shape) == tuple(value.shape)
+                and t.dtype == value.dtype and t.device == value.device):
+            if value.data_ptr() != t.data_ptr():
+                with torch.no_grad():
+                    t.copy_(value)
+            return True
+        mem.set(value)
+        return False
 
     def write_tensor(self, value: torch.Tensor) -> None:
         """A data layer's new batch: copied into the blob's storage when it fits (arrays

@@ -1,7 +1,8 @@
 """pycaffe's Net over a built CaffeNet, run layer by layer as Caffe's Net does.
 
 Each blob is a :class:`Blob` whose arrays alias torch storage. ``forward(start, end)`` runs
-Net::ForwardFromTo: every layer reads its bottoms' current data and rebinds its tops; a
+Net::ForwardFromTo: every layer reads its bottoms' current data and rebinds its tops
+(or, for a blob whose ``data`` a script has read, writes into its storage); a
 net with data layers draws its next batch when the range starts at them; DummyData tops
 with a constant filler keep their values (Caffe refills only the others). ``backward``
 runs Net::BackwardFromTo: each layer gets its tops' diffs (a loss top's diff is its loss
@@ -358,7 +359,12 @@ class Net:
     def _module_forward(self, i: int, s: _Step) -> None:
         bottoms = [self.blobs[b.name].tensor() for b in s.bottoms]
         if self._record and s.need_backward:
-            leaves = [b.detach().requires_grad_(p) for b, p in zip(bottoms, s.propagate)]
+            # an in-place top whose array a script holds is written into the bottom's
+            # storage below: the graph keeps its own copy of that input
+            held = {id(self.blobs[t.name]._data) for t in s.tops if self.blobs[t.name].held}
+            leaves = [(b.detach().clone() if id(self.blobs[ref.name]._data) in held
+                       else b.detach()).requires_grad_(p)
+                      for b, ref, p in zip(bottoms, s.bottoms, s.propagate)]
             with torch.enable_grad():
                 outs = _as_tuple(s.module(*leaves))
             self._saved[i] = (leaves, outs)
@@ -366,7 +372,19 @@ class Net:
             with torch.no_grad():
                 outs = _as_tuple(s.module(*bottoms))
         for ref, value in zip(s.tops, outs):
-            self.blobs[ref.name].set_tensor(value)
+            if self.blobs[ref.name].set_tensor(value):
+                self._forget_readers(i, ref)
+
+    def _forget_readers(self, i: int, ref: BlobRef) -> None:
+        """Step ``i`` wrote new values into ``ref``'s storage: the graphs other layers
+        recorded on that storage (an input, or an output that was the blob's tensor) are
+        dropped; their backward runs their forward again on the current data, which is
+        what Caffe's backward reads."""
+        where = self.blobs[ref.name]._data.tensor.untyped_storage().data_ptr()
+        for j in [j for j in self._saved if j != i]:
+            leaves, outs = self._saved[j]
+            if any(t.untyped_storage().data_ptr() == where for t in (*leaves, *outs)):
+                del self._saved[j]
 
     def _python_forward(self, s: _Step) -> None:
         layer = s.module.layer

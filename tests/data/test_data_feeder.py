@@ -274,6 +274,36 @@ def test_lmdb_source_written_here(tmp_path: Path) -> None:
         DataFeeder([leveldb], "TEST", cwd=tmp_path)
 
 
+def test_one_lmdb_read_by_two_feeders_at_once(tmp_path: Path) -> None:
+    # Caffe opens an LMDB in every Data layer that names it (a train and a test net on
+    # one source, a second solver beside the first); py-lmdb refuses a second open of
+    # the same files in one process, so the readers share one environment
+    import lmdb
+
+    env = lmdb.open(str(tmp_path / "db"), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        for i in range(4):
+            d = caffe_pb2.Datum(channels=1, height=1, width=1, label=i, data=bytes([i]))
+            txn.put(f"{i:08d}".encode(), d.SerializeToString())
+    env.close()
+    dl = layer('name: "d" type: "Data" top: "data" top: "label" '
+               'data_param { source: "db" batch_size: 2 backend: LMDB }')
+    first = DataFeeder([dl], "TEST", cwd=tmp_path)
+    second = DataFeeder([dl], "TEST", cwd=tmp_path)
+    assert first.next_batch()["label"].tolist() == [0, 1]
+    assert second.next_batch()["label"].tolist() == [0, 1]
+    # a worker process forked while both are open reads it too
+    with DataFeeder([dl], "TEST", cwd=tmp_path, num_workers=1) as forked:
+        # (the first batch is read here while the workers start)
+        assert [forked.next_batch()["label"].tolist() for _ in range(3)] == [
+            [0, 1], [2, 3], [0, 1]]
+    first.close()
+    assert second.next_batch()["label"].tolist() == [2, 3]  # still open for the other
+    second.close()
+    # the last reader closed it: the process may open the database again for writing
+    lmdb.open(str(tmp_path / "db"), map_size=1 << 20).close()
+
+
 def test_from_net_picks_the_phase(tmp_path: Path) -> None:
     write_images(tmp_path, 2, "tr.txt")
     write_images(tmp_path, 3, "te.txt")

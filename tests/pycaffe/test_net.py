@@ -167,6 +167,87 @@ def test_blob_data_is_one_array_until_the_blob_changes(fan: caffe.Net) -> None:
     assert fan.blobs["x"].data is first and first[0, 0] == 42.0
 
 
+def test_an_array_taken_from_a_computed_blob_follows_the_next_forward(
+        tmp_path: Path) -> None:
+    # BVLC's net_surgery notebook: conv0 = net.blobs['conv'].data[0, 0] is taken once;
+    # after the bias is set to 1 and net.forward(), conv0.mean() is one more (Caffe's
+    # layers write into the blob's memory)
+    net = caffe.Net(write(tmp_path, """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1
+  dim: 8 dim: 8 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 3 kernel_size: 3
+    weight_filler { type: "gaussian" std: 0.1 } } }"""), caffe.TEST)
+    net.blobs["data"].data[...] = np.random.default_rng(0).random((1, 1, 8, 8))
+    net.forward()
+    conv0 = net.blobs["conv"].data[0, 0]
+    before = float(conv0.mean())
+    net.params["conv"][1].data[0] = 1.0
+    net.forward()
+    assert float(conv0.mean()) == pytest.approx(before + 1.0, abs=1e-5)
+    np.testing.assert_array_equal(conv0, net.blobs["conv"].data[0, 0])
+    net.blobs["data"].reshape(1, 1, 10, 10)  # a new shape: new storage, as in Caffe
+    net.forward()
+    assert net.blobs["conv"].data.shape == (1, 3, 8, 8)
+
+
+IN_PLACE = """name: "in_place" force_backward: true
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 4 dim: 3 } } }
+layer { name: "y" type: "Input" top: "y" input_param { shape { dim: 4 dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "h"
+  inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "sc" type: "Scale" bottom: "h" top: "h"
+  scale_param { bias_term: true filler { type: "gaussian" std: 1 } } }
+layer { name: "relu" type: "ReLU" bottom: "h" top: "h" }
+layer { name: "out" type: "InnerProduct" bottom: "h" top: "s"
+  inner_product_param { num_output: 2 weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "s" bottom: "y" top: "loss" }
+"""
+
+
+def test_held_arrays_through_in_place_layers_keep_backward_exact(tmp_path: Path) -> None:
+    # arrays held on h (written by ip, then in place by Scale and ReLU) and s: forward
+    # writes into their storage, and backward still differentiates what forward computed
+    held = caffe.Net(write(tmp_path, IN_PLACE), caffe.TRAIN)
+    held.save(str(tmp_path / "w.caffemodel"))
+    fresh = caffe.Net(str(tmp_path / "net.prototxt"), str(tmp_path / "w.caffemodel"),
+                      caffe.TRAIN)
+    rng = np.random.default_rng(3)
+    x1, x2, y = (rng.standard_normal(s) for s in ((4, 3), (4, 3), (4, 2)))
+    held.blobs["y"].data[...] = y
+    held.forward(x=x1)
+    h, s0 = held.blobs["h"].data, held.blobs["s"].data[0]
+    held.forward(x=x2)
+    held.clear_param_diffs()
+    held.backward()
+    fresh.blobs["y"].data[...] = y
+    fresh.forward(x=x2)
+    fresh.clear_param_diffs()
+    fresh.backward()
+    np.testing.assert_array_equal(h, fresh.blobs["h"].data)
+    np.testing.assert_array_equal(s0, fresh.blobs["s"].data[0])
+    np.testing.assert_allclose(held.blobs["x"].diff, fresh.blobs["x"].diff, rtol=1e-6)
+    for name in ("ip", "sc", "out"):
+        for a, b in zip(held.params[name], fresh.params[name]):
+            np.testing.assert_allclose(a.diff, b.diff, rtol=1e-6, atol=1e-7)
+
+
+def test_backward_after_a_partial_forward_reads_the_current_data(tmp_path: Path) -> None:
+    # forward(end='ip') writes ip's output into h's held storage again (Scale and ReLU
+    # do not run): Caffe's backward then reads that h, for the 'out' layer's weight diff
+    net = caffe.Net(write(tmp_path, IN_PLACE), caffe.TRAIN)
+    rng = np.random.default_rng(4)
+    net.blobs["y"].data[...] = rng.standard_normal((4, 2))
+    net.forward(x=rng.standard_normal((4, 3)))
+    h = net.blobs["h"].data
+    net.forward(end="ip")
+    net.clear_param_diffs()
+    net.backward()
+    s_diff = (net.blobs["s"].data - net.blobs["y"].data) / 4  # EuclideanLoss, weight 1
+    np.testing.assert_allclose(net.params["out"][0].diff, s_diff.T @ h, rtol=1e-5,
+                               atol=1e-6)
+
+
 # ----------------------------------------------------------------- forward / backward
 
 

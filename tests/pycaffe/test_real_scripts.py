@@ -53,3 +53,38 @@ def test_import_caffe_loads_pil_image_as_pycaffe_does() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip() == "PIL.Image", out.stderr
+
+
+def test_second_solver_on_the_same_lmdb(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # BVLC's 01-learning-lenet notebook builds a second solver on the LMDBs of the first
+    # (`solver = None` then get_solver): Caffe opens an LMDB in every Data layer
+    lmdb = pytest.importorskip("lmdb")
+    import numpy as np
+
+    env = lmdb.open(str(tmp_path / "train_lmdb"), map_size=1 << 22)
+    with env.begin(write=True) as txn:
+        for i in range(8):
+            img = np.full((1, 4, 4), 30 * i, np.uint8)
+            txn.put(f"{i:08d}".encode(),
+                    caffe.io.array_to_datum(img, i % 2).SerializeToString())
+    env.close()
+    n = caffe.NetSpec()
+    n.data, n.label = caffe.layers.Data(batch_size=4, backend=caffe.params.Data.LMDB,
+                                        source="train_lmdb", ntop=2,
+                                        transform_param=dict(scale=1. / 255))
+    n.score = caffe.layers.InnerProduct(n.data, num_output=2,
+                                        weight_filler=dict(type="xavier"))
+    n.loss = caffe.layers.SoftmaxWithLoss(n.score, n.label)
+    (tmp_path / "net.prototxt").write_text(str(n.to_proto()))
+    (tmp_path / "solver.prototxt").write_text(
+        'train_net: "net.prototxt" test_net: "net.prototxt" test_iter: 1 '
+        'test_interval: 1000 base_lr: 0.1 lr_policy: "fixed" max_iter: 10 solver_mode: CPU')
+    monkeypatch.chdir(tmp_path)
+    first = caffe.get_solver("solver.prototxt")  # train and test net on one LMDB
+    first.step(1)
+    second = caffe.get_solver("solver.prototxt")  # the first still alive
+    second.step(2)
+    first.test_nets[0].forward()
+    assert second.iter == 2
+    assert second.net.blobs["label"].data.tolist() == [0, 1, 0, 1]

@@ -158,7 +158,9 @@ def _snapshot_run(folder: Path, capsys: pytest.CaptureFixture[str], *proto: str)
 
 
 def test_solver_snapshot_and_restore_with_the_fork_schema(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the script changes directory: give it back afterwards
     ours_run = _snapshot_run(tmp_path / "ours", capsys)
     fork_run = _snapshot_run(tmp_path / "fork", capsys, "--proto", str(FORK))
     # restore goes on where snapshot left off: iteration, weights and momentum history
