@@ -172,12 +172,15 @@ def nonfinite_warning(name: str, checks: Sequence[OutputCheck]) -> str:
 
 def zero_statistics(net: CaffeNet) -> list[str]:
     """BatchNorm layers whose statistics are all zero (the fillers' values): Caffe then
-    uses mean 0 and variance 0, so each divides its input by sqrt(eps)."""
+    uses mean 0 and variance 0, so each divides its input by sqrt(eps). The forks' BN
+    (slope, bias, mean, variance) starts its variance at 0 too unless ``frozen``."""
     params = net.params
     out = []
     for layer in net.ir.layers:
         blobs = params.get(layer.name, [])
         if layer.type == "BatchNorm" and len(blobs) == 3 and not bool(blobs[2].any()):
+            out.append(layer.name)
+        elif layer.type == "BN" and len(blobs) == 4 and not bool(blobs[3].any()):
             out.append(layer.name)
     return out
 
