@@ -178,9 +178,8 @@ def zero_statistics(net: CaffeNet) -> list[str]:
     out = []
     for layer in net.ir.layers:
         blobs = params.get(layer.name, [])
-        if layer.type == "BatchNorm" and len(blobs) == 3 and not bool(blobs[2].any()):
-            out.append(layer.name)
-        elif layer.type == "BN" and len(blobs) == 4 and not bool(blobs[3].any()):
+        variance = {"BatchNorm": (3, 2), "BN": (4, 3)}.get(layer.type)  # (blobs, index)
+        if variance and len(blobs) == variance[0] and not bool(blobs[variance[1]].any()):
             out.append(layer.name)
     return out
 
