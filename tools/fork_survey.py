@@ -584,8 +584,11 @@ _OLD_FORMAT = re.compile(r"^\s*layers\s*\{", re.M)
 def _cli(argv: list[str], strip: str = "") -> tuple[int, str]:
     """Run one CLI verb as a user would; (exit code, its last message lines, with the
     prefix ``strip`` taken off the paths)."""
+    import torch
+
     from caffe2torch.cli.main import main as cli
 
+    torch.manual_seed(0)  # the fillers draw from torch's generator: one table per run
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
