@@ -11,6 +11,9 @@ SSD = "weiliu89/caffe (SSD)"
 FAST_RCNN = "rbgirshick/caffe-fast-rcnn (Fast/Faster R-CNN)"
 RFCN = "daijifeng001/caffe-rfcn (R-FCN)"
 PSPNET = "hszhao/PSPNet (also DeepLab-v2)"
+# one BN type and bn_param, three forks (PSPNet's has (1, C, 1, 1) blobs, the others (1, C);
+# Cysu/caffe's fourth blob is the moving (var + eps)^-1/2)
+BN_FORKS = "hszhao/PSPNet (also DeepLab-v2, yjxiong/caffe, Cysu/caffe)"
 SHUFFLENET = "farmingyard/ShuffleNet"
 CTC = "BVLC/caffe PR #6354 (warp-ctc / CRNN)"
 YOLO = "BVLC/caffe PR #5906 (YOLO v2)"
@@ -45,7 +48,7 @@ FORK_FIELDS: dict[str, dict[str, str]] = {
         "smooth_l1_loss_param": FAST_RCNN,
         "box_annotator_ohem_param": RFCN,
         "psroi_pooling_param": RFCN,
-        "bn_param": PSPNET,
+        "bn_param": BN_FORKS,
         "interp_param": PSPNET,
         "shuffle_channel_param": SHUFFLENET,
         "ctc_loss_param": CTC,
@@ -123,7 +126,7 @@ FORK_MESSAGES: dict[str, str] = {
     "SmoothL1LossParameter": FAST_RCNN,
     "PSROIPoolingParameter": RFCN,
     "BoxAnnotatorOHEMParameter": RFCN,
-    "BNParameter": PSPNET,
+    "BNParameter": BN_FORKS,
     "InterpParameter": PSPNET,
     "ShuffleChannelParameter": SHUFFLENET,
     "CtcLossParameter": CTC,
@@ -192,7 +195,7 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "BoxAnnotatorOHEM": RFCN,
     "SmoothL1LossOHEM": RFCN,
     "SoftmaxWithLossOHEM": RFCN,
-    "BN": PSPNET,
+    "BN": BN_FORKS,
     "Interp": PSPNET,
     "ShuffleChannel": SHUFFLENET,
     "ConvolutionDepthwise": CONV_DW,
