@@ -760,8 +760,9 @@ def render(rows: list[Row], seconds: float) -> str:
         "local mirrors of the repositories below (none of them is in the shared corpus; "
         "their files are not copied here). Each net is read with the fork's own "
         "`src/caffe/proto/caffe.proto` (`--proto`) and without it; *build* builds every "
-        "phase the net declares (data tops a build cannot size get (batch, 3, crop, crop) "
-        "and (batch)). *plug-in* counts nets that stop on a layer type nobody registered, "
+        "phase the net declares, or the one phase a train or test file's data layer serves "
+        "(as Caffe builds it), and data tops a build cannot size get (batch, 3, crop, crop) "
+        "and (batch). *plug-in* counts nets that stop on a layer type nobody registered, "
         "with its name and the hint to register it.",
         "",
         "| fork | proto from | files | parse --proto | lint --proto | build --proto "
