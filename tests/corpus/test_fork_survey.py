@@ -13,10 +13,12 @@ import pytest
 from tests.conftest import REPO
 
 DEPLOY = """name: "tiny"
-layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "in" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
 layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
         convolution_param { num_output: 4 kernel_size: 3 } }
-layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 5 } }
+layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"
+        inner_product_param { num_output: 5 } }
 layer { name: "fc_bn" type: "BN" bottom: "fc" top: "fc_bn" bn_param { frozen: true } }
 """
 # a train file whose only data layer is TRAIN's: its TEST net does not wire, as in Caffe
