@@ -14,6 +14,9 @@ PSPNET = "hszhao/PSPNet (also DeepLab-v2)"
 # one BN type and bn_param, three forks (PSPNet's has (1, C, 1, 1) blobs, the others (1, C);
 # Cysu/caffe's fourth blob is the moving (var + eps)^-1/2)
 BN_FORKS = "hszhao/PSPNet (also DeepLab-v2, yjxiong/caffe, Cysu/caffe)"
+CYSU = "Cysu/caffe (dgd_person_reid)"
+RECT_CROP = ("Cysu/caffe (dgd_person_reid), hszhao/PSPNet and DeepLab-v2 (a crop of any "
+             "height and width)")
 SHUFFLENET = "farmingyard/ShuffleNet"
 CTC = "BVLC/caffe PR #6354 (warp-ctc / CRNN)"
 YOLO = "BVLC/caffe PR #5906 (YOLO v2)"
@@ -270,6 +273,9 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     "DropoutParameter": {"sample_weights_test": SEGNET},
     "LossParameter": {"weight_by_label_freqs": SEGNET, "class_weighting": SEGNET},
     "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet"},
+    "NetParameter": {"richness": CYSU},  # its cuDNN workspace limit, in MB
+    "DataParameter": {"shuffle_pool_size": CYSU},
+    "TransformationParameter": {"crop_height": RECT_CROP, "crop_width": RECT_CROP},
 }
 
 # V1 enum layer types that forks added ({name: fork}).

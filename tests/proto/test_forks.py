@@ -13,3 +13,13 @@ def test_bn_names_every_fork_that_defines_it() -> None:
         for fork in ("hszhao/PSPNet", "yjxiong/caffe", "Cysu/caffe"):
             assert fork in where
     assert fork_of_layer_type("Interp") == "hszhao/PSPNet (also DeepLab-v2)"
+
+
+def test_dgd_person_reid_fields_name_their_fork() -> None:
+    from caffe2torch.proto.forks import fork_of_foreign
+
+    assert fork_of_foreign("NetParameter", "richness") == "Cysu/caffe (dgd_person_reid)"
+    assert fork_of_foreign("DataParameter", "shuffle_pool_size") == "Cysu/caffe (dgd_person_reid)"
+    crop = fork_of_foreign("TransformationParameter", "crop_height") or ""
+    assert "Cysu/caffe" in crop and "PSPNet" in crop
+    assert fork_of_foreign("TransformationParameter", "crop_width") == crop
