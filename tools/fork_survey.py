@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # (label, repository[@branch] of the proto, path of caffe.proto,
-#  [(repository, prototxt path[, input shapes the net needs, as --input-shape gives])])
+#  [(repository, prototxt path[, input shapes the net needs, as --input-shape gives
+#    [, phases to build]])])
 SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
     ("SegNet", "alexgkendall/caffe-segnet", "src/caffe/proto/caffe.proto", [
         ("alexgkendall/SegNet-Tutorial", "Example_Models/segnet_pascal.prototxt"),
@@ -97,6 +98,45 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
         ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/deploy4.prototxt",
          {"data": [1, 3, 505, 505], "label": [1, 1, 505, 505], "data_dim": [1, 1, 1, 2]}),
     ]),
+    # the detection fork most SSD-style nets were written for (MobileNet-SSD, Pelee)
+    ("SSD", "weiliu89/caffe@ssd", "src/caffe/proto/caffe.proto", [
+        # their data layers are TRAIN-only and TEST-only: that phase alone builds, as in Caffe
+        ("chuanqi305/MobileNet-SSD", "voc/MobileNetSSD_train.prototxt", {}, ["TRAIN"]),
+        ("chuanqi305/MobileNet-SSD", "voc/MobileNetSSD_test.prototxt", {}, ["TEST"]),
+        ("chuanqi305/MobileNet-SSD", "voc/MobileNetSSD_deploy.prototxt"),
+        ("Robert-JunWang/Pelee", "model/voc/deploy_merged.prototxt"),
+    ]),
+    ("py-faster-rcnn", "rbgirshick/caffe-fast-rcnn@faster-rcnn", "src/caffe/proto/caffe.proto", [
+        ("rbgirshick/py-faster-rcnn", "models/pascal_voc/ZF/faster_rcnn_end2end/test.prototxt"),
+        ("rbgirshick/py-faster-rcnn",
+         "models/pascal_voc/VGG16/faster_rcnn_end2end/train.prototxt"),
+        ("rbgirshick/py-faster-rcnn", "models/pascal_voc/VGG_CNN_M_1024/fast_rcnn/test.prototxt"),
+        ("rbgirshick/py-faster-rcnn", "models/coco/VGG16/faster_rcnn_end2end/test.prototxt"),
+    ]),
+    ("SphereFace", "wy1iu/sphereface", "tools/caffe-sphereface/src/caffe/proto/caffe.proto", [
+        ("wy1iu/sphereface", "train/code/sphereface_model.prototxt"),
+        ("wy1iu/sphereface", "train/code/sphereface_deploy.prototxt"),
+        ("wy1iu/sphereface", "train/model_lib/Sphereface-64/sphereface_64_model.prototxt"),
+        ("wy1iu/sphereface", "train/model_lib/Sphereface-64/sphereface_64_deploy.prototxt"),
+    ]),
+    ("center loss", "ydwen/caffe-face", "src/caffe/proto/caffe.proto", [
+        ("ydwen/caffe-face", "face_example/face_train_test.prototxt"),
+        ("ydwen/caffe-face", "mnist_example/mnist_train_test.prototxt"),
+    ]),
+    ("ArcFace / AdaCos", "xialuxi/arcface-caffe", "caffe.proto", [
+        # train nets whose only data layer is TRAIN's
+        ("xialuxi/arcface-caffe", "cosin_add_m.prototxt", {}, ["TRAIN"]),
+        ("xialuxi/arcface-caffe", "AdaCos/adacos_add_m_scale.prototxt", {}, ["TRAIN"]),
+        ("xialuxi/arcface-caffe", "mxnet_to_caffe/face.prototxt"),
+        ("xialuxi/arcface-caffe", "landmark_and_pose/MobileNet-V2_deploy.prototxt"),
+    ]),
+    # domain guided dropout for person re-id: its own Data fields and BN variant
+    ("DGD (person re-id)", "Cysu/caffe@domain-guided-dropout", "src/caffe/proto/caffe.proto", [
+        ("Cysu/dgd_person_reid", "models/jstl/jstl_trainval.prototxt"),
+        ("Cysu/dgd_person_reid", "models/dgd/cuhk03_trainval.prototxt"),
+        ("Cysu/dgd_person_reid", "models/exfeat_template.prototxt"),
+        ("Cysu/dgd_person_reid", "models/jstl/jstl_deploy.prototxt"),
+    ]),
 ]
 
 # Nets users bring from model zoos and papers' code, read as a user reads them: with the
@@ -129,6 +169,8 @@ ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
     ]),
     ("SqueezeNet", "DeepScale/SqueezeNet", [
         ("SqueezeNet_v1.1/deploy.prototxt",),
+        ("SqueezeNet_v1.0/deploy.prototxt",),
+        ("SqueezeNet_v1.0/train_val.prototxt",),
     ]),
     ("DenseNet", "shicai/DenseNet-Caffe", [
         ("DenseNet_161.prototxt",),
@@ -275,6 +317,39 @@ ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
     ("MobileNet 1/2", "farmingyard/caffe-mobilenet", [
         ("mobilenet_1by2_deploy.prototxt",),
     ]),
+    # the third set: verification, retrieval, re-id, face and a few classics
+    ("person re-id (DGD)", "Cysu/dgd_person_reid", [
+        ("models/jstl/jstl_deploy.prototxt",),
+        ("models/jstl/jstl_deploy_inference.prototxt",),
+        ("models/jstl/jstl_trainval.prototxt",),
+        ("models/dgd/cuhk03_trainval.prototxt",),
+        ("models/exfeat_template.prototxt",),
+    ]),
+    ("LightCNN", "AlfredXiangWu/face_verification_experiment", [
+        ("proto/LightenedCNN_A_deploy.prototxt",),
+        ("proto/LightenedCNN_B_deploy.prototxt",),
+        ("proto/LightenedCNN_C_deploy.prototxt",),
+    ]),
+    ("VGG-Face triplet", "ElaineBao/triplet-loss", [
+        ("VGG_FACE_deploy.prototxt",),
+        ("VGG_FACE_train.prototxt",),
+    ]),
+    ("deep retrieval (R-MAC)", "figitaki/deep-retrieval", [
+        ("deploy_resnet101.prototxt",),
+        ("deploy_resnet101_normpython.prototxt",),
+    ]),
+    ("ShuffleNet", "farmingyard/ShuffleNet", [
+        ("shufflenet_1x_g3_deploy.prototxt",),
+        ("shufflenet_v2_1x_deploy.prototxt",),
+    ]),
+    # richzhang/colorization's models/ folder, from a fork of it (the original's snapshot
+    # is too large to mirror here)
+    ("colorization", "tonyyangToBeNo1/colorization_flow_caffe", [
+        ("models/colorization_deploy_v2.prototxt",),
+        ("models/colorization_deploy_v1.prototxt",),
+        ("models/colorization_train_val_v2.prototxt",),
+        ("models/alexnet_deploy_lab.prototxt",),
+    ]),
 ]
 
 # What a failure above was found to be, when it is not caffe2torch's (checked by hand).
@@ -305,6 +380,14 @@ ZOO_NOTES = {
         "intel's caffe.proto and build Data with a plug-in, or delete the field",
     "models/intel_optimized_models/yolo/yolov2_test.prototxt":
         "intel/caffe's YOLOv2 loss, not implemented",
+    # the third set
+    "proto/LightenedCNN_B_deploy.prototxt":
+        "a deploy net that keeps its TEST Accuracy on a `label` blob it never declares: "
+        "Caffe refuses it too; delete the layer",
+    "models/jstl/jstl_trainval.prototxt": "Cysu/caffe's own Data fields (crop_height, "
+        "crop_width, shuffle_pool_size); the forks section reads them with its schema",
+    "models/dgd/cuhk03_trainval.prototxt": "Cysu/caffe's own Data fields, as above",
+    "models/exfeat_template.prototxt": "Cysu/caffe's own Data fields, as above",
 }
 
 
@@ -425,6 +508,7 @@ def survey(mirrors: str, only: list[str] | None = None) -> list[Row]:
             proto = extract(mirrors, prepo, ppath, os.path.join(tmp, "protos"))
             for repo, npath, *given in nets:
                 shapes = given[0] if given else None
+                phases: list[str] | None = given[1] if len(given) > 1 else None
                 path = extract(mirrors, repo, npath, tmp)
                 name = os.path.basename(npath)
                 row.files += 1
@@ -439,7 +523,7 @@ def survey(mirrors: str, only: list[str] | None = None) -> list[Row]:
                 except Exception as e:
                     row.reasons.append(f"{name}: lint with proto crashed: {e!r}"[:200])
                 try:
-                    ok, why = build_all(path, proto, shapes)
+                    ok, why = build_all(path, proto, shapes, phases)
                 except Exception as e:
                     ok, why = False, f"crash {e!r}"[:160]
                 if ok:
@@ -469,7 +553,7 @@ def survey(mirrors: str, only: list[str] | None = None) -> list[Row]:
                     except Exception as e:
                         row.reasons.append(f"{name}: lint crashed: {e!r}"[:200])
                 try:
-                    ok2, _ = build_all(path, None, shapes)
+                    ok2, _ = build_all(path, None, shapes, phases)
                 except Exception:
                     ok2 = False
                 row.build += ok2
@@ -500,8 +584,11 @@ _OLD_FORMAT = re.compile(r"^\s*layers\s*\{", re.M)
 def _cli(argv: list[str], strip: str = "") -> tuple[int, str]:
     """Run one CLI verb as a user would; (exit code, its last message lines, with the
     prefix ``strip`` taken off the paths)."""
+    import torch
+
     from caffe2torch.cli.main import main as cli
 
+    torch.manual_seed(0)  # the fillers draw from torch's generator: one table per run
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -602,7 +689,8 @@ def survey_zoo(mirrors: str, export: bool, only: list[str] | None = None) -> lis
 def unit_batchnorm_weights(path: str, shapes: dict[str, list[int]],
                            phases: list[str] | None) -> str:
     """A caffemodel of the net's filler weights with every BatchNorm's statistics set to
-    mean 0, variance 1 and scale factor 1 (fillers leave them all 0); its path."""
+    mean 0, variance 1 and scale factor 1 (fillers leave them all 0), and every fork BN's
+    variance set to 1; its path."""
     import torch
 
     import caffe2torch as c2t
@@ -615,6 +703,8 @@ def unit_batchnorm_weights(path: str, shapes: dict[str, list[int]],
             if types.get(name) == "BatchNorm":
                 blobs[1].fill_(1.0)
                 blobs[2].fill_(1.0)
+            elif types.get(name) == "BN" and len(blobs) == 4:  # the forks' (slope, bias,
+                blobs[3].fill_(1.0)  # mean, variance)
     out = path + ".unit_bn.caffemodel"
     net.save_caffemodel(out)
     return out
@@ -670,8 +760,9 @@ def render(rows: list[Row], seconds: float) -> str:
         "local mirrors of the repositories below (none of them is in the shared corpus; "
         "their files are not copied here). Each net is read with the fork's own "
         "`src/caffe/proto/caffe.proto` (`--proto`) and without it; *build* builds every "
-        "phase the net declares (data tops a build cannot size get (batch, 3, crop, crop) "
-        "and (batch)). *plug-in* counts nets that stop on a layer type nobody registered, "
+        "phase the net declares, or the one phase a train or test file's data layer serves "
+        "(as Caffe builds it), and data tops a build cannot size get (batch, 3, crop, crop) "
+        "and (batch). *plug-in* counts nets that stop on a layer type nobody registered, "
         "with its name and the hint to register it.",
         "",
         "| fork | proto from | files | parse --proto | lint --proto | build --proto "

@@ -172,12 +172,14 @@ def nonfinite_warning(name: str, checks: Sequence[OutputCheck]) -> str:
 
 def zero_statistics(net: CaffeNet) -> list[str]:
     """BatchNorm layers whose statistics are all zero (the fillers' values): Caffe then
-    uses mean 0 and variance 0, so each divides its input by sqrt(eps)."""
+    uses mean 0 and variance 0, so each divides its input by sqrt(eps). The forks' BN
+    (slope, bias, mean, variance) starts its variance at 0 too unless ``frozen``."""
     params = net.params
     out = []
     for layer in net.ir.layers:
         blobs = params.get(layer.name, [])
-        if layer.type == "BatchNorm" and len(blobs) == 3 and not bool(blobs[2].any()):
+        variance = {"BatchNorm": (3, 2), "BN": (4, 3)}.get(layer.type)  # (blobs, index)
+        if variance and len(blobs) == variance[0] and not bool(blobs[variance[1]].any()):
             out.append(layer.name)
     return out
 

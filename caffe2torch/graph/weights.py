@@ -4,7 +4,9 @@ Loading follows Net::CopyTrainedLayersFrom (net.cpp): a source layer whose name 
 the net is ignored (and listed); the first net layer of that name must have as many blobs
 as the source layer; each blob's shape must be equal (Blob::ShapeEquals), where a blob
 saved with the legacy num/channels/height/width also fits a net blob whose shape, padded
-with leading 1s to four axes, equals it (an InnerProduct weight saved as 1x1xMxN).
+with leading 1s to four axes, equals it (an InnerProduct weight saved as 1x1xMxN). A fork
+layer whose forks shape a blob differently (BN: (1, C, 1, 1) or (1, C)) accepts the other
+forks' shape through its ``fits_saved``.
 
 An HDF5 caffemodel (Net::ToHDF5) has no dataset for a blob the layer shares from another
 layer (only owners are written, so a sharer's group may be empty): as in
@@ -128,6 +130,13 @@ def _fits(target: tuple[int, ...], blob: SourceBlob) -> bool:
     return False
 
 
+def _fork_fits(module: Any, j: int, blob: SourceBlob) -> bool:
+    """A fork layer whose forks disagree on a blob's shape (same values, other axes) says
+    which saved shapes it takes through ``fits_saved(j, shape)``."""
+    fits = getattr(module, "fits_saved", None)
+    return bool(fits is not None and fits(j, tuple(int(d) for d in blob.array.shape)))
+
+
 def copy_weights(net: Any, source: Any, proto: Any = None) -> CopyReport:
     try:
         return _copy_weights(net, source, proto)
@@ -167,7 +176,7 @@ def _copy_weights(net: Any, source: Any, proto: Any = None) -> CopyReport:
                 continue  # shared: the owner's values (CopyTrainedLayersFromHDF5)
             target = module.blobs[j]
             shape = tuple(int(d) for d in target.shape)
-            if not _fits(shape, blob):
+            if not _fits(shape, blob) and not _fork_fits(module, j, blob):
                 raise WeightsError(
                     f"layer '{name}': cannot copy param {j}: shape mismatch: the weights have "
                     f"{' '.join(map(str, blob.array.shape))}, the net has "

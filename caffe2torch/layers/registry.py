@@ -316,10 +316,10 @@ def _unread_error(ctx: BuildContext, unread: list[Any]) -> BuildError:
     close = did_you_mean(_close_fields(e.owner, e.name) if e.kind == "field" else [])
     if close:
         hint = f"{close} Else {hint}"
-    more = f" and {len(unread) - 1} more" if len(unread) > 1 else ""
+    more = f" and {len(unread) - 1} more are" if len(unread) > 1 else " is"
     what = "value" if e.kind == "enum" else "field"
     return BuildError(
-        f"layer '{ctx.layer.name}' ({ctx.layer.type}): the {what} `{e.text}`{more} is not in "
+        f"layer '{ctx.layer.name}' ({ctx.layer.type}): the {what} `{e.text}`{more} not in "
         f"caffe2torch's schema{origin}, and building this layer needs its meaning",
         line=e.line, col=e.col, hint=hint, code="C2T605",
     )

@@ -11,6 +11,12 @@ SSD = "weiliu89/caffe (SSD)"
 FAST_RCNN = "rbgirshick/caffe-fast-rcnn (Fast/Faster R-CNN)"
 RFCN = "daijifeng001/caffe-rfcn (R-FCN)"
 PSPNET = "hszhao/PSPNet (also DeepLab-v2)"
+# one BN type and bn_param, three forks (PSPNet's has (1, C, 1, 1) blobs, the others (1, C);
+# Cysu/caffe's fourth blob is the moving (var + eps)^-1/2)
+BN_FORKS = "hszhao/PSPNet (also DeepLab-v2, yjxiong/caffe, Cysu/caffe)"
+CYSU = "Cysu/caffe (dgd_person_reid)"
+RECT_CROP = ("Cysu/caffe (dgd_person_reid), hszhao/PSPNet and DeepLab-v2 (a crop of any "
+             "height and width)")
 SHUFFLENET = "farmingyard/ShuffleNet"
 CTC = "BVLC/caffe PR #6354 (warp-ctc / CRNN)"
 YOLO = "BVLC/caffe PR #5906 (YOLO v2)"
@@ -45,7 +51,7 @@ FORK_FIELDS: dict[str, dict[str, str]] = {
         "smooth_l1_loss_param": FAST_RCNN,
         "box_annotator_ohem_param": RFCN,
         "psroi_pooling_param": RFCN,
-        "bn_param": PSPNET,
+        "bn_param": BN_FORKS,
         "interp_param": PSPNET,
         "shuffle_channel_param": SHUFFLENET,
         "ctc_loss_param": CTC,
@@ -123,7 +129,7 @@ FORK_MESSAGES: dict[str, str] = {
     "SmoothL1LossParameter": FAST_RCNN,
     "PSROIPoolingParameter": RFCN,
     "BoxAnnotatorOHEMParameter": RFCN,
-    "BNParameter": PSPNET,
+    "BNParameter": BN_FORKS,
     "InterpParameter": PSPNET,
     "ShuffleChannelParameter": SHUFFLENET,
     "CtcLossParameter": CTC,
@@ -192,7 +198,7 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "BoxAnnotatorOHEM": RFCN,
     "SmoothL1LossOHEM": RFCN,
     "SoftmaxWithLossOHEM": RFCN,
-    "BN": PSPNET,
+    "BN": BN_FORKS,
     "Interp": PSPNET,
     "ShuffleChannel": SHUFFLENET,
     "ConvolutionDepthwise": CONV_DW,
@@ -267,6 +273,9 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     "DropoutParameter": {"sample_weights_test": SEGNET},
     "LossParameter": {"weight_by_label_freqs": SEGNET, "class_weighting": SEGNET},
     "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet"},
+    "NetParameter": {"richness": CYSU},  # its cuDNN workspace limit, in MB
+    "DataParameter": {"shuffle_pool_size": CYSU},
+    "TransformationParameter": {"crop_height": RECT_CROP, "crop_width": RECT_CROP},
 }
 
 # V1 enum layer types that forks added ({name: fork}).

@@ -183,3 +183,17 @@ def test_cli_all_nan_output_is_not_verified(tmp_path: Path, capsys) -> None:
     assert "verify root (batch 1): not checked, all NaN" in captured.out
     assert "no finite value to compare for root" in captured.err
     assert "verify ok" not in captured.out and "Traceback" not in captured.err
+
+
+def test_verify_names_fork_bn_layers_with_zero_variance(tmp_path: Path) -> None:
+    # dgd_person_reid's deploy net: the forks' BN starts its variance at 0 (not frozen)
+    path = tmp_path / "bn.prototxt"
+    path.write_text("""
+layer { name: "in" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "fbn" type: "BN" bottom: "data" top: "fbn"
+        bn_param { slope_filler { type: "constant" value: 1 } } }
+layer { name: "frozen" type: "BN" bottom: "fbn" top: "frozen" bn_param { frozen: true } }
+""")
+    from caffe2torch.export.verify import zero_statistics
+
+    assert zero_statistics(c2t.load_net(path)) == ["fbn"]

@@ -149,3 +149,13 @@ def test_kept_block_lists_each_value_as_written_with_its_place() -> None:
         ExtraValue(("sub", "x"), "t", "ident", 3, 14, (3, 11)),
         ExtraValue(("bias",), "3", "num", 4, 26, (4, 20)),
     )
+
+
+def test_several_unread_fields_are_counted_in_the_plural(tmp_path: Path) -> None:
+    # Cysu/caffe's Data layer (dgd_person_reid): three fields of the fork at once
+    path = _write(tmp_path / "n.prototxt", SEGNET.replace(
+        "relu_param { negative_slope: 0 fancy_mode: SOFT }",
+        "relu_param { negative_slope: 0 fancy_mode: SOFT leak_mode: 1 clip_mode: 2 }"))
+    with pytest.raises(BuildError, match=r"`fancy_mode: SOFT` and 2 more are not in "
+                       r"caffe2torch's schema"):
+        c2t.load_net(path)

@@ -109,3 +109,60 @@ def test_blobs_and_defaults():
     assert float(layer.blobs[0].abs().sum()) == 0.0
     assert torch.all(layer.blobs[3] == 1.0)
     torch.testing.assert_close(layer(torch.ones(1, 3, 2, 2)), torch.zeros(1, 3, 2, 2))
+
+
+@pytest.mark.parametrize("phase", ["TRAIN", "TEST"])
+def test_a_2d_bottom_counts_height_and_width_as_1(phase):
+    # dgd_person_reid puts BN after an InnerProduct: the fork's legacy height() and
+    # width() are 1 for an (N, C) blob, so the statistics are over N alone.
+    text = ('name: "bn" type: "BN" bottom: "x" top: "y" '
+            'bn_param { slope_filler { type: "constant" value: 1 } }')
+    layer = build(text, [(6, 4)], phase=phase)
+    assert [tuple(b.shape) for b in layer.blobs] == [(1, 4)] * 4
+    rng = np.random.default_rng(7)
+    values = [rng.uniform(0.5, 1.5, 4), rng.normal(size=4), rng.normal(size=4),
+              rng.uniform(0.5, 2.0, 4)]
+    with torch.no_grad():
+        for blob, v in zip(layer.blobs, values):
+            blob.copy_(torch.from_numpy(v.astype(F)).reshape(1, 4))
+    x = rng.normal(1.0, 2.0, size=(6, 4)).astype(F)
+    top, *_ = bn_forward_ref(x[:, :, None, None].astype(np.float64),
+                             *[v.astype(np.float64) for v in values], 1e-5, phase == "TEST")
+    y = layer(torch.from_numpy(x))
+    assert tuple(y.shape) == (6, 4)
+    np.testing.assert_allclose(y.detach().numpy(), top[:, :, 0, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_more_than_4_axes_is_refused_with_the_shape():
+    with pytest.raises(Exception, match=r"2 to 4 axes .*\(1, 2, 3, 4, 5\)"):
+        build('name: "bn" type: "BN" bottom: "x" top: "y"', [(1, 2, 3, 4, 5)])
+
+
+def test_weights_saved_as_1_by_c_load_into_a_4d_bn(tmp_path):
+    # yjxiong/caffe (TSN) and Cysu/caffe save every BN blob as (1, C); PSPNet's as
+    # (1, C, 1, 1): both load.
+    import caffe2torch as c2t
+    from caffe2torch.proto import caffe_pb2
+
+    net_txt = tmp_path / "bn.prototxt"
+    net_txt.write_text('input: "x" input_shape { dim: 2 dim: 3 dim: 4 dim: 4 }\n'
+                       'layer { name: "bn" type: "BN" bottom: "x" top: "y" }\n')
+    saved = caffe_pb2.NetParameter()
+    layer = saved.layer.add(name="bn", type="BN")
+    values = [np.arange(3, dtype=F) + k for k in (1.0, 2.0, 3.0, 4.0)]
+    for v in values:
+        blob = layer.blobs.add()
+        blob.shape.dim.extend([1, 3])
+        blob.data.extend(v.tolist())
+    weights = tmp_path / "bn.caffemodel"
+    weights.write_bytes(saved.SerializeToString())
+    net = c2t.load_net(str(net_txt), weights=str(weights), phase="TEST")
+    for blob, v in zip(net.params["bn"], values):
+        assert tuple(blob.shape) == (1, 3, 1, 1)
+        np.testing.assert_array_equal(blob.detach().numpy().reshape(-1), v)
+    # any other shape is still a mismatch, as in Caffe
+    for blob in layer.blobs:
+        blob.shape.dim[:] = [3, 1]
+    weights.write_bytes(saved.SerializeToString())
+    with pytest.raises(Exception, match="shape mismatch"):
+        c2t.load_net(str(net_txt), weights=str(weights), phase="TEST")

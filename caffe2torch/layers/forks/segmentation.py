@@ -14,6 +14,14 @@ Upsample.
   phase or ``frozen`` use the stored statistics; TRAIN uses the batch mean and biased
   variance over (N, H, W) and moves the stored ones: stat = (1 - momentum) * batch +
   momentum * stat. ``frozen`` also freezes slope and bias (no gradient, as the fork).
+  The bottom may have 2 or 3 axes (an InnerProduct's (N, C) in person re-id nets): the
+  fork's legacy height and width count a missing axis as 1, so the statistics are over
+  N (and H), and the blobs are (1, C) or (1, C, 1) so that they broadcast.
+  yjxiong/caffe (TSN) and Cysu/caffe shape the four blobs (1, C) whatever the bottom:
+  their caffemodels load into a 4-D BN too (``fits_saved``).
+  Cysu/caffe's BN (dgd_person_reid) has the same type and fields but stores the moving
+  average of (var + eps)^-1/2 in the fourth blob and uses it as is: its caffemodels do not
+  give this layer's numbers.
 * BN of alexgkendall/caffe-segnet (SegNet, ENet), recognised by its own fields
   (``bn_mode``, ``scale_filler``, ``shift_filler``: read from the kept fields or the
   fork's schema): 2 blobs, scale and shift (1, C, 1, 1). ``bn_mode: LEARN`` (the default)
@@ -210,12 +218,15 @@ class CaffeBN(nn.Module):
 
     @staticmethod
     def _mean(t: torch.Tensor) -> torch.Tensor:
-        # Mean over H x W, then over N (the fork's two gemv calls).
-        return t.mean(dim=(2, 3)).mean(dim=0).reshape(1, -1, 1, 1)
+        # Mean over the axes after channels (H x W; none for a 2-D bottom), then over N
+        # (the fork's two gemv calls).
+        spatial = tuple(range(2, t.dim()))
+        per_item = t.mean(dim=spatial) if spatial else t
+        return per_item.mean(dim=0).reshape((1, -1) + (1,) * len(spatial))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         slope, bias, mean, var = self.blobs
-        shape = (1, x.shape[1], 1, 1)
+        shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
         if self.frozen or not self.training:
             centred = x - mean.reshape(shape)
             stat_var = var.reshape(shape)
@@ -231,6 +242,11 @@ class CaffeBN(nn.Module):
                 var.copy_((keep * stat_var + self.momentum * var.reshape(shape)).reshape(var.shape))
         inv_std = torch.pow(stat_var + self.eps, -0.5)
         return centred * inv_std * slope.reshape(shape) + bias.reshape(shape)
+
+    def fits_saved(self, j: int, saved: tuple[int, ...]) -> bool:
+        """Whether a caffemodel blob of shape ``saved`` holds blob ``j`` though its shape
+        differs: the forks that shape every BN blob (1, C) (yjxiong/caffe, Cysu/caffe)."""
+        return saved == (1, int(self.blobs[j].shape[1]))
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}, eps={self.eps}, frozen={self.frozen}"
@@ -295,12 +311,17 @@ def _build_segnet_bn(ctx: BuildContext, shape: tuple[int, ...]) -> nn.Module:
 def build_bn(ctx: BuildContext) -> nn.Module:
     p = ctx.param
     shape = ctx.bottom_shapes[0]
-    if len(shape) != 4:
-        raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got {shape}")
     segnet = [e for e in ctx.extra if e.dotted in _SEGNET_BN_FIELDS]
     if segnet or ctx.num_tops > 1:
+        if len(shape) != 4:
+            raise ctx.error(f"needs a 4-D (num, channels, height, width) bottom, got {shape}")
         return _build_segnet_bn(ctx, shape)
-    blob_shape = (1, shape[1], 1, 1)
+    if not 2 <= len(shape) <= 4:
+        # The fork reads num, channels, height and width through Blob's legacy accessors,
+        # which count a missing trailing axis as 1 and refuse more than 4 axes.
+        raise ctx.error(f"needs a bottom of 2 to 4 axes (num, channels[, height[, width]]), "
+                        f"got {shape}")
+    blob_shape = (1, shape[1]) + (1,) * (len(shape) - 2)
     gen = ctx.options.get("generator")
     slope = make_filled(blob_shape, p.slope_filler, gen)
     bias = make_filled(blob_shape, p.bias_filler, gen)
