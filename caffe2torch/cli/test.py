@@ -165,7 +165,12 @@ def _run_caffe(args: argparse.Namespace) -> int:
     if args.weights:
         for name in (w.strip() for w in args.weights.split(",")):
             if name:
-                net.copy_from(name, args.proto)
+                report = net.copy_from(name, args.proto)
+                for ignored in report.ignored:
+                    log.info(f"Ignoring source layer {ignored}", "net.cpp:678")
+                warning = report.nothing_copied(name)
+                if warning:  # shown with -q too: the scores would be the fillers'
+                    common.note(f"caffe2torch test: warning: {warning}")
     else:
         common.note("caffe2torch test: note: no -weights: scoring the fillers' values")
     if args.channels_last:

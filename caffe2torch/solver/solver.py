@@ -331,8 +331,15 @@ class Solver:
                 continue
             self.log.info(f"Finetuning from {name}", "solver.cpp:72")
             path = os.path.join(self.cwd, name)
-            for net in (self.net, *self.test_nets):
-                written |= net.copy_from(path, self.proto).written
+            for k, net in enumerate((self.net, *self.test_nets)):
+                report = net.copy_from(path, self.proto)
+                written |= report.written
+                if k == 0:  # the train net's copy, as Caffe logs it (net.cpp)
+                    for ignored in report.ignored:
+                        self.log.info(f"Ignoring source layer {ignored}", "net.cpp:678")
+                    warning = report.nothing_copied(name)
+                    if warning:
+                        self.log.warning(warning, "net.cpp:678")
         return written
 
     # ------------------------------------------------------------------ state
