@@ -66,6 +66,11 @@ def _read_h5(p: str) -> SolverStateData:
     except OSError as e:
         raise ParseError(f"not a readable HDF5 solver state: {e}", path=p) from None
     with f:
+        if "iter" not in f and "data" in f:  # Net::ToHDF5's layout
+            raise ParseError("this is an HDF5 caffemodel (a net's weights), not a solver "
+                             "state", path=p, hint="resume from the .solverstate.h5 the "
+                             "snapshot wrote beside it; to start a new run from these "
+                             "weights, give them with -weights")
         it = int(_scalar(f, "iter", p))
         step = int(_scalar(f, "current_step", p))
         net = _scalar(f, "learned_net", p) if "learned_net" in f else b""

@@ -57,3 +57,36 @@ def test_weights_of_another_net_say_nothing_was_copied(project: Path, capsys) ->
     # the same weights on their own net: copied, no warning
     code, _, err = run(capsys, "train", "-solver", "solver.prototxt", "-weights", str(weights))
     assert code == 0 and "nothing was copied" not in err
+
+
+def test_snapshot_and_weights_swapped_name_the_right_flag(project: Path, capsys) -> None:
+    """`-snapshot x.caffemodel`: Caffe stops with "Incorrect length of history blobs (0 vs.
+    2)"; `-weights x.solverstate`: "Failed to parse NetParameter file". Both say which file
+    goes where instead."""
+    weights = _snapshot(project, capsys)
+    code, _, err = run(capsys, "train", "-solver", "solver.prototxt",
+                       "-snapshot", "out/tiny_iter_2.caffemodel", "-iterations", "3")
+    assert code == 2
+    assert ("out/tiny_iter_2.caffemodel: error: this is a caffemodel (a net's weights), not a "
+            "solver state\n  help: resume with -snapshot out/tiny_iter_2.solverstate") in err
+    for verb in (["train", "-solver", "solver.prototxt"],
+                 ["test", "-model", "train_test.prototxt"]):
+        code, _, err = run(capsys, *verb, "-weights", "out/tiny_iter_2.solverstate")
+        assert code == 2
+        assert ("tiny_iter_2.solverstate: error: this is a solver state (.solverstate), not a "
+                "caffemodel (its weights are in 'out/tiny_iter_2.caffemodel')") in err
+    assert weights.exists()  # the right files still work
+    code, _, _ = run(capsys, "train", "-solver", "solver.prototxt", "-q",
+                     "-snapshot", "out/tiny_iter_2.solverstate", "-iterations", "3")
+    assert code == 0
+
+
+def test_an_hdf5_caffemodel_as_the_snapshot(project: Path, capsys) -> None:
+    (project / "solver_h5.prototxt").write_text(
+        (project / "solver.prototxt").read_text() + 'snapshot_format: HDF5\n')
+    code, _, _ = run(capsys, "train", "-solver", "solver_h5.prototxt", "-q")
+    assert code == 0
+    code, _, err = run(capsys, "train", "-solver", "solver_h5.prototxt",
+                       "-snapshot", "out/tiny_iter_2.caffemodel.h5")
+    assert code == 2
+    assert "this is an HDF5 caffemodel (a net's weights), not a solver state" in err
