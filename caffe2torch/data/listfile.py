@@ -6,7 +6,10 @@ spaces; the label is ``atoi`` of what follows (``0042`` -> 42, ``7x`` -> 7, ``-3
 
 Where Caffe silently reads garbage we stop with a DataError naming the file and line: an
 empty line, a line without a space, or a label with no leading integer (Caffe would take
-the whole line as a file name, or label it 0).
+the whole line as a file name, or label it 0), a label with a fraction (``0.5``: atoi
+reads 0; ``1.0`` is read as 1, as by Caffe), and a UTF-8 byte-order mark at the start of
+the file (Caffe reads it as part of the first file name). Lines may end in CRLF, as Caffe
+reads them (atoi stops at the CR).
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ def parse_list_text(text: str, path: str = "<list>") -> list[ListEntry]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
+    if lines and lines[0].startswith("\ufeff"):
+        raise DataError("the list file starts with a UTF-8 byte-order mark, which Caffe "
+                        "reads as part of the first file name", path=path, line=1,
+                        hint="save the list as UTF-8 without BOM (e.g. sed -i "
+                        "'1s/^\\xEF\\xBB\\xBF//' on it)")
     for number, raw in enumerate(lines, start=1):
         line = raw[:-1] if raw.endswith("\r") else raw
         if not line.strip():
@@ -55,10 +63,14 @@ def parse_list_text(text: str, path: str = "<list>") -> list[ListEntry]:
                             hint=hint)
         label = atoi(line[pos + 1:])
         if label is None:
+            trailing = line != line.rstrip()
             raise DataError(
                 f"the text after the last space is not a label: {line[pos + 1:]!r}",
                 path=path, line=number, col=pos + 2,
-                hint="each line must end with an integer label after a space")
+                hint="the line ends in spaces or tabs: remove them (Caffe splits each line "
+                "at its last space)" if trailing else
+                "each line must end with an integer label after a space")
+        _check_fraction(line[pos + 1:], label, path, number, pos + 2)
         if pos == 0:
             raise DataError("no file name before the label", path=path, line=number)
         entries.append(ListEntry(line[:pos], label, number))
@@ -66,6 +78,20 @@ def parse_list_text(text: str, path: str = "<list>") -> list[ListEntry]:
         raise DataError("the list file is empty", path=path,
                         hint="it should hold one 'path label' line per image")
     return entries
+
+
+_FRACTION = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.\d*(?:[eE][+-]?\d+)?\s*$")
+
+
+def _check_fraction(text: str, label: int, path: str, line: int, col: int) -> None:
+    """A decimal label whose value is not ``label`` (``0.5``, ``2.7``): Caffe's atoi keeps
+    the integer part, so real-valued targets would all silently become 0, 1..."""
+    if _FRACTION.match(text) and float(text) != label:
+        raise DataError(
+            f"label {text.strip()!r} is not an integer: Caffe's ImageData reads it with atoi "
+            f"as {label}", path=path, line=line, col=col,
+            hint="ImageData labels are integer classes; real-valued targets need another "
+            "data layer (HDF5Data)")
 
 
 def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None

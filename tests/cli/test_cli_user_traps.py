@@ -90,3 +90,98 @@ def test_an_hdf5_caffemodel_as_the_snapshot(project: Path, capsys) -> None:
                        "-snapshot", "out/tiny_iter_2.caffemodel.h5")
     assert code == 2
     assert "this is an HDF5 caffemodel (a net's weights), not a solver state" in err
+
+
+# list files and images ----------------------------------------------------------------
+
+
+def _train(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code, _, err = run(capsys, "train", "-solver", "solver.prototxt", "-q")
+    return code, err
+
+
+def test_crlf_lists_train_as_in_caffe(project: Path, capsys) -> None:
+    """Caffe's getline keeps the CR and atoi stops at it: a list saved on Windows works."""
+    for name in ("train1.txt", "train2.txt"):
+        text = (project / name).read_text()
+        (project / name).write_bytes(text.replace("\n", "\r\n").encode())
+    assert _train(capsys)[0] == 0
+
+
+@pytest.mark.parametrize("edit,where,message,hint", [
+    (lambda t: "\ufeff" + t, "train1.txt:1:", "starts with a UTF-8 byte-order mark",
+     "save the list as UTF-8 without BOM"),
+    (lambda t: t.replace(" 1\n", " 1  \n", 1), "train1.txt:1:", "is not a label: ''",
+     "the line ends in spaces or tabs: remove them"),
+    (lambda t: t.replace(" 0\n", " 0.5\n", 1), "train1.txt:2:", "label '0.5' is not an "
+     "integer: Caffe's ImageData reads it with atoi as 0", "real-valued targets"),
+    (lambda t: t.replace("images/a/0.png", "images\\a\\0.png"), "train1.txt:1:",
+     "could not read image 'images\\\\a\\\\0.png': the file is not there",
+     "write 'images/a/0.png' (that file exists)"),
+    (lambda t: t.replace("images/a/0.png", "C:\\imgs\\a0.png"), "train1.txt:1:",
+     "the file is not there", "the name is a Windows path"),
+], ids=["bom", "trailing-spaces", "fraction-label", "backslashes", "windows-drive"])
+def test_list_file_mistakes_name_the_line_and_the_fix(project: Path, capsys, edit, where,
+                                                      message, hint) -> None:
+    lines = project / "train1.txt"
+    lines.write_text(edit(lines.read_text()), encoding="utf-8")
+    code, err = _train(capsys)
+    assert code == 2
+    assert err.startswith(where) and message in err and hint in err.split("help: ")[1]
+
+
+def test_a_whole_label_written_as_a_float_is_read_as_caffe_reads_it(project: Path,
+                                                                   capsys) -> None:
+    for name in ("train1.txt", "train2.txt"):
+        text = (project / name).read_text()
+        (project / name).write_text(text.replace(" 1\n", " 1.0\n").replace(" 0\n", " 0.0\n"))
+    assert _train(capsys)[0] == 0
+
+
+def test_missing_and_undecodable_images_are_told_apart(project: Path, capsys) -> None:
+    (project / "images" / "c" / "1.png").unlink()  # train1.txt line 3
+    code, err = _train(capsys)
+    assert code == 2
+    assert err.startswith("train1.txt:3: error: could not read image 'images/c/1.png': the "
+                          "file is not there\n  help: looked for " +
+                          str(project / "images" / "c" / "1.png"))
+    (project / "images" / "c" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    code, err = _train(capsys)
+    assert code == 2
+    assert err.startswith("train1.txt:3: error: could not read image 'images/c/1.png' (18 "
+                          "bytes): OpenCV cannot decode it")
+
+
+def test_pair_lists_of_different_lengths_say_how_to_write_them(project: Path,
+                                                              capsys) -> None:
+    """Caffe reads each list on its own: the pairs fall out of step at the shorter's wrap."""
+    lines = (project / "train2.txt").read_text().splitlines(keepends=True)
+    (project / "train2.txt").write_text("".join(lines[:-1]))
+    code, err = _train(capsys)
+    assert code == 2
+    assert err.startswith("train2.txt: error: paired data layers differ in length: "
+                          "'pair_data' reads 6 rows from 'train1.txt', 'pair_data_p' reads 5")
+    assert "`caffe2torch pairs`" in err
+
+
+@pytest.mark.parametrize("shape,hint", [
+    ((1, 3, 8, 8), "the images are read with 1 channel(s) and the mean has 3: set is_color"),
+    ((1, 1, 10, 10), "compute the mean over images of 8x8"),
+], ids=["channels", "size"])
+def test_a_mean_file_of_another_shape_names_the_file(project: Path, capsys, shape,
+                                                    hint) -> None:
+    import numpy as np
+
+    from caffe2torch.io.binary import array_to_blob
+
+    (project / "mean.binaryproto").write_bytes(
+        array_to_blob(np.zeros(shape, np.float32)).SerializeToString())
+    net = project / "train_test.prototxt"
+    net.write_text(net.read_text().replace(
+        "scale: 0.00390625 }", 'scale: 0.00390625 mean_file: "mean.binaryproto" }'))
+    code, err = _train(capsys)
+    assert code == 2
+    c, h = shape[1], shape[2]
+    assert err.startswith(f"mean.binaryproto: error: the mean is {c}x{h}x{h} but the image is "
+                          "1x8x8 (before cropping; layer 'pair_data': train1.txt:1)")
+    assert f"help: {hint}" in err
