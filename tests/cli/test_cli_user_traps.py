@@ -185,3 +185,27 @@ def test_a_mean_file_of_another_shape_names_the_file(project: Path, capsys, shap
     assert err.startswith(f"mean.binaryproto: error: the mean is {c}x{h}x{h} but the image is "
                           "1x8x8 (before cropping; layer 'pair_data': train1.txt:1)")
     assert f"help: {hint}" in err
+
+
+# command line --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,want", [
+    (["train", "solver.prototxt", "-iterations", "3"],
+     "caffe2torch train: error: the solver is given with -solver, as in Caffe: "
+     "caffe2torch train -solver solver.prototxt -iterations 3"),
+    (["test", "train_test.prototxt", "-weights", "w.caffemodel"],
+     "caffe2torch test: error: the model is given with -model, as in Caffe: "
+     "caffe2torch test -model train_test.prototxt -weights w.caffemodel"),
+    (["time", "deploy.prototxt"], "caffe2torch time: error: the model is given with -model"),
+], ids=["train", "test", "time"])
+def test_a_bare_file_after_a_caffe_verb_gets_the_command_to_type(project: Path, capsys,
+                                                                argv, want) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.startswith(want)
+
+
+def test_caffe_flag_spellings_in_any_order(project: Path, capsys) -> None:
+    for argv in (["train", "--solver=solver.prototxt", "--iterations=1", "-q"],
+                 ["train", "-iterations", "1", "-q", "-solver=solver.prototxt"]):
+        assert run(capsys, *argv)[0] == 0
