@@ -86,6 +86,13 @@ GPU, each with the solver's full batch_size on its own shard of the data; the fi
 process alone logs, tests and snapshots. On the CPU: torchrun --nproc_per_node 2 -m
 caffe2torch train -solver S --distributed-backend gloo.
 
+Where it differs from `caffe train` on purpose: a missing snapshot_prefix folder is created
+(Caffe refuses to start); -gpu on a machine without CUDA warns and trains on the CPU (Caffe
+stops); data layers of one batch_size (a Siamese net's two lists) share one shuffle and
+must have as many rows (Caffe shuffles and wraps each on its own, which breaks the pairs);
+list lines Caffe would misread (blank, no label, a label such as 0.5, a UTF-8 BOM) stop
+with the file and line.
+
 Exit codes: 0 done (or stopped by a signal); 1 training failed (the net cannot be built,
 the solver asks for something that cannot run); 2 usage or I/O error (a missing solver,
 net, list file or image)."""

@@ -40,44 +40,64 @@ class ListEntry:
 
 
 def parse_list_text(text: str, path: str = "<list>") -> list[ListEntry]:
-    """Parse the text of a list file (``path`` names it in errors)."""
+    """Parse the text of a list file (``path`` names it in errors): the first problem, in
+    line order, is raised."""
+    entries, problems = scan_list_text(text, path)
+    if problems:
+        raise problems[0]
+    return entries
+
+
+def scan_list_text(text: str, path: str = "<list>"
+                   ) -> tuple[list[ListEntry], list[DataError]]:
+    """Every good line of a list file and a DataError for each bad one, in line order (the
+    linter reports them all; readers stop at the first). A BOM is reported, then read past."""
     entries: list[ListEntry] = []
+    problems: list[DataError] = []
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
     if lines and lines[0].startswith("\ufeff"):
-        raise DataError("the list file starts with a UTF-8 byte-order mark, which Caffe "
-                        "reads as part of the first file name", path=path, line=1,
-                        hint="save the list as UTF-8 without BOM (e.g. sed -i "
-                        "'1s/^\\xEF\\xBB\\xBF//' on it)")
+        problems.append(DataError(
+            "the list file starts with a UTF-8 byte-order mark, which Caffe reads as part of "
+            "the first file name", path=path, line=1, hint="save the list as UTF-8 without "
+            "BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' on it)"))
+        lines[0] = lines[0][1:]
     for number, raw in enumerate(lines, start=1):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        if not line.strip():
-            raise DataError("empty line in the list file", path=path, line=number,
-                            hint="every line must be 'path label'; remove blank lines")
-        pos = line.rfind(" ")
-        if pos < 0:
-            hint = ("the separator must be a space (a tab does not count)" if "\t" in line
-                    else "write 'path label', e.g. 'images/cat.jpg 3'")
-            raise DataError(f"no label on this line: {line!r}", path=path, line=number,
-                            hint=hint)
-        label = atoi(line[pos + 1:])
-        if label is None:
-            trailing = line != line.rstrip()
-            raise DataError(
-                f"the text after the last space is not a label: {line[pos + 1:]!r}",
-                path=path, line=number, col=pos + 2,
-                hint="the line ends in spaces or tabs: remove them (Caffe splits each line "
-                "at its last space)" if trailing else
-                "each line must end with an integer label after a space")
-        _check_fraction(line[pos + 1:], label, path, number, pos + 2)
-        if pos == 0:
-            raise DataError("no file name before the label", path=path, line=number)
-        entries.append(ListEntry(line[:pos], label, number))
-    if not entries:
-        raise DataError("the list file is empty", path=path,
-                        hint="it should hold one 'path label' line per image")
-    return entries
+        try:
+            entries.append(_parse_line(raw, number, path))
+        except DataError as e:
+            problems.append(e)
+    if not entries and not problems:
+        problems.append(DataError("the list file is empty", path=path,
+                                  hint="it should hold one 'path label' line per image"))
+    return entries, problems
+
+
+def _parse_line(raw: str, number: int, path: str) -> ListEntry:
+    line = raw[:-1] if raw.endswith("\r") else raw
+    if not line.strip():
+        raise DataError("empty line in the list file", path=path, line=number,
+                        hint="every line must be 'path label'; remove blank lines")
+    pos = line.rfind(" ")
+    if pos < 0:
+        hint = ("the separator must be a space (a tab does not count)" if "\t" in line
+                else "write 'path label', e.g. 'images/cat.jpg 3'")
+        raise DataError(f"no label on this line: {line!r}", path=path, line=number,
+                        hint=hint)
+    label = atoi(line[pos + 1:])
+    if label is None:
+        trailing = line != line.rstrip()
+        raise DataError(
+            f"the text after the last space is not a label: {line[pos + 1:]!r}",
+            path=path, line=number, col=pos + 2,
+            hint="the line ends in spaces or tabs: remove them (Caffe splits each line "
+            "at its last space)" if trailing else
+            "each line must end with an integer label after a space")
+    _check_fraction(line[pos + 1:], label, path, number, pos + 2)
+    if pos == 0:
+        raise DataError("no file name before the label", path=path, line=number)
+    return ListEntry(line[:pos], label, number)
 
 
 _FRACTION = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.\d*(?:[eE][+-]?\d+)?\s*$")
@@ -112,4 +132,4 @@ def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None
     return parse_list_text(data.decode("utf-8", "surrogateescape"), name)
 
 
-__all__ = ["ListEntry", "atoi", "parse_list_text", "read_list_file"]
+__all__ = ["ListEntry", "atoi", "parse_list_text", "read_list_file", "scan_list_text"]

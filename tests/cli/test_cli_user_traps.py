@@ -209,3 +209,32 @@ def test_caffe_flag_spellings_in_any_order(project: Path, capsys) -> None:
     for argv in (["train", "--solver=solver.prototxt", "--iterations=1", "-q"],
                  ["train", "-iterations", "1", "-q", "-solver=solver.prototxt"]):
         assert run(capsys, *argv)[0] == 0
+
+
+def test_lint_check_data_reads_lists_as_training_does(project: Path, capsys) -> None:
+    """lint --check-data splits lines and reads labels with the reader's own rules: a blank
+    or tab-separated line is a finding (training stops there), a label written 1.0 is 1
+    (as Caffe's atoi reads it) and agrees with the other list's 1."""
+    for name in ("train1.txt",):
+        text = (project / name).read_text()
+        (project / name).write_text(text.replace(" 1\n", " 1.0\n"))
+    code, out, _ = run(capsys, "lint", "train_test.prototxt", "--check-data",
+                       "--format", "concise")
+    assert code == 0, out
+    text = (project / "train2.txt").read_text().splitlines()
+    text[2] = text[2].replace(" ", "\t")
+    (project / "train2.txt").write_text("\n".join(text) + "\n\n")
+    code, out, _ = run(capsys, "lint", "train_test.prototxt", "--check-data",
+                       "--format", "concise")
+    assert code == 1
+    assert ("warning[C2T323] data layer 'pair_data_p': list 'train2.txt' line 3: no label on "
+            "this line: 'images/c/2.png\\t1' (and 1 more lines)") in out
+    assert "C2T322" not in out  # rows are not compared by position past a bad line
+
+
+def test_train_help_says_where_it_differs_from_caffe(capsys) -> None:
+    code, out, _ = run(capsys, "train", "--help")
+    out = " ".join(out.split())
+    assert code == 0
+    assert "a missing snapshot_prefix folder is created (Caffe refuses to start)" in out
+    assert "-gpu on a machine without CUDA warns and trains on the CPU (Caffe stops)" in out
