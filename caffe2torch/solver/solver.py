@@ -38,7 +38,7 @@ from typing import Any, TextIO, cast
 import numpy as np
 import torch
 
-from caffe2torch.errors import CaffeError, SolverError
+from caffe2torch.errors import CaffeError, DataError, SolverError
 from caffe2torch.graph import CaffeNet
 from caffe2torch.graph.compile import compile_net
 from caffe2torch.graph.fed import build_fed_net, stream_of
@@ -146,6 +146,7 @@ class Solver:
         if not self.is_root:
             log = None
         self.log = GlogWriter(sys.stderr if log is _DEFAULT else log)  # type: ignore[arg-type]
+        self.last_snapshot: str | None = None  # the last .solverstate written, as logged
         self.build_options = dict(build_options or {})
         if param.average_loss < 1:
             raise SolverError(f"average_loss must be >= 1, got {param.average_loss}",
@@ -428,6 +429,9 @@ class Solver:
         self._start_progress()
         try:
             self.step(p.max_iter - self.iter)
+        except DataError as e:  # an image gone bad mid-run: say what the run has kept
+            e.hint = "; ".join(filter(None, [e.hint, self._stopped_at()]))
+            raise
         finally:
             self._stop_progress()
         if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
@@ -468,6 +472,14 @@ class Solver:
         if self.distributed is None:
             return flag
         return bool(self.distributed.agree(int(flag), self.device))
+
+    def _stopped_at(self) -> str:
+        """Where a run that stops on bad data stands (Caffe dies in its prefetch thread
+        without a word about it): the iteration and the snapshot to resume from."""
+        if self.last_snapshot is None:
+            return f"training stopped at iteration {self.iter}, before any snapshot"
+        return (f"training stopped at iteration {self.iter}; after fixing the data, resume "
+                f"with -snapshot {self.last_snapshot}")
 
     def _root_snapshot(self) -> None:
         if self.is_root:
@@ -740,6 +752,7 @@ class Solver:
         self.log.info(f"Snapshotting solver state to {kind} file "
                       f"{snapshot_filename(shown, self.iter, state_ext)}", "sgd_solver.cpp:273")
         write_state(state_path, data, "HDF5" if hdf5 else "BINARYPROTO", self.proto)
+        self.last_snapshot = snapshot_filename(shown, self.iter, state_ext)
         return model, state_path
 
     def restore(self, state_file: str | os.PathLike[str]) -> None:

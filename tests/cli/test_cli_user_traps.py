@@ -238,3 +238,17 @@ def test_train_help_says_where_it_differs_from_caffe(capsys) -> None:
     assert code == 0
     assert "a missing snapshot_prefix folder is created (Caffe refuses to start)" in out
     assert "-gpu on a machine without CUDA warns and trains on the CPU (Caffe stops)" in out
+
+
+def test_an_image_lost_mid_run_says_where_to_resume(project: Path, capsys) -> None:
+    """Caffe dies in its prefetch thread ("Could not load ...") and says nothing of the
+    run; here the error names the list line, the iteration and the snapshot to resume."""
+    solver = project / "solver.prototxt"
+    solver.write_text(solver.read_text().replace("max_iter: 2", "max_iter: 4")
+                      .replace("test_interval: 2", "test_interval: 100") + "snapshot: 1\n")
+    (project / "images" / "b" / "1.png").unlink()  # train2.txt line 4: the second batch
+    code, _, err = run(capsys, "train", "-solver", "solver.prototxt", "-q")
+    assert code == 2
+    assert err.startswith("train2.txt:4: error: could not read image 'images/b/1.png'")
+    assert err.rstrip().endswith("training stopped at iteration 1; after fixing the data, "
+                                 "resume with -snapshot out/tiny_iter_1.solverstate")
