@@ -90,8 +90,8 @@ Where it differs from `caffe train` on purpose: a missing snapshot_prefix folder
 (Caffe refuses to start); -gpu on a machine without CUDA warns and trains on the CPU (Caffe
 stops); data layers of one batch_size (a Siamese net's two lists) share one shuffle and
 must have as many rows (Caffe shuffles and wraps each on its own, which breaks the pairs);
-list lines Caffe would misread (blank, no label, a label such as 0.5, a UTF-8 BOM) stop
-with the file and line.
+list lines Caffe would misread (blank, no label, a label such as 0.5) stop with the file
+and line, and a list's UTF-8 BOM is dropped (Caffe takes it into the first file name).
 
 Exit codes: 0 done (or stopped by a signal); 1 training failed (the net cannot be built,
 the solver asks for something that cannot run); 2 usage or I/O error (a missing solver,

@@ -7,9 +7,10 @@ spaces; the label is ``atoi`` of what follows (``0042`` -> 42, ``7x`` -> 7, ``-3
 Where Caffe silently reads garbage we stop with a DataError naming the file and line: an
 empty line, a line without a space, or a label with no leading integer (Caffe would take
 the whole line as a file name, or label it 0), a label with a fraction (``0.5``: atoi
-reads 0; ``1.0`` is read as 1, as by Caffe), and a UTF-8 byte-order mark at the start of
-the file (Caffe reads it as part of the first file name). Lines may end in CRLF, as Caffe
-reads them (atoi stops at the CR).
+reads 0; ``1.0`` is read as 1, as by Caffe). A UTF-8 byte-order mark at the start of the
+file is dropped, as the prototxt reader drops it (Caffe reads it as part of the first file
+name and stops: "Could not load"). Lines may end in CRLF, as Caffe reads them (atoi stops
+at the CR).
 """
 
 from __future__ import annotations
@@ -51,18 +52,14 @@ def parse_list_text(text: str, path: str = "<list>") -> list[ListEntry]:
 def scan_list_text(text: str, path: str = "<list>"
                    ) -> tuple[list[ListEntry], list[DataError]]:
     """Every good line of a list file and a DataError for each bad one, in line order (the
-    linter reports them all; readers stop at the first). A BOM is reported, then read past."""
+    linter reports them all; readers stop at the first)."""
     entries: list[ListEntry] = []
     problems: list[DataError] = []
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
     if lines and lines[0].startswith("\ufeff"):
-        problems.append(DataError(
-            "the list file starts with a UTF-8 byte-order mark, which Caffe reads as part of "
-            "the first file name", path=path, line=1, hint="save the list as UTF-8 without "
-            "BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' on it)"))
-        lines[0] = lines[0][1:]
+        lines[0] = lines[0][1:]  # an editor's UTF-8 BOM, dropped as in a prototxt
     for number, raw in enumerate(lines, start=1):
         try:
             entries.append(_parse_line(raw, number, path))

@@ -251,6 +251,15 @@ class Solver:
                     f"{where_text(found, self.path, 'solver')}", path=self.path,
                     hint=f"run from that folder (cd {shown(found)}) or write the net path "
                     "relative to where you run")
+        if not os.path.exists(path) and "\\" in name and self.path is not None:
+            forward = name.replace("\\", "/")
+            if os.path.exists(os.path.join(self.cwd, forward)):
+                from caffe2torch.errors import ParseError
+
+                raise ParseError(
+                    f"the solver's net {name!r} is written with backslashes (a Windows "
+                    "path); here they are part of the file name", path=self.path,
+                    hint=f"write net: \"{forward}\" (forward slashes work on Windows too)")
         return read_net_with_positions(path, self.proto)
 
     def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
