@@ -269,3 +269,14 @@ def test_a_windows_net_path_in_the_solver(project: Path, capsys) -> None:
     assert err.startswith("solver.prototxt: error: the solver's net 'models\\\\net.prototxt' is "
                           "written with backslashes")
     assert 'help: write net: "models/net.prototxt"' in err
+
+
+def test_scoring_a_deploy_net_says_it_runs_on_zeros(project: Path, capsys) -> None:
+    """`caffe test` on a deploy net scores its Input blobs' zeros without a word."""
+    code, out, err = run(capsys, "test", "-q", "-model", "deploy.prototxt", "-weights",
+                         "deploy.caffemodel", "-iterations", "1")
+    assert code == 0 and "feat = 0" in out
+    assert ("caffe2torch test: note: no data layer feeds 'data': the net is scored on zeros, "
+            "as Caffe's test does") in err
+    code, _, err = run(capsys, "test", "-q", "-model", "train_test.prototxt", "-iterations", "1")
+    assert code == 0 and "scored on zeros" not in err
