@@ -280,3 +280,16 @@ def test_scoring_a_deploy_net_says_it_runs_on_zeros(project: Path, capsys) -> No
             "as Caffe's test does") in err
     code, _, err = run(capsys, "test", "-q", "-model", "train_test.prototxt", "-iterations", "1")
     assert code == 0 and "scored on zeros" not in err
+
+
+def test_run_from_another_folder_names_where_the_lists_are(project: Path, capsys,
+                                                           monkeypatch) -> None:
+    """Caffe opens list files relative to where it runs: from a folder above, `test` of
+    the project's net finds no list; the error says where the list is."""
+    monkeypatch.chdir(project.parent)
+    code, _, err = run(capsys, "test", "-q", "-model", f"{project.name}/train_test.prototxt",
+                       "-iterations", "1")
+    assert code == 2
+    assert err.startswith("train1.txt: error: list file not found\n  help: 'train1.txt' "
+                          f"exists beside the net, in {project.name}: run from that folder "
+                          f"(cd {project.name})")
