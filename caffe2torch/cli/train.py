@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     from caffe2torch.solver.signals import SignalHandler
     from caffe2torch.solver.solver import get_solver
 
+    if args.iterations is not None and args.iterations < 0:
+        return _usage(f"-iterations (the max_iter to train to) must be >= 0, not "
+                      f"{args.iterations}")
     if args.snapshot and args.weights:
         return _usage("give a snapshot to resume training or weights to fine-tune, not both")
     apply_image_cache(args)

@@ -293,3 +293,20 @@ def test_run_from_another_folder_names_where_the_lists_are(project: Path, capsys
     assert err.startswith("train1.txt: error: list file not found\n  help: 'train1.txt' "
                           f"exists beside the net, in {project.name}: run from that folder "
                           f"(cd {project.name})")
+
+
+def test_a_missing_snapshot_lists_the_states_there(project: Path, capsys) -> None:
+    _snapshot(project, capsys)
+    code, _, err = run(capsys, "train", "-solver", "solver.prototxt",
+                       "-snapshot", "out/tiny_iter_5.solverstate")
+    assert code == 2
+    assert "out/tiny_iter_5.solverstate: error: solver state file not found" in err
+    assert re.search(r"help: the newest solver states there: \S*out/tiny_iter_2\.solverstate",
+                     err)
+
+
+def test_negative_iterations_are_refused(project: Path, capsys) -> None:
+    code, _, err = run(capsys, "train", "-solver", "solver.prototxt", "-iterations", "-1")
+    assert code == 2
+    assert err.startswith("caffe2torch train: error: -iterations (the max_iter to train to) "
+                          "must be >= 0, not -1")
