@@ -217,7 +217,7 @@ class DataFeeder:
             slots = builder.slots()
             index, got, err = group.next_row(slots)
             if got is not None:
-                builder.add(got, slots)
+                builder.add(got, slots, index)
                 indices.append(index)
                 tries = 0
                 continue

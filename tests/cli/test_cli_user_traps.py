@@ -310,3 +310,15 @@ def test_negative_iterations_are_refused(project: Path, capsys) -> None:
     assert code == 2
     assert err.startswith("caffe2torch train: error: -iterations (the max_iter to train to) "
                           "must be >= 0, not -1")
+
+
+def test_images_of_another_size_name_the_row(project: Path, capsys) -> None:
+    """Caffe's transformer stops with "Check failed: height <= datum_height" or the like."""
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(project / "images" / "c" / "0.png"), np.zeros((10, 12), np.uint8))
+    code, err = _train(capsys)
+    assert code == 2
+    assert ("error: layer 'pair_data_p': the images of one batch differ in size (1x8x8, "
+            "1x10x12): train2.txt:2 is 1x10x12, the batch's first image 1x8x8") in err
