@@ -183,8 +183,8 @@ def _run_caffe(args: argparse.Namespace) -> int:
         compile_net(net)
     zeros = sorted(stream_of(net).zeros)
     if zeros:  # Caffe scores them silently (an Input blob starts as zeros)
-        names = ", ".join(f"'{n}'" for n in zeros)
-        common.note(f"caffe2torch test: note: no data layer feeds {names}: the net is scored "
+        unfed = ", ".join(f"'{n}'" for n in zeros)
+        common.note(f"caffe2torch test: note: no data layer feeds {unfed}: the net is scored "
                     "on zeros, as Caffe's test does (score the train_val net, whose data "
                     "layers read the images, or give a deploy net images with --pairs, "
                     "--triplets or --retrieval)")

@@ -122,14 +122,14 @@ class BatchBuilder:
                     src = self.sources[k]
                     shapes = sorted({tuple(batch.shape[1:]), tuple(np.shape(x))})
                     sizes = ", ".join("x".join(map(str, s)) for s in shapes)
-                    row = ""
+                    which = ""
                     if index is not None:  # name the row (the batch's size is its first's)
-                        row = (f": {src.describe(index)} is {'x'.join(map(str, np.shape(x)))}"
-                               f", the batch's first image "
-                               f"{'x'.join(map(str, batch.shape[1:]))}")
+                        which = (f": {src.describe(index)} is {'x'.join(map(str, np.shape(x)))}"
+                                 f", the batch's first image "
+                                 f"{'x'.join(map(str, batch.shape[1:]))}")
                     raise DataError(
                         f"layer '{src.layer}': the images of one batch differ in size "
-                        f"({sizes}){row}", path=src.source,
+                        f"({sizes}){which}", path=src.source,
                         hint="set new_height/new_width (or crop_size), or batch_size: 1")
                 batch[self.count] = x
         self.count += 1

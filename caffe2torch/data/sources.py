@@ -65,6 +65,10 @@ class Source:
         inside each file)."""
         return [len(self)]
 
+    def describe(self, index: int) -> str:
+        """Where row ``index`` comes from, for messages (``list.txt:12``, ``db[key]``)."""
+        return f"{self.source}[{index}]"
+
     def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Row ``index`` of every top. ``out``: per top, an array the row may be written
