@@ -87,12 +87,34 @@ def verb_of(argv: Sequence[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "")
 
 
+# Caffe's verbs take their file with a flag; `caffe train solver.prototxt` prints usage
+FILE_FLAGS = {"train": "solver", "test": "model", "time": "model"}
+
+
+def bare_file_for_flag(argv: Sequence[str], given: Sequence[str]) -> str | None:
+    """The message for ``caffe2torch train solver.prototxt`` (the file right after a verb
+    whose file goes with a flag, and that flag not given): the command to type instead.
+    ``argv`` is normalized (--flags), ``given`` the same arguments as typed."""
+    flag = FILE_FLAGS.get(argv[0]) if argv else None
+    if flag is None or len(argv) < 2 or argv[1].startswith("-"):
+        return None
+    if any(a == f"--{flag}" or a.startswith(f"--{flag}=") for a in argv):
+        return None
+    rest = " ".join(given[2:])
+    return (f"the {flag} is given with -{flag}, as in Caffe: caffe2torch {argv[0]} "
+            f"-{flag} {argv[1]}" + (f" {rest}" if rest else ""))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 failed run, 2 usage or I/O error)."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     normalized = common.normalize_argv(args_in)
     if not normalized:  # `caffe2torch` alone: what it can do, not only "VERB is required"
         build_parser("").print_help(sys.stderr)
+        return common.USAGE
+    bare = bare_file_for_flag(normalized, args_in)
+    if bare is not None:
+        print(f"caffe2torch {normalized[0]}: error: {bare}", file=sys.stderr)
         return common.USAGE
     if normalized and normalized[0] in VERBS:  # all that follows is the verb's business
         parser = build_parser(normalized[0], others=False)

@@ -165,7 +165,12 @@ def _run_caffe(args: argparse.Namespace) -> int:
     if args.weights:
         for name in (w.strip() for w in args.weights.split(",")):
             if name:
-                net.copy_from(name, args.proto)
+                report = net.copy_from(name, args.proto)
+                for ignored in report.ignored:
+                    log.info(f"Ignoring source layer {ignored}", "net.cpp:678")
+                warning = report.nothing_copied(name)
+                if warning:  # shown with -q too: the scores would be the fillers'
+                    common.note(f"caffe2torch test: warning: {warning}")
     else:
         common.note("caffe2torch test: note: no -weights: scoring the fillers' values")
     if args.channels_last:
@@ -176,6 +181,13 @@ def _run_caffe(args: argparse.Namespace) -> int:
         from caffe2torch.graph.compile import compile_net
 
         compile_net(net)
+    zeros = sorted(stream_of(net).zeros)
+    if zeros:  # Caffe scores them silently (an Input blob starts as zeros)
+        unfed = ", ".join(f"'{n}'" for n in zeros)
+        common.note(f"caffe2torch test: note: no data layer feeds {unfed}: the net is scored "
+                    "on zeros, as Caffe's test does (score the train_val net, whose data "
+                    "layers read the images, or give a deploy net images with --pairs, "
+                    "--triplets or --retrieval)")
     log.info(f"Running for {args.iterations} iterations.", "caffe.cpp:283")
     names: list[str] = []
     scores: np.ndarray | None = None

@@ -86,6 +86,13 @@ GPU, each with the solver's full batch_size on its own shard of the data; the fi
 process alone logs, tests and snapshots. On the CPU: torchrun --nproc_per_node 2 -m
 caffe2torch train -solver S --distributed-backend gloo.
 
+Where it differs from `caffe train` on purpose: a missing snapshot_prefix folder is created
+(Caffe refuses to start); -gpu on a machine without CUDA warns and trains on the CPU (Caffe
+stops); data layers of one batch_size (a Siamese net's two lists) share one shuffle and
+must have as many rows (Caffe shuffles and wraps each on its own, which breaks the pairs);
+list lines Caffe would misread (blank, no label, a label such as 0.5) stop with the file
+and line, and a list's UTF-8 BOM is dropped (Caffe takes it into the first file name).
+
 Exit codes: 0 done (or stopped by a signal); 1 training failed (the net cannot be built,
 the solver asks for something that cannot run); 2 usage or I/O error (a missing solver,
 net, list file or image)."""
@@ -118,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     from caffe2torch.solver.signals import SignalHandler
     from caffe2torch.solver.solver import get_solver
 
+    if args.iterations is not None and args.iterations < 0:
+        return _usage(f"-iterations (the max_iter to train to) must be >= 0, not "
+                      f"{args.iterations}")
     if args.snapshot and args.weights:
         return _usage("give a snapshot to resume training or weights to fine-tune, not both")
     apply_image_cache(args)

@@ -191,10 +191,12 @@ class DataFeeder:
                 raise DataError(
                     f"paired data layers differ in length: '{first.layer}' reads "
                     f"{len(first)} rows from {first.source!r}, '{other.layer}' reads "
-                    f"{len(other)} rows from {other.source!r}",
-                    hint="row i of each source forms one example, so the sources must "
-                         "have the same number of rows (pass aligned=False to read them "
-                         "independently, as Caffe does)")
+                    f"{len(other)} rows from {other.source!r}", path=other.source,
+                    hint="row i of each source forms one example (a Siamese pair), so the "
+                         "sources must have the same number of rows: write them from one "
+                         "list of pairs (`caffe2torch pairs` does). Caffe would read each "
+                         "on its own and the pairs would fall out of step at the first wrap "
+                         "(in Python, DataFeeder(..., aligned=False) reads them so)")
         return [list(sources)]
 
     # ---------------------------------------------------------------- batches
@@ -215,7 +217,7 @@ class DataFeeder:
             slots = builder.slots()
             index, got, err = group.next_row(slots)
             if got is not None:
-                builder.add(got, slots)
+                builder.add(got, slots, index)
                 indices.append(index)
                 tries = 0
                 continue

@@ -9,6 +9,7 @@ new_height x new_width when both are set. Encoded Datums: ``cv::imdecode`` with 
 from __future__ import annotations
 
 import os
+import re
 
 import cv2
 import numpy as np
@@ -28,6 +29,36 @@ def read_image(path: str, new_height: int = 0, new_width: int = 0, is_color: boo
     if img is None:
         return None
     return _resized(img, new_height, new_width)
+
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def why_unreadable(name: str, path: str) -> tuple[str, str]:
+    """(message, hint) for a listed image ``name`` (root_folder + the list's name) that
+    read_image could not read at ``path`` (where it was looked for): Caffe stops with
+    "Could not load <name>" in both cases; here a missing file and a file OpenCV cannot
+    decode are told apart, and a name written on Windows is recognised."""
+    if os.path.isfile(path):
+        size = os.path.getsize(path)
+        return (f"could not read image {name!r} ({size} bytes): OpenCV cannot decode it (the "
+                "file is truncated, damaged or not an image)",
+                "replace the file, or remove its line from the list (from every list naming "
+                "it: a pair goes from both lists)")
+    if os.path.isdir(path):
+        return (f"could not read image {name!r}: it is a folder",
+                "list image files, one 'path label' per line")
+    hint = f"looked for {os.path.abspath(path)} (root_folder + the listed name, relative to "
+    hint += "the working directory, as in Caffe)"
+    if _WINDOWS_DRIVE.match(name):
+        hint += "; the name is a Windows path: write the paths as they are on this machine"
+    elif "\\" in name:
+        fixed = name.replace("\\", "/")
+        there = " (that file exists)" if os.path.isfile(
+            path[: len(path) - len(name)] + fixed) else ""
+        hint += (f"; the name has backslashes (a list written on Windows): write "
+                 f"{fixed!r}{there}, e.g. sed -i 's#\\\\#/#g' on the list")
+    return f"could not read image {name!r}: the file is not there", hint
 
 
 def decode_image(data: bytes, force_color: bool = False, force_gray: bool = False
@@ -51,4 +82,4 @@ def to_chw(img: np.ndarray) -> np.ndarray:
     return img.transpose(2, 0, 1)
 
 
-__all__ = ["decode_image", "read_image", "to_chw"]
+__all__ = ["decode_image", "read_image", "to_chw", "why_unreadable"]

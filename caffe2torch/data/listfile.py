@@ -6,7 +6,11 @@ spaces; the label is ``atoi`` of what follows (``0042`` -> 42, ``7x`` -> 7, ``-3
 
 Where Caffe silently reads garbage we stop with a DataError naming the file and line: an
 empty line, a line without a space, or a label with no leading integer (Caffe would take
-the whole line as a file name, or label it 0).
+the whole line as a file name, or label it 0), a label with a fraction (``0.5``: atoi
+reads 0; ``1.0`` is read as 1, as by Caffe). A UTF-8 byte-order mark at the start of the
+file is dropped, as the prototxt reader drops it (Caffe reads it as part of the first file
+name and stops: "Could not load"). Lines may end in CRLF, as Caffe reads them (atoi stops
+at the CR).
 """
 
 from __future__ import annotations
@@ -37,35 +41,74 @@ class ListEntry:
 
 
 def parse_list_text(text: str, path: str = "<list>") -> list[ListEntry]:
-    """Parse the text of a list file (``path`` names it in errors)."""
+    """Parse the text of a list file (``path`` names it in errors): the first problem, in
+    line order, is raised."""
+    entries, problems = scan_list_text(text, path)
+    if problems:
+        raise problems[0]
+    return entries
+
+
+def scan_list_text(text: str, path: str = "<list>"
+                   ) -> tuple[list[ListEntry], list[DataError]]:
+    """Every good line of a list file and a DataError for each bad one, in line order (the
+    linter reports them all; readers stop at the first)."""
     entries: list[ListEntry] = []
+    problems: list[DataError] = []
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
+    if lines and lines[0].startswith("\ufeff"):
+        lines[0] = lines[0][1:]  # an editor's UTF-8 BOM, dropped as in a prototxt
     for number, raw in enumerate(lines, start=1):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        if not line.strip():
-            raise DataError("empty line in the list file", path=path, line=number,
-                            hint="every line must be 'path label'; remove blank lines")
-        pos = line.rfind(" ")
-        if pos < 0:
-            hint = ("the separator must be a space (a tab does not count)" if "\t" in line
-                    else "write 'path label', e.g. 'images/cat.jpg 3'")
-            raise DataError(f"no label on this line: {line!r}", path=path, line=number,
-                            hint=hint)
-        label = atoi(line[pos + 1:])
-        if label is None:
-            raise DataError(
-                f"the text after the last space is not a label: {line[pos + 1:]!r}",
-                path=path, line=number, col=pos + 2,
-                hint="each line must end with an integer label after a space")
-        if pos == 0:
-            raise DataError("no file name before the label", path=path, line=number)
-        entries.append(ListEntry(line[:pos], label, number))
-    if not entries:
-        raise DataError("the list file is empty", path=path,
-                        hint="it should hold one 'path label' line per image")
-    return entries
+        try:
+            entries.append(_parse_line(raw, number, path))
+        except DataError as e:
+            problems.append(e)
+    if not entries and not problems:
+        problems.append(DataError("the list file is empty", path=path,
+                                  hint="it should hold one 'path label' line per image"))
+    return entries, problems
+
+
+def _parse_line(raw: str, number: int, path: str) -> ListEntry:
+    line = raw[:-1] if raw.endswith("\r") else raw
+    if not line.strip():
+        raise DataError("empty line in the list file", path=path, line=number,
+                        hint="every line must be 'path label'; remove blank lines")
+    pos = line.rfind(" ")
+    if pos < 0:
+        hint = ("the separator must be a space (a tab does not count)" if "\t" in line
+                else "write 'path label', e.g. 'images/cat.jpg 3'")
+        raise DataError(f"no label on this line: {line!r}", path=path, line=number,
+                        hint=hint)
+    label = atoi(line[pos + 1:])
+    if label is None:
+        trailing = line != line.rstrip()
+        raise DataError(
+            f"the text after the last space is not a label: {line[pos + 1:]!r}",
+            path=path, line=number, col=pos + 2,
+            hint="the line ends in spaces or tabs: remove them (Caffe splits each line "
+            "at its last space)" if trailing else
+            "each line must end with an integer label after a space")
+    _check_fraction(line[pos + 1:], label, path, number, pos + 2)
+    if pos == 0:
+        raise DataError("no file name before the label", path=path, line=number)
+    return ListEntry(line[:pos], label, number)
+
+
+_FRACTION = re.compile(r"[ \t\n\v\f\r]*[+-]?\d+\.\d*(?:[eE][+-]?\d+)?\s*$")
+
+
+def _check_fraction(text: str, label: int, path: str, line: int, col: int) -> None:
+    """A decimal label whose value is not ``label`` (``0.5``, ``2.7``): Caffe's atoi keeps
+    the integer part, so real-valued targets would all silently become 0, 1..."""
+    if _FRACTION.match(text) and float(text) != label:
+        raise DataError(
+            f"label {text.strip()!r} is not an integer: Caffe's ImageData reads it with atoi "
+            f"as {label}", path=path, line=line, col=col,
+            hint="ImageData labels are integer classes; real-valued targets need another "
+            "data layer (HDF5Data)")
 
 
 def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None
@@ -86,4 +129,4 @@ def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None
     return parse_list_text(data.decode("utf-8", "surrogateescape"), name)
 
 
-__all__ = ["ListEntry", "atoi", "parse_list_text", "read_list_file"]
+__all__ = ["ListEntry", "atoi", "parse_list_text", "read_list_file", "scan_list_text"]

@@ -107,9 +107,10 @@ class BatchBuilder:
         return all(np.shape(x) == batch.shape[1:] for per_source, batches in
                    zip(row, self.arrays) for x, batch in zip(per_source, batches))
 
-    def add(self, row: list[list[np.ndarray]], slots: Slots | None) -> None:
-        """Put ``row`` at the next position (DataError if its shapes differ from the
-        batch's)."""
+    def add(self, row: list[list[np.ndarray]], slots: Slots | None,
+            index: int | None = None) -> None:
+        """Put ``row`` (row ``index`` of the sources, when known) at the next position
+        (DataError if its shapes differ from the batch's)."""
         if self.arrays is None:
             self.arrays = self._allocate(row)
         for k, per_source in enumerate(row):
@@ -120,10 +121,15 @@ class BatchBuilder:
                 if np.shape(x) != batch.shape[1:]:
                     src = self.sources[k]
                     shapes = sorted({tuple(batch.shape[1:]), tuple(np.shape(x))})
+                    sizes = ", ".join("x".join(map(str, s)) for s in shapes)
+                    which = ""
+                    if index is not None:  # name the row (the batch's size is its first's)
+                        which = (f": {src.describe(index)} is {'x'.join(map(str, np.shape(x)))}"
+                                 f", the batch's first image "
+                                 f"{'x'.join(map(str, batch.shape[1:]))}")
                     raise DataError(
                         f"layer '{src.layer}': the images of one batch differ in size "
-                        f"({', '.join('x'.join(map(str, s)) for s in shapes)})",
-                        path=src.source,
+                        f"({sizes}){which}", path=src.source,
                         hint="set new_height/new_width (or crop_size), or batch_size: 1")
                 batch[self.count] = x
         self.count += 1
@@ -179,7 +185,7 @@ def load_chunk(sources: Sequence[Source], items: Sequence[tuple[int, int]],
         fits = got is not None and builder.fits(got)
         if fits:
             assert got is not None
-            builder.add(got, slots)
+            builder.add(got, slots, index)
             result = (result[0], None, None)
         elif got is not None and slots is not None:
             # a top written into the slot before another top did not fit: the slot's row

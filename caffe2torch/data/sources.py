@@ -23,7 +23,7 @@ import numpy as np
 
 from caffe2torch.data import lmdb_envs
 from caffe2torch.data.image_cache import DEFAULT_CACHE_BYTES, cache_budget
-from caffe2torch.data.images import decode_image, read_image, to_chw
+from caffe2torch.data.images import decode_image, read_image, to_chw, why_unreadable
 from caffe2torch.data.listfile import read_list_file
 from caffe2torch.data.transform import Draws, Transformer
 from caffe2torch.errors import DataError
@@ -65,6 +65,10 @@ class Source:
         """Row counts of the files the rows come from (a shuffle permutes files, then rows
         inside each file)."""
         return [len(self)]
+
+    def describe(self, index: int) -> str:
+        """Where row ``index`` comes from, for messages (``list.txt:12``, ``db[key]``)."""
+        return f"{self.source}[{index}]"
 
     def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
@@ -146,10 +150,8 @@ class ImageListSource(Source):
         name = self.root + e.name  # plain concatenation, as Caffe does
         img = self._decoded(name)
         if img is None:
-            raise BadItemError(f"could not read image {name!r}", path=self.source,
-                               line=e.line, hint="the file is missing or not an image "
-                               "OpenCV can decode (paths are root_folder + the listed name, "
-                               "relative to the working directory)")
+            message, hint = why_unreadable(name, _join(self.cwd, name))
+            raise BadItemError(message, path=self.source, line=e.line, hint=hint)
         data = self.transform(to_chw(img), rng, f"{self.source}:{e.line}",
                               out=out[0] if out else None)
         return [data, np.float32(e.label)][: len(self.tops)]

@@ -46,6 +46,7 @@ class Transformer:
                 raise DataError(f"{where}: cannot specify mean_file and mean_value at the "
                                 "same time", hint="keep one of them")
             self.mean = _read_mean(os.path.join(cwd, param.mean_file), param.mean_file)
+        self.mean_file = str(param.mean_file)
 
     @property
     def random(self) -> bool:
@@ -81,10 +82,7 @@ class Transformer:
         _copy_pixels(out, chw, top, left, mirror)
         if self.mean is not None:
             if self.mean.shape != (c, h, w):
-                raise DataError(
-                    f"{label}: the mean file is {'x'.join(map(str, self.mean.shape))} but the "
-                    f"image is {c}x{h}x{w} (before cropping)",
-                    hint="compute the mean over images of this size")
+                raise self._mean_mismatch(label, (c, h, w))
             out -= self.mean[:, top:top + oh, left:left + ow][:, :, flip]
         elif len(self.mean_values):
             if len(self.mean_values) not in (1, c):
@@ -97,6 +95,24 @@ class Transformer:
         if self.scale != 1:
             out *= self.scale
         return out
+
+
+    def _mean_mismatch(self, label: str, shape: tuple[int, int, int]) -> DataError:
+        """Caffe checks the mean's channels, height and width against the datum's
+        (data_transformer.cpp: "Number of channels / Height / Width of data and mean")."""
+        assert self.mean is not None
+        mc, mh, mw = self.mean.shape
+        c, h, w = shape
+        if mc != c:
+            hint = (f"the images are read with {c} channel(s) and the mean has {mc}: set "
+                    "is_color (ImageData) or force_color / force_gray to match the images the "
+                    "mean was computed over, or compute the mean over these images")
+        else:
+            hint = (f"compute the mean over images of {h}x{w} (Caffe's compute_image_mean), "
+                    f"resize the images to {mh}x{mw} (new_height / new_width), or use "
+                    "mean_value (one per channel) instead")
+        return DataError(f"the mean is {mc}x{mh}x{mw} but the image is {c}x{h}x{w} (before "
+                         f"cropping; {label})", path=self.mean_file, hint=hint)
 
 
 def _copy_pixels(out: np.ndarray, chw: np.ndarray, top: int, left: int, mirror: bool) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 
 import torch
 
-from caffe2torch.errors import CaffeError
+from caffe2torch.errors import CaffeError, DataError
 from caffe2torch.graph.builder import build_net
 from caffe2torch.graph.net import CaffeNet
+from caffe2torch.io.paths import folder_where_found, shown, where_text
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.runtime.feeding import BatchStream, open_feeder
 from caffe2torch.runtime.hdf5_output import attach_hdf5_outputs
@@ -40,8 +41,12 @@ def build_fed_net(
     sharing ("declared", "auto", None or {layer: owner})."""
     device = torch.device(device)
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
-    feeder, first = open_feeder(net_param, state, device=device, cwd=folder, seed=seed,
-                                rank=rank, world_size=world_size, num_workers=num_workers)
+    try:
+        feeder, first = open_feeder(net_param, state, device=device, cwd=folder, seed=seed,
+                                    rank=rank, world_size=world_size, num_workers=num_workers)
+    except DataError as e:
+        _say_where_found(e, folder, getattr(source_map, "path", None))
+        raise
     shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
     shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
     net = build_net(net_param, state, share_with=share_with, input_shapes=shapes or None,
@@ -52,6 +57,19 @@ def build_fed_net(
     net.batch_stream = stream
     net.hdf5_outputs = attach_hdf5_outputs(net, folder)
     return net
+
+
+def _say_where_found(err: DataError, cwd: str, net_path: str | None) -> None:
+    """A data file (list, mean) not found from the working directory, where Caffe opens
+    it, but found from the net's folder or one above: say so in the hint."""
+    name = err.path
+    if not name or not net_path or os.path.exists(os.path.join(cwd, name)):
+        return
+    found = folder_where_found(name, net_path)
+    if found is None or os.path.samefile(found, cwd):
+        return
+    err.hint = (f"'{name}' exists {where_text(found, net_path, 'net')}: run from that folder "
+                f"(cd {shown(found)}) or write the path relative to where you run")
 
 
 def stream_of(net: CaffeNet) -> BatchStream:

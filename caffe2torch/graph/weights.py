@@ -44,6 +44,7 @@ class CopyReport:
     copied: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    ignored_weights: list[str] = field(default_factory=list)  # ignored layers with blobs
     # data pointers of the param storages the copy wrote: their fillers need not run
     written: set[int] = field(default_factory=set, repr=False)
 
@@ -53,6 +54,25 @@ class CopyReport:
             f"{', '.join(self.ignored) or 'none'}; missing from the file: "
             f"{', '.join(self.missing) or 'none'}"
         )
+
+    def nothing_copied(self, source: str) -> str | None:
+        """A warning when the net has learnable layers but no layer of ``source`` matched
+        one by name: Caffe then copies nothing and says so only in its INFO lines
+        ("Ignoring source layer ..."), so a run scores or fine-tunes the fillers' values.
+        None when something was copied or the net has nothing to copy into."""
+        if self.copied or not self.missing:
+            return None
+        theirs = _few(self.ignored_weights)
+        return (f"no layer of {source} matches a layer of this net by name: nothing was "
+                f"copied, the net keeps its fillers' values (the file's layers: "
+                f"{theirs or 'none'}; the net's layers with weights: {_few(self.missing)}). "
+                "Weights are copied by layer name, as in Caffe: rename the layers, or give "
+                "the caffemodel trained with this net")
+
+
+def _few(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def blob_array(blob: Any) -> SourceBlob:
@@ -154,6 +174,8 @@ def _copy_weights(net: Any, source: Any, proto: Any = None) -> CopyReport:
     for name, blobs in layers:
         if name not in net.layer_attrs:
             report.ignored.append(name)
+            if blobs:
+                report.ignored_weights.append(name)
             continue
         module = net.module(name)
         if sparse and len(blobs) < len(module.blobs):

@@ -166,6 +166,67 @@ def _wire_error(path: str, e: wire.WireError, kind: str, where: str = "") -> Par
                       path=path, hint=hint)
 
 
+def _head(path: str, n: int = 64) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+def binary_kind(head: bytes) -> str | None:
+    """Which Caffe binary file starts with ``head``: "solverstate", "caffemodel", or None
+    when the bytes do not tell. Caffe writes fields in number order, so a SolverState
+    starts with ``iter`` (field 1, a varint) followed by learned_net, history or
+    current_step (fields 2-4); a NetParameter with its ``name`` (field 1, bytes), V1
+    ``layers`` (2) or ``layer`` (100); a BlobProto (mean file) with num/channels varints
+    or data/shape (never field 1 as bytes)."""
+    if head[:1] == b"\x08":
+        i = 1
+        while i < len(head) and head[i] & 0x80:
+            i += 1
+        follows = head[i + 1:i + 2]
+        return "solverstate" if follows in (b"", b"\x12", b"\x1a", b"\x20") else None
+    if head[:1] in (b"\x0a", b"\x12") or head[:2] == b"\xa2\x06":
+        return "caffemodel"
+    return None
+
+
+def _solverstate_as_weights(path: str) -> ParseError | None:
+    """The error for a .solverstate given where a caffemodel goes (None for another file):
+    Caffe stops with "Failed to parse NetParameter file"."""
+    head = _head(path, 4096)
+    if binary_kind(head) != "solverstate":
+        return None
+    state = caffe_pb2.SolverState()
+    learned = ""
+    with contextlib.suppress(DecodeError, OSError):
+        with open(path, "rb") as f:
+            r = wire.Reader(f, os.fstat(f.fileno()).st_size)
+            state.ParseFromString(wire.strip_message(r, r.size, _SOLVERSTATE_PLAN,
+                                                     wire.Walk("raw")))
+        learned = state.learned_net
+    where = f" (its weights are in '{learned}')" if learned else ""
+    return ParseError(
+        f"this is a solver state (.solverstate), not a caffemodel{where}",
+        path=path, hint="weights (`train -weights`, `test -weights`) are a .caffemodel; a "
+        ".solverstate resumes a run with `train -snapshot FILE`")
+
+
+def _caffemodel_as_state(path: str) -> ParseError | None:
+    """The error for a caffemodel given where a .solverstate goes (Caffe stops with
+    'Incorrect length of history blobs')."""
+    if binary_kind(_head(path)) != "caffemodel":
+        return None
+    stem = path[: -len(".caffemodel")] if path.endswith(".caffemodel") else None
+    beside = f"{stem}.solverstate" if stem and os.path.exists(f"{stem}.solverstate") else None
+    resume = f"resume with -snapshot {beside}" if beside else (
+        "resume from the .solverstate the snapshot wrote beside it")
+    return ParseError(
+        "this is a caffemodel (a net's weights), not a solver state", path=path,
+        hint=f"{resume}; to start a new run from these weights, give them with -weights")
+
+
 @dataclass
 class _Scan:
     """A caffemodel walked once: its NetParameter bytes without blob payloads and, per
@@ -194,6 +255,16 @@ def _open_as_ours(path: PathLike, proto: Any, name: str):
 
 
 def _scan_net(path: PathLike, mode: str, proto: Any = None) -> tuple[str, _Scan]:
+    try:
+        return _scan_net_checked(path, mode, proto)
+    except ParseError as e:
+        wrong_kind = _solverstate_as_weights(e.path) if e.path and proto is None else None
+        if wrong_kind is not None:
+            raise wrong_kind from None
+        raise
+
+
+def _scan_net_checked(path: PathLike, mode: str, proto: Any = None) -> tuple[str, _Scan]:
     p, f, size = _open_as_ours(path, proto, "NetParameter")
     with f:
         if size == 0:
@@ -232,7 +303,7 @@ def _parse_structure(p: str, scan: _Scan) -> caffe_pb2.NetParameter:
     try:
         net.ParseFromString(scan.header)
     except DecodeError:
-        raise ParseError(
+        raise _solverstate_as_weights(p) or ParseError(
             f"not a valid caffemodel: {_which_layer_is_bad(scan.header)} does not parse as "
             "a Caffe message (wrong field types or invalid text in it)",
             path=p, hint="the file is damaged, or it was written with another schema",
@@ -242,7 +313,8 @@ def _parse_structure(p: str, scan: _Scan) -> caffe_pb2.NetParameter:
         with contextlib.suppress(OSError), open(p, "rb") as f:
             if _looks_like_text(f.read(4096)):
                 hint = _NOT_BINARY_HINT
-        raise ParseError("not a caffemodel: the file holds no layers", path=p, hint=hint)
+        raise _solverstate_as_weights(p) or ParseError(
+            "not a caffemodel: the file holds no layers", path=p, hint=hint)
     return net
 
 
@@ -388,7 +460,15 @@ def read_blobproto(path: PathLike) -> caffe_pb2.BlobProto:
 def read_solverstate(path: PathLike, proto: Any = None) -> caffe_pb2.SolverState:
     """A ``.solverstate`` (SolverState: iter, learned_net, history blobs, current_step);
     ``proto``: the fork's caffe.proto that wrote it."""
+    _refuse_caffemodel_as_state(path, proto)
     return _read_message(path, caffe_pb2.SolverState(), "solverstate", proto)
+
+
+def _refuse_caffemodel_as_state(path: PathLike, proto: Any) -> None:
+    if proto is None:  # a fork's numbering may differ: its files are not sniffed
+        wrong_kind = _caffemodel_as_state(os.fspath(path))
+        if wrong_kind is not None:
+            raise wrong_kind
 
 
 def read_solverstate_arrays(
@@ -396,6 +476,7 @@ def read_solverstate_arrays(
 ) -> tuple[caffe_pb2.SolverState, list[np.ndarray]]:
     """A ``.solverstate`` -> (the SolverState with history shapes but no values, the history
     blobs as arrays, in order)."""
+    _refuse_caffemodel_as_state(path, proto)
     p, f, size = _open_as_ours(path, proto, "SolverState")
     with f:
         if size == 0:

@@ -5,11 +5,16 @@ branches that share nothing."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
+from caffe2torch.errors import DataError
 from caffe2torch.layers.typeinfo import find_type_info
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
 from caffe2torch.lint.states import StateView, phases_text
+
+if TYPE_CHECKING:
+    from caffe2torch.data.listfile import ListEntry
 
 PAIRWISE = frozenset({"ContrastiveLoss", "TripletLoss", "GeneralContrastiveLoss",
                       "GeneralTripletLoss"})
@@ -151,28 +156,26 @@ def _resolve(ctx: Context, source: str) -> str | None:
     return next((c for c in candidates if os.path.isfile(c)), None)
 
 
-def _read_list(path: str) -> list[tuple[str, str | None]]:
-    rows: list[tuple[str, str | None]] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            name, _, label = line.rpartition(" ")
-            rows.append((name, label) if name else (label, None))
-    return rows
+def _read_list(path: str, shown: str) -> tuple[list[ListEntry], list[DataError]]:
+    """The list's lines as the ImageData reader takes them (data.listfile: split at the
+    last space, atoi labels), and its bad lines. (Imported here: the data package loads
+    torch, which lint without --check-data does not need.)"""
+    from caffe2torch.data.listfile import scan_list_text
+
+    with open(path, "rb") as f:
+        return scan_list_text(f.read().decode("utf-8", "surrogateescape"), shown)
 
 
 def _missing_images(ctx: Context, view: NetView, i: int, src: str,
-                    rows: list[tuple[str, str | None]]) -> None:
+                    rows: list[ListEntry]) -> None:
     """ImageDataLayer opens root_folder + name relative to the working directory; a name
     that is not there stops Caffe ('Could not open or find file')."""
     lp = view.layers[i]
     root = lp.image_data_param.root_folder
     base = os.path.dirname(ctx.path) if ctx.path else ""
     missing = []
-    for n, (name, _) in enumerate(rows, 1):
-        path = root + name
+    for row in rows:
+        n, path = row.line, root + row.name
         if not (os.path.isfile(path) or (base and not os.path.isabs(path)
                                          and os.path.isfile(os.path.join(base, path)))):
             missing.append((n, path))
@@ -186,11 +189,11 @@ def _missing_images(ctx: Context, view: NetView, i: int, src: str,
 
 
 def _pair_labels(ctx: Context, view: NetView, i: int, src: str,
-                 rows: list[tuple[str, str | None]]) -> None:
+                 rows: list[ListEntry]) -> None:
     """ContrastiveLoss reads the pair label as similar (non-zero) or not (0): a class label
     in a pair list silently counts as 'similar'."""
     lp = view.layers[i]
-    bad = [(n, label) for n, (_, label) in enumerate(rows, 1) if label not in ("0", "1")]
+    bad = [(row.line, row.label) for row in rows if row.label not in (0, 1)]
     if bad:
         n, label = bad[0]
         more = f" (and {len(bad) - 1} more lines)" if len(bad) > 1 else ""
@@ -214,9 +217,16 @@ def _check_lists(ctx: Context, view: NetView, data: list[int], pairwise: bool) -
                        layer=layers[i].name, help="check the path; Caffe opens it relative "
                        "to the folder it runs in")
             continue
-        rows = _read_list(found)
+        rows, problems = _read_list(found, src)
+        if problems:
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more lines)" if len(problems) > 1 else ""
+            ctx.report("C2T323", f"data layer '{layers[i].name}': list '{src}' line "
+                       f"{first.line}: {first.message}{more}", *pos, layer=layers[i].name,
+                       help=first.hint or "every line is 'path label', split at the last space")
         _missing_images(ctx, view, i, src, rows)
-        lists.append((i, src, rows))
+        if not problems:  # rows compared by position only where every line was read
+            lists.append((i, src, rows))
     if len(lists) < 2:
         return
     if pairwise and any(lp.type == "ContrastiveLoss" for lp in layers):
@@ -230,10 +240,10 @@ def _check_lists(ctx: Context, view: NetView, data: list[int], pairwise: bool) -
             ctx.report("C2T321", f"list '{src}' of '{name}' has {len(rows)} lines but "
                        f"'{src0}' of '{layers[i0].name}' has {len(rows0)}: pairs misalign",
                        *pos, layer=name, help="write both lists from one list of pairs")
-        bad = [n for n, (x, y) in enumerate(zip(rows0, rows), 1) if x[1] != y[1]]
+        bad = [n for n, (x, y) in enumerate(zip(rows0, rows), 1) if x.label != y.label]
         if bad:
             n = bad[0]
             more = f" (and {len(bad) - 1} more lines)" if len(bad) > 1 else ""
-            ctx.report("C2T322", f"line {n}: '{src0}' gives label {rows0[n - 1][1]} but "
-                       f"'{src}' gives {rows[n - 1][1]}{more}", *pos, layer=name,
+            ctx.report("C2T322", f"line {n}: '{src0}' gives label {rows0[n - 1].label} but "
+                       f"'{src}' gives {rows[n - 1].label}{more}", *pos, layer=name,
                        help="both lists must carry the pair's label on the same line")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caffe2torch.data.images import read_image, to_chw
+from caffe2torch.data.images import read_image, to_chw, why_unreadable
 from caffe2torch.data.listfile import ListEntry, read_list_file
 from caffe2torch.data.sources import BadItemError
 from caffe2torch.data.transform import Transformer
@@ -252,10 +252,10 @@ def _read_refs(pre: Preprocess, refs: Sequence[ImageRef]) -> Iterable[np.ndarray
     for ref in refs:
         img = pre.read(ref.name)
         if img is None:
-            raise BadItemError(
-                f"could not read image {pre.root + ref.name!r}", path=ref.list_path,
-                line=ref.line, hint="the file is missing or not an image OpenCV can decode "
-                "(paths are root_folder + the listed name, relative to the working directory)")
+            name = pre.root + ref.name
+            message, hint = why_unreadable(name, name if os.path.isabs(name)
+                                           else os.path.join(pre.cwd, name))
+            raise BadItemError(message, path=ref.list_path, line=ref.line, hint=hint)
         yield pre(img, f"{ref.list_path}:{ref.line}" if ref.list_path else ref.name)
 
 

@@ -38,7 +38,7 @@ from typing import Any, TextIO, cast
 import numpy as np
 import torch
 
-from caffe2torch.errors import CaffeError, SolverError
+from caffe2torch.errors import CaffeError, DataError, SolverError
 from caffe2torch.graph import CaffeNet
 from caffe2torch.graph.compile import compile_net
 from caffe2torch.graph.fed import build_fed_net, stream_of
@@ -146,6 +146,7 @@ class Solver:
         if not self.is_root:
             log = None
         self.log = GlogWriter(sys.stderr if log is _DEFAULT else log)  # type: ignore[arg-type]
+        self.last_snapshot: str | None = None  # the last .solverstate written, as logged
         self.build_options = dict(build_options or {})
         if param.average_loss < 1:
             raise SolverError(f"average_loss must be >= 1, got {param.average_loss}",
@@ -250,6 +251,15 @@ class Solver:
                     f"{where_text(found, self.path, 'solver')}", path=self.path,
                     hint=f"run from that folder (cd {shown(found)}) or write the net path "
                     "relative to where you run")
+        if not os.path.exists(path) and "\\" in name and self.path is not None:
+            forward = name.replace("\\", "/")
+            if os.path.exists(os.path.join(self.cwd, forward)):
+                from caffe2torch.errors import ParseError
+
+                raise ParseError(
+                    f"the solver's net {name!r} is written with backslashes (a Windows "
+                    "path); here they are part of the file name", path=self.path,
+                    hint=f"write net: \"{forward}\" (forward slashes work on Windows too)")
         return read_net_with_positions(path, self.proto)
 
     def _build(self, net_param: Any, state: NetState, source_map: Any, k: int,
@@ -331,8 +341,15 @@ class Solver:
                 continue
             self.log.info(f"Finetuning from {name}", "solver.cpp:72")
             path = os.path.join(self.cwd, name)
-            for net in (self.net, *self.test_nets):
-                written |= net.copy_from(path, self.proto).written
+            for k, net in enumerate((self.net, *self.test_nets)):
+                report = net.copy_from(path, self.proto)
+                written |= report.written
+                if k == 0:  # the train net's copy, as Caffe logs it (net.cpp)
+                    for ignored in report.ignored:
+                        self.log.info(f"Ignoring source layer {ignored}", "net.cpp:678")
+                    warning = report.nothing_copied(name)
+                    if warning:
+                        self.log.warning(warning, "net.cpp:678")
         return written
 
     # ------------------------------------------------------------------ state
@@ -421,6 +438,9 @@ class Solver:
         self._start_progress()
         try:
             self.step(p.max_iter - self.iter)
+        except DataError as e:  # an image gone bad mid-run: say what the run has kept
+            e.hint = "; ".join(filter(None, [e.hint, self._stopped_at()]))
+            raise
         finally:
             self._stop_progress()
         if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
@@ -461,6 +481,14 @@ class Solver:
         if self.distributed is None:
             return flag
         return bool(self.distributed.agree(int(flag), self.device))
+
+    def _stopped_at(self) -> str:
+        """Where a run that stops on bad data stands (Caffe dies in its prefetch thread
+        without a word about it): the iteration and the snapshot to resume from."""
+        if self.last_snapshot is None:
+            return f"training stopped at iteration {self.iter}, before any snapshot"
+        return (f"training stopped at iteration {self.iter}; after fixing the data, resume "
+                f"with -snapshot {self.last_snapshot}")
 
     def _root_snapshot(self) -> None:
         if self.is_root:
@@ -733,6 +761,7 @@ class Solver:
         self.log.info(f"Snapshotting solver state to {kind} file "
                       f"{snapshot_filename(shown, self.iter, state_ext)}", "sgd_solver.cpp:273")
         write_state(state_path, data, "HDF5" if hdf5 else "BINARYPROTO", self.proto)
+        self.last_snapshot = snapshot_filename(shown, self.iter, state_ext)
         return model, state_path
 
     def restore(self, state_file: str | os.PathLike[str]) -> None:

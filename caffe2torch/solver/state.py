@@ -43,12 +43,29 @@ def read_solver_state(path: PathLike, proto: Any = None) -> SolverStateData:
     """Read either snapshot format (``proto``: the fork's caffe.proto that wrote it)."""
     p = os.fspath(path)
     if not os.path.exists(p):
-        raise ParseError("solver state file not found", path=p)
+        raise ParseError("solver state file not found", path=p, hint=_states_beside(p))
     if is_hdf5(p):
         return _read_h5(p)
     state, history = read_solverstate_arrays(p, proto)
     return SolverStateData(int(state.iter), int(state.current_step), state.learned_net,
                            [np.asarray(h, dtype=np.float32) for h in history])
+
+
+def _states_beside(path: str) -> str:
+    """What to resume from instead: the newest solver states in the folder ``path`` names
+    (snapshots are <prefix>_iter_N.solverstate[.h5])."""
+    folder = os.path.dirname(path) or "."
+    try:
+        names = [n for n in os.listdir(folder)
+                 if n.endswith((".solverstate", ".solverstate.h5"))]
+    except OSError:
+        return "check the path; snapshots are written as <snapshot_prefix>_iter_N.solverstate"
+    if not names:
+        return (f"there is no .solverstate in {folder}; snapshots are written as "
+                "<snapshot_prefix>_iter_N.solverstate")
+    names.sort(key=lambda n: os.path.getmtime(os.path.join(folder, n)), reverse=True)
+    shown = ", ".join(os.path.join(os.path.dirname(path), n) for n in names[:3])
+    return f"the newest solver states there: {shown}"
 
 
 def _scalar(f: Any, name: str, p: str) -> Any:
@@ -66,6 +83,11 @@ def _read_h5(p: str) -> SolverStateData:
     except OSError as e:
         raise ParseError(f"not a readable HDF5 solver state: {e}", path=p) from None
     with f:
+        if "iter" not in f and "data" in f:  # Net::ToHDF5's layout
+            raise ParseError("this is an HDF5 caffemodel (a net's weights), not a solver "
+                             "state", path=p, hint="resume from the .solverstate.h5 the "
+                             "snapshot wrote beside it; to start a new run from these "
+                             "weights, give them with -weights")
         it = int(_scalar(f, "iter", p))
         step = int(_scalar(f, "current_step", p))
         net = _scalar(f, "learned_net", p) if "learned_net" in f else b""
