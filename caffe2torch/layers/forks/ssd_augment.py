@@ -1,0 +1,114 @@
+"""The image side of SSD's augmenting data path (weiliu89/caffe: AnnotatedDataLayer::
+load_batch, DataTransformer's DistortImage / ExpandImage / CropImage / Transform, and
+im_transforms.cpp's ApplyDistort / ApplyResize), on OpenCV H x W x C uint8 images with
+their label rows (see :mod:`caffe2torch.layers.forks.ssd_boxes`).
+
+:class:`Augmenter` runs the fork's order on one record: distort (photometric), expand
+(zoom out onto a mean-filled canvas), pick one of the batch samplers' windows and crop to
+it, then resize (WARP, one of the ``interp_mode`` list at random) and draw the mirror
+coin. An encoded record is re-encoded as JPEG after every stage that changed it, as the
+fork stores each stage in a Datum (EncodeCVMatToDatum, OpenCV's default quality).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from caffe2torch.data.images import decode_image
+from caffe2torch.data.transform import Draws
+from caffe2torch.errors import DataError
+from caffe2torch.layers.forks.ssd_boxes import (
+    UNIT,
+    Window,
+    check_samplers,
+    clip_window,
+    generate_samples,
+    transform_annotation,
+)
+from caffe2torch.numerics import f32
+from caffe2torch.proto import caffe_pb2
+
+INTERP = {
+    caffe_pb2.ResizeParameter.LINEAR: cv2.INTER_LINEAR,
+    caffe_pb2.ResizeParameter.AREA: cv2.INTER_AREA,
+    caffe_pb2.ResizeParameter.NEAREST: cv2.INTER_NEAREST,
+    caffe_pb2.ResizeParameter.CUBIC: cv2.INTER_CUBIC,
+    caffe_pb2.ResizeParameter.LANCZOS4: cv2.INTER_LANCZOS4,
+}
+
+
+def crop_pixels(img: np.ndarray, window: Window) -> np.ndarray:
+    """CropImage: the window clipped to [0, 1], scaled to pixels in float32, offsets and
+    sizes truncated to int."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = clip_window(window)
+    sx0, sy0, sx1, sy1 = x0 * f32(w), y0 * f32(h), x1 * f32(w), y1 * f32(h)
+    left, top = int(sx0), int(sy0)
+    width, height = int(f32(sx1 - sx0)), int(f32(sy1 - sy0))
+    return np.ascontiguousarray(img[top:top + height, left:left + width])
+
+
+def resize(img: np.ndarray, param: Any, rng: Draws) -> np.ndarray:
+    """ApplyResize (WARP): to height x width with an interp_mode drawn uniformly from the
+    list (LINEAR when the list is empty)."""
+    modes = list(param.interp_mode)
+    interp = INTERP[modes[int(rng.integers(len(modes)))]] if modes else cv2.INTER_LINEAR
+    out = cv2.resize(img, (int(param.width), int(param.height)), interpolation=interp)
+    return out.reshape(*out.shape[:2], *img.shape[2:])
+
+
+class Augmenter:
+    """The augmenting settings of one AnnotatedData layer."""
+
+    def __init__(self, layer: Any, where: str) -> None:
+        t = layer.transform_param
+        self.where = where
+        self.samplers = list(layer.annotated_data_param.batch_sampler)
+        check_samplers(self.samplers, where)
+        self.emit = t.emit_constraint if t.HasField("emit_constraint") else None
+        self.mirror = bool(t.mirror)
+        self.resize = t.resize_param if t.HasField("resize_param") else None
+        self.force_color, self.force_gray = bool(t.force_color), bool(t.force_gray)
+
+    def reencode(self, img: np.ndarray) -> np.ndarray:
+        """A stage's image stored as the fork stores it: JPEG, decoded again."""
+        ok, buf = cv2.imencode(".jpg", img)
+        if not ok:
+            raise DataError(f"{self.where}: OpenCV could not encode an augmented image")
+        out = decode_image(buf.tobytes(), self.force_color, self.force_gray)
+        assert out is not None
+        return out
+
+    def crop_stage(self, img: np.ndarray, boxes: np.ndarray, rng: Draws,
+                   encoded: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The batch samplers: one of the windows found, drawn uniformly, is cropped to
+        and the boxes projected into it (no window found: the image as it is)."""
+        windows = generate_samples(boxes, self.samplers, rng)
+        if not windows:
+            return img, boxes
+        window = windows[int(rng.integers(len(windows)))]
+        img = crop_pixels(img, window)
+        boxes = transform_annotation(boxes, clip_window(window), self.emit)
+        return (self.reencode(img) if encoded else img), boxes
+
+    def final_stage(self, img: np.ndarray, boxes: np.ndarray, rng: Draws
+                    ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """DataTransformer::Transform's share: the mirror coin, the resize, the boxes'
+        last projection (onto the whole image, under emit_constraint) and flip."""
+        mirror = self.mirror and bool(rng.integers(2))
+        if self.resize is not None:
+            img = resize(img, self.resize, rng)
+        return img, transform_annotation(boxes, UNIT, self.emit, mirror), mirror
+
+    def __call__(self, img: np.ndarray, boxes: np.ndarray, rng: Draws, encoded: bool
+                 ) -> tuple[np.ndarray, np.ndarray, bool]:
+        """One record through the fork's order: the image (H x W[ x C] uint8, before
+        mean and scale), its label rows, and whether it is to be mirrored."""
+        img, boxes = self.crop_stage(img, boxes, rng, encoded)
+        return self.final_stage(img, boxes, rng)
+
+
+__all__ = ["INTERP", "Augmenter", "crop_pixels", "resize"]
