@@ -16,7 +16,8 @@ import torch
 import caffe2torch as c2t
 from caffe2torch.data.order import RowDraws
 from caffe2torch.errors import DataError
-from caffe2torch.layers.forks.ssd_augment import Augmenter, crop_pixels
+from caffe2torch.layers.forks.ssd_augment import Augmenter, crop_pixels, expand_canvas
+from caffe2torch.layers.forks.ssd_boxes import transform_annotation
 from caffe2torch.layers.forks.ssd_data import AnnotatedDataReader
 from caffe2torch.proto import caffe_pb2
 from tests.layers.helpers_core import layer_param
@@ -87,9 +88,11 @@ def white_extent(img: np.ndarray) -> tuple[float, float, float, float] | None:
     return xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h
 
 
-def test_boxes_stay_on_their_objects_and_images(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", ["", "mean_value: 0 expand_param { prob: 0.5 "
+                                   "max_expand_ratio: 3 }"], ids=["crop", "expand+crop"])
+def test_boxes_stay_on_their_objects_and_images(tmp_path: Path, extra: str) -> None:
     make_lmdb(tmp_path / "lmdb")
-    r = reader(tmp_path, seed=0)
+    r = reader(tmp_path, seed=0, extra=extra)
     seen_sizes, mirrored = set(), 0
     for _ in range(12):
         batch = r.next_batch()
@@ -164,6 +167,57 @@ def test_the_stages_in_the_forks_order() -> None:
         np.testing.assert_array_equal(out, cv2.resize(crop, (SIZE, SIZE),
                                                       interpolation=interp))
         assert out_boxes.shape[1] == 8
+
+
+class Half:
+    """Draws that always give the middle of the range."""
+
+    def integers(self, high: int, /) -> int:
+        return high // 2
+
+
+def test_expand_canvas_by_hand() -> None:
+    img = np.full((10, 20, 3), 200, np.uint8)
+    canvas, window = expand_canvas(img, np.float32(2.0), np.array([1, 2, 3], np.uint8),
+                                   Half())
+    # a 20 x 40 canvas, the image at (5, 10): floor(0.5 * 10), floor(0.5 * 20)
+    assert canvas.shape == (20, 40, 3)
+    assert (canvas[5:15, 10:30] == 200).all()
+    assert (canvas[:5] == [1, 2, 3]).all() and (canvas[:, :10] == [1, 2, 3]).all()
+    np.testing.assert_allclose(window, (-0.5, -0.5, 1.5, 1.5))
+    whole = np.array([[0, 1, 0, 0, 0, 1, 1, 0]], np.float32)
+    moved = transform_annotation(whole, window)
+    np.testing.assert_allclose(moved[0, 3:7], [0.25, 0.25, 0.75, 0.75])
+
+
+def test_expand_probability_and_mean_fill(tmp_path: Path) -> None:
+    img, _ = object_image(0)
+    boxes = np.array([[0, 1, 0, 0.2, 0.3, 0.6, 0.7, 0]], np.float32)
+    layer = layer_param(layer_text(samplers="", extra="mean_value: 127.5 expand_param { "
+                                   "prob: 0.5 max_expand_ratio: 4 }"))
+    aug = Augmenter(layer, "layer 'data'")
+    expanded = 0
+    for seed in range(40):
+        out, out_boxes = aug.expand_stage(img, boxes, RowDraws(seed, 0), encoded=False)
+        if out.shape != img.shape:
+            expanded += 1
+            h, w = out.shape[:2]
+            assert img.shape[0] <= h < 4 * img.shape[0] and img.shape[1] <= w < 4 * img.shape[1]
+            assert (out[0, 0] == 128).all() or (out[-1, -1] == 128).all()  # 127.5 rounded
+            # the box is where the white rectangle went
+            ys, xs = np.nonzero(out.min(axis=2) == 255)
+            np.testing.assert_allclose(out_boxes[0, 3:7], [xs.min() / w, ys.min() / h,
+                                       (xs.max() + 1) / w, (ys.max() + 1) / h], atol=1e-5)
+    assert 8 < expanded < 32  # prob 0.5 of 40
+    never = Augmenter(layer_param(layer_text(samplers="", extra="expand_param { prob: 0.5 "
+                                             "max_expand_ratio: 1.005 }")), "layer 'data'")
+    assert never.expand_stage(img, boxes, RowDraws(0, 0), False)[0] is img
+
+
+def test_expand_with_mean_file_is_refused() -> None:
+    with pytest.raises(DataError, match="mean_file"):
+        Augmenter(layer_param(layer_text(extra='mean_file: "m.binaryproto" expand_param '
+                                         '{ prob: 0.5 max_expand_ratio: 4 }')), "l")
 
 
 def test_crop_pixels_truncate_like_the_fork() -> None:

@@ -27,6 +27,7 @@ from caffe2torch.layers.forks.ssd_boxes import (
     clip_window,
     generate_samples,
     transform_annotation,
+    uniform,
 )
 from caffe2torch.numerics import f32
 from caffe2torch.proto import caffe_pb2
@@ -60,6 +61,31 @@ def resize(img: np.ndarray, param: Any, rng: Draws) -> np.ndarray:
     return out.reshape(*out.shape[:2], *img.shape[2:])
 
 
+def expand_canvas(img: np.ndarray, ratio: np.float32, fill: np.ndarray | None,
+                  rng: Draws) -> tuple[np.ndarray, Window]:
+    """ExpandImage: a canvas ``ratio`` times the image's size (truncated), filled with
+    ``fill`` per channel (zeros when None), the image pasted at a random whole-pixel
+    offset; and the canvas as a window in the image's normalized coordinates."""
+    h, w = img.shape[:2]
+    height, width = int(f32(h) * ratio), int(f32(w) * ratio)
+    top = int(np.floor(uniform(rng, 0, height - h)))
+    left = int(np.floor(uniform(rng, 0, width - w)))
+    canvas = np.zeros((height, width, *img.shape[2:]), np.uint8)
+    if fill is not None:
+        canvas[...] = fill if img.ndim == 3 else fill[0]
+    canvas[top:top + h, left:left + w] = img
+    window = (f32(-left) / f32(w), f32(-top) / f32(h), f32(width - left) / f32(w),
+              f32(height - top) / f32(h))
+    return canvas, window
+
+
+def _mean_fill(mean_values: list[float]) -> np.ndarray | None:
+    """The mean values as uint8 pixels (saturate_cast: rounded half to even, clipped)."""
+    if not mean_values:
+        return None
+    return np.clip(np.rint(np.asarray(mean_values, np.float64)), 0, 255).astype(np.uint8)
+
+
 class Augmenter:
     """The augmenting settings of one AnnotatedData layer."""
 
@@ -72,6 +98,12 @@ class Augmenter:
         self.mirror = bool(t.mirror)
         self.resize = t.resize_param if t.HasField("resize_param") else None
         self.force_color, self.force_gray = bool(t.force_color), bool(t.force_gray)
+        self.expand = t.expand_param if t.HasField("expand_param") else None
+        if self.expand is not None and t.HasField("mean_file"):
+            raise DataError(f"{where}: expand_param with a mean_file is not reproduced (the "
+                            "fork requires the mean to be the size of each random canvas)",
+                            hint="use mean_value")
+        self.fill = _mean_fill(list(t.mean_value))
 
     def reencode(self, img: np.ndarray) -> np.ndarray:
         """A stage's image stored as the fork stores it: JPEG, decoded again."""
@@ -81,6 +113,24 @@ class Augmenter:
         out = decode_image(buf.tobytes(), self.force_color, self.force_gray)
         assert out is not None
         return out
+
+    def expand_stage(self, img: np.ndarray, boxes: np.ndarray, rng: Draws,
+                     encoded: bool) -> tuple[np.ndarray, np.ndarray]:
+        """expand_param: with probability ``prob`` (and max_expand_ratio not within 0.01
+        of 1), zoom out by a ratio drawn in [1, max_expand_ratio) onto a mean-filled
+        canvas; the boxes move into the canvas's coordinates."""
+        p = self.expand
+        if p is None or uniform(rng, 0, 1) > f32(p.prob) or abs(
+                float(f32(p.max_expand_ratio)) - 1) < 1e-2:
+            return img, boxes
+        ratio = uniform(rng, 1, p.max_expand_ratio)
+        if img.ndim == 3 and self.fill is not None and len(self.fill) not in (
+                1, img.shape[2]):
+            raise DataError(f"{self.where}: {len(self.fill)} mean_value entries for "
+                            f"{img.shape[2]} channels")
+        canvas, window = expand_canvas(img, ratio, self.fill, rng)
+        boxes = transform_annotation(boxes, window, self.emit)
+        return (self.reencode(canvas) if encoded else canvas), boxes
 
     def crop_stage(self, img: np.ndarray, boxes: np.ndarray, rng: Draws,
                    encoded: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -107,8 +157,9 @@ class Augmenter:
                  ) -> tuple[np.ndarray, np.ndarray, bool]:
         """One record through the fork's order: the image (H x W[ x C] uint8, before
         mean and scale), its label rows, and whether it is to be mirrored."""
+        img, boxes = self.expand_stage(img, boxes, rng, encoded)
         img, boxes = self.crop_stage(img, boxes, rng, encoded)
         return self.final_stage(img, boxes, rng)
 
 
-__all__ = ["INTERP", "Augmenter", "crop_pixels", "resize"]
+__all__ = ["INTERP", "Augmenter", "crop_pixels", "expand_canvas", "resize"]
