@@ -29,6 +29,7 @@ from caffe2torch.layers.forks.ssd_boxes import (
     transform_annotation,
     uniform,
 )
+from caffe2torch.layers.forks.ssd_distort import distort
 from caffe2torch.numerics import f32
 from caffe2torch.proto import caffe_pb2
 
@@ -104,6 +105,7 @@ class Augmenter:
                             "fork requires the mean to be the size of each random canvas)",
                             hint="use mean_value")
         self.fill = _mean_fill(list(t.mean_value))
+        self.distort = t.distort_param if t.HasField("distort_param") else None
 
     def reencode(self, img: np.ndarray) -> np.ndarray:
         """A stage's image stored as the fork stores it: JPEG, decoded again."""
@@ -113,6 +115,13 @@ class Augmenter:
         out = decode_image(buf.tobytes(), self.force_color, self.force_gray)
         assert out is not None
         return out
+
+    def distort_stage(self, img: np.ndarray, rng: Draws, encoded: bool) -> np.ndarray:
+        """distort_param (DistortImage): on encoded records only, stored as JPEG even
+        when no step fired; the fork leaves raw records as they are."""
+        if self.distort is None or not encoded:
+            return img
+        return self.reencode(distort(img, self.distort, rng, self.where))
 
     def expand_stage(self, img: np.ndarray, boxes: np.ndarray, rng: Draws,
                      encoded: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +166,7 @@ class Augmenter:
                  ) -> tuple[np.ndarray, np.ndarray, bool]:
         """One record through the fork's order: the image (H x W[ x C] uint8, before
         mean and scale), its label rows, and whether it is to be mirrored."""
+        img = self.distort_stage(img, rng, encoded)
         img, boxes = self.expand_stage(img, boxes, rng, encoded)
         img, boxes = self.crop_stage(img, boxes, rng, encoded)
         return self.final_stage(img, boxes, rng)

@@ -68,8 +68,8 @@ def augmenting_settings(layer: Any) -> list[str]:
 def refused_settings(layer: Any) -> list[str]:
     """The settings of ``layer`` that neither path reproduces."""
     t = layer.transform_param
-    found = [f"transform_param.{name}" for name in ("distort_param", "noise_param")
-             if t.HasField(name)]
+    found = ["transform_param.noise_param (no SSD net uses it)"] if t.HasField(
+        "noise_param") else []
     if t.crop_size or t.crop_h or t.crop_w:
         found.append("transform_param crop")
     if t.HasField("resize_param") and (t.resize_param.resize_mode
@@ -118,9 +118,9 @@ class AnnotatedSource(DatumSource):
             raise DataError(
                 f"layer '{layer.name}' (AnnotatedData): these settings of the fork's "
                 f"augmenting path are not reproduced ({', '.join(refused)})",
-                hint="batch_sampler crops, expand_param, emit_constraint, WARP resize "
-                "with random interp_mode, and mirror are; remove the others to read the "
-                "records",
+                hint="batch_sampler crops, distort_param, expand_param, emit_constraint, "
+                "WARP resize with random interp_mode, and mirror are; remove the others "
+                "to read the records",
             )
         super().__init__(layer, phase, cwd)
         where = f"layer '{layer.name}'"
