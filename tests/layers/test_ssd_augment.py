@@ -136,6 +136,19 @@ def test_same_seed_same_batches(tmp_path: Path) -> None:
     assert differs
 
 
+def test_skip_batches_continues_where_reading_would(tmp_path: Path) -> None:
+    make_lmdb(tmp_path / "lmdb")
+    r = reader(tmp_path, 4, batch=2)
+    third = [r.next_batch() for _ in range(3)][-1]
+    r.close()
+    r = reader(tmp_path, 4, batch=2)
+    r.skip_batches(2)
+    again = r.next_batch()
+    r.close()
+    for top in ("data", "label"):
+        torch.testing.assert_close(third[top], again[top], rtol=0, atol=0)
+
+
 def test_no_window_found_keeps_the_image(tmp_path: Path) -> None:
     """A constraint no window can meet: no crop, the whole image resized."""
     make_lmdb(tmp_path / "lmdb", count=1)
@@ -290,3 +303,28 @@ def test_small_ssd_net_trains_on_augmented_batches(tmp_path: Path) -> None:
         opt.step()
         losses.append(float(loss.detach()))
     assert all(np.isfinite(losses)) and losses[0] > 0, losses
+
+
+def test_caffe2torch_train_reads_the_lmdb_reproducibly(tmp_path: Path, monkeypatch) -> None:
+    """``caffe2torch train`` feeds an SSD TRAIN net from its LMDB through the augmenting
+    path; the solver's random_seed makes two runs give the same weights."""
+    from caffe2torch.cli.main import main
+
+    make_lmdb(tmp_path / "lmdb")
+    (tmp_path / "train.prototxt").write_text(NET.format(data=layer_text(source="lmdb")))
+    solver = ('net: "train.prototxt" base_lr: 0.01 lr_policy: "fixed" momentum: 0.9 '
+              'max_iter: 3 display: 1 random_seed: 7 snapshot_prefix: "{}" '
+              'solver_mode: CPU')
+    weights = []
+    monkeypatch.chdir(tmp_path)
+    for run in ("a", "b"):
+        (tmp_path / f"{run}.prototxt").write_text(solver.format(run))
+        assert main(["train", "--solver", f"{run}.prototxt"]) == 0
+        net = c2t.load_net(tmp_path / "train.prototxt", phase="TRAIN",
+                           weights=tmp_path / f"{run}_iter_3.caffemodel",
+                           input_shapes={"data": (3, 3, SIZE, SIZE)})
+        weights.append({k: [b.detach().clone() for b in v] for k, v in net.params.items()})
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        for x, y in zip(weights[0][k], weights[1][k]):
+            torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -18,11 +18,21 @@ cycling) and implements the fork's non-augmenting path, the one its TEST nets ta
   is left of them (ProjectBBox onto the whole image); (1, 1, 1, 8) of -1 when the batch has
   no box.
 
-The augmenting path of the fork's TRAIN nets (batch samplers that crop, distort_param,
-expand_param, noise_param, crop, mirror, other resize modes, random interpolation) is
-refused with a DataError naming the setting: its random crops cannot be reproduced. A
-batch_sampler whose samplers keep the whole image (scale 1, aspect ratio 1, the defaults;
-MobileNet-SSD's test net has one) changes nothing and is accepted.
+The augmenting path (the fork's TRAIN nets: distort_param, expand_param, batch_sampler
+crops with their sample_constraint, emit_constraint, random interp_mode, mirror) is the
+fork's on encoded records, stage by stage (ssd_augment, ssd_boxes, ssd_distort). Its
+random draws are caffe2torch's own, not Caffe's: the reader draws one seed per row from
+its ``seed`` (``caffe2torch train`` gives the solver's random_seed) and the row's choices
+from RowDraws(row seed), so a seed gives the same batches every run. A batch_sampler whose
+samplers keep the whole image (MobileNet-SSD's test net has one) takes the
+non-augmenting path (the fork still "crops" an encoded record to the whole image there,
+storing it as JPEG again: that re-encoding is not reproduced on this path). Refused
+with the setting named: noise_param, crop_size / crop_h / crop_w, resize modes other
+than WARP; and, in the augmenting path, raw records and expand_param with a mean_file.
+
+``caffe2torch train`` / ``test`` (runtime.feeding) read a net's one AnnotatedData layer
+through :class:`AnnotatedDataReader` (one rank of parallel solvers reads every
+world_size-th record).
 """
 
 from __future__ import annotations
@@ -207,18 +217,19 @@ class AnnotatedDataReader:
     makes ``net()`` draw them."""
 
     def __init__(self, layer: Any, phase: str = "TEST", cwd: str | os.PathLike[str] = ".",
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, rank: int = 0, world_size: int = 1) -> None:
         self.source = AnnotatedSource(layer, phase, os.fspath(cwd))
         self.tops = list(layer.top)
-        self.position = 0
+        # parallel solvers: rank r reads records r, r + world_size, ... (Caffe's Skip())
+        self.position, self.stride = rank % max(len(self.source), 1), world_size
         # one seed per row drawn in order, the row's draws from RowDraws(seed, 0): the
         # same seed gives the same batches
-        self.seeds = np.random.default_rng(seed)
+        self.seeds = np.random.default_rng(None if seed is None else [seed, rank])
 
     @classmethod
     def from_net_param(cls, net_param: Any, phase: str = "TEST",
-                       cwd: str | os.PathLike[str] = ".",
-                       seed: int | None = None) -> AnnotatedDataReader:
+                       cwd: str | os.PathLike[str] = ".", seed: int | None = None,
+                       rank: int = 0, world_size: int = 1) -> AnnotatedDataReader:
         """The reader of the (one) AnnotatedData layer of ``phase``."""
         from caffe2torch.ir import NetState, filter_layers
 
@@ -226,13 +237,19 @@ class AnnotatedDataReader:
         layers = [ly for ly in kept if ly.type == "AnnotatedData"]
         if len(layers) != 1:
             raise DataError(f"the {phase} net has {len(layers)} AnnotatedData layers, not one")
-        return cls(layers[0], phase, cwd, seed)
+        return cls(layers[0], phase, cwd, seed, rank, world_size)
 
-    def _next_row(self) -> list[np.ndarray]:
+    def _next_row(self, load: bool = True) -> list[np.ndarray]:
         draws = RowDraws(int(self.seeds.integers(1 << 62)), 0)
-        row = self.source.load(self.position, draws)
-        self.position = (self.position + 1) % len(self.source)
+        row = self.source.load(self.position, draws) if load else []
+        self.position = (self.position + self.stride) % len(self.source)
         return row
+
+    def skip_batches(self, n: int) -> None:
+        """Move on by ``n`` batches without reading them (the records and the draws
+        advance as ``n`` calls of next_batch would)."""
+        for _ in range(n * self.source.batch_size):
+            self._next_row(load=False)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         images, boxes = [], []
