@@ -1,8 +1,9 @@
 """Real SSD-family TRAIN nets (MultiBoxLoss at the end) build from the repositories' own
 files, and MobileNet-SSD's trains: a few SGD steps on one drawn image with three boxes lower
 its loss. The nets are read from the bare mirrors under /work/.mirror (skipped without
-them). The AnnotatedData layer becomes an input of the given shape: its LMDB and its
-augmenting TRAIN path are not needed to feed a synthetic batch."""
+them). The AnnotatedData layer becomes an input of the given shape for a synthetic batch;
+MobileNet-SSD's own augmenting data layer also reads a drawn LMDB, and the net trains from
+it."""
 
 from __future__ import annotations
 
