@@ -18,6 +18,7 @@ import torch
 from caffe2torch.data import DataFeeder
 from caffe2torch.data.prefetch import PrefetchingFeeder, prefetch_wanted
 from caffe2torch.data.sources import SOURCE_TYPES
+from caffe2torch.errors import DataError
 from caffe2torch.ir.netstate import NetState, has_include_and_exclude, layer_included
 from caffe2torch.runtime.devices import default_workers
 from caffe2torch.runtime.pinned import CopyAhead
@@ -90,6 +91,29 @@ def data_layers(net_param: Any, state: NetState) -> list[Any]:
             and layer_included(ly, state)]
 
 
+def annotated_layers(net_param: Any, state: NetState) -> list[Any]:
+    """The AnnotatedData layers (SSD) of ``state``: read by an AnnotatedDataReader."""
+    return [ly for ly in net_param.layer
+            if ly.type == "AnnotatedData" and not has_include_and_exclude(ly)
+            and layer_included(ly, state)]
+
+
+def _annotated_reader(net_param: Any, state: NetState, cwd: str, seed: int | None,
+                      rank: int, world_size: int) -> Any:
+    """The reader of the net's one AnnotatedData layer (None without one)."""
+    layers = annotated_layers(net_param, state)
+    if not layers:
+        return None
+    if len(layers) > 1 or data_layers(net_param, state):
+        raise DataError(f"the {state.phase} net mixes an AnnotatedData layer with other "
+                        "data layers: only a net whose one data layer is AnnotatedData is "
+                        "fed", hint="feed the net's inputs yourself (net(data=..., "
+                        "label=...))")
+    from caffe2torch.layers.forks.ssd_data import AnnotatedDataReader
+
+    return AnnotatedDataReader(layers[0], state.phase, cwd, seed, rank, world_size)
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
@@ -112,6 +136,9 @@ def open_feeder(
     processes (default: see :func:`~caffe2torch.runtime.devices.default_workers`); batches
     go to a GPU through pinned memory."""
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
+    reader = _annotated_reader(net_param, state, folder, seed, rank, world_size)
+    if reader is not None:
+        return reader, reader.next_batch()
     layers = data_layers(net_param, state)
     if not layers:
         return None, None
@@ -139,8 +166,9 @@ class LazyBatchStream:
 
     def __call__(self) -> dict[str, torch.Tensor]:
         if self.stream is None:
-            feeder = DataFeeder(data_layers(self.net_param, self.state), self.state.phase,
-                                cwd=self.cwd, num_workers=0)
+            feeder = _annotated_reader(self.net_param, self.state, self.cwd, None, 0, 1) or \
+                DataFeeder(data_layers(self.net_param, self.state), self.state.phase,
+                           cwd=self.cwd, num_workers=0)
             device = next((p.device for p in self.net.parameters()), torch.device("cpu"))
             self.stream = BatchStream(self.net, feeder, None, device)
         return self.stream()
@@ -153,9 +181,9 @@ class LazyBatchStream:
 def attach_lazy_feeder(net: CaffeNet, net_param: Any, state: NetState,
                        cwd: str | os.PathLike[str] | None = None) -> None:
     """Give a plain-built net a feeder for its data layers (if it has any)."""
-    if data_layers(net_param, state):
+    if data_layers(net_param, state) or annotated_layers(net_param, state):
         net.feeder = LazyBatchStream(net, net_param, state, os.fspath(cwd or os.getcwd()))
 
 
-__all__ = ["BatchStream", "LazyBatchStream", "attach_lazy_feeder", "data_layers",
-           "open_feeder"]
+__all__ = ["BatchStream", "LazyBatchStream", "annotated_layers", "attach_lazy_feeder",
+           "data_layers", "open_feeder"]

@@ -1,8 +1,9 @@
 """Real SSD-family TRAIN nets (MultiBoxLoss at the end) build from the repositories' own
 files, and MobileNet-SSD's trains: a few SGD steps on one drawn image with three boxes lower
 its loss. The nets are read from the bare mirrors under /work/.mirror (skipped without
-them). The AnnotatedData layer becomes an input of the given shape: its LMDB and its
-augmenting TRAIN path are not needed to feed a synthetic batch."""
+them). The AnnotatedData layer becomes an input of the given shape for a synthetic batch;
+MobileNet-SSD's own augmenting data layer also reads a drawn LMDB, and the net trains from
+it."""
 
 from __future__ import annotations
 
@@ -73,3 +74,77 @@ def test_mobilenet_ssd_loss_goes_down(tmp_path: Path) -> None:
     assert bool(torch.isfinite(torch.tensor(losses)).all())
     assert all(b < a for a, b in itertools.pairwise(losses)), losses
     assert losses[-1] < 0.97 * losses[0], losses
+
+
+def drawn_lmdb(path: Path) -> None:
+    """Two encoded 300 x 300 records: the drawn scene and its mirror image, with the
+    scene's three boxes."""
+    import cv2
+    import lmdb
+    import numpy as np
+
+    from caffe2torch.proto import caffe_pb2
+
+    env = lmdb.open(str(path), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for k, img in enumerate((drawn_image(), drawn_image()[:, ::-1])):
+            anno = caffe_pb2.AnnotatedDatum(type=caffe_pb2.AnnotatedDatum.BBOX)
+            anno.datum.encoded = True
+            anno.datum.data = cv2.imencode(".jpg", np.ascontiguousarray(img))[1].tobytes()
+            for _, label, _, x0, y0, x1, y1, _ in BOXES:
+                a = anno.annotation_group.add(group_label=int(label)).annotation.add()
+                if k:
+                    x0, x1 = 1 - x1, 1 - x0
+                a.bbox.xmin, a.bbox.ymin, a.bbox.xmax, a.bbox.ymax = x0, y0, x1, y1
+            txn.put(f"{k:08d}".encode(), anno.SerializeToString())
+    env.close()
+
+
+def mobilenet_ssd_on_lmdb(tmp_path: Path, batch: int) -> Path:
+    """MobileNet-SSD's train net reading a drawn LMDB with its own augmenting data layer
+    (distort, expand, seven batch samplers, random interp_mode, mirror)."""
+    path = mirrored_file("MobileNet-SSD", tmp_path)
+    drawn_lmdb(tmp_path / "lmdb")
+    text = path.read_text().replace('source: "trainval_lmdb/"', 'source: "lmdb"').replace(
+        "batch_size: 24", f"batch_size: {batch}")
+    assert 'source: "lmdb"' in text and f"batch_size: {batch}" in text
+    path.write_text(text)
+    return path
+
+
+def test_mobilenet_ssd_data_layer_reads_its_train_path(tmp_path: Path) -> None:
+    from caffe2torch.layers.forks.ssd_data import AnnotatedDataReader
+
+    path = mobilenet_ssd_on_lmdb(tmp_path, 4)
+    reader = AnnotatedDataReader.from_net_param(c2t.read_net(path), "TRAIN", tmp_path, seed=1)
+    for _ in range(3):
+        batch = reader.next_batch()
+        assert batch["data"].shape == (4, 3, 300, 300)
+        label = batch["label"].reshape(-1, 8)
+        assert label.shape[0] >= 1 and bool(torch.isfinite(batch["data"]).all())
+        boxes = label[label[:, 0] >= 0]
+        assert set(boxes[:, 0].tolist()) <= {0, 1, 2, 3}
+        assert bool(((boxes[:, 3:7] >= 0) & (boxes[:, 3:7] <= 1)).all())
+        assert set(boxes[:, 1].tolist()) <= {1, 2, 3}
+    reader.close()
+
+
+@pytest.mark.slow
+def test_mobilenet_ssd_trains_from_its_lmdb(tmp_path: Path) -> None:
+    from caffe2torch.layers.forks.ssd_data import AnnotatedDataReader
+
+    path = mobilenet_ssd_on_lmdb(tmp_path, 2)
+    torch.manual_seed(0)
+    net = c2t.load_net(path, phase="TRAIN", input_shapes={"data": (2, 3, 300, 300)})
+    reader = AnnotatedDataReader.from_net_param(c2t.read_net(path), "TRAIN", tmp_path, seed=0)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = net.loss(net(**reader.next_batch()))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    reader.close()
+    assert bool(torch.isfinite(torch.tensor(losses)).all()), losses

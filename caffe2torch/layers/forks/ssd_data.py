@@ -18,11 +18,21 @@ cycling) and implements the fork's non-augmenting path, the one its TEST nets ta
   is left of them (ProjectBBox onto the whole image); (1, 1, 1, 8) of -1 when the batch has
   no box.
 
-The augmenting path of the fork's TRAIN nets (batch samplers that crop, distort_param,
-expand_param, noise_param, crop, mirror, other resize modes, random interpolation) is
-refused with a DataError naming the setting: its random crops cannot be reproduced. A
-batch_sampler whose samplers keep the whole image (scale 1, aspect ratio 1, the defaults;
-MobileNet-SSD's test net has one) changes nothing and is accepted.
+The augmenting path (the fork's TRAIN nets: distort_param, expand_param, batch_sampler
+crops with their sample_constraint, emit_constraint, random interp_mode, mirror) is the
+fork's on encoded records, stage by stage (ssd_augment, ssd_boxes, ssd_distort). Its
+random draws are caffe2torch's own, not Caffe's: the reader draws one seed per row from
+its ``seed`` (``caffe2torch train`` gives the solver's random_seed) and the row's choices
+from RowDraws(row seed), so a seed gives the same batches every run. A batch_sampler whose
+samplers keep the whole image (MobileNet-SSD's test net has one) takes the
+non-augmenting path (the fork still "crops" an encoded record to the whole image there,
+storing it as JPEG again: that re-encoding is not reproduced on this path). Refused
+with the setting named: noise_param, crop_size / crop_h / crop_w, resize modes other
+than WARP; and, in the augmenting path, raw records and expand_param with a mean_file.
+
+``caffe2torch train`` / ``test`` (runtime.feeding) read a net's one AnnotatedData layer
+through :class:`AnnotatedDataReader` (one rank of parallel solvers reads every
+world_size-th record).
 """
 
 from __future__ import annotations
@@ -35,53 +45,53 @@ import numpy as np
 import torch
 from torch import nn
 
-from caffe2torch.data.sources import DatumSource
+from caffe2torch.data.images import decode_image, to_chw
+from caffe2torch.data.order import RowDraws
+from caffe2torch.data.sources import BadItemError, DatumSource
 from caffe2torch.data.transform import Draws
 from caffe2torch.errors import DataError
 from caffe2torch.layers.bvlc.inputs import DataInput
+from caffe2torch.layers.forks.ssd_augment import INTERP as _INTERP
+from caffe2torch.layers.forks.ssd_augment import Augmenter
 from caffe2torch.layers.registry import BuildContext, Shape, register_layer
 from caffe2torch.numerics import f32
 from caffe2torch.proto import caffe_pb2
 
-_INTERP = {
-    caffe_pb2.ResizeParameter.LINEAR: cv2.INTER_LINEAR,
-    caffe_pb2.ResizeParameter.AREA: cv2.INTER_AREA,
-    caffe_pb2.ResizeParameter.NEAREST: cv2.INTER_NEAREST,
-    caffe_pb2.ResizeParameter.CUBIC: cv2.INTER_CUBIC,
-    caffe_pb2.ResizeParameter.LANCZOS4: cv2.INTER_LANCZOS4,
-}
 LABEL_SETUP_SHAPE = (1, 1, 1, 8)
-
-
-def _identity_sampler(bs: Any) -> bool:
-    s = bs.sampler
-    return bool(bs.use_original_image) and (s.min_scale, s.max_scale, s.min_aspect_ratio,
-                                            s.max_aspect_ratio) == (1.0, 1.0, 1.0, 1.0)
 
 
 def augmenting_settings(layer: Any) -> list[str]:
     """The settings of ``layer`` that need the fork's random augmentation (empty: the
     non-augmenting path reproduces it)."""
     t = layer.transform_param
-    found = []
-    for name in ("distort_param", "expand_param", "noise_param", "emit_constraint"):
-        if t.HasField(name):
-            found.append(f"transform_param.{name}")
+    found = [f"transform_param.{name}" for name in ("distort_param", "expand_param",
+                                                     "emit_constraint") if t.HasField(name)]
     if t.mirror:
         found.append("transform_param.mirror")
-    if t.crop_size or t.crop_h or t.crop_w:
-        found.append("transform_param crop")
-    if t.HasField("resize_param"):
-        r = t.resize_param
-        if r.resize_mode != caffe_pb2.ResizeParameter.WARP:
-            found.append("resize_param.resize_mode (only WARP)")
-        if r.prob != 1:
-            found.append("resize_param.prob below 1")
-        if len(set(r.interp_mode)) > 1:
-            found.append("resize_param.interp_mode (several: a random choice)")
+    if len(set(t.resize_param.interp_mode)) > 1:
+        found.append("resize_param.interp_mode (several: a random choice)")
     if any(not _identity_sampler(bs) for bs in layer.annotated_data_param.batch_sampler):
         found.append("annotated_data_param.batch_sampler (random crops)")
     return found
+
+
+def refused_settings(layer: Any) -> list[str]:
+    """The settings of ``layer`` that neither path reproduces."""
+    t = layer.transform_param
+    found = ["transform_param.noise_param (no SSD net uses it)"] if t.HasField(
+        "noise_param") else []
+    if t.crop_size or t.crop_h or t.crop_w:
+        found.append("transform_param crop")
+    if t.HasField("resize_param") and (t.resize_param.resize_mode
+                                       != caffe_pb2.ResizeParameter.WARP):
+        found.append("resize_param.resize_mode (only WARP)")
+    return found
+
+
+def _identity_sampler(bs: Any) -> bool:
+    s = bs.sampler
+    return bool(bs.use_original_image) and (s.min_scale, s.max_scale, s.min_aspect_ratio,
+                                            s.max_aspect_ratio) == (1.0, 1.0, 1.0, 1.0)
 
 
 def _resize_size(layer: Any) -> tuple[int, int] | None:
@@ -113,15 +123,18 @@ class AnnotatedSource(DatumSource):
     type = "AnnotatedData"
 
     def __init__(self, layer: Any, phase: str, cwd: str) -> None:
-        refused = augmenting_settings(layer)
+        refused = refused_settings(layer)
         if refused:
             raise DataError(
-                f"layer '{layer.name}' (AnnotatedData): the fork's augmenting path is not "
-                f"reproduced ({', '.join(refused)})",
-                hint="the non-augmenting path (SSD's TEST nets: WARP resize, mean, scale) is; "
-                "remove these settings to read the records without augmentation",
+                f"layer '{layer.name}' (AnnotatedData): these settings of the fork's "
+                f"augmenting path are not reproduced ({', '.join(refused)})",
+                hint="batch_sampler crops, distort_param, expand_param, emit_constraint, "
+                "WARP resize with random interp_mode, and mirror are; remove the others "
+                "to read the records",
             )
         super().__init__(layer, phase, cwd)
+        where = f"layer '{layer.name}'"
+        self.augment = Augmenter(layer, where) if augmenting_settings(layer) else None
         self.size = _resize_size(layer)
         r = layer.transform_param.resize_param
         self.interp = _INTERP[r.interp_mode[0]] if len(r.interp_mode) else cv2.INTER_LINEAR
@@ -149,6 +162,8 @@ class AnnotatedSource(DatumSource):
 
     def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        if self.augment is not None:
+            return self._augmented(index, rng if rng is not None else _DEFAULT_RNG, out)
         chw, _ = self.datum_image(index)
         if self.size is not None:
             hwc = np.ascontiguousarray(chw.transpose(1, 2, 0))
@@ -158,19 +173,63 @@ class AnnotatedSource(DatumSource):
         return [data, clip_boxes(self._boxes.pop(self.keys[index]))]
 
 
+    def _augmented(self, index: int, rng: Draws,
+                   out: list[np.ndarray] | None) -> list[np.ndarray]:
+        """The fork's augmenting path on record ``index`` (encoded records only: the
+        fork's raw-Datum path neither distorts nor resizes)."""
+        assert self.augment is not None
+        key = self.keys[index]
+        datum = caffe_pb2.Datum()
+        datum.ParseFromString(self._get(key))
+        boxes = self._boxes.pop(key)
+        if not datum.encoded:
+            raise BadItemError(f"record {key!r} holds raw pixels: the fork's augmenting "
+                               "path needs encoded images (its raw path skips "
+                               "resize_param)", path=self.source,
+                               hint="build the LMDB with encoded images "
+                               "(create_annoset.py --encode-type jpg)")
+        img = decode_image(datum.data, self.force_color, self.force_gray)
+        if img is None:
+            raise BadItemError(f"could not decode the image of record {key!r}",
+                               path=self.source)
+        img, boxes, mirror = self.augment(img, boxes, rng, encoded=True)
+        data = self.transform(to_chw(img), _Coin(int(mirror)), self.describe(index),
+                              out=out[0] if out else None)
+        return [data, boxes]
+
+
+class _Coin:
+    """The mirror coin already drawn, handed to the Transformer as its one draw."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def integers(self, high: int, /) -> int:
+        return self.value
+
+
+_DEFAULT_RNG = np.random.default_rng()
+
+
 class AnnotatedDataReader:
     """Batches of an AnnotatedData layer in the fork's order: ``next_batch()`` gives
     {data top: (B, C, H, W), label top: (1, 1, K, 8)}. ``net.feeder = reader.next_batch``
     makes ``net()`` draw them."""
 
-    def __init__(self, layer: Any, phase: str = "TEST", cwd: str | os.PathLike[str] = ".") -> None:
+    def __init__(self, layer: Any, phase: str = "TEST", cwd: str | os.PathLike[str] = ".",
+                 seed: int | None = None, rank: int = 0, world_size: int = 1) -> None:
         self.source = AnnotatedSource(layer, phase, os.fspath(cwd))
         self.tops = list(layer.top)
-        self.position = 0
+        # parallel solvers: rank r reads records r, r + world_size, ... (Caffe's Skip())
+        self.position, self.stride = rank % max(len(self.source), 1), world_size
+        # one seed per row drawn in order, the row's draws from RowDraws(seed, 0): the
+        # same seed gives the same batches
+        self.seeds = np.random.default_rng(None if seed is None else [seed, rank])
 
     @classmethod
     def from_net_param(cls, net_param: Any, phase: str = "TEST",
-                       cwd: str | os.PathLike[str] = ".") -> AnnotatedDataReader:
+                       cwd: str | os.PathLike[str] = ".", seed: int | None = None,
+                       rank: int = 0, world_size: int = 1) -> AnnotatedDataReader:
         """The reader of the (one) AnnotatedData layer of ``phase``."""
         from caffe2torch.ir import NetState, filter_layers
 
@@ -178,12 +237,19 @@ class AnnotatedDataReader:
         layers = [ly for ly in kept if ly.type == "AnnotatedData"]
         if len(layers) != 1:
             raise DataError(f"the {phase} net has {len(layers)} AnnotatedData layers, not one")
-        return cls(layers[0], phase, cwd)
+        return cls(layers[0], phase, cwd, seed, rank, world_size)
 
-    def _next_row(self) -> list[np.ndarray]:
-        row = self.source.load(self.position)
-        self.position = (self.position + 1) % len(self.source)
+    def _next_row(self, load: bool = True) -> list[np.ndarray]:
+        draws = RowDraws(int(self.seeds.integers(1 << 62)), 0)
+        row = self.source.load(self.position, draws) if load else []
+        self.position = (self.position + self.stride) % len(self.source)
         return row
+
+    def skip_batches(self, n: int) -> None:
+        """Move on by ``n`` batches without reading them (the records and the draws
+        advance as ``n`` calls of next_batch would)."""
+        for _ in range(n * self.source.batch_size):
+            self._next_row(load=False)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         images, boxes = [], []
