@@ -60,6 +60,12 @@ def images():
             ((20, 16), (9, 7), (12, 10))]
 
 
+def stored_as_jpeg(img: np.ndarray) -> np.ndarray:
+    """The fork's CropImage to the whole image (a batch_sampler that keeps it): the crop
+    is stored as JPEG and decoded again."""
+    return cv2.imdecode(cv2.imencode(".jpg", img)[1], cv2.IMREAD_UNCHANGED)
+
+
 def expected_image(img: np.ndarray) -> np.ndarray:
     resized = cv2.resize(img, (10, 12), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     return ((resized - np.float32(127.5)) * np.float32(0.007843)).transpose(2, 0, 1)
@@ -70,9 +76,12 @@ def test_reader_matches_the_fork(tmp_path, images) -> None:
     reader = AnnotatedDataReader(layer_param(layer_text("lmdb")), "TEST", tmp_path)
     first = reader.next_batch()
     assert first["data"].shape == (2, 3, 12, 10)
-    for k in range(2):
-        np.testing.assert_allclose(first["data"][k].numpy(), expected_image(images[k]),
+    # record 0 is a PNG, re-stored as JPEG by the whole-image crop; record 1 is raw pixels,
+    # which the crop copies as they are
+    for k, img in enumerate((stored_as_jpeg(images[0]), images[1])):
+        np.testing.assert_allclose(first["data"][k].numpy(), expected_image(img),
                                    rtol=1e-6, atol=1e-6)
+    assert not np.array_equal(stored_as_jpeg(images[0]), images[0])
     # item 0's two boxes (the second clipped to [0, 1]); item 1 has none
     want = np.array([[0, 1, 0, 0.1, 0.2, 0.5, 0.6, 0],
                      [0, 3, 2, 0.4, 0.0, 1.0, 0.9, 1]], dtype=np.float32)
@@ -80,10 +89,23 @@ def test_reader_matches_the_fork(tmp_path, images) -> None:
     assert first["label"].shape == (1, 1, 2, 8)
     # the next batch: record 2 (its only box is outside: dropped) then record 0 again
     second = reader.next_batch()
-    np.testing.assert_allclose(second["data"][0].numpy(), expected_image(images[2]),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(second["data"][0].numpy(),
+                               expected_image(stored_as_jpeg(images[2])), rtol=1e-6, atol=1e-6)
     label = second["label"].numpy().reshape(-1, 8)
     assert label.shape == (2, 8) and (label[:, 0] == 1).all()
+    reader.close()
+
+
+@pytest.mark.parametrize("sampler", ["", "batch_sampler { max_sample: 0 }",
+                                     "batch_sampler { max_trials: 0 }"],
+                         ids=["none", "max_sample-0", "max_trials-0"])
+def test_without_a_whole_image_crop_the_record_pixels_are_kept(tmp_path, images,
+                                                               sampler: str) -> None:
+    make_lmdb(tmp_path / "lmdb", images)
+    text = layer_text("lmdb").replace("batch_sampler {{ }}".format(), sampler)
+    reader = AnnotatedDataReader(layer_param(text), "TEST", tmp_path)
+    np.testing.assert_allclose(reader.next_batch()["data"][0].numpy(),
+                               expected_image(images[0]), rtol=1e-6, atol=1e-6)
     reader.close()
 
 

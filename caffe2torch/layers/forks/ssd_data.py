@@ -25,8 +25,10 @@ random draws are caffe2torch's own, not Caffe's: the reader draws one seed per r
 its ``seed`` (``caffe2torch train`` gives the solver's random_seed) and the row's choices
 from RowDraws(row seed), so a seed gives the same batches every run. A batch_sampler whose
 samplers keep the whole image (MobileNet-SSD's test net has one) takes the
-non-augmenting path (the fork still "crops" an encoded record to the whole image there,
-storing it as JPEG again: that re-encoding is not reproduced on this path). Refused
+non-augmenting path, where the fork still "crops" an encoded record to the whole image
+(DataTransformer::CropImage) and stores the crop as JPEG again before decoding it: that
+round trip is reproduced (:func:`whole_image_crop`), so such a net sees JPEG-recompressed
+pixels even from PNG records, as in Caffe. Refused
 with the setting named: noise_param, crop_size / crop_h / crop_w, resize modes other
 than WARP; and, in the augmenting path, raw records and expand_param with a mean_file.
 
@@ -94,6 +96,15 @@ def _identity_sampler(bs: Any) -> bool:
                                             s.max_aspect_ratio) == (1.0, 1.0, 1.0, 1.0)
 
 
+def whole_image_crop(layer: Any) -> bool:
+    """Whether the fork crops every record to the whole image on the non-augmenting path:
+    GenerateBatchSamples finds a unit box whenever a sampler that keeps the whole image
+    has trials and room for a sample, and the layer then crops to a found box."""
+    return any(_identity_sampler(bs) and bs.max_trials > 0
+               and not (bs.HasField("max_sample") and bs.max_sample == 0)
+               for bs in layer.annotated_data_param.batch_sampler)
+
+
 def _resize_size(layer: Any) -> tuple[int, int] | None:
     t = layer.transform_param
     if t.HasField("resize_param") and t.resize_param.height and t.resize_param.width:
@@ -135,6 +146,7 @@ class AnnotatedSource(DatumSource):
         super().__init__(layer, phase, cwd)
         where = f"layer '{layer.name}'"
         self.augment = Augmenter(layer, where) if augmenting_settings(layer) else None
+        self.recompress = self.augment is None and whole_image_crop(layer)
         self.size = _resize_size(layer)
         r = layer.transform_param.resize_param
         self.interp = _INTERP[r.interp_mode[0]] if len(r.interp_mode) else cv2.INTER_LINEAR
@@ -158,7 +170,22 @@ class AnnotatedSource(DatumSource):
             for g in anno.annotation_group for a in g.annotation
         ]
         self._boxes[key] = np.asarray(rows, dtype=f32).reshape(-1, 8)
+        if self.recompress and anno.datum.encoded:
+            self._recompress(anno.datum, key)
         return anno.datum.SerializeToString()
+
+    def _recompress(self, datum: Any, key: bytes) -> None:
+        """CropImage to the whole image of an encoded record: decoded (natively, or as
+        force_color / force_gray ask), stored as JPEG again (EncodeCVMatToDatum)."""
+        img = decode_image(datum.data, self.force_color, self.force_gray)
+        if img is None:
+            raise BadItemError(f"could not decode the image of record {key!r}",
+                               path=self.source)
+        ok, buf = cv2.imencode(".jpg", img)
+        if not ok:
+            raise BadItemError(f"record {key!r}: OpenCV could not store the whole-image "
+                               "crop as JPEG", path=self.source)
+        datum.data = buf.tobytes()
 
     def load(self, index: int, rng: Draws | None = None,
              out: list[np.ndarray] | None = None) -> list[np.ndarray]:
