@@ -168,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
                                args.sigterm_effect) as handler:
                 solver.set_action_function(handler)
                 solver.solve(args.snapshot)
+            if group is not None:
+                group.barrier()  # the ranks finish together (rank 0 snapshots last)
         finally:
             solver.close()
     finally:

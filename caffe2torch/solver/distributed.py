@@ -106,6 +106,13 @@ class Distributed:
         code = self.agree(ACTIONS.get(action, 0), device)
         return next(k for k, v in ACTIONS.items() if v == code)
 
+    def barrier(self) -> None:
+        """Every rank waits here for the others: at the end of a run, so that no rank
+        tears the group down while rank 0 still writes the final snapshot (gloo aborts a
+        rank whose peer is still busy when the group is destroyed)."""
+        if dist.is_initialized():
+            dist.barrier()
+
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
