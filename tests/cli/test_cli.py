@@ -228,6 +228,40 @@ def test_info_train_only_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "note: phase TEST not listed" in capsys.readouterr().out
 
 
+# LRCN's deploy_lstm.prototxt in small: declared inputs, the Reshapes before the LSTM-like
+# layer say include { phase: TEST } and no rule names TRAIN
+TEST_ONLY_RESHAPE = """name: "lrcn"
+input: "data" input_shape { dim: 6 dim: 4 }
+layer { name: "fc6" type: "InnerProduct" bottom: "data" top: "fc6"
+        inner_product_param { num_output: 5 } }
+layer { name: "reshape-data" type: "Reshape" bottom: "fc6" top: "fc6-reshape"
+        reshape_param { shape { dim: 3 dim: 2 dim: 5 } } include { phase: TEST } }
+layer { name: "fc8" type: "InnerProduct" bottom: "fc6-reshape" top: "fc8"
+        inner_product_param { num_output: 2 axis: 2 } }
+"""
+
+
+def test_info_test_only_reshapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --phase, a phase that lacks layers the file restricts to the other phase, in a
+    file whose rules never name it, is a note naming those layers; --phase still fails, and
+    a file whose rules name both phases keeps the error."""
+    src = _write(tmp_path / "lrcn.prototxt", TEST_ONLY_RESHAPE)
+    assert main(["info", str(src)]) == 0
+    captured = capsys.readouterr()
+    assert "phase TEST: 4 layers" in captured.out and "3x2x2" in captured.out
+    assert "phase TRAIN:" not in captured.out and captured.err == ""
+    (note,) = [line for line in captured.out.splitlines() if "phase TRAIN" in line]
+    assert note.startswith("note: phase TRAIN not listed: no rule of the file names TRAIN")
+    assert "('reshape-data')" in note and "TEST-only file" in note
+    assert "unknown bottom blob 'fc6-reshape'" in note and "--phase TRAIN lists" in note
+    assert main(["info", str(src), "--phase", "TRAIN"]) == 1
+    assert "unknown bottom blob 'fc6-reshape'" in capsys.readouterr().err
+    both = TEST_ONLY_RESHAPE.replace('top: "fc8"', 'top: "fc8" include { phase: TRAIN }')
+    assert main(["info", str(_write(tmp_path / "both.prototxt", both))]) == 1
+    captured = capsys.readouterr()
+    assert "not listed" not in captured.out and "fc6-reshape" in captured.err
+
+
 def test_info_no_phase_builds_is_an_error(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A file whose data is made by no phase at all: every phase is listed and fails."""
