@@ -241,7 +241,8 @@ def attach_stats(
 def needs_data(err: CaffeError) -> bool:
     """Whether a build failed only because a data top's shape depends on the data (a list
     file's first image, an LMDB), which --input-shape gives: not a fault of the net."""
-    return "--input-shape" in (err.hint or "")
+    # (an unknown bottom's hint names --input-shape too: that is the net's fault)
+    return err.code != "C2T201" and "--input-shape" in (err.hint or "")
 
 
 def _missing_bottoms(info: NetInfo, rows: Sequence[LayerRow]) -> list[str]:
@@ -400,6 +401,10 @@ def run(args: argparse.Namespace) -> int:
     shapes = input_shapes(args.input_shape)
     info = load(args.file, args.weights, args.proto)
     check_shape_names(shapes, info.net, args.file)
+    if shapes:  # a blob the file only reads becomes a listed input (as the build declares it)
+        from caffe2torch.ir.loose import declare_read_blobs
+
+        info.net, info.source_map = declare_read_blobs(info.net, shapes, info.source_map)
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]
     failed = print_info(info, states, sys.stdout, shapes, share_option(args),

@@ -292,12 +292,19 @@ def test_info_piece_of_a_net_says_how_to_build_it(tmp_path: Path,
            "blob 'feat'" in err
     assert "paste it after the layer that makes 'feat'" in err
     assert 'declare the blob at the top (input: "feat" input_shape' in err
-    # --input-shape cannot stand in for the missing maker: said so, not "no blob named"
-    for blob in ("feat", "map"):
-        assert main(["info", str(src), "--input-shape", f"{blob}=2,4"]) == 2
-        err = capsys.readouterr().err
-        assert f"no layer or input of this net makes '{blob}', layers only read it" in err
-        assert f'declare it at the top of the file (input: "{blob}"' in err
+    assert "or give its shape (--input-shape feat=N,C,...)" in err
+    # --input-shape for a blob the file only reads declares it as an input; the other one
+    # is still missing, with the same hint
+    assert main(["info", str(src), "--input-shape", "feat=2,4"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown bottom blob 'map'" in err and "--input-shape map=N,C,..." in err
+    assert main(["info", str(src), "--input-shape", "feat=2,4",
+                 "--input-shape", "map=2,1,2,2"]) == 0
+    out = capsys.readouterr().out
+    assert "total: 18 params" in out  # ip's 15, bn's 3
+    (row,) = [line for line in out.splitlines() if " Input " in line]
+    assert row.split()[:3] == ["0", "input", "Input"] and "feat, map" in row
+    assert "2x4, 2x1x2x2" in row
     assert main(["info", str(src), "--input-shape", "normd=2,4"]) == 2  # a typo, as before
     assert "the net has no blob named 'normd'" in capsys.readouterr().err
     # declared as the hint says, the piece builds
@@ -306,6 +313,20 @@ def test_info_piece_of_a_net_says_how_to_build_it(tmp_path: Path,
                                      'input: "map" input_shape { dim: 2 dim: 1 dim: 2 dim: 2 }'
                                      "\n" + PIECE))]) == 0
     assert "total: 18 params" in capsys.readouterr().out  # ip's 15, bn's 3
+
+
+def test_piece_of_a_net_runs_given_its_shapes(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """test, time and export take --input-shape for the blobs a piece only reads."""
+    src = str(_write(tmp_path / "piece.prototxt", PIECE))
+    shapes = ["--input-shape", "feat=2,4", "--input-shape", "map=2,1,2,2"]
+    assert main(["test", "-model", src, "-iterations", "1", *shapes]) == 0
+    assert main(["time", "-model", src, "-iterations", "1", *shapes]) == 0
+    assert main(["export", src, "-o", str(tmp_path / "p.onnx"), *shapes]) == 0
+    assert (tmp_path / "p.onnx").is_file()
+    capsys.readouterr()
+    assert main(["test", "-model", src, "-iterations", "1", shapes[0], shapes[1]]) == 1
+    assert "--input-shape map=N,C,..." in capsys.readouterr().err
 
 
 def test_info_caffemodel_and_weights(tmp_path: Path,
