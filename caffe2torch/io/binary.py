@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from caffe2torch.errors import ParseError, WeightsError, WriteError
+from caffe2torch.errors import LegacyShapeError, ParseError, WeightsError, WriteError
 from caffe2torch.io import wire
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.translate import PiecesIO
@@ -102,12 +102,26 @@ def blob_to_array(blob: caffe_pb2.BlobProto) -> np.ndarray:
     return _shaped(values, blob_shape(blob), "the blob", None)
 
 
-def _blob_bytes(arr: np.ndarray, legacy_4d: bool = False, header: bytes | None = None
-                ) -> list[bytes | memoryview]:
+def _blob_bytes(arr: np.ndarray, legacy_4d: bool = False, header: bytes | None = None,
+                what: str = "the blob") -> list[bytes | memoryview]:
     arr = np.asarray(arr)
     if header is None:
+        if legacy_4d and arr.ndim > 4:
+            raise legacy_shape_error(what, arr.shape)
         header = wire.shape_header(arr.shape, legacy_4d)
     return wire.blob_chunks(arr, header)
+
+
+def legacy_shape_error(what: str, shape: Sequence[int]) -> LegacyShapeError:
+    """The refusal to write a blob of more than 4 axes as num/channels/height/width (a fork
+    schema whose BlobProto predates BlobShape: its Caffe's LegacyShape reads 4 axes only)."""
+    dims = "x".join(str(int(d)) for d in shape)
+    return LegacyShapeError(
+        f"{what} has {len(shape)} axes ({dims}), but the schema it is written for has no "
+        "BlobShape: its BlobProto holds only num/channels/height/width (4 axes at most)",
+        hint="write it without --proto (our schema's BlobShape, which BVLC Caffe reads "
+             "since 2015), or keep the blob at 4 axes or fewer: the fork's own Caffe cannot "
+             "hold it either")
 
 
 def array_to_blob(arr: np.ndarray, legacy_4d: bool = False) -> caffe_pb2.BlobProto:
@@ -541,7 +555,8 @@ def caffemodel_pieces(
                     if blob_shape(old) == arr.shape and not len(old.data) and not len(
                             old.double_data):
                         header = old.SerializeToString()
-                blob = _blob_bytes(arr, legacy_4d, header)
+                blob = _blob_bytes(arr, legacy_4d, header,
+                                   f"blob {k} of layer '{layer.name}'")
                 body += [wire.len_header(7, wire.pieces_len(blob)), *blob]
             body.append(after)
         pieces += [wire.len_header(_V2_LAYER, wire.pieces_len(body)), *body]
@@ -562,7 +577,11 @@ def write_caffemodel_arrays(
     without BlobShape)."""
     schema = as_schema(proto)
     legacy_4d = legacy_4d or (schema is not None and schema.legacy_blobs)
-    pieces = caffemodel_pieces(net, arrays, legacy_4d=legacy_4d)
+    try:
+        pieces = caffemodel_pieces(net, arrays, legacy_4d=legacy_4d)
+    except WriteError as err:
+        err.path = err.path or os.fspath(path)
+        raise
     if schema is not None:
         pieces = [schema.from_ours("NetParameter", b"".join(pieces))]
     atomic_write(path, pieces)
@@ -595,7 +614,11 @@ def write_binaryproto(
     if isinstance(blob, caffe_pb2.BlobProto):
         atomic_write(path, [blob.SerializeToString()])
     else:
-        atomic_write(path, _blob_bytes(np.asarray(blob), legacy_4d))
+        try:
+            atomic_write(path, _blob_bytes(np.asarray(blob), legacy_4d))
+        except WriteError as err:
+            err.path = err.path or os.fspath(path)
+            raise
 
 
 def write_solverstate(
@@ -617,8 +640,12 @@ def write_solverstate(
         before, after = wire.split_before(head.SerializeToString(), 3)
         legacy_4d = schema is not None and schema.legacy_blobs
         pieces = [before]
-        for arr in history:
-            blob = _blob_bytes(np.asarray(arr), legacy_4d)
+        for i, arr in enumerate(history):
+            try:
+                blob = _blob_bytes(np.asarray(arr), legacy_4d, what=f"history blob {i}")
+            except WriteError as err:
+                err.path = os.fspath(path)
+                raise
             pieces += [wire.len_header(3, wire.pieces_len(blob)), *blob]
         pieces.append(after)
     if schema is not None:
