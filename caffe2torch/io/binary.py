@@ -24,14 +24,20 @@ import io
 import mmap
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from caffe2torch.errors import LegacyShapeError, ParseError, WeightsError, WriteError
+from caffe2torch.errors import (
+    CaffeError,
+    LegacyShapeError,
+    ParseError,
+    WeightsError,
+    WriteError,
+)
 from caffe2torch.io import wire
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.translate import PiecesIO
@@ -303,6 +309,50 @@ def read_caffemodel_layers(
 ) -> tuple[caffe_pb2.NetParameter, list[list[np.ndarray]]]:
     """Like :func:`read_caffemodel_arrays`, with the arrays listed by layer position
     (``arrays[i]`` belongs to ``net.layer[i]``), which keeps layers of the same name apart."""
+    return _in_ours_instead(_read_caffemodel_layers, path, proto, "weights",
+                            lambda got: not any(len(a) for a in got[1]))
+
+
+def _in_ours_instead(read: Callable[[PathLike, Any], R], path: PathLike, proto: Any,
+                     what: str, empty: Callable[[R], bool]) -> R:
+    """``read(path, proto)``; when a fork schema reads the file as garbage (an error) or
+    empty (no ``what``) while our own numbers read it whole, a ParseError saying so: a
+    snapshot that ``caffe2torch train --proto`` wrote before it wrote the fork's numbers."""
+    try:
+        got: R | None = read(path, proto)
+        failure: CaffeError | None = None
+    except (ParseError, WeightsError) as err:
+        got, failure = None, err
+    if proto is None or (got is not None and not empty(got)):
+        if got is None:
+            assert failure is not None
+            raise failure
+        return got
+    try:
+        ours = read(path, None)
+    except CaffeError:
+        ours = None
+    if ours is None or empty(ours):  # not ours either: the fork's reading stands
+        if failure is not None:
+            raise failure
+        assert got is not None
+        return got
+    schema = as_schema(proto)
+    name = os.path.basename(str(getattr(schema, "path", None) or proto))
+    why = failure.message if failure is not None else f"it holds no {what}"
+    raise ParseError(
+        f"the file does not read in the field numbers of {name} ({why}), but reads whole in "
+        "caffe2torch's own numbers: it was written by `caffe2torch train --proto` before "
+        "snapshots were written in the fork's numbers",
+        path=os.fspath(path),
+        hint="resume without --proto (the file is in caffe2torch's numbers), or re-save it "
+             "in the fork's numbers: read it without proto and write it with "
+             "caffe2torch.io.write_caffemodel_arrays / write_solverstate(..., proto=FORK)")
+
+
+def _read_caffemodel_layers(
+    path: PathLike, proto: Any = None,
+) -> tuple[caffe_pb2.NetParameter, list[list[np.ndarray]]]:
     p, scan = _scan_net(path, "arrays", proto)
     report, records = _upgraded_blobs(p, _parse_structure(p, scan), scan)
     net = report.net
@@ -354,6 +404,7 @@ def read_caffemodel(path: PathLike, proto: Any = None) -> caffe_pb2.NetParameter
 
 
 _M = TypeVar("_M", bound=Message)
+R = TypeVar("R")
 
 
 def _read_message(path: PathLike, msg: _M, kind: str, proto: Any = None) -> _M:
@@ -410,6 +461,13 @@ def read_solverstate_arrays(
 ) -> tuple[caffe_pb2.SolverState, list[np.ndarray]]:
     """A ``.solverstate`` -> (the SolverState with history shapes but no values, the history
     blobs as arrays, in order)."""
+    return _in_ours_instead(_read_solverstate_arrays, path, proto, "history",
+                            lambda got: not got[1] and not got[0].iter)
+
+
+def _read_solverstate_arrays(
+    path: PathLike, proto: Any = None
+) -> tuple[caffe_pb2.SolverState, list[np.ndarray]]:
     p, f, size = _open_as_ours(path, proto, "SolverState")
     with f:
         if size == 0:

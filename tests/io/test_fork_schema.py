@@ -314,3 +314,35 @@ def test_a_blob_of_more_than_4_axes_for_a_fork_without_blob_shape(tmp_path: Path
     # our schema (and a fork with BlobShape) writes it
     write_caffemodel_arrays(model, net, {"conv3d": [weight]}, proto=FORK)
     assert model.exists()
+
+
+def test_a_snapshot_in_our_numbers_read_with_the_fork_says_so(tmp_path: Path) -> None:
+    """Snapshots `train --proto` wrote before it wrote the fork's numbers are in ours: read
+    with the fork's schema they are garbage, and the error says what happened and what to do;
+    a file that reads in neither keeps the fork's own error."""
+    path = _write(tmp_path / "n.prototxt", NET)
+    net = c2t.load_net(path, proto=FORK)
+    model = tmp_path / "ours.caffemodel"
+    net.save_caffemodel(model)  # our numbers, as the old snapshots were written
+    with pytest.raises(ParseError) as caught:
+        read_caffemodel_arrays(model, proto=FORK)
+    err = caught.value
+    assert err.path == str(model)
+    assert err.message.startswith("the file does not read in the field numbers of fork.proto")
+    assert "reads whole in caffe2torch's own numbers" in err.message
+    assert "caffe2torch train --proto" in err.message
+    assert "resume without --proto" in (err.hint or "")
+    with pytest.raises(ParseError, match="reads whole in caffe2torch's own numbers"):
+        c2t.load_net(path, proto=FORK, weights=model)
+    state = tmp_path / "ours.solverstate"
+    write_solverstate(state, caffe_pb2.SolverState(iter=4, learned_net=str(model)),
+                      [np.ones((2, 3), np.float32)])
+    with pytest.raises(ParseError, match="reads whole in caffe2torch's own numbers"):
+        read_solverstate_arrays(state, proto=FORK)
+    # read as written, nothing changes
+    assert read_solverstate_arrays(state)[0].iter == 4
+    junk = tmp_path / "junk.caffemodel"
+    junk.write_bytes(b"\x08\x01" * 10)
+    with pytest.raises(ParseError) as caught:
+        read_caffemodel_arrays(junk, proto=FORK)
+    assert "own numbers" not in caught.value.message
