@@ -41,7 +41,8 @@ def build_fed_net(
     device = torch.device(device)
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     feeder, first = open_feeder(net_param, state, device=device, cwd=folder, seed=seed,
-                                rank=rank, world_size=world_size, num_workers=num_workers)
+                                rank=rank, world_size=world_size, num_workers=num_workers,
+                                source_map=source_map)
     shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
     shapes.update({k: tuple(v) for k, v in (input_shapes or {}).items()})
     net = build_net(net_param, state, share_with=share_with, input_shapes=shapes or None,
