@@ -75,6 +75,11 @@ class WriteError(CaffeError):
     """A file could not be written (missing folder, no permission, disk full)."""
 
 
+class LegacyShapeError(WriteError, ValueError):
+    """A blob of more than 4 axes written for a schema without BlobShape (num/channels/
+    height/width only); a ValueError too, as the in-memory writers raised before."""
+
+
 class ExportError(CaffeError):
     """A net (or one of its layers) cannot be written in the asked format (ONNX, Python)."""
 

@@ -372,9 +372,6 @@ ZOO_NOTES = {
     "prototxt/scaled_cosine_softmax.prototxt": _PIECE,
     "prototxt/normalized_Euclidean_triplet.prototxt": _PIECE,
     "prototxt/GNAP.prototxt": _PIECE,
-    "prototxt/face_train_test_wo_fn.prototxt":
-        "happynear/caffe-windows' ChannelScale (the feature norm times the scores) is not "
-        "implemented: a plug-in, or the fork's caffe.proto and a builder",
     "models/intel_optimized_models/int8/resnet50_int8_acc.prototxt":
         "intel/caffe's own transform field; the message says to read the net with "
         "intel's caffe.proto and build Data with a plug-in, or delete the field",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from caffe2torch.cli import common
 from caffe2torch.cli.netargs import add_proto_arg
 from caffe2torch.errors import CaffeError, UsageError
+from caffe2torch.ir.netstate import PHASES
 
 if TYPE_CHECKING:  # the readers load numpy and protobuf: only when a file is read
     from caffe2torch.ir.netstate import NetState
@@ -50,8 +51,10 @@ LMDB) need --input-shape for the params and FLOPs; until then the top shapes col
 what the prototxt alone says, with ? for the sizes that need --input-shape.
 
 Without --phase, a phase that cannot be built because its data layers are all in the
-other phase (a train-only file: they all `include { phase: TRAIN }`) is not listed: one
-note says why and which --phase lists it; the other phase is listed as usual.
+other phase (a train-only file: they all `include { phase: TRAIN }`), or because the
+layers that make what it reads are in the other phase in a file whose rules never name it
+(a deploy net whose Reshapes say `include { phase: TEST }`), is not listed: one note says
+why and which --phase lists it; the other phase is listed as usual.
 
 Exit codes: 0 listed; 1 the net cannot be built in a phase listed, in the --phase asked
 for, or in any phase (the reason is printed); 2 usage or I/O error (a missing file, a
@@ -238,7 +241,18 @@ def attach_stats(
 def needs_data(err: CaffeError) -> bool:
     """Whether a build failed only because a data top's shape depends on the data (a list
     file's first image, an LMDB), which --input-shape gives: not a fault of the net."""
-    return "--input-shape" in (err.hint or "")
+    # (an unknown bottom's hint names --input-shape too: that is the net's fault)
+    return err.code != "C2T201" and "--input-shape" in (err.hint or "")
+
+
+def _missing_bottoms(info: NetInfo, rows: Sequence[LayerRow]) -> list[str]:
+    """The bottoms of a state's layers that no earlier layer of the state makes."""
+    made: set[str] = set(info.net.input)
+    missing = []
+    for row in rows:
+        missing += [b for b in row.layer.bottom if b not in made]
+        made.update(row.layer.top)
+    return missing
 
 
 def has_no_data(info: NetInfo, rows: Sequence[LayerRow], err: CaffeError) -> bool:
@@ -251,12 +265,31 @@ def has_no_data(info: NetInfo, rows: Sequence[LayerRow], err: CaffeError) -> boo
     in_phase = {r.index for r in rows}
     sources = {top: i for i, layer in enumerate(info.net.layer) if len(layer.bottom) == 0
                for top in layer.top}
-    made: set[str] = set(info.net.input)
-    missing = []
-    for row in rows:
-        missing += [b for b in row.layer.bottom if b not in made]
-        made.update(row.layer.top)
+    missing = _missing_bottoms(info, rows)
     return bool(missing) and all(b in sources and sources[b] not in in_phase for b in missing)
+
+
+def made_by_other_phase(info: NetInfo, state: NetState, rows: Sequence[LayerRow],
+                        err: CaffeError) -> list[str]:
+    """The layers of the other phase that a phase lacks, when that alone stops its build
+    (C2T201) in a file whose rules never name this phase: every bottom no earlier layer of
+    the phase makes is made by a layer outside it, as in LRCN's deploy_lstm.prototxt, whose
+    Reshapes before the LSTM say ``include { phase: TEST }`` and nothing names TRAIN. Empty
+    otherwise (a train_val net, whose rules name both phases, keeps its error)."""
+    if err.code != "C2T201":
+        return []
+    if any(rule.HasField("phase") and PHASES[rule.phase] == state.phase
+           for layer in info.net.layer for rule in list(layer.include) + list(layer.exclude)):
+        return []
+    in_phase = {r.index for r in rows}
+    makers: dict[str, int] = {}
+    for i, layer in enumerate(info.net.layer):
+        for top in layer.top:
+            makers.setdefault(top, i)
+    missing = _missing_bottoms(info, rows)
+    if not missing or not all(b in makers and makers[b] not in in_phase for b in missing):
+        return []
+    return list(dict.fromkeys(info.net.layer[makers[b]].name for b in missing))
 
 
 @dataclass
@@ -277,14 +310,22 @@ def _label(state: NetState) -> str:
     return label
 
 
-def _skip_note(table: PhaseTable, others: Sequence[str]) -> str:
+def _skip_note(table: PhaseTable, others: Sequence[str], makers: Sequence[str]) -> str:
+    """Why a phase is not listed: its data layers are another phase's, or (``makers``) the
+    layers that make what it reads are another phase's in a file that never names it."""
     err = table.totals
     assert isinstance(err, CaffeError)
     phase = table.state.phase
     only = "/".join(others)
-    return (f"note: phase {phase} not listed: its data layers are in another phase only, so it "
-            f"cannot be built ({err.message}); this looks like a {only}-only file. --phase "
-            f"{phase} lists that phase anyway, --phase {others[0]} the {others[0]} phase alone")
+    if makers:
+        names = ", ".join(f"'{m}'" for m in makers)
+        why = (f"no rule of the file names {phase} and the layers that make what it reads "
+               f"({names}) are in another phase only")
+    else:
+        why = "its data layers are in another phase only"
+    return (f"note: phase {phase} not listed: {why}, so it cannot be built ({err.message}); "
+            f"this looks like a {only}-only file. --phase {phase} lists that phase anyway, "
+            f"--phase {others[0]} the {others[0]} phase alone")
 
 
 def print_info(
@@ -308,14 +349,22 @@ def print_info(
         rows = rows_for(info, state)
         tables.append(PhaseTable(state, rows, attach_stats(info, state, rows, input_shapes,
                                                            share, options)))
-    skipped = [t for t in tables if guessed and isinstance(t.totals, CaffeError)
-               and has_no_data(info, t.rows, t.totals)]
+    makers: dict[int, list[str]] = {}
+    skipped = []
+    for k, t in enumerate(tables):
+        if not guessed or not isinstance(t.totals, CaffeError):
+            continue
+        if has_no_data(info, t.rows, t.totals):
+            skipped.append(t)
+        elif names := made_by_other_phase(info, t.state, t.rows, t.totals):
+            skipped.append(t)
+            makers[k] = names
     if len(skipped) == len(tables):  # no phase has data: show them all, each an error
         skipped = []
     listed = [t.state.phase for t in tables if t not in skipped]
-    for table in tables:
+    for k, table in enumerate(tables):
         if table in skipped:
-            print(f"\n{_skip_note(table, listed)}", file=stream)
+            print(f"\n{_skip_note(table, listed, makers.get(k, []))}", file=stream)
             continue
         rows, totals = table.rows, table.totals
         built = not isinstance(totals, CaffeError)
@@ -352,6 +401,10 @@ def run(args: argparse.Namespace) -> int:
     shapes = input_shapes(args.input_shape)
     info = load(args.file, args.weights, args.proto)
     check_shape_names(shapes, info.net, args.file)
+    if shapes:  # a blob the file only reads becomes a listed input (as the build declares it)
+        from caffe2torch.ir.loose import declare_read_blobs
+
+        info.net, info.source_map = declare_read_blobs(info.net, shapes, info.source_map)
     phases = [args.phase] if args.phase else declared_phases(info.net.layer)
     states = [NetState.of(ph, args.level, args.stage) for ph in phases]
     failed = print_info(info, states, sys.stdout, shapes, share_option(args),

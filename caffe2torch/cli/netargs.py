@@ -121,38 +121,23 @@ def input_shapes(values: list[str]) -> dict[str, list[int]] | None:
 
 def check_shape_names(shapes: dict[str, list[int]] | None, net_param: Any,
                       model: str) -> None:
-    """Refuse --input-shape for a blob the net does not make (it would be ignored)."""
+    """Refuse --input-shape for a blob the net neither makes nor reads (it would be ignored).
+    A blob the file only reads (a piece of a bigger net) is accepted: the build declares it
+    as an input of that shape (ir.loose)."""
+    from caffe2torch.ir.loose import read_before_made
+
     names = net_blob_names(net_param)
-    loose = read_before_made(net_param)
+    loose = set(read_before_made(net_param))
     for name in shapes or {}:
-        if name in names and name not in loose:
+        if name in names or name in loose:
             continue
-        if name in loose:
-            # read but never made: a piece of a bigger net (NormFace's and AM-Softmax's
-            # prototxt/ blocks), which Caffe refuses too ("Unknown bottom blob")
-            raise UsageError(
-                f"--input-shape {name}=...: no layer or input of this net makes {name!r}, "
-                "layers only read it (a piece of a bigger net?)", path=model,
-                hint=f"declare it at the top of the file (input: \"{name}\" input_shape "
-                "{ dim: N dim: C ... }), or paste the file after the layer that makes it")
         from caffe2torch.suggest import close_names, did_you_mean
 
+        known = [*names, *sorted(loose)]
         raise UsageError(
             f"--input-shape {name}=...: the net has no blob named {name!r}", path=model,
-            hint=(did_you_mean(close_names(name, names, cutoff=0.5), quote="") or
-                  f"its blobs: {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"))
-
-
-def read_before_made(net_param: Any) -> set[str]:
-    """Blobs that no input makes and no layer makes except in place (reading it first):
-    every phase that builds a layer reading them refuses it ("Unknown bottom blob")."""
-    made = set(net_param.input)
-    read = set()
-    for layer in net_param.layer:
-        read |= set(layer.bottom)
-        made |= {t for k, t in enumerate(layer.top)
-                 if k >= len(layer.bottom) or layer.bottom[k] != t}
-    return read - made
+            hint=(did_you_mean(close_names(name, known, cutoff=0.5), quote="") or
+                  f"its blobs: {', '.join(known[:8])}{', ...' if len(known) > 8 else ''}"))
 
 
 def net_blob_names(net_param: Any) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -116,6 +116,8 @@ class DataFeeder:
     ``rank`` / ``world_size``: TRAIN-phase rows of every data layer are dealt out to
     parallel solvers as Caffe's Skip() does for Data and HDF5Data: position ``p`` of the
     one shared order goes to rank ``p % world_size``.
+    ``extras``: {layer name: {dotted path: value}} of the fork fields the reader kept for
+    each layer (runtime.feeding.layer_extras): a fork's Data ``shuffle``.
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class DataFeeder:
         aligned: bool | None = None,
         rank: int = 0,
         world_size: int = 1,
+        extras: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         phase = str(phase).upper()
         if num_workers < 0:
@@ -147,7 +150,9 @@ class DataFeeder:
         self.skipped_rows: list[str] = []
         # layer name -> the row indices (list line, record, HDF5 row) of the last batch
         self.last_indices: dict[str, list[int]] = {}
-        self.sources = [make_source(layer, phase, self.cwd) for layer in layers]
+        extras = extras or {}
+        self.sources = [make_source(layer, phase, self.cwd, extras.get(layer.name))
+                        for layer in layers]
         if not self.sources:
             raise DataError("no data layer to read")
         seen: dict[str, str] = {}

@@ -4,7 +4,11 @@ top (no batch axis). Order, batching and workers are caffe2torch.data.feeder's j
 * ImageData (image_data_layer.cpp): a ``path label`` list, OpenCV decode and resize, then
   the transform;
 * Data (data_layer.cpp): Datum records of an LMDB (or LevelDB) in key order, raw uint8 CHW,
-  float_data, or encoded image bytes;
+  float_data, or encoded image bytes; with ``shuffle: true`` in data_param (a fork's field:
+  intel/caffe's DataReader, lim0606/caffe's for GoogLeNet-BN; kept aside by the reader) in
+  a new random order every epoch, the first included, as ImageData's shuffle (NVIDIA/caffe's
+  field of that name shuffles only with its ``cache: true``, a field the build refuses;
+  yjxiong/caffe's shuffles within a prefetch shard);
 * HDF5Data (hdf5_data_layer.cpp): the files named in the source list (whitespace-separated,
   as ``source_file >> line`` reads them), one dataset per top, converted to float32, rows
   of the files one after another.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -51,6 +56,10 @@ class Source:
         self.rand_skip = 0
         self.source = ""
         self.batch_size = 0
+
+    def take_extras(self, extras: Mapping[str, Any]) -> None:
+        """Read the fork fields this source understands (none by default; the build refuses
+        a field no builder reads before any source opens)."""
 
     def _check_batch(self, batch_size: int) -> None:
         if batch_size <= 0:
@@ -192,6 +201,12 @@ class DatumSource(Source):
         if not self.keys:
             raise DataError(f"layer '{self.layer}': the database has no records",
                             path=self.source)
+
+    def take_extras(self, extras: Mapping[str, Any]) -> None:
+        # data_param.shuffle (intel/caffe's, and lim0606/caffe's for GoogLeNet-BN): every
+        # record in a new random order each epoch, the first one included (the
+        # DataReader's DBShuffle), the order ImageData's shuffle gives its list
+        self.shuffle = bool(extras.get("data_param.shuffle", False))
 
     # -- database access
 
@@ -407,13 +422,17 @@ SOURCE_TYPES: dict[str, type[Source]] = {
 }
 
 
-def make_source(layer: Any, phase: str, cwd: str = ".") -> Source:
-    """The source for one data-layer LayerParameter (V2 type names)."""
+def make_source(layer: Any, phase: str, cwd: str = ".",
+                extras: Mapping[str, Any] | None = None) -> Source:
+    """The source for one data-layer LayerParameter (V2 type names). ``extras``: the fork
+    fields the reader kept for the layer, by dotted path (see :meth:`Source.take_extras`)."""
     kind = SOURCE_TYPES.get(layer.type)
     if kind is None:
         raise DataError(f"layer '{layer.name}' of type {layer.type!r} is not a data layer "
                         f"this reader feeds", hint=f"supported: {', '.join(SOURCE_TYPES)}")
-    return kind(layer, phase, cwd)
+    source = kind(layer, phase, cwd)
+    source.take_extras(extras or {})
+    return source
 
 
 __all__ = ["SOURCE_TYPES", "BadItemError", "DatumSource", "HDF5Source", "ImageListSource",

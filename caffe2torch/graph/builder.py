@@ -23,6 +23,7 @@ from caffe2torch.errors import BuildError, CaffeError, is_user_code_error
 from caffe2torch.graph.names import NameTable
 from caffe2torch.graph.net import CaffeLayers, CaffeNet
 from caffe2torch.ir.graph import BlobRef, LayerIR, NetIR, build_ir
+from caffe2torch.ir.loose import declare_read_blobs
 from caffe2torch.ir.netstate import NetState
 from caffe2torch.ir.params import ParamTable, resolve_params
 from caffe2torch.ir.sharing import ShareOption, plan_sharing
@@ -266,6 +267,7 @@ def _build_net(
     if input_shapes:
         opts["input_shapes"] = {k: tuple(int(d) for d in v) for k, v in input_shapes.items()}
         net_param = inputs_for_data_layers(net_param, opts["input_shapes"])
+        net_param, source_map = declare_read_blobs(net_param, opts["input_shapes"], source_map)
     ir = build_ir(net_param, state, kind_of=registry_kind, source_map=source_map)
     # unknown types and blob counts: raised layer by layer, as CreateLayer/SetUp meet them
     setup_problems = {p.index: p for p in reversed(ir.problems)}

@@ -43,7 +43,8 @@ def build_fed_net(
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     try:
         feeder, first = open_feeder(net_param, state, device=device, cwd=folder, seed=seed,
-                                    rank=rank, world_size=world_size, num_workers=num_workers)
+                                    rank=rank, world_size=world_size, num_workers=num_workers,
+                                    source_map=source_map)
     except DataError as e:
         _say_where_found(e, folder, getattr(source_map, "path", None))
         raise

@@ -78,7 +78,8 @@ def load_net(
     # imported here: the data readers load OpenCV, which `import caffe2torch.graph` need not
     from caffe2torch.runtime.feeding import attach_lazy_feeder
 
-    attach_lazy_feeder(net, net_param, state)  # net() reads the data layers' next batch
+    # net() reads the data layers' next batch
+    attach_lazy_feeder(net, net_param, state, source_map=source_map)
     if fold_conv_bn:
         from caffe2torch.graph.fold import fold_conv_bn as fold
 

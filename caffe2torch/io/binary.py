@@ -24,14 +24,20 @@ import io
 import mmap
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 from google.protobuf.message import DecodeError, Message
 
-from caffe2torch.errors import ParseError, WeightsError, WriteError
+from caffe2torch.errors import (
+    CaffeError,
+    LegacyShapeError,
+    ParseError,
+    WeightsError,
+    WriteError,
+)
 from caffe2torch.io import wire
 from caffe2torch.io.fork_schema import as_schema
 from caffe2torch.io.translate import PiecesIO
@@ -102,12 +108,26 @@ def blob_to_array(blob: caffe_pb2.BlobProto) -> np.ndarray:
     return _shaped(values, blob_shape(blob), "the blob", None)
 
 
-def _blob_bytes(arr: np.ndarray, legacy_4d: bool = False, header: bytes | None = None
-                ) -> list[bytes | memoryview]:
+def _blob_bytes(arr: np.ndarray, legacy_4d: bool = False, header: bytes | None = None,
+                what: str = "the blob") -> list[bytes | memoryview]:
     arr = np.asarray(arr)
     if header is None:
+        if legacy_4d and arr.ndim > 4:
+            raise legacy_shape_error(what, arr.shape)
         header = wire.shape_header(arr.shape, legacy_4d)
     return wire.blob_chunks(arr, header)
+
+
+def legacy_shape_error(what: str, shape: Sequence[int]) -> LegacyShapeError:
+    """The refusal to write a blob of more than 4 axes as num/channels/height/width (a fork
+    schema whose BlobProto predates BlobShape: its Caffe's LegacyShape reads 4 axes only)."""
+    dims = "x".join(str(int(d)) for d in shape)
+    return LegacyShapeError(
+        f"{what} has {len(shape)} axes ({dims}), but the schema it is written for has no "
+        "BlobShape: its BlobProto holds only num/channels/height/width (4 axes at most)",
+        hint="write it without --proto (our schema's BlobShape, which BVLC Caffe reads "
+             "since 2015), or keep the blob at 4 axes or fewer: the fork's own Caffe cannot "
+             "hold it either")
 
 
 def array_to_blob(arr: np.ndarray, legacy_4d: bool = False) -> caffe_pb2.BlobProto:
@@ -361,6 +381,50 @@ def read_caffemodel_layers(
 ) -> tuple[caffe_pb2.NetParameter, list[list[np.ndarray]]]:
     """Like :func:`read_caffemodel_arrays`, with the arrays listed by layer position
     (``arrays[i]`` belongs to ``net.layer[i]``), which keeps layers of the same name apart."""
+    return _in_ours_instead(_read_caffemodel_layers, path, proto, "weights",
+                            lambda got: not any(len(a) for a in got[1]))
+
+
+def _in_ours_instead(read: Callable[[PathLike, Any], R], path: PathLike, proto: Any,
+                     what: str, empty: Callable[[R], bool]) -> R:
+    """``read(path, proto)``; when a fork schema reads the file as garbage (an error) or
+    empty (no ``what``) while our own numbers read it whole, a ParseError saying so: a
+    snapshot that ``caffe2torch train --proto`` wrote before it wrote the fork's numbers."""
+    try:
+        got: R | None = read(path, proto)
+        failure: CaffeError | None = None
+    except (ParseError, WeightsError) as err:
+        got, failure = None, err
+    if proto is None or (got is not None and not empty(got)):
+        if got is None:
+            assert failure is not None
+            raise failure
+        return got
+    try:
+        ours = read(path, None)
+    except CaffeError:
+        ours = None
+    if ours is None or empty(ours):  # not ours either: the fork's reading stands
+        if failure is not None:
+            raise failure
+        assert got is not None
+        return got
+    schema = as_schema(proto)
+    name = os.path.basename(str(getattr(schema, "path", None) or proto))
+    why = failure.message if failure is not None else f"it holds no {what}"
+    raise ParseError(
+        f"the file does not read in the field numbers of {name} ({why}), but reads whole in "
+        "caffe2torch's own numbers: it was written by `caffe2torch train --proto` before "
+        "snapshots were written in the fork's numbers",
+        path=os.fspath(path),
+        hint="resume without --proto (the file is in caffe2torch's numbers), or re-save it "
+             "in the fork's numbers: read it without proto and write it with "
+             "caffe2torch.io.write_caffemodel_arrays / write_solverstate(..., proto=FORK)")
+
+
+def _read_caffemodel_layers(
+    path: PathLike, proto: Any = None,
+) -> tuple[caffe_pb2.NetParameter, list[list[np.ndarray]]]:
     p, scan = _scan_net(path, "arrays", proto)
     report, records = _upgraded_blobs(p, _parse_structure(p, scan), scan)
     net = report.net
@@ -412,6 +476,7 @@ def read_caffemodel(path: PathLike, proto: Any = None) -> caffe_pb2.NetParameter
 
 
 _M = TypeVar("_M", bound=Message)
+R = TypeVar("R")
 
 
 def _read_message(path: PathLike, msg: _M, kind: str, proto: Any = None) -> _M:
@@ -477,6 +542,13 @@ def read_solverstate_arrays(
     """A ``.solverstate`` -> (the SolverState with history shapes but no values, the history
     blobs as arrays, in order)."""
     _refuse_caffemodel_as_state(path, proto)
+    return _in_ours_instead(_read_solverstate_arrays, path, proto, "history",
+                            lambda got: not got[1] and not got[0].iter)
+
+
+def _read_solverstate_arrays(
+    path: PathLike, proto: Any = None
+) -> tuple[caffe_pb2.SolverState, list[np.ndarray]]:
     p, f, size = _open_as_ours(path, proto, "SolverState")
     with f:
         if size == 0:
@@ -622,7 +694,8 @@ def caffemodel_pieces(
                     if blob_shape(old) == arr.shape and not len(old.data) and not len(
                             old.double_data):
                         header = old.SerializeToString()
-                blob = _blob_bytes(arr, legacy_4d, header)
+                blob = _blob_bytes(arr, legacy_4d, header,
+                                   f"blob {k} of layer '{layer.name}'")
                 body += [wire.len_header(7, wire.pieces_len(blob)), *blob]
             body.append(after)
         pieces += [wire.len_header(_V2_LAYER, wire.pieces_len(body)), *body]
@@ -643,7 +716,11 @@ def write_caffemodel_arrays(
     without BlobShape)."""
     schema = as_schema(proto)
     legacy_4d = legacy_4d or (schema is not None and schema.legacy_blobs)
-    pieces = caffemodel_pieces(net, arrays, legacy_4d=legacy_4d)
+    try:
+        pieces = caffemodel_pieces(net, arrays, legacy_4d=legacy_4d)
+    except WriteError as err:
+        err.path = err.path or os.fspath(path)
+        raise
     if schema is not None:
         pieces = [schema.from_ours("NetParameter", b"".join(pieces))]
     atomic_write(path, pieces)
@@ -676,7 +753,11 @@ def write_binaryproto(
     if isinstance(blob, caffe_pb2.BlobProto):
         atomic_write(path, [blob.SerializeToString()])
     else:
-        atomic_write(path, _blob_bytes(np.asarray(blob), legacy_4d))
+        try:
+            atomic_write(path, _blob_bytes(np.asarray(blob), legacy_4d))
+        except WriteError as err:
+            err.path = err.path or os.fspath(path)
+            raise
 
 
 def write_solverstate(
@@ -698,8 +779,12 @@ def write_solverstate(
         before, after = wire.split_before(head.SerializeToString(), 3)
         legacy_4d = schema is not None and schema.legacy_blobs
         pieces = [before]
-        for arr in history:
-            blob = _blob_bytes(np.asarray(arr), legacy_4d)
+        for i, arr in enumerate(history):
+            try:
+                blob = _blob_bytes(np.asarray(arr), legacy_4d, what=f"history blob {i}")
+            except WriteError as err:
+                err.path = os.fspath(path)
+                raise
             pieces += [wire.len_header(3, wire.pieces_len(blob)), *blob]
         pieces.append(after)
     if schema is not None:

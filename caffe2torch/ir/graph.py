@@ -222,7 +222,8 @@ def _unknown_bottom(
         hints.append(f"no layer of this file makes '{blob}': if the file is a piece of a "
                      f"bigger net, paste it after the layer that makes '{blob}'; to build it "
                      f"alone, declare the blob at the top (input: \"{blob}\" input_shape "
-                     "{ dim: N dim: C ... })")
+                     f"{{ dim: N dim: C ... }}) or give its shape (--input-shape "
+                     f"{blob}=N,C,...)")
     return problem(
         "C2T201",
         f"layer '{layer.name}' ({layer.type}) in the {state.phase} phase: unknown bottom blob "

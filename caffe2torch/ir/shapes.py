@@ -11,6 +11,7 @@ tops here and meta-tensor shapes in the builder."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -135,6 +136,28 @@ def multibox_loss_problem(loc: Shape, conf: Shape, prior: Shape, num_classes: in
         return (f"the confidence bottom has {c_conf} channels, not {priors} priors x "
                 f"{num_classes} classes = {priors * num_classes} (the fork: 'Number of priors "
                 "must match number of confidence predictions.')")
+    return None
+
+
+def channel_scale_shape(data: S) -> S:
+    """happynear's ChannelScale (ChannelScaleLayer::Reshape): the top is like bottom 0."""
+    return data
+
+
+def channel_scale_mismatch(data: Shape, scale: Shape) -> str | None:
+    """ChannelScaleLayer::LayerSetUp's checks, or None when they pass (or cannot be told):
+    bottom 0 is a legacy blob of at most 4 axes, and bottom 1 has its num and one value per
+    item and spatial position (count / channels)."""
+    if len(data) > 4:
+        return f"bottom 0 must have at most 4 axes (num, channels, height, width), got {_fmt(data)}"
+    dims, scales = [d for d in data if d is not None], [d for d in scale if d is not None]
+    if len(dims) < len(data) or len(scales) < len(scale):
+        return None
+    n, c, _, _ = legacy_4d(dims)
+    per_item = math.prod(dims) // c if c else 0
+    if not scales or scales[0] != n or math.prod(scales) != per_item:
+        return (f"bottom 1 {_fmt(scale)} must hold one scale per item and spatial position "
+                f"of bottom 0 {_fmt(data)}: num {n} and {per_item} values")
     return None
 
 
@@ -436,6 +459,8 @@ def _tops(lp: Any, bs: list[Shape | None], res: ShapeResult, i: int) -> list[Sha
             margin_inner_product_shapes(b, axis, p.num_output, len(lp.top)))
     if t in ("LabelSpecificRescale", "LabelSpecificAdd"):
         return list(label_specific_shapes(b, len(lp.top)))
+    if t == "ChannelScale":
+        return [channel_scale_shape(b)]
     if t == "Normalize" and len(b) <= 4:
         return list(normalize_shapes(lp, b, len(lp.top)))
     if t == "Axpy" and len(bs) == 3:  # y += a * x: AxpyLayer::Reshape, top like x

@@ -114,6 +114,7 @@ TYPES: tuple[TypeInfo, ...] = (
              blobs=('weight', 'bias'), aliases=('INNER_PRODUCT', 'innerproduct')),
     TypeInfo('Embed', param='embed_param', bottoms=Arity(1, 1), tops=Arity(1, 1),
              blobs=('weight', 'bias')),
+    TypeInfo('ChannelScale', param='channel_scale_param', bottoms=Arity(2, 2), tops=Arity(1, 1)),
     TypeInfo('Normalize', param='norm_param', bottoms=Arity(1, 1), tops=Arity(1, 2),
              blobs=('scale',)),
     TypeInfo('Permute', param='permute_param', bottoms=Arity(1, 1), tops=Arity(1, 1)),

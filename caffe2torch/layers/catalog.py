@@ -9,6 +9,7 @@ import caffe2torch.layers.bvlc.neuron
 import caffe2torch.layers.bvlc.normalization
 import caffe2torch.layers.bvlc.recurrent
 import caffe2torch.layers.bvlc.vision
+import caffe2torch.layers.forks.amsoftmax
 import caffe2torch.layers.forks.detection
 import caffe2torch.layers.forks.face
 import caffe2torch.layers.forks.local

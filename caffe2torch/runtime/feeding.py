@@ -114,6 +114,23 @@ def _annotated_reader(net_param: Any, state: NetState, cwd: str, seed: int | Non
     return AnnotatedDataReader(layers[0], state.phase, cwd, seed, rank, world_size)
 
 
+def layer_extras(net_param: Any, source_map: Any) -> dict[str, dict[str, Any]]:
+    """{layer name: {dotted path: value}} of the fields our schema lacks that the reader
+    kept for each layer of ``net_param`` (the data sources read a fork's ``shuffle``)."""
+    extras_of = getattr(source_map, "extras_of", None)
+    if extras_of is None or not getattr(source_map, "extras", None):
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for i, layer in enumerate(net_param.layer):
+        try:
+            found = extras_of(i)
+        except IndexError:  # a map of another net (positions only for some layers)
+            break
+        if found:
+            out.setdefault(layer.name, {}).update({e.dotted: e.value for e in found})
+    return out
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
@@ -129,12 +146,14 @@ def open_feeder(
     rank: int = 0,
     world_size: int = 1,
     num_workers: int | None = None,
+    source_map: Any = None,
 ) -> tuple[DataFeeder | PrefetchingFeeder | None, dict[str, torch.Tensor] | None]:
     """A DataFeeder for the data layers of ``state`` (None when there are none) and its
     first batch, whose shapes the net is built with. ``rank`` / ``world_size``: this
     process's shard of the TRAIN data (see DataFeeder). ``num_workers``: data worker
     processes (default: see :func:`~caffe2torch.runtime.devices.default_workers`); batches
-    go to a GPU through pinned memory."""
+    go to a GPU through pinned memory. ``source_map``: the net file's positions, whose kept
+    fork fields the sources read (Data's ``shuffle``)."""
     folder = os.fspath(cwd) if cwd is not None else os.getcwd()
     reader = _annotated_reader(net_param, state, folder, seed, rank, world_size)
     if reader is not None:
@@ -145,7 +164,8 @@ def open_feeder(
     workers = default_workers(device, world_size) if num_workers is None else num_workers
     feeder = DataFeeder(layers, state.phase, cwd=folder, seed=seed, rank=rank,
                         world_size=world_size, num_workers=workers,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda",
+                        extras=layer_extras(net_param, source_map))
     started = time.perf_counter()
     first = feeder.next_batch()
     seconds = time.perf_counter() - started
@@ -160,15 +180,18 @@ class LazyBatchStream:
     layers reads their next batch (Caffe's Net::Forward) without opening the data when
     the net is only built, or fed by name."""
 
-    def __init__(self, net: CaffeNet, net_param: Any, state: NetState, cwd: str) -> None:
+    def __init__(self, net: CaffeNet, net_param: Any, state: NetState, cwd: str,
+                 source_map: Any = None) -> None:
         self.net, self.net_param, self.state, self.cwd = net, net_param, state, cwd
+        self.source_map = source_map
         self.stream: BatchStream | None = None
 
     def __call__(self) -> dict[str, torch.Tensor]:
         if self.stream is None:
             feeder = _annotated_reader(self.net_param, self.state, self.cwd, None, 0, 1) or \
                 DataFeeder(data_layers(self.net_param, self.state), self.state.phase,
-                           cwd=self.cwd, num_workers=0)
+                           cwd=self.cwd, num_workers=0,
+                           extras=layer_extras(self.net_param, self.source_map))
             device = next((p.device for p in self.net.parameters()), torch.device("cpu"))
             self.stream = BatchStream(self.net, feeder, None, device)
         return self.stream()
@@ -179,11 +202,13 @@ class LazyBatchStream:
 
 
 def attach_lazy_feeder(net: CaffeNet, net_param: Any, state: NetState,
-                       cwd: str | os.PathLike[str] | None = None) -> None:
+                       cwd: str | os.PathLike[str] | None = None,
+                       source_map: Any = None) -> None:
     """Give a plain-built net a feeder for its data layers (if it has any)."""
     if data_layers(net_param, state) or annotated_layers(net_param, state):
-        net.feeder = LazyBatchStream(net, net_param, state, os.fspath(cwd or os.getcwd()))
+        net.feeder = LazyBatchStream(net, net_param, state, os.fspath(cwd or os.getcwd()),
+                                     source_map)
 
 
 __all__ = ["BatchStream", "LazyBatchStream", "annotated_layers", "attach_lazy_feeder",
-           "data_layers", "open_feeder"]
+           "data_layers", "layer_extras", "open_feeder"]

@@ -228,6 +228,40 @@ def test_info_train_only_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "note: phase TEST not listed" in capsys.readouterr().out
 
 
+# LRCN's deploy_lstm.prototxt in small: declared inputs, the Reshapes before the LSTM-like
+# layer say include { phase: TEST } and no rule names TRAIN
+TEST_ONLY_RESHAPE = """name: "lrcn"
+input: "data" input_shape { dim: 6 dim: 4 }
+layer { name: "fc6" type: "InnerProduct" bottom: "data" top: "fc6"
+        inner_product_param { num_output: 5 } }
+layer { name: "reshape-data" type: "Reshape" bottom: "fc6" top: "fc6-reshape"
+        reshape_param { shape { dim: 3 dim: 2 dim: 5 } } include { phase: TEST } }
+layer { name: "fc8" type: "InnerProduct" bottom: "fc6-reshape" top: "fc8"
+        inner_product_param { num_output: 2 axis: 2 } }
+"""
+
+
+def test_info_test_only_reshapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --phase, a phase that lacks layers the file restricts to the other phase, in a
+    file whose rules never name it, is a note naming those layers; --phase still fails, and
+    a file whose rules name both phases keeps the error."""
+    src = _write(tmp_path / "lrcn.prototxt", TEST_ONLY_RESHAPE)
+    assert main(["info", str(src)]) == 0
+    captured = capsys.readouterr()
+    assert "phase TEST: 4 layers" in captured.out and "3x2x2" in captured.out
+    assert "phase TRAIN:" not in captured.out and captured.err == ""
+    (note,) = [line for line in captured.out.splitlines() if "phase TRAIN" in line]
+    assert note.startswith("note: phase TRAIN not listed: no rule of the file names TRAIN")
+    assert "('reshape-data')" in note and "TEST-only file" in note
+    assert "unknown bottom blob 'fc6-reshape'" in note and "--phase TRAIN lists" in note
+    assert main(["info", str(src), "--phase", "TRAIN"]) == 1
+    assert "unknown bottom blob 'fc6-reshape'" in capsys.readouterr().err
+    both = TEST_ONLY_RESHAPE.replace('top: "fc8"', 'top: "fc8" include { phase: TRAIN }')
+    assert main(["info", str(_write(tmp_path / "both.prototxt", both))]) == 1
+    captured = capsys.readouterr()
+    assert "not listed" not in captured.out and "fc6-reshape" in captured.err
+
+
 def test_info_no_phase_builds_is_an_error(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A file whose data is made by no phase at all: every phase is listed and fails."""
@@ -258,12 +292,19 @@ def test_info_piece_of_a_net_says_how_to_build_it(tmp_path: Path,
            "blob 'feat'" in err
     assert "paste it after the layer that makes 'feat'" in err
     assert 'declare the blob at the top (input: "feat" input_shape' in err
-    # --input-shape cannot stand in for the missing maker: said so, not "no blob named"
-    for blob in ("feat", "map"):
-        assert main(["info", str(src), "--input-shape", f"{blob}=2,4"]) == 2
-        err = capsys.readouterr().err
-        assert f"no layer or input of this net makes '{blob}', layers only read it" in err
-        assert f'declare it at the top of the file (input: "{blob}"' in err
+    assert "or give its shape (--input-shape feat=N,C,...)" in err
+    # --input-shape for a blob the file only reads declares it as an input; the other one
+    # is still missing, with the same hint
+    assert main(["info", str(src), "--input-shape", "feat=2,4"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown bottom blob 'map'" in err and "--input-shape map=N,C,..." in err
+    assert main(["info", str(src), "--input-shape", "feat=2,4",
+                 "--input-shape", "map=2,1,2,2"]) == 0
+    out = capsys.readouterr().out
+    assert "total: 18 params" in out  # ip's 15, bn's 3
+    (row,) = [line for line in out.splitlines() if " Input " in line]
+    assert row.split()[:3] == ["0", "input", "Input"] and "feat, map" in row
+    assert "2x4, 2x1x2x2" in row
     assert main(["info", str(src), "--input-shape", "normd=2,4"]) == 2  # a typo, as before
     assert "the net has no blob named 'normd'" in capsys.readouterr().err
     # declared as the hint says, the piece builds
@@ -272,6 +313,20 @@ def test_info_piece_of_a_net_says_how_to_build_it(tmp_path: Path,
                                      'input: "map" input_shape { dim: 2 dim: 1 dim: 2 dim: 2 }'
                                      "\n" + PIECE))]) == 0
     assert "total: 18 params" in capsys.readouterr().out  # ip's 15, bn's 3
+
+
+def test_piece_of_a_net_runs_given_its_shapes(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """test, time and export take --input-shape for the blobs a piece only reads."""
+    src = str(_write(tmp_path / "piece.prototxt", PIECE))
+    shapes = ["--input-shape", "feat=2,4", "--input-shape", "map=2,1,2,2"]
+    assert main(["test", "-model", src, "-iterations", "1", *shapes]) == 0
+    assert main(["time", "-model", src, "-iterations", "1", *shapes]) == 0
+    assert main(["export", src, "-o", str(tmp_path / "p.onnx"), *shapes]) == 0
+    assert (tmp_path / "p.onnx").is_file()
+    capsys.readouterr()
+    assert main(["test", "-model", src, "-iterations", "1", shapes[0], shapes[1]]) == 1
+    assert "--input-shape map=N,C,..." in capsys.readouterr().err
 
 
 def test_info_caffemodel_and_weights(tmp_path: Path,

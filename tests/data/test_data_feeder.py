@@ -14,7 +14,7 @@ import torch
 from google.protobuf import text_format
 
 from caffe2torch.data import DataFeeder, IndexStream, Transformer
-from caffe2torch.errors import DataError
+from caffe2torch.errors import CaffeError, DataError
 from caffe2torch.proto import caffe_pb2
 
 
@@ -318,3 +318,57 @@ def test_from_net_picks_the_phase(tmp_path: Path) -> None:
     assert DataFeeder.from_net(net, "TEST", cwd=tmp_path).next_batch()["label"].shape == (3,)
     with pytest.raises(DataError, match="not a data layer"):
         DataFeeder([net.layer[2]], "TEST")
+
+
+def _label_lmdb(path: Path, n: int) -> None:
+    import lmdb
+
+    env = lmdb.open(str(path), map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        for i in range(n):
+            d = caffe_pb2.Datum(channels=1, height=1, width=1, label=i, data=bytes([i]))
+            txn.put(f"{i:08d}".encode(), d.SerializeToString())
+    env.close()
+
+
+def _epochs(draw, n_batches: int, epochs: int) -> list[list[int]]:
+    labels = [int(v) for _ in range(n_batches * epochs) for v in draw()["label"].tolist()]
+    size = len(labels) // epochs
+    return [labels[k * size:(k + 1) * size] for k in range(epochs)]
+
+
+def test_data_shuffle_of_a_fork_reorders_every_epoch(tmp_path: Path) -> None:
+    """data_param.shuffle (intel/caffe, lim0606/caffe's GoogLeNet-BN), kept aside by the
+    reader: every epoch is a new permutation of the records; without it, key order."""
+    from caffe2torch.graph.fed import build_fed_net
+    from caffe2torch.io import read_net_with_positions
+    from caffe2torch.ir.netstate import NetState
+
+    _label_lmdb(tmp_path / "db", 8)
+    dl = layer('name: "d" type: "Data" top: "data" top: "label" '
+               'data_param { source: "db" batch_size: 4 backend: LMDB }')
+    plain = DataFeeder([dl], "TRAIN", cwd=tmp_path, seed=3)
+    assert _epochs(plain.next_batch, 2, 2) == [list(range(8))] * 2
+    plain.close()
+    mixed = DataFeeder([dl], "TRAIN", cwd=tmp_path, seed=3,
+                       extras={"d": {"data_param.shuffle": True}})
+    epochs = _epochs(mixed.next_batch, 2, 4)
+    assert all(sorted(e) == list(range(8)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) > 1 and epochs != [list(range(8))] * 4
+    mixed.close()
+    # from a net file: the builder accepts the field and the feeder gets it
+    net_file = tmp_path / "train.prototxt"
+    net_file.write_text('layer { name: "d" type: "Data" top: "data" top: "label" '
+                        'data_param { source: "db" batch_size: 4 backend: LMDB '
+                        "shuffle: true } }\n")
+    net_param, source_map = read_net_with_positions(str(net_file))
+    net = build_fed_net(net_param, NetState.of("TRAIN"), cwd=tmp_path, seed=3,
+                        source_map=source_map, num_workers=0)
+    fed = _epochs(net.batch_stream, 2, 4)
+    assert all(sorted(e) == list(range(8)) for e in fed) and fed != [list(range(8))] * 4
+    net.batch_stream.close()
+    net_file.write_text(net_file.read_text().replace("shuffle: true", "shuffle: 2"))
+    net_param, source_map = read_net_with_positions(str(net_file))
+    with pytest.raises(CaffeError, match=r"data_param\.shuffle must be true or false"):
+        build_fed_net(net_param, NetState.of("TRAIN"), cwd=tmp_path, source_map=source_map,
+                      num_workers=0)

@@ -207,7 +207,7 @@ layer { name: "psroi" type: "PSROIPooling" bottom: "data" bottom: "rois" top: "p
     ),
     NetCase(
         "face_parts",
-        inputs(("data", (4, 6)), ("label", (4,)), ("fmap", (2, 3, 2, 2)))
+        inputs(("data", (4, 6)), ("label", (4,)), ("fmap", (2, 3, 2, 2)), ("norm", (4, 1)))
         + """
 layer { name: "fnorm" type: "Normalize" bottom: "fmap" top: "fnorm" top: "fnorm_len"
         normalize_param { normalize_type: "L2" } }
@@ -221,6 +221,7 @@ layer { name: "am" type: "LabelSpecificAdd" bottom: "cos" bottom: "label" top: "
         label_specific_add_param { bias: -0.3 } }
 layer { name: "am2" type: "LabelSpecificAdd" bottom: "cos" bottom: "label" top: "am2"
         top: "margin" label_specific_add_param { bias_base: 0 bias_gamma: -0.5 bias_min: -0.4 } }
+layer { name: "amscale" type: "ChannelScale" bottom: "am" bottom: "norm" top: "amscale" }
 layer { name: "rescale" type: "LabelSpecificRescale" bottom: "cos" bottom: "label"
         top: "rescaled" top: "weight" label_specific_rescale_param { positive_weight: 0.7 } }
 layer { name: "sphere" type: "MarginInnerProduct" bottom: "data" bottom: "label"
@@ -228,7 +229,8 @@ layer { name: "sphere" type: "MarginInnerProduct" bottom: "data" bottom: "label"
         margin_inner_product_param { num_output: 5 type: QUADRUPLE base: 100 gamma: 0.5
                                      power: 2 lambda_min: 3 iteration: 4 } }
 """,
-        {"data": uniform(4, 6), "label": labels(4, 5), "fmap": uniform(2, 3, 2, 2)},
+        {"data": uniform(4, 6), "label": labels(4, 5), "fmap": uniform(2, 3, 2, 2),
+         "norm": uniform(4, 1)},
     ),
     NetCase(
         "segnet_unpooling",

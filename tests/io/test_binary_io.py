@@ -215,7 +215,7 @@ def test_legacy_4d_blob() -> None:
     new = array_to_blob(arr)
     assert not is_legacy_4d(new) and list(new.shape.dim) == [4, 5]
     np.testing.assert_array_equal(blob_to_array(new), arr)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"the blob has 5 axes \(1x1x1x1x2\).*no BlobShape"):
         array_to_blob(np.zeros((1, 1, 1, 1, 2)), legacy_4d=True)
 
 

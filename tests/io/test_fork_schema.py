@@ -12,7 +12,7 @@ import torch
 
 import caffe2torch as c2t
 from caffe2torch.cli.main import main
-from caffe2torch.errors import BuildError, ParseError
+from caffe2torch.errors import BuildError, ParseError, WriteError
 from caffe2torch.io import fork_schema
 from caffe2torch.io.binary import (
     read_caffemodel,
@@ -290,3 +290,59 @@ def test_draw_gives_the_builders_the_fork_fields(tmp_path: Path) -> None:
     # without --proto `hole` is a field kept aside as unknown: the builder gets it all the same
     assert main(["draw", str(path), "-o", str(out)]) == 0
     assert "2x4x4x4" in out.read_text()
+
+
+def test_a_blob_of_more_than_4_axes_for_a_fork_without_blob_shape(tmp_path: Path) -> None:
+    """Refused with the blob, the reason and what to do; nothing written."""
+    old = tmp_path / "old.proto"
+    old.write_text(FORK.read_text().replace("  optional BlobShape shape = 17;\n", ""))
+    weight = np.zeros((2, 1, 3, 3, 3), np.float32)  # a 3-D convolution's kernel
+    net = caffe_pb2.NetParameter(name="n")
+    net.layer.add(name="conv3d", type="Convolution")
+    model = tmp_path / "x.caffemodel"
+    with pytest.raises(WriteError) as caught:
+        write_caffemodel_arrays(model, net, {"conv3d": [weight]}, proto=old)
+    err = caught.value
+    assert err.path == str(model) and not model.exists()
+    assert err.message.startswith("blob 0 of layer 'conv3d' has 5 axes (2x1x3x3x3)")
+    assert "no BlobShape" in err.message and "without --proto" in (err.hint or "")
+    state = tmp_path / "x.solverstate"
+    with pytest.raises(WriteError, match=r"history blob 1 has 5 axes") as caught:
+        write_solverstate(state, caffe_pb2.SolverState(iter=2),
+                          [np.zeros(3, np.float32), weight], proto=old)
+    assert caught.value.path == str(state) and not state.exists()
+    # our schema (and a fork with BlobShape) writes it
+    write_caffemodel_arrays(model, net, {"conv3d": [weight]}, proto=FORK)
+    assert model.exists()
+
+
+def test_a_snapshot_in_our_numbers_read_with_the_fork_says_so(tmp_path: Path) -> None:
+    """Snapshots `train --proto` wrote before it wrote the fork's numbers are in ours: read
+    with the fork's schema they are garbage, and the error says what happened and what to do;
+    a file that reads in neither keeps the fork's own error."""
+    path = _write(tmp_path / "n.prototxt", NET)
+    net = c2t.load_net(path, proto=FORK)
+    model = tmp_path / "ours.caffemodel"
+    net.save_caffemodel(model)  # our numbers, as the old snapshots were written
+    with pytest.raises(ParseError) as caught:
+        read_caffemodel_arrays(model, proto=FORK)
+    err = caught.value
+    assert err.path == str(model)
+    assert err.message.startswith("the file does not read in the field numbers of fork.proto")
+    assert "reads whole in caffe2torch's own numbers" in err.message
+    assert "caffe2torch train --proto" in err.message
+    assert "resume without --proto" in (err.hint or "")
+    with pytest.raises(ParseError, match="reads whole in caffe2torch's own numbers"):
+        c2t.load_net(path, proto=FORK, weights=model)
+    state = tmp_path / "ours.solverstate"
+    write_solverstate(state, caffe_pb2.SolverState(iter=4, learned_net=str(model)),
+                      [np.ones((2, 3), np.float32)])
+    with pytest.raises(ParseError, match="reads whole in caffe2torch's own numbers"):
+        read_solverstate_arrays(state, proto=FORK)
+    # read as written, nothing changes
+    assert read_solverstate_arrays(state)[0].iter == 4
+    junk = tmp_path / "junk.caffemodel"
+    junk.write_bytes(b"\x08\x01" * 10)
+    with pytest.raises(ParseError) as caught:
+        read_caffemodel_arrays(junk, proto=FORK)
+    assert "own numbers" not in caught.value.message

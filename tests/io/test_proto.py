@@ -151,6 +151,7 @@ FORK_NUMBERS: dict[str, dict[str, int]] = {
         "inner_distance_param": 213, "normalize_param": 214,
         "general_contrastive_loss_param": 215, "general_triplet_loss_param": 217,
         "label_specific_rescale_param": 228, "label_specific_add_param": 241,
+        "channel_scale_param": 237,
         "flip_param": 212, "cosin_add_m_param": 179, "adacos_add_m_scale_param": 20211,
         "focal_loss_param": 155, "upsample_param": 20137,
     },

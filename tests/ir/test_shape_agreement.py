@@ -120,6 +120,7 @@ layer { name: "am" type: "LabelSpecificAdd" bottom: "fc" bottom: "label" top: "a
         label_specific_add_param { bias: -0.35 } }
 layer { name: "am2" type: "LabelSpecificAdd" bottom: "fc" bottom: "label" top: "am2"
         top: "margin" label_specific_add_param { bias: -0.35 } }
+layer { name: "scaled" type: "ChannelScale" bottom: "am" bottom: "label" top: "scaled" }
 """
 
 
@@ -132,10 +133,11 @@ def test_margin_heads_shapes_agree(tmp_path: Path) -> None:
     res = infer(list(param.layer), range(len(param.layer)))
     assert res.tops[1] == [(4, 5), (1,)] and res.tops[2] == [(4, 7)]
     assert res.tops[3] == [(4, 5)] and res.tops[4] == [(4, 5), (1,)]
+    assert res.tops[5] == [(4, 5)]  # ChannelScale: like its scores
     found, compared = disagreements(path)
     assert not found, "\n".join(found)
-    # feat, label, fc, lambda, fc1, am, am2, margin (a net without phase rules: TEST)
-    assert compared == 8
+    # feat, label, fc, lambda, fc1, am, am2, margin, scaled (a net without phase rules: TEST)
+    assert compared == 9
 
 
 # Face-margin layers on cosine scores (4 items x 5 classes): top 0 like the scores

@@ -116,6 +116,11 @@ def _crop_size(ctx: BuildContext) -> int:
 def build_data(ctx: BuildContext) -> nn.Module:
     p = ctx.param
     _check_batch(ctx, p.batch_size)
+    # data_param.shuffle, a fork's field (intel/caffe, lim0606/caffe for GoogLeNet-BN): the
+    # records in a new random order every epoch; the data source reads it (DatumSource)
+    shuffle = ctx.extra_field("data_param.shuffle", False)
+    if not isinstance(shuffle, (bool, int)) or shuffle not in (0, 1):
+        raise ctx.error(f"data_param.shuffle must be true or false, got {shuffle!r}")
     return _data_module(
         ctx, None, f"a Data layer takes its channels and size from the records of {p.source!r}"
     )
