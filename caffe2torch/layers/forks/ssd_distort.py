@@ -32,13 +32,15 @@ from caffe2torch.layers.forks.ssd_boxes import uniform
 from caffe2torch.numerics import f32
 
 
-def convert(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+def convert(x: np.ndarray, alpha: float | np.floating[Any], beta: float | np.floating[Any]
+            ) -> np.ndarray:
     """Mat::convertTo(uint8, alpha, beta)."""
     y = x.astype(np.float32) * f32(alpha) + f32(beta)
     return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 
-def _hsv_channel(img: np.ndarray, channel: int, alpha: float, beta: float) -> np.ndarray:
+def _hsv_channel(img: np.ndarray, channel: int, alpha: float | np.floating[Any],
+                 beta: float | np.floating[Any]) -> np.ndarray:
     hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
     hsv[..., channel] = convert(hsv[..., channel], alpha, beta)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
