@@ -139,31 +139,50 @@ def match_boxes(overlaps: torch.Tensor, ignored: torch.Tensor | None, match_type
     """MatchBBox on a (P, G) overlap matrix: (the matched column or -1, -2 for ``ignored``
     predictions; the overlap kept per prediction)."""
     num_pred, num_gt = overlaps.shape
-    index = torch.full((num_pred,), -1, dtype=torch.long)
-    best = torch.zeros(num_pred, dtype=overlaps.dtype)
-    if num_gt == 0:
-        return index, best  # MatchBBox returns before marking cross-boundary predictions
-    present = overlaps > 1e-6
+    if num_gt == 0:  # MatchBBox returns before marking cross-boundary predictions
+        return (torch.full((num_pred,), -1, dtype=torch.long),
+                torch.zeros(num_pred, dtype=overlaps.dtype))
+    index, best = match_batch(overlaps[None], torch.ones(1, num_gt, dtype=torch.bool),
+                              None if ignored is None else ignored[None], match_type,
+                              threshold)
+    return index[0], best[0]
+
+
+def match_batch(overlaps: torch.Tensor, columns: torch.Tensor, ignored: torch.Tensor | None,
+                match_type: int, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """MatchBBox of every image at once: ``overlaps`` (N, P, G) with the boxes of image n
+    in the columns where ``columns`` (N, G) is true (the rest is padding); ``ignored``
+    (N, P) or None. An image without a column keeps -1 and overlap 0 everywhere."""
+    num, num_pred, num_gt = overlaps.shape
+    index = torch.full((num, num_pred), -1, dtype=torch.long)
+    present = (overlaps > 1e-6) & columns[:, None, :]
     if ignored is not None:
+        ignored = ignored & columns.any(dim=1)[:, None]
         index[ignored] = -2
-        present &= ~ignored[:, None]
-    best = torch.where(present, overlaps, torch.zeros_like(overlaps)).amax(dim=1)
-    pool = torch.ones(num_gt, dtype=torch.bool)
-    for _ in range(num_gt):  # bipartite: the largest overlap left, row-major first on ties
-        cand = present & (index == -1)[:, None] & pool[None, :]
-        if not bool(cand.any()):
+        present &= ~ignored[:, :, None]
+    best = torch.where(present, overlaps, torch.zeros_like(overlaps)).amax(dim=2)
+    # bipartite: per image the largest overlap left, row-major first on ties (argmax gives
+    # the first maximum); a matched row and column leave the pool
+    work = torch.where(present, overlaps, torch.full_like(overlaps, -1))
+    rows = torch.arange(num)
+    for _ in range(num_gt):
+        flat = work.reshape(num, -1).argmax(dim=1)
+        top = work.reshape(num, -1).gather(1, flat[:, None]).squeeze(1)
+        live = top > -1
+        if not bool(live.any()):
             break
-        flat = int(torch.where(cand, overlaps, torch.full_like(overlaps, -1)).argmax())
-        i, j = divmod(flat, num_gt)
-        index[i] = j
-        best[i] = overlaps[i, j]
-        pool[j] = False
+        n, flat = rows[live], flat[live]
+        i, j = flat // num_gt, flat % num_gt
+        index[n, i] = j
+        best[n, i] = overlaps[n, i, j]
+        work[n, i, :] = -1
+        work[n, :, j] = -1
     if match_type == MB.PER_PREDICTION:
-        cand = present & (overlaps >= threshold) & (index == -1)[:, None]
-        rows = cand.any(dim=1)
-        col = torch.where(cand, overlaps, torch.full_like(overlaps, -1)).argmax(dim=1)
-        index = torch.where(rows, col, index)
-        best = torch.where(rows, overlaps.gather(1, col[:, None]).squeeze(1), best)
+        cand = present & (overlaps >= threshold) & (index == -1)[:, :, None]
+        hit = cand.any(dim=2)
+        col = torch.where(cand, overlaps, torch.full_like(overlaps, -1)).argmax(dim=2)
+        index = torch.where(hit, col, index)
+        best = torch.where(hit, overlaps.gather(2, col[:, :, None]).squeeze(2), best)
     return index, best
 
 
