@@ -488,14 +488,16 @@ def _pad_truth(truth: dict[int, _Truth], num: int, background: int) -> _Padded:
     out = _Padded(torch.zeros(num, width, 4), torch.zeros(num, width),
                   torch.full((num, width), background, dtype=torch.long),
                   torch.zeros(num, width, dtype=torch.bool))
-    for i in range(num):
-        t = truth.get(i)
-        if t is not None:
-            g = len(t.labels)
-            out.boxes[i, :g] = t.boxes
-            out.sizes[i, :g] = t.sizes
-            out.labels[i, :g] = torch.tensor(t.labels, dtype=torch.long)
-            out.columns[i, :g] = True
+    items = [i for i in range(num) if i in truth]
+    if items:  # box k of image i goes to column k of row i
+        count = torch.tensor([len(truth[i].labels) for i in items])
+        n = torch.repeat_interleave(torch.tensor(items), count)
+        g = torch.arange(int(count.sum())) - torch.repeat_interleave(count.cumsum(0) - count,
+                                                                      count)
+        out.boxes[n, g] = torch.cat([truth[i].boxes for i in items])
+        out.sizes[n, g] = torch.cat([truth[i].sizes for i in items])
+        out.labels[n, g] = torch.tensor([lb for i in items for lb in truth[i].labels])
+        out.columns[n, g] = True
     return out
 
 
