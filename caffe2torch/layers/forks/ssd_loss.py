@@ -128,7 +128,7 @@ def jaccard(a: torch.Tensor, a_size: torch.Tensor, b: torch.Tensor,
     iw, ih = x1 - x0, y1 - y0
     inter = iw * ih
     iou = inter / ((a_size[..., :, None] + b_size[..., None, :]) - inter)
-    return torch.where((iw > 0) & (ih > 0), iou, torch.zeros_like(iou))
+    return torch.where((iw > 0) & (ih > 0), iou, 0.0)
 
 
 def cross_boundary(b: torch.Tensor) -> torch.Tensor:
@@ -164,10 +164,10 @@ def match_batch(overlaps: torch.Tensor, columns: torch.Tensor, ignored: torch.Te
         ignored = ignored & columns.any(dim=1)[:, None]
         index[ignored] = -2
         present &= ~ignored[:, :, None]
-    best = torch.where(present, overlaps, torch.zeros_like(overlaps)).amax(dim=2)
+    best = torch.where(present, overlaps, 0.0).amax(dim=2)
     # bipartite: per image the largest overlap left, row-major first on ties (argmax gives
     # the first maximum); a matched row and column leave the pool
-    work = torch.where(present, overlaps, torch.full_like(overlaps, -1))
+    work = torch.where(present, overlaps, -1.0)
     rows = torch.arange(num)
     for _ in range(num_gt):
         flat = work.reshape(num, -1).argmax(dim=1)
@@ -184,7 +184,7 @@ def match_batch(overlaps: torch.Tensor, columns: torch.Tensor, ignored: torch.Te
     if match_type == MB.PER_PREDICTION:
         cand = present & (overlaps >= threshold) & (index == -1)[:, :, None]
         hit = cand.any(dim=2)
-        col = torch.where(cand, overlaps, torch.full_like(overlaps, -1)).argmax(dim=2)
+        col = torch.where(cand, overlaps, -1.0).argmax(dim=2)
         index = torch.where(hit, col, index)
         best = torch.where(hit, overlaps.gather(2, col[:, :, None]).squeeze(2), best)
     return index, best
@@ -514,11 +514,13 @@ def _shared_loss(loc: torch.Tensor, conf: torch.Tensor, priors: torch.Tensor,
     all_priors, all_var = priors.repeat(num, 1), var.repeat(num, 1)
     if spec.use_prior_for_matching:
         boxes = priors.expand(num, num_priors, 4)
+        sizes = bbox_size(priors).expand(num, num_priors)
     else:
         boxes = decode_boxes(locs[:, 0].detach().float().cpu(), all_priors, all_var,
                              spec.code_type, spec.variance_in_target
                              ).reshape(num, num_priors, 4)
-    overlaps = jaccard(boxes, bbox_size(boxes), pad.boxes, pad.sizes)
+        sizes = bbox_size(boxes)
+    overlaps = jaccard(boxes, sizes, pad.boxes, pad.sizes)
     ignored = cross_boundary(boxes) if spec.ignore_cross_boundary else None
     index, best = match_batch(overlaps, pad.columns, ignored, spec.match_type,
                               spec.overlap_threshold)
@@ -538,7 +540,7 @@ def _shared_loss(loc: torch.Tensor, conf: torch.Tensor, priors: torch.Tensor,
             terms = _loc_terms((pred - target).float(), spec.loc_loss).sum(dim=1)
             loc_loss[torch.nonzero(rows > -1).squeeze(1)] = terms.cpu()
         labels = torch.where(index > -1, pad.labels.gather(1, index.clamp(min=0)),
-                             torch.full_like(index, spec.background))
+                             spec.background)
         loss = _prior_conf_loss(conf.reshape(num * num_priors, nc), labels.reshape(-1),
                                 spec.conf_loss) + loc_loss
         index, negatives = _mine(loss.reshape(num, num_priors), locs, all_priors, all_var,
@@ -577,7 +579,7 @@ def _mine(loss: torch.Tensor, locs: torch.Tensor, priors: torch.Tensor, var: tor
     if spec.nms_threshold <= 0:
         # the largest losses first, equal ones in prior order (a stable sort); the
         # candidates' losses are >= 0, so the others (-inf) sort after them
-        key = torch.where(eligible, loss, torch.full_like(loss, -torch.inf))
+        key = torch.where(eligible, loss, -torch.inf)
         order = torch.sort(key, dim=1, descending=True, stable=True).indices
         chosen.scatter_(1, order, torch.arange(num_priors)[None, :] < num_sel[:, None])
     else:
@@ -591,7 +593,7 @@ def _mine(loss: torch.Tensor, locs: torch.Tensor, priors: torch.Tensor, var: tor
                             spec.nms_top_k)
             chosen[i, cand[torch.tensor(kept[: int(num_sel[i])], dtype=torch.long)]] = True
     if spec.mining == MB.HARD_EXAMPLE:
-        index = torch.where(pos & ~chosen, torch.full_like(index, -1), index)
+        index = torch.where(pos & ~chosen, -1, index)
     return index, (index == -1) & chosen & ~pos
 
 
@@ -607,7 +609,7 @@ def _shared_conf_sum(confs: torch.Tensor, index: torch.Tensor, negatives: torch.
         labels = torch.full_like(index, bg + 1)
     else:
         labels = gt_labels.gather(1, index.clamp(min=0))
-    labels = torch.where(pos, labels, torch.full_like(index, bg))
+    labels = torch.where(pos, labels, bg)
     if spec.mining != MB.NONE:
         n, _, p = torch.nonzero(torch.stack([pos, negatives], dim=1), as_tuple=True)
         if not n.numel():
