@@ -5,6 +5,8 @@ arithmetic any SSD loss does, without matching or mining) timed beside it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -25,7 +27,7 @@ def prior_blob(sources: list[tuple[int, int, int, tuple[float, ...]]], image: in
     """PriorBox's (1, 2, P * 4) output for square sources (flipped ratios, clipped)."""
     boxes = []
     for side, lo, hi, ratios in sources:
-        sizes = [(lo, lo)]
+        sizes: list[tuple[float, float]] = [(lo, lo)]
         if hi:
             sizes.append((float(np.sqrt(lo * hi)),) * 2)
         for r in ratios:
@@ -52,7 +54,7 @@ def ground_truth(rng: np.random.Generator, num: int) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float32).reshape(1, 1, -1, 8)
 
 
-def inputs(num: int, sources: list, seed: int = 0
+def inputs(num: int, sources: list[tuple[int, int, int, tuple[float, ...]]], seed: int = 0
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loc, conf, prior, gt) of a realistic batch: predictions as an untrained net gives."""
     rng = np.random.default_rng(seed)
@@ -64,7 +66,7 @@ def inputs(num: int, sources: list, seed: int = 0
 
 
 def loss_step(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor, gt: torch.Tensor,
-              spec: MultiBoxSpec):
+              spec: MultiBoxSpec) -> Callable[[], None]:
     def step() -> None:
         lt = loc.clone().requires_grad_(True)
         ct = conf.clone().requires_grad_(True)
@@ -72,7 +74,7 @@ def loss_step(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor, gt: to
     return step
 
 
-def plain_step(loc: torch.Tensor, conf: torch.Tensor):
+def plain_step(loc: torch.Tensor, conf: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
         lt = loc.clone().requires_grad_(True)
         ct = conf.clone().requires_grad_(True)
