@@ -39,7 +39,11 @@ ground truth (..., K, 8) rows [item, label, instance, xmin, ymin, xmax, ymax, di
 Refused as the fork refuses it: mining without ``share_location``. A ground-truth label
 outside [0, num_classes) is a DataError here (the fork would index past its rows). Matching
 and mining run on CPU copies, as the fork's CPU path does; the losses stay on the
-predictions' device.
+predictions' device. With shared locations (every SSD TRAIN net) the batch goes through at
+once: the overlaps as an (N, P, G) tensor with the boxes padded to the most an image has,
+one bipartite round for all images, the confidence loss of all N * P priors, mining as one
+stable sort per row; the positives and negatives are then taken image by image in prior
+order, as the fork's loops take them, so every sum adds in the same order as there.
 """
 
 from __future__ import annotations
