@@ -29,6 +29,7 @@ BENCHMARKS = {
     "build": ("bench.bench_build", "build time"),
     "lint": ("bench.bench_lint", "lint time"),
     "data": ("bench.bench_data", "data pipeline"),
+    "multibox": ("bench.bench_multibox", "SSD MultiBoxLoss fwd+bwd"),
     "train": ("bench.bench_train", "training step and memory"),
     "pycaffe": ("bench.bench_pycaffe", "pycaffe API"),
     "export": ("bench.bench_export", "ONNX export"),

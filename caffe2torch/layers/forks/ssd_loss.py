@@ -39,7 +39,11 @@ ground truth (..., K, 8) rows [item, label, instance, xmin, ymin, xmax, ymax, di
 Refused as the fork refuses it: mining without ``share_location``. A ground-truth label
 outside [0, num_classes) is a DataError here (the fork would index past its rows). Matching
 and mining run on CPU copies, as the fork's CPU path does; the losses stay on the
-predictions' device.
+predictions' device. With shared locations (every SSD TRAIN net) the batch goes through at
+once: the overlaps as an (N, P, G) tensor with the boxes padded to the most an image has,
+one bipartite round for all images, the confidence loss of all N * P priors, mining as one
+stable sort per row; the positives and negatives are then taken image by image in prior
+order, as the fork's loops take them, so every sum adds in the same order as there.
 """
 
 from __future__ import annotations
@@ -118,15 +122,17 @@ def bbox_size(b: torch.Tensor) -> torch.Tensor:
 
 def jaccard(a: torch.Tensor, a_size: torch.Tensor, b: torch.Tensor,
             b_size: torch.Tensor) -> torch.Tensor:
-    """JaccardOverlap (normalized) of every (P, 4) box against every (G, 4) box: (P, G)."""
-    x0 = torch.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = torch.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = torch.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = torch.minimum(a[:, None, 3], b[None, :, 3])
+    """JaccardOverlap (normalized) of every (..., P, 4) box against every (..., G, 4) box:
+    (..., P, G)."""
+    a, b = a[..., :, None, :], b[..., None, :, :]
+    x0 = torch.maximum(a[..., 0], b[..., 0])
+    y0 = torch.maximum(a[..., 1], b[..., 1])
+    x1 = torch.minimum(a[..., 2], b[..., 2])
+    y1 = torch.minimum(a[..., 3], b[..., 3])
     iw, ih = x1 - x0, y1 - y0
     inter = iw * ih
-    iou = inter / ((a_size[:, None] + b_size[None, :]) - inter)
-    return torch.where((iw > 0) & (ih > 0), iou, torch.zeros_like(iou))
+    iou = inter / ((a_size[..., :, None] + b_size[..., None, :]) - inter)
+    return torch.where((iw > 0) & (ih > 0), iou, 0.0)
 
 
 def cross_boundary(b: torch.Tensor) -> torch.Tensor:
@@ -139,31 +145,52 @@ def match_boxes(overlaps: torch.Tensor, ignored: torch.Tensor | None, match_type
     """MatchBBox on a (P, G) overlap matrix: (the matched column or -1, -2 for ``ignored``
     predictions; the overlap kept per prediction)."""
     num_pred, num_gt = overlaps.shape
-    index = torch.full((num_pred,), -1, dtype=torch.long)
-    best = torch.zeros(num_pred, dtype=overlaps.dtype)
+    if num_gt == 0:  # MatchBBox returns before marking cross-boundary predictions
+        return (torch.full((num_pred,), -1, dtype=torch.long),
+                torch.zeros(num_pred, dtype=overlaps.dtype))
+    index, best = match_batch(overlaps[None], torch.ones(1, num_gt, dtype=torch.bool),
+                              None if ignored is None else ignored[None], match_type,
+                              threshold)
+    return index[0], best[0]
+
+
+def match_batch(overlaps: torch.Tensor, columns: torch.Tensor, ignored: torch.Tensor | None,
+                match_type: int, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """MatchBBox of every image at once: ``overlaps`` (N, P, G) with the boxes of image n
+    in the columns where ``columns`` (N, G) is true (the rest is padding); ``ignored``
+    (N, P) or None. An image without a column keeps -1 and overlap 0 everywhere."""
+    num, num_pred, num_gt = overlaps.shape
+    index = torch.full((num, num_pred), -1, dtype=torch.long)
     if num_gt == 0:
-        return index, best  # MatchBBox returns before marking cross-boundary predictions
-    present = overlaps > 1e-6
+        return index, torch.zeros(num, num_pred, dtype=overlaps.dtype)
+    present = (overlaps > 1e-6) & columns[:, None, :]
     if ignored is not None:
+        ignored = ignored & columns.any(dim=1)[:, None]
         index[ignored] = -2
-        present &= ~ignored[:, None]
-    best = torch.where(present, overlaps, torch.zeros_like(overlaps)).amax(dim=1)
-    pool = torch.ones(num_gt, dtype=torch.bool)
-    for _ in range(num_gt):  # bipartite: the largest overlap left, row-major first on ties
-        cand = present & (index == -1)[:, None] & pool[None, :]
-        if not bool(cand.any()):
+        present &= ~ignored[:, :, None]
+    best = torch.where(present, overlaps, 0.0).amax(dim=2)
+    # bipartite: per image the largest overlap left, row-major first on ties (argmax gives
+    # the first maximum); a matched row and column leave the pool
+    work = torch.where(present, overlaps, -1.0)
+    rows = torch.arange(num)
+    for _ in range(num_gt):
+        flat = work.reshape(num, -1).argmax(dim=1)
+        top = work.reshape(num, -1).gather(1, flat[:, None]).squeeze(1)
+        live = top > -1
+        if not bool(live.any()):
             break
-        flat = int(torch.where(cand, overlaps, torch.full_like(overlaps, -1)).argmax())
-        i, j = divmod(flat, num_gt)
-        index[i] = j
-        best[i] = overlaps[i, j]
-        pool[j] = False
+        n, flat = rows[live], flat[live]
+        i, j = flat // num_gt, flat % num_gt
+        index[n, i] = j
+        best[n, i] = overlaps[n, i, j]
+        work[n, i, :] = -1
+        work[n, :, j] = -1
     if match_type == MB.PER_PREDICTION:
-        cand = present & (overlaps >= threshold) & (index == -1)[:, None]
-        rows = cand.any(dim=1)
-        col = torch.where(cand, overlaps, torch.full_like(overlaps, -1)).argmax(dim=1)
-        index = torch.where(rows, col, index)
-        best = torch.where(rows, overlaps.gather(1, col[:, None]).squeeze(1), best)
+        cand = present & (overlaps >= threshold) & (index == -1)[:, :, None]
+        hit = cand.any(dim=2)
+        col = torch.where(cand, overlaps, -1.0).argmax(dim=2)
+        index = torch.where(hit, col, index)
+        best = torch.where(hit, overlaps.gather(2, col[:, :, None]).squeeze(2), best)
     return index, best
 
 
@@ -386,39 +413,6 @@ def nms_keep(boxes: torch.Tensor, scores: torch.Tensor, threshold: float,
     return kept
 
 
-def _mine(conf: torch.Tensor, loc_loss: torch.Tensor, truth: _Truth,
-          index: torch.Tensor, best: torch.Tensor, nms_boxes: torch.Tensor | None,
-          spec: MultiBoxSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """MineHardExamples for one image (shared locations): (match index after mining,
-    negative prior indices ascending). ``nms_boxes``: the (P, 4) boxes of the NMS among the
-    candidates (priors or decoded predictions), None without it."""
-    labels = torch.full_like(index, spec.background)
-    pos = index > -1
-    if bool(pos.any()):
-        lab = torch.tensor(truth.labels, dtype=torch.long)
-        labels = torch.where(pos, lab[index.clamp(min=0)], labels)
-    loss = _prior_conf_loss(conf, labels, spec.conf_loss) + loc_loss
-    if spec.mining == MB.MAX_NEGATIVE:
-        eligible = (index == -1) & (best < spec.neg_overlap)
-        want = int(f32(int(pos.sum())) * f32(spec.neg_pos_ratio))
-    else:  # HARD_EXAMPLE: every prediction
-        eligible = torch.ones_like(pos)
-        want = spec.sample_size
-    cand = torch.nonzero(eligible).squeeze(1)
-    num_sel = min(want, int(cand.numel()))
-    if nms_boxes is None:
-        order = torch.sort(loss[cand], descending=True, stable=True).indices[:num_sel]
-    else:
-        kept = nms_keep(nms_boxes[cand], loss[cand], spec.nms_threshold, spec.nms_top_k)
-        order = torch.tensor(kept[:num_sel], dtype=torch.long)
-    chosen = torch.zeros_like(pos)
-    chosen[cand[order]] = True
-    if spec.mining == MB.HARD_EXAMPLE:
-        index = torch.where(pos & ~chosen, torch.full_like(index, -1), index)
-    negatives = torch.nonzero((index == -1) & chosen & ~pos).squeeze(1)
-    return index, negatives
-
-
 def normalizer(mode: int, num: int, num_priors: int, num_matches: int) -> float:
     """LossLayer::GetNormalizer with the positives as the valid count, never below 1."""
     if mode == FULL:
@@ -441,32 +435,14 @@ def multibox_loss(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
     priors = flat[: num_priors * 4].reshape(num_priors, 4)
     var = flat[num_priors * 4: num_priors * 8].reshape(num_priors, 4)
     truth = ground_truth(gt, spec)
+    if spec.share_location:
+        return _shared_loss(loc, conf, priors, var, truth, spec)
+    if spec.mining != MB.NONE:
+        raise DataError("MultiBoxLoss: mining needs share_location: true (the fork: "
+                        "'Currently only support negative mining if share_location is true')")
     matches = find_matches(loc, priors, var, truth, spec)
     locs = loc.reshape(num, num_priors, spec.loc_classes, 4)
     confs = conf.reshape(num, num_priors, spec.num_classes)
-    negatives: list[torch.Tensor] = [torch.zeros(0, dtype=torch.long)] * num
-
-    if spec.mining != MB.NONE:
-        for i, entries in enumerate(matches):
-            if not entries:
-                continue
-            slot, index, best = entries[0]
-            loc_loss = torch.zeros(num_priors)
-            if spec.mining == MB.HARD_EXAMPLE and bool((index > -1).any()):
-                pred, target = _encoded_pairs(locs[i].detach(), priors, var, truth[i], slot,
-                                              index, spec)
-                js = torch.nonzero(index > -1).squeeze(1)
-                terms = _loc_terms((pred - target).float(), spec.loc_loss).sum(dim=1)
-                loc_loss[js] = terms.cpu()
-            nms_boxes = None
-            if spec.nms_threshold > 0:
-                nms_boxes = priors if spec.use_prior_for_nms else decode_boxes(
-                    locs[i, :, slot].detach().float().cpu(), priors, var, spec.code_type,
-                    spec.variance_in_target)
-            index, negatives[i] = _mine(confs[i], loc_loss, truth[i], index, best, nms_boxes,
-                                        spec)
-            entries[0] = (slot, index, best)
-
     preds, targets = [], []
     for i, entries in enumerate(matches):
         for slot, index, _ in entries:
@@ -475,19 +451,197 @@ def multibox_loss(loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor,
                 preds.append(p)
                 targets.append(t)
     num_matches = sum(int(p.shape[0]) for p in preds)
-    norm = normalizer(spec.normalization, num, num_priors, num_matches)
+    diff = torch.cat(preds) - torch.cat(targets) if num_matches else None
+    conf_sum = _conf_sum(confs, matches, truth, spec) if spec.use_conf else None
+    return _total(loc, conf, diff, conf_sum, num_matches, spec)
+
+
+def _total(loc: torch.Tensor, conf: torch.Tensor, diff: torch.Tensor | None,
+           conf_sum: torch.Tensor | None, num_matches: int, spec: MultiBoxSpec
+           ) -> torch.Tensor:
+    """The location term over the positives' ``diff`` (prediction - target) plus the summed
+    confidence loss, both divided by the normalizer."""
+    norm = normalizer(spec.normalization, loc.shape[0], conf.shape[1] // spec.num_classes,
+                      num_matches)
     # an empty sum: 0 that still reaches both bottoms, so a batch with nothing to score
     # backpropagates zeros (the fork's caffe_set of the diffs) instead of failing
     total = loc.reshape(-1)[:0].sum() + conf.reshape(-1)[:0].sum().to(loc.dtype)
-    if spec.use_loc and num_matches:
-        diff = torch.cat(preds) - torch.cat(targets)
-        loc_sum = _loc_terms(diff, spec.loc_loss).sum()
-        total = total + spec.loc_weight * loc_sum / norm
-    if spec.use_conf:
-        conf_sum = _conf_sum(confs, matches, negatives, truth, spec)
-        if conf_sum is not None:
-            total = total + conf_sum / norm
+    if spec.use_loc and diff is not None:
+        total = total + spec.loc_weight * _loc_terms(diff, spec.loc_loss).sum() / norm
+    if conf_sum is not None:
+        total = total + conf_sum / norm
     return total
+
+
+# ------------------------------------------------ shared locations: the batch at once
+
+
+@dataclass
+class _Padded:
+    """The ground truth of a batch, padded to the most boxes an image has (at least 1)."""
+
+    boxes: torch.Tensor  # (N, G, 4)
+    sizes: torch.Tensor  # (N, G)
+    labels: torch.Tensor  # (N, G) long, the background label in the padding
+    columns: torch.Tensor  # (N, G) bool: a real box
+
+
+def _pad_truth(truth: dict[int, _Truth], num: int, background: int) -> _Padded:
+    # at least one (padding) column, so that the gathers below have a column to read
+    width = max((len(truth[i].labels) for i in range(num) if i in truth), default=1)
+    out = _Padded(torch.zeros(num, width, 4), torch.zeros(num, width),
+                  torch.full((num, width), background, dtype=torch.long),
+                  torch.zeros(num, width, dtype=torch.bool))
+    items = [i for i in range(num) if i in truth]
+    if items:  # box k of image i goes to column k of row i
+        count = torch.tensor([len(truth[i].labels) for i in items])
+        n = torch.repeat_interleave(torch.tensor(items), count)
+        g = torch.arange(int(count.sum())) - torch.repeat_interleave(count.cumsum(0) - count,
+                                                                      count)
+        out.boxes[n, g] = torch.cat([truth[i].boxes for i in items])
+        out.sizes[n, g] = torch.cat([truth[i].sizes for i in items])
+        out.labels[n, g] = torch.tensor([lb for i in items for lb in truth[i].labels])
+        out.columns[n, g] = True
+    return out
+
+
+def _shared_loss(loc: torch.Tensor, conf: torch.Tensor, priors: torch.Tensor,
+                 var: torch.Tensor, truth: dict[int, _Truth], spec: MultiBoxSpec
+                 ) -> torch.Tensor:
+    """The loss with one location per prior (``share_location``): FindMatches, mining and
+    the encodings on (N, P) tensors of the whole batch. Rows are taken image by image in
+    prior order, the order of the fork's loops, so the sums add in the same order."""
+    num, num_priors, nc = loc.shape[0], priors.shape[0], spec.num_classes
+    pad = _pad_truth(truth, num, spec.background)
+    has = pad.columns.any(dim=1)  # images with a box: the others add nothing
+    locs = loc.reshape(num * num_priors, 1, 4)
+    all_priors, all_var = priors.repeat(num, 1), var.repeat(num, 1)
+    if spec.use_prior_for_matching:
+        boxes = priors.expand(num, num_priors, 4)
+        sizes = bbox_size(priors).expand(num, num_priors)
+    else:
+        boxes = decode_boxes(locs[:, 0].detach().float().cpu(), all_priors, all_var,
+                             spec.code_type, spec.variance_in_target
+                             ).reshape(num, num_priors, 4)
+        sizes = bbox_size(boxes)
+    overlaps = jaccard(boxes, sizes, pad.boxes, pad.sizes)
+    ignored = cross_boundary(boxes) if spec.ignore_cross_boundary else None
+    index, best = match_batch(overlaps, pad.columns, ignored, spec.match_type,
+                              spec.overlap_threshold)
+    offset = torch.arange(num)[:, None] * pad.boxes.shape[1]
+    flat_truth = _Truth(pad.boxes.reshape(-1, 4), [], pad.sizes.reshape(-1))
+
+    def positives(index: torch.Tensor) -> torch.Tensor:  # (N * P,) rows of the flat truth
+        return torch.where(index > -1, index + offset, index).reshape(-1)
+
+    negatives = torch.zeros(num, num_priors, dtype=torch.bool)
+    if spec.mining != MB.NONE:
+        loc_loss = torch.zeros(num * num_priors)
+        rows = positives(index)
+        if spec.mining == MB.HARD_EXAMPLE and bool((rows > -1).any()):
+            pred, target = _encoded_pairs(locs.detach(), all_priors, all_var, flat_truth, 0,
+                                          rows, spec)
+            terms = _loc_terms((pred - target).float(), spec.loc_loss).sum(dim=1)
+            loc_loss[torch.nonzero(rows > -1).squeeze(1)] = terms.cpu()
+        labels = torch.where(index > -1, pad.labels.gather(1, index.clamp(min=0)),
+                             spec.background)
+        loss = _prior_conf_loss(conf.reshape(num * num_priors, nc), labels.reshape(-1),
+                                spec.conf_loss) + loc_loss
+        index, negatives = _mine(loss.reshape(num, num_priors), locs, all_priors, all_var,
+                                 index, best, has, spec)
+    rows = positives(index)
+    num_matches = int((rows > -1).sum())
+    diff = None
+    if num_matches:
+        pred, target = _encoded_pairs(locs, all_priors, all_var, flat_truth, 0, rows, spec)
+        diff = pred - target
+    conf_sum = None
+    if spec.use_conf:
+        conf_sum = _shared_conf_sum(conf.reshape(num, num_priors, nc), index, negatives,
+                                    pad.labels, spec)
+    return _total(loc, conf, diff, conf_sum, num_matches, spec)
+
+
+def _mine(loss: torch.Tensor, locs: torch.Tensor, priors: torch.Tensor, var: torch.Tensor,
+          index: torch.Tensor, best: torch.Tensor, has: torch.Tensor, spec: MultiBoxSpec
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """MineHardExamples of every image with a box, by ``loss`` (N, P): (match index after
+    mining, the mined negatives (N, P) bool). ``locs``, ``priors``, ``var``: the (N * P)
+    rows the NMS among the candidates decodes."""
+    num, num_priors = loss.shape
+    pos = index > -1
+    if spec.mining == MB.MAX_NEGATIVE:
+        eligible = (index == -1) & (best < spec.neg_overlap)
+        want = [int(f32(n) * f32(spec.neg_pos_ratio)) for n in pos.sum(dim=1).tolist()]
+    else:  # HARD_EXAMPLE: every prediction
+        eligible = torch.ones_like(pos)
+        want = [spec.sample_size] * num
+    eligible &= has[:, None]
+    count = eligible.sum(dim=1).tolist()
+    num_sel = torch.tensor([min(w, c) for w, c in zip(want, count)], dtype=torch.long)
+    chosen = torch.zeros_like(pos)
+    if spec.nms_threshold <= 0:
+        # the largest losses first, equal ones in prior order (a stable sort); the
+        # candidates' losses are >= 0, so the others (-inf) sort after them
+        key = torch.where(eligible, loss, -torch.inf)
+        order = torch.sort(key, dim=1, descending=True, stable=True).indices
+        chosen.scatter_(1, order, torch.arange(num_priors)[None, :] < num_sel[:, None])
+    else:
+        nms_boxes = priors if spec.use_prior_for_nms else decode_boxes(
+            locs[:, 0].detach().float().cpu(), priors, var, spec.code_type,
+            spec.variance_in_target)
+        nms_boxes = nms_boxes.reshape(num, num_priors, 4)
+        for i in torch.nonzero(has).squeeze(1).tolist():
+            cand = torch.nonzero(eligible[i]).squeeze(1)
+            kept = nms_keep(nms_boxes[i, cand], loss[i, cand], spec.nms_threshold,
+                            spec.nms_top_k)
+            chosen[i, cand[torch.tensor(kept[: int(num_sel[i])], dtype=torch.long)]] = True
+    if spec.mining == MB.HARD_EXAMPLE:
+        index = torch.where(pos & ~chosen, -1, index)
+    return index, (index == -1) & chosen & ~pos
+
+
+def _shared_conf_sum(confs: torch.Tensor, index: torch.Tensor, negatives: torch.Tensor,
+                     gt_labels: torch.Tensor, spec: MultiBoxSpec) -> torch.Tensor | None:
+    """EncodeConfPrediction with shared locations, then the summed loss: with mining the
+    positives then the negatives of each image, in prior order; without, every prior."""
+    num, num_priors, nc = confs.shape
+    bg = spec.background
+    dev = confs.device
+    pos = index > -1
+    if spec.map_object_to_agnostic:
+        labels = torch.full_like(index, bg + 1)
+    else:
+        labels = gt_labels.gather(1, index.clamp(min=0))
+    labels = torch.where(pos, labels, bg)
+    if spec.mining != MB.NONE:
+        n, _, p = torch.nonzero(torch.stack([pos, negatives], dim=1), as_tuple=True)
+        if not n.numel():
+            return None
+        return _scored(confs[n.to(dev), p.to(dev)], labels[n, p].to(dev), spec)
+    if spec.conf_loss == MB.SOFTMAX:
+        scores = confs.reshape(num * num_priors, nc)
+        return _SoftmaxLossFunction.apply(scores, labels.reshape(-1).to(scores), None, 1,
+                                          None, NONE, FLT_MIN)[0]
+    target = torch.full((num * num_priors * nc,), float(bg), dtype=confs.dtype)  # CPU
+    n, p = torch.nonzero(pos, as_tuple=True)
+    # the fork's target pointer moves num_priors (not num_priors * nc) per image
+    target[n * num_priors + p * nc + labels[n, p]] = 1
+    scores = confs.reshape(1, num * num_priors, nc)
+    return _SigmoidCrossEntropyFunction.apply(scores, target.reshape(scores.shape).to(dev),
+                                              None, BATCH_SIZE)
+
+
+def _scored(scores: torch.Tensor, lab: torch.Tensor, spec: MultiBoxSpec) -> torch.Tensor:
+    """The summed SoftmaxWithLoss (normalization NONE) or SigmoidCrossEntropyLoss (one
+    item) of the mined (M, C) rows for their labels."""
+    if spec.conf_loss == MB.SOFTMAX:
+        return _SoftmaxLossFunction.apply(scores, lab.to(scores.dtype), None, 1, None,
+                                          NONE, FLT_MIN)[0]
+    target = torch.full_like(scores.detach(), float(spec.background))
+    hit = lab < scores.shape[1]  # a negative's 1 goes to the background column when it exists
+    target[torch.nonzero(hit).squeeze(1), lab[hit]] = 1
+    return _SigmoidCrossEntropyFunction.apply(scores[None], target[None], None, BATCH_SIZE)
 
 
 def _gt_label(truth: _Truth, g: torch.Tensor, spec: MultiBoxSpec) -> torch.Tensor:
@@ -497,35 +651,12 @@ def _gt_label(truth: _Truth, g: torch.Tensor, spec: MultiBoxSpec) -> torch.Tenso
 
 
 def _conf_sum(confs: torch.Tensor, matches: list[list[tuple[int, torch.Tensor, torch.Tensor]]],
-              negatives: list[torch.Tensor], truth: dict[int, _Truth], spec: MultiBoxSpec
-              ) -> torch.Tensor | None:
-    """EncodeConfPrediction, then the summed SoftmaxWithLoss (normalization NONE) or
-    SigmoidCrossEntropyLoss (one item): None when no row is scored."""
+              truth: dict[int, _Truth], spec: MultiBoxSpec) -> torch.Tensor:
+    """EncodeConfPrediction without mining (a location per class), then the summed
+    SoftmaxWithLoss (normalization NONE) or SigmoidCrossEntropyLoss (one item)."""
     num, num_priors, nc = confs.shape
     bg = spec.background
     dev = confs.device
-    if spec.mining != MB.NONE:
-        rows, labels = [], []
-        for i, entries in enumerate(matches):
-            for _, index, _ in entries:
-                js = torch.nonzero(index > -1).squeeze(1)
-                rows.append(confs[i, js.to(dev)])
-                labels.append(_gt_label(truth[i], index[js], spec))
-            if entries:
-                rows.append(confs[i, negatives[i].to(dev)])
-                labels.append(torch.full_like(negatives[i], bg))
-        if not sum(int(r.shape[0]) for r in rows):
-            return None
-        scores = torch.cat(rows)
-        lab = torch.cat(labels).to(dev)
-        if spec.conf_loss == MB.SOFTMAX:
-            return _SoftmaxLossFunction.apply(scores, lab.to(scores.dtype), None, 1, None,
-                                              NONE, FLT_MIN)[0]
-        target = torch.full_like(scores.detach(), float(bg))
-        hit = lab < nc  # a negative's 1 goes to the background column when it exists
-        target[torch.nonzero(hit).squeeze(1), lab[hit]] = 1
-        return _SigmoidCrossEntropyFunction.apply(scores[None], target[None], None,
-                                                  BATCH_SIZE)
     if spec.conf_loss == MB.SOFTMAX:
         lab = torch.full((num, num_priors), bg, dtype=torch.long)
         for i, entries in enumerate(matches):
