@@ -58,8 +58,11 @@ class Source:
         self.batch_size = 0
 
     def take_extras(self, extras: Mapping[str, Any]) -> None:
-        """Read the fork fields this source understands (none by default; the build refuses
-        a field no builder reads before any source opens)."""
+        """Read the fork fields this source understands (its transform's rectangular crop;
+        the build refuses a field no builder reads before any source opens)."""
+        transform = getattr(self, "transform", None)
+        if transform is not None:
+            transform.take_extras(extras)
 
     def _check_batch(self, batch_size: int) -> None:
         if batch_size <= 0:
@@ -203,6 +206,7 @@ class DatumSource(Source):
                             path=self.source)
 
     def take_extras(self, extras: Mapping[str, Any]) -> None:
+        super().take_extras(extras)
         # data_param.shuffle (intel/caffe's, and lim0606/caffe's for GoogLeNet-BN): every
         # record in a new random order each epoch, the first one included (the
         # DataReader's DBShuffle), the order ImageData's shuffle gives its list

@@ -1,6 +1,8 @@
 """Caffe's DataTransformer (src/caffe/data_transformer.cpp) on one CxHxW image.
 
-* crop_size: a random offset in TRAIN, the centre ((H - crop) / 2, (W - crop) / 2) in TEST;
+* crop_size, or a fork's rectangular crop (data.crop: Cysu/caffe's crop_height /
+  crop_width, SSD's crop_h / crop_w): a random offset in TRAIN (height drawn, then width),
+  the centre ((H - crop_h) / 2, (W - crop_w) / 2) in TEST;
 * mirror: a coin flip in either phase (Caffe flips in TEST too when mirror is set);
 * mean_file (a BlobProto of the uncropped C x H x W, cropped at the same offset) or
   mean_value (one per channel, or one for all), subtracted before ``scale``:
@@ -11,11 +13,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
+from caffe2torch.data.crop import crop_hw
 from caffe2torch.errors import DataError, ParseError
 
 
@@ -29,10 +34,16 @@ class Draws(Protocol):
 class Transformer:
     """The transform_param of one data layer, for one phase."""
 
-    def __init__(self, param: Any, phase: str, cwd: str = ".", where: str = "") -> None:
+    def __init__(self, param: Any, phase: str, cwd: str = ".", where: str = "",
+                 extras: Mapping[str, Any] | None = None) -> None:
         self.where = where
         self.phase = phase
+        # the crop settings alone (a protobuf message of a fork's schema does not pickle)
+        self._crop_param = SimpleNamespace(crop_size=int(param.crop_size),
+                                           crop_h=int(getattr(param, "crop_h", 0)),
+                                           crop_w=int(getattr(param, "crop_w", 0)))
         self.crop = int(param.crop_size)
+        self.crop_h, self.crop_w = crop_hw(param, extras, where)
         self.mirror = bool(param.mirror)
         self.scale = np.float32(param.scale)
         self.force_color = bool(param.force_color)
@@ -48,10 +59,14 @@ class Transformer:
             self.mean = _read_mean(os.path.join(cwd, param.mean_file), param.mean_file)
         self.mean_file = str(param.mean_file)
 
+    def take_extras(self, extras: Mapping[str, Any]) -> None:
+        """Read the fork fields kept for the layer (a rectangular crop, data.crop)."""
+        self.crop_h, self.crop_w = crop_hw(self._crop_param, extras, self.where)
+
     @property
     def random(self) -> bool:
         """Whether the result depends on the random generator."""
-        return self.mirror or (self.crop > 0 and self.phase == "TRAIN")
+        return self.mirror or ((self.crop_h > 0 or self.crop_w > 0) and self.phase == "TRAIN")
 
     def __call__(self, chw: np.ndarray, rng: Draws | None = None,
                  item: str = "", out: np.ndarray | None = None) -> np.ndarray:
@@ -62,18 +77,20 @@ class Transformer:
         label = f"{self.where}: {item}" if item else self.where
         mirror = self.mirror and bool(_rng(rng).integers(2))
         top, left, oh, ow = 0, 0, h, w
-        if self.crop:
-            if h < self.crop or w < self.crop:
-                raise DataError(f"{label}: image {h}x{w} is smaller than crop_size "
-                                f"{self.crop}", hint="resize it (new_height/new_width) or "
-                                "lower crop_size")
-            oh = ow = self.crop
-            if self.phase == "TRAIN":
-                g = _rng(rng)
-                top = int(g.integers(h - self.crop + 1))
-                left = int(g.integers(w - self.crop + 1))
-            else:
-                top, left = (h - self.crop) // 2, (w - self.crop) // 2
+        ch, cw = self.crop_h, self.crop_w
+        if h < ch or w < cw:
+            what = self._crop_text()
+            raise DataError(f"{label}: image {h}x{w} is smaller than {what}",
+                            hint="resize it (new_height/new_width) or lower "
+                            + ("crop_size" if what.startswith("crop_size") else "the crop"))
+        g = _rng(rng) if self.phase == "TRAIN" else None
+        # Caffe draws the height offset, then the width offset (data_transformer.cpp)
+        if ch:
+            oh = ch
+            top = int(g.integers(h - ch + 1)) if g is not None else (h - ch) // 2
+        if cw:
+            ow = cw
+            left = int(g.integers(w - cw + 1)) if g is not None else (w - cw) // 2
         if out is None or out.shape != (c, oh, ow) or out.dtype != np.float32:
             out = np.empty((c, oh, ow), dtype=np.float32)
         # Caffe's mirror writes (pixel - mean) * scale at w' = W - 1 - w: flip the pixels
@@ -96,6 +113,10 @@ class Transformer:
             out *= self.scale
         return out
 
+    def _crop_text(self) -> str:
+        if self.crop_h == self.crop_w == self.crop:
+            return f"crop_size {self.crop}"
+        return f"the crop {self.crop_h or 'all'} x {self.crop_w or 'all'} (height x width)"
 
     def _mean_mismatch(self, label: str, shape: tuple[int, int, int]) -> DataError:
         """Caffe checks the mean's channels, height and width against the datum's

@@ -362,16 +362,18 @@ def memory_data_shapes(p: Any) -> list[Shape]:
     return [(p.batch_size, p.channels, p.height, p.width), (p.batch_size, 1, 1, 1)]
 
 
-def image_data_shapes(p: Any, crop: int, first_image: tuple[int, int] | None = None,
-                      ) -> list[Shape]:
+def image_data_shapes(p: Any, crop: int | tuple[int, int],
+                      first_image: tuple[int, int] | None = None) -> list[Shape]:
     """ImageData's tops (ImageDataLayer::DataLayerSetUp): (batch, 3 or 1 channels, crop x
     crop, else new_height x new_width, else the first listed image's size), and the label
-    (batch,). ``first_image``: that size when the list can be read (else unknown)."""
+    (batch,). ``crop``: crop_size, or a fork's (height, width) crop where 0 leaves that axis
+    uncropped (data.crop). ``first_image``: that size when the list can be read (else
+    unknown)."""
+    ch, cw = (crop, crop) if isinstance(crop, int) else crop
     hw: tuple[Dim, Dim] = (None, None) if first_image is None else first_image
-    if crop > 0:
-        hw = (crop, crop)
-    elif p.new_height > 0 and p.new_width > 0:
+    if p.new_height > 0 and p.new_width > 0:
         hw = (p.new_height, p.new_width)
+    hw = (ch if ch > 0 else hw[0], cw if cw > 0 else hw[1])
     return [(p.batch_size, 3 if p.is_color else 1, *hw), (p.batch_size,)]
 
 

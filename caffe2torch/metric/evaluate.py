@@ -146,7 +146,7 @@ def preprocess_for_layers(
             p.is_color), p.root_folder
     elif channels is not None:
         is_color = channels != 1
-    if layer.type != "ImageData" and not transform.crop and len(shape) == 4:
+    if layer.type != "ImageData" and not (transform.crop_h or transform.crop_w) and len(shape) == 4:
         height, width = int(shape[2]), int(shape[3])  # fit the input's declared size
     if transform.force_gray:
         is_color = False

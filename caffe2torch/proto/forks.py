@@ -15,8 +15,8 @@ PSPNET = "hszhao/PSPNet (also DeepLab-v2)"
 # Cysu/caffe's fourth blob is the moving (var + eps)^-1/2)
 BN_FORKS = "hszhao/PSPNet (also DeepLab-v2, yjxiong/caffe, Cysu/caffe)"
 CYSU = "Cysu/caffe (dgd_person_reid)"
-RECT_CROP = ("Cysu/caffe (dgd_person_reid), hszhao/PSPNet and DeepLab-v2 (a crop of any "
-             "height and width)")
+RECT_CROP = ("Cysu/caffe (dgd_person_reid: a crop of any height and width, which Data and "
+             "ImageData apply), hszhao/PSPNet and DeepLab-v2 (ImageSegData's crop)")
 SHUFFLENET = "farmingyard/ShuffleNet"
 CTC = "BVLC/caffe PR #6354 (warp-ctc / CRNN)"
 YOLO = "BVLC/caffe PR #5906 (YOLO v2)"

@@ -110,6 +110,20 @@ def _crop_size(ctx: BuildContext) -> int:
     return int(ctx.layer.transform_param.crop_size) if ctx.layer.HasField("transform_param") else 0
 
 
+def _crop_hw(ctx: BuildContext) -> tuple[int, int]:
+    """The (height, width) crop of the layer's transform: crop_size, or a fork's
+    rectangular crop (Cysu/caffe's crop_height / crop_width, kept aside or typed by
+    --proto; SSD's crop_h / crop_w), which the data sources apply (data.crop)."""
+    from caffe2torch.data.crop import RECT_FIELDS, crop_hw
+    from caffe2torch.errors import DataError
+
+    kept = {name: v for name in RECT_FIELDS if (v := ctx.extra_field(name)) is not None}
+    try:
+        return crop_hw(ctx.layer.transform_param, kept)
+    except DataError as e:
+        raise ctx.error(e.message.removeprefix(": "), hint=e.hint) from None
+
+
 @register_layer(
     "Data", param="data_param", bottoms=0, tops=(1, 2), data=True, aliases=("DATA", "data")
 )
@@ -121,6 +135,7 @@ def build_data(ctx: BuildContext) -> nn.Module:
     shuffle = ctx.extra_field("data_param.shuffle", False)
     if not isinstance(shuffle, (bool, int)) or shuffle not in (0, 1):
         raise ctx.error(f"data_param.shuffle must be true or false, got {shuffle!r}")
+    _crop_hw(ctx)  # checked here; the records give the size
     return _data_module(
         ctx, None, f"a Data layer takes its channels and size from the records of {p.source!r}"
     )
@@ -139,7 +154,7 @@ def build_image_data(ctx: BuildContext) -> nn.Module:
     _check_batch(ctx, p.batch_size)
     if (p.new_height > 0) != (p.new_width > 0):
         raise ctx.error("new_height and new_width must be set together (or neither)")
-    crop = _crop_size(ctx)
+    crop = _crop_hw(ctx)
     shapes = image_data_shapes(p, crop)
     if None in shapes[0]:
         shapes = image_data_shapes(p, crop, _first_image_size(p))  # DataLayerSetUp reads it

@@ -83,7 +83,10 @@ def refused_settings(layer: Any) -> list[str]:
     found = ["transform_param.noise_param (no SSD net uses it)"] if t.HasField(
         "noise_param") else []
     if t.crop_size or t.crop_h or t.crop_w:
-        found.append("transform_param crop")
+        # the fork's crop also moves and clips every box (TransformAnnotation's crop_bbox);
+        # Data / ImageData crops (data.crop) carry no boxes
+        found.append("transform_param.crop_size / crop_h / crop_w (SSD crops the boxes "
+                     "with the image)")
     if t.HasField("resize_param") and (t.resize_param.resize_mode
                                        != caffe_pb2.ResizeParameter.WARP):
         found.append("resize_param.resize_mode (only WARP)")
