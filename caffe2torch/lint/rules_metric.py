@@ -8,6 +8,9 @@ import os
 from typing import TYPE_CHECKING
 
 from caffe2torch.errors import DataError
+from caffe2torch.ir.pairs import LIST_DATA as _LIST_DATA
+from caffe2torch.ir.pairs import PAIRWISE
+from caffe2torch.ir.pairs import batch_size as _batch_size
 from caffe2torch.layers.typeinfo import find_type_info
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
@@ -16,9 +19,6 @@ from caffe2torch.lint.states import StateView, phases_text
 if TYPE_CHECKING:
     from caffe2torch.data.listfile import ListEntry
 
-PAIRWISE = frozenset({"ContrastiveLoss", "TripletLoss", "GeneralContrastiveLoss",
-                      "GeneralTripletLoss"})
-_LIST_DATA = {"ImageData": "image_data_param", "HDF5Data": "hdf5_data_param"}
 _SQUASH = frozenset({"ReLU", "Dropout"})
 
 
@@ -75,11 +75,6 @@ def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
                    *view.pos(k), layer=lp.name, phases=tuple(phases),
                    help="feed the loss the output of the last InnerProduct; move the "
                    f"{lp.type} before it or delete it")
-
-
-def _batch_size(layer) -> int:
-    param = getattr(layer, _LIST_DATA[layer.type])
-    return int(param.batch_size)
 
 
 def _same_batch(layers, indices: list[int]) -> bool:
