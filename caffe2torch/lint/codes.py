@@ -166,7 +166,10 @@ _TABLE = [
        the net."""),
     _c("C2T321", "pair-lists-length", "error", "paired list files of different lengths",
        """(--check-data) Line i of each list forms pair i; lists of different lengths
-       misalign as soon as the shorter one wraps around."""),
+       misalign as soon as the shorter one wraps around. Compared where the data layers
+       share one batch_size (caffe2torch then reads them as one aligned group and refuses
+       lists of different lengths at run time); data layers of different batch sizes are
+       read each on its own."""),
     _c("C2T322", "pair-labels-disagree", "error", "paired list files disagree on a label",
        """(--check-data) Both lists carry the pair's label; where they differ the label the
        loss sees depends on which data layer feeds it, and the lists are probably out of
