@@ -163,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
                             data_workers=args.workers, share=share_option(args),
                             compile=args.compile, channels_last=args.channels_last,
                             cuda_graph=args.cuda_graph)
+        if args.quiet and solver.is_root:  # shown with -q too: training from the fillers
+            for warning in solver.weight_warnings:
+                common.note(f"caffe2torch train: warning: {warning}")
         try:
             with SignalHandler(args.sigint_effect, args.sighup_effect,
                                args.sigterm_effect) as handler:

@@ -10,9 +10,39 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: int | None = None
+
+
+@contextmanager
+def opencv_quiet() -> Iterator[None]:
+    """OpenCV's own log off while it decodes: a damaged PNG makes it print '[ WARN:0@...]
+    global grfmt_png.cpp ...' lines to stderr before our message, which names the file and
+    says what to do. The level is global to OpenCV: the first of overlapping callers (the
+    reader threads) saves it, the last restores it. (libjpeg's own 'Premature end of JPEG
+    file' is printed by the library itself, outside OpenCV's log.)"""
+    global _quiet_depth, _quiet_saved
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                cv2.utils.logging.setLogLevel(_quiet_saved)
+                _quiet_saved = None
 
 
 def _resized(img: np.ndarray, new_height: int, new_width: int) -> np.ndarray:
@@ -25,7 +55,10 @@ def read_image(path: str, new_height: int = 0, new_width: int = 0, is_color: boo
                ) -> np.ndarray | None:
     """HxWxC (colour) or HxW (grey) uint8, or None when OpenCV cannot read the file."""
     flag = cv2.IMREAD_COLOR if is_color else cv2.IMREAD_GRAYSCALE
-    img = cv2.imread(path, flag) if os.path.isfile(path) else None  # (imread would warn)
+    if not os.path.isfile(path):  # (imread would warn)
+        return None
+    with opencv_quiet():
+        img = cv2.imread(path, flag)
     if img is None:
         return None
     return _resized(img, new_height, new_width)
@@ -70,8 +103,8 @@ def decode_image(data: bytes, force_color: bool = False, force_gray: bool = Fals
         flag = cv2.IMREAD_GRAYSCALE
     else:
         flag = cv2.IMREAD_UNCHANGED
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
-    return img
+    with opencv_quiet():
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
 
 
 def to_chw(img: np.ndarray) -> np.ndarray:

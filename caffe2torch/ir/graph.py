@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from caffe2torch.ir.netstate import NetState, filter_layers, has_include_and_exclude
+from caffe2torch.ir.pairs import pair_batch_problems
 from caffe2torch.ir.problems import Problem, locate, problem, raise_first
 from caffe2torch.suggest import close_names, did_you_mean
 
@@ -181,7 +182,7 @@ def _param_decls(layer: Any) -> tuple[ParamDecl, ...]:
 
 
 # Found when a layer is created and set up (CreateLayer, CheckBlobCounts), not by wiring.
-_SETUP_CODES = frozenset({"C2T301", "C2T302", "C2T303"})
+_SETUP_CODES = frozenset({"C2T301", "C2T302", "C2T303", "C2T330"})
 # What the bottoms of a few types are, for a wrong bottom count.
 _BOTTOM_NOTES = {
     "ContrastiveLoss": " (the two embeddings and the similarity label)",
@@ -394,6 +395,8 @@ def wire_net(
                 proto=layer,
             )
         )
+    # towers of a pairwise loss with different batch sizes: Caffe meets it at the loss
+    later_problems += pair_batch_problems(net, order, state.phase, source_map)
     outputs = [current[name] for name in sorted(available)]
     return NetIR(
         name=net.name,

@@ -157,9 +157,19 @@ _TABLE = [
        BVLC Caffe; with different batch sizes the layers are read independently in both
        and it is a warning. To keep the net portable to BVLC Caffe, shuffle the lists
        together offline and turn shuffle off."""),
+    _c("C2T330", "paired-batch-size", "error", "paired data layers of different batch sizes",
+       """The towers of a Siamese/triplet net read pair i from line i of each list, one
+       batch from each data layer per iteration: their data layers need one batch_size.
+       BVLC Caffe sets such a net up and stops only at the loss ('Check failed: bottom[0]->
+       shape(0) == bottom[1]->shape(0) ... The data and label should have the same first
+       dimension'), which names neither data layer; caffe2torch refuses it when it builds
+       the net."""),
     _c("C2T321", "pair-lists-length", "error", "paired list files of different lengths",
        """(--check-data) Line i of each list forms pair i; lists of different lengths
-       misalign as soon as the shorter one wraps around."""),
+       misalign as soon as the shorter one wraps around. Compared where the data layers
+       share one batch_size (caffe2torch then reads them as one aligned group and refuses
+       lists of different lengths at run time); data layers of different batch sizes are
+       read each on its own."""),
     _c("C2T322", "pair-labels-disagree", "error", "paired list files disagree on a label",
        """(--check-data) Both lists carry the pair's label; where they differ the label the
        loss sees depends on which data layer feeds it, and the lists are probably out of

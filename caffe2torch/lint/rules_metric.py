@@ -8,6 +8,9 @@ import os
 from typing import TYPE_CHECKING
 
 from caffe2torch.errors import DataError
+from caffe2torch.ir.pairs import LIST_DATA as _LIST_DATA
+from caffe2torch.ir.pairs import PAIRWISE, feeding_data
+from caffe2torch.ir.pairs import batch_size as _batch_size
 from caffe2torch.layers.typeinfo import find_type_info
 from caffe2torch.lint.context import Context
 from caffe2torch.lint.parse import NetView
@@ -16,9 +19,6 @@ from caffe2torch.lint.states import StateView, phases_text
 if TYPE_CHECKING:
     from caffe2torch.data.listfile import ListEntry
 
-PAIRWISE = frozenset({"ContrastiveLoss", "TripletLoss", "GeneralContrastiveLoss",
-                      "GeneralTripletLoss"})
-_LIST_DATA = {"ImageData": "image_data_param", "HDF5Data": "hdf5_data_param"}
 _SQUASH = frozenset({"ReLU", "Dropout"})
 
 
@@ -35,7 +35,7 @@ def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
                     shuffled.setdefault(i, []).append(sv.label)
         if ctx.options.check_data:
             _check_lists(ctx, view, [i for i in data if layers[i].type == "ImageData"],
-                         pairwise)
+                         _towers(layers, sv.indices))
         for i in sv.indices:
             if layers[i].type == "ContrastiveLoss":
                 for k in _squashing_layers(layers, sv.indices, i):
@@ -75,11 +75,6 @@ def check_metric(ctx: Context, view: NetView, states: list[StateView]) -> None:
                    *view.pos(k), layer=lp.name, phases=tuple(phases),
                    help="feed the loss the output of the last InnerProduct; move the "
                    f"{lp.type} before it or delete it")
-
-
-def _batch_size(layer) -> int:
-    param = getattr(layer, _LIST_DATA[layer.type])
-    return int(param.batch_size)
 
 
 def _same_batch(layers, indices: list[int]) -> bool:
@@ -204,7 +199,14 @@ def _pair_labels(ctx: Context, view: NetView, i: int, src: str,
                    "(`caffe2torch pairs` writes them from class folders)")
 
 
-def _check_lists(ctx: Context, view: NetView, data: list[int], pairwise: bool) -> None:
+def _towers(layers, indices) -> set[int]:
+    """The data layers (net indices) that feed a ContrastiveLoss of the state."""
+    state = [layers[i] for i in indices]
+    return {indices[d] for pos, lp in enumerate(state) if lp.type == "ContrastiveLoss"
+            for d in feeding_data(state, list(lp.bottom), pos)}
+
+
+def _check_lists(ctx: Context, view: NetView, data: list[int], towers: set[int]) -> None:
     layers = view.layers
     lists = []
     for i in data:
@@ -229,9 +231,14 @@ def _check_lists(ctx: Context, view: NetView, data: list[int], pairwise: bool) -
             lists.append((i, src, rows))
     if len(lists) < 2:
         return
-    if pairwise and any(lp.type == "ContrastiveLoss" for lp in layers):
-        for i, src, rows in lists:
+    for i, src, rows in lists:
+        if i in towers:
             _pair_labels(ctx, view, i, src, rows)
+    if len({_batch_size(layers[i]) for i in data}) > 1:
+        # of different batch sizes, the data layers are read each on its own (by the
+        # DataFeeder as by Caffe): rows are not compared. Towers of one pairwise loss
+        # with different sizes are C2T330 (ir.pairs).
+        return
     i0, src0, rows0 = lists[0]
     for i, src, rows in lists[1:]:
         pos = view.pos(i, "image_data_param.source")

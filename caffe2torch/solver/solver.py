@@ -147,6 +147,9 @@ class Solver:
             log = None
         self.log = GlogWriter(sys.stderr if log is _DEFAULT else log)  # type: ignore[arg-type]
         self.last_snapshot: str | None = None  # the last .solverstate written, as logged
+        # -weights files that matched no layer: the run trains from the fillers (the CLI
+        # shows these even when the log is off)
+        self.weight_warnings: list[str] = []
         self.build_options = dict(build_options or {})
         if param.average_loss < 1:
             raise SolverError(f"average_loss must be >= 1, got {param.average_loss}",
@@ -349,6 +352,7 @@ class Solver:
                         self.log.info(f"Ignoring source layer {ignored}", "net.cpp:678")
                     warning = report.nothing_copied(name)
                     if warning:
+                        self.weight_warnings.append(warning)
                         self.log.warning(warning, "net.cpp:678")
         return written
 

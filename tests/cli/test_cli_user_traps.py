@@ -50,13 +50,22 @@ def test_weights_of_another_net_say_nothing_was_copied(project: Path, capsys) ->
     assert re.search(r"^W.* no layer of .*tiny_iter_2.caffemodel matches a layer of this net "
                      r"by name: nothing was copied", err, re.M)
     assert "the net's layers with weights: emb, emb_p" in err
+    # -q drops the log, not the warning that the run trains from the fillers (once)
+    code, _, err = run(capsys, "train", "-q", "-solver", "solver2.prototxt", "-weights",
+                       str(weights))
+    assert code == 0
+    assert "Ignoring source layer" not in err
+    assert err.count("caffe2torch train: warning: no layer of") == 1
+    assert "nothing was copied, the net keeps its fillers' values" in err
     code, _, err = run(capsys, "test", "-q", "-model", "renamed.prototxt", "-weights",
                        str(weights), "-iterations", "1")
     assert code == 0  # as Caffe: a warning, not a refusal
     assert "caffe2torch test: warning: no layer of" in err
     # the same weights on their own net: copied, no warning
-    code, _, err = run(capsys, "train", "-solver", "solver.prototxt", "-weights", str(weights))
-    assert code == 0 and "nothing was copied" not in err
+    for quiet in ([], ["-q"]):
+        code, _, err = run(capsys, "train", "-solver", "solver.prototxt", "-weights",
+                           str(weights), *quiet)
+        assert code == 0 and "nothing was copied" not in err
 
 
 def test_snapshot_and_weights_swapped_name_the_right_flag(project: Path, capsys) -> None:
