@@ -14,23 +14,12 @@ from pathlib import Path
 import pytest
 
 from caffe2torch.cli.main import build_parser, main
-from tests.support.cli_project import make_project
+from tests.support.cli_project import run_main as run
 
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return make_project(tmp_path)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 # 1 ------------------------------------------------------------------ paired shuffle

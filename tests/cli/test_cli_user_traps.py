@@ -9,21 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from caffe2torch.cli.main import main
-from tests.support.cli_project import make_project
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return make_project(tmp_path)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
+from tests.support.cli_project import run_main as run
 
 
 def _snapshot(project: Path, capsys: pytest.CaptureFixture[str]) -> Path:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+
+from caffe2torch.cli.main import main
 
 TRAIN_TEST = """name: "tiny_siamese"
 layer { name: "pair_data" type: "ImageData" top: "data" top: "sim"
@@ -96,3 +99,11 @@ def write_weights(path: Path) -> None:
     rng = np.random.default_rng(1)
     write_caffemodel_arrays(path, net, [[rng.normal(0, 0.1, (2, 64)).astype(np.float32),
                                          np.zeros(2, np.float32)]])
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``caffe2torch ARGV`` in process: (exit code, stdout, stderr), never a traceback."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
