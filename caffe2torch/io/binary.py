@@ -220,7 +220,7 @@ def _solverstate_as_weights(path: str) -> ParseError | None:
         return None
     state = caffe_pb2.SolverState()
     learned = ""
-    with contextlib.suppress(DecodeError, OSError):
+    with contextlib.suppress(DecodeError, OSError, wire.WireError):
         with open(path, "rb") as f:
             r = wire.Reader(f, os.fstat(f.fileno()).st_size)
             state.ParseFromString(wire.strip_message(r, r.size, _SOLVERSTATE_PLAN,

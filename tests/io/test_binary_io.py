@@ -464,3 +464,17 @@ def test_atomic_write_keeps_old_file_on_failure(model: Path) -> None:
         atomic_write(model, pieces())
     assert model.read_bytes() == before
     assert os.listdir(model.parent) == [model.name]
+
+
+@pytest.mark.parametrize("data", [b"\x08\x80", b"\x08\x01\x12\x85"],
+                         ids=["iter-varint-cut", "learned-net-cut"])
+def test_cut_file_that_starts_like_a_solverstate_given_as_weights(tmp_path: Path,
+                                                                  data: bytes) -> None:
+    """The check that tells a .solverstate given as weights reads the file's fields: a file
+    that starts like one but stops mid-field is still one ParseError naming it, never the
+    wire reader's own exception."""
+    path = tmp_path / "cut.caffemodel"
+    path.write_bytes(data)
+    with pytest.raises(ParseError) as info:
+        read_caffemodel_arrays(path)
+    assert info.value.path == str(path)
