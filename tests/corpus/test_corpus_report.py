@@ -3,13 +3,12 @@ input shapes it derives, and the markdown it writes (the full run is the tool's 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS, REPO
+from tests.conftest import CORPUS
+from tests.support.tools import tool_module
 
 LENET = "BVLC__caffe/examples/mnist/lenet_train_test.prototxt"
 PYTHON_NET = "BVLC__caffe/examples/pycaffe/linreg.prototxt"
@@ -20,14 +19,8 @@ NORMFACE = "happynear__NormFace/prototxt/normalized_Euclidean_triplet.prototxt"
 def report():
     if not (CORPUS / "MANIFEST.tsv").exists():
         pytest.skip("../shared/corpus is absent")
-    name = "corpus_report_under_test"
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "corpus_report.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(name, None)
+    with tool_module("corpus_report") as module:
+        yield module
 
 
 def rows_of(report, rel: str, tmp_path: Path, onnx: bool = False) -> dict:

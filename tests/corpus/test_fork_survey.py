@@ -3,14 +3,13 @@ a one-phase file builds, and the tables it writes (the real run reads /work/.mir
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.support.tools import tool_module
 
 DEPLOY = """name: "tiny"
 layer { name: "in" type: "Input" top: "data"
@@ -36,14 +35,8 @@ layer { name: "x" type: "NoSuchFancyLayer" bottom: "data" top: "x" }
 
 @pytest.fixture(scope="module")
 def survey():
-    name = "fork_survey_under_test"
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "fork_survey.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(name, None)
+    with tool_module("fork_survey") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
