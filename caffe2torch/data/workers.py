@@ -35,10 +35,9 @@ _POLL = 5.0
 
 
 def _worker_main(sources: list[Source], tasks: Any, results: Any) -> None:
-    import cv2
-
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)  # one core per worker: OpenCV's own threads would compete
+    # OpenCV's thread pool is left as the fork inherited it: reconfiguring it here
+    # (cv2.setNumThreads) hung in pthread_cond_destroy when the parent had used the pool
     slots: dict[int, list[list[np.ndarray]]] = {}
     while True:
         task = tasks.get()
