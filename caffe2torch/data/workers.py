@@ -36,8 +36,6 @@ _POLL = 5.0
 
 def _worker_main(sources: list[Source], tasks: Any, results: Any) -> None:
     torch.set_num_threads(1)
-    # OpenCV's thread pool is left as the fork inherited it: reconfiguring it here
-    # (cv2.setNumThreads) hung in pthread_cond_destroy when the parent had used the pool
     slots: dict[int, list[list[np.ndarray]]] = {}
     while True:
         task = tasks.get()
@@ -54,6 +52,16 @@ def _worker_main(sources: list[Source], tasks: Any, results: Any) -> None:
                                            e.line, e.hint)))
         except Exception:  # a bug or an unexpected library error: report it whole
             results.put((seq, None, None, ("other", traceback.format_exc())))
+
+
+def _context() -> Any:
+    """Workers start from a forkserver: a process forked from the caller would inherit the
+    state of its other threads (an OpenCV pool or a lock held mid-decode by a reader
+    thread), which hung workers. The server imports this module once, so that each worker
+    starts without importing torch again."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
 
 
 class _Slot:
@@ -84,7 +92,7 @@ class WorkerPool:
         self.plan = plan
         self.shapes = shapes
         self.ahead = 2 * num_workers  # chunks planned beyond the one being waited for
-        ctx = mp.get_context()
+        ctx = _context()
         self.results = ctx.Queue()
         self.tasks = [ctx.Queue() for _ in range(num_workers)]
         self.workers = [
