@@ -37,6 +37,7 @@ DEPTHWISE = "yonghenglh6/DepthwiseConvolution (and its copies, e.g. eric612/Mobi
 RELU6 = "chuanqi305/ssd (MobileNetv2-SSDLite)"
 REFINEDET = "sfzhang15/RefineDet (an SSD fork)"
 FLOWNET2 = "lmb-freiburg/flownet2 (FlowNet 2.0)"
+CAFFE_PRO = "yihui-he/caffe-pro (channel pruning)"
 
 # Fields that forks added to messages BVLC Caffe also defines.
 FORK_FIELDS: dict[str, dict[str, str]] = {
@@ -277,7 +278,9 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     "ScaleParameter": {"min_value": HAPPYNEAR, "max_value": HAPPYNEAR},
     "DropoutParameter": {"sample_weights_test": SEGNET},
     "LossParameter": {"weight_by_label_freqs": SEGNET, "class_weighting": SEGNET},
-    "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet"},
+    # caffe-pro's ImageData: the shorter side resized to new_dim, bicubic for cv::resize
+    "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet",
+                           "new_dim": CAFFE_PRO, "bicubic": CAFFE_PRO},
     "NetParameter": {"richness": CYSU},  # its cuDNN workspace limit, in MB
     "DataParameter": {"shuffle_pool_size": CYSU},
     "TransformationParameter": {"crop_height": RECT_CROP, "crop_width": RECT_CROP},
@@ -295,12 +298,6 @@ FORK_BOTTOM_COUNTS: dict[str, dict[int, tuple[str, str, str]]] = {
     "Eltwise": {1: (FLOWNET2, "its Eltwise takes one bottom, which SUM multiplies by coeff",
                     "a Power layer { power_param { scale: COEFF } } computes the same; or "
                     "register the fork's Eltwise with register_layer(..., replace=True)")},
-    # RefineDet's DetectionOutputLayer: MaxBottomBlobs() 5
-    "DetectionOutput": {5: (REFINEDET, "bottoms 4 and 5 are the anchor refinement "
-                            "module's arm_conf and arm_loc: anchors refined by arm_loc, "
-                            "those whose objectness is below objectness_score dropped",
-                            "caffe2torch's DetectionOutput is weiliu89/caffe's: register "
-                            "RefineDet's with register_layer(..., replace=True)")},
 }
 
 

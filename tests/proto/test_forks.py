@@ -47,6 +47,8 @@ def test_refinedet_objectness_score_names_its_fork(tmp_path) -> None:
 
     for message in ("MultiBoxLossParameter", "DetectionOutputParameter"):
         assert fork_of_foreign(message, "objectness_score") == "sfzhang15/RefineDet (an SSD fork)"
+    for name in ("new_dim", "bicubic"):  # channel pruning's ImageData
+        assert fork_of_foreign("ImageDataParameter", name) == "yihui-he/caffe-pro (channel pruning)"
     path = tmp_path / "arm.prototxt"
     path.write_text(REFINEDET_LOSS)
     with pytest.raises(CaffeError) as info:
@@ -60,19 +62,6 @@ input: "img0" input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }
 layer { name: "Eltwise1" type: "Eltwise" bottom: "img0" top: "img0s"
         eltwise_param { operation: SUM coeff: 0.00392156862745098 } }
 """
-# RefineDet's deploy nets: odm loc, conf, priors, then the ARM's conf and loc
-REFINEDET_OUTPUT = """name: "d"
-input: "odm_loc" input_shape { dim: 1 dim: 8 }
-input: "odm_conf" input_shape { dim: 1 dim: 4 }
-input: "prior" input_shape { dim: 1 dim: 2 dim: 8 }
-input: "arm_conf" input_shape { dim: 1 dim: 4 }
-input: "arm_loc" input_shape { dim: 1 dim: 8 }
-layer { name: "detection_out" type: "DetectionOutput" bottom: "odm_loc" bottom: "odm_conf"
-        bottom: "prior" bottom: "arm_conf" bottom: "arm_loc" top: "detection_out"
-        detection_output_param { num_classes: 2 } }
-"""
-
-
 def test_a_bottom_count_only_a_fork_takes_names_the_fork(tmp_path) -> None:
     import pytest
 
@@ -80,8 +69,7 @@ def test_a_bottom_count_only_a_fork_takes_names_the_fork(tmp_path) -> None:
     from caffe2torch.errors import CaffeError
     from caffe2torch.lint.engine import lint_file
 
-    cases = [(FLOWNET_ELTWISE, "Eltwise", "lmb-freiburg/flownet2", "power_param"),
-             (REFINEDET_OUTPUT, "DetectionOutput", "sfzhang15/RefineDet", "replace=True")]
+    cases = [(FLOWNET_ELTWISE, "Eltwise", "lmb-freiburg/flownet2", "power_param")]
     for text, type_, fork, todo in cases:
         path = tmp_path / f"{type_}.prototxt"
         path.write_text(text)
