@@ -170,6 +170,11 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
         ("cdancette/flownet-tools", "models/FlowNet2-S/FlowNet2-S_deploy.prototxt.template"),
         ("cdancette/flownet-tools", "models/FlowNet2-s-warp-flow-loss/train.prototxt"),
     ]),
+    # channel pruning's nets, for its caffe submodule (ImageData's new_dim and bicubic)
+    ("channel pruning", "yihui-he/caffe-pro", "src/caffe/proto/caffe.proto", [
+        ("yihui-he/channel-pruning", "temp/vgg.prototxt"),
+        ("yihui-he/channel-pruning", "temp/resnet-50-cp.prototxt"),
+    ]),
     # domain guided dropout for person re-id: its own Data fields and BN variant
     ("DGD (person re-id)", "Cysu/caffe@domain-guided-dropout", "src/caffe/proto/caffe.proto", [
         ("Cysu/dgd_person_reid", "models/jstl/jstl_trainval.prototxt"),
@@ -531,9 +536,20 @@ class Row:
 _MISSING = re.compile(r"top\(s\) still without a shape: ([\w/, .-]+)$")
 
 
+def _image_size(tp: Any) -> tuple[int, int]:
+    """(height, width) of a data layer's images: crop_size; else the size an SSD-style
+    ``resize_param`` resizes to; else 224. (A fork's own fields, e.g. Cysu/caffe's
+    crop_height, are kept aside by the reader and not seen here.)"""
+    if tp.crop_size:
+        return int(tp.crop_size), int(tp.crop_size)
+    if tp.HasField("resize_param") and tp.resize_param.height:
+        return int(tp.resize_param.height), int(tp.resize_param.width or tp.resize_param.height)
+    return 224, 224
+
+
 def _guess_shapes(net_param, tops: list[str]) -> dict[str, list[int]]:
-    """Shapes for data tops a build asked for: images (batch, 3, crop, crop), or the
-    (height, width) an SSD-style ``resize_param`` resizes every image to; labels (batch)."""
+    """Shapes for data tops a build asked for: images (batch, 3, height, width) with the size
+    :func:`_image_size` gives, labels (batch)."""
     out: dict[str, list[int]] = {}
     for layer in net_param.layer:
         for k, top in enumerate(layer.top):
@@ -543,12 +559,7 @@ def _guess_shapes(net_param, tops: list[str]) -> dict[str, list[int]]:
             for p in ("data_param", "image_data_param", "window_data_param", "hdf5_data_param"):
                 if layer.HasField(p) and getattr(layer, p).batch_size:
                     batch = int(getattr(layer, p).batch_size)
-            tp = layer.transform_param
-            crop = int(tp.crop_size) or 224
-            height = width = crop
-            if not tp.crop_size and tp.HasField("resize_param") and tp.resize_param.height:
-                height = int(tp.resize_param.height)
-                width = int(tp.resize_param.width) or height
+            height, width = _image_size(layer.transform_param)
             out[top] = [batch, 3, height, width] if k == 0 else [batch]
     for top in tops:
         out.setdefault(top, [1])
