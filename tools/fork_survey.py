@@ -170,6 +170,13 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
         ("cdancette/flownet-tools", "models/FlowNet2-S/FlowNet2-S_deploy.prototxt.template"),
         ("cdancette/flownet-tools", "models/FlowNet2-s-warp-flow-loss/train.prototxt"),
     ]),
+    # MATLAB Faster R-CNN (ShaoqingRen/faster_rcnn): its nets come with the model downloads
+    # (fetch_data/*.m); its caffe branch has BVLC's models only, these two in versions the
+    # shared corpus lacks: a check that the fork's schema reads them
+    ("Faster R-CNN (MATLAB)", "ShaoqingRen/caffe@faster-R-CNN", "src/caffe/proto/caffe.proto", [
+        ("ShaoqingRen/caffe@faster-R-CNN", "models/bvlc_googlenet/train_val.prototxt"),
+        ("ShaoqingRen/caffe@faster-R-CNN", "models/bvlc_reference_caffenet/train_val.prototxt"),
+    ]),
     # channel pruning's nets, for its caffe submodule (ImageData's new_dim and bicubic)
     ("channel pruning", "yihui-he/caffe-pro", "src/caffe/proto/caffe.proto", [
         ("yihui-he/channel-pruning", "temp/vgg.prototxt"),
@@ -440,6 +447,15 @@ _PIECE = (
     "a piece of a bigger net, not a net: its first layer reads a blob no layer of the file "
     "makes, which Caffe refuses too; the error says to paste it into a net or declare the "
     "blob as an input")
+_CAFFE_PRO = ("yihui-he/caffe-pro's ImageData fields (new_dim, bicubic); the message names "
+              "the fork, and the forks section reads them with its schema")
+_TIES = ("on filler weights the face scores of its 34k priors are near-equal, so NMS and "
+         "keep_top_k choose among ties: PyTorch alone moves detection_out by 0.5 when the "
+         "input moves by 1e-6 of itself; onnxruntime's float rounding does the same")
+_ARM = ("RefineDet's DetectionOutput (arm_conf, arm_loc) builds; ONNX export refuses it "
+        "by name")
+_SEG_DATA = ("DeepLab v1's IMAGE_SEG_DATA, not implemented yet (the plug-in hint names it); "
+             "the template's ${NUM_LABELS} is filled in with 21")
 ZOO_NOTES = {
     "ssdlite/voc/deploy.prototxt":
         "on filler weights the Sigmoid confidences saturate at 1.0, so NMS and keep_top_k "
@@ -465,6 +481,20 @@ ZOO_NOTES = {
         "crop_width, shuffle_pool_size); the forks section reads them with its schema",
     "models/dgd/cuhk03_trainval.prototxt": "Cysu/caffe's own Data fields, as above",
     "models/exfeat_template.prototxt": "Cysu/caffe's own Data fields, as above",
+    # the fourth set
+    "temp/vgg.prototxt": _CAFFE_PRO,
+    "temp/channel_pruning.prototxt": _CAFFE_PRO,
+    "temp/resnet-50-cp.prototxt": _CAFFE_PRO,
+    "models/Original/deploy.prototxt": _TIES,
+    _R101 + "deploy.prototxt": _ARM,
+    _VOV + "deploy.prototxt": _ARM,
+    _VOV + "test.prototxt": "weiliu89's DetectionEvaluate evaluating in pixels "
+        "(name_size_file), which caffe2torch refuses with the hint to remove it",
+    "models/FlowNet2-s-warp-flow-loss/deploy.prototxt": "committed unfilled: the "
+        "template's $TARGET_HEIGHT$; the error names it and says to fill it in",
+    "DeepLab-LargeFOV/train.prototxt": _SEG_DATA,
+    "DeepLab-LargeFOV/test.prototxt": _SEG_DATA,
+    "DeepLab-LargeFOV-Semi-Bbox-Fixed/test.prototxt": _SEG_DATA,
 }
 
 
@@ -724,6 +754,13 @@ def _is_deploy(path: str) -> bool:
     return not any(t.endswith("Data") or "Loss" in t or t == "Accuracy" for t in types)
 
 
+def _has_batchnorm(path: str) -> bool:
+    """A BatchNorm or a fork's BN: filler weights give it zero statistics."""
+    from caffe2torch.io.text import read_net
+
+    return any(lp.type in ("BatchNorm", "BN") for lp in read_net(path).layer)
+
+
 def survey_zoo(mirrors: str, export: bool, only: list[str] | None = None) -> list[ZooRow]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -782,10 +819,11 @@ def survey_zoo(mirrors: str, export: bool, only: list[str] | None = None) -> lis
                 row.deploy += 1
                 rc, msg = _cli(["export", path, "-o", path + ".onnx", "--verify",
                                 *shape_args], tmp + os.sep)
-                if rc != 0 and "no finite value" in msg:
+                if rc != 0 and ("no finite value" in msg or _has_batchnorm(path)):
                     # the fillers' zero BatchNorm statistics divide by sqrt(eps) at each
-                    # BatchNorm (as in Caffe) until float32 overflows: check the export
-                    # on weights with unit statistics instead
+                    # BatchNorm (as in Caffe) until float32 overflows (every value, or
+                    # some: inf boxes that NMS then compares): check the export on
+                    # weights with unit statistics instead
                     weights = unit_batchnorm_weights(path, shapes, phases)
                     rc, msg = _cli(["export", path, "-o", path + ".onnx", "--verify",
                                     "--weights", weights, *shape_args], tmp + os.sep)

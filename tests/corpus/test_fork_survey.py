@@ -129,3 +129,11 @@ def test_ssd_resize_param_sizes_the_guessed_image(survey) -> None:
     net = read_net_text(RESIZED)
     assert survey._guess_shapes(net, ["data", "label"]) == {"data": [3, 3, 320, 480],
                                                             "label": [3]}
+
+
+def test_batchnorm_nets_get_the_unit_statistics_retry(survey, mirrors, tmp_path) -> None:
+    # a failed export of a net with BatchNorm or a fork's BN is checked again on unit
+    # statistics: zero filler statistics overflow some values (inf boxes), not only all
+    deploy = survey.extract(str(mirrors), "me/nets", "deploy.prototxt", str(tmp_path))
+    plugin = survey.extract(str(mirrors), "me/nets", "plugin.prototxt", str(tmp_path))
+    assert survey._has_batchnorm(deploy) and not survey._has_batchnorm(plugin)
