@@ -37,6 +37,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+# nets found in a repository's history (the newest snapshot no longer has them)
+_REFINEDET_R101 = "wj1tr0y/RefineDet@59a69630e7bcc09270131d400ce2f5722af38ba2"
+_R101 = "examples/refinedet/models/ResNet/coco/refinedet_resnet101_512x512/"
+_VOVNET_REFINEDET = "youngwanLEE/VoVNet-RefineDet@738193153641436b04015e47e96b32a120359e13"
+_VOV = "jobs/VoVNet/VOC0712/RefineDet_VoVNet39_320x320/"
+
 # (label, repository[@branch] of the proto, path of caffe.proto,
 #  [(repository, prototxt path[, input shapes the net needs, as --input-shape gives
 #    [, phases to build]])])
@@ -57,6 +63,9 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
         ("rbgirshick/fast-rcnn", "models/CaffeNet/test.prototxt"),
         ("rbgirshick/fast-rcnn", "models/CaffeNet/train.prototxt"),
         ("rbgirshick/fast-rcnn", "models/VGG16/test.prototxt"),
+        # fc6/fc7 split in two by truncated SVD (tools/compress_net.py)
+        ("rbgirshick/fast-rcnn", "models/VGG_CNN_M_1024/compressed/test.prototxt"),
+        ("rbgirshick/fast-rcnn", "models/VGG_CNN_M_1024/test.prototxt"),
     ]),
     ("R-FCN", "daijifeng001/caffe-rfcn", "src/caffe/proto/caffe.proto", [
         ("daijifeng001/R-FCN", "models/rfcn_prototxts/ResNet-50L_res3a/test.prototxt"),
@@ -97,6 +106,10 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
          {"data": [1, 3, 505, 505], "label": [1, 1, 505, 505], "data_dim": [1, 1, 1, 2]}),
         ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/deploy4.prototxt",
          {"data": [1, 3, 505, 505], "label": [1, 1, 505, 505], "data_dim": [1, 1, 1, 2]}),
+        # DeepLab v1's own image-and-label data layer (IMAGE_SEG_DATA)
+        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/train.prototxt"),
+        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/test.prototxt", {}, ["TEST"]),
+        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV-Semi-Bbox-Fixed/train.prototxt"),
     ]),
     # the detection fork most SSD-style nets were written for (MobileNet-SSD, Pelee)
     ("SSD", "weiliu89/caffe@ssd", "src/caffe/proto/caffe.proto", [
@@ -129,6 +142,45 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
         ("xialuxi/arcface-caffe", "AdaCos/adacos_add_m_scale.prototxt", {}, ["TRAIN"]),
         ("xialuxi/arcface-caffe", "mxnet_to_caffe/face.prototxt"),
         ("xialuxi/arcface-caffe", "landmark_and_pose/MobileNet-V2_deploy.prototxt"),
+    ]),
+    # RefineDet (an SSD fork): its nets come from python generators (examples/refinedet/*.py),
+    # not committed to sfzhang15/RefineDet; these are generator outputs users committed
+    ("RefineDet", "sfzhang15/RefineDet", "src/caffe/proto/caffe.proto", [
+        (_REFINEDET_R101, _R101 + "deploy.prototxt"),
+        (_REFINEDET_R101, _R101 + "test.prototxt", {}, ["TEST"]),
+        (_REFINEDET_R101, _R101 + "train.prototxt", {}, ["TRAIN"]),
+        (_VOVNET_REFINEDET, _VOV + "deploy.prototxt"),
+        (_VOVNET_REFINEDET, _VOV + "train.prototxt", {}, ["TRAIN"]),
+    ]),
+    # S3FD: sfzhang15/SFD has only test scripts (the nets ship with the trained model) and
+    # runs on weiliu89's SSD fork; bonseyes/SFD commits the nets
+    ("S3FD", "weiliu89/caffe@ssd", "src/caffe/proto/caffe.proto", [
+        ("bonseyes/SFD", "models/Original/deploy.prototxt"),
+        ("bonseyes/SFD", "models/Original/train.prototxt", {}, ["TRAIN"]),
+        ("bonseyes/SFD", "scripts/train/SFD/SFD-640x640-3CH-VGG-CaffeSSD-Float32-Dense/"
+         "test.prototxt", {}, ["TEST"]),
+        ("bonseyes/SFD", "models/SFD-640x640-3CH-MobileNetV1-CaffeSSD-Float32-Dense/"
+         "deploy.prototxt"),
+    ]),
+    # FlowNet 2.0: lmb-freiburg/flownet2 downloads its nets with the weights; these are its
+    # templates (filled in as scripts/run-flownet.py fills them) and a net made from them
+    ("FlowNet 2.0", "lmb-freiburg/flownet2", "src/caffe/proto/caffe.proto", [
+        ("cdancette/flownet-tools", "models/FlowNet2/FlowNet2_deploy.prototxt.template"),
+        ("cdancette/flownet-tools", "models/FlowNet2/FlowNet2_train.prototxt.template"),
+        ("cdancette/flownet-tools", "models/FlowNet2-S/FlowNet2-S_deploy.prototxt.template"),
+        ("cdancette/flownet-tools", "models/FlowNet2-s-warp-flow-loss/train.prototxt"),
+    ]),
+    # MATLAB Faster R-CNN (ShaoqingRen/faster_rcnn): its nets come with the model downloads
+    # (fetch_data/*.m); its caffe branch has BVLC's models only, these two in versions the
+    # shared corpus lacks: a check that the fork's schema reads them
+    ("Faster R-CNN (MATLAB)", "ShaoqingRen/caffe@faster-R-CNN", "src/caffe/proto/caffe.proto", [
+        ("ShaoqingRen/caffe@faster-R-CNN", "models/bvlc_googlenet/train_val.prototxt"),
+        ("ShaoqingRen/caffe@faster-R-CNN", "models/bvlc_reference_caffenet/train_val.prototxt"),
+    ]),
+    # channel pruning's nets, for its caffe submodule (ImageData's new_dim and bicubic)
+    ("channel pruning", "yihui-he/caffe-pro", "src/caffe/proto/caffe.proto", [
+        ("yihui-he/channel-pruning", "temp/vgg.prototxt"),
+        ("yihui-he/channel-pruning", "temp/resnet-50-cp.prototxt"),
     ]),
     # domain guided dropout for person re-id: its own Data fields and BN variant
     ("DGD (person re-id)", "Cysu/caffe@domain-guided-dropout", "src/caffe/proto/caffe.proto", [
@@ -350,6 +402,41 @@ ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
         ("models/colorization_train_val_v2.prototxt",),
         ("models/alexnet_deploy_lab.prototxt",),
     ]),
+    # the fourth set: detection, segmentation, flow and pruning nets of forks' papers
+    ("channel pruning", "yihui-he/channel-pruning", [
+        ("temp/vgg.prototxt",),
+        ("temp/channel_pruning.prototxt",),
+        ("temp/resnet-50-cp.prototxt",),
+    ]),
+    ("S3FD", "bonseyes/SFD", [
+        ("models/Original/deploy.prototxt",),
+        ("models/SFD-640x640-3CH-MobileNetV1-CaffeSSD-Float32-Dense/deploy.prototxt",),
+        ("models/SFD-320x320-3CH-MobileNetV2-mod1-CaffeSSD-Float32-Dense/deploy.prototxt",),
+        ("scripts/train/FaceBoxes/faceboxes_deploy.prototxt",),
+    ]),
+    ("RefineDet (ResNet-101)", _REFINEDET_R101, [
+        (_R101 + "deploy.prototxt",),
+    ]),
+    ("RefineDet (VoVNet)", _VOVNET_REFINEDET, [
+        (_VOV + "deploy.prototxt",),
+        (_VOV + "test.prototxt", {}, ["TEST"]),
+    ]),
+    ("FlowNet 2.0", "cdancette/flownet-tools", [
+        ("models/FlowNet2/FlowNet2_deploy.prototxt.template",),
+        ("models/FlowNet2-s-warp-flow-loss/deploy.prototxt",),
+    ]),
+    ("DeepLab v1", "martinkersner/train-DeepLab", [
+        ("DeepLab-LargeFOV/train.prototxt",),
+        # test files: their data layer is TEST-only, so only TEST builds (as in Caffe)
+        ("DeepLab-LargeFOV/test.prototxt", {}, ["TEST"]),
+        ("DeepLab-LargeFOV-Semi-Bbox-Fixed/test.prototxt", {}, ["TEST"]),
+    ]),
+    ("Fast R-CNN", "rbgirshick/fast-rcnn", [
+        # the forks section reads five others with the fork's schema
+        ("models/VGG16/compressed/test.prototxt",),
+        ("models/CaffeNet/no_bbox_reg/test.prototxt",),
+        ("models/VGG16/no_bbox_reg/train.prototxt",),
+    ]),
 ]
 
 # What a failure above was found to be, when it is not caffe2torch's (checked by hand).
@@ -360,6 +447,15 @@ _PIECE = (
     "a piece of a bigger net, not a net: its first layer reads a blob no layer of the file "
     "makes, which Caffe refuses too; the error says to paste it into a net or declare the "
     "blob as an input")
+_CAFFE_PRO = ("yihui-he/caffe-pro's ImageData fields (new_dim, bicubic); the message names "
+              "the fork, and the forks section reads them with its schema")
+_TIES = ("on filler weights the face scores of its 34k priors are near-equal, so NMS and "
+         "keep_top_k choose among ties: PyTorch alone moves detection_out by 0.5 when the "
+         "input moves by 1e-6 of itself; onnxruntime's float rounding does the same")
+_ARM = ("RefineDet's DetectionOutput (arm_conf, arm_loc) builds; ONNX export refuses it "
+        "by name")
+_SEG_DATA = ("DeepLab v1's IMAGE_SEG_DATA, not implemented yet (the plug-in hint names it); "
+             "the template's ${NUM_LABELS} is filled in with 21")
 ZOO_NOTES = {
     "ssdlite/voc/deploy.prototxt":
         "on filler weights the Sigmoid confidences saturate at 1.0, so NMS and keep_top_k "
@@ -385,6 +481,20 @@ ZOO_NOTES = {
         "crop_width, shuffle_pool_size); the forks section reads them with its schema",
     "models/dgd/cuhk03_trainval.prototxt": "Cysu/caffe's own Data fields, as above",
     "models/exfeat_template.prototxt": "Cysu/caffe's own Data fields, as above",
+    # the fourth set
+    "temp/vgg.prototxt": _CAFFE_PRO,
+    "temp/channel_pruning.prototxt": _CAFFE_PRO,
+    "temp/resnet-50-cp.prototxt": _CAFFE_PRO,
+    "models/Original/deploy.prototxt": _TIES,
+    _R101 + "deploy.prototxt": _ARM,
+    _VOV + "deploy.prototxt": _ARM,
+    _VOV + "test.prototxt": "weiliu89's DetectionEvaluate evaluating in pixels "
+        "(name_size_file), which caffe2torch refuses with the hint to remove it",
+    "models/FlowNet2-s-warp-flow-loss/deploy.prototxt": "committed unfilled: the "
+        "template's $TARGET_HEIGHT$; the error names it and says to fill it in",
+    "DeepLab-LargeFOV/train.prototxt": _SEG_DATA,
+    "DeepLab-LargeFOV/test.prototxt": _SEG_DATA,
+    "DeepLab-LargeFOV-Semi-Bbox-Fixed/test.prototxt": _SEG_DATA,
 }
 
 
@@ -404,11 +514,36 @@ def extract(mirrors: str, repo: str, path: str, into: str) -> str:
     repo, _, ref = repo.partition("@")
     data = subprocess.run(["git", "-C", git_dir(mirrors, repo), "show",
                            f"{ref or 'HEAD'}:{path}"], check=True, capture_output=True).stdout
+    if path.endswith(".template") or path in SCRIPT_FILLED:
+        data = fill_template(data)
     out = os.path.join(into, repo.replace("/", "+"), path)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "wb") as f:
         f.write(data)
     return out
+
+
+# Nets their repositories fill in with a script before Caffe reads them, and what goes in:
+# FlowNet 2.0's scripts/run-flownet.py puts $NAME$ fields for an image pair (512x384 here,
+# a multiple of its divisor 64, so the adapted size is the same); DeepLab's run scripts
+# put ${NAME} fields (PASCAL VOC 2012: 21 labels; the paths stay as they are)
+TEMPLATE_VALUES = {"$TARGET_WIDTH$": "512", "$TARGET_HEIGHT$": "384", "$ADAPTED_WIDTH$": "512",
+                   "$ADAPTED_HEIGHT$": "384", "$SCALE_WIDTH$": "1.0", "$SCALE_HEIGHT$": "1.0",
+                   "${NUM_LABELS}": "21", "${EXP}": "voc12"}
+SCRIPT_FILLED = {
+    "DeepLab-LargeFOV/train.prototxt",
+    "DeepLab-LargeFOV/test.prototxt",
+    "DeepLab-LargeFOV-Semi-Bbox-Fixed/train.prototxt",
+    "DeepLab-LargeFOV-Semi-Bbox-Fixed/test.prototxt",
+}
+
+
+def fill_template(data: bytes) -> bytes:
+    """A net template with its fields replaced as its repository's script replaces them; a
+    field not known stays as it is (and the read reports it)."""
+    for key, value in TEMPLATE_VALUES.items():
+        data = data.replace(key.encode(), value.encode())
+    return data
 
 
 @dataclass
@@ -431,8 +566,20 @@ class Row:
 _MISSING = re.compile(r"top\(s\) still without a shape: ([\w/, .-]+)$")
 
 
+def _image_size(tp: Any) -> tuple[int, int]:
+    """(height, width) of a data layer's images: crop_size; else the size an SSD-style
+    ``resize_param`` resizes to; else 224. (A fork's own fields, e.g. Cysu/caffe's
+    crop_height, are kept aside by the reader and not seen here.)"""
+    if tp.crop_size:
+        return int(tp.crop_size), int(tp.crop_size)
+    if tp.HasField("resize_param") and tp.resize_param.height:
+        return int(tp.resize_param.height), int(tp.resize_param.width or tp.resize_param.height)
+    return 224, 224
+
+
 def _guess_shapes(net_param, tops: list[str]) -> dict[str, list[int]]:
-    """Shapes for data tops a build asked for: images (batch, 3, crop, crop), labels (batch)."""
+    """Shapes for data tops a build asked for: images (batch, 3, height, width) with the size
+    :func:`_image_size` gives, labels (batch)."""
     out: dict[str, list[int]] = {}
     for layer in net_param.layer:
         for k, top in enumerate(layer.top):
@@ -442,8 +589,8 @@ def _guess_shapes(net_param, tops: list[str]) -> dict[str, list[int]]:
             for p in ("data_param", "image_data_param", "window_data_param", "hdf5_data_param"):
                 if layer.HasField(p) and getattr(layer, p).batch_size:
                     batch = int(getattr(layer, p).batch_size)
-            crop = int(layer.transform_param.crop_size) or 224
-            out[top] = [batch, 3, crop, crop] if k == 0 else [batch]
+            height, width = _image_size(layer.transform_param)
+            out[top] = [batch, 3, height, width] if k == 0 else [batch]
     for top in tops:
         out.setdefault(top, [1])
     return out
@@ -499,7 +646,8 @@ def survey(mirrors: str, only: list[str] | None = None) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, prepo, ppath, nets in SURVEY:
-            if only and not ({prepo.partition("@")[0]} | {n[0] for n in nets}) & set(only):
+            if only and not ({r.partition("@")[0] for r in (prepo, *(n[0] for n in nets))}
+                             & set(only)):
                 continue
             row = Row(label, prepo)
             proto = extract(mirrors, prepo, ppath, os.path.join(tmp, "protos"))
@@ -606,11 +754,18 @@ def _is_deploy(path: str) -> bool:
     return not any(t.endswith("Data") or "Loss" in t or t == "Accuracy" for t in types)
 
 
+def _has_batchnorm(path: str) -> bool:
+    """A BatchNorm or a fork's BN: filler weights give it zero statistics."""
+    from caffe2torch.io.text import read_net
+
+    return any(lp.type in ("BatchNorm", "BN") for lp in read_net(path).layer)
+
+
 def survey_zoo(mirrors: str, export: bool, only: list[str] | None = None) -> list[ZooRow]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, repo, nets in ZOO:
-            if only and repo not in only:
+            if only and repo.partition("@")[0] not in only:
                 continue
             row = ZooRow(label, repo)
             for npath, *given in nets:
@@ -664,10 +819,11 @@ def survey_zoo(mirrors: str, export: bool, only: list[str] | None = None) -> lis
                 row.deploy += 1
                 rc, msg = _cli(["export", path, "-o", path + ".onnx", "--verify",
                                 *shape_args], tmp + os.sep)
-                if rc != 0 and "no finite value" in msg:
+                if rc != 0 and ("no finite value" in msg or _has_batchnorm(path)):
                     # the fillers' zero BatchNorm statistics divide by sqrt(eps) at each
-                    # BatchNorm (as in Caffe) until float32 overflows: check the export
-                    # on weights with unit statistics instead
+                    # BatchNorm (as in Caffe) until float32 overflows (every value, or
+                    # some: inf boxes that NMS then compares): check the export on
+                    # weights with unit statistics instead
                     weights = unit_batchnorm_weights(path, shapes, phases)
                     rc, msg = _cli(["export", path, "-o", path + ".onnx", "--verify",
                                     "--weights", weights, *shape_args], tmp + os.sep)

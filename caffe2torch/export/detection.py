@@ -181,6 +181,8 @@ def refuse_unexportable_nms(layer: Any, s: Any, target: str) -> None:
         why = "share_location: false (a box per class) is not decoded here"
     elif s.eta < 1:
         why = f"adaptive NMS (eta {s.eta}) has no fixed-threshold NMS form"
+    elif getattr(s, "objectness_score", None) is not None:
+        why = "RefineDet's anchor refinement (arm_conf, arm_loc bottoms) is not exported"
     if why:
         raise ExportError(f"layer '{layer.name}' (DetectionOutput) cannot be exported "
                           f"{target}: {why}", hint="export the part before it with --outputs BLOB")

@@ -399,8 +399,28 @@ def _explain(
             fd = owner.fields_by_name.get(fname) if owner is not None else None
             kind = _TYPE_NAMES.get(fd.type, "integer") if fd is not None else "integer"
             value = message.rsplit(": ", 1)[-1]
+            word = _word_at(text, line, col) if line and col else None
+            if word and word.startswith(value):
+                value = word  # protobuf names one symbol: `$` of `$TARGET_HEIGHT$`
             message = f'"{fname}" takes a {kind}, not {value}'
+            if _PLACEHOLDER.fullmatch(value):
+                hint = ("this file is a template: its repository's script replaces "
+                        f"{value} by a value before Caffe reads it; fill it in")
     return ParseError(message, path=path, line=line, col=col, hint=hint)
+
+
+# a template's field for a script to fill in: FlowNet 2.0's $TARGET_WIDTH$, DeepLab's
+# ${NUM_LABELS}, a shell's $NAME
+_PLACEHOLDER = re.compile(r"\$\w+\$|\$\{\w+\}|\$\w+")
+
+
+def _word_at(text: str, line: int, col: int) -> str | None:
+    """The text at ``line:col`` up to the next blank, `}` or `#` (a ``${NAME}`` whole)."""
+    lines = text.split("\n")
+    if not 0 < line <= len(lines):
+        return None
+    match = re.match(r"\$\{\w*\}|[^\s}#]+", lines[line - 1][col - 1:])
+    return match.group(0) if match else None
 
 
 _FD = _descriptor.FieldDescriptor

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from caffe2torch.ir.netstate import NetState, filter_layers, has_include_and_exclude
 from caffe2torch.ir.pairs import pair_batch_problems
 from caffe2torch.ir.problems import Problem, locate, problem, raise_first
+from caffe2torch.proto.forks import fork_bottom_count
 from caffe2torch.suggest import close_names, did_you_mean
 
 # Types Caffe derives from LossLayer / that feed tops from outside (used when no registry
@@ -264,12 +265,13 @@ def _type_problems(
     out = []
     nb = len(layer.bottom)
     if kind.bottoms is not None and not kind.bottoms.accepts(nb):
+        why, hint = fork_bottom_count(type_, nb) or ("", None)
         out.append(problem(
             "C2T302",
-            f"layer '{name}' ({type_}): takes {kind.bottoms.describe()} bottom(s), got {nb}",
+            f"layer '{name}' ({type_}): takes {kind.bottoms.describe()} bottom(s), got {nb}{why}",
             summary=f"{type_} layer '{name}' takes {kind.bottoms.describe()} bottom(s), it has "
-            f"{nb}{_BOTTOM_NOTES.get(type_, '')}",
-            layer=name, index=index, phase=phase, source_map=source_map))
+            f"{nb}{why or _BOTTOM_NOTES.get(type_, '')}",
+            hint=hint, layer=name, index=index, phase=phase, source_map=source_map))
     if kind.tops is not None and not kind.tops.accepts(n_tops):
         out.append(problem(
             "C2T303",

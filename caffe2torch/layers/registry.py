@@ -35,6 +35,7 @@ from caffe2torch.ir.graph import LayerKind
 from caffe2torch.ir.problems import raise_first
 from caffe2torch.ir.settings import missing_settings
 from caffe2torch.layers.typeinfo import Arity, kind_of, suggest_from, unknown_type_hint
+from caffe2torch.proto.forks import fork_bottom_count
 from caffe2torch.suggest import close_names, did_you_mean
 
 Shape = tuple[int, ...]
@@ -233,9 +234,9 @@ def build_layer(ctx: BuildContext) -> nn.Module:
     ctx.spec = spec
     n_bottom = len(ctx.bottom_shapes)
     if not spec.bottoms.accepts(n_bottom):
-        raise ctx.error(
-            f"takes {spec.bottoms.describe()} bottom(s), got {n_bottom}",
-        )
+        why, hint = fork_bottom_count(spec.type, n_bottom) or ("", None)
+        raise ctx.error(f"takes {spec.bottoms.describe()} bottom(s), got {n_bottom}{why}",
+                        hint=hint)
     if not spec.tops.accepts(ctx.num_tops):
         raise ctx.error(f"takes {spec.tops.describe()} top(s), got {ctx.num_tops}")
     try:

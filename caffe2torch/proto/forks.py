@@ -35,6 +35,9 @@ SEGNET = "alexgkendall/caffe-segnet (SegNet)"
 CONV_DW = "farmingyard/caffe-mobilenet (conv_dw; ShuffleNet's deploy files use it)"
 DEPTHWISE = "yonghenglh6/DepthwiseConvolution (and its copies, e.g. eric612/MobileNet-YOLO)"
 RELU6 = "chuanqi305/ssd (MobileNetv2-SSDLite)"
+REFINEDET = "sfzhang15/RefineDet (an SSD fork)"
+FLOWNET2 = "lmb-freiburg/flownet2 (FlowNet 2.0)"
+CAFFE_PRO = "yihui-he/caffe-pro (channel pruning)"
 
 # Fields that forks added to messages BVLC Caffe also defines.
 FORK_FIELDS: dict[str, dict[str, str]] = {
@@ -275,11 +278,37 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     "ScaleParameter": {"min_value": HAPPYNEAR, "max_value": HAPPYNEAR},
     "DropoutParameter": {"sample_weights_test": SEGNET},
     "LossParameter": {"weight_by_label_freqs": SEGNET, "class_weighting": SEGNET},
-    "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet"},
+    # caffe-pro's ImageData: the shorter side resized to new_dim, bicubic for cv::resize
+    "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet",
+                           "new_dim": CAFFE_PRO, "bicubic": CAFFE_PRO},
     "NetParameter": {"richness": CYSU},  # its cuDNN workspace limit, in MB
     "DataParameter": {"shuffle_pool_size": CYSU},
     "TransformationParameter": {"crop_height": RECT_CROP, "crop_width": RECT_CROP},
+    # the anchor refinement module's objectness threshold (RefineDet's caffe.proto, field 24)
+    "MultiBoxLossParameter": {"objectness_score": REFINEDET},
+    "DetectionOutputParameter": {"objectness_score": REFINEDET},
 }
+
+# Bottom counts of BVLC or SSD types that only a fork's version of the type takes, and
+# what those bottoms mean there: {type: {count: (fork, meaning, what to do)}}. The count
+# check (Layer::CheckBlobCounts) still refuses them, as the caffe2torch type follows BVLC
+# or SSD; the error says which fork wrote the net.
+FORK_BOTTOM_COUNTS: dict[str, dict[int, tuple[str, str, str]]] = {
+    # flownet2's EltwiseLayer: MinBottomBlobs() 1; SUM gives coeff * bottom
+    "Eltwise": {1: (FLOWNET2, "its Eltwise takes one bottom, which SUM multiplies by coeff",
+                    "a Power layer { power_param { scale: COEFF } } computes the same; or "
+                    "register the fork's Eltwise with register_layer(..., replace=True)")},
+}
+
+
+def fork_bottom_count(layer_type: str, count: int) -> tuple[str, str] | None:
+    """(why, hint) when ``count`` bottoms is what a fork's version of ``layer_type`` takes."""
+    known = FORK_BOTTOM_COUNTS.get(layer_type, {}).get(count)
+    if known is None:
+        return None
+    fork, meaning, todo = known
+    return f" ({count} is what {fork} takes: {meaning})", todo
+
 
 # V1 enum layer types that forks added ({name: fork}).
 FOREIGN_V1_TYPES: dict[str, str] = {"LOCAL": LOCAL_PR}

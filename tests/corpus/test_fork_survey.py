@@ -86,3 +86,54 @@ def test_repo_picks_rows(survey, mirrors, monkeypatch) -> None:
     monkeypatch.setattr(survey, "ZOO", [("tiny", "me/nets", [("deploy.prototxt",)])])
     assert survey.survey_zoo(str(mirrors), export=False, only=["someone/else"]) == []
     assert len(survey.survey_zoo(str(mirrors), export=False, only=["me/nets"])) == 1
+
+
+TEMPLATE = """name: "t"
+input: "img0"
+input_shape { dim: 1 dim: 3 dim: $TARGET_HEIGHT$ dim: $TARGET_WIDTH$ }
+layer { name: "conv" type: "Convolution" bottom: "img0" top: "conv"
+        convolution_param { num_output: ${NUM_LABELS} kernel_size: 3 } }
+"""
+# an SSD train net: AnnotatedData resizes every image to resize_param's size
+RESIZED = """name: "ssd"
+layer { name: "data" type: "AnnotatedData" top: "data" top: "label"
+        include { phase: TRAIN }
+        transform_param { resize_param { height: 320 width: 480 } }
+        data_param { source: "lmdb" batch_size: 3 } }
+"""
+
+
+def test_templates_are_filled_as_their_scripts_fill_them(survey, tmp_path) -> None:
+    work = tmp_path / "me+tpl" / "repo"
+    work.mkdir(parents=True)
+    (work / "net.prototxt.template").write_text(TEMPLATE)
+    (work / "net.prototxt").write_text(TEMPLATE)
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "t"], check=True)
+    filled = survey.extract(str(tmp_path), "me/tpl", "net.prototxt.template", str(tmp_path))
+    ok, why = survey.build_all(filled, None)
+    assert (ok, why) == (True, "")
+    text = Path(filled).read_text()
+    assert "dim: 384 dim: 512" in text and "num_output: 21" in text
+    # a plain file is read as it is: its $ fields are the file's own error
+    plain = survey.extract(str(tmp_path), "me/tpl", "net.prototxt", str(tmp_path))
+    ok, why = survey.build_all(plain, None)
+    assert not ok and why.startswith("read: 3:")
+
+
+def test_ssd_resize_param_sizes_the_guessed_image(survey) -> None:
+    from caffe2torch.io.text import read_net_text
+
+    net = read_net_text(RESIZED)
+    assert survey._guess_shapes(net, ["data", "label"]) == {"data": [3, 3, 320, 480],
+                                                            "label": [3]}
+
+
+def test_batchnorm_nets_get_the_unit_statistics_retry(survey, mirrors, tmp_path) -> None:
+    # a failed export of a net with BatchNorm or a fork's BN is checked again on unit
+    # statistics: zero filler statistics overflow some values (inf boxes), not only all
+    deploy = survey.extract(str(mirrors), "me/nets", "deploy.prototxt", str(tmp_path))
+    plugin = survey.extract(str(mirrors), "me/nets", "plugin.prototxt", str(tmp_path))
+    assert survey._has_batchnorm(deploy) and not survey._has_batchnorm(plugin)

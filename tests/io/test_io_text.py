@@ -287,6 +287,19 @@ def test_bad_numbers_and_enums() -> None:
     assert e.line == 13 and "TEST" in (e.hint or "")
 
 
+def test_template_placeholders_are_named_whole() -> None:
+    """Nets committed as templates (FlowNet 2.0's $TARGET_HEIGHT$, DeepLab's ${NUM_LABELS}):
+    the error shows the whole placeholder, not protobuf's one symbol `$`, and says a
+    script fills it in."""
+    for spelling in ("$TARGET_HEIGHT$", "${NUM_LABELS}"):
+        e = _error(V2_NET.replace("num_output: 4", f"num_output: {spelling}"))
+        assert e.line == 15 and e.message.endswith(f"integer, not {spelling}"), e.message
+        assert "template" in (e.hint or "") and spelling in (e.hint or "")
+    # a plain bad word keeps its message and gets no template hint
+    e = _error(V2_NET.replace("num_output: 4", "num_output: cls3x"))
+    assert e.message.endswith("not cls3x") and "template" not in (e.hint or "")
+
+
 def test_solver_read_as_net_says_so() -> None:
     e = _error("base_lr: 0.01\nmax_iter: 10\n")
     assert "solver" in (e.hint or "")

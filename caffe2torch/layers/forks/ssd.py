@@ -18,6 +18,13 @@ DetectionOutput, with the fork's CPU numerics.
   adaptive ``eta``), keep_top_k over all classes, then rows [image_id, label, score, xmin,
   ymin, xmax, ymax] grouped by image, then by ascending label, each label in NMS order.
   With no detection at all the top is (1, 1, num, 7) of -1 with the image ids in column 0.
+  RefineDet (sfzhang15/RefineDet) adds the anchor refinement module's bottoms: arm_conf
+  (bottom 3: a prior whose objectness, channel 1 of its two, is below ``objectness_score``
+  gets scores 1 for label 0 and 0 for the others: OSGetConfidenceScores) and arm_loc
+  (bottom 4: the priors are first decoded by it, then the loc predictions against those
+  refined priors with the priors' variances: CasRegDecodeBBoxesAll). weiliu89's layer
+  takes a fourth bottom and ignores it, so four bottoms mean arm_conf only when the net
+  writes objectness_score; five always do.
 """
 
 from __future__ import annotations
@@ -476,19 +483,36 @@ class DetectionOutputSpec:
     nms_threshold: float
     eta: float
     top_k: int
+    # RefineDet: the objectness threshold when bottom 3 is arm_conf (None: weiliu89's layer)
+    objectness_score: float | None = None
+
+
+def objectness_filter(conf: np.ndarray, arm_conf: np.ndarray, threshold: float) -> np.ndarray:
+    """RefineDet's OSGetConfidenceScores: ``conf`` (num, P, C) with every prior whose
+    objectness ``arm_conf[..., 1]`` (num, P, 2) is below ``threshold`` set to 1 for label 0
+    and 0 for the others (label 0 whatever background_label_id says, as the fork)."""
+    easy = arm_conf[..., 1] < f32(threshold)
+    out = conf.copy()
+    out[easy] = 0.0
+    out[..., 0][easy] = 1.0
+    return out
 
 
 def detection_output(
-    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec
+    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec,
+    arm_conf: np.ndarray | None = None, arm_loc: np.ndarray | None = None,
 ) -> np.ndarray:
-    """DetectionOutputLayer::Forward_cpu on float32 arrays: (1, 1, N, 7)."""
+    """DetectionOutputLayer::Forward_cpu on float32 arrays: (1, 1, N, 7). ``arm_conf`` and
+    ``arm_loc``: RefineDet's bottoms 3 and 4 (the former used when
+    ``spec.objectness_score`` is set)."""
     # Float overflow gives inf/nan as in C++, without numpy's warnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _detection_output(loc, conf, prior, spec)
+        return _detection_output(loc, conf, prior, spec, arm_conf, arm_loc)
 
 
 def _detection_output(
-    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec
+    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec,
+    arm_conf: np.ndarray | None, arm_loc: np.ndarray | None,
 ) -> np.ndarray:
     num = loc.shape[0]
     num_priors = prior.shape[-1] // 4
@@ -498,15 +522,24 @@ def _detection_output(
     num_loc_classes = 1 if spec.share_location else spec.num_classes
     loc = loc.reshape(num, num_priors, num_loc_classes, 4)
     conf = conf.reshape(num, num_priors, spec.num_classes)
+    if arm_conf is not None and spec.objectness_score is not None:
+        conf = objectness_filter(conf, arm_conf.reshape(num, num_priors, 2),
+                                 spec.objectness_score)
+    if arm_loc is not None:
+        arm_loc = arm_loc.reshape(num, num_priors, 4)
     rows: list[list[float]] = []
     for i in range(num):
+        priors_i = prior_boxes_
+        if arm_loc is not None:  # the anchors refined by the ARM, clip false
+            priors_i = decode_boxes(arm_loc[i], prior_boxes_, prior_vars, spec.code_type,
+                                    spec.variance_in_target)
         decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in range(num_loc_classes):
             label = -1 if spec.share_location else c
             if label == spec.background_label_id and not spec.share_location:
                 continue
             boxes = decode_boxes(
-                loc[i, :, c], prior_boxes_, prior_vars, spec.code_type, spec.variance_in_target
+                loc[i, :, c], priors_i, prior_vars, spec.code_type, spec.variance_in_target
             )
             decoded[label] = (boxes, bbox_size(boxes))
         indices: dict[int, list[int]] = {}
@@ -553,7 +586,7 @@ class CaffeDetectionOutput(nn.Module):
         return [(1, 1, 1, 7)]  # Reshape's placeholder, as the fork
 
     def forward(
-        self, loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor, *unused: torch.Tensor
+        self, loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor, *arm: torch.Tensor
     ) -> torch.Tensor:
         if loc.device.type == "meta":
             return loc.new_empty((1, 1, 1, 7))
@@ -569,7 +602,10 @@ class CaffeDetectionOutput(nn.Module):
         def host(t: torch.Tensor) -> np.ndarray:
             return t.detach().to("cpu", torch.float32).numpy()
 
-        out = detection_output(host(loc), host(conf), host(prior), self.spec)
+        # weiliu89's fourth bottom is unused; RefineDet's are arm_conf and arm_loc
+        arm_conf = host(arm[0]) if arm and self.spec.objectness_score is not None else None
+        arm_loc = host(arm[1]) if len(arm) > 1 else None
+        out = detection_output(host(loc), host(conf), host(prior), self.spec, arm_conf, arm_loc)
         return torch.from_numpy(out).to(device=loc.device, dtype=loc.dtype)
 
     def extra_repr(self) -> str:
@@ -580,10 +616,41 @@ class CaffeDetectionOutput(nn.Module):
             f"code_type={_CODE_NAMES.get(s.code_type, s.code_type)}, "
             f"nms_threshold={s.nms_threshold}, top_k={s.top_k}, keep_top_k={s.keep_top_k}, "
             f"confidence_threshold={s.confidence_threshold}"
+            + ("" if s.objectness_score is None else f", objectness_score={s.objectness_score}")
         )
 
 
-@register_layer("DetectionOutput", param="detection_output_param", bottoms=(3, 4))
+# RefineDet's objectness_score (its caffe.proto, field 24): our schema lacks it, so a net
+# read without that proto keeps it aside (ctx.extra_field); RefineDet's default
+_OBJECTNESS = "detection_output_param.objectness_score"
+_OBJECTNESS_DEFAULT = 0.01
+
+
+def _objectness(ctx: BuildContext) -> float | None:
+    """RefineDet's threshold when bottom 3 is arm_conf, else None."""
+    written = ctx.extra_field(_OBJECTNESS)
+    n = len(ctx.bottom_shapes)
+    if n == 5 or (n == 4 and written is not None):
+        try:
+            return float(f32(float(_OBJECTNESS_DEFAULT if written is None else written)))
+        except (TypeError, ValueError):
+            raise ctx.error(f"objectness_score must be a number, got {written!r}") from None
+    return None
+
+
+def _check_arm_shapes(ctx: BuildContext, num_priors: int) -> None:
+    """RefineDet's arm_conf holds 2 scores per prior, arm_loc 4 offsets (one shared box:
+    CasRegDecodeBBoxesAll reads label -1 only)."""
+    for k, (what, per) in enumerate((("arm_conf", 2), ("arm_loc", 4)), start=3):
+        if k >= len(ctx.bottom_shapes):
+            return
+        shape = ctx.bottom_shapes[k]
+        if len(shape) < 2 or math.prod(shape[1:]) != num_priors * per:
+            raise ctx.error(f"{what} (bottom {k}, shape {list(shape)}) must hold {per} values "
+                            f"per prior for {num_priors} priors")
+
+
+@register_layer("DetectionOutput", param="detection_output_param", bottoms=(3, 5))
 def build_detection_output(ctx: BuildContext) -> nn.Module:
     p = ctx.param
     if not p.HasField("num_classes"):
@@ -610,8 +677,12 @@ def build_detection_output(ctx: BuildContext) -> nn.Module:
         nms_threshold=float(nms.nms_threshold),
         eta=float(nms.eta),
         top_k=int(nms.top_k) if nms.HasField("top_k") else -1,
+        objectness_score=_objectness(ctx),
     )
     shapes = ctx.bottom_shapes
+    if len(shapes) == 5 and not spec.share_location:
+        raise ctx.error("RefineDet's arm_loc (bottom 4) refines one shared box per prior: "
+                        "it needs share_location: true")
     if len(shapes) >= 3 and len(shapes[2]) >= 3:
         num_priors = shapes[2][2] // 4
         num_loc = 1 if spec.share_location else spec.num_classes
@@ -627,6 +698,8 @@ def build_detection_output(ctx: BuildContext) -> nn.Module:
                 f"number of priors ({num_priors}) must match number of confidence predictions "
                 f"(bottom 1 shape {shapes[1]}, {spec.num_classes} classes)"
             )
+        if spec.objectness_score is not None:
+            _check_arm_shapes(ctx, num_priors)
     return CaffeDetectionOutput(spec)
 
 
