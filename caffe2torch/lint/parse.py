@@ -167,7 +167,8 @@ class Parser(Generic[_Root]):
         if mtype == "LayerParameter" and fname in _V1_IN_LAYER:
             ctx.report("C2T102", explained.message, line, col, help=explained.hint,
                        fix=self._want_block_fix(line, col))
-        elif mtype == "V1LayerParameter" and fname in _LAYER_FIELDS:
+        elif mtype == "V1LayerParameter" and fname in _LAYER_FIELDS and \
+                forks.fork_of_foreign(mtype, fname) is None:  # a fork's V1 field: kept, below
             ctx.report("C2T107", explained.message, line, col, help=explained.hint)
         elif mtype == "NetParameter" and fname in _LAYER_FIELDS:
             ctx.report("C2T003", f'"{fname}" is outside every layer block', line, col,
