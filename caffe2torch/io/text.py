@@ -399,8 +399,40 @@ def _explain(
             fd = owner.fields_by_name.get(fname) if owner is not None else None
             kind = _TYPE_NAMES.get(fd.type, "integer") if fd is not None else "integer"
             value = message.rsplit(": ", 1)[-1]
-            message = f'"{fname}" takes a {kind}, not {value}'
+            var = _template_variable(text, line, col, path)
+            message = f'"{fname}" takes a {kind}, not {var or value}'
+            if var is not None:
+                hint = ("the file is a template whose $ variables a script fills in "
+                        "(DeepLab's run scripts do it with sed): fill them in before "
+                        "reading it")
     return ParseError(message, path=path, line=line, col=col, hint=hint)
+
+
+_TEMPLATE_VAR = re.compile(r"\$(\{\w+\}|\w+)?")
+
+
+def _template_variable(text: str, line: int | None, col: int | None,
+                       path: str | None = None) -> str | None:
+    """A shell-style variable (``${NUM_LABELS}``) where the parser stopped, or None. The
+    reader keeps ``{NAME}`` aside as an unknown block, so the name is read again from the
+    file when it can be (``${...}`` otherwise)."""
+    if not line or not col:
+        return None
+    texts = [text]
+    if path is not None and os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                texts.insert(0, f.read())
+        except OSError:
+            pass
+    found = None
+    for t in texts:
+        rows = t.split("\n")
+        m = _TEMPLATE_VAR.match(rows[line - 1][col - 1:]) if line <= len(rows) else None
+        if m is not None and m.group(1):
+            return m.group(0)
+        found = found or (m is not None)
+    return "${...}" if found else None
 
 
 _FD = _descriptor.FieldDescriptor
