@@ -122,6 +122,17 @@ def _deeplab_train(tmp_path: Path) -> str:
     return text
 
 
+def test_the_unfilled_deeplab_template_names_its_variable(tmp_path: Path) -> None:
+    from caffe2torch.errors import ParseError
+
+    text = _git_show("martinkersner+train-DeepLab", "DeepLab-LargeFOV/train.prototxt")
+    if text is None:
+        pytest.skip("the martinkersner/train-DeepLab mirror is absent")
+    with pytest.raises(ParseError, match=r"num_output.*not \$\{NUM_LABELS\}") as e:
+        _load(tmp_path, text, phase="TRAIN")
+    assert "template" in (e.value.hint or "") and e.value.line is not None
+
+
 def test_deeplab_largefov_train_net_builds(tmp_path: Path, capsys) -> None:
     text = _deeplab_train(tmp_path)
     net = _load(tmp_path, text, phase="TRAIN")
