@@ -216,3 +216,33 @@ def test_a_colour_label_image_is_read_in_grey(tmp_path: Path) -> None:
     grey = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
     np.testing.assert_array_equal(out["label"].numpy()[0, 0], grey)
     assert int(grey[0, 0]) == 38
+
+
+def test_the_forks_own_schema_types_the_fields(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read with DeepLab-v2's caffe.proto (--proto), the fields come typed: the same
+    tops."""
+    proto = _git_show("xmyqsh+deeplab-v2", "src/caffe/proto/caffe.proto")
+    if proto is None:
+        pytest.skip("the xmyqsh/deeplab-v2 mirror is absent")
+    (tmp_path / "caffe.proto").write_text(proto)
+    (tmp_path / "list.txt").write_text(write_pair(tmp_path / "img", "a", coded_image(5, 7),
+                                                  code(5, 7) % 3) + "\n")
+    text = ('layer { name: "d" type: "ImageSegData" top: "data" top: "label" top: "dim" '
+            'image_data_param { source: "list.txt" batch_size: 1 label_type: PIXEL '
+            "ignore_label: 254 } transform_param { crop_height: 6 crop_width: 8 "
+            "mean_value: 1 scale_factors: 1 } }\n"
+            'layer { name: "c" type: "Convolution" bottom: "data" top: "s" '
+            "convolution_param { num_output: 3 kernel_size: 1 } }\n"
+            'layer { name: "acc" type: "SegAccuracy" bottom: "s" bottom: "label" top: "acc" '
+            "seg_accuracy_param { ignore_label: 254 reset: false metric: PixelIOU } }\n")
+    monkeypatch.chdir(tmp_path)
+    outs = []
+    for kw in ({"proto": str(tmp_path / "caffe.proto")}, {}):
+        net = _load(tmp_path, text, **kw)
+        assert _shapes(net)["label"] == (1, 1, 6, 8)
+        out = net()
+        assert out["dim"].reshape(-1).tolist() == [5.0, 7.0]
+        assert dict(net.named_modules())["layers.acc"].reset is False
+        outs.append(out["acc"].shape)
+    assert outs == [(1, 1, 1, 3)] * 2
