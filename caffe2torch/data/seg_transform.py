@@ -43,7 +43,8 @@ def saturate_u8(value: int) -> int:
     return min(max(int(value), 0), 255)
 
 
-def _factors(value: Any, where: str) -> list[np.float32]:
+def read_scale_factors(value: Any, where: str) -> list[np.float32]:
+    """``transform_param.scale_factors`` as kept (one number or a list) -> float32s."""
     values = value if isinstance(value, (list, tuple)) else [value]
     out = []
     for v in values:
@@ -77,7 +78,7 @@ class SegTransform:
         """The forks' fields kept for the layer: crop_height / crop_width, scale_factors."""
         self.crop_h, self.crop_w = seg_crop_hw(self._has_size, self._size, extras, self.where)
         raw = extras.get(SCALE_FACTORS)
-        self.scale_factors = _factors(raw, self.where) if raw is not None else []
+        self.scale_factors = read_scale_factors(raw, self.where) if raw is not None else []
 
     @property
     def cropped(self) -> bool:
@@ -185,4 +186,4 @@ def _pad(img: np.ndarray, seg: np.ndarray, ph: int, pw: int, means: np.ndarray,
     return canvas, labels
 
 
-__all__ = ["SCALE_FACTORS", "SegTransform", "saturate_u8"]
+__all__ = ["SCALE_FACTORS", "SegTransform", "read_scale_factors", "saturate_u8"]

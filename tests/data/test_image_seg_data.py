@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from caffe2torch.errors import DataError
-from tests.data.seg_fixtures import code, coded_image, feeder, write_pair
+from tests.support.seg_data import code, coded_image, feeder, write_pair
 
 MEANS = (10.0, 20.0, 30.0)
 

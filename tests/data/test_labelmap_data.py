@@ -12,7 +12,7 @@ import pytest
 
 from caffe2torch.data.labelmap_source import edge_labels
 from caffe2torch.errors import DataError
-from tests.data.seg_fixtures import code, coded_image, feeder, write_pair
+from tests.support.seg_data import code, coded_image, feeder, write_pair
 
 MEANS = (104.00699, 116.66877, 122.67892)  # HED's train_val.prototxt
 

@@ -17,7 +17,7 @@ import caffe2torch as c2t
 from caffe2torch.errors import BuildError
 from caffe2torch.layers import find_layer_spec
 from caffe2torch.proto.forks import fork_of_layer_type
-from tests.data.seg_fixtures import code, coded_image, write_pair
+from tests.support.seg_data import code, coded_image, write_pair
 
 MIRRORS = Path("/work/.mirror")
 # DeepLab's run scripts fill these in with sed before Caffe reads the file

@@ -33,7 +33,7 @@ from caffe2torch.data.seg_sources import (
     ignore_label_value,
     seg_top_hw,
 )
-from caffe2torch.data.seg_transform import SCALE_FACTORS, _factors
+from caffe2torch.data.seg_transform import SCALE_FACTORS, read_scale_factors
 from caffe2torch.errors import DataError
 from caffe2torch.layers.bvlc.inputs import _check_batch, _data_module, _first_image_size
 from caffe2torch.layers.registry import BuildContext, register_layer
@@ -74,7 +74,7 @@ def build_image_seg_data(ctx: BuildContext) -> nn.Module:
     _checked(ctx, lambda: ignore_label_value(ctx.extra_field(IGNORE_LABEL), where))
     factors = ctx.extra_field(SCALE_FACTORS)
     if factors is not None:
-        _checked(ctx, lambda: _factors(factors, where))
+        _checked(ctx, lambda: read_scale_factors(factors, where))
     t = ctx.layer.transform_param
     if t.HasField("mean_file"):
         raise ctx.error("ImageSegData does not support mean_file",
