@@ -1,6 +1,6 @@
-"""Small image / label-map datasets written into a test's folder (ImageSegData, HED), and a
-DataFeeder over a data layer given as prototxt text (the fork fields kept aside, as ``caffe2torch train``
-reads them)."""
+"""Small image / label-map datasets written into a test's folder (ImageSegData, HED), and
+a DataFeeder over a data layer given as prototxt text (the fork fields kept aside, as
+``caffe2torch train`` reads them)."""
 
 from __future__ import annotations
 
