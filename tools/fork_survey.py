@@ -271,7 +271,10 @@ ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
          {"color": [1, 3, 425, 560], "hha": [1, 3, 425, 560], "label": [1, 1, 425, 560]}),
     ]),
     ("HED", "s9xie/hed", [
-        ("examples/hed/train_val.prototxt",),
+        # ImageLabelmapData sizes its tops by the first listed image (BSDS500's are 321 x
+        # 481 or 481 x 321): given here, the label map as one channel of that size
+        ("examples/hed/train_val.prototxt",
+         {"data": [1, 3, 321, 481], "label": [1, 1, 321, 481]}),
     ]),
     ("Places365", "CSAILVision/places365", [
         ("deploy_googlenet_places365.prototxt",),

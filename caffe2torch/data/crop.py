@@ -9,9 +9,10 @@ leaves that axis whole.
   (mirror, then height, then width), the centre in TEST; an image smaller than the crop is
   an error, as crop_size's.
 * hszhao/PSPNet and DeepLab-v2 spell theirs the same (fields 10 / 9) but read them only in
-  ImageSegData (TransformImgAndSeg, which pads a smaller image with the mean values);
-  caffe2torch does not build ImageSegData, so on Data / ImageData the names take Cysu's
-  meaning, the only fork whose Data / ImageData read them.
+  ImageSegData (TransformImgAndSeg, which pads a smaller image with the mean values), with
+  their own rule (:func:`seg_crop_hw`): crop_size, or both crop_height and crop_width and
+  no crop_size. On Data / ImageData the names take Cysu's meaning, the only fork whose
+  Data / ImageData read them.
 * weiliu89/caffe (SSD): ``crop_h`` / ``crop_w`` (fields 11 / 12 of our schema), read by the
   transform of decoded images (ImageData, encoded Data records): crop_size wins; the crop
   is made only when both are set.
@@ -56,10 +57,27 @@ def crop_hw(param: Any, extras: Mapping[str, Any] | None = None,
     return size, size
 
 
+def seg_crop_hw(has_size: bool, size: int, extras: Mapping[str, Any] | None = None,
+                where: str = "") -> tuple[int, int]:
+    """ImageSegData's crop (DeepLab-v2 / PSPNet, TransformImgAndSeg and DataLayerSetUp):
+    ``crop_size`` on both axes, or ``crop_height`` x ``crop_width``, which must come
+    together and without crop_size (the fork's CHECK). (0, 0) is no crop; the fork crops
+    only when both sides are non-zero."""
+    extras = extras or {}
+    rect = {name: _count(extras[name], name, where) for name in RECT_FIELDS if name in extras}
+    if rect and (has_size or len(rect) != 2):
+        raise DataError(f"{where}: must either specify crop_size or both crop_height and "
+                        "crop_width", hint="ImageSegData (DeepLab-v2, PSPNet) takes "
+                        "crop_size alone or the pair crop_height / crop_width alone")
+    if rect:
+        return rect[RECT_FIELDS[0]], rect[RECT_FIELDS[1]]
+    return (size, size) if has_size else (0, 0)
+
+
 def _count(value: Any, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise DataError(f"{where}: {name} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
-__all__ = ["RECT_FIELDS", "crop_hw"]
+__all__ = ["RECT_FIELDS", "crop_hw", "seg_crop_hw"]

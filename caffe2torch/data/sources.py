@@ -9,6 +9,8 @@ top (no batch axis). Order, batching and workers are caffe2torch.data.feeder's j
   a new random order every epoch, the first included, as ImageData's shuffle (NVIDIA/caffe's
   field of that name shuffles only with its ``cache: true``, a field the build refuses;
   yjxiong/caffe's shuffles within a prefetch shard);
+* ImageSegData (DeepLab-v2, PSPNet) and ImageLabelmapData (HED): image / label-map lists,
+  in data.seg_sources and data.labelmap_source;
 * HDF5Data (hdf5_data_layer.cpp): the files named in the source list (whitespace-separated,
   as ``source_file >> line`` reads them), one dataset per top, converted to float32, rows
   of the files one after another.
@@ -29,72 +31,12 @@ import numpy as np
 from caffe2torch.data import lmdb_envs
 from caffe2torch.data.image_cache import DEFAULT_CACHE_BYTES, cache_budget
 from caffe2torch.data.images import decode_image, read_image, to_chw, why_unreadable
+from caffe2torch.data.labelmap_source import LabelmapSource
 from caffe2torch.data.listfile import read_list_file
+from caffe2torch.data.seg_sources import ImageSegSource
+from caffe2torch.data.source_base import BadItemError, Source, _join
 from caffe2torch.data.transform import Draws, Transformer
 from caffe2torch.errors import DataError
-
-
-class BadItemError(DataError):
-    """One row cannot be read (a missing or undecodable image): skippable on request."""
-
-
-def _join(cwd: str, path: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(cwd, path)
-
-
-class Source:
-    """One data layer. Subclasses set ``source`` (as written), ``batch_size``, ``tops``."""
-
-    type = ""
-
-    def __init__(self, layer: Any, phase: str, cwd: str) -> None:
-        self.layer = layer.name
-        self.tops = list(layer.top)
-        self.phase = phase
-        self.cwd = cwd
-        self.shuffle = False
-        self.rand_skip = 0
-        self.source = ""
-        self.batch_size = 0
-
-    def take_extras(self, extras: Mapping[str, Any]) -> None:
-        """Read the fork fields this source understands (its transform's rectangular crop;
-        the build refuses a field no builder reads before any source opens)."""
-        transform = getattr(self, "transform", None)
-        if transform is not None:
-            transform.take_extras(extras)
-
-    def _check_batch(self, batch_size: int) -> None:
-        if batch_size <= 0:
-            raise DataError(f"layer '{self.layer}': batch_size must be positive, got "
-                            f"{batch_size}")
-        self.batch_size = int(batch_size)
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def segments(self) -> list[int]:
-        """Row counts of the files the rows come from (a shuffle permutes files, then rows
-        inside each file)."""
-        return [len(self)]
-
-    def describe(self, index: int) -> str:
-        """Where row ``index`` comes from, for messages (``list.txt:12``, ``db[key]``)."""
-        return f"{self.source}[{index}]"
-
-    def load(self, index: int, rng: Draws | None = None,
-             out: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """Row ``index`` of every top. ``out``: per top, an array the row may be written
-        into (a row of the batch); a top written there is returned as that very array."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release open files (they reopen on the next load)."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.update({k: None for k in getattr(self, "_handles", ())})
-        return state
 
 
 class ImageListSource(Source):
@@ -423,6 +365,9 @@ SOURCE_TYPES: dict[str, type[Source]] = {
     "ImageData": ImageListSource,
     "Data": DatumSource,
     "HDF5Data": HDF5Source,
+    "ImageSegData": ImageSegSource,  # DeepLab-v2, hszhao/PSPNet
+    "IMAGE_SEG_DATA": ImageSegSource,  # the same in a V1 net (DeepLab's enum value)
+    "ImageLabelmapData": LabelmapSource,  # s9xie/hed
 }
 
 

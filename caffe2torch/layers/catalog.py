@@ -16,6 +16,8 @@ import caffe2torch.layers.forks.local
 import caffe2torch.layers.forks.losses
 import caffe2torch.layers.forks.mobile
 import caffe2torch.layers.forks.normface
+import caffe2torch.layers.forks.seg_accuracy
+import caffe2torch.layers.forks.seg_data
 import caffe2torch.layers.forks.segmentation
 import caffe2torch.layers.forks.ssd
 import caffe2torch.layers.forks.ssd_data

@@ -167,7 +167,8 @@ class Parser(Generic[_Root]):
         if mtype == "LayerParameter" and fname in _V1_IN_LAYER:
             ctx.report("C2T102", explained.message, line, col, help=explained.hint,
                        fix=self._want_block_fix(line, col))
-        elif mtype == "V1LayerParameter" and fname in _LAYER_FIELDS:
+        elif mtype == "V1LayerParameter" and fname in _LAYER_FIELDS and \
+                forks.fork_of_foreign(mtype, fname) is None:  # a fork's V1 field: kept, below
             ctx.report("C2T107", explained.message, line, col, help=explained.hint)
         elif mtype == "NetParameter" and fname in _LAYER_FIELDS:
             ctx.report("C2T003", f'"{fname}" is outside every layer block', line, col,
@@ -232,13 +233,17 @@ class Parser(Generic[_Root]):
                 self.ctx.buf.replace(t[LINE], t[3], token_end(t)[1], enum)
             return True
         if etype == "caffe.V1LayerParameter.LayerType" and not _misspelt_v1_type(value):
+            from caffe2torch.layers.typeinfo import find_type_info
+
             fork = forks.FOREIGN_V1_TYPES.get(value)
             origin = f" ({fork})" if fork else ""
+            known = find_type_info(value)
+            help_ = (f"caffe2torch builds it as its {known.type} layer" if known is not None
+                     else f'register a builder for "{value}" (caffe2torch.register_layer), or '
+                     "give the fork's caffe.proto with --proto PATH")
             self.ctx.report(
                 "C2T605", f'"{value}" is not a value of V1LayerParameter.LayerType{origin}: read '
-                f'as layer type "{value}"', line, col,
-                help=f'register a builder for "{value}" (caffe2torch.register_layer), or give '
-                "the fork's caffe.proto with --proto PATH")
+                f'as layer type "{value}"', line, col, help=help_)
             self.v1_types.append((line, value))
             self._drop_field(toks, k)
             return True

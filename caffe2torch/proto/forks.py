@@ -17,6 +17,9 @@ BN_FORKS = "hszhao/PSPNet (also DeepLab-v2, yjxiong/caffe, Cysu/caffe)"
 CYSU = "Cysu/caffe (dgd_person_reid)"
 RECT_CROP = ("Cysu/caffe (dgd_person_reid: a crop of any height and width, which Data and "
              "ImageData apply), hszhao/PSPNet and DeepLab-v2 (ImageSegData's crop)")
+# DeepLab's own Caffe (caffe-deeplab): V1 nets such as DeepLab-LargeFOV's name its types
+# by enum values BVLC never had (IMAGE_SEG_DATA, SEG_ACCURACY, INTERP)
+DEEPLAB_V1 = "DeepLab (caffe-deeplab V1 nets; ImageSegData / SegAccuracy of DeepLab-v2)"
 SHUFFLENET = "farmingyard/ShuffleNet"
 CTC = "BVLC/caffe PR #6354 (warp-ctc / CRNN)"
 YOLO = "BVLC/caffe PR #5906 (YOLO v2)"
@@ -235,6 +238,8 @@ FORK_LAYER_TYPES: dict[str, str] = {
     "ImageLabelmapData": HED,
     "Upsample": SEGNET,
     "DenseImageData": SEGNET,
+    "ImageSegData": PSPNET,
+    "SegAccuracy": PSPNET,
     "Local": "BVLC/caffe PR (LOCAL, locally connected)",
 }
 
@@ -265,10 +270,14 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     "LayerParameter": {
         "dense_image_data_param": SEGNET,
         "local_param": LOCAL_PR,
+        "seg_accuracy_param": PSPNET,
     },
     "V1LayerParameter": {
         "dense_image_data_param": SEGNET,
         "local_param": LOCAL_PR,
+        "seg_accuracy_param": DEEPLAB_V1,
+        "softmaxloss_param": DEEPLAB_V1,  # its ignore_label, read by SoftmaxWithLoss
+        "interp_param": DEEPLAB_V1,  # INTERP's, in a V1 block (read as V2's interp_param)
     },
     "BNParameter": {
         "bn_mode": SEGNET,
@@ -278,12 +287,19 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     "ScaleParameter": {"min_value": HAPPYNEAR, "max_value": HAPPYNEAR},
     "DropoutParameter": {"sample_weights_test": SEGNET},
     "LossParameter": {"weight_by_label_freqs": SEGNET, "class_weighting": SEGNET},
-    # caffe-pro's ImageData: the shorter side resized to new_dim, bicubic for cv::resize
-    "ImageDataParameter": {"pair_size": "xiaolonw/caffe-video_triplet",
-                           "new_dim": CAFFE_PRO, "bicubic": CAFFE_PRO},
+    "ImageDataParameter": {
+        "pair_size": "xiaolonw/caffe-video_triplet",
+        # caffe-pro's ImageData: the shorter side resized to new_dim, bicubic for cv::resize
+        "new_dim": CAFFE_PRO,
+        "bicubic": CAFFE_PRO,
+        # ImageSegData's (fields 15 and 16 of the forks)
+        "ignore_label": PSPNET,
+        "label_type": PSPNET,
+    },
     "NetParameter": {"richness": CYSU},  # its cuDNN workspace limit, in MB
     "DataParameter": {"shuffle_pool_size": CYSU},
-    "TransformationParameter": {"crop_height": RECT_CROP, "crop_width": RECT_CROP},
+    "TransformationParameter": {"crop_height": RECT_CROP, "crop_width": RECT_CROP,
+                                "scale_factors": PSPNET},
     # the anchor refinement module's objectness threshold (RefineDet's caffe.proto, field 24)
     "MultiBoxLossParameter": {"objectness_score": REFINEDET},
     "DetectionOutputParameter": {"objectness_score": REFINEDET},
@@ -311,7 +327,11 @@ def fork_bottom_count(layer_type: str, count: int) -> tuple[str, str] | None:
 
 
 # V1 enum layer types that forks added ({name: fork}).
-FOREIGN_V1_TYPES: dict[str, str] = {"LOCAL": LOCAL_PR}
+FOREIGN_V1_TYPES: dict[str, str] = {
+    "LOCAL": LOCAL_PR,
+    "IMAGE_SEG_DATA": DEEPLAB_V1,
+    "SEG_ACCURACY": DEEPLAB_V1,
+}
 
 
 def fork_of_foreign(message: str, field: str) -> str | None:

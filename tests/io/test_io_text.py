@@ -300,6 +300,18 @@ def test_template_placeholders_are_named_whole() -> None:
     assert e.message.endswith("not cls3x") and "template" not in (e.hint or "")
 
 
+def test_a_template_variable_is_named(tmp_path: Path) -> None:
+    text = V2_NET.replace("num_output: 4", "num_output: ${NUM_LABELS}")
+    e = _error(text)
+    assert e.line == 15 and e.message.endswith("integer, not ${NUM_LABELS}")
+    assert "template" in (e.hint or "")
+    path = tmp_path / "train.prototxt"
+    path.write_text(text)
+    with pytest.raises(ParseError) as info:
+        read_net(path)
+    assert info.value.message.endswith("integer, not ${NUM_LABELS}")
+
+
 def test_solver_read_as_net_says_so() -> None:
     e = _error("base_lr: 0.01\nmax_iter: 10\n")
     assert "solver" in (e.hint or "")

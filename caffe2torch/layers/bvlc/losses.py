@@ -277,12 +277,35 @@ def build_softmax_with_loss(ctx: BuildContext) -> nn.Module:
     axis = _axis_of(ctx, ctx.layer.softmax_param.axis)
     _check_label_count(ctx, axis, "softmax")
     lp = _loss_param(ctx)
+    ignore = _ignore_label(lp)
+    if ignore is None:
+        ignore = _deeplab_v1_ignore_label(ctx)
     if ctx.num_tops == 3:  # R-FCN's caffe: a third top, the per-item loss (as its OHEM type)
         from caffe2torch.layers.forks.losses import CaffeSoftmaxWithLossOHEM
 
-        return CaffeSoftmaxWithLossOHEM(axis, _ignore_label(lp), normalization_mode(lp), 3)
-    return CaffeSoftmaxWithLoss(axis, _ignore_label(lp), normalization_mode(lp), ctx.num_tops,
+        return CaffeSoftmaxWithLossOHEM(axis, ignore, normalization_mode(lp), 3)
+    return CaffeSoftmaxWithLoss(axis, ignore, normalization_mode(lp), ctx.num_tops,
                                 _segnet_class_weights(ctx, axis))
+
+
+def _deeplab_v1_ignore_label(ctx: BuildContext) -> int | None:
+    """DeepLab v1's V1 nets (DeepLab-LargeFOV's train.prototxt) give SOFTMAX_LOSS its
+    ignore_label in a ``softmaxloss_param`` block (caffe-deeplab's; kept aside by the
+    reader). Its per-class ``weight_source`` is not reproduced: refused by name."""
+    block = ctx.extra_field("softmaxloss_param")
+    if block is None:
+        return None
+    if not isinstance(block, dict) or set(block) - {"ignore_label"}:
+        other = sorted(set(block) - {"ignore_label"}) if isinstance(block, dict) else [block]
+        raise ctx.error(f"softmaxloss_param (DeepLab v1's) sets {other}, which caffe2torch "
+                        "does not reproduce", hint="only its ignore_label is read; remove "
+                        "the rest (weight_source: per-class loss weights)")
+    value = block.get("ignore_label")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ctx.error(f"softmaxloss_param.ignore_label must be an integer, got {value!r}")
+    return int(value)
 
 
 def _segnet_class_weights(ctx: BuildContext, axis: int) -> torch.Tensor | None:
