@@ -106,10 +106,11 @@ SURVEY: list[tuple[str, str, str, list[tuple[Any, ...]]]] = [
          {"data": [1, 3, 505, 505], "label": [1, 1, 505, 505], "data_dim": [1, 1, 1, 2]}),
         ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/deploy4.prototxt",
          {"data": [1, 3, 505, 505], "label": [1, 1, 505, 505], "data_dim": [1, 1, 1, 2]}),
-        # DeepLab v1's own image-and-label data layer (IMAGE_SEG_DATA)
-        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/train.prototxt"),
+        # DeepLab v1's own image-and-label data layer (IMAGE_SEG_DATA), TRAIN-only in train files
+        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/train.prototxt", {}, ["TRAIN"]),
         ("martinkersner/train-DeepLab", "DeepLab-LargeFOV/test.prototxt", {}, ["TEST"]),
-        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV-Semi-Bbox-Fixed/train.prototxt"),
+        ("martinkersner/train-DeepLab", "DeepLab-LargeFOV-Semi-Bbox-Fixed/train.prototxt", {},
+         ["TRAIN"]),
     ]),
     # the detection fork most SSD-style nets were written for (MobileNet-SSD, Pelee)
     ("SSD", "weiliu89/caffe@ssd", "src/caffe/proto/caffe.proto", [
@@ -429,7 +430,7 @@ ZOO: list[tuple[str, str, list[tuple[Any, ...]]]] = [
         ("models/FlowNet2-s-warp-flow-loss/deploy.prototxt",),
     ]),
     ("DeepLab v1", "martinkersner/train-DeepLab", [
-        ("DeepLab-LargeFOV/train.prototxt",),
+        ("DeepLab-LargeFOV/train.prototxt", {}, ["TRAIN"]),
         # test files: their data layer is TEST-only, so only TEST builds (as in Caffe)
         ("DeepLab-LargeFOV/test.prototxt", {}, ["TEST"]),
         ("DeepLab-LargeFOV-Semi-Bbox-Fixed/test.prototxt", {}, ["TEST"]),
@@ -457,7 +458,8 @@ _TIES = ("on filler weights the face scores of its 34k priors are near-equal, so
          "input moves by 1e-6 of itself; onnxruntime's float rounding does the same")
 _ARM = ("RefineDet's DetectionOutput (arm_conf, arm_loc) builds; ONNX export refuses it "
         "by name")
-_SEG_DATA = ("DeepLab v1's IMAGE_SEG_DATA, not implemented yet (the plug-in hint names it); "
+_SEG_FILLED = "the template's ${NUM_LABELS} is filled in with 21"
+_SEG_TEST = ("DeepLab v1's test net also needs MAT_WRITE and DENSE_CRF, not implemented; "
              "the template's ${NUM_LABELS} is filled in with 21")
 ZOO_NOTES = {
     "ssdlite/voc/deploy.prototxt":
@@ -495,9 +497,9 @@ ZOO_NOTES = {
         "(name_size_file), which caffe2torch refuses with the hint to remove it",
     "models/FlowNet2-s-warp-flow-loss/deploy.prototxt": "committed unfilled: the "
         "template's $TARGET_HEIGHT$; the error names it and says to fill it in",
-    "DeepLab-LargeFOV/train.prototxt": _SEG_DATA,
-    "DeepLab-LargeFOV/test.prototxt": _SEG_DATA,
-    "DeepLab-LargeFOV-Semi-Bbox-Fixed/test.prototxt": _SEG_DATA,
+    "DeepLab-LargeFOV/train.prototxt": _SEG_FILLED,
+    "DeepLab-LargeFOV/test.prototxt": _SEG_TEST,
+    "DeepLab-LargeFOV-Semi-Bbox-Fixed/test.prototxt": _SEG_TEST,
 }
 
 
