@@ -399,7 +399,7 @@ def _explain(
             fd = owner.fields_by_name.get(fname) if owner is not None else None
             kind = _TYPE_NAMES.get(fd.type, "integer") if fd is not None else "integer"
             value = message.rsplit(": ", 1)[-1]
-            word = _word_at(text, line, col) if line and col else None
+            word = _word_at(text, line, col, path) if line and col else None
             if word and word.startswith(value):
                 value = word  # protobuf names one symbol: `$` of `$TARGET_HEIGHT$`
             message = f'"{fname}" takes a {kind}, not {value}'
@@ -414,13 +414,26 @@ def _explain(
 _PLACEHOLDER = re.compile(r"\$\w+\$|\$\{\w+\}|\$\w+")
 
 
-def _word_at(text: str, line: int, col: int) -> str | None:
-    """The text at ``line:col`` up to the next blank, `}` or `#` (a ``${NAME}`` whole)."""
+def _word_at(text: str, line: int, col: int, path: str | None = None) -> str | None:
+    """The text at ``line:col`` up to the next blank, `}` or `#` (a ``${NAME}`` whole).
+    The file itself is read when there is one: the reader keeps a ``{NAME}`` aside as an
+    unknown block, so the text it parsed shows only ``${`` there."""
+    text = _file_text(path) or text
     lines = text.split("\n")
     if not 0 < line <= len(lines):
         return None
     match = re.match(r"\$\{\w*\}|[^\s}#]+", lines[line - 1][col - 1:])
     return match.group(0) if match else None
+
+
+def _file_text(path: str | None) -> str | None:
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 _FD = _descriptor.FieldDescriptor
