@@ -88,3 +88,29 @@ def test_second_solver_on_the_same_lmdb(tmp_path: Path,
     first.test_nets[0].forward()
     assert second.iter == 2
     assert second.net.blobs["label"].data.tolist() == [0, 1, 0, 1]
+
+
+def test_fork_resize_field_named_before_the_mean_it_breaks(tmp_path: Path) -> None:
+    # yihui-he/channel-pruning's vgg.prototxt: caffe-pro's `new_dim: 256` (shorter side
+    # resized) with a 224 x 224 mean file. The data open before the net is built, so
+    # without this check the first error was the mean not fitting the unresized image
+    import cv2
+    import numpy as np
+
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((20, 12, 3), 40 * i, np.uint8))
+    (tmp_path / "list.txt").write_text("0.png 0\n1.png 1\n")
+    mean = caffe.io.array_to_blobproto(np.zeros((1, 3, 8, 8), np.float32))
+    (tmp_path / "mean.binaryproto").write_bytes(mean.SerializeToString())
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "ImageData" top: "data" top: "label"\n'
+        '  image_data_param { new_dim: 16 bicubic: true batch_size: 2\n'
+        f'    source: "{tmp_path / "list.txt"}" root_folder: "{tmp_path}/" }}\n'
+        f'  transform_param {{ crop_size: 8 mean_file: "{tmp_path / "mean.binaryproto"}" }} }}\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        '  inner_product_param { num_output: 2 } }\n')
+    with pytest.raises(CaffeError) as info:
+        caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    err = info.value
+    assert err.code == "C2T605" and "`new_dim: 16` and 1 more" in err.message, err
+    assert err.line == 2 and str(err.path).endswith("net.prototxt"), err
