@@ -174,10 +174,12 @@ def onnx_detection_output(layer: Any, module: Any, prior_shape: tuple[int, ...])
 
 def refuse_unexportable_nms(layer: Any, s: Any, target: str) -> None:
     """ExportError for the DetectionOutput settings neither ONNX NonMaxSuppression nor
-    TensorRT's NMS plugin express: a box per class (share_location: false) and Caffe's
-    adaptive NMS threshold (eta < 1)."""
+    TensorRT's NMS plugin express: a box per class (share_location: false), Caffe's
+    adaptive NMS threshold (eta < 1) and RefineDet's five bottoms."""
     why = None
-    if not s.share_location:
+    if len(getattr(layer, "bottoms", ())) == 5:
+        why = "RefineDet's arm_conf / arm_loc bottoms (refined priors) are not expressed"
+    elif not s.share_location:
         why = "share_location: false (a box per class) is not decoded here"
     elif s.eta < 1:
         why = f"adaptive NMS (eta {s.eta}) has no fixed-threshold NMS form"

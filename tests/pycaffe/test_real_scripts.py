@@ -114,3 +114,47 @@ def test_fork_resize_field_named_before_the_mean_it_breaks(tmp_path: Path) -> No
     err = info.value
     assert err.code == "C2T605" and "`new_dim: 16` and 1 more" in err.message, err
     assert err.line == 2 and str(err.path).endswith("net.prototxt"), err
+
+
+REFINEDET_OUT = """name: "refinedet_head"
+layer { name: "in" type: "Input" top: "loc" top: "conf" top: "prior" top: "arm_conf"
+  top: "arm_loc" input_param { shape { dim: 1 dim: 8 } shape { dim: 1 dim: 6 }
+  shape { dim: 1 dim: 2 dim: 8 } shape { dim: 1 dim: 4 } shape { dim: 1 dim: 8 } } }
+layer { name: "detection_out" type: "DetectionOutput" bottom: "loc" bottom: "conf"
+  bottom: "prior" bottom: "arm_conf" bottom: "arm_loc" top: "detection_out"
+  detection_output_param { num_classes: 3 share_location: true background_label_id: 0
+    nms_param { nms_threshold: 0.45 top_k: 10 } code_type: CENTER_SIZE keep_top_k: 10
+    confidence_threshold: 0.01 objectness_score: 0.02 } }
+"""
+
+
+def test_refinedet_detection_output_with_the_arm_bottoms(tmp_path: Path) -> None:
+    # sfzhang15/RefineDet's deploy.prototxt (written by examples/refinedet/*.py, run by
+    # test/refinedet_demo.py): DetectionOutput takes arm_conf and arm_loc after SSD's
+    # three bottoms. A prior whose objectness is below objectness_score counts as
+    # background (OSGetConfidenceScores); the others are first moved by arm_loc
+    # (CasRegDecodeBBoxesAll), then decoded with the ODM's loc
+    import numpy as np
+
+    (tmp_path / "net.prototxt").write_text(REFINEDET_OUT)
+    net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    net.blobs["prior"].data[...] = [[0.1, 0.1, 0.3, 0.3, 0.5, 0.5, 0.7, 0.7],
+                                    [0.1, 0.1, 0.2, 0.2, 0.1, 0.1, 0.2, 0.2]]
+    net.blobs["arm_conf"].data[...] = [[0.985, 0.015, 0.3, 0.7]]  # prior 0: no object
+    net.blobs["arm_loc"].data[...] = [[0, 0, 0, 0, 1, 0, 0, 0]]  # prior 1: x + 0.1 * w
+    net.blobs["conf"].data[...] = [[0.0, 0.9, 0.1, 0.1, 0.2, 0.7]]
+    net.blobs["loc"].data[...] = 0
+    out = net.forward()["detection_out"]
+    np.testing.assert_allclose(out[0, 0], [[0, 1, 0.2, 0.52, 0.5, 0.72, 0.7],
+                                           [0, 2, 0.7, 0.52, 0.5, 0.72, 0.7]], atol=1e-6)
+
+
+def test_refinedet_detection_output_is_not_exported_as_ssd(tmp_path: Path) -> None:
+    # the ONNX form decodes against the fixed priors: a five-bottom layer is refused
+    from caffe2torch import load_net
+    from caffe2torch.errors import ExportError
+    from caffe2torch.export.onnx import onnx_detection_heads
+
+    (tmp_path / "net.prototxt").write_text(REFINEDET_OUT)
+    with pytest.raises(ExportError, match="RefineDet"):
+        onnx_detection_heads(load_net(str(tmp_path / "net.prototxt"), phase="TEST"))

@@ -476,19 +476,26 @@ class DetectionOutputSpec:
     nms_threshold: float
     eta: float
     top_k: int
+    # RefineDet's DetectionOutput with five bottoms (arm_conf, arm_loc after SSD's three):
+    # a prior whose objectness (arm_conf's second column) is below this is background, and
+    # the priors are first moved by arm_loc (OSGetConfidenceScores, CasRegDecodeBBoxesAll)
+    objectness_score: float = 0.01
 
 
 def detection_output(
-    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec
+    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec,
+    arm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """DetectionOutputLayer::Forward_cpu on float32 arrays: (1, 1, N, 7)."""
+    """DetectionOutputLayer::Forward_cpu on float32 arrays: (1, 1, N, 7). ``arm``:
+    RefineDet's (arm_conf, arm_loc) bottoms."""
     # Float overflow gives inf/nan as in C++, without numpy's warnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _detection_output(loc, conf, prior, spec)
+        return _detection_output(loc, conf, prior, spec, arm)
 
 
 def _detection_output(
-    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec
+    loc: np.ndarray, conf: np.ndarray, prior: np.ndarray, spec: DetectionOutputSpec,
+    arm: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     num = loc.shape[0]
     num_priors = prior.shape[-1] // 4
@@ -498,15 +505,27 @@ def _detection_output(
     num_loc_classes = 1 if spec.share_location else spec.num_classes
     loc = loc.reshape(num, num_priors, num_loc_classes, 4)
     conf = conf.reshape(num, num_priors, spec.num_classes)
+    if arm is not None:
+        # OSGetConfidenceScores: a prior the ARM finds no object in scores 1 for class 0
+        objectness = arm[0].reshape(num, num_priors, 2)[:, :, 1]
+        conf = conf.copy()
+        off = objectness < f32(spec.objectness_score)
+        conf[off] = 0
+        conf[off, 0] = 1
+        arm_loc = arm[1].reshape(num, num_priors, num_loc_classes, 4)
     rows: list[list[float]] = []
     for i in range(num):
+        priors_i = prior_boxes_
+        if arm is not None:  # CasRegDecodeBBoxesAll: the priors moved by arm_loc first
+            priors_i = decode_boxes(arm_loc[i, :, 0], prior_boxes_, prior_vars,
+                                    spec.code_type, spec.variance_in_target)
         decoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in range(num_loc_classes):
             label = -1 if spec.share_location else c
             if label == spec.background_label_id and not spec.share_location:
                 continue
             boxes = decode_boxes(
-                loc[i, :, c], prior_boxes_, prior_vars, spec.code_type, spec.variance_in_target
+                loc[i, :, c], priors_i, prior_vars, spec.code_type, spec.variance_in_target
             )
             decoded[label] = (boxes, bbox_size(boxes))
         indices: dict[int, list[int]] = {}
@@ -569,7 +588,8 @@ class CaffeDetectionOutput(nn.Module):
         def host(t: torch.Tensor) -> np.ndarray:
             return t.detach().to("cpu", torch.float32).numpy()
 
-        out = detection_output(host(loc), host(conf), host(prior), self.spec)
+        arm = (host(unused[0]), host(unused[1])) if len(unused) >= 2 else None
+        out = detection_output(host(loc), host(conf), host(prior), self.spec, arm)
         return torch.from_numpy(out).to(device=loc.device, dtype=loc.dtype)
 
     def extra_repr(self) -> str:
@@ -583,9 +603,13 @@ class CaffeDetectionOutput(nn.Module):
         )
 
 
-@register_layer("DetectionOutput", param="detection_output_param", bottoms=(3, 4))
+@register_layer("DetectionOutput", param="detection_output_param", bottoms=(3, 5))
 def build_detection_output(ctx: BuildContext) -> nn.Module:
+    """SSD's three bottoms (loc, conf, prior; a fourth is not read), or RefineDet's five
+    (then arm_conf, arm_loc: the refined priors and the objectness filter)."""
     p = ctx.param
+    # RefineDet's field (detection_output_param.objectness_score, default 0.01)
+    objectness = float(ctx.extra_field("detection_output_param.objectness_score", 0.01))
     if not p.HasField("num_classes"):
         raise ctx.error(
             "must specify num_classes", hint="detection_output_param { num_classes: N }"
@@ -610,8 +634,11 @@ def build_detection_output(ctx: BuildContext) -> nn.Module:
         nms_threshold=float(nms.nms_threshold),
         eta=float(nms.eta),
         top_k=int(nms.top_k) if nms.HasField("top_k") else -1,
+        objectness_score=objectness,
     )
     shapes = ctx.bottom_shapes
+    if len(shapes) == 5 and not spec.share_location:
+        raise ctx.error("RefineDet's arm_loc (bottom 4) needs share_location: true")
     if len(shapes) >= 3 and len(shapes[2]) >= 3:
         num_priors = shapes[2][2] // 4
         num_loc = 1 if spec.share_location else spec.num_classes
