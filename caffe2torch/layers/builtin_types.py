@@ -119,7 +119,7 @@ TYPES: tuple[TypeInfo, ...] = (
              blobs=('scale',)),
     TypeInfo('Permute', param='permute_param', bottoms=Arity(1, 1), tops=Arity(1, 1)),
     TypeInfo('PriorBox', param='prior_box_param', bottoms=Arity(1, 2), tops=Arity(1, 1)),
-    TypeInfo('DetectionOutput', param='detection_output_param', bottoms=Arity(3, 4),
+    TypeInfo('DetectionOutput', param='detection_output_param', bottoms=Arity(3, 5),
              tops=Arity(1, 1)),
     TypeInfo('ROIPooling', param='roi_pooling_param', bottoms=Arity(2, 2), tops=Arity(1, 1)),
     TypeInfo('PSROIPooling', param='psroi_pooling_param', bottoms=Arity(2, 2), tops=Arity(1, 1)),
