@@ -93,6 +93,8 @@ def _unread_data_field(net_param: Any, state: NetState, source_map: Any) -> Caff
             if err.code == "C2T605":
                 err.path = err.path or getattr(source_map, "path", None)
                 return err
+        except Exception:  # any other failure: the data error stands
+            continue
     return None
 
 
