@@ -91,7 +91,10 @@ def run_script(path: str, argv: list[str], proto: str | None = None) -> int:
         if where:
             print(f"  in {where}", file=sys.stderr)
         return code
-    except Exception:  # the script's own failure: Python's traceback, without ours
+    except KeyboardInterrupt:  # the dispatcher's own handling (exit 130)
+        raise
+    except BaseException:  # the script's own failure: Python's traceback, without ours
+        # (BaseException too: flownet2's run-flownet.py raises one for a missing file)
         etype, value, tb = sys.exc_info()
         if isinstance(value, SyntaxError) and value.filename in (path, os.path.abspath(path)):
             _syntax_error(path, value)

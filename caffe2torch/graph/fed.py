@@ -46,6 +46,9 @@ def build_fed_net(
                                     rank=rank, world_size=world_size, num_workers=num_workers,
                                     source_map=source_map)
     except DataError as e:
+        unread = _unread_data_field(net_param, state, source_map)
+        if unread is not None:  # the likelier cause: see _unread_data_field
+            raise unread from None
         _say_where_found(e, folder, getattr(source_map, "path", None))
         raise
     shapes = {k: tuple(v.shape) for k, v in (first or {}).items()}
@@ -58,6 +61,41 @@ def build_fed_net(
     net.batch_stream = stream
     net.hdf5_outputs = attach_hdf5_outputs(net, folder)
     return net
+
+
+def _unread_data_field(net_param: Any, state: NetState, source_map: Any) -> CaffeError | None:
+    """The build's refusal (C2T605) of a data layer of ``state`` whose kept fork field its
+    builder does not read, or None. The data are opened before the net is built (their
+    first batch gives the shapes), so a data error there is checked against it: a fork's
+    resizing left unread (caffe-pro's ``image_data_param.new_dim``) shows first as a mean
+    file that does not fit the image, when the cause is the field."""
+    from caffe2torch.layers.registry import BuildContext, build_layer
+    from caffe2torch.runtime.feeding import data_layers
+
+    extras_of = getattr(source_map, "extras_of", None)
+    if extras_of is None or not getattr(source_map, "extras", None):
+        return None
+    fed = {id(layer) for layer in data_layers(net_param, state)}
+    for i, layer in enumerate(net_param.layer):
+        if id(layer) not in fed:
+            continue
+        try:
+            extra = extras_of(i)
+        except IndexError:  # a map of another net
+            return None
+        if not extra:
+            continue
+        ctx = BuildContext(layer=layer, bottom_shapes=[], num_tops=len(layer.top),
+                           phase=state.phase, extra=extra)
+        try:
+            build_layer(ctx)
+        except CaffeError as err:
+            if err.code == "C2T605":
+                err.path = err.path or getattr(source_map, "path", None)
+                return err
+        except Exception:  # any other failure: the data error stands
+            continue
+    return None
 
 
 def _say_where_found(err: DataError, cwd: str, net_path: str | None) -> None:

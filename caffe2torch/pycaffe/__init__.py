@@ -19,7 +19,14 @@ from caffe2torch.pycaffe.blob import Blob, BlobVec
 from caffe2torch.pycaffe.classifier import Classifier
 from caffe2torch.pycaffe.detector import Detector
 from caffe2torch.pycaffe.layer import Layer
-from caffe2torch.pycaffe.misc import Timer, __version__, init_log, layer_type_list, log
+from caffe2torch.pycaffe.misc import (
+    Timer,
+    __version__,
+    init_log,
+    layer_type_list,
+    log,
+    set_logging_disabled,
+)
 from caffe2torch.pycaffe.mode import (
     TEST,
     TRAIN,
@@ -79,6 +86,7 @@ __all__ = [
     "params",
     "proto",
     "set_device",
+    "set_logging_disabled",
     "set_mode_cpu",
     "set_mode_gpu",
     "set_multiprocess",

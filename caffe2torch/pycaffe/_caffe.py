@@ -7,7 +7,14 @@ Python layer. Each name that ``caffe`` also has is the same object as ``caffe.<n
 from caffe2torch.layers.bvlc.inputs import Phase
 from caffe2torch.pycaffe.blob import Blob, BlobVec
 from caffe2torch.pycaffe.layer import Layer
-from caffe2torch.pycaffe.misc import Timer, __version__, init_log, layer_type_list, log
+from caffe2torch.pycaffe.misc import (
+    Timer,
+    __version__,
+    init_log,
+    layer_type_list,
+    log,
+    set_logging_disabled,
+)
 from caffe2torch.pycaffe.mode import (
     has_nccl,
     set_device,
@@ -70,6 +77,7 @@ __all__ = [
     "layer_type_list",
     "log",
     "set_device",
+    "set_logging_disabled",
     "set_mode_cpu",
     "set_mode_gpu",
     "set_multiprocess",

@@ -27,6 +27,12 @@ def init_log(level: int = 0, stderr: bool = True) -> None:
         _log.addHandler(logging.StreamHandler())
 
 
+def set_logging_disabled() -> None:
+    """lmb-freiburg's Caffe (FlowNet 2.0, DispNet): Caffe::set_logging(false), glog's
+    minloglevel 2, so only errors are written."""
+    _log.setLevel(logging.ERROR)
+
+
 def log(message: str) -> None:
     """Write ``message`` to Caffe's INFO log."""
     _log.info(message)

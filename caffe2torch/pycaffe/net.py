@@ -258,7 +258,14 @@ class Net:
 
     @property
     def name(self) -> str:
-        return self._net.name
+        """The net's name. BVLC's pycaffe Net has no such property, so a script may set the
+        attribute as its own (Fast R-CNN's and py-faster-rcnn's test_net.py name the net
+        after its caffemodel, which names their output folder): that value is kept."""
+        return self.__dict__.get("_script_name", self._net.name)
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["_script_name"] = value
 
     @property
     def caffe_net(self) -> CaffeNet:

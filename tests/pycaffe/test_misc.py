@@ -106,3 +106,19 @@ def test_coord_map_crop() -> None:
     layer = n.to_proto().layer[-1]
     assert layer.type == "Crop" and layer.crop_param.axis == 2
     assert list(layer.crop_param.offset) == [int(-b[0])]
+
+
+def test_set_logging_disabled_leaves_only_errors() -> None:
+    # lmb-freiburg/flownet2's run-flownet.py calls caffe.set_logging_disabled() (that
+    # fork's Caffe::set_logging(false): glog's minloglevel 2) before building the net
+    import logging
+
+    log = logging.getLogger("caffe")
+    before = log.level
+    try:
+        caffe.init_log(0)
+        caffe.set_logging_disabled()
+        assert not log.isEnabledFor(logging.WARNING) and log.isEnabledFor(logging.ERROR)
+        assert caffe._caffe.set_logging_disabled is caffe.set_logging_disabled
+    finally:
+        log.setLevel(before)

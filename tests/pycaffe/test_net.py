@@ -84,6 +84,15 @@ def test_constructor_needs_a_phase(tmp_path: Path) -> None:
         caffe.Net(write(tmp_path, FAN.replace("LW", "1")))
 
 
+def test_a_script_may_name_the_net(fan: caffe.Net) -> None:
+    # rbgirshick/fast-rcnn's tools/test_net.py: `net.name = <caffemodel's stem>`, which
+    # names its output folder; BVLC's Net has no name property, so the attribute is free
+    built = fan.name
+    fan.name = "caffenet_fast_rcnn_iter_40000"
+    assert fan.name == "caffenet_fast_rcnn_iter_40000"
+    assert fan.caffe_net.name == built
+
+
 def test_structure(fan: caffe.Net) -> None:
     # x feeds two layers: Caffe inserts a Split layer after its producer (InsertSplits)
     assert list(fan.blobs) == ["x", "x_x_0_split_0", "x_x_0_split_1", "y", "a", "b", "s",

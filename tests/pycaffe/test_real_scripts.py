@@ -88,3 +88,73 @@ def test_second_solver_on_the_same_lmdb(tmp_path: Path,
     first.test_nets[0].forward()
     assert second.iter == 2
     assert second.net.blobs["label"].data.tolist() == [0, 1, 0, 1]
+
+
+def test_fork_resize_field_named_before_the_mean_it_breaks(tmp_path: Path) -> None:
+    # yihui-he/channel-pruning's vgg.prototxt: caffe-pro's `new_dim: 256` (shorter side
+    # resized) with a 224 x 224 mean file. The data open before the net is built, so
+    # without this check the first error was the mean not fitting the unresized image
+    import cv2
+    import numpy as np
+
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((20, 12, 3), 40 * i, np.uint8))
+    (tmp_path / "list.txt").write_text("0.png 0\n1.png 1\n")
+    mean = caffe.io.array_to_blobproto(np.zeros((1, 3, 8, 8), np.float32))
+    (tmp_path / "mean.binaryproto").write_bytes(mean.SerializeToString())
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "ImageData" top: "data" top: "label"\n'
+        '  image_data_param { new_dim: 16 bicubic: true batch_size: 2\n'
+        f'    source: "{tmp_path / "list.txt"}" root_folder: "{tmp_path}/" }}\n'
+        f'  transform_param {{ crop_size: 8 mean_file: "{tmp_path / "mean.binaryproto"}" }} }}\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        '  inner_product_param { num_output: 2 } }\n')
+    with pytest.raises(CaffeError) as info:
+        caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    err = info.value
+    assert err.code == "C2T605" and "`new_dim: 16` and 1 more" in err.message, err
+    assert err.line == 2 and str(err.path).endswith("net.prototxt"), err
+
+
+REFINEDET_OUT = """name: "refinedet_head"
+layer { name: "in" type: "Input" top: "loc" top: "conf" top: "prior" top: "arm_conf"
+  top: "arm_loc" input_param { shape { dim: 1 dim: 8 } shape { dim: 1 dim: 6 }
+  shape { dim: 1 dim: 2 dim: 8 } shape { dim: 1 dim: 4 } shape { dim: 1 dim: 8 } } }
+layer { name: "detection_out" type: "DetectionOutput" bottom: "loc" bottom: "conf"
+  bottom: "prior" bottom: "arm_conf" bottom: "arm_loc" top: "detection_out"
+  detection_output_param { num_classes: 3 share_location: true background_label_id: 0
+    nms_param { nms_threshold: 0.45 top_k: 10 } code_type: CENTER_SIZE keep_top_k: 10
+    confidence_threshold: 0.01 objectness_score: 0.02 } }
+"""
+
+
+def test_refinedet_detection_output_with_the_arm_bottoms(tmp_path: Path) -> None:
+    # sfzhang15/RefineDet's deploy.prototxt (written by examples/refinedet/*.py, run by
+    # test/refinedet_demo.py): DetectionOutput takes arm_conf and arm_loc after SSD's
+    # three bottoms. A prior whose objectness is below objectness_score counts as
+    # background (OSGetConfidenceScores); the others are first moved by arm_loc
+    # (CasRegDecodeBBoxesAll), then decoded with the ODM's loc
+    import numpy as np
+
+    (tmp_path / "net.prototxt").write_text(REFINEDET_OUT)
+    net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    net.blobs["prior"].data[...] = [[0.1, 0.1, 0.3, 0.3, 0.5, 0.5, 0.7, 0.7],
+                                    [0.1, 0.1, 0.2, 0.2, 0.1, 0.1, 0.2, 0.2]]
+    net.blobs["arm_conf"].data[...] = [[0.985, 0.015, 0.3, 0.7]]  # prior 0: no object
+    net.blobs["arm_loc"].data[...] = [[0, 0, 0, 0, 1, 0, 0, 0]]  # prior 1: x + 0.1 * w
+    net.blobs["conf"].data[...] = [[0.0, 0.9, 0.1, 0.1, 0.2, 0.7]]
+    net.blobs["loc"].data[...] = 0
+    out = net.forward()["detection_out"]
+    np.testing.assert_allclose(out[0, 0], [[0, 1, 0.2, 0.52, 0.5, 0.72, 0.7],
+                                           [0, 2, 0.7, 0.52, 0.5, 0.72, 0.7]], atol=1e-6)
+
+
+def test_refinedet_detection_output_is_not_exported_as_ssd(tmp_path: Path) -> None:
+    # the ONNX form decodes against the fixed priors: a five-bottom layer is refused
+    from caffe2torch import load_net
+    from caffe2torch.errors import ExportError
+    from caffe2torch.export.onnx import onnx_detection_heads
+
+    (tmp_path / "net.prototxt").write_text(REFINEDET_OUT)
+    with pytest.raises(ExportError, match="RefineDet"):
+        onnx_detection_heads(load_net(str(tmp_path / "net.prototxt"), phase="TEST"))

@@ -67,6 +67,19 @@ def test_script_exception_is_a_failed_run(tmp_path: Path,
     assert "KeyError: 'oops'" in err and "bad.py" in err and "runpy" not in err
 
 
+def test_script_base_exception_is_a_failed_run(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # lmb-freiburg/flownet2's scripts/run-flownet.py checks its inputs with
+    # `raise BaseException('img0 does not exist: ...')`: Python prints the script's
+    # traceback and exits 1, without the frames of whatever ran the script
+    bad = tmp_path / "bad.py"
+    bad.write_text("import caffe\nraise BaseException('img0 does not exist: a.png')\n")
+    assert main(["run", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "BaseException: img0 does not exist: a.png" in err and "bad.py" in err
+    assert "runpy" not in err and "caffe2torch" not in err
+
+
 def test_python_2_script_gets_the_syntax_error_and_a_note(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = tmp_path / "old.py"
