@@ -238,12 +238,13 @@ class Parser(Generic[_Root]):
             fork = forks.FOREIGN_V1_TYPES.get(value)
             origin = f" ({fork})" if fork else ""
             known = find_type_info(value)
-            help_ = (f"caffe2torch builds it as its {known.type} layer" if known is not None
-                     else f'register a builder for "{value}" (caffe2torch.register_layer), or '
-                     "give the fork's caffe.proto with --proto PATH")
+            builds: str | None = (
+                f"caffe2torch builds it as its {known.type} layer" if known is not None
+                else f'register a builder for "{value}" (caffe2torch.register_layer), or '
+                "give the fork's caffe.proto with --proto PATH")
             self.ctx.report(
                 "C2T605", f'"{value}" is not a value of V1LayerParameter.LayerType{origin}: read '
-                f'as layer type "{value}"', line, col, help=help_)
+                f'as layer type "{value}"', line, col, help=builds)
             self.v1_types.append((line, value))
             self._drop_field(toks, k)
             return True
