@@ -31,7 +31,6 @@ from caffe2torch.data.images import read_image, to_chw, why_unreadable
 from caffe2torch.data.pairlist import PairEntry, parse_labelmap_list, read_text
 from caffe2torch.data.source_base import BadItemError, Source, _join
 from caffe2torch.data.transform import Draws, Transformer, _rng
-from caffe2torch.errors import DataError
 
 
 class _Recorded:
@@ -70,16 +69,7 @@ class LabelmapSource(Source):
         from caffe2torch.proto import caffe_pb2
 
         p = layer.image_data_param
-        self._check_batch(p.batch_size)
-        self.source = p.source
-        self.new_height, self.new_width = int(p.new_height), int(p.new_width)
-        if (self.new_height > 0) != (self.new_width > 0):
-            raise DataError(f"layer '{self.layer}': new_height and new_width must be set "
-                            "together (or neither)")
-        self.is_color = bool(p.is_color)
-        self.root = p.root_folder
-        self.shuffle = bool(p.shuffle)
-        self.rand_skip = int(p.rand_skip)
+        self._read_image_list_settings(p)
         self.entries: list[PairEntry] = parse_labelmap_list(
             read_text(_join(cwd, p.source), p.source), p.source)
         where = f"layer '{self.layer}'"

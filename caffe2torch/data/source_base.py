@@ -49,6 +49,21 @@ class Source:
                             f"{batch_size}")
         self.batch_size = int(batch_size)
 
+    def _read_image_list_settings(self, p: Any) -> None:
+        """The ImageDataParameter fields every image-list layer reads (ImageData and the
+        forks' ImageSegData and ImageLabelmapData): batch_size, source, new_height and
+        new_width (both or neither), is_color, root_folder, shuffle, rand_skip."""
+        self._check_batch(p.batch_size)
+        self.source = p.source
+        self.new_height, self.new_width = int(p.new_height), int(p.new_width)
+        if (self.new_height > 0) != (self.new_width > 0):
+            raise DataError(f"layer '{self.layer}': new_height and new_width must be set "
+                            "together (or neither)")
+        self.is_color = bool(p.is_color)
+        self.root = p.root_folder
+        self.shuffle = bool(p.shuffle)
+        self.rand_skip = int(p.rand_skip)
+
     def __len__(self) -> int:
         raise NotImplementedError
 

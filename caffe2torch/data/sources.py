@@ -56,16 +56,7 @@ class ImageListSource(Source):
     def __init__(self, layer: Any, phase: str, cwd: str) -> None:
         super().__init__(layer, phase, cwd)
         p = layer.image_data_param
-        self._check_batch(p.batch_size)
-        self.source = p.source
-        self.new_height, self.new_width = int(p.new_height), int(p.new_width)
-        if (self.new_height > 0) != (self.new_width > 0):
-            raise DataError(f"layer '{self.layer}': new_height and new_width must be set "
-                            "together (or neither)")
-        self.is_color = bool(p.is_color)
-        self.root = p.root_folder
-        self.shuffle = bool(p.shuffle)
-        self.rand_skip = int(p.rand_skip)
+        self._read_image_list_settings(p)
         self.entries = read_list_file(_join(cwd, p.source), shown_as=p.source)
         self.transform = Transformer(layer.transform_param, phase, cwd, f"layer '{self.layer}'")
         self.cache_bytes = cache_budget(type(self).cache_bytes)

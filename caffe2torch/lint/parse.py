@@ -208,10 +208,12 @@ class Parser(Generic[_Root]):
             if orig in self.ctx.fork_fields:
                 return  # the --proto schema defines it
             origin = f"it comes from {fork}" if fork else "it most likely comes from a Caffe fork"
+            read = forks.FOREIGN_FIELDS_READ.get(mtype, {}).get(fname)
             self.ctx.report(
                 "C2T605", f'{mtype} has no field named "{fname}": kept aside ({origin})',
-                line, col, help="give the fork's caffe.proto with --proto PATH to read it with "
-                "its type; building stops only at a layer that needs it")
+                line, col, help=read or
+                "give the fork's caffe.proto with --proto PATH to read it with its type; "
+                "building stops only at a layer that needs it")
             return
         self.ctx.report("C2T101", f'{mtype} has no field named "{fname}"', line, col,
                         help=help_, fix=fix)

@@ -303,6 +303,21 @@ FOREIGN_FIELDS: dict[str, dict[str, str]] = {
     # the anchor refinement module's objectness threshold (RefineDet's caffe.proto, field 24)
     "MultiBoxLossParameter": {"objectness_score": REFINEDET},
     "DetectionOutputParameter": {"objectness_score": REFINEDET},
+    # DeepLab v1's name for the dilation (its im2col "hole" algorithm)
+    "ConvolutionParameter": {"hole": DEEPLAB_V1},
+}
+
+# Foreign fields that every layer reading the block takes from the kept fields without the
+# fork's schema: {message: {field: what caffe2torch does with it}}. The linter says so
+# instead of asking for the fork's caffe.proto.
+FOREIGN_FIELDS_READ: dict[str, dict[str, str]] = {
+    "ConvolutionParameter": {
+        "hole": "caffe2torch's Convolution reads it as the dilation, as DeepLab v1 does",
+    },
+    "TransformationParameter": {
+        "crop_height": "caffe2torch's Data, ImageData and ImageSegData crop to it",
+        "crop_width": "caffe2torch's Data, ImageData and ImageSegData crop to it",
+    },
 }
 
 # Bottom counts of BVLC or SSD types that only a fork's version of the type takes, and

@@ -159,3 +159,23 @@ def test_several_unread_fields_are_counted_in_the_plural(tmp_path: Path) -> None
     with pytest.raises(BuildError, match=r"`fancy_mode: SOFT` and 2 more are not in "
                        r"caffe2torch's schema"):
         c2t.load_net(path)
+
+
+def test_lint_says_which_kept_fields_caffe2torch_reads(tmp_path: Path) -> None:
+    """DeepLab v1's `hole` is kept aside, and the Convolution builder reads it as the
+    dilation: lint names the fork and says so, instead of asking for the fork's schema.
+    A kept field nobody reads keeps that request."""
+    text = """name: "n"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 16 dim: 16 }
+layer { name: "c" type: "Convolution" bottom: "data" top: "c"
+  convolution_param { num_output: 2 kernel_size: 3 pad: 2 hole: 2 engine_flavor: FAST } }
+"""
+    path = _write(tmp_path / "n.prototxt", text)
+    found = {d.message.split('"')[1]: d for d in c2t.lint(path) if d.code == "C2T605"}
+    assert "DeepLab" in found["hole"].message
+    assert "dilation" in (found["hole"].help or "")
+    assert "--proto" in (found["engine_flavor"].help or "")
+    # and the builder does read it: a dilated 3x3 with pad 2 keeps the size
+    path.write_text(text.replace(" engine_flavor: FAST", ""))
+    assert c2t.load_net(path).blob_shapes["c"] == (1, 2, 16, 16)

@@ -245,3 +245,15 @@ def test_hand_made_nms():
 def test_mismatched_prior_count_is_a_build_error():
     with pytest.raises(BuildError, match="location predictions"):
         build(det_text({"num_classes": 2}), [(1, 16), (1, 6), (1, 2, 12)])
+
+
+def test_a_prior_of_zero_width_names_the_layer():
+    """DecodeBBox CHECKs a positive prior width and height for CENTER_SIZE: the error
+    raised on the values in forward names the layer, which the shapes cannot."""
+    prior = np.array([[[0.1, 0.1, 0.1, 0.3, 0.2, 0.2, 0.4, 0.4], [0.1] * 8]], F)
+    loc, conf = np.zeros((1, 8), F), np.full((1, 4), 0.5, F)
+    layer = build(det_text({"num_classes": 2, "code_type": CENTER_SIZE}),
+                  [loc.shape, conf.shape, prior.shape])
+    with pytest.raises(BuildError, match=r"layer 'det' \(DetectionOutput\): CENTER_SIZE "
+                                         "decoding needs priors of positive width"):
+        layer(*(torch.from_numpy(a) for a in (loc, conf, prior)))

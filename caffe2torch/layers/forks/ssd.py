@@ -578,12 +578,17 @@ def _detection_output(
 class CaffeDetectionOutput(nn.Module):
     """SSD's DetectionOutput (no gradient; the top's row count depends on the values)."""
 
-    def __init__(self, spec: DetectionOutputSpec) -> None:
+    def __init__(self, spec: DetectionOutputSpec, layer_name: str = "") -> None:
         super().__init__()
         self.spec = spec
+        self.layer_name = layer_name  # for the errors the forward raises on values
 
     def infer_shapes(self, bottom_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [(1, 1, 1, 7)]  # Reshape's placeholder, as the fork
+
+    def _error(self, message: str) -> BuildError:
+        who = f"layer '{self.layer_name}' (DetectionOutput): " if self.layer_name else ""
+        return BuildError(who + message)
 
     def forward(
         self, loc: torch.Tensor, conf: torch.Tensor, prior: torch.Tensor, *arm: torch.Tensor
@@ -593,11 +598,13 @@ class CaffeDetectionOutput(nn.Module):
         num_priors = prior.shape[-1] // 4
         num_loc = 1 if self.spec.share_location else self.spec.num_classes
         if loc.shape[0] != conf.shape[0]:
-            raise BuildError(f"loc has {loc.shape[0]} images, conf {conf.shape[0]}")
+            raise self._error(f"loc has {loc.shape[0]} images, conf {conf.shape[0]}")
         if loc[0].numel() != num_priors * num_loc * 4:
-            raise BuildError("the number of priors must match the number of location predictions")
+            raise self._error("the number of priors must match the number of location "
+                              "predictions")
         if conf[0].numel() != num_priors * self.spec.num_classes:
-            raise BuildError("the number of priors must match the number of confidence predictions")
+            raise self._error("the number of priors must match the number of confidence "
+                              "predictions")
 
         def host(t: torch.Tensor) -> np.ndarray:
             return t.detach().to("cpu", torch.float32).numpy()
@@ -605,7 +612,11 @@ class CaffeDetectionOutput(nn.Module):
         # weiliu89's fourth bottom is unused; RefineDet's are arm_conf and arm_loc
         arm_conf = host(arm[0]) if arm and self.spec.objectness_score is not None else None
         arm_loc = host(arm[1]) if len(arm) > 1 else None
-        out = detection_output(host(loc), host(conf), host(prior), self.spec, arm_conf, arm_loc)
+        try:
+            out = detection_output(host(loc), host(conf), host(prior), self.spec, arm_conf,
+                                   arm_loc)
+        except BuildError as e:  # a value DecodeBBox CHECKs (a prior of zero width)
+            raise self._error(e.message) from None
         return torch.from_numpy(out).to(device=loc.device, dtype=loc.dtype)
 
     def extra_repr(self) -> str:
@@ -700,7 +711,7 @@ def build_detection_output(ctx: BuildContext) -> nn.Module:
             )
         if spec.objectness_score is not None:
             _check_arm_shapes(ctx, num_priors)
-    return CaffeDetectionOutput(spec)
+    return CaffeDetectionOutput(spec, ctx.layer.name)
 
 
 # ----------------------------------------------------------------------------- standalone source
