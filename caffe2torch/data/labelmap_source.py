@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 from caffe2torch.data.images import read_image, to_chw, why_unreadable
-from caffe2torch.data.pairlist import PairEntry, parse_labelmap_list, read_text
+from caffe2torch.data.listfile import read_list_text
+from caffe2torch.data.pairlist import PairEntry, parse_labelmap_list
 from caffe2torch.data.source_base import BadItemError, Source, _join
 from caffe2torch.data.transform import Draws, Transformer, _rng
 
@@ -71,7 +72,7 @@ class LabelmapSource(Source):
         p = layer.image_data_param
         self._read_image_list_settings(p)
         self.entries: list[PairEntry] = parse_labelmap_list(
-            read_text(_join(cwd, p.source), p.source), p.source)
+            read_list_text(_join(cwd, p.source), p.source), p.source)
         where = f"layer '{self.layer}'"
         t = layer.transform_param
         # LocTransform crops at random in both phases: BVLC's TRAIN-phase transform

@@ -111,10 +111,9 @@ def _check_fraction(text: str, label: int, path: str, line: int, col: int) -> No
             "data layer (HDF5Data)")
 
 
-def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None
-                   ) -> list[ListEntry]:
-    """Read and parse a list file; ``shown_as`` is the name used in errors (the source
-    as the prototxt writes it)."""
+def read_list_text(path: str | os.PathLike[str], shown_as: str | None = None) -> str:
+    """A list file's text, undecodable bytes kept (surrogateescape); ``shown_as`` is the
+    name used in errors (the source as the prototxt writes it)."""
     p = os.fspath(path)
     name = shown_as or p
     try:
@@ -126,7 +125,14 @@ def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None
                              "Caffe runs in") from None
     except OSError as e:
         raise DataError(f"cannot read the list file: {e.strerror}", path=name) from None
-    return parse_list_text(data.decode("utf-8", "surrogateescape"), name)
+    return data.decode("utf-8", "surrogateescape")
 
 
-__all__ = ["ListEntry", "atoi", "parse_list_text", "read_list_file", "scan_list_text"]
+def read_list_file(path: str | os.PathLike[str], shown_as: str | None = None
+                   ) -> list[ListEntry]:
+    """Read and parse a list file; ``shown_as`` is the name used in errors."""
+    return parse_list_text(read_list_text(path, shown_as), shown_as or os.fspath(path))
+
+
+__all__ = ["ListEntry", "atoi", "parse_list_text", "read_list_file", "read_list_text",
+           "scan_list_text"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from caffe2torch.data.listfile import atoi
+from caffe2torch.data.listfile import atoi, read_list_text
 from caffe2torch.errors import DataError
 
 LABEL_TYPES = ("NONE", "IMAGE", "PIXEL")  # ImageDataParameter.LabelType, in value order
@@ -96,19 +96,6 @@ def parse_labelmap_list(text: str, path: str = "<list>") -> list[PairEntry]:
     return entries
 
 
-def read_text(path: str, shown_as: str) -> str:
-    """The list file's text (``shown_as`` names it in errors)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "surrogateescape")
-    except FileNotFoundError:
-        raise DataError("list file not found", path=shown_as,
-                        hint="paths in a data layer are relative to the working directory "
-                             "Caffe runs in") from None
-    except OSError as e:
-        raise DataError(f"cannot read the list file: {e.strerror}", path=shown_as) from None
-
-
 def label_type_name(value: object, where: str) -> str:
     """``image_data_param.label_type`` as written (a name, or its number when a fork schema
     typed it) -> NONE / IMAGE / PIXEL; the fork's default is IMAGE."""
@@ -125,7 +112,7 @@ def label_type_name(value: object, where: str) -> str:
 def first_image_name(source: str) -> str | None:
     """The first token of the first non-blank line of ``source`` (None when unreadable)."""
     try:
-        text = read_text(source, source)
+        text = read_list_text(source, source)
     except DataError:
         return None
     for raw in _lines(text):
@@ -135,4 +122,4 @@ def first_image_name(source: str) -> str | None:
 
 
 __all__ = ["LABEL_TYPES", "PairEntry", "first_image_name", "label_type_name",
-           "parse_labelmap_list", "parse_seg_list", "read_text"]
+           "parse_labelmap_list", "parse_seg_list"]

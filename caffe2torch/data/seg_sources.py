@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from caffe2torch.data.images import read_image, why_unreadable
-from caffe2torch.data.listfile import atoi
-from caffe2torch.data.pairlist import PairEntry, label_type_name, parse_seg_list, read_text
+from caffe2torch.data.listfile import atoi, read_list_text
+from caffe2torch.data.pairlist import PairEntry, label_type_name, parse_seg_list
 from caffe2torch.data.seg_transform import SegTransform, saturate_u8
 from caffe2torch.data.source_base import BadItemError, Source, _join
 from caffe2torch.data.transform import Draws
@@ -75,7 +75,7 @@ class ImageSegSource(Source):
         self.transform = SegTransform(layer.transform_param, phase, f"layer '{self.layer}'")
         self.label_type = "IMAGE"
         self.ignore_label = 255
-        self._text = read_text(_join(cwd, p.source), p.source)
+        self._text = read_list_text(_join(cwd, p.source), p.source)
         self._entries: list[PairEntry] | None = None
         self.top_hw: tuple[int, int] = (0, 0)
 
